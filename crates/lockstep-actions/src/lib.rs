@@ -1,0 +1,1 @@
+//! lockstep-actions (placeholder, filled in by its issue).

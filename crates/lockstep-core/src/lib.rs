@@ -1,0 +1,47 @@
+//! Domain types and traits of Lockstep, the Windows/Exchange rollout engine.
+//!
+//! This crate is the bottom of the workspace: every other crate depends on it and it depends on
+//! nothing but `serde`, `thiserror` and `async-trait`. It holds the validated [`Name`] (the only
+//! way a string reaches a remote command line), [`Version`]/[`Product`]/[`Edition`], the fleet
+//! ([`Fleet`], [`Host`], [`Cluster`], [`Pool`], [`Site`]), playbooks as loaded ([`Playbook`]), the
+//! plan ([`Plan`], [`PlannedStep`], [`Action`]), halt classes ([`HaltClass`]) and the three traits
+//! the engine is generic over: [`Transport`], [`StateStore`] and [`EventSink`]. It performs no
+//! I/O and must never depend on WinRM, SQLite, tokio or the lab.
+#![deny(missing_docs)]
+
+pub mod event;
+pub mod fleet;
+pub mod halt;
+pub mod name;
+pub mod plan;
+pub mod playbook;
+pub mod store;
+pub mod transport;
+pub mod version;
+
+pub use event::{Event, EventSink, NullSink};
+pub use fleet::{
+    Auth, Cluster, ClusterMode, Connection, Fleet, FrontEndScope, Host, Locale, Pool, Role, Scheme,
+    SecretSource, Site, VirtualServer, WindowsRelease,
+};
+pub use halt::HaltClass;
+pub use name::{Name, NameError, NameKind};
+pub use plan::{Action, Plan, PlanHash, PlannedStage, PlannedStep, StepIndex};
+pub use playbook::{
+    ActionSpec, FailureBudget, Gate, PackageKind, Phase, Playbook, PreflightCheck, Procedure,
+    RebootPolicy, Rollout, Scope, Stage, StepSpec, Target,
+};
+pub use store::{
+    Fact, RunId, RunLock, RunMeta, RunRecord, RunStatus, RunSummary, StateStore, StepRecord,
+    StepState, StoreError,
+};
+pub use transport::{CommandOutput, Transport, TransportError, WmiObject};
+pub use version::{Edition, Product, Version, VersionParseError};
+
+/// Milliseconds since the Unix epoch (the one clock reading the crates share for records).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

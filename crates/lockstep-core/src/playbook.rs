@@ -1,0 +1,380 @@
+//! Playbooks as loaded: a procedure, phases of templated steps, a target and a rollout.
+//!
+//! A playbook is data an administrator reads. Its steps carry templates (`{{ node }}`, `{{ peer }}`,
+//! `{{ group }}`, playbook and host variables); the planner expands them per cluster, node, EVS, pool
+//! or host and validates every rendered value before it can become an [`crate::Action`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fleet::Role;
+use crate::name::Name;
+use crate::version::{Edition, Product, Version};
+
+/// The KB 328839 procedure a playbook automates; decides node order and the rules the planner
+/// enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Procedure {
+    /// Exchange 2003 cluster (18 steps, N nodes, several EVSs).
+    #[serde(rename = "E3-CLUSTER")]
+    E3Cluster,
+    /// Exchange 2003 front-ends (with load-balanced pools, E3-LB) before back-ends.
+    #[serde(rename = "E3-FB")]
+    E3FrontBack,
+    /// Exchange 2003 non-clustered or SBS server.
+    #[serde(rename = "E3-NC")]
+    E3Standalone,
+    /// Exchange 2000 active/passive cluster: passive node first.
+    #[serde(rename = "E2-ACTIVE-PASSIVE")]
+    E2ActivePassive,
+    /// Exchange 2000 active/active cluster.
+    #[serde(rename = "E2-ACTIVE-ACTIVE")]
+    E2ActiveActive,
+    /// Exchange 2000 front-ends before back-ends.
+    #[serde(rename = "E2-FB")]
+    E2FrontBack,
+    /// Exchange 2000 non-clustered or SBS server.
+    #[serde(rename = "E2-NC")]
+    E2Standalone,
+    /// Exchange 5.5 cluster: active node first, no failover.
+    #[serde(rename = "E5-CLUSTER")]
+    E5Cluster,
+    /// Exchange 5.5 non-clustered or SBS server.
+    #[serde(rename = "E5-NC")]
+    E5Standalone,
+}
+
+impl Procedure {
+    /// The rule id as the procedure file writes it.
+    pub fn id(self) -> &'static str {
+        match self {
+            Procedure::E3Cluster => "E3-CLUSTER",
+            Procedure::E3FrontBack => "E3-FB",
+            Procedure::E3Standalone => "E3-NC",
+            Procedure::E2ActivePassive => "E2-ACTIVE-PASSIVE",
+            Procedure::E2ActiveActive => "E2-ACTIVE-ACTIVE",
+            Procedure::E2FrontBack => "E2-FB",
+            Procedure::E2Standalone => "E2-NC",
+            Procedure::E5Cluster => "E5-CLUSTER",
+            Procedure::E5Standalone => "E5-NC",
+        }
+    }
+
+    /// The product line the procedure is for.
+    pub fn product(self) -> Product {
+        match self {
+            Procedure::E3Cluster | Procedure::E3FrontBack | Procedure::E3Standalone => {
+                Product::Exchange2003
+            }
+            Procedure::E2ActivePassive
+            | Procedure::E2ActiveActive
+            | Procedure::E2FrontBack
+            | Procedure::E2Standalone => Product::Exchange2000,
+            Procedure::E5Cluster | Procedure::E5Standalone => Product::Exchange55,
+        }
+    }
+
+    /// Whether the procedure works on failover clusters.
+    pub fn is_cluster(self) -> bool {
+        matches!(
+            self,
+            Procedure::E3Cluster
+                | Procedure::E2ActivePassive
+                | Procedure::E2ActiveActive
+                | Procedure::E5Cluster
+        )
+    }
+}
+
+impl fmt::Display for Procedure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// Service pack or hotfix: decides whether the EVS upgrade runs (E3-CLUSTER step 11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PackageKind {
+    /// A service pack: changes the build; EVSs must be upgraded.
+    ServicePack,
+    /// A hotfix: no EVS upgrade.
+    Hotfix,
+}
+
+/// What the playbook brings the fleet to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// The product the package is for.
+    pub product: Product,
+    /// The build every targeted host must show afterwards.
+    pub build: Version,
+    /// Service pack or hotfix.
+    pub kind: PackageKind,
+    /// Editions the package is for (E2-ED); empty means every edition but Conferencing.
+    pub editions: Vec<Edition>,
+}
+
+/// What a reboot-capable step does with the installer's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RebootPolicy {
+    /// Restart when the installer says so (3010), wait when it started one (1641).
+    #[default]
+    IfRequired,
+    /// Restart after the install whatever the exit code.
+    Always,
+    /// Never restart; a 3010 is recorded as a pending reboot.
+    Never,
+}
+
+/// The part of a cluster or fleet a phase's steps are expanded over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// Once per cluster, on a node whose Cluster service is up.
+    Cluster,
+    /// Every node of the cluster at once (read-only steps: preflight).
+    AllNodes,
+    /// The first node of the procedure's order.
+    FirstNode,
+    /// The remaining nodes, one at a time, in the procedure's order.
+    OtherNodes,
+    /// Every node, one at a time, in the procedure's order.
+    EachNode,
+    /// Each Exchange virtual server of the cluster.
+    EachVirtualServer,
+    /// Each non-clustered host matching the phase's roles, independently.
+    EachHost,
+    /// Each load-balanced pool: every member does step N before any member does step N+1.
+    Pool,
+}
+
+/// A preflight check (G5, G6, E2-ED, G1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "check")]
+pub enum PreflightCheck {
+    /// G5: these services (antivirus, backup, SNMP, monitoring) are stopped.
+    ServicesStopped {
+        /// Service names.
+        services: Vec<String>,
+    },
+    /// G6: no `setup.exe`, `update.exe` or `xcopy.exe` (or the listed images) is running.
+    NoProcesses {
+        /// Image names.
+        images: Vec<String>,
+    },
+    /// E2-ED: the installed edition is one the package is for.
+    EditionMatches,
+    /// The installed product line is the one the package is for.
+    ProductMatches,
+    /// No reboot is pending before the install.
+    NoPendingReboot,
+    /// The Cluster service of the node is running (before moving groups).
+    ClusterServiceRunning,
+}
+
+/// A step of a playbook, before expansion: strings may hold templates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+pub enum ActionSpec {
+    /// Move a cluster group to a node (`cluster group "G" /moveto:N`).
+    MoveGroup {
+        /// Group name template.
+        group: String,
+        /// Destination node template.
+        to: String,
+    },
+    /// Move every group owned by the node (cluster group and EVS groups) to another node.
+    EvacuateNode {
+        /// Destination node template (usually `{{ peer }}`).
+        to: String,
+    },
+    /// Stop the Cluster service on the node (`net stop clussvc`).
+    StopClusterService,
+    /// Start the Cluster service on the node (`net start clussvc`).
+    StartClusterService,
+    /// Take every resource of an EVS group offline except IP Address, Physical Disk, Network Name.
+    EvsResourcesOffline {
+        /// Group name template.
+        group: String,
+    },
+    /// Bring every resource of an EVS group online.
+    EvsResourcesOnline {
+        /// Group name template.
+        group: String,
+    },
+    /// Upgrade Exchange Virtual Server (E3-CLUSTER step 11): an operator step unless `command` is
+    /// given; guarded by the T2 preconditions.
+    UpgradeVirtualServer {
+        /// Group name template.
+        group: String,
+        /// Site-supplied command line for unattended runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+    },
+    /// Run an installer.
+    Install {
+        /// Installer path template.
+        package: String,
+        /// Installer switches template.
+        #[serde(default)]
+        args: String,
+        /// What is installed: the playbook's target package, or a prerequisite hotfix.
+        #[serde(default)]
+        prerequisite: Option<String>,
+        /// Reboot handling.
+        #[serde(default)]
+        reboot: RebootPolicy,
+    },
+    /// Restart the node and wait until it is back (boot time changed).
+    Reboot,
+    /// Stop services (G5).
+    StopServices {
+        /// Service name templates.
+        services: Vec<String>,
+    },
+    /// Start services (after the install).
+    StartServices {
+        /// Service name templates.
+        services: Vec<String>,
+    },
+    /// Halt unless the node's installed build equals the playbook's target.
+    AssertVersion,
+    /// Run read-only checks.
+    Preflight {
+        /// The checks.
+        checks: Vec<PreflightCheck>,
+    },
+    /// Move a group to every other node and back, checking it comes online each time.
+    FailoverTest {
+        /// Group name template.
+        group: String,
+    },
+    /// Ask the operator to confirm (G1 backups); a playbook may supply a check command instead.
+    Confirm {
+        /// What the operator must do or check.
+        message: String,
+        /// Site-supplied command whose exit code 0 confirms, for unattended runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+    },
+    /// Drain the node out of Network Load Balancing (`wlbs drainstop`).
+    NlbDrain,
+    /// Put the node back into Network Load Balancing (`wlbs start`).
+    NlbStart,
+}
+
+/// One templated step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepSpec {
+    /// Step id, unique in the playbook.
+    pub id: Name,
+    /// What a person reads.
+    pub name: String,
+    /// The KB 328839 rule it implements (`E3-CLUSTER.4`, `G5`).
+    pub rule: String,
+    /// The action.
+    pub action: ActionSpec,
+    /// A template expression; the step is planned only where it is true.
+    pub when: Option<String>,
+    /// Timeout for the step, seconds.
+    pub timeout_secs: Option<u64>,
+}
+
+/// A group of steps expanded over one scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phase {
+    /// What a person reads.
+    pub name: String,
+    /// What the phase is expanded over.
+    pub scope: Scope,
+    /// Host roles the phase applies to; empty means every role.
+    pub roles: Vec<Role>,
+    /// The steps, in order.
+    pub steps: Vec<StepSpec>,
+}
+
+/// What must happen before a stage starts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Gate {
+    /// Start as soon as the previous stage is done.
+    #[default]
+    None,
+    /// Wait for `lockstep approve`.
+    Approval,
+    /// Wait this many seconds after the previous stage (soak time).
+    Soak {
+        /// Seconds.
+        secs: u64,
+    },
+}
+
+/// A stage of a staged rollout: a set of sites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    /// Stage name (`canary`).
+    pub name: Name,
+    /// Sites in the stage.
+    pub sites: Vec<Name>,
+    /// Gate before the stage starts.
+    pub gate: Gate,
+    /// Sites of this stage worked on at once (overrides the rollout's).
+    pub max_parallel_sites: Option<u32>,
+}
+
+/// How failures are tolerated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct FailureBudget {
+    /// Hosts that may fail (and be left in their safe state) before the rollout halts; 0 halts at
+    /// the first failure.
+    pub max_failed_hosts: u32,
+}
+
+/// The staged rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// Stages in order; empty means one stage holding every site.
+    pub stages: Vec<Stage>,
+    /// Sites worked on at once within a stage.
+    pub max_parallel_sites: u32,
+    /// Clusters/hosts of one site worked on at once (0: unlimited).
+    pub max_parallel_per_site: u32,
+    /// Failure budget.
+    pub failure_budget: FailureBudget,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout {
+            stages: Vec::new(),
+            max_parallel_sites: 1,
+            max_parallel_per_site: 0,
+            failure_budget: FailureBudget::default(),
+        }
+    }
+}
+
+/// A loaded, validated playbook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Playbook {
+    /// Playbook name (file stem).
+    pub name: Name,
+    /// Title a person reads.
+    pub title: String,
+    /// The procedure automated.
+    pub procedure: Procedure,
+    /// Inventory patterns selecting the hosts (host, group, site, cluster names; `all`).
+    pub hosts: Vec<String>,
+    /// Target package and build.
+    pub target: Target,
+    /// Playbook variables (templates may use them).
+    pub vars: BTreeMap<String, String>,
+    /// Phases in order.
+    pub phases: Vec<Phase>,
+    /// Staged rollout.
+    pub rollout: Rollout,
+}

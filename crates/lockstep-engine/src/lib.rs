@@ -1,0 +1,1 @@
+//! lockstep-engine (placeholder, filled in by its issue).

@@ -1,0 +1,1 @@
+//! lockstep-plan (placeholder, filled in by its issue).

@@ -1,0 +1,1 @@
+//! lockstep-spec (placeholder, filled in by its issue).

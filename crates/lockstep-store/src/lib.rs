@@ -1,0 +1,1 @@
+//! lockstep-store (placeholder, filled in by its issue).

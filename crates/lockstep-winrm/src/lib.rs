@@ -1,0 +1,1 @@
+//! lockstep-winrm (placeholder, filled in by its issue).
