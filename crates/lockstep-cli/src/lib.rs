@@ -1,1 +1,47 @@
-//! The `lockstep` command line.
+//! The `lockstep` command line: the only crate that prints and the only glue between the others.
+//!
+//! clap parses ([`args`]), settings are validated, then the command wires the spec loader, the
+//! planner, the engine, the SQLite store, the WinRM transport and (for `demo` and `lab`) the lab
+//! together. Data goes to standard output, everything else to standard error; exit codes come
+//! from [`exit::ExitStatus`] only. Library crates below it never print.
+
+pub mod args;
+pub mod exit;
+pub mod logging;
+pub mod secrets;
+
+use std::io::Write as _;
+
+use clap::{CommandFactory, Parser};
+
+use crate::args::{Cli, Command};
+use crate::exit::ExitStatus;
+
+/// Runs the command line and returns the exit status.
+pub fn run_cli() -> ExitStatus {
+    let cli = Cli::parse();
+    logging::init(&cli.global);
+    match dispatch(cli) {
+        Ok(status) => status,
+        Err(err) => {
+            let status = exit::status_of(&err);
+            let _ = writeln!(std::io::stderr(), "{}", exit::render(&err));
+            status
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "lockstep", &mut std::io::stdout());
+            Ok(ExitStatus::Success)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitStatus::Success)
+        }
+        other => anyhow::bail!("`{other:?}` is not wired yet"),
+    }
+}

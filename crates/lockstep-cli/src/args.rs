@@ -1,0 +1,267 @@
+//! Command-line arguments as clap parses them (the "low" arguments): no validation beyond
+//! types. [`crate::settings`] turns them into checked settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Lockstep: staged, resumable Exchange service-pack rollouts over WinRM (KB 328839).
+#[derive(Debug, Parser)]
+#[command(name = "lockstep", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Less output: errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+
+    /// The state file (SQLite) holding runs and checkpoints.
+    #[arg(
+        long,
+        env = "LOCKSTEP_STATE",
+        default_value = ".lockstep/state.db",
+        global = true
+    )]
+    pub state: PathBuf,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Output format of `plan` and `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// For scripts.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate inventories and playbooks; print nothing but errors.
+    Check(CheckArgs),
+    /// Print the ordered plan of a playbook on an inventory.
+    Plan(PlanArgs),
+    /// Start a rollout.
+    Run(RunArgs),
+    /// Continue a stopped, halted or waiting run where it stopped.
+    Resume(ResumeArgs),
+    /// Show where runs stand.
+    Status(StatusArgs),
+    /// Approve a waiting gate or operator step, so that `resume` continues past it.
+    Approve(ApproveArgs),
+    /// Rehearse the whole KB 328839 rollout on the built-in lab fleet (in-process).
+    Demo(DemoArgs),
+    /// Run the lab: a simulated Windows/Exchange fleet speaking WinRM on loopback.
+    Lab(LabArgs),
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// Where the inventory and playbook come from.
+#[derive(Debug, Args, Clone)]
+pub struct SpecArgs {
+    /// Inventory file(s), merged in order (Ansible YAML). Default: the built-in lab inventory.
+    #[arg(short, long = "inventory", value_name = "FILE")]
+    pub inventories: Vec<PathBuf>,
+
+    /// Limit to hosts, groups, sites or clusters (patterns, comma-separated, `!` excludes).
+    #[arg(short, long, value_name = "PATTERN")]
+    pub limit: Option<String>,
+}
+
+/// `lockstep check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Inventory and targeting.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+
+    /// Playbooks to validate. Default: every built-in playbook.
+    pub playbooks: Vec<PathBuf>,
+}
+
+/// `lockstep plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Inventory and targeting.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+
+    /// The playbook (a file, or the name of a built-in playbook such as `e3-cluster`).
+    pub playbook: String,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `lockstep run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Inventory and targeting.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+
+    /// The playbook (a file, or the name of a built-in playbook such as `e3-cluster`).
+    pub playbook: String,
+
+    /// Approve every gate and operator step as it comes (unattended rehearsal only).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Multiply soak times by this factor (0 skips them; for rehearsals).
+    #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+    pub soak_scale: f64,
+
+    /// Skip live discovery and plan from the inventory as written.
+    #[arg(long)]
+    pub no_discovery: bool,
+}
+
+/// `lockstep resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run (default: the latest).
+    pub run: Option<String>,
+
+    /// Inventory file(s) the run was planned from, to re-plan with `--replan`.
+    #[arg(short, long = "inventory", value_name = "FILE")]
+    pub inventories: Vec<PathBuf>,
+
+    /// Re-plan from the current inventory and playbook, keeping finished steps.
+    #[arg(long)]
+    pub replan: bool,
+
+    /// Approve every gate and operator step as it comes.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Multiply soak times by this factor.
+    #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+    pub soak_scale: f64,
+}
+
+/// `lockstep status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run (default: a list of every run).
+    pub run: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `lockstep approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The run (default: the latest).
+    pub run: Option<String>,
+
+    /// The gate (`gate:STAGE`) or step id to approve (default: everything waiting).
+    #[arg(long)]
+    pub what: Option<String>,
+}
+
+/// `lockstep demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to write the lab's record (JSON lines) of everything the fleet did.
+    #[arg(
+        long,
+        default_value = ".lockstep/demo-record.jsonl",
+        value_name = "FILE"
+    )]
+    pub record: PathBuf,
+
+    /// Slow the simulated fleet down (1.0 = real durations; the default rehearses in seconds).
+    #[arg(long, default_value_t = 0.002, value_name = "FACTOR")]
+    pub time_scale: f64,
+
+    /// Built-in playbooks to roll, in order (default: every shipped procedure).
+    #[arg(long, value_delimiter = ',')]
+    pub playbooks: Vec<String>,
+}
+
+/// `lockstep lab`.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// `verify FILE`: check a lab record against the KB 328839 invariants.
+    #[command(subcommand)]
+    pub action: Option<LabAction>,
+
+    /// Inventory file(s) describing the fleet to simulate. Default: the built-in lab inventory.
+    #[arg(short, long = "inventory", value_name = "FILE")]
+    pub inventories: Vec<PathBuf>,
+
+    /// Lab configuration (YAML): installer packages, durations, faults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Write the endpoint map (JSON object: host name to WinRM URL) here.
+    #[arg(long, value_name = "FILE")]
+    pub endpoints: Option<PathBuf>,
+
+    /// Write an inventory overlay pointing every host at its lab endpoint, for `-i`.
+    #[arg(long, value_name = "FILE")]
+    pub overlay: Option<PathBuf>,
+
+    /// Record every command and state change here (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Serve HTTPS with a generated self-signed certificate (written beside the endpoints).
+    #[arg(long)]
+    pub https: bool,
+
+    /// Multiply simulated durations (installers, reboots) by this factor.
+    #[arg(long, value_name = "FACTOR")]
+    pub time_scale: Option<f64>,
+
+    /// Environment variable holding the password the lab accepts (default: `lockstep-lab`).
+    #[arg(long, default_value = "LOCKSTEP_LAB_PASSWORD", value_name = "VAR")]
+    pub password_env: String,
+}
+
+/// `lockstep lab` sub-actions.
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// Check a lab record against the invariants (exit 1 on any violation).
+    Verify {
+        /// The record file.
+        file: PathBuf,
+    },
+}
