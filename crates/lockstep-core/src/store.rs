@@ -129,15 +129,22 @@ pub struct Fact {
     pub at_ms: u64,
 }
 
-/// What was given to start a run (for status and reports).
+/// What was given to start a run: enough to plan it again identically (resume compares the
+/// hash) and to show it in status and reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct RunMeta {
-    /// Inventory file(s).
+    /// Inventory file(s), one per line.
     pub inventory: String,
-    /// Playbook file.
+    /// Playbook file (or built-in playbook name).
     pub playbook: String,
     /// Who started it (OS user).
     pub started_by: String,
+    /// `--limit` patterns the plan was made with.
+    #[serde(default)]
+    pub limit: Vec<String>,
+    /// Live group owners (group to node) the plan was made with.
+    #[serde(default)]
+    pub owners: std::collections::BTreeMap<String, String>,
 }
 
 /// A run as stored.
