@@ -1,0 +1,8 @@
+//! One module per command.
+
+pub mod check;
+pub mod demo;
+pub mod lab;
+pub mod plan;
+pub mod run;
+pub mod status;

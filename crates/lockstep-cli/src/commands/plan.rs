@@ -1,0 +1,30 @@
+//! `lockstep plan`: print the ordered plan.
+
+use std::io::Write as _;
+
+use anyhow::Result;
+
+use crate::args::{Format, PlanArgs};
+use crate::exit::{BadInput, ExitStatus};
+use crate::inputs;
+
+/// Plans the playbook offline (topology from the inventory) and prints it.
+pub fn run(args: &PlanArgs) -> Result<ExitStatus> {
+    let (fleet, _) = inputs::load_fleet(&args.spec.inventories)?;
+    let (playbook, _) = inputs::load_playbook(&args.playbook, &fleet)?;
+    let opts = lockstep_plan::PlanOptions {
+        limit: inputs::limit_patterns(&args.spec.limit),
+        ..Default::default()
+    };
+    let plan = lockstep_plan::plan(&fleet, &playbook, &opts)
+        .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Text => out.write_all(lockstep_plan::render_text(&plan).as_bytes())?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &plan)?;
+            writeln!(out)?;
+        }
+    }
+    Ok(ExitStatus::Success)
+}

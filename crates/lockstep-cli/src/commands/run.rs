@@ -1,0 +1,244 @@
+//! `lockstep run` and `lockstep resume`: discovery, planning, driving the engine.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use lockstep_core::{Fleet, Plan, Playbook, RunId, RunMeta, StateStore, Transport};
+use lockstep_engine::{Engine, EngineOptions, RunOutcome, StopSignal};
+
+use crate::args::{GlobalArgs, ResumeArgs, RunArgs};
+use crate::exit::{BadInput, ExitStatus};
+use crate::progress::LineSink;
+use crate::{inputs, wiring};
+
+/// Everything a drive needs besides the plan.
+pub struct Drive<'a> {
+    /// The fleet.
+    pub fleet: Arc<Fleet>,
+    /// The transport.
+    pub transport: Arc<dyn Transport>,
+    /// The store.
+    pub store: Arc<dyn StateStore>,
+    /// Engine options.
+    pub options: EngineOptions,
+    /// Global flags.
+    pub global: &'a GlobalArgs,
+}
+
+impl Drive<'_> {
+    /// An engine over these parts with the built-in actions.
+    pub fn engine(&self) -> Engine {
+        let runner = Arc::new(lockstep_engine::BuiltinRunner::new(
+            self.transport.clone(),
+            self.fleet.clone(),
+        ));
+        Engine::new(
+            runner,
+            self.store.clone(),
+            Arc::new(LineSink::new(self.global.quiet)),
+            self.fleet.clone(),
+            self.options.clone(),
+        )
+    }
+}
+
+/// Live discovery, then the plan with live owners. Returns `Err(status)` after printing the
+/// differences when the fleet disagrees with the inventory (nothing changed).
+pub async fn discover_and_plan(
+    fleet: &Fleet,
+    playbook: &Playbook,
+    limit: Vec<String>,
+    transport: &dyn Transport,
+) -> Result<std::result::Result<(Plan, BTreeMap<String, String>), ExitStatus>> {
+    let offline = plan(fleet, playbook, limit.clone(), BTreeMap::new())?;
+    let hosts = wiring::plan_hosts(&offline);
+    let discovery = lockstep_actions::discover(transport, fleet, &hosts).await;
+    let mut problems: Vec<String> = discovery
+        .unreachable
+        .iter()
+        .map(|(h, why)| format!("host `{h}` is unreachable: {why}"))
+        .collect();
+    problems.extend(discovery.differences(fleet, &hosts));
+    if !problems.is_empty() {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "HALTED (inventory-mismatch): the fleet disagrees with the inventory; nothing was changed"
+        );
+        for p in &problems {
+            let _ = writeln!(err, "  - {p}");
+        }
+        let _ = writeln!(
+            err,
+            "  next: {}",
+            lockstep_core::HaltClass::InventoryMismatch.next_step()
+        );
+        return Ok(Err(ExitStatus::Halted));
+    }
+    let owners = discovery.owners.clone();
+    Ok(Ok((plan(fleet, playbook, limit, owners.clone())?, owners)))
+}
+
+/// Plans, mapping planner errors to bad input.
+pub fn plan(
+    fleet: &Fleet,
+    playbook: &Playbook,
+    limit: Vec<String>,
+    owners: BTreeMap<String, String>,
+) -> Result<Plan> {
+    let opts = lockstep_plan::PlanOptions { limit, owners };
+    lockstep_plan::plan(fleet, playbook, &opts)
+        .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))
+}
+
+/// The exit status of an outcome, printing where things are.
+pub fn finish(outcome: &RunOutcome, state: &std::path::Path) -> ExitStatus {
+    let mut err = std::io::stderr().lock();
+    match outcome {
+        RunOutcome::Finished { run } => {
+            let _ = writeln!(err, "run {run} finished; state in {}", state.display());
+            ExitStatus::Success
+        }
+        RunOutcome::Halted { run, class, reason } => {
+            let _ = writeln!(
+                err,
+                "run {run} halted ({class}): {reason}\nnext: {}\n      (`lockstep resume {run}`; state in {})",
+                class.next_step(),
+                state.display()
+            );
+            ExitStatus::Halted
+        }
+        RunOutcome::Waiting { run, reason } => {
+            let _ = writeln!(
+                err,
+                "run {run} is waiting: {reason}\nnext: `lockstep approve {run}` then `lockstep resume {run}`"
+            );
+            ExitStatus::Waiting
+        }
+    }
+}
+
+/// Wires Ctrl-C to a stop at the next safe point.
+pub fn stop_on_ctrl_c() -> StopSignal {
+    let stop = StopSignal::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "stopping at the next safe point (running steps finish first)..."
+            );
+            s.trigger();
+        }
+    });
+    stop
+}
+
+fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// `lockstep run`.
+pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
+    let (fleet, inventories) = inputs::load_fleet(&args.spec.inventories)?;
+    let (playbook, playbook_name) = inputs::load_playbook(&args.playbook, &fleet)?;
+    let limit = inputs::limit_patterns(&args.spec.limit);
+    let offline = plan(&fleet, &playbook, limit.clone(), BTreeMap::new())?;
+    let transport = wiring::transport(&fleet, &wiring::plan_hosts(&offline), None, None)?;
+    let (plan, owners) = if args.no_discovery {
+        (offline, BTreeMap::new())
+    } else {
+        match discover_and_plan(&fleet, &playbook, limit.clone(), transport.as_ref()).await? {
+            Ok(p) => p,
+            Err(status) => return Ok(status),
+        }
+    };
+    let store = wiring::store(&global.state)?;
+    let drive = Drive {
+        fleet: Arc::new(fleet),
+        transport,
+        store,
+        options: EngineOptions {
+            auto_approve: args.yes,
+            soak_scale: args.soak_scale,
+            ..EngineOptions::default()
+        },
+        global,
+    };
+    let meta = RunMeta {
+        inventory: inventories.join("\n"),
+        playbook: playbook_name,
+        started_by: os_user(),
+        limit,
+        owners,
+    };
+    let outcome = drive
+        .engine()
+        .start(plan, meta, stop_on_ctrl_c())
+        .await
+        .context("the run could not be driven")?;
+    Ok(finish(&outcome, &global.state))
+}
+
+/// Picks the run: the one named, or the latest.
+pub fn pick_run(store: &dyn StateStore, run: &Option<String>) -> Result<RunId> {
+    match run {
+        Some(r) => Ok(RunId(r.clone())),
+        None => store
+            .latest_run()?
+            .ok_or_else(|| anyhow::Error::new(BadInput("error: the state file holds no run yet; start one with `lockstep run`".into()))),
+    }
+}
+
+/// `lockstep resume`.
+pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus> {
+    let store = wiring::store(&global.state)?;
+    let run = pick_run(store.as_ref(), &args.run)?;
+    let record = store.load_run(&run)?;
+    let meta = &record.meta;
+    let recorded: Vec<String> = if args.inventories.is_empty() {
+        meta.inventory.lines().map(str::to_owned).collect()
+    } else {
+        args.inventories.iter().map(|p| p.display().to_string()).collect()
+    };
+    let fleet = inputs::reload_fleet(&recorded)?;
+    let (playbook, _) = inputs::load_playbook(&meta.playbook, &fleet)?;
+    let transport = wiring::transport(&fleet, &wiring::plan_hosts(&record.plan), None, None)?;
+    let replan = if args.replan {
+        match discover_and_plan(&fleet, &playbook, meta.limit.clone(), transport.as_ref()).await? {
+            Ok((p, _)) => Some(p),
+            Err(status) => return Ok(status),
+        }
+    } else {
+        let again = plan(&fleet, &playbook, meta.limit.clone(), meta.owners.clone())?;
+        if again.hash != record.plan.hash {
+            return Err(anyhow::Error::new(BadInput(format!(
+                "error: the plan of run `{run}` changed since it started (inventory or playbook edited): stored {}, now {}; resume with `--replan` to continue on the new plan, keeping finished steps",
+                record.plan.hash.short(),
+                again.hash.short()
+            ))));
+        }
+        None
+    };
+    let drive = Drive {
+        fleet: Arc::new(fleet),
+        transport,
+        store,
+        options: EngineOptions {
+            auto_approve: args.yes,
+            soak_scale: args.soak_scale,
+            ..EngineOptions::default()
+        },
+        global,
+    };
+    let outcome = drive
+        .engine()
+        .resume(&run, replan, stop_on_ctrl_c())
+        .await
+        .context("the run could not be resumed")?;
+    Ok(finish(&outcome, &global.state))
+}

@@ -1,0 +1,96 @@
+//! Loading the inventory and playbooks the user named (or the built-in ones), turning every
+//! diagnostic into one [`BadInput`] error that lists them all.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use lockstep_core::{Fleet, Playbook};
+use lockstep_spec::{Diagnostics, SourceFile};
+
+use crate::exit::BadInput;
+
+/// The name under which the built-in inventory is recorded in run metadata.
+pub const EMBEDDED_INVENTORY: &str = "builtin:inventory/lab.yml";
+
+fn bad(d: Diagnostics) -> anyhow::Error {
+    anyhow::Error::new(BadInput(d.to_string()))
+}
+
+/// Reads the inventories (all of them, errors of all reported together), or the built-in lab
+/// inventory when none is given.
+pub fn load_fleet(paths: &[PathBuf]) -> Result<(Fleet, Vec<String>)> {
+    if paths.is_empty() {
+        let file = lockstep_spec::embedded::lab_inventory();
+        let fleet = lockstep_spec::load_inventory(&[file]).map_err(bad)?;
+        return Ok((fleet, vec![EMBEDDED_INVENTORY.to_owned()]));
+    }
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        match SourceFile::read(p) {
+            Ok(f) => files.push(f),
+            Err(d) => errors.extend(d.0),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(bad(Diagnostics(errors)));
+    }
+    let fleet = lockstep_spec::load_inventory(&files).map_err(bad)?;
+    Ok((fleet, paths.iter().map(|p| p.display().to_string()).collect()))
+}
+
+/// Re-reads inventories recorded in a run's metadata.
+pub fn reload_fleet(recorded: &[String]) -> Result<Fleet> {
+    if recorded.iter().any(|r| r == EMBEDDED_INVENTORY) {
+        return Ok(load_fleet(&[])?.0);
+    }
+    let paths: Vec<PathBuf> = recorded.iter().map(PathBuf::from).collect();
+    Ok(load_fleet(&paths)?.0)
+}
+
+/// A playbook argument: an existing file, or the name of a built-in playbook (`e3-cluster`).
+pub fn playbook_source(arg: &str) -> Result<SourceFile> {
+    let path = Path::new(arg);
+    if path.exists() {
+        return SourceFile::read(path).map_err(bad);
+    }
+    let builtin = lockstep_spec::embedded::playbooks();
+    let stem = arg.trim_end_matches(".yml");
+    if let Some(f) = builtin.into_iter().find(|f| {
+        Path::new(&f.path)
+            .file_stem()
+            .is_some_and(|s| s.eq_ignore_ascii_case(stem))
+    }) {
+        return Ok(f);
+    }
+    let names: Vec<String> = lockstep_spec::embedded::playbooks()
+        .iter()
+        .filter_map(|f| Path::new(&f.path).file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    Err(anyhow::Error::new(BadInput(format!(
+        "error: playbook `{arg}` is neither a file nor a built-in playbook (built-in: {})",
+        names.join(", ")
+    ))))
+}
+
+/// Loads and validates one playbook against the fleet.
+pub fn load_playbook(arg: &str, fleet: &Fleet) -> Result<(Playbook, String)> {
+    let src = playbook_source(arg)?;
+    let shown = src.path.clone();
+    let pb = lockstep_spec::load_playbook(&src, fleet).map_err(bad)?;
+    Ok((pb, shown))
+}
+
+/// Splits a `--limit` value into patterns.
+pub fn limit_patterns(limit: &Option<String>) -> Vec<String> {
+    limit
+        .as_deref()
+        .map(|l| {
+            l.split([',', ':'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,98 @@
+//! Rendering engine events for a person on standard error, one line per event.
+
+use std::io::Write as _;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use lockstep_core::{Event, EventSink, StepState};
+
+/// Prints each event as a line on standard error (never data: that goes to stdout).
+pub struct LineSink {
+    started: Instant,
+    quiet: bool,
+    lock: Mutex<()>,
+}
+
+impl LineSink {
+    /// A sink; `quiet` prints halts and the end only.
+    pub fn new(quiet: bool) -> Self {
+        LineSink {
+            started: Instant::now(),
+            quiet,
+            lock: Mutex::new(()),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        let _g = self.lock.lock();
+        let e = self.started.elapsed();
+        let _ = writeln!(
+            std::io::stderr(),
+            "{:>4}:{:02}.{:01} {text}",
+            e.as_secs() / 60,
+            e.as_secs() % 60,
+            e.subsec_millis() / 100
+        );
+    }
+}
+
+impl EventSink for LineSink {
+    fn emit(&self, event: &Event) {
+        match event {
+            Event::RunStarted {
+                run,
+                plan,
+                steps,
+                complete,
+                resumed,
+            } => self.line(&format!(
+                "{} run {run} (plan {}, {steps} steps{})",
+                if *resumed { "resuming" } else { "starting" },
+                plan.short(),
+                if *complete > 0 {
+                    format!(", {complete} already complete")
+                } else {
+                    String::new()
+                }
+            )),
+            Event::StageStarted { name, .. } if !self.quiet => {
+                self.line(&format!("== stage {name}"))
+            }
+            Event::GateWaiting { reason, .. } => self.line(&format!("gate: {reason}")),
+            Event::Step {
+                id,
+                state,
+                rule,
+                message,
+                ..
+            } => {
+                let show = match state {
+                    StepState::Running => !self.quiet,
+                    StepState::Pending => false,
+                    StepState::Done | StepState::Skipped => !self.quiet,
+                    StepState::Waiting | StepState::Failed => true,
+                };
+                if show {
+                    let msg = if message.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {}", message.lines().next().unwrap_or(""))
+                    };
+                    self.line(&format!("{:<8} [{rule}] {id}{msg}", state.as_str()));
+                }
+            }
+            Event::Halted {
+                class,
+                reason,
+                next,
+            } => self.line(&format!("HALTED ({class}): {reason}\n        next: {next}")),
+            Event::RunFinished {
+                run,
+                status,
+                complete,
+                total,
+            } => self.line(&format!("run {run} {status}: {complete}/{total} steps complete")),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Building the real parts from validated settings: the WinRM transport (with credentials from
+//! their sources), the SQLite store, the engine with the built-in actions.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use lockstep_core::{Fleet, Name, Scheme};
+use lockstep_winrm::{Limits, NodeTarget, WinrmTransport};
+use secrecy::SecretString;
+
+use crate::exit::BadInput;
+use crate::secrets::SecretResolver;
+
+/// Where to reach a host instead of its inventory address (the lab's endpoint map).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// http or https.
+    pub scheme: Scheme,
+    /// Address.
+    pub address: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// Parses `http://127.0.0.1:40001/wsman`.
+pub fn parse_endpoint(url: &str) -> Option<Endpoint> {
+    let (scheme, rest) = if let Some(r) = url.strip_prefix("http://") {
+        (Scheme::Http, r)
+    } else if let Some(r) = url.strip_prefix("https://") {
+        (Scheme::Https, r)
+    } else {
+        return None;
+    };
+    let authority = rest.split('/').next()?;
+    let (address, port) = authority.rsplit_once(':')?;
+    Some(Endpoint {
+        scheme,
+        address: address.to_owned(),
+        port: port.parse().ok()?,
+    })
+}
+
+/// Credentials given in-process (the demo's lab), instead of the inventory's sources.
+pub struct DirectCredentials {
+    /// User.
+    pub user: String,
+    /// Password.
+    pub password: SecretString,
+}
+
+/// The transport for `hosts` of the fleet. Each password source is resolved once.
+pub fn transport(
+    fleet: &Fleet,
+    hosts: &[Name],
+    endpoints: Option<&BTreeMap<String, String>>,
+    direct: Option<&DirectCredentials>,
+) -> Result<Arc<WinrmTransport>> {
+    let mut resolver = SecretResolver::default();
+    let mut nodes = Vec::new();
+    let mut errors = Vec::new();
+    for name in hosts {
+        let Some(host) = fleet.host(name.as_str()) else {
+            errors.push(format!("error: host `{name}` is not in the inventory"));
+            continue;
+        };
+        let c = &host.connection;
+        let (scheme, address, port) = match endpoints.and_then(|m| m.get(host.name.as_str())) {
+            Some(url) => match parse_endpoint(url) {
+                Some(e) => (e.scheme, e.address, e.port),
+                None => {
+                    errors.push(format!(
+                        "error: endpoint `{url}` of host `{name}` is not an http(s)://ADDRESS:PORT/wsman URL"
+                    ));
+                    continue;
+                }
+            },
+            None => (c.scheme, c.address.clone(), c.port),
+        };
+        let (user, password) = match direct {
+            Some(d) => (d.user.clone(), d.password.clone()),
+            None => match resolver.resolve(&c.user, &c.password, name.as_str()) {
+                Ok(p) => (c.user.clone(), p),
+                Err(e) => {
+                    errors.push(e.0);
+                    continue;
+                }
+            },
+        };
+        let oem = fleet
+            .site(host.site.as_str())
+            .map(|s| s.locale.oem_codepage())
+            .unwrap_or(437);
+        nodes.push(NodeTarget {
+            name: host.name.clone(),
+            address,
+            port,
+            scheme,
+            auth: c.auth,
+            user,
+            password,
+            verify_tls: c.verify_tls,
+            allow_basic_over_http: c.allow_basic_over_http,
+            codepage: c.codepage,
+            oem_codepage: oem,
+        });
+    }
+    if !errors.is_empty() {
+        errors.dedup();
+        return Err(anyhow::Error::new(BadInput(errors.join("\n"))));
+    }
+    let t = WinrmTransport::new(nodes, Limits::default())
+        .map_err(|e| anyhow::Error::new(BadInput(format!("error: {e}"))))?;
+    Ok(Arc::new(t))
+}
+
+/// Opens (creating its folder) the state file.
+pub fn store(path: &Path) -> Result<Arc<lockstep_store::SqliteStore>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the folder of state file `{}`", path.display()))?;
+    }
+    let s = lockstep_store::SqliteStore::open(path)
+        .with_context(|| format!("cannot open state file `{}`", path.display()))?;
+    Ok(Arc::new(s))
+}
+
+/// Every distinct host a plan runs commands on, in plan order.
+pub fn plan_hosts(plan: &lockstep_core::Plan) -> Vec<Name> {
+    let mut seen = std::collections::BTreeSet::new();
+    plan.steps
+        .iter()
+        .filter(|s| seen.insert(s.host.clone()))
+        .map(|s| s.host.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lab_urls() {
+        let e = parse_endpoint("http://127.0.0.1:40001/wsman").unwrap();
+        assert_eq!((e.address.as_str(), e.port, e.scheme), ("127.0.0.1", 40001, Scheme::Http));
+        assert!(parse_endpoint("ftp://x:1/wsman").is_none());
+        assert!(parse_endpoint("http://noport/wsman").is_none());
+    }
+}
