@@ -1,0 +1,254 @@
+//! Install: run a service pack, hotfix or prerequisite hotfix installer and judge its exit code
+//! (0 installed, 3010 restart required, 1641 restart started, anything else failed).
+//!
+//! Before: an installer is never sent to a node already at its target (the playbook package:
+//! registry build >= target; a prerequisite hotfix: WQL `Win32_QuickFixEngineering` lists it);
+//! the product line must match; no Setup, Update or Xcopy may run (G6). After: a target install
+//! must leave exactly the target build (else `VersionMismatch`). A failure whose output shows
+//! `FileInUse` points at G5.
+
+use lockstep_core::{Action, Name, Product, RebootPolicy, Version};
+
+use crate::error::ActionError;
+use crate::parse::{self, EXIT_REBOOT_INITIATED, EXIT_REBOOT_REQUIRED};
+use crate::reboot;
+use crate::remote::{joined, Node};
+use crate::render;
+use crate::{Ctx, FactOut, Outcome, Probe};
+
+/// What an installer's exit code means under a reboot policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallVerdict {
+    /// Installed; nothing more to do.
+    Installed,
+    /// Installed; restart the node now and wait for it (3010 with `if-required`/`always`, or
+    /// any success with `always`).
+    RebootNow,
+    /// Installed; the installer started a restart itself (1641): wait for the node.
+    RebootStarted,
+    /// Installed; a restart is required but the policy is `never`: record `reboot.pending`.
+    RebootPending,
+    /// The installer failed.
+    Failed,
+}
+
+/// Judges an installer's exit code (docs/commands.md, "Installers").
+pub fn install_verdict(exit_code: i32, policy: RebootPolicy) -> InstallVerdict {
+    match (exit_code, policy) {
+        (0, RebootPolicy::Always) => InstallVerdict::RebootNow,
+        (0, _) => InstallVerdict::Installed,
+        (EXIT_REBOOT_REQUIRED, RebootPolicy::Never) => InstallVerdict::RebootPending,
+        (EXIT_REBOOT_REQUIRED, _) => InstallVerdict::RebootNow,
+        (EXIT_REBOOT_INITIATED, _) => InstallVerdict::RebootStarted,
+        _ => InstallVerdict::Failed,
+    }
+}
+
+/// The images whose presence means an installer runs (G6), plus the package's own file name.
+fn installer_images(package: &Name) -> Vec<String> {
+    let mut v: Vec<String> = ["setup.exe", "update.exe", "xcopy.exe"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if let Some(file) = package.as_str().rsplit('\\').next() {
+        if !v.iter().any(|i| i.eq_ignore_ascii_case(file)) {
+            v.push(file.to_owned());
+        }
+    }
+    v
+}
+
+async fn running_installers(
+    node: &Node<'_>,
+    images: &[String],
+) -> Result<Vec<String>, ActionError> {
+    let procs = node.processes().await?;
+    let mut found: Vec<String> = procs
+        .into_iter()
+        .filter(|p| images.iter().any(|i| i.eq_ignore_ascii_case(p)))
+        .collect();
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+fn has_hotfix(hotfixes: &[String], kb: &str) -> bool {
+    hotfixes.iter().any(|h| h.eq_ignore_ascii_case(kb))
+}
+
+struct InstallSpec<'a> {
+    package: &'a Name,
+    args: &'a Name,
+    prerequisite: Option<&'a str>,
+    product: Product,
+    target: Option<Version>,
+    reboot: RebootPolicy,
+}
+
+fn spec(action: &Action) -> Option<InstallSpec<'_>> {
+    match action {
+        Action::Install {
+            package,
+            args,
+            prerequisite,
+            product,
+            target,
+            reboot,
+            ..
+        } => Some(InstallSpec {
+            package,
+            args,
+            prerequisite: prerequisite.as_deref(),
+            product: *product,
+            target: *target,
+            reboot: *reboot,
+        }),
+        _ => None,
+    }
+}
+
+/// Install.
+pub(crate) async fn execute(ctx: &Ctx<'_>, action: &Action) -> Result<Outcome, ActionError> {
+    let host = ctx.host();
+    let Some(s) = spec(action) else {
+        return Err(ActionError::step_failed(host, "not an install action"));
+    };
+    let node = ctx.node();
+    let mut facts = Vec::new();
+
+    // Never install twice: re-check first.
+    if let Some(kb) = s.prerequisite {
+        if has_hotfix(&node.hotfixes().await?, kb) {
+            return Ok(Outcome::done(format!(
+                "hotfix {kb} is already installed on `{host}`: nothing sent"
+            )));
+        }
+    }
+    if let Some(target) = s.target {
+        let b = node.build().await?;
+        if b.build >= target {
+            return Ok(Outcome::done(format!(
+                "host `{host}` is already at target {} (found {}): nothing sent",
+                s.product.describe(target),
+                s.product.describe(b.build)
+            )));
+        }
+        if !s.product.owns(b.build) {
+            return Err(ActionError::precondition(
+                host,
+                format!(
+                    "host `{host}` runs build {}, which is not {}: package `{}` is for {}",
+                    b.build, s.product, s.package, s.product
+                ),
+            ));
+        }
+        facts.push(FactOut::new(host, "build.before", b.build.to_string()));
+    }
+    let running = running_installers(&node, &installer_images(s.package)).await?;
+    if !running.is_empty() {
+        return Err(ActionError::precondition(
+            host,
+            format!(
+                "{} already running on `{host}`: close every Setup, Update and Xcopy before installing (G6)",
+                running.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    let boot_before = node.boot_time().await?;
+
+    let line = render::installer(s.package, s.args);
+    let out = node.run(&line, ctx.timeout).await?;
+    let mut output = joined(&out);
+    let code = out.exit_code;
+    let mut message = format!("`{}` installed on `{host}` (exit {code})", s.package);
+    match install_verdict(code, s.reboot) {
+        InstallVerdict::Failed => {
+            let mut m = format!(
+                "installer `{}` failed on host `{host}` with exit {}",
+                s.package,
+                parse::describe_exit(code)
+            );
+            if parse::mentions_file_in_use(&output) {
+                m.push_str(
+                    "; a file was held open (`FileInUse:: Added to Filelist:` in the setup log): \
+                     stop antivirus, backup and monitoring services first (G5)",
+                );
+            }
+            return Err(ActionError::step_failed(host, m).with_output(output, Some(code)));
+        }
+        InstallVerdict::Installed => {}
+        InstallVerdict::RebootPending => {
+            facts.push(FactOut::new(host, "reboot.pending", "true"));
+            message.push_str("; a restart is pending (reboot policy `never`)");
+        }
+        InstallVerdict::RebootNow => {
+            let (o, after) = reboot::restart(ctx).await?;
+            if !o.is_empty() {
+                output.push('\n');
+                output.push_str(&o);
+            }
+            facts.push(FactOut::new(host, "boot.time", after));
+            message.push_str("; restarted");
+        }
+        InstallVerdict::RebootStarted => {
+            let after = reboot::wait_for_new_boot(ctx, &boot_before).await?;
+            facts.push(FactOut::new(host, "boot.time", after));
+            message.push_str("; the installer restarted the node and it is back");
+        }
+    }
+    if let Some(target) = s.target {
+        let after = node.build().await?;
+        facts.push(FactOut::new(host, "build.after", after.build.to_string()));
+        if after.build != target {
+            return Err(ActionError::version_mismatch(
+                host,
+                format!(
+                    "host `{host}` shows {} after installing `{}`, expected {}",
+                    s.product.describe(after.build),
+                    s.package,
+                    s.product.describe(target)
+                ),
+            )
+            .with_output(output, Some(code)));
+        }
+        message = format!(
+            "{message}; host `{host}` is at {}",
+            s.product.describe(after.build)
+        );
+    }
+    Ok(Outcome::Done {
+        output,
+        exit_code: Some(code),
+        facts,
+        message,
+    })
+}
+
+/// Install probe: at target (or the hotfix is listed) => Done; an installer process runs =>
+/// InProgress; else NotDone.
+pub(crate) async fn probe(ctx: &Ctx<'_>, action: &Action) -> Result<Probe, ActionError> {
+    let Some(s) = spec(action) else {
+        return Ok(Probe::NotDone);
+    };
+    let node = ctx.node();
+    if let Some(kb) = s.prerequisite {
+        if has_hotfix(&node.hotfixes().await?, kb) {
+            return Ok(Probe::Done);
+        }
+    } else if let Some(target) = s.target {
+        if node.build().await?.build >= target {
+            return Ok(Probe::Done);
+        }
+    }
+    Ok(
+        if running_installers(&node, &installer_images(s.package))
+            .await?
+            .iter()
+            .any(|p| !p.eq_ignore_ascii_case("xcopy.exe"))
+        {
+            Probe::InProgress
+        } else {
+            Probe::NotDone
+        },
+    )
+}
