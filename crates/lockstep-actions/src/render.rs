@@ -4,7 +4,7 @@
 //! Every value that reaches a command line is a validated [`Name`] quoted with
 //! [`Name::cmd_quoted`]; nothing here formats a raw string into a command.
 
-use lockstep_core::{Action, Name, PreflightCheck};
+use lockstep_core::{Action, Name, PreflightCheck, RebootPolicy};
 
 /// Namespace of the failover-cluster WMI provider.
 pub const NS_CLUSTER: &str = "root/MSCluster";
@@ -96,7 +96,7 @@ fn wql_line(ns: &str, q: &str) -> String {
 
 /// Every command line `action` may send when run on `host`, in order: what `--check` shows.
 /// Lines that depend on live state (the groups a node owns, a group's resources) are shown as
-/// a `rem` line saying how the set is found, then the command with a `<placeholder>`; reads done
+/// a `rem` line saying how the set is found, then the command with a `{placeholder}`; reads done
 /// through WQL are shown as `rem WQL namespace: query`.
 pub fn render(action: &Action, host: &Name) -> Vec<String> {
     match action {
@@ -104,7 +104,7 @@ pub fn render(action: &Action, host: &Name) -> Vec<String> {
         Action::EvacuateNode { node, to } => vec![
             wql_line(NS_CLUSTER, WQL_OWNERS),
             format!("rem for each group G owned by {node} (cluster group included), one by one:"),
-            format!("cluster group \"<G>\" /moveto:{to} /wait:120"),
+            format!("cluster group \"{{G}}\" /moveto:{to} /wait:120"),
         ],
         Action::StopClusterService => vec![NET_STOP_CLUSSVC.to_owned()],
         Action::StartClusterService => vec![NET_START_CLUSSVC.to_owned()],
@@ -116,7 +116,7 @@ pub fn render(action: &Action, host: &Name) -> Vec<String> {
                  (protocols, then store/MTA/routing, System Attendant last):",
                 group.cmd_quoted()
             ),
-            "cluster res \"<R>\" /offline /wait:120".to_owned(),
+            "cluster res \"{R}\" /offline /wait:120".to_owned(),
         ],
         Action::EvsResourcesOnline { group } => vec![group_online(group)],
         Action::UpgradeVirtualServer {
@@ -146,15 +146,30 @@ pub fn render(action: &Action, host: &Name) -> Vec<String> {
             args,
             prerequisite,
             target,
+            reboot,
             ..
         } => {
             let mut lines = Vec::new();
-            match (prerequisite, target) {
-                (Some(_), _) => lines.push(wql_line(NS_CIMV2, WQL_HOTFIXES)),
-                (None, _) => lines.push(REG_EXCHANGE_SETUP.to_owned()),
+            if prerequisite.is_some() {
+                lines.push(wql_line(NS_CIMV2, WQL_HOTFIXES));
+            }
+            if target.is_some() {
+                lines.push(REG_EXCHANGE_SETUP.to_owned());
             }
             lines.push(wql_line(NS_CIMV2, WQL_PROCESSES));
+            lines.push(wql_line(NS_CIMV2, WQL_OS));
             lines.push(installer(package, args));
+            match reboot {
+                RebootPolicy::Always => {
+                    lines.push("rem then restart (reboot: always):".to_owned());
+                    lines.push(SHUTDOWN_REBOOT.to_owned());
+                }
+                RebootPolicy::IfRequired => {
+                    lines.push("rem on exit 3010 (restart required):".to_owned());
+                    lines.push(SHUTDOWN_REBOOT.to_owned());
+                }
+                RebootPolicy::Never => {}
+            }
             if target.is_some() {
                 lines.push(REG_EXCHANGE_SETUP.to_owned());
             }
