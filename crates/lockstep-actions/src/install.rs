@@ -4,15 +4,16 @@
 //! Before: an installer is never sent to a node already at its target (the playbook package:
 //! registry build >= target; a prerequisite hotfix: WQL `Win32_QuickFixEngineering` lists it);
 //! the product line must match; no Setup, Update or Xcopy may run (G6). After: a target install
-//! must leave exactly the target build (else `VersionMismatch`). A failure whose output shows
+//! must leave exactly the target build (else `VersionMismatch`). Before, on an Exchange 2000/2003
+//! cluster node the Cluster service must be stopped first (E3-C). A failure whose output shows
 //! `FileInUse` points at G5.
 
 use lockstep_core::{Action, Name, Product, RebootPolicy, Version};
 
 use crate::error::ActionError;
-use crate::parse::{self, EXIT_REBOOT_INITIATED, EXIT_REBOOT_REQUIRED};
+use crate::parse::{self, EXIT_REBOOT_INITIATED, EXIT_REBOOT_REQUIRED, SERVICE_STOPPED};
 use crate::reboot;
-use crate::remote::{joined, Node};
+use crate::remote::{joined, Node, ServiceState};
 use crate::render;
 use crate::{Ctx, FactOut, Outcome, Probe};
 
@@ -107,6 +108,34 @@ fn spec(action: &Action) -> Option<InstallSpec<'_>> {
     }
 }
 
+/// E3-C (and E2 procedures): on an Exchange 2000/2003 cluster node, the Cluster service must be
+/// stopped before the service pack runs (setup refuses otherwise). Exchange 5.5 clusters install
+/// on the active node with the group online (E5-CLUSTER), so they are not checked.
+async fn check_cluster_service_stopped(
+    ctx: &Ctx<'_>,
+    node: &Node<'_>,
+    product: Product,
+) -> Result<(), ActionError> {
+    let host = ctx.host();
+    let is_node = ctx
+        .fleet
+        .host(host.as_str())
+        .is_some_and(|h| h.cluster.is_some());
+    if !is_node || product == Product::Exchange55 {
+        return Ok(());
+    }
+    match node.service_state(render::SC_QUERY_CLUSSVC).await? {
+        ServiceState::State(SERVICE_STOPPED) | ServiceState::Missing => Ok(()),
+        ServiceState::State(st) => Err(ActionError::precondition(
+            host,
+            format!(
+                "the Cluster service of cluster node `{host}` is not stopped (state {st}): \
+                 move its groups away and stop it before installing (E3-C)"
+            ),
+        )),
+    }
+}
+
 /// Install.
 pub(crate) async fn execute(ctx: &Ctx<'_>, action: &Action) -> Result<Outcome, ActionError> {
     let host = ctx.host();
@@ -143,6 +172,7 @@ pub(crate) async fn execute(ctx: &Ctx<'_>, action: &Action) -> Result<Outcome, A
             ));
         }
         facts.push(FactOut::new(host, "build.before", b.build.to_string()));
+        check_cluster_service_stopped(ctx, &node, s.product).await?;
     }
     let running = running_installers(&node, &installer_images(s.package)).await?;
     if !running.is_empty() {

@@ -47,7 +47,8 @@ pub const RESOURCE_OFFLINE: u32 = 3;
 pub fn sc_state(output: &str) -> Option<u32> {
     let mut numeric = Vec::new();
     for line in output.lines() {
-        let Some((label, value)) = line.split_once(':') else {
+        // Some translated builds print a full-width colon.
+        let Some((label, value)) = line.split_once([':', '\u{ff1a}']) else {
             continue;
         };
         let value = value.trim_start();
@@ -292,7 +293,7 @@ pub fn mentions_file_in_use(output: &str) -> bool {
 /// text. Two readings of the same boot compare equal.
 pub fn boot_time(value: &str) -> Option<String> {
     let v = value.trim();
-    (v.len() >= 14 && v[..14].bytes().all(|b| b.is_ascii_digit())).then(|| v.to_owned())
+    (v.len() >= 14 && v.as_bytes()[..14].iter().all(u8::is_ascii_digit)).then(|| v.to_owned())
 }
 
 #[cfg(test)]
@@ -428,5 +429,69 @@ mod tests {
             Some("20261121081131.000000+000".to_owned())
         );
         assert_eq!(boot_time("yesterday"), None);
+    }
+
+    #[test]
+    fn sc_state_with_full_width_colons() {
+        let ja = "SERVICE_NAME\u{ff1a} W3SVC\n        種類\u{ff1a} 20  WIN32_SHARE_PROCESS\n        状態\u{ff1a} 4  実行中\n";
+        assert_eq!(sc_state(ja), Some(SERVICE_RUNNING));
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn label() -> impl Strategy<Value = String> {
+            "[A-Za-z\u{c0}-\u{17f}\u{3040}-\u{30ff}_ ]{1,14}"
+                .prop_filter("not the English label", |l| {
+                    !l.trim().eq_ignore_ascii_case("STATE")
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Whatever the labels and state words say, the state number is read.
+            #[test]
+            fn sc_state_by_position(l1 in label(), l2 in label(), l3 in label(),
+                                    w in "[A-Za-z\u{c0}-\u{17f}\u{3040}-\u{30ff}_ ()]{0,20}",
+                                    n in 1u32..=7) {
+                let out = format!(
+                    "\r\nSERVICE_NAME: svc\r\n        {l1} : 10  WIN32_OWN_PROCESS\r\n        {l2} : {n}  {w}\r\n        {l3} : 1077  (0x435)\r\n"
+                );
+                prop_assert_eq!(sc_state(&out), Some(n));
+            }
+
+            /// A value line parses back to its name, type and data, with spaces or tabs.
+            #[test]
+            fn reg_value_round_trip(name in "[A-Za-z][A-Za-z0-9 ]{0,20}[A-Za-z0-9]",
+                                    kind in proptest::sample::select(vec!["REG_SZ", "REG_DWORD", "REG_MULTI_SZ", "REG_EXPAND_SZ", "REG_BINARY"]),
+                                    data in "[!-~]([ -~]{0,30}[!-~])?",
+                                    tabs in any::<bool>()) {
+                let sep = if tabs { "\t" } else { "    " };
+                let out = format!("HKEY_LOCAL_MACHINE\\SOFTWARE\\X\r\n{sep}{name}{sep}{kind}{sep}{data}\r\n");
+                let v = reg_values(&out);
+                prop_assert_eq!(v.len(), 1);
+                prop_assert_eq!(&v[0].name, &name);
+                prop_assert_eq!(v[0].kind.as_str(), kind);
+                prop_assert_eq!(&v[0].data, &data);
+            }
+
+            /// DWORDs round-trip through reg.exe's hex form.
+            #[test]
+            fn reg_dword_round_trip(x in any::<u32>()) {
+                prop_assert_eq!(reg_dword(&format!("0x{x:x}")), Some(x));
+            }
+
+            /// Parsers never panic on arbitrary text.
+            #[test]
+            fn parsers_total(s in "\\PC{0,200}") {
+                let _ = sc_state(&s);
+                let _ = reg_values(&s);
+                let _ = tasklist_csv(&s);
+                let _ = wmi_ref(&s);
+                let _ = boot_time(&s);
+            }
+        }
     }
 }

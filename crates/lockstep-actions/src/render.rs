@@ -220,7 +220,10 @@ pub fn render(action: &Action, host: &Name) -> Vec<String> {
             .collect(),
         Action::Confirm { message, command } => match command {
             Some(c) => vec![c.clone()],
-            None => vec![format!("rem operator: {message}")],
+            None => vec![format!(
+                "rem operator: {}",
+                message.split_whitespace().collect::<Vec<_>>().join(" ")
+            )],
         },
         Action::NlbDrain => vec![WLBS_QUERY.to_owned(), WLBS_DRAINSTOP.to_owned()],
         Action::NlbStart => vec![WLBS_QUERY.to_owned(), WLBS_START.to_owned()],

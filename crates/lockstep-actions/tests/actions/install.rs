@@ -76,6 +76,7 @@ fn node_before_install(after: &str) -> Scripted {
         vec![reg_build(SP1, "Enterprise"), reg_build(after, "Enterprise")],
     );
     script_processes(&t, N2, &["System", "svchost.exe", "McShield.exe"]);
+    t.on_run(N2, r::SC_QUERY_CLUSSVC, vec![sc(1)]);
     t
 }
 
@@ -147,6 +148,7 @@ async fn g6_a_running_setup_blocks_the_install() {
     let t = Scripted::new();
     script_build(&t, N2, vec![reg_build(SP1, "Enterprise")]);
     script_processes(&t, N2, &["System", "xcopy.exe"]);
+    t.on_run(N2, r::SC_QUERY_CLUSSVC, vec![sc(1)]);
     t.on_run(N2, SP_LINE, vec![ok()]);
     let f = fleet();
     let s = step(N2, sp(RebootPolicy::IfRequired));
@@ -315,4 +317,37 @@ async fn hotfix_with_reboot_always_restarts_after_exit_0() {
             "PRG-N2> shutdown /r /t 0 /f".to_owned()
         ]
     );
+}
+
+#[tokio::test]
+async fn e3_c_no_service_pack_on_a_cluster_node_whose_cluster_service_runs() {
+    let t = Scripted::new();
+    script_build(&t, N2, vec![reg_build(SP1, "Enterprise")]);
+    script_processes(&t, N2, &["System"]);
+    t.on_run(N2, r::SC_QUERY_CLUSSVC, vec![sc(4)]);
+    t.on_run(N2, SP_LINE, vec![ok()]);
+    let f = fleet();
+    let s = step(N2, sp(RebootPolicy::IfRequired));
+    let e = execute(&ctx(&t, &f, &s)).await.unwrap_err();
+    assert_eq!(e.class, HaltClass::Precondition);
+    assert!(e.message.contains("E3-C"), "{}", e.message);
+    assert!(t.changes().is_empty());
+}
+
+#[tokio::test]
+async fn a_standalone_server_needs_no_cluster_service_check() {
+    // E3-NC: just run it.
+    let t = Scripted::new();
+    script_build(
+        &t,
+        FE,
+        vec![reg_build(SP1, "Standard"), reg_build(SP2, "Standard")],
+    );
+    script_processes(&t, FE, &["System"]);
+    script_os(&t, FE, vec![os(OLD_BOOT)]);
+    t.on_run(FE, SP_LINE, vec![ok()]);
+    let f = fleet();
+    let s = step(FE, sp(RebootPolicy::IfRequired));
+    execute(&ctx(&t, &f, &s)).await.unwrap();
+    assert!(!t.sent().iter().any(|l| l.contains("clussvc")));
 }
