@@ -2,6 +2,10 @@
 //! group owners), and [`Discovery::differences`] against the inventory.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use futures::stream::{self, StreamExt};
 
 use lockstep_core::{Edition, Fleet, Name, Transport, Version};
 
@@ -9,6 +13,12 @@ use crate::error::ActionError;
 use crate::parse::SERVICE_RUNNING;
 use crate::remote::{get_ci, Node, ServiceState};
 use crate::render::SC_QUERY_CLUSSVC;
+
+type NodeRead<'a> =
+    Pin<Box<dyn Future<Output = (&'a Name, Result<NodeFacts, ActionError>)> + Send + 'a>>;
+
+/// Hosts read at once during discovery.
+const DISCOVERY_CONCURRENCY: usize = 16;
 
 /// What one node reported.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -36,21 +46,37 @@ pub struct Discovery {
 }
 
 /// Reads every host of `hosts` (registry build and edition, Cluster service state for cluster
-/// nodes, boot time), then the group owners of every cluster they belong to, asked of a node
-/// whose Cluster service runs. A host that fails is listed in `unreachable` and the rest go on;
-/// discovery itself never fails.
+/// nodes, boot time), at most 16 hosts at once, then the group owners of every cluster they
+/// belong to, asked of a node whose Cluster service runs. A host that fails is listed in
+/// `unreachable` and the rest go on; discovery itself never fails.
 pub async fn discover(t: &dyn Transport, fleet: &Fleet, hosts: &[Name]) -> Discovery {
     let mut d = Discovery::default();
     let mut clusters: Vec<Name> = Vec::new();
     for host in hosts {
-        let inv = fleet.host(host.as_str());
-        let is_node = inv.is_some_and(|h| h.cluster.is_some());
-        if let Some(c) = inv.and_then(|h| h.cluster.clone()) {
+        if let Some(c) = fleet.host(host.as_str()).and_then(|h| h.cluster.clone()) {
             if !clusters.contains(&c) {
                 clusters.push(c);
             }
         }
-        match node_facts(t, host, is_node).await {
+    }
+    // Hosts are read concurrently (bounded), results kept in `hosts` order.
+    // Boxed as `Send` futures: the engine may run discovery on a multi-threaded runtime (a
+    // closure-built stream would not be provably `Send` across its lifetimes).
+    let reads: Vec<NodeRead<'_>> = hosts
+        .iter()
+        .map(|host| {
+            let is_node = fleet
+                .host(host.as_str())
+                .is_some_and(|h| h.cluster.is_some());
+            Box::pin(async move { (host, node_facts(t, host, is_node).await) }) as NodeRead<'_>
+        })
+        .collect();
+    let results: Vec<(&Name, Result<NodeFacts, ActionError>)> = stream::iter(reads)
+        .buffered(DISCOVERY_CONCURRENCY)
+        .collect()
+        .await;
+    for (host, r) in results {
+        match r {
             Ok(f) => {
                 d.nodes.insert(host.to_string(), f);
             }

@@ -10,3 +10,18 @@ mod reboot;
 mod render;
 mod scripted;
 mod services;
+
+/// The engine spawns these futures on a multi-threaded runtime: they must be `Send`.
+#[test]
+fn futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let t = scripted::Scripted::new();
+    let f = scripted::fleet();
+    let s = scripted::step(scripted::N1, lockstep_core::Action::Reboot);
+    let c = scripted::ctx(&t, &f, &s);
+    let host = lockstep_core::Name::host(scripted::N1).unwrap();
+    assert_send(&lockstep_actions::execute(&c));
+    assert_send(&lockstep_actions::probe(&c));
+    assert_send(&lockstep_actions::read_build(&t, &host));
+    assert_send(&lockstep_actions::discover(&t, &f, &[]));
+}
