@@ -265,20 +265,25 @@ pub(crate) async fn probe(ctx: &Ctx<'_>, action: &Action) -> Result<Probe, Actio
         if has_hotfix(&node.hotfixes().await?, kb) {
             return Ok(Probe::Done);
         }
-    } else if let Some(target) = s.target {
-        if node.build().await?.build >= target {
-            return Ok(Probe::Done);
+    }
+    // A setup rewriting the Setup key can leave it unreadable for a while: that is not an
+    // answer until we know no installer runs.
+    let mut unreadable = None;
+    if let (None, Some(target)) = (s.prerequisite, s.target) {
+        match node.build().await {
+            Ok(b) if b.build >= target => return Ok(Probe::Done),
+            Ok(_) => {}
+            Err(e) if e.class == lockstep_core::HaltClass::Precondition => unreadable = Some(e),
+            Err(e) => return Err(e),
         }
     }
-    Ok(
-        if running_installers(&node, &installer_images(s.package))
-            .await?
-            .iter()
-            .any(|p| !p.eq_ignore_ascii_case("xcopy.exe"))
-        {
-            Probe::InProgress
-        } else {
-            Probe::NotDone
-        },
-    )
+    let installing = running_installers(&node, &installer_images(s.package))
+        .await?
+        .iter()
+        .any(|p| !p.eq_ignore_ascii_case("xcopy.exe"));
+    match (installing, unreadable) {
+        (true, _) => Ok(Probe::InProgress),
+        (false, Some(e)) => Err(e),
+        (false, None) => Ok(Probe::NotDone),
+    }
 }

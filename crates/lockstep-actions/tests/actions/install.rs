@@ -351,3 +351,25 @@ async fn a_standalone_server_needs_no_cluster_service_check() {
     execute(&ctx(&t, &f, &s)).await.unwrap();
     assert!(!t.sent().iter().any(|l| l.contains("clussvc")));
 }
+
+#[tokio::test]
+async fn probe_while_setup_rewrites_the_registry_is_in_progress() {
+    let t = Scripted::new();
+    script_build(
+        &t,
+        N2,
+        vec![err_out(
+            1,
+            "ERROR: The system was unable to find the specified registry key or value.\r\n",
+        )],
+    );
+    script_processes(&t, N2, &["System", "update.exe"]);
+    let f = fleet();
+    let s = step(N2, sp(RebootPolicy::IfRequired));
+    assert_eq!(probe(&ctx(&t, &f, &s)).await.unwrap(), Probe::InProgress);
+    // No installer and no build: Exchange is not there at all, which is an answer to halt on.
+    script_processes(&t, N2, &["System"]);
+    let e = probe(&ctx(&t, &f, &s)).await.unwrap_err();
+    assert_eq!(e.class, HaltClass::Precondition);
+    assert!(e.message.contains("`PRG-N2`"));
+}
