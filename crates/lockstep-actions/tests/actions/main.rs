@@ -10,6 +10,7 @@ mod reboot;
 mod render;
 mod scripted;
 mod services;
+mod story;
 
 /// The engine spawns these futures on a multi-threaded runtime: they must be `Send`.
 #[test]
