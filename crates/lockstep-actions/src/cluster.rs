@@ -136,12 +136,7 @@ pub(crate) async fn evacuate(
     }
     let node = ctx.node();
     let owners = node.owners().await?;
-    let cluster_group = ctx
-        .step
-        .cluster
-        .as_ref()
-        .and_then(|c| ctx.fleet.cluster(c.as_str()))
-        .map(|c| c.cluster_group.as_str().to_owned());
+    let cluster_group = ctx.cluster().map(|c| c.cluster_group.as_str().to_owned());
     let mut groups: Vec<&String> = owned_by(&owners, node_name);
     // The cluster group last: the EVSs leave first, the quorum moves once nothing else is left.
     groups.sort_by_key(|g| {
@@ -393,8 +388,14 @@ pub(crate) async fn probe_evs_offline(ctx: &Ctx<'_>, group: &Name) -> Result<Pro
     if resources.is_empty() {
         return Ok(Probe::NotDone);
     }
-    Ok(if to_offline(&resources).iter().all(Resource::is_offline) {
+    let targets = to_offline(&resources);
+    Ok(if targets.iter().all(Resource::is_offline) {
         Probe::Done
+    } else if targets
+        .iter()
+        .all(|r| r.is_offline() || r.state == Some(parse::RESOURCE_OFFLINE_PENDING))
+    {
+        Probe::InProgress
     } else {
         Probe::NotDone
     })
@@ -444,13 +445,11 @@ pub(crate) async fn evs_online(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, A
 
 /// EvsResourcesOnline probe: group state 0 (online).
 pub(crate) async fn probe_group_online(ctx: &Ctx<'_>, group: &Name) -> Result<Probe, ActionError> {
-    Ok(
-        if ctx.node().group_state(group).await? == Some(GROUP_ONLINE) {
-            Probe::Done
-        } else {
-            Probe::NotDone
-        },
-    )
+    Ok(match ctx.node().group_state(group).await? {
+        Some(GROUP_ONLINE) => Probe::Done,
+        Some(parse::GROUP_PENDING) => Probe::InProgress,
+        _ => Probe::NotDone,
+    })
 }
 
 /// FailoverTest (E3-CLUSTER.17): move the group to each node in order and check it is online

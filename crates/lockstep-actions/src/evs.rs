@@ -45,17 +45,7 @@ pub(crate) async fn t2_failures(ctx: &Ctx<'_>, group: &Name) -> Result<Vec<Strin
     if let Some(b) = owner_build {
         newest = newest.max(b);
     }
-    let cluster = ctx
-        .step
-        .cluster
-        .as_ref()
-        .and_then(|c| ctx.fleet.cluster(c.as_str()))
-        .or_else(|| {
-            ctx.fleet
-                .host(host.as_str())
-                .and_then(|h| h.cluster.as_ref())
-                .and_then(|c| ctx.fleet.cluster(c.as_str()))
-        });
+    let cluster = ctx.cluster();
     if let Some(c) = cluster {
         for n in &c.nodes {
             if n.eq_ignore_case(host.as_str())

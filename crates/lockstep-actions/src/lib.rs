@@ -62,6 +62,16 @@ impl<'a> Ctx<'a> {
     pub(crate) fn node(&self) -> remote::Node<'a> {
         remote::Node::new(self.transport, &self.step.host)
     }
+
+    /// The cluster of the step (or of its host), from the inventory.
+    pub(crate) fn cluster(&self) -> Option<&'a lockstep_core::Cluster> {
+        let fleet = self.fleet;
+        self.step
+            .cluster
+            .as_ref()
+            .or_else(|| fleet.host(self.step.host.as_str())?.cluster.as_ref())
+            .and_then(|c| fleet.cluster(c.as_str()))
+    }
 }
 
 /// How a step ended when it did not fail.

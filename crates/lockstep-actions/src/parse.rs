@@ -33,6 +33,10 @@ pub const WLBS_DRAINING: i32 = 1009;
 
 /// `MSCluster_ResourceGroup.State`: online.
 pub const GROUP_ONLINE: u32 = 0;
+/// `MSCluster_ResourceGroup.State`: pending (coming online or going offline).
+pub const GROUP_PENDING: u32 = 4;
+/// `MSCluster_Resource.State`: going offline.
+pub const RESOURCE_OFFLINE_PENDING: u32 = 131;
 /// `MSCluster_Resource.State`: online.
 pub const RESOURCE_ONLINE: u32 = 2;
 /// `MSCluster_Resource.State`: offline.

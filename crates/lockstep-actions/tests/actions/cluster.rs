@@ -489,3 +489,33 @@ async fn transport_failures_map_to_halt_classes() {
     let e = execute(&ctx(&t, &f, &s)).await.unwrap_err();
     assert_eq!(e.class, HaltClass::StepFailed);
 }
+
+#[tokio::test]
+async fn probes_see_pending_cluster_states_as_in_progress() {
+    let f = fleet();
+    let t = Scripted::new();
+    // System Attendant still going offline (131), the rest offline.
+    script_evs_resources(&t, N2, vec![vec![2, 2, 2, 131, 3, 3, 3, 3, 3, 2]]);
+    let s = step(
+        N2,
+        Action::EvsResourcesOffline {
+            group: n(EVS_GROUP),
+        },
+    );
+    assert_eq!(probe(&ctx(&t, &f, &s)).await.unwrap(), Probe::InProgress);
+
+    let t = Scripted::new();
+    t.on_wql(
+        N1,
+        NS_CLUSTER,
+        r::WQL_GROUPS,
+        vec![groups(&[(EVS_GROUP, 4)])],
+    );
+    let s = step(
+        N1,
+        Action::EvsResourcesOnline {
+            group: n(EVS_GROUP),
+        },
+    );
+    assert_eq!(probe(&ctx(&t, &f, &s)).await.unwrap(), Probe::InProgress);
+}
