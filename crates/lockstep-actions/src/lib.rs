@@ -12,6 +12,25 @@
 //!
 //! This crate talks to nodes only through `&dyn lockstep_core::Transport`: it must never depend
 //! on WinRM, the lab, the store or the engine.
+//!
+//! | action | sends (on `step.host`) | done when | probe |
+//! |---|---|---|---|
+//! | MoveGroup | `cluster group "G" /moveto:N /wait:120` | exit 0 and WQL owner = N | owner = N |
+//! | EvacuateNode | the same for every group the node owns, cluster group last | node owns nothing | same |
+//! | Stop/StartClusterService | `net stop clussvc` / `net start clussvc` | `sc query clussvc` state 1 / 4 | state |
+//! | EvsResourcesOffline | `cluster res "R" /offline /wait:120`, System Attendant last | all but IP/Disk/Name offline | same |
+//! | EvsResourcesOnline | `cluster group "G" /online /wait:120` | group state 0 | same |
+//! | UpgradeVirtualServer | T2 checks, then the site command or [`Outcome::Waiting`] | exit 0 | not done |
+//! | Install | `"PACKAGE" ARGS` after G6/E3-C/product checks; restart per policy | 0/3010/1641, then build = target | build >= target / hotfix listed / installer running |
+//! | Reboot | `shutdown /r /t 0 /f` | new `LastBootUpTime` | no pending reboot |
+//! | Stop/StartServices | `net stop "S"` / `net start "S"` (1060 skipped) | `sc query` state | same |
+//! | AssertVersion, Preflight | reads only | build equal / every check holds | build equal / not done |
+//! | FailoverTest | a move per node | online on each node in turn | not done |
+//! | Confirm | the site command or [`Outcome::Waiting`] | exit 0 | not done |
+//! | NlbDrain/NlbStart | `wlbs drainstop` / `wlbs start` | `wlbs query` exit 1007 / 1005 | same |
+//!
+//! Facts recorded: `group.<G>.owner.before` (moves), `build.before` / `build.after` (install,
+//! assert), `boot.time` (restarts), `reboot.pending` (3010 under policy `never`).
 #![deny(missing_docs)]
 
 use std::time::Duration;
