@@ -4,7 +4,7 @@
 //!
 //! The engine calls [`execute`] and [`probe`] with a [`Ctx`] (transport, fleet, the planned
 //! step, its timeout); they return an [`Outcome`] / [`Probe`] or an [`ActionError`] carrying the
-//! [`lockstep_core::HaltClass`] the run halts with. [`render`] lists the command lines for
+//! [`lockstep_core::HaltClass`] the run halts with. [`render()`] lists the command lines for
 //! `--check`; [`read_build`] reads a node's Exchange build; [`discover`] reads the live fleet
 //! and [`Discovery::differences`] compares it with the inventory. Results are judged only by
 //! exit codes and locale-independent values (sc state numbers, registry data, WQL properties):
