@@ -1,1 +1,221 @@
-//! lockstep-actions (placeholder, filled in by its issue).
+//! Lockstep's built-in actions: for every [`lockstep_core::Action`], the exact command lines it
+//! sends (docs/commands.md), how their results are judged, the "already done?" probe used on
+//! resume, live discovery, and the version and precondition gates of KB 328839.
+//!
+//! The engine calls [`execute`] and [`probe`] with a [`Ctx`] (transport, fleet, the planned
+//! step, its timeout); they return an [`Outcome`] / [`Probe`] or an [`ActionError`] carrying the
+//! [`lockstep_core::HaltClass`] the run halts with. [`render()`] lists the command lines for
+//! `--check`; [`read_build`] reads a node's Exchange build; [`discover`] reads the live fleet
+//! and [`Discovery::differences`] compares it with the inventory. Results are judged only by
+//! exit codes and locale-independent values (sc state numbers, registry data, WQL properties):
+//! never by localised words. The pure parsers live in [`parse`].
+//!
+//! This crate talks to nodes only through `&dyn lockstep_core::Transport`: it must never depend
+//! on WinRM, the lab, the store or the engine.
+//!
+//! | action | sends (on `step.host`) | done when | probe |
+//! |---|---|---|---|
+//! | MoveGroup | `cluster group "G" /moveto:N /wait:120` | exit 0 and WQL owner = N | owner = N |
+//! | EvacuateNode | the same for every group the node owns, cluster group last | node owns nothing | same |
+//! | Stop/StartClusterService | `net stop clussvc` / `net start clussvc` | `sc query clussvc` state 1 / 4 | state |
+//! | EvsResourcesOffline | `cluster res "R" /offline /wait:120`, System Attendant last | all but IP/Disk/Name offline | same |
+//! | EvsResourcesOnline | `cluster group "G" /online /wait:120` | group state 0 | same |
+//! | UpgradeVirtualServer | T2 checks, then the site command or [`Outcome::Waiting`] | exit 0 | not done |
+//! | Install | `"PACKAGE" ARGS` after G6/E3-C/product checks; restart per policy | 0/3010/1641, then build = target | build >= target / hotfix listed / installer running |
+//! | Reboot | `shutdown /r /t 0 /f` | new `LastBootUpTime` | no pending reboot |
+//! | Stop/StartServices | `net stop "S"` / `net start "S"` (1060 skipped) | `sc query` state | same |
+//! | AssertVersion, Preflight | reads only | build equal / every check holds | build equal / not done |
+//! | FailoverTest | a move per node | online on each node in turn | not done |
+//! | Confirm | the site command or [`Outcome::Waiting`] | exit 0 | not done |
+//! | NlbDrain/NlbStart | `wlbs drainstop` / `wlbs start` | `wlbs query` exit 1007 / 1005 | same |
+//!
+//! Facts recorded: `group.<G>.owner.before` (moves), `build.before` / `build.after` (install,
+//! assert), `boot.time` (restarts), `reboot.pending` (3010 under policy `never`).
+#![deny(missing_docs)]
+
+use std::time::Duration;
+
+use lockstep_core::{Action, Fleet, Name, PlannedStep, Transport};
+
+mod build;
+mod cluster;
+mod discovery;
+mod error;
+mod evs;
+mod gates;
+mod install;
+mod nlb;
+mod operator;
+pub mod parse;
+mod reboot;
+mod remote;
+pub mod render;
+mod services;
+
+pub use build::{read_build, NodeBuild};
+pub use discovery::{discover, Discovery, NodeFacts};
+pub use error::ActionError;
+pub use gates::edition_allowed;
+pub use install::{install_verdict, InstallVerdict};
+pub use render::render;
+
+/// Everything an action needs to run one planned step.
+pub struct Ctx<'a> {
+    /// How nodes are reached.
+    pub transport: &'a dyn Transport,
+    /// The fleet (inventory) the plan was made from.
+    pub fleet: &'a Fleet,
+    /// The step: `step.host` is where commands run, `step.action` what is done.
+    pub step: &'a PlannedStep,
+    /// The step's timeout (also the installer's and the reboot wait's).
+    pub timeout: Duration,
+    /// How often a rebooting node is polled.
+    pub reboot_poll: Duration,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn host(&self) -> &'a Name {
+        &self.step.host
+    }
+
+    pub(crate) fn node(&self) -> remote::Node<'a> {
+        remote::Node::new(self.transport, &self.step.host)
+    }
+
+    /// The cluster of the step (or of its host), from the inventory.
+    pub(crate) fn cluster(&self) -> Option<&'a lockstep_core::Cluster> {
+        let fleet = self.fleet;
+        self.step
+            .cluster
+            .as_ref()
+            .or_else(|| fleet.host(self.step.host.as_str())?.cluster.as_ref())
+            .and_then(|c| fleet.cluster(c.as_str()))
+    }
+}
+
+/// How a step ended when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The step is done.
+    Done {
+        /// The main command's output (stdout then stderr; several commands joined).
+        output: String,
+        /// The main command's exit code, when one ran.
+        exit_code: Option<i32>,
+        /// Facts learnt (owner before a move, build before/after, boot time...).
+        facts: Vec<FactOut>,
+        /// One line for a person.
+        message: String,
+    },
+    /// An operator step: the engine waits for `lockstep approve`.
+    Waiting {
+        /// What the operator must do.
+        instructions: String,
+    },
+}
+
+impl Outcome {
+    pub(crate) fn done(message: impl Into<String>) -> Self {
+        Outcome::Done {
+            output: String::new(),
+            exit_code: None,
+            facts: Vec::new(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A fact learnt by a step, stored by the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactOut {
+    /// The host it is about.
+    pub host: Name,
+    /// Key (`build.before`, `group.EVS1 Group.owner.before`, `boot.time`, `reboot.pending`).
+    pub key: String,
+    /// Value.
+    pub value: String,
+}
+
+impl FactOut {
+    pub(crate) fn new(host: &Name, key: impl Into<String>, value: impl Into<String>) -> Self {
+        FactOut {
+            host: host.clone(),
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// What a step's "already done?" probe found (used on resume).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The step's effect is in place: do not run it again.
+    Done,
+    /// Not done: run it.
+    NotDone,
+    /// Still under way on the node (e.g. the installer is still running): wait and probe again.
+    InProgress,
+}
+
+/// Runs the step's action on `ctx.step.host` and judges the result.
+pub async fn execute(ctx: &Ctx<'_>) -> Result<Outcome, ActionError> {
+    let action = &ctx.step.action;
+    tracing::info!(step = %ctx.step.id, host = %ctx.step.host, action = action.kind(), "execute");
+    match action {
+        Action::MoveGroup { group, to } => cluster::move_group(ctx, group, to).await,
+        Action::EvacuateNode { node, to } => cluster::evacuate(ctx, node, to).await,
+        Action::StopClusterService => cluster::stop_clussvc(ctx).await,
+        Action::StartClusterService => cluster::start_clussvc(ctx).await,
+        Action::EvsResourcesOffline { group } => cluster::evs_offline(ctx, group).await,
+        Action::EvsResourcesOnline { group } => cluster::evs_online(ctx, group).await,
+        Action::FailoverTest { group, nodes } => cluster::failover_test(ctx, group, nodes).await,
+        Action::UpgradeVirtualServer {
+            group,
+            evs,
+            command,
+        } => evs::upgrade(ctx, group, evs, command.as_deref()).await,
+        Action::Install { .. } => install::execute(ctx, action).await,
+        Action::Reboot => reboot::execute(ctx).await,
+        Action::StopServices { services } => services::stop(ctx, services).await,
+        Action::StartServices { services } => services::start(ctx, services).await,
+        Action::AssertVersion { product, expected } => {
+            gates::assert_version(ctx, *product, *expected).await
+        }
+        Action::Preflight {
+            checks,
+            editions,
+            product,
+        } => gates::preflight(ctx, checks, editions, *product).await,
+        Action::Confirm { message, command } => {
+            operator::confirm(ctx, message, command.as_deref()).await
+        }
+        Action::NlbDrain => nlb::drain(ctx).await,
+        Action::NlbStart => nlb::start(ctx).await,
+    }
+}
+
+/// Finds out, without changing anything, whether the step's effect is already in place.
+pub async fn probe(ctx: &Ctx<'_>) -> Result<Probe, ActionError> {
+    let action = &ctx.step.action;
+    match action {
+        Action::MoveGroup { group, to } => cluster::probe_owner(ctx, group, to).await,
+        Action::EvacuateNode { node, .. } => cluster::probe_evacuated(ctx, node).await,
+        Action::StopClusterService => cluster::probe_clussvc(ctx, false).await,
+        Action::StartClusterService => cluster::probe_clussvc(ctx, true).await,
+        Action::EvsResourcesOffline { group } => cluster::probe_evs_offline(ctx, group).await,
+        Action::EvsResourcesOnline { group } => cluster::probe_group_online(ctx, group).await,
+        Action::Install { .. } => install::probe(ctx, action).await,
+        Action::Reboot => reboot::probe(ctx).await,
+        Action::StopServices { services } => services::probe(ctx, services, false).await,
+        Action::StartServices { services } => services::probe(ctx, services, true).await,
+        Action::AssertVersion { expected, .. } => gates::probe_version(ctx, *expected).await,
+        Action::NlbDrain => nlb::probe(ctx, parse::WLBS_STOPPED).await,
+        Action::NlbStart => nlb::probe(ctx, parse::WLBS_CONVERGED).await,
+        // Read-only or operator steps, and steps whose effect cannot be seen live (the EVS
+        // version, a finished failover tour): running them again is safe.
+        Action::UpgradeVirtualServer { .. }
+        | Action::FailoverTest { .. }
+        | Action::Preflight { .. }
+        | Action::Confirm { .. } => Ok(Probe::NotDone),
+    }
+}

@@ -1,0 +1,169 @@
+//! UpgradeVirtualServer (E3-CLUSTER.11), guarded by the preconditions of T2: the EVS group is
+//! on a node at the service pack's build, the upgrade is started from a node at that build, the
+//! System Attendant resource is offline, only IP Address / Network Name / Physical Disk
+//! resources of the group are online, and a Distributed Transaction Coordinator resource is
+//! online. "Upgrade Exchange Virtual Server" has no documented command line: without a
+//! site-supplied command the step waits for the operator.
+
+use lockstep_core::{Name, Version};
+
+use crate::error::ActionError;
+use crate::parse;
+use crate::remote::{get_ci, joined, Node, Resource};
+use crate::{Ctx, Outcome};
+
+fn is_online_or_pending(r: &Resource) -> bool {
+    matches!(r.state, Some(s) if s == parse::RESOURCE_ONLINE || (129..=131).contains(&s))
+}
+
+/// Every T2 precondition that does not hold, one sentence each (empty: all hold).
+///
+/// The service pack's build is not part of the action: the reference is the newest build among
+/// the cluster's nodes that answer (the node just upgraded), so "at the target build" reads "at
+/// the newest build of the cluster".
+pub(crate) async fn t2_failures(ctx: &Ctx<'_>, group: &Name) -> Result<Vec<String>, ActionError> {
+    let host = ctx.host();
+    let node = ctx.node();
+    let mut failures = Vec::new();
+
+    let owners = node.owners().await?;
+    let owner = get_ci(&owners, group.as_str()).cloned();
+    let host_build = node.build().await?.build;
+    let owner_build = match &owner {
+        Some(o) if host.eq_ignore_case(o) => Some(host_build),
+        Some(o) => match Name::host(o) {
+            Ok(on) => Node::new(ctx.transport, &on)
+                .build()
+                .await
+                .ok()
+                .map(|b| b.build),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let mut newest: Version = host_build;
+    if let Some(b) = owner_build {
+        newest = newest.max(b);
+    }
+    let cluster = ctx.cluster();
+    if let Some(c) = cluster {
+        for n in &c.nodes {
+            if n.eq_ignore_case(host.as_str())
+                || owner.as_deref().is_some_and(|o| n.eq_ignore_case(o))
+            {
+                continue;
+            }
+            if let Ok(b) = Node::new(ctx.transport, n).build().await {
+                newest = newest.max(b.build);
+            }
+        }
+    }
+    match (&owner, owner_build) {
+        (None, _) => failures.push(format!("group `{group}` is not owned by any node")),
+        (Some(o), None) => failures.push(format!(
+            "the build of `{o}`, which owns group `{group}`, could not be read"
+        )),
+        (Some(o), Some(b)) if b != newest => failures.push(format!(
+            "group `{group}` is on `{o}` at build {b}, not on a node at the service pack's build {newest}"
+        )),
+        _ => {}
+    }
+    if host_build != newest {
+        failures.push(format!(
+            "the upgrade would be started from `{host}` at build {host_build}, not from a node at build {newest}"
+        ));
+    }
+
+    let resources = node.group_resources(group).await?;
+    let sa: Vec<&Resource> = resources
+        .iter()
+        .filter(|r| r.kind.to_ascii_lowercase().contains("system attendant"))
+        .collect();
+    if resources.is_empty() {
+        failures.push(format!("group `{group}` has no resources on the cluster"));
+    } else if sa.is_empty() {
+        failures.push(format!("group `{group}` has no System Attendant resource"));
+    }
+    for r in &sa {
+        if !r.is_offline() {
+            failures.push(format!(
+                "System Attendant resource `{}` is not offline (state {})",
+                r.name,
+                r.state
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            ));
+        }
+    }
+    let extra: Vec<String> = resources
+        .iter()
+        .filter(|r| !r.is_core() && !r.kind.to_ascii_lowercase().contains("system attendant"))
+        .filter(|r| is_online_or_pending(r))
+        .map(|r| format!("`{}` ({})", r.name, r.kind))
+        .collect();
+    if !extra.is_empty() {
+        failures.push(format!(
+            "resources other than IP Address, Network Name and Physical Disk are online in group `{group}`: {}",
+            extra.join(", ")
+        ));
+    }
+    let dtc_online = node.all_resources().await?.iter().any(|r| {
+        r.kind
+            .eq_ignore_ascii_case("Distributed Transaction Coordinator")
+            && r.is_online()
+    });
+    if !dtc_online {
+        failures.push("no Distributed Transaction Coordinator resource is online".to_owned());
+    }
+    Ok(failures)
+}
+
+/// UpgradeVirtualServer: T2 first; then the operator step or the site-supplied command.
+pub(crate) async fn upgrade(
+    ctx: &Ctx<'_>,
+    group: &Name,
+    evs: &Name,
+    command: Option<&str>,
+) -> Result<Outcome, ActionError> {
+    let host = ctx.host();
+    let failures = t2_failures(ctx, group).await?;
+    if !failures.is_empty() {
+        return Err(ActionError::precondition(
+            host,
+            format!(
+                "Exchange virtual server `{evs}` (group `{group}`) cannot be upgraded from `{host}` (T2): {}",
+                failures.join("; ")
+            ),
+        ));
+    }
+    let Some(command) = command else {
+        return Ok(Outcome::Waiting {
+            instructions: format!(
+                "On `{host}`, open Cluster Administrator, right-click the System Attendant \
+                 resource of group `{group}` and choose \"Upgrade Exchange Virtual Server\" \
+                 (E3-CLUSTER.11, virtual server `{evs}`). When it has succeeded, run \
+                 `lockstep approve`; the resources are brought online by the next step."
+            ),
+        });
+    };
+    let out = ctx.node().run(command, ctx.timeout).await?;
+    let text = joined(&out);
+    if out.exit_code == 0 {
+        return Ok(Outcome::Done {
+            output: text,
+            exit_code: Some(0),
+            facts: Vec::new(),
+            message: format!(
+                "Exchange virtual server `{evs}` (group `{group}`) upgraded on `{host}`"
+            ),
+        });
+    }
+    let mut message = format!(
+        "upgrading Exchange virtual server `{evs}` (group `{group}`) on `{host}` failed (exit {})",
+        out.exit_code
+    );
+    if text.to_ascii_lowercase().contains("c1037b44") {
+        message.push_str(": the Exchange versions of the nodes do not match (T2)");
+    }
+    Err(ActionError::step_failed(host, message).with_output(text, Some(out.exit_code)))
+}

@@ -1,0 +1,104 @@
+//! Reboot (E3-CLUSTER.5, E3-NC, the IIS hotfix of E3-CLUSTER.1): read `LastBootUpTime`,
+//! `shutdown /r /t 0 /f`, then poll until the node stops answering and answers again with a
+//! different boot time, within the step timeout.
+
+use lockstep_core::HaltClass;
+use tokio::time::Instant;
+
+use crate::error::ActionError;
+use crate::remote::joined;
+use crate::render;
+use crate::{Ctx, FactOut, Outcome, Probe};
+
+/// Polls (every `ctx.reboot_poll`, forgetting the transport's pooled shells before each poll)
+/// until the node answers with a boot time other than `before`; a node that does not within
+/// `ctx.timeout` is [`HaltClass::NodeUnreachable`]. Returns the new boot time.
+pub(crate) async fn wait_for_new_boot(ctx: &Ctx<'_>, before: &str) -> Result<String, ActionError> {
+    let host = ctx.host();
+    let node = ctx.node();
+    let deadline = Instant::now() + ctx.timeout;
+    let mut went_down = false;
+    loop {
+        tokio::time::sleep(ctx.reboot_poll).await;
+        ctx.transport.reset(host).await;
+        match node.boot_time().await {
+            Ok(t) if t != before => {
+                tracing::info!(host = %host, boot_time = %t, went_down, "node is back");
+                return Ok(t);
+            }
+            Ok(_) => {
+                tracing::debug!(host = %host, "still the old boot");
+            }
+            Err(e) => {
+                if !went_down {
+                    tracing::info!(host = %host, error = %e.message, "node went down");
+                }
+                went_down = true;
+            }
+        }
+        if Instant::now() >= deadline {
+            let what = if went_down {
+                "went down but did not come back"
+            } else {
+                "did not go down"
+            };
+            return Err(ActionError::unreachable(
+                host,
+                format!(
+                    "host `{host}` {what} within {} s of the restart (boot time before: {before})",
+                    ctx.timeout.as_secs()
+                ),
+            ));
+        }
+    }
+}
+
+/// Restarts now and waits for the node: returns the shutdown output and the new boot time.
+pub(crate) async fn restart(ctx: &Ctx<'_>) -> Result<(String, String), ActionError> {
+    let host = ctx.host();
+    let node = ctx.node();
+    let before = node.boot_time().await?;
+    let output = match node.run(render::SHUTDOWN_REBOOT, ctx.timeout).await {
+        Ok(out) if out.exit_code == 0 => joined(&out),
+        Ok(out) => {
+            return Err(ActionError::step_failed(
+                host,
+                format!(
+                    "`{}` on host `{host}` failed (exit {})",
+                    render::SHUTDOWN_REBOOT,
+                    out.exit_code
+                ),
+            )
+            .with_output(joined(&out), Some(out.exit_code)))
+        }
+        // The node may drop the connection as it goes down: the wait decides.
+        Err(e) if e.class == HaltClass::NodeUnreachable => {
+            tracing::info!(host = %host, error = %e.message, "connection dropped by the restart");
+            String::new()
+        }
+        Err(e) => return Err(e),
+    };
+    let after = wait_for_new_boot(ctx, &before).await?;
+    Ok((output, after))
+}
+
+/// Reboot.
+pub(crate) async fn execute(ctx: &Ctx<'_>) -> Result<Outcome, ActionError> {
+    let host = ctx.host();
+    let (output, after) = restart(ctx).await?;
+    Ok(Outcome::Done {
+        output,
+        exit_code: Some(0),
+        facts: vec![FactOut::new(host, "boot.time", after.clone())],
+        message: format!("host `{host}` restarted (boot time {after})"),
+    })
+}
+
+/// Reboot probe: done unless a reboot is still pending (`PendingFileRenameOperations`).
+pub(crate) async fn probe(ctx: &Ctx<'_>) -> Result<Probe, ActionError> {
+    Ok(if ctx.node().pending_reboot().await? {
+        Probe::NotDone
+    } else {
+        Probe::Done
+    })
+}
