@@ -1,0 +1,1 @@
+//! lockstep-report (placeholder, filled in by its issue).
