@@ -133,15 +133,10 @@ impl Engine {
         let ids = match what {
             Some(id) => {
                 let known = record.plan.step(id).is_some()
-                    || record
-                        .plan
-                        .stages
-                        .iter()
-                        .enumerate()
-                        .any(|(k, s)| {
-                            s.gate == Gate::Approval
-                                && (id == gate_id(&s.name) || id == gate_id(&k.to_string()))
-                        });
+                    || record.plan.stages.iter().enumerate().any(|(k, s)| {
+                        s.gate == Gate::Approval
+                            && (id == gate_id(&s.name) || id == gate_id(&k.to_string()))
+                    });
                 if !known {
                     return Err(EngineError::UnknownApproval {
                         run: run.clone(),
@@ -193,14 +188,12 @@ fn waiting_approvals(record: &RunRecord) -> Vec<String> {
     let mut blocked = vec![false; state.len()];
     for (i, s) in plan.steps.iter().enumerate() {
         blocked[i] = state[i] == StepState::Pending
-            && s
-                .after
+            && s.after
                 .iter()
                 .any(|&d| d < i && (state[d] == StepState::Failed || blocked[d]));
     }
     let open = |i: usize| {
-        matches!(state[i], StepState::Running)
-            || (state[i] == StepState::Pending && !blocked[i])
+        matches!(state[i], StepState::Running) || (state[i] == StepState::Pending && !blocked[i])
     };
     let first_open_stage = (0..plan.steps.len())
         .filter(|&i| open(i))

@@ -6,11 +6,11 @@
 //! (precomputed in [`Graph`]) and starts those that reach zero. Nothing polls, nothing scans the
 //! plan per transition.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lockstep_core::{Event, Gate, HaltClass, RunId, RunStatus, StepRecord, StepState};
+use lockstep_core::{Event, Gate, HaltClass, Name, RunId, RunStatus, StepRecord, StepState};
 use tokio::task::{Id, JoinSet};
 
 use crate::error::EngineError;
@@ -44,7 +44,8 @@ pub(crate) struct Executor {
     attempts: Vec<u32>,
     needs_probe: Vec<bool>,
     approvals: HashSet<String>,
-    failed_hosts: BTreeSet<String>,
+    /// Hosts with a failed step (lower-cased key), for the failure budget.
+    failed_hosts: BTreeMap<String, Name>,
     first_failure: Option<(HaltClass, String)>,
     halt: Option<(HaltClass, String)>,
     fatal: Option<EngineError>,
@@ -113,7 +114,7 @@ impl Executor {
             attempts,
             needs_probe,
             approvals: approvals.iter().cloned().collect(),
-            failed_hosts: BTreeSet::new(),
+            failed_hosts: BTreeMap::new(),
             first_failure: None,
             halt: None,
             fatal: None,
@@ -157,7 +158,10 @@ impl Executor {
             }
             let started = steps.iter().any(|&i| self.state[i] != StepState::Pending);
             if self.stop.is_triggered() {
-                self.set_halt(HaltClass::OperatorStop, "stopped by the operator".to_owned());
+                self.set_halt(
+                    HaltClass::OperatorStop,
+                    "stopped by the operator".to_owned(),
+                );
                 return self.finish(None);
             }
             if !started {
@@ -276,7 +280,10 @@ impl Executor {
 
     fn halting(&mut self) -> bool {
         if self.halt.is_none() && self.stop.is_triggered() {
-            self.set_halt(HaltClass::OperatorStop, "stopped by the operator".to_owned());
+            self.set_halt(
+                HaltClass::OperatorStop,
+                "stopped by the operator".to_owned(),
+            );
         }
         self.halt.is_some() || self.fatal.is_some()
     }
@@ -315,7 +322,12 @@ impl Executor {
                     if self.fatal.is_none() {
                         self.fatal = Some(EngineError::StepPanicked {
                             run: sh.run.clone(),
-                            step: sh.plan.steps.get(i).map(|s| s.id.clone()).unwrap_or_default(),
+                            step: sh
+                                .plan
+                                .steps
+                                .get(i)
+                                .map(|s| s.id.clone())
+                                .unwrap_or_default(),
                             detail: e.to_string(),
                         });
                     }
@@ -331,7 +343,10 @@ impl Executor {
             .filter(|&&i| self.state[i] == StepState::Waiting)
             .map(|&i| {
                 let s = &sh.plan.steps[i];
-                format!("step `{}` on host `{}` waits for the operator", s.id, s.host)
+                format!(
+                    "step `{}` on host `{}` waits for the operator",
+                    s.id, s.host
+                )
             })
             .collect();
         if !waiting.is_empty() {
@@ -457,7 +472,8 @@ impl Executor {
                 message,
             } => {
                 self.state[i] = StepState::Failed;
-                self.failed_hosts.insert(host.as_str().to_ascii_lowercase());
+                self.failed_hosts
+                    .insert(host.as_str().to_ascii_lowercase(), host);
                 if self.first_failure.is_none() {
                     self.first_failure = Some((class, message.clone()));
                 }
@@ -502,11 +518,15 @@ impl Executor {
         if self.halt.is_none() && waiting.is_none() && complete < total {
             // Every stage settled but some steps failed within the budget (or are blocked
             // behind them).
-            let (class, last) = self.first_failure.clone().unwrap_or((
-                HaltClass::StepFailed,
-                "steps are blocked".to_owned(),
-            ));
-            let hosts: Vec<String> = self.failed_hosts.iter().map(|h| format!("`{h}`")).collect();
+            let (class, last) = self
+                .first_failure
+                .clone()
+                .unwrap_or((HaltClass::StepFailed, "steps are blocked".to_owned()));
+            let hosts: Vec<String> = self
+                .failed_hosts
+                .values()
+                .map(|h| format!("`{h}`"))
+                .collect();
             self.halt = Some((
                 class,
                 format!(

@@ -79,7 +79,11 @@ impl Graph {
         for (k, steps) in stage_steps.iter().enumerate() {
             let mut rank = vec![usize::MAX; n_sites];
             let mut next = 0;
-            let listed = plan.stages.get(k).map(|s| s.sites.as_slice()).unwrap_or(&[]);
+            let listed = plan
+                .stages
+                .get(k)
+                .map(|s| s.sites.as_slice())
+                .unwrap_or(&[]);
             let listed_idx = listed.iter().map(|s| {
                 sites
                     .get(&s.as_str().to_ascii_lowercase())

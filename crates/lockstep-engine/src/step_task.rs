@@ -116,7 +116,9 @@ impl Shared {
         let mut attempt = 0;
         loop {
             match call().await {
-                Err(e) if e.class == HaltClass::NodeUnreachable && attempt < self.options.retries => {
+                Err(e)
+                    if e.class == HaltClass::NodeUnreachable && attempt < self.options.retries =>
+                {
                     attempt += 1;
                     tracing::debug!(host = %e.host, attempt, "read-only call failed, retrying: {}", e.message);
                     tokio::time::sleep(self.options.retry_backoff).await;
