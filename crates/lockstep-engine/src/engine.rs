@@ -1,6 +1,6 @@
 //! [`Engine`]: starts, resumes and approves runs; each drive is an [`crate::executor`] run.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use lockstep_core::{
@@ -12,15 +12,13 @@ use crate::executor::{gate_id, Executor};
 use crate::options::EngineOptions;
 use crate::outcome::RunOutcome;
 use crate::runner::StepRunner;
-use crate::step_task::Shared;
+use crate::step_task::{Backends, Shared};
 use crate::stop::StopSignal;
 
 /// The executor of plans: generic over the step runner, the state store and the event sink.
 pub struct Engine {
-    runner: Arc<dyn StepRunner>,
+    backends: Backends,
     store: Arc<dyn StateStore>,
-    events: Arc<dyn EventSink>,
-    fleet: Arc<Fleet>,
     options: EngineOptions,
 }
 
@@ -43,10 +41,13 @@ impl Engine {
         options: EngineOptions,
     ) -> Engine {
         Engine {
-            runner,
+            backends: Backends {
+                runner,
+                store: Arc::clone(&store),
+                events,
+                fleet,
+            },
             store,
-            events,
-            fleet,
             options,
         }
     }
@@ -56,15 +57,13 @@ impl Engine {
         &self.options
     }
 
-    fn shared(&self, run: &RunId, plan: Plan) -> Arc<Shared> {
+    fn shared(&self, run: &RunId, plan: Plan, stop: &StopSignal) -> Arc<Shared> {
         Arc::new(Shared::new(
-            Arc::clone(&self.runner),
-            Arc::clone(&self.store),
-            Arc::clone(&self.events),
-            Arc::clone(&self.fleet),
+            self.backends.clone(),
             self.options.clone(),
             run.clone(),
             Arc::new(plan),
+            stop.clone(),
         ))
     }
 
@@ -79,7 +78,7 @@ impl Engine {
         let run = self.store.create_run(&plan, &meta)?;
         let _lock = self.store.lock_run(&run)?;
         tracing::info!(%run, plan = plan.hash.short(), steps = plan.steps.len(), "run started");
-        let exec = Executor::new(self.shared(&run, plan), &[], &[], stop);
+        let exec = Executor::new(self.shared(&run, plan, &stop), &[], &[], stop);
         exec.drive(false).await
     }
 
@@ -121,7 +120,7 @@ impl Engine {
             ..
         } = record;
         tracing::info!(%run, plan = plan.hash.short(), "run resumed");
-        let exec = Executor::new(self.shared(run, plan), &steps, &approvals, stop);
+        let exec = Executor::new(self.shared(run, plan, &stop), &steps, &approvals, stop);
         exec.drive(true).await
     }
 
@@ -165,15 +164,18 @@ impl Engine {
 fn waiting_approvals(record: &RunRecord) -> Vec<String> {
     let plan = &record.plan;
     let approved: HashSet<&str> = record.approvals.iter().map(String::as_str).collect();
+    let by_id: HashMap<&str, StepState> = record
+        .steps
+        .iter()
+        .map(|r| (r.step.as_str(), r.state))
+        .collect();
     let state: Vec<StepState> = plan
         .steps
         .iter()
         .map(|s| {
-            record
-                .steps
-                .iter()
-                .find(|r| r.step == s.id)
-                .map(|r| r.state)
+            by_id
+                .get(s.id.as_str())
+                .copied()
                 .unwrap_or(StepState::Pending)
         })
         .collect();

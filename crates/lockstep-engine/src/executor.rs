@@ -434,7 +434,7 @@ impl Executor {
 
     fn spawn(&mut self, i: usize) {
         if self.halting() {
-            // Undo the accounting: the drive is ending, nothing new starts.
+            // The drive is ending: nothing new starts (the slot counts no longer matter).
             return;
         }
         self.state[i] = StepState::Running;

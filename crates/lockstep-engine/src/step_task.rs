@@ -15,6 +15,7 @@ use tokio::sync::Mutex;
 use crate::error::EngineError;
 use crate::options::EngineOptions;
 use crate::runner::{Outcome, Probe, StepError, StepRunner};
+use crate::stop::StopSignal;
 
 /// How a step task ended, as the scheduler sees it.
 #[derive(Debug)]
@@ -49,6 +50,15 @@ const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Result of the front-end/back-end gate, cached per drive.
 type GateResult = Result<(), (HaltClass, String)>;
 
+/// The backends an engine drives runs with.
+#[derive(Clone)]
+pub(crate) struct Backends {
+    pub runner: Arc<dyn StepRunner>,
+    pub store: Arc<dyn StateStore>,
+    pub events: Arc<dyn EventSink>,
+    pub fleet: Arc<Fleet>,
+}
+
 /// What every step task of a drive shares.
 pub(crate) struct Shared {
     pub runner: Arc<dyn StepRunner>,
@@ -59,20 +69,25 @@ pub(crate) struct Shared {
     pub run: RunId,
     pub plan: Arc<Plan>,
     pub t0: Instant,
+    pub stop: StopSignal,
     fb_cache: Mutex<HashMap<(Product, Option<String>), GateResult>>,
 }
 
 impl Shared {
     /// The shared state of one drive.
     pub fn new(
-        runner: Arc<dyn StepRunner>,
-        store: Arc<dyn StateStore>,
-        events: Arc<dyn EventSink>,
-        fleet: Arc<Fleet>,
+        backends: Backends,
         options: EngineOptions,
         run: RunId,
         plan: Arc<Plan>,
+        stop: StopSignal,
     ) -> Shared {
+        let Backends {
+            runner,
+            store,
+            events,
+            fleet,
+        } = backends;
         Shared {
             runner,
             store,
@@ -82,6 +97,7 @@ impl Shared {
             run,
             plan,
             t0: Instant::now(),
+            stop,
             fb_cache: Mutex::new(HashMap::new()),
         }
     }
@@ -346,7 +362,18 @@ impl StepTask {
                             ),
                         }));
                     }
-                    tokio::time::sleep(sh.options.probe_interval).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(sh.options.probe_interval) => {}
+                        _ = sh.stop.triggered() => {
+                            return Ok(Some(StepEnd::Halt {
+                                class: HaltClass::OperatorStop,
+                                reason: format!(
+                                    "stopped by the operator while step `{}` was still in progress on host `{}`",
+                                    step.id, step.host
+                                ),
+                            }));
+                        }
+                    }
                 }
             }
         }
@@ -403,5 +430,20 @@ impl StepTask {
                 step.id, step.host, e.message
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keep_tail;
+
+    #[test]
+    fn keep_tail_keeps_the_last_bytes_at_a_char_boundary() {
+        assert_eq!(keep_tail("abc", 5), "abc");
+        assert_eq!(keep_tail("abcdef", 3), "def");
+        // "é" is two bytes: a cut inside it moves forward to the next character.
+        assert_eq!(keep_tail("aéb", 2), "b");
+        assert_eq!(keep_tail("aéb", 3), "éb");
+        assert_eq!(keep_tail("xyz", 0), "");
     }
 }

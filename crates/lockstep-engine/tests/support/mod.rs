@@ -40,6 +40,8 @@ impl Log {
 #[derive(Default)]
 struct StoreInner {
     runs: BTreeMap<RunId, RunRecord>,
+    /// Step id to position in `RunRecord::steps`, per run (the real store has an index too).
+    index: HashMap<RunId, HashMap<String, usize>>,
     locked: HashSet<RunId>,
     next: u64,
 }
@@ -121,6 +123,7 @@ impl StateStore for MemStore {
             approvals: Vec::new(),
             created_ms: lockstep_core::now_ms(),
         };
+        g.index.insert(id.clone(), index_of(&rec));
         g.runs.insert(id.clone(), rec);
         Ok(id)
     }
@@ -171,18 +174,23 @@ impl StateStore for MemStore {
             self.log
                 .push(format!("put {} {}", record.step, record.state.as_str()));
         }
-        self.with_run(run, |r| {
-            let slot = r
-                .steps
-                .iter_mut()
-                .find(|s| s.step == record.step)
-                .ok_or_else(|| StoreError::NoSuchStep {
-                    run: run.clone(),
-                    step: record.step.clone(),
-                })?;
-            *slot = record.clone();
-            Ok(())
-        })
+        let mut g = self.inner.lock().unwrap();
+        let g = &mut *g;
+        let rec = g
+            .runs
+            .get_mut(run)
+            .ok_or_else(|| StoreError::NoSuchRun(run.clone()))?;
+        let at = g
+            .index
+            .get(run)
+            .and_then(|ix| ix.get(&record.step))
+            .copied()
+            .ok_or_else(|| StoreError::NoSuchStep {
+                run: run.clone(),
+                step: record.step.clone(),
+            })?;
+        rec.steps[at] = record.clone();
+        Ok(())
     }
 
     fn put_fact(&self, run: &RunId, fact: &Fact) -> Result<(), StoreError> {
@@ -210,22 +218,35 @@ impl StateStore for MemStore {
     }
 
     fn replace_plan(&self, run: &RunId, plan: &Plan) -> Result<(), StoreError> {
-        self.with_run(run, |r| {
-            let old: HashMap<String, StepRecord> =
-                r.steps.drain(..).map(|s| (s.step.clone(), s)).collect();
-            r.steps = plan
-                .steps
-                .iter()
-                .map(|s| {
-                    old.get(&s.id)
-                        .cloned()
-                        .unwrap_or_else(|| StepRecord::pending(&s.id))
-                })
-                .collect();
-            r.plan = plan.clone();
-            Ok(())
-        })
+        let mut g = self.inner.lock().unwrap();
+        let r = g
+            .runs
+            .get_mut(run)
+            .ok_or_else(|| StoreError::NoSuchRun(run.clone()))?;
+        let old: HashMap<String, StepRecord> =
+            r.steps.drain(..).map(|s| (s.step.clone(), s)).collect();
+        r.steps = plan
+            .steps
+            .iter()
+            .map(|s| {
+                old.get(&s.id)
+                    .cloned()
+                    .unwrap_or_else(|| StepRecord::pending(&s.id))
+            })
+            .collect();
+        r.plan = plan.clone();
+        let ix = index_of(r);
+        g.index.insert(run.clone(), ix);
+        Ok(())
     }
+}
+
+fn index_of(rec: &RunRecord) -> HashMap<String, usize> {
+    rec.steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.step.clone(), i))
+        .collect()
 }
 
 // ---------------------------------------------------------------- events
@@ -292,6 +313,7 @@ pub struct FakeRunner {
     pub calls: AtomicUsize,
     pub trip_at: AtomicUsize,
     pub trip: tokio::sync::Notify,
+    /// Benchmark mode: no log, no bookkeeping, just the scaled sleep.
     pub quiet: bool,
 }
 
@@ -408,9 +430,18 @@ impl Drop for Running<'_> {
 #[async_trait]
 impl StepRunner for FakeRunner {
     async fn execute(&self, step: &PlannedStep, _timeout: Duration) -> Result<Outcome, StepError> {
-        if !self.quiet {
-            self.log.push(format!("exec {}", step.id));
+        if self.quiet {
+            // Benchmark mode: a node with no bookkeeping beyond the step's duration.
+            let ms = step.estimate_secs as f64 * self.ms_per_sec;
+            tokio::time::sleep(Duration::from_micros((ms * 1000.0) as u64)).await;
+            return Ok(Outcome::Done {
+                output: String::new(),
+                exit_code: Some(0),
+                facts: Vec::new(),
+                message: String::new(),
+            });
         }
+        self.log.push(format!("exec {}", step.id));
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if n == self.trip_at.load(Ordering::SeqCst) {
             self.trip.notify_one();
