@@ -472,6 +472,7 @@ impl Executor {
                 message,
             } => {
                 self.state[i] = StepState::Failed;
+                self.mark_blocked(i);
                 self.failed_hosts
                     .insert(host.as_str().to_ascii_lowercase(), host);
                 if self.first_failure.is_none() {
@@ -504,6 +505,28 @@ impl Executor {
             }
         }
         self.release(i);
+    }
+
+    /// Records every pending step that depends on the failed step `failed`, transitively, as
+    /// blocked (state pending, with the reason): its unit stops where it is.
+    fn mark_blocked(&mut self, failed: usize) {
+        let sh = Arc::clone(&self.sh);
+        let reason = format!("blocked: step `{}` failed", sh.plan.steps[failed].id);
+        let mut seen = HashSet::new();
+        let mut stack = self.graph.dependents[failed].clone();
+        while let Some(d) = stack.pop() {
+            if !seen.insert(d) || self.state[d] != StepState::Pending {
+                continue;
+            }
+            let mut rec = StepRecord::pending(&sh.plan.steps[d].id);
+            rec.attempts = self.attempts[d];
+            rec.message = reason.clone();
+            if let Err(e) = sh.checkpoint(d, &rec) {
+                self.fatal.get_or_insert(e);
+                return;
+            }
+            stack.extend_from_slice(&self.graph.dependents[d]);
+        }
     }
 
     /// Writes the final status, emits the closing events and returns the outcome.

@@ -408,6 +408,14 @@ async fn failure_budget_tolerates_then_halts() {
             (true, _) => {
                 assert_eq!(state, StepState::Pending, "{} is blocked", s.id);
                 assert_eq!(r.runner.calls_of(&s.id), 0, "{} is blocked", s.id);
+                let rec = r.store.record(&run);
+                let rec = rec.steps.iter().find(|x| x.step == s.id).unwrap();
+                assert!(
+                    rec.message.starts_with("blocked: step `")
+                        && rec.message.contains("/install` failed"),
+                    "{}",
+                    rec.message
+                );
             }
         }
     }
@@ -910,5 +918,122 @@ async fn step_events_carry_every_transition() {
     }
     for s in &plan.steps {
         assert_eq!(seen[&s.id], [StepState::Running, StepState::Done]);
+    }
+}
+
+/// A random plan: stages of sites of host and two-node cluster units, random chain lengths and
+/// estimates, a few extra edges inside a site; the same site limit for every stage.
+fn random_plan(rng: &mut rand::rngs::StdRng) -> (lockstep_core::Plan, u32, u32) {
+    let max_sites = rng.gen_range(0..=3);
+    let per_site = rng.gen_range(0..=2);
+    let n_stages = rng.gen_range(1..=3);
+    let mut b = PlanBuilder::new().per_site(per_site);
+    let mut layout = Vec::new();
+    for k in 0..n_stages {
+        let sites: Vec<String> = (0..rng.gen_range(1..=4))
+            .map(|j| format!("s{k}{j}"))
+            .collect();
+        let refs: Vec<&str> = sites.iter().map(String::as_str).collect();
+        b = b.stage(&format!("stage{k}"), &refs, Gate::None, max_sites);
+        layout.push(sites);
+    }
+    for (k, sites) in layout.iter().enumerate() {
+        for (j, site) in sites.iter().enumerate() {
+            let site_start = b.plan.steps.len();
+            for u in 0..rng.gen_range(1..=3) {
+                let len = rng.gen_range(1..=CHAIN.len());
+                let kinds: Vec<(&str, u64)> = CHAIN[..len]
+                    .iter()
+                    .map(|(kind, _)| (*kind, rng.gen_range(1..=20)))
+                    .collect();
+                if rng.gen_bool(0.4) {
+                    let cluster = format!("C{k}-{j}-{u}");
+                    let n1 = b.chain(
+                        k,
+                        site,
+                        Unit::Cluster(&cluster),
+                        &format!("S{k}-{j}-U{u}-N1"),
+                        Role::BackEnd,
+                        &kinds,
+                    );
+                    let n2 = b.chain(
+                        k,
+                        site,
+                        Unit::Cluster(&cluster),
+                        &format!("S{k}-{j}-U{u}-N2"),
+                        Role::BackEnd,
+                        &kinds,
+                    );
+                    // One node at a time (E3-C1).
+                    b.plan.steps[n2[0]].after.push(*n1.last().unwrap());
+                } else {
+                    b.chain(
+                        k,
+                        site,
+                        Unit::Host,
+                        &format!("S{k}-{j}-U{u}"),
+                        Role::Standalone,
+                        &kinds,
+                    );
+                }
+            }
+            let site_end = b.plan.steps.len();
+            for i in site_start + 1..site_end {
+                if rng.gen_bool(0.1) {
+                    let d = rng.gen_range(site_start..i);
+                    if !b.plan.steps[i].after.contains(&d) {
+                        b.plan.steps[i].after.push(d);
+                    }
+                }
+            }
+        }
+    }
+    (b.build(), max_sites, per_site)
+}
+
+#[tokio::test(start_paused = true)]
+async fn random_plans_respect_order_limits_and_the_critical_path() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_0001);
+    for case in 0..64 {
+        let (plan, max_sites, per_site) = random_plan(&mut rng);
+        let r = rig_with(opts(), Fleet::default(), 1.0);
+        let t0 = tokio::time::Instant::now();
+        let out = start(&r, &plan).await;
+        let elapsed = t0.elapsed().as_millis() as u64;
+        let RunOutcome::Finished { run } = out else {
+            panic!("case {case}: {out:?}")
+        };
+        assert_all_done_once(&r, &plan, &run);
+        let log = r.log.lines();
+        for s in &plan.steps {
+            let exec = pos(&log, &format!("exec {}", s.id));
+            for &d in &s.after {
+                assert!(
+                    pos(&log, &format!("put {} done", plan.steps[d].id)) < exec,
+                    "case {case}: `{}` before its dependency",
+                    s.id
+                );
+            }
+        }
+        if max_sites > 0 {
+            assert!(
+                r.runner.max_sites() <= max_sites as usize,
+                "case {case}: sites"
+            );
+        }
+        if per_site > 0 {
+            assert!(
+                r.runner.max_units_per_site() <= per_site as usize,
+                "case {case}: units per site"
+            );
+        }
+        let critical = plan.critical_path_secs();
+        assert!(elapsed >= critical, "case {case}: faster than possible?");
+        if max_sites == 0 && per_site == 0 {
+            assert!(
+                elapsed <= critical + critical / 100 + 1,
+                "case {case}: makespan {elapsed} ms vs critical path {critical}"
+            );
+        }
     }
 }
