@@ -142,7 +142,6 @@ impl Executor {
     pub async fn drive(mut self, resumed: bool) -> Result<RunOutcome, EngineError> {
         let sh = Arc::clone(&self.sh);
         let run = sh.run.clone();
-        self.settle_waiting_steps()?;
         sh.store.set_status(&run, &RunStatus::Running)?;
         sh.events.emit(&Event::RunStarted {
             run: run.clone(),
@@ -151,6 +150,7 @@ impl Executor {
             complete: self.complete_count(),
             resumed,
         });
+        self.settle_waiting_steps()?;
         for k in 0..self.graph.stage_steps.len() {
             let steps = &self.graph.stage_steps[k];
             if steps.iter().all(|&i| self.state[i].is_complete()) {
@@ -255,7 +255,9 @@ impl Executor {
                 self.finish(Some(reason)).map(Some)
             }
             Gate::Soak { secs } => {
-                let wait = Duration::from_secs_f64(*secs as f64 * sh.options.soak_scale.max(0.0));
+                let wait =
+                    Duration::try_from_secs_f64(*secs as f64 * sh.options.soak_scale.max(0.0))
+                        .unwrap_or(Duration::MAX);
                 sh.events.emit(&Event::GateWaiting {
                     stage: k,
                     reason: format!("soak {secs} s before stage `{}`", stage.name),

@@ -1037,3 +1037,115 @@ async fn random_plans_respect_order_limits_and_the_critical_path() {
         }
     }
 }
+
+#[tokio::test]
+async fn only_steps_that_change_nothing_are_retried() {
+    let r = rig_with(
+        EngineOptions {
+            retries: 1,
+            ..opts()
+        },
+        Fleet::default(),
+        0.0,
+    );
+    let mut plan = fleet_plan(&[("all", vec![0], Gate::None, 1)], 2);
+    plan.failure_budget.max_failed_hosts = 1;
+    rehash(&mut plan);
+    // A version check that lost the node once is read again...
+    r.runner
+        .script("S0-H0/assert", Script::Fail(HaltClass::NodeUnreachable));
+    // ...an install that lost the node is never sent again by the engine.
+    r.runner
+        .script("S0-H1/install", Script::Fail(HaltClass::NodeUnreachable));
+    let out = start(&r, &plan).await;
+    let RunOutcome::Halted { run, class, reason } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(class, HaltClass::NodeUnreachable);
+    assert!(reason.contains("S0-H1/install"), "{reason}");
+    assert_eq!(r.runner.calls_of("S0-H0/assert"), 2);
+    assert_eq!(r.store.state_of(&run, "S0-H0/assert"), StepState::Done);
+    assert_eq!(r.runner.calls_of("S0-H1/install"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_during_a_soak_halts_without_starting_the_stage() {
+    let r = rig_with(
+        EngineOptions {
+            soak_scale: 1.0,
+            ..opts()
+        },
+        Fleet::default(),
+        0.0,
+    );
+    let plan = fleet_plan(
+        &[
+            ("canary", vec![0], Gate::None, 1),
+            ("wave", vec![1], Gate::Soak { secs: 86_400 }, 1),
+        ],
+        1,
+    );
+    let stop = StopSignal::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        trigger.trigger();
+    });
+    let out = r
+        .engine
+        .start(plan.clone(), RunMeta::default(), stop)
+        .await
+        .unwrap();
+    let RunOutcome::Halted { run, class, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(class, HaltClass::OperatorStop);
+    assert_eq!(r.store.state_of(&run, "S0-H0/assert"), StepState::Done);
+    assert_eq!(r.runner.calls_of("S1-H0/preflight"), 0);
+}
+
+#[tokio::test]
+async fn approving_one_step_by_id() {
+    let r = rig();
+    let mut b = PlanBuilder::new().stage("all", &["s0", "s1"], Gate::None, 2);
+    b.chain(
+        0,
+        "s0",
+        Unit::Host,
+        "S0-H0",
+        Role::Standalone,
+        &[("confirm", 1), ("install", 1)],
+    );
+    b.chain(
+        0,
+        "s1",
+        Unit::Host,
+        "S1-H0",
+        Role::Standalone,
+        &[("confirm", 1), ("install", 1)],
+    );
+    let plan = b.build();
+    r.runner.script("S0-H0/confirm", Script::Wait);
+    r.runner.script("S1-H0/confirm", Script::Wait);
+    let RunOutcome::Waiting { run, .. } = start(&r, &plan).await else {
+        panic!()
+    };
+    assert_eq!(
+        r.engine.approve(&run, Some("S1-H0/confirm")).unwrap(),
+        ["S1-H0/confirm"]
+    );
+    let out = r
+        .engine
+        .resume(&run, None, false, StopSignal::new())
+        .await
+        .unwrap();
+    let RunOutcome::Waiting { reason, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert!(
+        reason.contains("S0-H0/confirm") && !reason.contains("S1-H0"),
+        "{reason}"
+    );
+    assert_eq!(r.store.state_of(&run, "S1-H0/install"), StepState::Done);
+    assert_eq!(r.store.state_of(&run, "S0-H0/install"), StepState::Pending);
+}
