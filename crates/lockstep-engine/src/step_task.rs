@@ -111,6 +111,7 @@ impl Shared {
     pub fn checkpoint(&self, idx: usize, record: &StepRecord) -> Result<(), EngineError> {
         self.store.put_step(&self.run, record)?;
         let step = &self.plan.steps[idx];
+        tracing::debug!(step = %step.id, host = %step.host, state = record.state.as_str(), "checkpoint");
         self.events.emit(&Event::Step {
             index: idx,
             id: step.id.clone(),
