@@ -47,6 +47,9 @@ pub(crate) enum StepEnd {
 /// What a runner is given for a step whose `timeout_secs` is 0 (no timeout): a year.
 const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// How long after a step's timeout the engine gives up on a runner that has not returned.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(30);
+
 /// Result of the front-end/back-end gate, cached per drive.
 type GateResult = Result<(), (HaltClass, String)>;
 
@@ -390,17 +393,24 @@ impl StepTask {
         };
         let call = || async {
             match timeout {
-                Some(t) => match tokio::time::timeout(t, sh.runner.execute(step, t)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(StepError::new(
-                        HaltClass::StepFailed,
-                        &step.host,
-                        format!(
-                            "step `{}` did not finish within {} s on host `{}`",
-                            step.id, step.timeout_secs, step.host
-                        ),
-                    )),
-                },
+                // The runner gets the step's timeout (the transport terminates the command at
+                // it and reports what it saw); the engine's own deadline, a grace later, only
+                // catches a runner that does not return.
+                Some(t) => {
+                    match tokio::time::timeout(t + t.min(TIMEOUT_GRACE), sh.runner.execute(step, t))
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(StepError::new(
+                            HaltClass::StepFailed,
+                            &step.host,
+                            format!(
+                                "step `{}` did not finish within {} s on host `{}`",
+                                step.id, step.timeout_secs, step.host
+                            ),
+                        )),
+                    }
+                }
                 None => sh.runner.execute(step, NO_TIMEOUT).await,
             }
         };
