@@ -1149,3 +1149,118 @@ async fn approving_one_step_by_id() {
     assert_eq!(r.store.state_of(&run, "S1-H0/install"), StepState::Done);
     assert_eq!(r.store.state_of(&run, "S0-H0/install"), StepState::Pending);
 }
+
+/// A store whose `put_step` fails once, at the n-th call (a full disk, a lost network store).
+struct FlakyStore {
+    inner: MemStore,
+    calls: std::sync::atomic::AtomicUsize,
+    fail_at: usize,
+}
+
+impl StateStore for FlakyStore {
+    fn create_run(
+        &self,
+        plan: &lockstep_core::Plan,
+        meta: &RunMeta,
+    ) -> Result<lockstep_core::RunId, lockstep_core::StoreError> {
+        self.inner.create_run(plan, meta)
+    }
+    fn load_run(
+        &self,
+        run: &lockstep_core::RunId,
+    ) -> Result<lockstep_core::RunRecord, lockstep_core::StoreError> {
+        self.inner.load_run(run)
+    }
+    fn latest_run(&self) -> Result<Option<lockstep_core::RunId>, lockstep_core::StoreError> {
+        self.inner.latest_run()
+    }
+    fn list_runs(&self) -> Result<Vec<lockstep_core::RunSummary>, lockstep_core::StoreError> {
+        self.inner.list_runs()
+    }
+    fn lock_run(
+        &self,
+        run: &lockstep_core::RunId,
+    ) -> Result<Box<dyn lockstep_core::RunLock>, lockstep_core::StoreError> {
+        self.inner.lock_run(run)
+    }
+    fn put_step(
+        &self,
+        run: &lockstep_core::RunId,
+        record: &lockstep_core::StepRecord,
+    ) -> Result<(), lockstep_core::StoreError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
+            return Err(lockstep_core::StoreError::Backend {
+                path: "state.db".into(),
+                detail: "disk full".into(),
+            });
+        }
+        self.inner.put_step(run, record)
+    }
+    fn put_fact(
+        &self,
+        run: &lockstep_core::RunId,
+        fact: &lockstep_core::Fact,
+    ) -> Result<(), lockstep_core::StoreError> {
+        self.inner.put_fact(run, fact)
+    }
+    fn set_status(
+        &self,
+        run: &lockstep_core::RunId,
+        status: &RunStatus,
+    ) -> Result<(), lockstep_core::StoreError> {
+        self.inner.set_status(run, status)
+    }
+    fn approve(
+        &self,
+        run: &lockstep_core::RunId,
+        what: &str,
+    ) -> Result<(), lockstep_core::StoreError> {
+        self.inner.approve(run, what)
+    }
+    fn replace_plan(
+        &self,
+        run: &lockstep_core::RunId,
+        plan: &lockstep_core::Plan,
+    ) -> Result<(), lockstep_core::StoreError> {
+        self.inner.replace_plan(run, plan)
+    }
+}
+
+#[tokio::test]
+async fn a_store_failure_stops_the_drive_and_the_run_stays_resumable() {
+    for fail_at in [1, 2, 7, 20] {
+        let r = rig();
+        let plan = fleet_plan(&[("all", vec![0, 1], Gate::None, 2)], 2);
+        let flaky = Arc::new(FlakyStore {
+            inner: (*r.store).clone(),
+            calls: Default::default(),
+            fail_at,
+        });
+        let engine = Engine::new(
+            r.runner.clone(),
+            flaky,
+            Arc::new(r.events.clone()),
+            Arc::default(),
+            opts(),
+        );
+        let err = engine
+            .start(plan.clone(), RunMeta::default(), StopSignal::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Store(_)), "{err:?}");
+        assert!(err.to_string().contains("disk full"), "{err}");
+        // Nothing ran after the failed write; the lock was released; resume completes.
+        let run = r.store.latest_run().unwrap().unwrap();
+        let out = r
+            .engine
+            .resume(&run, Some(plan.clone()), false, StopSignal::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            RunOutcome::Finished { run: run.clone() },
+            "fail_at {fail_at}"
+        );
+        assert_all_done_once(&r, &plan, &run);
+    }
+}
