@@ -3,15 +3,23 @@
 //! waits end the drive at a safe point (running steps finish, nothing new starts).
 //!
 //! Scheduling is event-driven: a step's completion decrements its dependents' counters
-//! (precomputed in [`Graph`]) and starts those that reach zero. Nothing polls, nothing scans the
-//! plan per transition.
+//! (precomputed in [`Graph`]) and starts those that reach zero. Nothing polls on a timer, nothing
+//! scans the plan per transition. Running steps are futures in a `FuturesUnordered` owned by the
+//! drive (not spawned tasks), so a completion and the starts it causes happen in one poll; the
+//! runner's futures must therefore not block the thread.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use lockstep_core::{Event, Gate, HaltClass, Name, RunId, RunStatus, StepRecord, StepState};
-use tokio::task::{Id, JoinSet};
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 
 use crate::error::EngineError;
 use crate::graph::Graph;
@@ -27,6 +35,19 @@ enum StageEnd {
     Waiting(String),
     /// Halted (or stopped).
     Halted,
+}
+
+/// A running step: its index and how it ended (or its panic).
+type StepFuture =
+    Pin<Box<dyn Future<Output = (usize, Result<StepEnd, Box<dyn Any + Send>>)> + Send>>;
+
+/// The text of a panic payload, as far as it is text.
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned())
 }
 
 /// The approval id of a stage's gate.
@@ -49,8 +70,9 @@ pub(crate) struct Executor {
     first_failure: Option<(HaltClass, String)>,
     halt: Option<(HaltClass, String)>,
     fatal: Option<EngineError>,
-    tasks: JoinSet<(usize, StepEnd)>,
-    task_ids: HashMap<Id, usize>,
+    /// The running steps, polled by the drive itself: a completion is handled, and the steps
+    /// it makes ready are started, in the same poll (no task spawn, no cross-task wake-up).
+    tasks: FuturesUnordered<StepFuture>,
     // Per-stage slot accounting (see `make_ready` and `release`).
     stage: usize,
     max_sites: usize,
@@ -118,8 +140,7 @@ impl Executor {
             first_failure: None,
             halt: None,
             fatal: None,
-            tasks: JoinSet::new(),
-            task_ids: HashMap::new(),
+            tasks: FuturesUnordered::new(),
             stage: 0,
             max_sites: usize::MAX,
             max_units: usize::MAX,
@@ -313,24 +334,15 @@ impl Executor {
         for i in ready {
             self.make_ready(i);
         }
-        while let Some(joined) = self.tasks.join_next_with_id().await {
-            match joined {
-                Ok((id, (i, end))) => {
-                    self.task_ids.remove(&id);
-                    self.on_end(i, end);
-                }
-                Err(e) => {
-                    let i = self.task_ids.remove(&e.id()).unwrap_or(0);
+        while let Some((i, ended)) = self.tasks.next().await {
+            match ended {
+                Ok(end) => self.on_end(i, end),
+                Err(panic) => {
                     if self.fatal.is_none() {
                         self.fatal = Some(EngineError::StepPanicked {
                             run: sh.run.clone(),
-                            step: sh
-                                .plan
-                                .steps
-                                .get(i)
-                                .map(|s| s.id.clone())
-                                .unwrap_or_default(),
-                            detail: e.to_string(),
+                            step: sh.plan.steps[i].id.clone(),
+                            detail: panic_message(panic.as_ref()),
                         });
                     }
                     self.release(i);
@@ -446,8 +458,9 @@ impl Executor {
             attempts: self.attempts[i],
             needs_probe: self.needs_probe[i],
         };
-        let handle = self.tasks.spawn(async move { (i, task.run().await) });
-        self.task_ids.insert(handle.id(), i);
+        self.tasks.push(Box::pin(async move {
+            (i, AssertUnwindSafe(task.run()).catch_unwind().await)
+        }));
     }
 
     fn on_end(&mut self, i: usize, end: StepEnd) {

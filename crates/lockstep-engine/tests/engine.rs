@@ -1264,3 +1264,29 @@ async fn a_store_failure_stops_the_drive_and_the_run_stays_resumable() {
         assert_all_done_once(&r, &plan, &run);
     }
 }
+
+#[tokio::test]
+async fn a_panicking_runner_is_an_engine_error_and_the_run_resumes() {
+    let r = rig();
+    let plan = fleet_plan(&[("all", vec![0], Gate::None, 1)], 2);
+    r.runner.script("S0-H1/reboot", Script::Panic);
+    let err = r
+        .engine
+        .start(plan.clone(), RunMeta::default(), StopSignal::new())
+        .await
+        .unwrap_err();
+    let EngineError::StepPanicked { step, detail, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(step, "S0-H1/reboot");
+    assert!(detail.contains("runner bug"), "{detail}");
+    let run = r.store.latest_run().unwrap().unwrap();
+    assert_eq!(r.store.state_of(&run, "S0-H1/reboot"), StepState::Running);
+    let out = r
+        .engine
+        .resume(&run, None, false, StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(out, RunOutcome::Finished { run: run.clone() });
+    assert_all_done_once(&r, &plan, &run);
+}

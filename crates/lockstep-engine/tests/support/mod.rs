@@ -280,6 +280,8 @@ pub enum Script {
     Facts(Vec<(&'static str, &'static str)>),
     /// Sleeps this long before succeeding (for timeouts).
     Sleep(Duration),
+    /// A runner bug: panics.
+    Panic,
 }
 
 #[derive(Default)]
@@ -486,6 +488,7 @@ impl StepRunner for FakeRunner {
                     .collect();
             }
             Some(Script::Sleep(d)) => tokio::time::sleep(d).await,
+            Some(Script::Panic) => panic!("runner bug on `{}`", step.id),
             None => {}
         }
         // The node applies the effect as soon as the command starts (an installer keeps running
