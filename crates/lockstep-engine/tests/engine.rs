@@ -339,6 +339,7 @@ async fn each_failure_class_halts_with_budget_zero() {
         HaltClass::VersionMismatch,
         HaltClass::Precondition,
         HaltClass::NodeUnreachable,
+        HaltClass::InventoryMismatch,
     ] {
         let r = rig();
         let plan = fleet_plan(&[("all", vec![0, 1], Gate::None, 2)], 2);
