@@ -231,7 +231,7 @@ impl Executor {
             } else {
                 "auto-approved".to_owned()
             };
-            sh.checkpoint(i, &rec)?;
+            sh.checkpoint(i, rec)?;
             self.mark_complete(i);
         }
         Ok(())
@@ -536,7 +536,7 @@ impl Executor {
             let mut rec = StepRecord::pending(&sh.plan.steps[d].id);
             rec.attempts = self.attempts[d];
             rec.message = reason.clone();
-            if let Err(e) = sh.checkpoint(d, &rec) {
+            if let Err(e) = sh.checkpoint(d, rec) {
                 self.fatal.get_or_insert(e);
                 return;
             }

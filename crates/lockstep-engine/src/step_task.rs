@@ -110,18 +110,19 @@ impl Shared {
         self.t0.elapsed().as_millis() as u64
     }
 
-    /// Writes a step record (durable on return), then emits its event.
-    pub fn checkpoint(&self, idx: usize, record: &StepRecord) -> Result<(), EngineError> {
-        self.store.put_step(&self.run, record)?;
+    /// Writes a step record (durable on return), then emits its event (which takes the record's
+    /// id and message, so a transition costs no more copies than it must).
+    pub fn checkpoint(&self, idx: usize, record: StepRecord) -> Result<(), EngineError> {
+        self.store.put_step(&self.run, &record)?;
         let step = &self.plan.steps[idx];
         tracing::debug!(step = %step.id, host = %step.host, state = record.state.as_str(), "checkpoint");
         self.events.emit(&Event::Step {
             index: idx,
-            id: step.id.clone(),
+            id: record.step,
             host: step.host.clone(),
             state: record.state,
             rule: step.rule.clone(),
-            message: record.message.clone(),
+            message: record.message,
             t_ms: self.t_ms(),
         });
         Ok(())
@@ -276,7 +277,7 @@ impl StepTask {
         let started = now_ms();
         let mut running = self.record(StepState::Running);
         running.started_ms = Some(started);
-        if let Err(e) = sh.checkpoint(self.idx, &running) {
+        if let Err(e) = sh.checkpoint(self.idx, running) {
             return Self::fatal(e);
         }
         let result = self.execute(step).await;
@@ -309,7 +310,7 @@ impl StepTask {
                 done.exit_code = exit_code;
                 done.output = keep_tail(&output, sh.options.output_limit);
                 done.message = message;
-                match sh.checkpoint(self.idx, &done) {
+                match sh.checkpoint(self.idx, done) {
                     Ok(()) => StepEnd::Done,
                     Err(e) => Self::fatal(e),
                 }
@@ -324,13 +325,13 @@ impl StepTask {
                     rec.state = StepState::Done;
                     rec.finished_ms = Some(now_ms());
                     rec.message = format!("auto-approved: {instructions}");
-                    return match sh.checkpoint(self.idx, &rec) {
+                    return match sh.checkpoint(self.idx, rec) {
                         Ok(()) => StepEnd::Done,
                         Err(e) => Self::fatal(e),
                     };
                 }
                 rec.message = instructions;
-                match sh.checkpoint(self.idx, &rec) {
+                match sh.checkpoint(self.idx, rec) {
                     Ok(()) => StepEnd::Waiting,
                     Err(e) => Self::fatal(e),
                 }
@@ -349,7 +350,7 @@ impl StepTask {
                     let mut rec = self.record(StepState::Done);
                     rec.finished_ms = Some(now_ms());
                     rec.message = "found done on resume".to_owned();
-                    return Ok(Some(match sh.checkpoint(self.idx, &rec) {
+                    return Ok(Some(match sh.checkpoint(self.idx, rec) {
                         Ok(()) => StepEnd::Done,
                         Err(e) => StepEnd::Fatal(e),
                     }));
@@ -429,7 +430,7 @@ impl StepTask {
         rec.exit_code = e.exit_code;
         rec.output = keep_tail(&e.output, sh.options.output_limit);
         rec.message = e.message.clone();
-        if let Err(err) = sh.checkpoint(self.idx, &rec) {
+        if let Err(err) = sh.checkpoint(self.idx, rec) {
             return StepEnd::Fatal(err);
         }
         tracing::warn!(step = %step.id, host = %e.host, class = %e.class, "step failed: {}", e.message);
