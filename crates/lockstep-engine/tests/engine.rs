@@ -1291,3 +1291,33 @@ async fn a_panicking_runner_is_an_engine_error_and_the_run_resumes() {
     assert_eq!(out, RunOutcome::Finished { run: run.clone() });
     assert_all_done_once(&r, &plan, &run);
 }
+
+#[tokio::test]
+async fn stored_output_keeps_its_tail_within_the_limit() {
+    let r = rig_with(
+        EngineOptions {
+            output_limit: 9,
+            ..opts()
+        },
+        Fleet::default(),
+        0.0,
+    );
+    let plan = fleet_plan(&[("all", vec![0], Gate::None, 1)], 1);
+    r.runner
+        .script("S0-H0/install", Script::Fail(HaltClass::StepFailed));
+    let RunOutcome::Halted { run, .. } = start(&r, &plan).await else {
+        panic!()
+    };
+    let rec = r.store.record(&run);
+    let get = |id: &str| {
+        rec.steps
+            .iter()
+            .find(|s| s.step == id)
+            .unwrap()
+            .output
+            .clone()
+    };
+    // The installer's last line is what a person needs: the exit code.
+    assert_eq!(get("S0-H0/install"), "exit 1603");
+    assert_eq!(get("S0-H0/stop"), "-H0/stop`"); // "ran `S0-H0/stop`", last 9 bytes
+}
