@@ -1,1 +1,33 @@
-//! lockstep-engine (placeholder, filled in by its issue).
+//! The Lockstep executor: runs a [`lockstep_core::Plan`] with durable checkpoints, halts, gates
+//! and resume.
+//!
+//! [`Engine`] starts, resumes and approves runs. A drive (the private `Executor`) runs the
+//! plan's stages in order behind their gates (approval, soak); within a stage it starts every
+//! step whose `after` steps are complete, concurrently, with at most the stage's
+//! `max_parallel_sites` sites and the plan's `max_parallel_per_site` units (cluster, pool or host
+//! chains) per site active at once. Every step transition is written to the
+//! [`lockstep_core::StateStore`] before the next remote action starts, so that [`Engine::resume`]
+//! can re-probe what a dead controller left running and never run a finished step again. Halts
+//! (a failed step over the failure budget, the front-end/back-end gate E3-FB/E2-FB, an operator
+//! [`StopSignal`]) stop at a safe point: nothing new starts, running steps finish.
+//!
+//! The engine reaches nodes only through its own [`StepRunner`] trait (the integrator adapts
+//! `lockstep-actions` to it) and must never depend on WinRM, SQLite, the lab or the actions crate.
+#![deny(missing_docs)]
+
+mod engine;
+mod error;
+mod executor;
+mod graph;
+mod options;
+mod outcome;
+pub mod runner;
+mod step_task;
+mod stop;
+
+pub use engine::Engine;
+pub use error::EngineError;
+pub use options::EngineOptions;
+pub use outcome::RunOutcome;
+pub use runner::{FactOut, Outcome, Probe, StepError, StepRunner};
+pub use stop::StopSignal;

@@ -1,0 +1,103 @@
+//! The seam between the engine and the actions: [`StepRunner`] and the types it returns.
+//!
+//! The types mirror `lockstep-actions`' `Outcome`, `Probe`, `FactOut` and `ActionError` field by
+//! field, so that the adapter the integrator writes (`BuiltinRunner`) is a plain conversion. The
+//! engine never depends on the actions crate itself.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lockstep_core::{HaltClass, Name, PlannedStep, Version};
+
+/// A fact an action learnt on a node (stored with `put_fact` before the step is marked done).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactOut {
+    /// Host the fact is about.
+    pub host: Name,
+    /// Key (`build.before`, `group.EVS1.owner.before`, `boot.time`).
+    pub key: String,
+    /// Value.
+    pub value: String,
+}
+
+/// How a step's main action ended when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The action is done.
+    Done {
+        /// Output of its commands (the engine keeps the tail, `output_limit` bytes).
+        output: String,
+        /// Exit code of the main command, if any.
+        exit_code: Option<i32>,
+        /// Facts learnt.
+        facts: Vec<FactOut>,
+        /// Message for a person.
+        message: String,
+    },
+    /// An operator step: the run waits for `lockstep approve`.
+    Waiting {
+        /// What the operator must do.
+        instructions: String,
+    },
+}
+
+/// The "already done?" answer used on resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Probe {
+    /// The step's effect is in place: never run it again.
+    Done,
+    /// The step's effect is not there: run it.
+    NotDone,
+    /// The step is still running on the node (an installer): wait and probe again.
+    InProgress,
+}
+
+/// Why an action failed: the halt class it maps to, and what the node said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct StepError {
+    /// The class the failure halts the run with (when the failure budget is 0).
+    pub class: HaltClass,
+    /// Host the action ran on.
+    pub host: Name,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// Output of the commands run.
+    pub output: String,
+    /// Exit code of the main command, if any.
+    pub exit_code: Option<i32>,
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StepError {
+    /// An error with no output (for runners that fail before running anything).
+    pub fn new(class: HaltClass, host: &Name, message: impl Into<String>) -> Self {
+        StepError {
+            class,
+            host: host.clone(),
+            message: message.into(),
+            output: String::new(),
+            exit_code: None,
+        }
+    }
+}
+
+/// Runs the actions of planned steps. The engine decides when; the runner decides how (the
+/// command lines, reading results, probes). Implemented over `lockstep-actions` by the CLI's
+/// wiring and by in-memory fakes in tests.
+#[async_trait]
+pub trait StepRunner: Send + Sync {
+    /// Runs the step's action on `step.host`, within `timeout`.
+    async fn execute(&self, step: &PlannedStep, timeout: Duration) -> Result<Outcome, StepError>;
+
+    /// Whether the step's effect is already in place (read-only).
+    async fn probe(&self, step: &PlannedStep) -> Result<Probe, StepError>;
+
+    /// The installed build of the product on `host` (read-only; the front-end/back-end gate).
+    async fn read_build(&self, host: &Name) -> Result<Version, StepError>;
+}

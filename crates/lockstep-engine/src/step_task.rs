@@ -1,0 +1,461 @@
+//! [`StepTask`]: one step's life on the node, as a task: probe (on resume), gates, checkpoint,
+//! execute, facts, checkpoint. Every transition is durable before the next remote call.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lockstep_core::{
+    now_ms, Action, Event, EventSink, Fact, Fleet, FrontEndScope, HaltClass, Name, Plan,
+    PlannedStep, Product, Role, RunId, StateStore, StepRecord, StepState,
+};
+use tokio::sync::Mutex;
+
+use crate::error::EngineError;
+use crate::options::EngineOptions;
+use crate::runner::{Outcome, Probe, StepError, StepRunner};
+use crate::stop::StopSignal;
+
+/// How a step task ended, as the scheduler sees it.
+#[derive(Debug)]
+pub(crate) enum StepEnd {
+    /// Done (or found done, or approved): dependents may start.
+    Done,
+    /// Waiting for the operator.
+    Waiting,
+    /// Failed: its unit is blocked; counts against the failure budget.
+    Failed {
+        /// Halt class of the failure.
+        class: HaltClass,
+        /// Host that failed.
+        host: Name,
+        /// Message.
+        message: String,
+    },
+    /// The run must halt before this step starts (gate), the step was not touched.
+    Halt {
+        /// Class.
+        class: HaltClass,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed.
+    Fatal(EngineError),
+}
+
+/// What a runner is given for a step whose `timeout_secs` is 0 (no timeout): a year.
+const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// How long after a step's timeout the engine gives up on a runner that has not returned.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(30);
+
+/// Result of the front-end/back-end gate, cached per drive.
+type GateResult = Result<(), (HaltClass, String)>;
+
+/// The backends an engine drives runs with.
+#[derive(Clone)]
+pub(crate) struct Backends {
+    pub runner: Arc<dyn StepRunner>,
+    pub store: Arc<dyn StateStore>,
+    pub events: Arc<dyn EventSink>,
+    pub fleet: Arc<Fleet>,
+}
+
+/// What every step task of a drive shares.
+pub(crate) struct Shared {
+    pub runner: Arc<dyn StepRunner>,
+    pub store: Arc<dyn StateStore>,
+    pub events: Arc<dyn EventSink>,
+    pub fleet: Arc<Fleet>,
+    pub options: EngineOptions,
+    pub run: RunId,
+    pub plan: Arc<Plan>,
+    pub t0: Instant,
+    pub stop: StopSignal,
+    fb_cache: Mutex<HashMap<(Product, Option<String>), GateResult>>,
+}
+
+impl Shared {
+    /// The shared state of one drive.
+    pub fn new(
+        backends: Backends,
+        options: EngineOptions,
+        run: RunId,
+        plan: Arc<Plan>,
+        stop: StopSignal,
+    ) -> Shared {
+        let Backends {
+            runner,
+            store,
+            events,
+            fleet,
+        } = backends;
+        Shared {
+            runner,
+            store,
+            events,
+            fleet,
+            options,
+            run,
+            plan,
+            t0: Instant::now(),
+            stop,
+            fb_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Milliseconds since this drive started.
+    pub fn t_ms(&self) -> u64 {
+        self.t0.elapsed().as_millis() as u64
+    }
+
+    /// Writes a step record (durable on return), then emits its event (which takes the record's
+    /// id and message, so a transition costs no more copies than it must).
+    pub fn checkpoint(&self, idx: usize, record: StepRecord) -> Result<(), EngineError> {
+        self.store.put_step(&self.run, &record)?;
+        let step = &self.plan.steps[idx];
+        tracing::debug!(step = %step.id, host = %step.host, state = record.state.as_str(), "checkpoint");
+        self.events.emit(&Event::Step {
+            index: idx,
+            id: record.step,
+            host: step.host.clone(),
+            state: record.state,
+            rule: step.rule.clone(),
+            message: record.message,
+            t_ms: self.t_ms(),
+        });
+        Ok(())
+    }
+
+    /// Runs a read-only call, retrying `NodeUnreachable` failures `options.retries` times.
+    async fn read_only<T, F, Fut>(&self, mut call: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StepError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match call().await {
+                Err(e)
+                    if e.class == HaltClass::NodeUnreachable && attempt < self.options.retries =>
+                {
+                    attempt += 1;
+                    tracing::debug!(host = %e.host, attempt, "read-only call failed, retrying: {}", e.message);
+                    tokio::time::sleep(self.options.retry_backoff).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// E3-FB / E2-FB: before the first install of the target on a back-end, every front-end of
+    /// the same product (organisation-wide, or the site's with `FrontEndScope::Site`) must be at
+    /// or above the target. Checked once per drive and product/scope.
+    async fn front_end_gate(&self, step: &PlannedStep) -> GateResult {
+        let Action::Install {
+            target: Some(target),
+            prerequisite: None,
+            product,
+            ..
+        } = &step.action
+        else {
+            return Ok(());
+        };
+        if step.role != Role::BackEnd {
+            return Ok(());
+        }
+        let scope = match self.fleet.front_end_scope {
+            FrontEndScope::Organisation => None,
+            FrontEndScope::Site => Some(step.site.as_str().to_ascii_lowercase()),
+        };
+        let key = (*product, scope.clone());
+        let mut cache = self.fb_cache.lock().await;
+        if let Some(known) = cache.get(&key) {
+            return known.clone();
+        }
+        let rule = if *product == Product::Exchange2000 {
+            "E2-FB"
+        } else {
+            "E3-FB"
+        };
+        let mut below = Vec::new();
+        let mut unread: Vec<(HaltClass, String)> = Vec::new();
+        let front_ends = self.fleet.hosts.iter().filter(|h| {
+            h.role == Role::FrontEnd
+                && h.product == *product
+                && scope
+                    .as_ref()
+                    .is_none_or(|s| h.site.as_str().eq_ignore_ascii_case(s))
+        });
+        for fe in front_ends {
+            match self.read_only(|| self.runner.read_build(&fe.name)).await {
+                Ok(v) if v >= *target => {}
+                Ok(v) => below.push(format!("`{}` ({})", fe.name, product.describe(v))),
+                Err(e) => unread.push((e.class, format!("`{}` ({})", fe.name, e.message))),
+            }
+        }
+        let result = if !below.is_empty() {
+            Err((
+                HaltClass::VersionMismatch,
+                format!(
+                    "{rule}: back-end `{}` must not be upgraded before every front-end is at {}; below it: {}",
+                    step.host,
+                    product.describe(*target),
+                    below.join(", ")
+                ),
+            ))
+        } else if let Some((class, _)) = unread.first() {
+            Err((
+                *class,
+                format!(
+                    "{rule}: back-end `{}` must not be upgraded before every front-end is at {}; could not read: {}",
+                    step.host,
+                    product.describe(*target),
+                    unread.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ))
+        } else {
+            Ok(())
+        };
+        cache.insert(key, result.clone());
+        result
+    }
+}
+
+/// Keeps the last `limit` bytes of `s` (cut at a character boundary).
+pub(crate) fn keep_tail(s: &str, limit: usize) -> String {
+    if s.len() <= limit {
+        return s.to_owned();
+    }
+    let mut start = s.len() - limit;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].to_owned()
+}
+
+/// One step to run.
+pub(crate) struct StepTask {
+    /// Drive state.
+    pub shared: Arc<Shared>,
+    /// Step index.
+    pub idx: usize,
+    /// Attempts recorded so far.
+    pub attempts: u32,
+    /// The step was left running or failed by an earlier drive: probe it first.
+    pub needs_probe: bool,
+}
+
+impl StepTask {
+    fn record(&self, state: StepState) -> StepRecord {
+        let mut r = StepRecord::pending(&self.shared.plan.steps[self.idx].id);
+        r.state = state;
+        r.attempts = self.attempts;
+        r
+    }
+
+    fn fatal(e: EngineError) -> StepEnd {
+        StepEnd::Fatal(e)
+    }
+
+    /// Runs the step to one of its ends.
+    pub async fn run(mut self) -> StepEnd {
+        let sh = Arc::clone(&self.shared);
+        let step = &sh.plan.steps[self.idx];
+        if self.needs_probe {
+            match self.probe_on_resume(step).await {
+                Ok(None) => {}
+                Ok(Some(end)) => return end,
+                Err(e) => return self.fail(step, e, None),
+            }
+        }
+        if let Err((class, reason)) = sh.front_end_gate(step).await {
+            return StepEnd::Halt { class, reason };
+        }
+        self.attempts += 1;
+        let started = now_ms();
+        let mut running = self.record(StepState::Running);
+        running.started_ms = Some(started);
+        if let Err(e) = sh.checkpoint(self.idx, running) {
+            return Self::fatal(e);
+        }
+        let result = self.execute(step).await;
+        match result {
+            Ok(Outcome::Done {
+                output,
+                exit_code,
+                facts,
+                message,
+            }) => {
+                for f in facts {
+                    let fact = Fact {
+                        host: f.host,
+                        key: f.key,
+                        value: f.value,
+                        at_ms: now_ms(),
+                    };
+                    if let Err(e) = sh.store.put_fact(&sh.run, &fact) {
+                        return Self::fatal(e.into());
+                    }
+                    sh.events.emit(&Event::Fact {
+                        host: fact.host,
+                        key: fact.key,
+                        value: fact.value,
+                    });
+                }
+                let mut done = self.record(StepState::Done);
+                done.started_ms = Some(started);
+                done.finished_ms = Some(now_ms());
+                done.exit_code = exit_code;
+                done.output = keep_tail(&output, sh.options.output_limit);
+                done.message = message;
+                match sh.checkpoint(self.idx, done) {
+                    Ok(()) => StepEnd::Done,
+                    Err(e) => Self::fatal(e),
+                }
+            }
+            Ok(Outcome::Waiting { instructions }) => {
+                let mut rec = self.record(StepState::Waiting);
+                rec.started_ms = Some(started);
+                if sh.options.auto_approve {
+                    if let Err(e) = sh.store.approve(&sh.run, &step.id) {
+                        return Self::fatal(e.into());
+                    }
+                    rec.state = StepState::Done;
+                    rec.finished_ms = Some(now_ms());
+                    rec.message = format!("auto-approved: {instructions}");
+                    return match sh.checkpoint(self.idx, rec) {
+                        Ok(()) => StepEnd::Done,
+                        Err(e) => Self::fatal(e),
+                    };
+                }
+                rec.message = instructions;
+                match sh.checkpoint(self.idx, rec) {
+                    Ok(()) => StepEnd::Waiting,
+                    Err(e) => Self::fatal(e),
+                }
+            }
+            Err(e) => self.fail(step, e, Some(started)),
+        }
+    }
+
+    /// Resume: `Ok(None)` means "run it", `Ok(Some(end))` means the step ended here.
+    async fn probe_on_resume(&self, step: &PlannedStep) -> Result<Option<StepEnd>, StepError> {
+        let sh = &self.shared;
+        let mut in_progress = 0u32;
+        loop {
+            match sh.read_only(|| sh.runner.probe(step)).await? {
+                Probe::Done => {
+                    let mut rec = self.record(StepState::Done);
+                    rec.finished_ms = Some(now_ms());
+                    rec.message = "found done on resume".to_owned();
+                    return Ok(Some(match sh.checkpoint(self.idx, rec) {
+                        Ok(()) => StepEnd::Done,
+                        Err(e) => StepEnd::Fatal(e),
+                    }));
+                }
+                Probe::NotDone => return Ok(None),
+                Probe::InProgress => {
+                    in_progress += 1;
+                    if in_progress > sh.options.probe_attempts {
+                        return Ok(Some(StepEnd::Halt {
+                            class: HaltClass::Precondition,
+                            reason: format!(
+                                "step `{}` is still in progress on host `{}` after {} probes; let it finish",
+                                step.id, step.host, in_progress
+                            ),
+                        }));
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(sh.options.probe_interval) => {}
+                        _ = sh.stop.triggered() => {
+                            return Ok(Some(StepEnd::Halt {
+                                class: HaltClass::OperatorStop,
+                                reason: format!(
+                                    "stopped by the operator while step `{}` was still in progress on host `{}`",
+                                    step.id, step.host
+                                ),
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the action within the step's timeout. Only actions that change nothing are retried.
+    async fn execute(&self, step: &PlannedStep) -> Result<Outcome, StepError> {
+        let sh = &self.shared;
+        let timeout = if step.timeout_secs == 0 {
+            None
+        } else {
+            Some(Duration::from_secs(step.timeout_secs))
+        };
+        let call = || async {
+            match timeout {
+                // The runner gets the step's timeout (the transport terminates the command at
+                // it and reports what it saw); the engine's own deadline, a grace later, only
+                // catches a runner that does not return.
+                Some(t) => {
+                    match tokio::time::timeout(t + t.min(TIMEOUT_GRACE), sh.runner.execute(step, t))
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(StepError::new(
+                            HaltClass::StepFailed,
+                            &step.host,
+                            format!(
+                                "step `{}` did not finish within {} s on host `{}`",
+                                step.id, step.timeout_secs, step.host
+                            ),
+                        )),
+                    }
+                }
+                None => sh.runner.execute(step, NO_TIMEOUT).await,
+            }
+        };
+        if step.action.is_change() {
+            call().await
+        } else {
+            sh.read_only(call).await
+        }
+    }
+
+    fn fail(&self, step: &PlannedStep, e: StepError, started: Option<u64>) -> StepEnd {
+        let sh = &self.shared;
+        let mut rec = self.record(StepState::Failed);
+        rec.started_ms = started;
+        rec.finished_ms = Some(now_ms());
+        rec.exit_code = e.exit_code;
+        rec.output = keep_tail(&e.output, sh.options.output_limit);
+        rec.message = e.message.clone();
+        if let Err(err) = sh.checkpoint(self.idx, rec) {
+            return StepEnd::Fatal(err);
+        }
+        tracing::warn!(step = %step.id, host = %e.host, class = %e.class, "step failed: {}", e.message);
+        StepEnd::Failed {
+            class: e.class,
+            host: step.host.clone(),
+            message: format!(
+                "step `{}` on host `{}` failed: {}",
+                step.id, step.host, e.message
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keep_tail;
+
+    #[test]
+    fn keep_tail_keeps_the_last_bytes_at_a_char_boundary() {
+        assert_eq!(keep_tail("abc", 5), "abc");
+        assert_eq!(keep_tail("abcdef", 3), "def");
+        // "é" is two bytes: a cut inside it moves forward to the next character.
+        assert_eq!(keep_tail("aéb", 2), "b");
+        assert_eq!(keep_tail("aéb", 3), "éb");
+        assert_eq!(keep_tail("xyz", 0), "");
+    }
+}
