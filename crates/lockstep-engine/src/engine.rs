@@ -128,35 +128,46 @@ impl Engine {
     /// `None` approves every step waiting for the operator and the approval gate the run waits
     /// at, if any. Returns the ids approved; `resume` then continues.
     pub fn approve(&self, run: &RunId, what: Option<&str>) -> Result<Vec<String>, EngineError> {
-        let record = self.store.load_run(run)?;
-        let ids = match what {
-            Some(id) => {
-                let known = record.plan.step(id).is_some()
-                    || record.plan.stages.iter().enumerate().any(|(k, s)| {
-                        s.gate == Gate::Approval
-                            && (id == gate_id(&s.name) || id == gate_id(&k.to_string()))
-                    });
-                if !known {
-                    return Err(EngineError::UnknownApproval {
-                        run: run.clone(),
-                        what: id.to_owned(),
-                    });
-                }
-                vec![id.to_owned()]
-            }
-            None => {
-                let ids = waiting_approvals(&record);
-                if ids.is_empty() {
-                    return Err(EngineError::NothingToApprove { run: run.clone() });
-                }
-                ids
-            }
-        };
-        for id in &ids {
-            self.store.approve(run, id)?;
-        }
-        Ok(ids)
+        approve(self.store.as_ref(), run, what)
     }
+}
+
+/// Records approvals in the store: `what` (a step id or `gate:<stage>`), or every waiting gate and
+/// operator step when `None`. Needs no runner: `lockstep approve` calls it without a transport;
+/// the next `resume` acts on the approvals.
+pub fn approve(
+    store: &dyn StateStore,
+    run: &RunId,
+    what: Option<&str>,
+) -> Result<Vec<String>, EngineError> {
+    let record = store.load_run(run)?;
+    let ids = match what {
+        Some(id) => {
+            let known = record.plan.step(id).is_some()
+                || record.plan.stages.iter().enumerate().any(|(k, s)| {
+                    s.gate == Gate::Approval
+                        && (id == gate_id(&s.name) || id == gate_id(&k.to_string()))
+                });
+            if !known {
+                return Err(EngineError::UnknownApproval {
+                    run: run.clone(),
+                    what: id.to_owned(),
+                });
+            }
+            vec![id.to_owned()]
+        }
+        None => {
+            let ids = waiting_approvals(&record);
+            if ids.is_empty() {
+                return Err(EngineError::NothingToApprove { run: run.clone() });
+            }
+            ids
+        }
+    };
+    for id in &ids {
+        store.approve(run, id)?;
+    }
+    Ok(ids)
 }
 
 /// Ids of every waiting, unapproved step, and of the approval gate the run stands at (the first

@@ -25,7 +25,7 @@ pub mod runner;
 mod step_task;
 mod stop;
 
-pub use engine::Engine;
+pub use engine::{approve, Engine};
 pub use error::EngineError;
 pub use options::EngineOptions;
 pub use outcome::RunOutcome;
