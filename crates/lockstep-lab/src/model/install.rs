@@ -131,12 +131,14 @@ impl State {
             let msg = "This update does not apply to this version of Windows.\n".to_owned();
             return Action::Done(self.install_fail_now(h, &pkg, NOT_APPLICABLE, &msg));
         }
-        // G5: a running file-level antivirus holds Exchange's files open.
+        // G5: a running file-level antivirus holds Exchange's files open (Exchange packages
+        // only: the shipped playbooks apply the IIS hotfix before stopping the antivirus).
         let av = self.config.antivirus_service.clone();
-        let file_in_use = node
-            .services
-            .iter()
-            .any(|s| s.name.eq_ignore_ascii_case(&av) && s.running);
+        let file_in_use = pkg.product.is_some()
+            && node
+                .services
+                .iter()
+                .any(|s| s.name.eq_ignore_ascii_case(&av) && s.running);
         let node = &mut self.hosts[h];
         let pid = node.spawn_process(&image);
         node.installing += 1;
