@@ -476,6 +476,23 @@ impl State {
                 }
                 None => Out::err(1, format!("labctl: host `{}` is not in the lab\n", args[2])),
             },
+            ["res", "force", _, state @ ("online" | "offline" | "failed")] => {
+                // A lab back door: sets a resource's state without the cluster's checks, to
+                // craft situations Cluster Administrator could leave behind (a stuck resource).
+                let Some(c) = self.hosts[h].cluster else {
+                    return Out::err(1, "labctl: this host is not a cluster node\n");
+                };
+                let Some((g, r)) = self.find_resource(c, &args[2]) else {
+                    return Out::err(1, format!("labctl: resource `{}` is not in the cluster\n", args[2]));
+                };
+                let st = match *state {
+                    "online" => super::state::ResState::Online,
+                    "offline" => super::state::ResState::Offline,
+                    _ => super::state::ResState::Failed,
+                };
+                self.force_res(c, g, r, st);
+                Out::ok("")
+            }
             ["process", "start", _] => {
                 let pid = self.hosts[h].spawn_process(&args[2]);
                 Out::ok(format!("{pid}\n"))
@@ -489,7 +506,7 @@ impl State {
             }
             _ => Out::err(
                 1,
-                "usage: labctl evs upgrade \"GROUP\" | labctl fault set HOST KIND [ARG] | labctl fault clear HOST | labctl process start|kill IMAGE\n",
+                "usage: labctl evs upgrade \"GROUP\" | labctl fault set HOST KIND [ARG] | labctl fault clear HOST | labctl process start|kill IMAGE | labctl res force \"RES\" online|offline|failed\n",
             ),
         }
     }

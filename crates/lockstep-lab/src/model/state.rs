@@ -546,6 +546,11 @@ impl State {
 
     // ---- cluster rules ----
 
+    /// Sets a resource's state without any check (`labctl res force`).
+    pub fn force_res(&mut self, c: usize, g: usize, r: usize, state: ResState) {
+        self.set_res(c, g, r, state);
+    }
+
     fn set_res(&mut self, c: usize, g: usize, r: usize, state: ResState) {
         let (owner, name, kind, group, changed) = {
             let grp = &mut self.clusters[c].groups[g];
