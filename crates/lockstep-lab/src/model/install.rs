@@ -20,6 +20,8 @@ pub(crate) struct InstallJob {
     pub duration_secs: f64,
     /// Decided at start: the antivirus holds a file (G5).
     pub file_in_use: bool,
+    /// The host's boot epoch at start: a restart meanwhile kills the installer.
+    pub epoch: u64,
 }
 
 /// `ERROR_INSTALL_FAILURE`.
@@ -148,6 +150,7 @@ impl State {
             package: pkg,
             pid,
             file_in_use,
+            epoch: self.hosts[h].boot_epoch,
         })
     }
 
@@ -163,14 +166,20 @@ impl State {
         Out::err(code, msg)
     }
 
+    /// Ends the installer's process. False when the host restarted under it (the restart
+    /// already ended every process).
     fn install_release(&mut self, job: &InstallJob) -> bool {
         let node = &mut self.hosts[job.host];
-        let alive = node.power == Power::Up || node.power == Power::GoingDown;
+        let alive = (node.power == Power::Up || node.power == Power::GoingDown)
+            && node.boot_epoch == job.epoch;
+        if !alive {
+            return false;
+        }
         if let Some(p) = node.processes.iter().position(|(pid, _)| *pid == job.pid) {
             node.processes.remove(p);
         }
         node.installing = node.installing.saturating_sub(1);
-        alive
+        true
     }
 
     /// The installer ends: applies its effect, records `install-finished`. Returns the output
@@ -179,7 +188,16 @@ impl State {
         let h = job.host;
         if !self.install_release(job) {
             // The host went down under the installer: nothing was applied.
-            return (Out::err(FAILURE, ""), false);
+            let out = Out::err(FAILURE, "");
+            self.record(
+                Some(h),
+                RecordEvent::InstallFinished {
+                    package: job.package.path.clone(),
+                    exit_code: out.code,
+                    version_after: self.hosts[h].build,
+                },
+            );
+            return (out, false);
         }
         let pkg = &job.package;
         let forced = self.hosts[h].faults.iter().find_map(|f| match f {
