@@ -93,6 +93,8 @@ struct GroupState {
 #[derive(Default)]
 struct Checker {
     hosts: HashMap<String, HostState>,
+    /// Cluster name to its nodes' keys.
+    members: HashMap<String, Vec<String>>,
     groups: HashMap<(String, String), GroupState>,
     out: Vec<Violation>,
 }
@@ -121,10 +123,15 @@ impl Checker {
         }
         let cluster = h.cluster.clone();
         let me = h.name.clone();
-        let mut others: Vec<String> = self
-            .hosts
-            .values()
-            .filter(|o| o.cluster == cluster && o.name != me && o.out_of_service())
+        let members = cluster
+            .as_ref()
+            .and_then(|c| self.members.get(c))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let mut others: Vec<String> = members
+            .iter()
+            .filter_map(|k| self.hosts.get(k))
+            .filter(|o| o.name != me && o.out_of_service())
             .map(|o| o.name.clone())
             .collect();
         if others.is_empty() {
@@ -180,6 +187,12 @@ impl Checker {
         match &r.event {
             RecordEvent::LabStarted { hosts, groups } => {
                 for h in hosts {
+                    if let Some(c) = &h.cluster {
+                        self.members
+                            .entry(c.clone())
+                            .or_default()
+                            .push(key(&h.name));
+                    }
                     self.hosts.insert(
                         key(&h.name),
                         HostState {
