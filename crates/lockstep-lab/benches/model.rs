@@ -1,6 +1,7 @@
 //! The model at fleet scale: 2,000 hosts (1,000 two-node clusters). Measures building the
 //! world, answering a console command, a WQL query, a cluster move, and checking the records.
 //! Run: `cargo bench -p lockstep-lab --bench model`.
+#![allow(missing_docs)]
 
 use std::collections::BTreeMap;
 
