@@ -8,7 +8,7 @@ use super::text::{fill, text};
 use super::world::Action;
 use crate::record::RecordEvent;
 
-const SYSTEM_PROCESSES: &[(u32, &str)] = &[
+pub(crate) const SYSTEM_PROCESSES: &[(u32, &str)] = &[
     (0, "System Idle Process"),
     (4, "System"),
     (312, "smss.exe"),

@@ -317,6 +317,7 @@ impl State {
                 )
             )),
             "echo" => Out::ok(format!("{}\n", cl.rest)),
+            "rem" => Out::ok(""),
             "exit" => {
                 let code = args
                     .iter()

@@ -260,9 +260,10 @@ impl State {
                         ])
                     })
                     .collect(),
-                "win32_process" => node
-                    .processes
+                "win32_process" => super::commands::SYSTEM_PROCESSES
                     .iter()
+                    .map(|(pid, name)| (*pid, (*name).to_owned()))
+                    .chain(node.processes.iter().cloned())
                     .map(|(pid, name)| {
                         obj(&[("Name", name.clone()), ("ProcessId", pid.to_string())])
                     })
