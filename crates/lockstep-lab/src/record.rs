@@ -17,7 +17,7 @@
 //! | `reboot-started`, `reboot-finished` | (none) |
 //! | `evs-upgraded` | `group`, `evs`, `version` |
 //! | `event-log` | `id`, `source`, `message` (e.g. 1025 `MSExchangeCluster`, T1) |
-//! | `fault` | `action` (`set`/`cleared`), `fault` |
+//! | `fault` | `action` (`set`, `cleared`, or `used` for a one-shot protocol fault), `fault` (`{"kind":..}` or `null`) |
 //! | `nlb` | `state` (`converged`/`stopped`) |
 //!
 //! A [`Recorder`] writes to a JSONL file, keeps the records in memory, or drops them; it is a
@@ -210,7 +210,7 @@ enum Sink {
     Memory(Vec<Record>),
     File {
         out: BufWriter<File>,
-        keep: Vec<Record>,
+        path: std::path::PathBuf,
     },
 }
 
@@ -241,14 +241,13 @@ impl Recorder {
         }
     }
 
-    /// A recorder that writes JSONL to `path` (created or truncated), flushing every line, and
-    /// keeps the records in memory too.
+    /// A recorder that writes JSONL to `path` (created or truncated), flushing every line.
     pub fn to_file(path: &Path) -> std::io::Result<Recorder> {
         let file = File::create(path)?;
         Ok(Recorder {
             sink: Arc::new(Mutex::new(Sink::File {
                 out: BufWriter::new(file),
-                keep: Vec::new(),
+                path: path.to_owned(),
             })),
         })
     }
@@ -259,27 +258,28 @@ impl Recorder {
         match &mut *sink {
             Sink::Null => {}
             Sink::Memory(v) => v.push(record),
-            Sink::File { out, keep } => {
-                match serde_json::to_string(&record) {
-                    Ok(line) => {
-                        if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
-                            tracing::warn!(error = %e, "lab recorder could not write a record");
-                        }
+            Sink::File { out, .. } => match serde_json::to_string(&record) {
+                Ok(line) => {
+                    if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
+                        tracing::warn!(error = %e, "lab recorder could not write a record");
                     }
-                    Err(e) => tracing::warn!(error = %e, "lab recorder could not encode a record"),
                 }
-                keep.push(record);
-            }
+                Err(e) => tracing::warn!(error = %e, "lab recorder could not encode a record"),
+            },
         }
     }
 
-    /// Every record so far (empty for a null recorder).
+    /// Every record so far: kept in memory, or read back from the file (empty for a null
+    /// recorder or an unreadable file).
     pub fn records(&self) -> Vec<Record> {
         let sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         match &*sink {
             Sink::Null => Vec::new(),
             Sink::Memory(v) => v.clone(),
-            Sink::File { keep, .. } => keep.clone(),
+            Sink::File { path, .. } => read_records(path).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "lab recorder could not read its file back");
+                Vec::new()
+            }),
         }
     }
 }

@@ -344,6 +344,7 @@ async fn the_models_own_records_catch_what_it_allows() {
     assert_eq!(w.snapshot().group("EVS1 Group").unwrap().owner, "N2");
     let v = verify_file(&path).unwrap();
     assert_eq!(rules(&v), ["E3-C1"]);
+    assert_eq!(verify(&w.recorder().records()), v);
     assert_eq!(v[0].hosts, ["N2", "N1"]);
     // The file holds the documented fields.
     let text = std::fs::read_to_string(&path).unwrap();
