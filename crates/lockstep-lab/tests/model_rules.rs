@@ -843,3 +843,36 @@ async fn localised_listings() {
         insta::assert_snapshot!(format!("listing_{}", locale.tag()), all);
     }
 }
+
+#[test]
+fn the_config_round_trips_and_reads_services_per_role() {
+    let d = LabConfig::default();
+    let back: LabConfig = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+    assert_eq!(back, d);
+    let cfg: LabConfig = serde_json::from_str(
+        r#"{"services": {"front-end": [{"name": "W3SVC", "start": "manual"}]},
+            "packages": [{"path": "C:\\sp\\update.exe", "product": "2003", "effect": {"kind": "service-pack", "build": "6.5.7638.2"}, "duration_secs": 10}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.services[&Role::FrontEnd][0].start,
+        lockstep_lab::model::StartType::Manual
+    );
+    assert_eq!(cfg.packages[0].exit_code, 0);
+    assert!(
+        serde_json::from_str::<LabConfig>(r#"{"time_scal": 1}"#).is_err(),
+        "unknown fields are refused"
+    );
+}
+
+#[tokio::test]
+async fn the_snapshot_serialises() {
+    let w = two_nodes();
+    let s = w.snapshot();
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["clusters"][0]["groups"][1]["owner"], "N1");
+    assert_eq!(json["hosts"][0]["build"], "6.5.7226.6");
+    assert_eq!(json["hosts"][0]["services"]["ClusSvc"], "running");
+    let back: lockstep_lab::model::WorldSnapshot = serde_json::from_value(json).unwrap();
+    assert_eq!(back, s);
+}
