@@ -876,3 +876,51 @@ async fn the_snapshot_serialises() {
     let back: lockstep_lab::model::WorldSnapshot = serde_json::from_value(json).unwrap();
     assert_eq!(back, s);
 }
+
+#[tokio::test]
+async fn a_service_pack_stops_exchange_services_while_it_runs_on_a_standalone_server() {
+    let mut fleet = cluster_fleet(2, 1, Locale::EnUs);
+    fleet.hosts.push(host(
+        "S1",
+        "site1",
+        Role::Standalone,
+        Product::Exchange2003,
+        SP1,
+    ));
+    let mut cfg = fast();
+    cfg.time_scale = 0.01; // 1200 s -> 12 s: observed while running
+    let w = world(&fleet, cfg);
+    ok(&w, "S1", "net stop \"McShield\"").await;
+    let mut p = w.start("S1", &format!("\"{SP2_PACKAGE}\" /q /z"));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let is = wql_one(
+        &w,
+        "S1",
+        "root/cimv2",
+        "SELECT Name, State FROM Win32_Service WHERE Name='MSExchangeIS'",
+        "State",
+    );
+    assert_eq!(is, "Stopped");
+    let procs = w
+        .wql(
+            "S1",
+            "root/cimv2",
+            "SELECT Name FROM Win32_Process WHERE Name='update.exe'",
+        )
+        .unwrap();
+    assert_eq!(procs.len(), 1, "the installer is visible while it runs");
+    // Silent while it runs: nothing arrives before the exit.
+    assert!(p.events.try_recv().is_err());
+    p.terminate.take().unwrap().send(()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), p.events.recv())
+        .await
+        .unwrap();
+    let is = wql_one(
+        &w,
+        "S1",
+        "root/cimv2",
+        "SELECT Name, State FROM Win32_Service WHERE Name='MSExchangeIS'",
+        "State",
+    );
+    assert_eq!(is, "Running", "services come back when the installer ends");
+}

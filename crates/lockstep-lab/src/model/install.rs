@@ -22,7 +22,12 @@ pub(crate) struct InstallJob {
     pub file_in_use: bool,
     /// The host's boot epoch at start: a restart meanwhile kills the installer.
     pub epoch: u64,
+    /// Exchange services the installer stopped and starts again at its end (E3-NC, E5-NC).
+    pub stopped: Vec<String>,
 }
+
+/// The Exchange services a service pack stops while it runs (not the clustered ones).
+const EXCHANGE_SERVICES: [&str; 3] = ["MSExchangeSA", "MSExchangeIS", "MSExchangeMTA"];
 
 /// `ERROR_INSTALL_FAILURE`.
 const FAILURE: i32 = 1603;
@@ -141,6 +146,29 @@ impl State {
                 .services
                 .iter()
                 .any(|s| s.name.eq_ignore_ascii_case(&av) && s.running);
+        let mut stopped = Vec::new();
+        if pkg.product.is_some() {
+            for s in self.hosts[h].services.iter_mut() {
+                if s.clustered.is_none()
+                    && s.running
+                    && EXCHANGE_SERVICES
+                        .iter()
+                        .any(|e| s.name.eq_ignore_ascii_case(e))
+                {
+                    s.running = false;
+                    stopped.push(s.name.clone());
+                }
+            }
+        }
+        for name in &stopped {
+            self.record(
+                Some(h),
+                RecordEvent::Service {
+                    name: name.clone(),
+                    state: "stopped".to_owned(),
+                },
+            );
+        }
         let node = &mut self.hosts[h];
         let pid = node.spawn_process(&image);
         node.installing += 1;
@@ -151,6 +179,7 @@ impl State {
             pid,
             file_in_use,
             epoch: self.hosts[h].boot_epoch,
+            stopped,
         })
     }
 
@@ -179,6 +208,22 @@ impl State {
             node.processes.remove(p);
         }
         node.installing = node.installing.saturating_sub(1);
+        let mut restarted = Vec::new();
+        for s in node.services.iter_mut() {
+            if job.stopped.contains(&s.name) && !s.running {
+                s.running = true;
+                restarted.push(s.name.clone());
+            }
+        }
+        for name in restarted {
+            self.record(
+                Some(job.host),
+                RecordEvent::Service {
+                    name,
+                    state: "running".to_owned(),
+                },
+            );
+        }
         true
     }
 

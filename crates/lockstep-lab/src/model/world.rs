@@ -257,6 +257,7 @@ impl Backend for World {
         let st = self.lock();
         let h = st
             .find(host)
+            .filter(|&h| !matches!(st.hosts[h].power, Power::Down { .. }))
             .ok_or_else(|| WqlError::NamespaceUnavailable(namespace.to_owned()))?;
         st.wql(h, namespace, query)
     }
