@@ -12,3 +12,6 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod model;
+pub mod record;
+pub mod verify;

@@ -1,0 +1,229 @@
+//! The lab's configuration: time scale, durations, installer packages, services, per-host
+//! faults and leftovers. Every field has a default fit for tests ([`LabConfig::default`]).
+
+use std::collections::BTreeMap;
+
+use lockstep_core::{Edition, Product, Role, Version, WindowsRelease};
+use serde::{Deserialize, Serialize};
+
+use super::fault::Fault;
+
+/// How the lab behaves. Deserialises from YAML/JSON with every field optional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabConfig {
+    /// Multiplies every simulated duration (an installer of 1200 s takes 0.6 s at 0.0005).
+    pub time_scale: f64,
+    /// How long a restart keeps a host down, in simulated seconds.
+    pub reboot_secs: f64,
+    /// Between `shutdown /r` (or an installer's 1641) and the endpoint going away, simulated s.
+    pub shutdown_delay_secs: f64,
+    /// The simulated wall clock at lab start, ms since the Unix epoch (`None`: now). Simulated
+    /// time then runs `1 / time_scale` times faster than real time.
+    pub start_wall_ms: Option<u64>,
+    /// Installer packages the lab recognises (by case-insensitive path suffix).
+    pub packages: Vec<PackageSpec>,
+    /// Services per role, replacing the default set for that role.
+    pub services: BTreeMap<Role, Vec<ServiceSpec>>,
+    /// The antivirus service name (G5).
+    pub antivirus_service: String,
+    /// The backup agent service name (G5).
+    pub backup_service: String,
+    /// Per-host settings, by host name (case-insensitive).
+    pub hosts: BTreeMap<String, HostConfig>,
+}
+
+/// Per-host settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    /// Faults in force from the start.
+    pub faults: Vec<Fault>,
+    /// Extra running processes (`setup.exe`: a stray setup, G6).
+    pub processes: Vec<String>,
+    /// A reboot is pending from the start.
+    pub pending_reboot: bool,
+    /// Installed hotfixes from the start (`KB831464`).
+    pub hotfixes: Vec<String>,
+    /// Services stopped at the start.
+    pub stopped_services: Vec<String>,
+    /// Exchange build, overriding the inventory's.
+    pub build: Option<Version>,
+}
+
+/// A service and how it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Service (key) name.
+    pub name: String,
+    /// Display name (defaults to the name).
+    #[serde(default)]
+    pub display: Option<String>,
+    /// Start type.
+    #[serde(default)]
+    pub start: StartType,
+}
+
+/// A service's start type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartType {
+    /// Started at boot.
+    #[default]
+    Auto,
+    /// Started on demand.
+    Manual,
+    /// Never started.
+    Disabled,
+}
+
+impl StartType {
+    /// WMI `StartMode`.
+    pub fn wmi(self) -> &'static str {
+        match self {
+            StartType::Auto => "Auto",
+            StartType::Manual => "Manual",
+            StartType::Disabled => "Disabled",
+        }
+    }
+}
+
+/// What a package installs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PackageEffect {
+    /// An Exchange service pack (or build-changing hotfix): leaves `build` behind.
+    ServicePack {
+        /// The build left behind.
+        build: Version,
+    },
+    /// A hotfix: adds `id` to the installed hotfixes.
+    Hotfix {
+        /// `KB831464`.
+        id: String,
+    },
+}
+
+/// An installer package the lab recognises.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageSpec {
+    /// Matched case-insensitively against the end of the command's first word.
+    pub path: String,
+    /// The Exchange product it is for; `None` for a Windows package.
+    #[serde(default)]
+    pub product: Option<Product>,
+    /// Editions it applies to (empty: any) (E2-ED).
+    #[serde(default)]
+    pub editions: Vec<Edition>,
+    /// Windows releases it applies to (empty: any).
+    #[serde(default)]
+    pub windows: Vec<WindowsRelease>,
+    /// What it installs.
+    pub effect: PackageEffect,
+    /// Running time in simulated seconds (silent meanwhile).
+    pub duration_secs: f64,
+    /// Exit code on success: 0, 3010 (restart required) or 1641 (restart started).
+    #[serde(default)]
+    pub exit_code: i32,
+}
+
+impl PackageSpec {
+    /// The image name of the running installer (`update.exe`).
+    pub fn image(&self) -> String {
+        self.path
+            .rsplit(['\\', '/'])
+            .next()
+            .unwrap_or(&self.path)
+            .to_ascii_lowercase()
+    }
+}
+
+impl Default for LabConfig {
+    fn default() -> Self {
+        let sp = |path: &str, product, build: Version| PackageSpec {
+            path: path.to_owned(),
+            product: Some(product),
+            editions: vec![Edition::Standard, Edition::Enterprise],
+            windows: vec![],
+            effect: PackageEffect::ServicePack { build },
+            duration_secs: 1200.0,
+            exit_code: 0,
+        };
+        LabConfig {
+            time_scale: 0.0005,
+            reboot_secs: 120.0,
+            shutdown_delay_secs: 10.0,
+            start_wall_ms: None,
+            packages: vec![
+                sp(
+                    r"\\fs01\install$\E2K3SP2\setup\i386\update.exe",
+                    Product::Exchange2003,
+                    Version::new(6, 5, 7638, 2),
+                ),
+                sp(
+                    r"\\fs01\install$\E2KSP3\setup\i386\update.exe",
+                    Product::Exchange2000,
+                    Version::new(6, 0, 6249, 0),
+                ),
+                sp(
+                    r"\\fs01\install$\EX55SP4\server\i386\update.exe",
+                    Product::Exchange55,
+                    Version::new(5, 5, 2653, 0),
+                ),
+                PackageSpec {
+                    path: r"\\fs01\install$\KB831464\WindowsServer2003-KB831464-x86-ENU.exe"
+                        .to_owned(),
+                    product: None,
+                    editions: vec![],
+                    windows: vec![WindowsRelease::Windows2003],
+                    effect: PackageEffect::Hotfix {
+                        id: "KB831464".to_owned(),
+                    },
+                    duration_secs: 60.0,
+                    exit_code: 3010,
+                },
+            ],
+            services: BTreeMap::new(),
+            antivirus_service: "McShield".to_owned(),
+            backup_service: "BackupExecAgentAccelerator".to_owned(),
+            hosts: BTreeMap::new(),
+        }
+    }
+}
+
+impl LabConfig {
+    /// The settings of `host` (case-insensitive), if any.
+    pub fn host(&self, host: &str) -> Option<&HostConfig> {
+        self.hosts
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(host))
+            .map(|(_, v)| v)
+    }
+
+    /// The default services of a host of `role` (cluster resources excluded).
+    pub fn default_services(&self, role: Role) -> Vec<ServiceSpec> {
+        if let Some(s) = self.services.get(&role) {
+            return s.clone();
+        }
+        let s = |name: &str, display: &str| ServiceSpec {
+            name: name.to_owned(),
+            display: Some(display.to_owned()),
+            start: StartType::Auto,
+        };
+        vec![
+            s("MSExchangeSA", "Microsoft Exchange System Attendant"),
+            s("MSExchangeIS", "Microsoft Exchange Information Store"),
+            s("MSExchangeMTA", "Microsoft Exchange MTA Stacks"),
+            s("RESvc", "Microsoft Exchange Routing Engine"),
+            s("SMTPSVC", "Simple Mail Transfer Protocol (SMTP)"),
+            s("W3SVC", "World Wide Web Publishing Service"),
+            s("IISADMIN", "IIS Admin Service"),
+            s("SNMP", "SNMP Service"),
+            s(&self.antivirus_service, "Network Associates McShield"),
+            s(&self.backup_service, "Backup Exec Agent Accelerator"),
+            s("MSDTC", "Distributed Transaction Coordinator"),
+        ]
+    }
+}

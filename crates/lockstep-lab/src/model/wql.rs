@@ -1,0 +1,372 @@
+//! WQL over the model: `SELECT <props|*> FROM <class> [WHERE Prop='value' [AND ...]]` on
+//! `root/MSCluster` (only while the node's Cluster service runs) and `root/cimv2`.
+
+use lockstep_core::Locale;
+
+use super::state::State;
+use crate::backend::{WmiObject, WqlError};
+
+/// A parsed WQL query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WqlQuery {
+    /// Selected properties; empty for `*`.
+    pub props: Vec<String>,
+    /// Class name.
+    pub class: String,
+    /// `Prop = 'value'` conditions, all of which must hold.
+    pub conditions: Vec<(String, String)>,
+}
+
+fn bad(q: &str, why: &str) -> WqlError {
+    WqlError::InvalidQuery(format!("`{q}`: {why}"))
+}
+
+/// Splits on a keyword (case-insensitive, surrounded by whitespace) outside quotes.
+fn split_kw<'a>(s: &'a str, kw: &str) -> Vec<&'a str> {
+    let lower = s.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let kw = format!(" {} ", kw.to_ascii_lowercase());
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'\'' || b == b'"' => quote = Some(b),
+            None if lower[i..].starts_with(&kw) => {
+                parts.push(&s[start..i]);
+                start = i + kw.len();
+                i = start;
+                continue;
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+impl WqlQuery {
+    /// Parses a query.
+    pub fn parse(q: &str) -> Result<WqlQuery, WqlError> {
+        let text = format!(" {} ", q.trim());
+        let after_select = text
+            .get(..8)
+            .filter(|p| p.eq_ignore_ascii_case(" select "))
+            .map(|_| &text[8..])
+            .ok_or_else(|| bad(q, "expected SELECT"))?;
+        let parts = split_kw(after_select, "from");
+        let [props, rest] = parts.as_slice() else {
+            return Err(bad(q, "expected one FROM"));
+        };
+        let props: Vec<String> = props
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        if props.is_empty() {
+            return Err(bad(q, "no properties"));
+        }
+        let props = if props.len() == 1 && props[0] == "*" {
+            Vec::new()
+        } else {
+            props
+        };
+        let parts = split_kw(rest, "where");
+        let (class, cond) = match parts.as_slice() {
+            [class] => (class.trim(), None),
+            [class, cond] => (class.trim(), Some(*cond)),
+            _ => return Err(bad(q, "more than one WHERE")),
+        };
+        if class.is_empty() || !class.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(bad(q, "bad class name"));
+        }
+        let mut conditions = Vec::new();
+        if let Some(cond) = cond {
+            for c in split_kw(&format!(" {cond} "), "and") {
+                let (k, v) = c
+                    .split_once('=')
+                    .ok_or_else(|| bad(q, "conditions must be Prop='value'"))?;
+                let k = k.trim();
+                let v = v.trim();
+                let v = v
+                    .strip_prefix('\'')
+                    .and_then(|v| v.strip_suffix('\''))
+                    .or_else(|| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+                    .unwrap_or(v);
+                if k.is_empty() {
+                    return Err(bad(q, "empty property in WHERE"));
+                }
+                conditions.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        Ok(WqlQuery {
+            props,
+            class: class.to_owned(),
+            conditions,
+        })
+    }
+}
+
+fn obj(pairs: &[(&str, String)]) -> WmiObject {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+/// CIM datetime of a Unix time in ms: `20261121081131.123000+000`.
+pub(crate) fn cim_datetime(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}.{:06}+000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        (ms % 1000) * 1000
+    )
+}
+
+fn os_language(l: Locale) -> u32 {
+    match l {
+        Locale::EnUs => 1033,
+        Locale::CsCz => 1029,
+        Locale::ItIt => 1040,
+        Locale::NlNl => 1043,
+        Locale::JaJp => 1041,
+    }
+}
+
+impl State {
+    /// Runs a WQL query on host `h`.
+    pub(crate) fn wql(
+        &self,
+        h: usize,
+        namespace: &str,
+        query: &str,
+    ) -> Result<Vec<WmiObject>, WqlError> {
+        let ns = namespace.replace('\\', "/").to_ascii_lowercase();
+        let ns = ns.trim_start_matches('/');
+        let q = WqlQuery::parse(query)?;
+        let class = q.class.to_ascii_lowercase();
+        let node = &self.hosts[h];
+        let all: Vec<WmiObject> = match ns {
+            "root/mscluster" => {
+                let Some(c) = node.cluster.filter(|_| self.clussvc_running(h)) else {
+                    return Err(WqlError::NamespaceUnavailable(namespace.to_owned()));
+                };
+                let cl = &self.clusters[c];
+                match class.as_str() {
+                    "mscluster_node" => cl
+                        .nodes
+                        .iter()
+                        .map(|&n| {
+                            obj(&[
+                                ("Name", self.hosts[n].name.clone()),
+                                ("State", (self.node_state(n) as u32).to_string()),
+                            ])
+                        })
+                        .collect(),
+                    "mscluster_resourcegroup" => cl
+                        .groups
+                        .iter()
+                        .map(|g| {
+                            obj(&[
+                                ("Name", g.name.clone()),
+                                ("State", (g.state() as u32).to_string()),
+                            ])
+                        })
+                        .collect(),
+                    "mscluster_nodetoactivegroup" => cl
+                        .groups
+                        .iter()
+                        .map(|g| {
+                            obj(&[
+                                (
+                                    "GroupComponent",
+                                    format!("MSCluster_Node.Name=\"{}\"", self.hosts[g.owner].name),
+                                ),
+                                (
+                                    "PartComponent",
+                                    format!("MSCluster_ResourceGroup.Name=\"{}\"", g.name),
+                                ),
+                            ])
+                        })
+                        .collect(),
+                    "mscluster_resource" => cl
+                        .groups
+                        .iter()
+                        .flat_map(|g| g.resources.iter())
+                        .map(|r| {
+                            obj(&[
+                                ("Name", r.name.clone()),
+                                ("Type", r.kind.type_name().to_owned()),
+                                ("State", r.state.wmi().to_string()),
+                            ])
+                        })
+                        .collect(),
+                    "mscluster_resourcegrouptoresource" => cl
+                        .groups
+                        .iter()
+                        .flat_map(|g| {
+                            g.resources.iter().map(move |r| {
+                                obj(&[
+                                    (
+                                        "GroupComponent",
+                                        format!("MSCluster_ResourceGroup.Name=\"{}\"", g.name),
+                                    ),
+                                    (
+                                        "PartComponent",
+                                        format!("MSCluster_Resource.Name=\"{}\"", r.name),
+                                    ),
+                                ])
+                            })
+                        })
+                        .collect(),
+                    _ => return Err(bad(query, "unknown class")),
+                }
+            }
+            "root/cimv2" => match class.as_str() {
+                "win32_service" => node
+                    .services
+                    .iter()
+                    .map(|s| {
+                        let running = self.service_running(h, s);
+                        obj(&[
+                            ("Name", s.name.clone()),
+                            ("DisplayName", s.display.clone()),
+                            (
+                                "State",
+                                if running { "Running" } else { "Stopped" }.to_owned(),
+                            ),
+                            ("StartMode", s.start.wmi().to_owned()),
+                            ("Started", if running { "true" } else { "false" }.to_owned()),
+                        ])
+                    })
+                    .collect(),
+                "win32_process" => super::commands::SYSTEM_PROCESSES
+                    .iter()
+                    .map(|(pid, name)| (*pid, (*name).to_owned()))
+                    .chain(node.processes.iter().cloned())
+                    .map(|(pid, name)| {
+                        obj(&[("Name", name.clone()), ("ProcessId", pid.to_string())])
+                    })
+                    .collect(),
+                "win32_operatingsystem" => {
+                    use lockstep_core::WindowsRelease::*;
+                    let (caption, version) = match node.windows {
+                        Windows2003 => (
+                            "Microsoft(R) Windows(R) Server 2003, Enterprise Edition",
+                            "5.2.3790",
+                        ),
+                        Windows2000 => ("Microsoft Windows 2000 Advanced Server", "5.0.2195"),
+                        Nt4 => ("Microsoft Windows NT Server", "4.0.1381"),
+                    };
+                    vec![obj(&[
+                        ("Caption", caption.to_owned()),
+                        ("CSName", node.name.clone()),
+                        ("LastBootUpTime", cim_datetime(node.boot_ms)),
+                        ("LocalDateTime", cim_datetime(self.sim_now_ms())),
+                        ("OSLanguage", os_language(node.locale).to_string()),
+                        ("Version", version.to_owned()),
+                    ])]
+                }
+                "win32_quickfixengineering" => node
+                    .hotfixes
+                    .iter()
+                    .map(|id| obj(&[("HotFixID", id.clone()), ("CSName", node.name.clone())]))
+                    .collect(),
+                "win32_computersystem" => vec![obj(&[
+                    ("Name", node.name.clone()),
+                    ("Domain", "lab.local".to_owned()),
+                ])],
+                _ => return Err(bad(query, "unknown class")),
+            },
+            _ => return Err(WqlError::NamespaceUnavailable(namespace.to_owned())),
+        };
+        let mut out = Vec::new();
+        for o in all {
+            let get = |k: &str| {
+                o.iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                    .map(|(_, v)| v)
+            };
+            let mut keep = true;
+            for (k, v) in &q.conditions {
+                match get(k) {
+                    Some(actual) => keep &= actual.eq_ignore_ascii_case(v),
+                    None => return Err(bad(query, &format!("unknown property `{k}`"))),
+                }
+            }
+            if !keep {
+                continue;
+            }
+            if q.props.is_empty() {
+                out.push(o);
+                continue;
+            }
+            let mut sel = WmiObject::new();
+            for p in &q.props {
+                match o.iter().find(|(n, _)| n.eq_ignore_ascii_case(p)) {
+                    Some((n, v)) => {
+                        sel.insert(n.clone(), v.clone());
+                    }
+                    None => return Err(bad(query, &format!("unknown property `{p}`"))),
+                }
+            }
+            out.push(sel);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_queries() {
+        let q = WqlQuery::parse(
+            "SELECT Name, State FROM Win32_Service WHERE Name='W3SVC' and State = \"Running\"",
+        )
+        .unwrap();
+        assert_eq!(q.props, ["Name", "State"]);
+        assert_eq!(q.class, "Win32_Service");
+        assert_eq!(
+            q.conditions,
+            [
+                ("Name".into(), "W3SVC".into()),
+                ("State".into(), "Running".into())
+            ]
+        );
+        let q = WqlQuery::parse("select * from MSCluster_Node").unwrap();
+        assert!(q.props.is_empty());
+        assert!(WqlQuery::parse("DELETE FROM x").is_err());
+        assert!(WqlQuery::parse("SELECT Name FROM").is_err());
+        let q = WqlQuery::parse("SELECT Name FROM Win32_Service WHERE Name='a and b'").unwrap();
+        assert_eq!(q.conditions, [("Name".into(), "a and b".into())]);
+    }
+
+    #[test]
+    fn formats_cim_datetime() {
+        // 2026-11-21 08:11:31.250 UTC
+        assert_eq!(cim_datetime(1_795_248_691_250), "20261121081131.250000+000");
+        assert_eq!(cim_datetime(0), "19700101000000.000000+000");
+    }
+}
