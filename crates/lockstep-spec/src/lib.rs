@@ -1,1 +1,7 @@
-//! lockstep-spec (placeholder, filled in by its issue).
+//! Loads and validates Lockstep's YAML inputs into `lockstep-core` types.
+#![deny(missing_docs)]
+
+mod diag;
+mod tree;
+
+pub use diag::{Diagnostic, Diagnostics, SourceFile};
