@@ -5,3 +5,7 @@ mod diag;
 mod tree;
 
 pub use diag::{Diagnostic, Diagnostics, SourceFile};
+mod ansible;
+pub use ansible::{load_ansible_inventory, AnsibleGroup, AnsibleHost, AnsibleInventory};
+mod inventory;
+pub use inventory::load_inventory;
