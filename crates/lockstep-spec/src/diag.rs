@@ -132,12 +132,17 @@ impl Sink {
         if self.diags.is_empty() {
             Ok(value)
         } else {
-            let mut d = self.diags;
-            // Stable: keeps the order of errors found at the same position.
-            d.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
-            d.dedup();
-            Err(Diagnostics(d))
+            Err(self.into_diagnostics())
         }
+    }
+
+    /// Every diagnostic, sorted by position and deduplicated.
+    pub fn into_diagnostics(self) -> Diagnostics {
+        let mut d = self.diags;
+        // Stable: keeps the order of errors found at the same position.
+        d.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+        d.dedup();
+        Diagnostics(d)
     }
 }
 

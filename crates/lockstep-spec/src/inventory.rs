@@ -52,7 +52,7 @@ pub fn load_inventory(files: &[SourceFile]) -> Result<Fleet, Diagnostics> {
     sink.finish(fleet)
 }
 
-fn scalar<'n>(node: &'n Node, what: &str, sink: &mut Sink) -> Option<&'n str> {
+pub(crate) fn scalar<'n>(node: &'n Node, what: &str, sink: &mut Sink) -> Option<&'n str> {
     match node.as_str() {
         Some(s) if !node.is_null() => Some(s),
         _ => {
@@ -65,7 +65,7 @@ fn scalar<'n>(node: &'n Node, what: &str, sink: &mut Sink) -> Option<&'n str> {
     }
 }
 
-fn enum_value<T: Copy>(
+pub(crate) fn enum_value<T: Copy>(
     node: &Node,
     key: &str,
     choices: &[(&str, T)],
@@ -88,7 +88,7 @@ fn enum_value<T: Copy>(
     None
 }
 
-fn name_at(kind: NameKind, node: &Node, what: &str, sink: &mut Sink) -> Option<Name> {
+pub(crate) fn name_at(kind: NameKind, node: &Node, what: &str, sink: &mut Sink) -> Option<Name> {
     let s = scalar(node, what, sink)?;
     match Name::new(kind, s) {
         Ok(n) => Some(n),
@@ -99,7 +99,7 @@ fn name_at(kind: NameKind, node: &Node, what: &str, sink: &mut Sink) -> Option<N
     }
 }
 
-fn version_at(node: &Node, what: &str, product: Option<Product>, sink: &mut Sink) -> Option<Version> {
+pub(crate) fn version_at(node: &Node, what: &str, product: Option<Product>, sink: &mut Sink) -> Option<Version> {
     let s = scalar(node, what, sink)?;
     match s.parse::<Version>() {
         Ok(v) => {
@@ -122,7 +122,7 @@ fn version_at(node: &Node, what: &str, product: Option<Product>, sink: &mut Sink
 }
 
 /// Checks a mapping's keys against `known`; returns false if it is not a mapping.
-fn check_keys(node: &Node, what: &str, known: &[&str], sink: &mut Sink) -> bool {
+pub(crate) fn check_keys(node: &Node, what: &str, known: &[&str], sink: &mut Sink) -> bool {
     let Some(entries) = node.as_map() else {
         sink.error(
             &node.pos,
@@ -147,18 +147,18 @@ fn check_keys(node: &Node, what: &str, known: &[&str], sink: &mut Sink) -> bool 
     true
 }
 
-const PRODUCTS: &[(&str, Product)] = &[
+pub(crate) const PRODUCTS: &[(&str, Product)] = &[
     ("5.5", Product::Exchange55),
     ("2000", Product::Exchange2000),
     ("2003", Product::Exchange2003),
 ];
-const ROLES: &[(&str, Role)] = &[
+pub(crate) const ROLES: &[(&str, Role)] = &[
     ("front-end", Role::FrontEnd),
     ("back-end", Role::BackEnd),
     ("standalone", Role::Standalone),
     ("sbs", Role::Sbs),
 ];
-const EDITIONS: &[(&str, Edition)] = &[
+pub(crate) const EDITIONS: &[(&str, Edition)] = &[
     ("standard", Edition::Standard),
     ("enterprise", Edition::Enterprise),
     ("conferencing", Edition::Conferencing),

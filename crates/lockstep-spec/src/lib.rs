@@ -9,3 +9,7 @@ mod ansible;
 pub use ansible::{load_ansible_inventory, AnsibleGroup, AnsibleHost, AnsibleInventory};
 mod inventory;
 pub use inventory::load_inventory;
+mod playbook;
+mod rules;
+pub use playbook::load_playbook;
+pub mod embedded;
