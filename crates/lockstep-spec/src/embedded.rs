@@ -37,6 +37,14 @@ macro_rules! playbook {
 /// Every shipped playbook, one per KB 328839 procedure.
 pub const PLAYBOOKS: &[EmbeddedFile] = &[
     playbook!("e3-cluster"),
+    playbook!("e3-fb"),
+    playbook!("e3-nc"),
+    playbook!("e2-active-passive"),
+    playbook!("e2-active-active"),
+    playbook!("e2-fb"),
+    playbook!("e2-nc"),
+    playbook!("e5-cluster"),
+    playbook!("e5-nc"),
 ];
 
 /// Every shipped playbook as [`SourceFile`]s.
