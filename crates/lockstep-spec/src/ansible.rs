@@ -72,9 +72,11 @@ pub(crate) const LOCKSTEP_HOST_VARS: &[&str] = &[
     "lockstep_codepage",
 ];
 /// Lockstep variables that define what a group is; read from the group's own `vars` only.
-pub(crate) const LOCKSTEP_GROUP_VARS: &[&str] = &["lockstep_site", "lockstep_cluster", "lockstep_pool"];
+pub(crate) const LOCKSTEP_GROUP_VARS: &[&str] =
+    &["lockstep_site", "lockstep_cluster", "lockstep_pool"];
 /// Lockstep variables of the `all` group only.
-pub(crate) const LOCKSTEP_ALL_VARS: &[&str] = &["lockstep_organisation", "lockstep_front_end_scope"];
+pub(crate) const LOCKSTEP_ALL_VARS: &[&str] =
+    &["lockstep_organisation", "lockstep_front_end_scope"];
 
 /// A variable as written: its value node (with position) and the key's position.
 #[derive(Debug, Clone)]
@@ -279,7 +281,10 @@ pub(crate) fn read_raw(files: &[SourceFile], sink: &mut Sink) -> Raw {
 
 fn group_name(k: &Node, sink: &mut Sink) -> Option<String> {
     let Some(s) = k.as_str() else {
-        sink.error(&k.pos, format!("a group name must be a string, found {}", k.describe()));
+        sink.error(
+            &k.pos,
+            format!("a group name must be a string, found {}", k.describe()),
+        );
         return None;
     };
     if let Err(e) = Name::ident(s) {
@@ -381,7 +386,10 @@ fn read_hosts(raw: &mut Raw, group: &str, node: &Node, sink: &mut Sink) {
     };
     for (k, v) in entries {
         let Some(pattern) = k.as_str() else {
-            sink.error(&k.pos, format!("a host name must be a string, found {}", k.describe()));
+            sink.error(
+                &k.pos,
+                format!("a host name must be a string, found {}", k.describe()),
+            );
             continue;
         };
         let names = match expand_range(pattern) {
@@ -457,7 +465,11 @@ fn expand_range(pattern: &str) -> Result<Vec<String>, String> {
     if close < open {
         return Err(bad());
     }
-    let (head, inner, tail) = (&pattern[..open], &pattern[open + 1..close], &pattern[close + 1..]);
+    let (head, inner, tail) = (
+        &pattern[..open],
+        &pattern[open + 1..close],
+        &pattern[close + 1..],
+    );
     let mut parts = inner.split(':');
     let (Some(a), Some(b)) = (parts.next(), parts.next()) else {
         return Err(bad());
@@ -509,7 +521,10 @@ fn read_vars(node: &Node, place: VarPlace<'_>, sink: &mut Sink) -> BTreeMap<Stri
     };
     for (k, v) in entries {
         let Some(key) = k.as_str() else {
-            sink.error(&k.pos, format!("a variable name must be a string, found {}", k.describe()));
+            sink.error(
+                &k.pos,
+                format!("a variable name must be a string, found {}", k.describe()),
+            );
             continue;
         };
         check_var(key, k, v, place, sink);
@@ -542,14 +557,23 @@ fn check_var(key: &str, k: &Node, v: &Node, place: VarPlace<'_>, sink: &mut Sink
         } else if LOCKSTEP_GROUP_VARS.contains(&key) && matches!(place, VarPlace::Host) {
             sink.error(
                 &k.pos,
-                format!("{} describes a group; set it in a group's `vars`, not on a host", q(key)),
+                format!(
+                    "{} describes a group; set it in a group's `vars`, not on a host",
+                    q(key)
+                ),
             );
         } else if LOCKSTEP_ALL_VARS.contains(&key) && !matches!(place, VarPlace::Group("all")) {
-            sink.error(&k.pos, format!("{} may only be set in the vars of `all`", q(key)));
+            sink.error(
+                &k.pos,
+                format!("{} may only be set in the vars of `all`", q(key)),
+            );
         } else if LOCKSTEP_GROUP_VARS.contains(&key) && matches!(place, VarPlace::Group("all")) {
             sink.error(
                 &k.pos,
-                format!("{} cannot be set on `all`; set it on the site, cluster or pool group", q(key)),
+                format!(
+                    "{} cannot be set on `all`; set it on the site, cluster or pool group",
+                    q(key)
+                ),
             );
         }
     }
@@ -573,7 +597,11 @@ pub(crate) fn env_lookup(v: &Node) -> Option<String> {
     }
     let s = v.as_str()?.trim();
     let inner = s.strip_prefix("{{")?.strip_suffix("}}")?.trim();
-    let args = inner.strip_prefix("lookup")?.trim_start().strip_prefix('(')?.strip_suffix(')')?;
+    let args = inner
+        .strip_prefix("lookup")?
+        .trim_start()
+        .strip_prefix('(')?
+        .strip_suffix(')')?;
     let mut parts = args.split(',').map(|p| p.trim());
     let unq = |p: &str| -> Option<String> {
         let p = p.trim();
@@ -588,7 +616,10 @@ pub(crate) fn env_lookup(v: &Node) -> Option<String> {
     if parts.next().is_some() || !matches!(plugin.as_str(), "env" | "ansible.builtin.env") {
         return None;
     }
-    let ok = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let ok = var
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     ok.then_some(var)
 }
@@ -724,7 +755,12 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
         }
         let d = parents
             .get(g)
-            .map(|ps| ps.iter().map(|p| depth_of(p, parents, memo) + 1).max().unwrap_or(0))
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| depth_of(p, parents, memo) + 1)
+                    .max()
+                    .unwrap_or(0)
+            })
             .unwrap_or(0);
         memo.insert(g.to_owned(), d);
         d
@@ -778,8 +814,14 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
     // A group that is also a host.
     for (g, group) in &raw.groups {
         if let Some(h) = raw.hosts.keys().find(|h| h.eq_ignore_ascii_case(g)) {
-            let pos = group.pos.clone().unwrap_or_else(|| raw.hosts[h].pos.clone());
-            sink.error(&pos, format!("group {} has the same name as host {}", q(g), q(h)));
+            let pos = group
+                .pos
+                .clone()
+                .unwrap_or_else(|| raw.hosts[h].pos.clone());
+            sink.error(
+                &pos,
+                format!("group {} has the same name as host {}", q(g), q(h)),
+            );
         }
     }
     raw.parents = parents;
@@ -798,7 +840,10 @@ mod tests {
             expand_range("web[01:03]").unwrap(),
             vec!["web01", "web02", "web03"]
         );
-        assert_eq!(expand_range("db-[a:c]").unwrap(), vec!["db-a", "db-b", "db-c"]);
+        assert_eq!(
+            expand_range("db-[a:c]").unwrap(),
+            vec!["db-a", "db-b", "db-c"]
+        );
         assert!(expand_range("x[3:1]").is_err());
     }
 

@@ -189,7 +189,10 @@ mod tests {
 
     #[test]
     fn suggests_close_words() {
-        assert_eq!(did_you_mean("hostz", &["hosts", "vars", "children"]), Some("hosts"));
+        assert_eq!(
+            did_you_mean("hostz", &["hosts", "vars", "children"]),
+            Some("hosts")
+        );
         assert_eq!(did_you_mean("zzzzzz", &["hosts", "vars"]), None);
     }
 }

@@ -56,6 +56,11 @@ pub fn playbooks() -> Vec<SourceFile> {
 pub fn playbook(name: &str) -> Option<SourceFile> {
     PLAYBOOKS
         .iter()
-        .find(|p| p.path.trim_start_matches("playbooks/").trim_end_matches(".yml") == name)
+        .find(|p| {
+            p.path
+                .trim_start_matches("playbooks/")
+                .trim_end_matches(".yml")
+                == name
+        })
         .map(EmbeddedFile::source)
 }

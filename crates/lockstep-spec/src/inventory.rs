@@ -24,9 +24,10 @@ pub(crate) struct InventoryLoader<'a> {
     sink: &'a mut Sink,
 }
 
+/// A site group; `site` is `None` when its `lockstep_site` was invalid (already reported), so its
+/// hosts are not reported again as site-less.
 struct SiteDef {
-    site: Site,
-    pos: Pos,
+    site: Option<Site>,
 }
 
 struct ClusterDef {
@@ -58,7 +59,11 @@ pub(crate) fn scalar<'n>(node: &'n Node, what: &str, sink: &mut Sink) -> Option<
         _ => {
             sink.error(
                 &node.pos,
-                format!("{} must be a single value, found {}", q(what), node.describe()),
+                format!(
+                    "{} must be a single value, found {}",
+                    q(what),
+                    node.describe()
+                ),
             );
             None
         }
@@ -81,7 +86,11 @@ pub(crate) fn enum_value<T: Copy>(
         format!(
             "{} is not a valid `{key}` (expected {}){}",
             q(s),
-            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
             hint(s, &names)
         ),
     );
@@ -99,7 +108,12 @@ pub(crate) fn name_at(kind: NameKind, node: &Node, what: &str, sink: &mut Sink) 
     }
 }
 
-pub(crate) fn version_at(node: &Node, what: &str, product: Option<Product>, sink: &mut Sink) -> Option<Version> {
+pub(crate) fn version_at(
+    node: &Node,
+    what: &str,
+    product: Option<Product>,
+    sink: &mut Sink,
+) -> Option<Version> {
     let s = scalar(node, what, sink)?;
     match s.parse::<Version>() {
         Ok(v) => {
@@ -107,7 +121,12 @@ pub(crate) fn version_at(node: &Node, what: &str, product: Option<Product>, sink
                 if !p.owns(v) {
                     sink.error(
                         &node.pos,
-                        format!("{what} {} is not an {p} build (those start with `{}.{}.`)", q(s), p.rtm().major, p.rtm().minor),
+                        format!(
+                            "{what} {} is not an {p} build (those start with `{}.{}.`)",
+                            q(s),
+                            p.rtm().major,
+                            p.rtm().minor
+                        ),
                     );
                     return None;
                 }
@@ -138,7 +157,11 @@ pub(crate) fn check_keys(node: &Node, what: &str, known: &[&str], sink: &mut Sin
                 format!(
                     "unknown key {} in {what} (expected {}){}",
                     q(key),
-                    known.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+                    known
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     hint(key, known)
                 ),
             );
@@ -179,7 +202,11 @@ const EXCHANGE_VARS: &[&str] = &[
 impl InventoryLoader<'_> {
     fn fleet(&mut self) -> Fleet {
         let raw = self.raw;
-        let all_vars = raw.groups.get("all").map(|g| g.vars.clone()).unwrap_or_default();
+        let all_vars = raw
+            .groups
+            .get("all")
+            .map(|g| g.vars.clone())
+            .unwrap_or_default();
         let organisation = match all_vars.get("lockstep_organisation") {
             Some(v) => scalar(&v.value, "lockstep_organisation", self.sink)
                 .unwrap_or_default()
@@ -206,15 +233,8 @@ impl InventoryLoader<'_> {
         let mut pools: BTreeMap<String, PoolDef> = BTreeMap::new();
         for (g, group) in &raw.groups {
             if let Some(v) = group.vars.get("lockstep_site") {
-                if let Some(site) = self.site(g, &v.value) {
-                    sites.insert(
-                        g.clone(),
-                        SiteDef {
-                            site,
-                            pos: v.key_pos.clone(),
-                        },
-                    );
-                }
+                let site = self.site(g, &v.value);
+                sites.insert(g.clone(), SiteDef { site });
             }
             if let Some(v) = group.vars.get("lockstep_cluster") {
                 clusters.push(ClusterDef {
@@ -227,7 +247,8 @@ impl InventoryLoader<'_> {
                 if check_keys(&v.value, "`lockstep_pool`", &["name"], self.sink) {
                     match v.value.get("name") {
                         Some(n) => {
-                            if let Some(name) = name_at(NameKind::Ident, n, "pool name", self.sink) {
+                            if let Some(name) = name_at(NameKind::Ident, n, "pool name", self.sink)
+                            {
                                 pools.insert(
                                     g.clone(),
                                     PoolDef {
@@ -287,7 +308,10 @@ impl InventoryLoader<'_> {
                     d.node.get("name").and_then(Node::as_str) == Some(w[1].name.as_str())
                 });
                 if let Some(d) = def {
-                    self.sink.error(&d.pos, format!("two clusters are called {}", q(w[1].name.as_str())));
+                    self.sink.error(
+                        &d.pos,
+                        format!("two clusters are called {}", q(w[1].name.as_str())),
+                    );
                 }
             }
         }
@@ -295,9 +319,25 @@ impl InventoryLoader<'_> {
         // Pools.
         let mut out_pools = Vec::new();
         for (g, def) in &pools {
-            let members: Vec<&Host> = hosts.iter().filter(|h| h.pool.as_ref() == Some(&def.name) && raw.members.get(g).is_some_and(|m| m.contains(h.name.as_str()))).collect();
+            let members: Vec<&Host> = hosts
+                .iter()
+                .filter(|h| {
+                    h.pool.as_ref() == Some(&def.name)
+                        && raw
+                            .members
+                            .get(g)
+                            .is_some_and(|m| m.contains(h.name.as_str()))
+                })
+                .collect();
             if members.is_empty() {
-                self.sink.error(&def.pos, format!("pool {} (group {}) has no Exchange host", q(def.name.as_str()), q(g)));
+                self.sink.error(
+                    &def.pos,
+                    format!(
+                        "pool {} (group {}) has no Exchange host",
+                        q(def.name.as_str()),
+                        q(g)
+                    ),
+                );
                 continue;
             }
             let products: BTreeSet<Product> = members.iter().map(|h| h.product).collect();
@@ -309,7 +349,10 @@ impl InventoryLoader<'_> {
                     .join(", ");
                 self.sink.error(
                     &def.pos,
-                    format!("pool {} mixes Exchange versions: {list}", q(def.name.as_str())),
+                    format!(
+                        "pool {} mixes Exchange versions: {list}",
+                        q(def.name.as_str())
+                    ),
                 );
             }
             for h in &members {
@@ -326,7 +369,10 @@ impl InventoryLoader<'_> {
             }
             let sites_of: BTreeSet<&Name> = members.iter().map(|h| &h.site).collect();
             if sites_of.len() > 1 {
-                self.sink.error(&def.pos, format!("pool {} spans several sites", q(def.name.as_str())));
+                self.sink.error(
+                    &def.pos,
+                    format!("pool {} spans several sites", q(def.name.as_str())),
+                );
             }
             out_pools.push(Pool {
                 name: def.name.clone(),
@@ -348,7 +394,7 @@ impl InventoryLoader<'_> {
             groups.insert(gname, m);
         }
 
-        let mut out_sites: Vec<Site> = sites.into_values().map(|d| d.site).collect();
+        let mut out_sites: Vec<Site> = sites.into_values().filter_map(|d| d.site).collect();
         out_sites.sort_by(|a, b| a.name.cmp(&b.name));
         let _ = host_pos;
         Fleet {
@@ -363,12 +409,18 @@ impl InventoryLoader<'_> {
     }
 
     fn site(&mut self, group: &str, node: &Node) -> Option<Site> {
-        if !check_keys(node, "`lockstep_site`", &["locale", "description"], self.sink) {
+        if !check_keys(
+            node,
+            "`lockstep_site`",
+            &["locale", "description"],
+            self.sink,
+        ) {
             return None;
         }
         let name = Name::ident(group).ok()?;
         let Some(l) = node.get("locale") else {
-            self.sink.error(&node.pos, format!("site {} has no `locale`", q(group)));
+            self.sink
+                .error(&node.pos, format!("site {} has no `locale`", q(group)));
             return None;
         };
         let tag = scalar(l, "locale", self.sink)?;
@@ -380,13 +432,19 @@ impl InventoryLoader<'_> {
                     "locale {} of site {} is not supported (expected {}){}",
                     q(tag),
                     q(group),
-                    tags.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", "),
+                    tags.iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     hint(tag, &tags)
                 ),
             );
             return None;
         };
-        let description = node.get("description").and_then(|d| d.as_str()).map(str::to_owned);
+        let description = node
+            .get("description")
+            .and_then(|d| d.as_str())
+            .map(str::to_owned);
         Some(Site {
             name,
             locale,
@@ -433,14 +491,25 @@ impl InventoryLoader<'_> {
         if let (Some(Edition::Conferencing), Some(p)) = (edition, product) {
             if p != Product::Exchange2000 {
                 let v = &vars["exchange_edition"];
-                sink.error(&v.var.value.pos, format!("the Conferencing edition exists for Exchange 2000 only, host {} is {p}", q(name)));
+                sink.error(
+                    &v.var.value.pos,
+                    format!(
+                        "the Conferencing edition exists for Exchange 2000 only, host {} is {p}",
+                        q(name)
+                    ),
+                );
             }
         }
-        if (role == Some(Role::Sbs)) != (edition == Some(Edition::SmallBusiness)) && vars.contains_key("exchange_edition") {
+        if (role == Some(Role::Sbs)) != (edition == Some(Edition::SmallBusiness))
+            && vars.contains_key("exchange_edition")
+        {
             let v = &vars["exchange_edition"];
             sink.error(
                 &v.var.value.pos,
-                format!("host {}: role `sbs` goes with edition `small-business` and only with it", q(name)),
+                format!(
+                    "host {}: role `sbs` goes with edition `small-business` and only with it",
+                    q(name)
+                ),
             );
         }
         let mut build_ok = true;
@@ -463,19 +532,30 @@ impl InventoryLoader<'_> {
 
         // Site, cluster, pool membership.
         let in_group = |g: &str| raw.members.get(g).is_some_and(|m| m.contains(name));
-        let my_sites: Vec<(&String, &SiteDef)> = sites.iter().filter(|(g, _)| in_group(g)).collect();
+        let my_sites: Vec<(&String, &SiteDef)> =
+            sites.iter().filter(|(g, _)| in_group(g)).collect();
         let site = match my_sites.as_slice() {
             [] => {
-                sink.error(pos, format!("Exchange host {} is in no site group (a group with `lockstep_site`)", q(name)));
+                sink.error(
+                    pos,
+                    format!(
+                        "Exchange host {} is in no site group (a group with `lockstep_site`)",
+                        q(name)
+                    ),
+                );
                 None
             }
-            [(_, s)] => Some(s.site.name.clone()),
+            [(_, s)] => s.site.as_ref().map(|s| s.name.clone()),
             [(a, _), (b, _), ..] => {
-                sink.error(pos, format!("host {} is in two sites, {} and {}", q(name), q(a), q(b)));
+                sink.error(
+                    pos,
+                    format!("host {} is in two sites, {} and {}", q(name), q(a), q(b)),
+                );
                 None
             }
         };
-        let my_clusters: Vec<&ClusterDef> = clusters.iter().filter(|c| in_group(&c.group)).collect();
+        let my_clusters: Vec<&ClusterDef> =
+            clusters.iter().filter(|c| in_group(&c.group)).collect();
         let cluster = match my_clusters.as_slice() {
             [] => None,
             [c] => c
@@ -486,22 +566,42 @@ impl InventoryLoader<'_> {
             [a, b, ..] => {
                 sink.error(
                     pos,
-                    format!("host {} is a node of two clusters (groups {} and {})", q(name), q(&a.group), q(&b.group)),
+                    format!(
+                        "host {} is a node of two clusters (groups {} and {})",
+                        q(name),
+                        q(&a.group),
+                        q(&b.group)
+                    ),
                 );
                 None
             }
         };
-        let my_pools: Vec<(&String, &PoolDef)> = pools.iter().filter(|(g, _)| in_group(g)).collect();
+        let my_pools: Vec<(&String, &PoolDef)> =
+            pools.iter().filter(|(g, _)| in_group(g)).collect();
         let pool = match my_pools.as_slice() {
             [] => None,
             [(_, p)] => Some(p.name.clone()),
             [(a, _), (b, _), ..] => {
-                sink.error(pos, format!("host {} is in two pools (groups {} and {})", q(name), q(a), q(b)));
+                sink.error(
+                    pos,
+                    format!(
+                        "host {} is in two pools (groups {} and {})",
+                        q(name),
+                        q(a),
+                        q(b)
+                    ),
+                );
                 None
             }
         };
         if cluster.is_some() && pool.is_some() {
-            sink.error(pos, format!("host {} cannot be both a cluster node and a pool member", q(name)));
+            sink.error(
+                pos,
+                format!(
+                    "host {} cannot be both a cluster node and a pool member",
+                    q(name)
+                ),
+            );
         }
 
         let connection = self.connection(name, pos, vars);
@@ -562,9 +662,14 @@ impl InventoryLoader<'_> {
             Some(a) => {
                 let s = scalar(a, "ansible_host", sink).unwrap_or("").to_owned();
                 let valid = !s.is_empty()
-                    && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']'));
+                    && s.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']')
+                    });
                 if !valid {
-                    sink.error(&a.pos, format!("`ansible_host` {} is not a DNS name or IP address", q(&s)));
+                    sink.error(
+                        &a.pos,
+                        format!("`ansible_host` {} is not a DNS name or IP address", q(&s)),
+                    );
                     ok = false;
                 }
                 s
@@ -572,10 +677,17 @@ impl InventoryLoader<'_> {
             None => name.to_owned(),
         };
         let port = match get("ansible_port") {
-            Some(p) => match p.as_str().and_then(|s| s.parse::<u16>().ok()).filter(|p| *p > 0) {
+            Some(p) => match p
+                .as_str()
+                .and_then(|s| s.parse::<u16>().ok())
+                .filter(|p| *p > 0)
+            {
                 Some(p) => Some(p),
                 None => {
-                    sink.error(&p.pos, format!("`ansible_port` {} is not a TCP port", q(&p.to_text())));
+                    sink.error(
+                        &p.pos,
+                        format!("`ansible_port` {} is not a TCP port", q(&p.to_text())),
+                    );
                     ok = false;
                     None
                 }
@@ -584,8 +696,17 @@ impl InventoryLoader<'_> {
         };
         // Ansible's rule: https unless the port is 5985.
         let scheme = match get("ansible_winrm_scheme") {
-            Some(s) => enum_value(s, "ansible_winrm_scheme", &[("http", Scheme::Http), ("https", Scheme::Https)], sink),
-            None => Some(if port == Some(5985) { Scheme::Http } else { Scheme::Https }),
+            Some(s) => enum_value(
+                s,
+                "ansible_winrm_scheme",
+                &[("http", Scheme::Http), ("https", Scheme::Https)],
+                sink,
+            ),
+            None => Some(if port == Some(5985) {
+                Scheme::Http
+            } else {
+                Scheme::Https
+            }),
         };
         let auth = match get("ansible_winrm_transport") {
             Some(t) => {
@@ -593,7 +714,12 @@ impl InventoryLoader<'_> {
                     Some([single]) => single,
                     _ => t,
                 };
-                enum_value(one, "ansible_winrm_transport", &[("ntlm", Auth::Ntlm), ("basic", Auth::Basic)], sink)
+                enum_value(
+                    one,
+                    "ansible_winrm_transport",
+                    &[("ntlm", Auth::Ntlm), ("basic", Auth::Basic)],
+                    sink,
+                )
             }
             None => Some(Auth::Ntlm),
         };
@@ -610,14 +736,22 @@ impl InventoryLoader<'_> {
             Some(v) => match v.as_bool() {
                 Some(b) => b,
                 None => {
-                    sink.error(&v.pos, format!("`lockstep_allow_basic_over_http` must be true or false, found {}", q(&v.to_text())));
+                    sink.error(
+                        &v.pos,
+                        format!(
+                            "`lockstep_allow_basic_over_http` must be true or false, found {}",
+                            q(&v.to_text())
+                        ),
+                    );
                     false
                 }
             },
             None => false,
         };
         if auth == Some(Auth::Basic) && scheme == Some(Scheme::Http) && !allow_basic_over_http {
-            let at = get("ansible_winrm_transport").map(|n| n.pos.clone()).unwrap_or(pos.clone());
+            let at = get("ansible_winrm_transport")
+                .map(|n| n.pos.clone())
+                .unwrap_or(pos.clone());
             sink.error(
                 &at,
                 format!(
@@ -628,10 +762,20 @@ impl InventoryLoader<'_> {
             ok = false;
         }
         let codepage = match get("lockstep_codepage") {
-            Some(v) => match v.as_str().and_then(|s| s.parse::<u32>().ok()).filter(|c| (1..=65535).contains(c)) {
+            Some(v) => match v
+                .as_str()
+                .and_then(|s| s.parse::<u32>().ok())
+                .filter(|c| (1..=65535).contains(c))
+            {
                 Some(c) => Some(c),
                 None => {
-                    sink.error(&v.pos, format!("`lockstep_codepage` {} is not a code page number", q(&v.to_text())));
+                    sink.error(
+                        &v.pos,
+                        format!(
+                            "`lockstep_codepage` {} is not a code page number",
+                            q(&v.to_text())
+                        ),
+                    );
                     ok = false;
                     None
                 }
@@ -641,7 +785,10 @@ impl InventoryLoader<'_> {
         let user = match get("ansible_user").or_else(|| get("ansible_winrm_user")) {
             Some(u) => scalar(u, "ansible_user", sink).map(str::to_owned),
             None => {
-                sink.error(pos, format!("Exchange host {} has no `ansible_user`", q(name)));
+                sink.error(
+                    pos,
+                    format!("Exchange host {} has no `ansible_user`", q(name)),
+                );
                 None
             }
         };
@@ -700,19 +847,33 @@ impl InventoryLoader<'_> {
         match *key {
             "lockstep_password_env" => {
                 let s = scalar(node, key, self.sink)?;
-                let ok = s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                let ok = s
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !ok {
-                    self.sink.error(&node.pos, format!("{} is not an environment variable name", q(s)));
+                    self.sink.error(
+                        &node.pos,
+                        format!("{} is not an environment variable name", q(s)),
+                    );
                     return None;
                 }
                 Some(SecretSource::Env(s.to_owned()))
             }
-            "lockstep_password_file" => Some(SecretSource::File(scalar(node, key, self.sink)?.to_owned())),
+            "lockstep_password_file" => {
+                Some(SecretSource::File(scalar(node, key, self.sink)?.to_owned()))
+            }
             "lockstep_password_prompt" => match node.as_bool() {
                 Some(true) => Some(SecretSource::Prompt),
                 _ => {
-                    self.sink.error(&node.pos, format!("`lockstep_password_prompt` must be `true`, found {}", q(&node.to_text())));
+                    self.sink.error(
+                        &node.pos,
+                        format!(
+                            "`lockstep_password_prompt` must be `true`, found {}",
+                            q(&node.to_text())
+                        ),
+                    );
                     None
                 }
             },
@@ -734,7 +895,13 @@ impl InventoryLoader<'_> {
             return None;
         }
         let Some(name_node) = node.get("name") else {
-            sink.error(&node.pos, format!("`lockstep_cluster` of group {} has no `name`", q(&def.group)));
+            sink.error(
+                &node.pos,
+                format!(
+                    "`lockstep_cluster` of group {} has no `name`",
+                    q(&def.group)
+                ),
+            );
             return None;
         };
         let name = name_at(NameKind::Object, name_node, "cluster name", sink);
@@ -742,7 +909,10 @@ impl InventoryLoader<'_> {
             Some(m) => enum_value(
                 m,
                 "mode",
-                &[("active-passive", ClusterMode::ActivePassive), ("active-active", ClusterMode::ActiveActive)],
+                &[
+                    ("active-passive", ClusterMode::ActivePassive),
+                    ("active-active", ClusterMode::ActiveActive),
+                ],
                 sink,
             ),
             None => Some(ClusterMode::ActivePassive),
@@ -755,35 +925,90 @@ impl InventoryLoader<'_> {
             .filter_map(|h| hosts.iter().find(|x| x.name.as_str() == h))
             .collect();
         for h in &members {
-            if !hosts.iter().any(|x| x.name.as_str() == h) && raw.merged_vars(h).get("exchange_version").is_none() {
-                sink.error(&def.pos, format!("node {} of cluster group {} has no `exchange_version`", q(h), q(&def.group)));
+            if !hosts.iter().any(|x| x.name.as_str() == h)
+                && raw.merged_vars(h).get("exchange_version").is_none()
+            {
+                sink.error(
+                    &def.pos,
+                    format!(
+                        "node {} of cluster group {} has no `exchange_version`",
+                        q(h),
+                        q(&def.group)
+                    ),
+                );
             }
         }
         if nodes.is_empty() {
-            sink.error(&def.pos, format!("cluster group {} has no Exchange host", q(&def.group)));
+            if members.is_empty() {
+                sink.error(
+                    &def.pos,
+                    format!("cluster group {} has no host", q(&def.group)),
+                );
+            }
+            // Otherwise its hosts were refused, and why has been reported.
             return None;
         }
         let products: BTreeSet<Product> = nodes.iter().map(|h| h.product).collect();
         if products.len() > 1 {
-            let list = nodes.iter().map(|h| format!("`{}` ({})", h.name, h.product)).collect::<Vec<_>>().join(", ");
-            sink.error(&def.pos, format!("the nodes of cluster group {} disagree on the Exchange version: {list}", q(&def.group)));
+            let list = nodes
+                .iter()
+                .map(|h| format!("`{}` ({})", h.name, h.product))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sink.error(
+                &def.pos,
+                format!(
+                    "the nodes of cluster group {} disagree on the Exchange version: {list}",
+                    q(&def.group)
+                ),
+            );
         }
         let sites: BTreeSet<&Name> = nodes.iter().map(|h| &h.site).collect();
         if sites.len() > 1 {
-            sink.error(&def.pos, format!("the nodes of cluster group {} are in several sites", q(&def.group)));
+            sink.error(
+                &def.pos,
+                format!(
+                    "the nodes of cluster group {} are in several sites",
+                    q(&def.group)
+                ),
+            );
         }
         let product = nodes[0].product;
         let node_names: Vec<Name> = nodes.iter().map(|h| h.name.clone()).collect();
-        let mut owner = |n: &Node, what: &str, sink: &mut Sink| -> Option<Name> {
+        // Owners are checked against every member, so a node refused for another reason does not
+        // make its EVSs' owners look unknown too.
+        let member_names: Vec<&String> = raw
+            .host_order
+            .iter()
+            .filter(|h| members.contains(*h))
+            .collect();
+        let owner = |n: &Node, what: &str, sink: &mut Sink| -> Option<Name> {
             let s = scalar(n, what, sink)?;
             if let Some(m) = node_names.iter().find(|m| m.eq_ignore_case(s)) {
                 return Some(m.clone());
             }
+            if member_names.iter().any(|m| m.eq_ignore_ascii_case(s)) {
+                return None;
+            }
             if raw.hosts.keys().any(|h| h.eq_ignore_ascii_case(s)) {
-                sink.error(&n.pos, format!("{what} {} is not a node of cluster group {}", q(s), q(&def.group)));
+                sink.error(
+                    &n.pos,
+                    format!(
+                        "{what} {} is not a node of cluster group {}",
+                        q(s),
+                        q(&def.group)
+                    ),
+                );
             } else {
                 let known: Vec<&str> = node_names.iter().map(|n| n.as_str()).collect();
-                sink.error(&n.pos, format!("{what} {} is not a host of the inventory{}", q(s), hint(s, &known)));
+                sink.error(
+                    &n.pos,
+                    format!(
+                        "{what} {} is not a host of the inventory{}",
+                        q(s),
+                        hint(s, &known)
+                    ),
+                );
             }
             None
         };
@@ -803,14 +1028,22 @@ impl InventoryLoader<'_> {
                     (None, None)
                 }
             }
-            None => (Name::object("Cluster Group").ok(), Some(node_names[0].clone())),
+            None => (
+                Name::object("Cluster Group").ok(),
+                Some(node_names[0].clone()),
+            ),
         };
         let mut evss = Vec::new();
         let mut evs_ok = true;
         match node.get("virtual_servers").map(|v| (v, v.as_seq())) {
             Some((_, Some(items))) if !items.is_empty() => {
                 for item in items {
-                    if !check_keys(item, "a virtual server", &["name", "group", "owner", "build"], sink) {
+                    if !check_keys(
+                        item,
+                        "a virtual server",
+                        &["name", "group", "owner", "build"],
+                        sink,
+                    ) {
                         evs_ok = false;
                         continue;
                     }
@@ -823,7 +1056,9 @@ impl InventoryLoader<'_> {
                     };
                     let g = match item.get("group") {
                         Some(g) => name_at(NameKind::Object, g, "virtual server group", sink),
-                        None => n.as_ref().and_then(|n| Name::object(&format!("{n} Group")).ok()),
+                        None => n
+                            .as_ref()
+                            .and_then(|n| Name::object(&format!("{n} Group")).ok()),
                     };
                     let o = match item.get("owner") {
                         Some(o) => owner(o, "virtual server owner", sink),
@@ -840,17 +1075,34 @@ impl InventoryLoader<'_> {
                         None => None,
                     };
                     match (n, g, o) {
-                        (Some(name), Some(group), Some(owner)) => evss.push(VirtualServer { name, group, owner, build: b }),
+                        (Some(name), Some(group), Some(owner)) => evss.push(VirtualServer {
+                            name,
+                            group,
+                            owner,
+                            build: b,
+                        }),
                         _ => evs_ok = false,
                     }
                 }
             }
             Some((v, _)) => {
-                sink.error(&v.pos, format!("`virtual_servers` of cluster group {} must be a non-empty list", q(&def.group)));
+                sink.error(
+                    &v.pos,
+                    format!(
+                        "`virtual_servers` of cluster group {} must be a non-empty list",
+                        q(&def.group)
+                    ),
+                );
                 evs_ok = false;
             }
             None => {
-                sink.error(&node.pos, format!("cluster group {} declares no `virtual_servers`", q(&def.group)));
+                sink.error(
+                    &node.pos,
+                    format!(
+                        "cluster group {} declares no `virtual_servers`",
+                        q(&def.group)
+                    ),
+                );
                 evs_ok = false;
             }
         }

@@ -8,12 +8,21 @@ use lockstep_core::{
 };
 
 use crate::diag::{hint, q, Diagnostics, Pos, Sink, SourceFile};
-use crate::inventory::{check_keys, enum_value, name_at, scalar, version_at, EDITIONS, PRODUCTS, ROLES};
+use crate::inventory::{
+    check_keys, enum_value, name_at, scalar, version_at, EDITIONS, PRODUCTS, ROLES,
+};
 use crate::rules;
 use crate::tree::{self, Kind, Node};
 
 const TOP_KEYS: &[&str] = &[
-    "name", "title", "procedure", "hosts", "target", "vars", "rollout", "phases",
+    "name",
+    "title",
+    "procedure",
+    "hosts",
+    "target",
+    "vars",
+    "rollout",
+    "phases",
 ];
 const STEP_KEYS: &[&str] = &["id", "name", "rule", "when", "timeout_secs", "action"];
 
@@ -190,7 +199,8 @@ impl PlaybookLoader<'_> {
             None => match Name::ident(&stem) {
                 Ok(n) => Some(n),
                 Err(e) => {
-                    self.sink.error(&root.pos, format!("playbook name from the file name: {e}"));
+                    self.sink
+                        .error(&root.pos, format!("playbook name from the file name: {e}"));
                     None
                 }
             },
@@ -243,7 +253,10 @@ impl PlaybookLoader<'_> {
                 let mut ok = true;
                 for i in items {
                     if i.as_str().is_none() || i.is_null() {
-                        self.sink.error(&i.pos, format!("{what} must hold strings, found {}", i.describe()));
+                        self.sink.error(
+                            &i.pos,
+                            format!("{what} must hold strings, found {}", i.describe()),
+                        );
                         ok = false;
                     }
                 }
@@ -251,7 +264,13 @@ impl PlaybookLoader<'_> {
             }
             Kind::Scalar { .. } if !node.is_null() => Some(vec![node]),
             _ => {
-                self.sink.error(&node.pos, format!("{what} must be a list of strings, found {}", node.describe()));
+                self.sink.error(
+                    &node.pos,
+                    format!(
+                        "{what} must be a list of strings, found {}",
+                        node.describe()
+                    ),
+                );
                 None
             }
         }
@@ -291,11 +310,21 @@ impl PlaybookLoader<'_> {
                 }
             }
         }
-        ok.then(|| items.iter().map(|i| i.as_str().unwrap_or_default().to_owned()).collect())
+        ok.then(|| {
+            items
+                .iter()
+                .map(|i| i.as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
     }
 
     fn target(&mut self, node: &Node, procedure: Option<Procedure>) -> Option<Target> {
-        if !check_keys(node, "`target`", &["product", "build", "kind", "editions"], self.sink) {
+        if !check_keys(
+            node,
+            "`target`",
+            &["product", "build", "kind", "editions"],
+            self.sink,
+        ) {
             return None;
         }
         let product = self
@@ -303,10 +332,17 @@ impl PlaybookLoader<'_> {
             .and_then(|p| enum_value(p, "product", PRODUCTS, self.sink));
         if let (Some(p), Some(proc_)) = (product, procedure) {
             if proc_.product() != p {
-                let at = node.get("product").map(|n| n.pos.clone()).unwrap_or(node.pos.clone());
+                let at = node
+                    .get("product")
+                    .map(|n| n.pos.clone())
+                    .unwrap_or(node.pos.clone());
                 self.sink.error(
                     &at,
-                    format!("target product {} does not match procedure `{proc_}` ({})", q(&p.to_string()), proc_.product()),
+                    format!(
+                        "target product {} does not match procedure `{proc_}` ({})",
+                        q(&p.to_string()),
+                        proc_.product()
+                    ),
                 );
             }
         }
@@ -317,7 +353,10 @@ impl PlaybookLoader<'_> {
             enum_value(
                 k,
                 "kind",
-                &[("service-pack", PackageKind::ServicePack), ("hotfix", PackageKind::Hotfix)],
+                &[
+                    ("service-pack", PackageKind::ServicePack),
+                    ("hotfix", PackageKind::Hotfix),
+                ],
                 self.sink,
             )
         });
@@ -361,7 +400,11 @@ impl PlaybookLoader<'_> {
             Err(e) => {
                 self.sink.error(
                     &node.pos,
-                    format!("template {} does not parse: {}", q(text), e.detail().unwrap_or(&e.to_string())),
+                    format!(
+                        "template {} does not parse: {}",
+                        q(text),
+                        e.detail().unwrap_or(&e.to_string())
+                    ),
                 );
                 false
             }
@@ -373,7 +416,10 @@ impl PlaybookLoader<'_> {
             return Some(BTreeMap::new());
         }
         let Some(entries) = node.as_map() else {
-            self.sink.error(&node.pos, format!("`vars` must be a mapping, found {}", node.describe()));
+            self.sink.error(
+                &node.pos,
+                format!("`vars` must be a mapping, found {}", node.describe()),
+            );
             return None;
         };
         let mut out = BTreeMap::new();
@@ -384,14 +430,27 @@ impl PlaybookLoader<'_> {
                 ok = false;
                 continue;
             };
-            let valid = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let valid = key
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                self.sink.error(&k.pos, format!("variable name {} is not an identifier", q(key)));
+                self.sink.error(
+                    &k.pos,
+                    format!("variable name {} is not an identifier", q(key)),
+                );
                 ok = false;
             }
             let Some(value) = v.as_str().filter(|_| !v.is_null()) else {
-                self.sink.error(&v.pos, format!("variable {} must be a single value, found {}", q(key), v.describe()));
+                self.sink.error(
+                    &v.pos,
+                    format!(
+                        "variable {} must be a single value, found {}",
+                        q(key),
+                        v.describe()
+                    ),
+                );
                 ok = false;
                 continue;
             };
@@ -403,10 +462,20 @@ impl PlaybookLoader<'_> {
     }
 
     fn count(&mut self, node: &Node, what: &str) -> Option<u32> {
-        match node.as_str().filter(|_| !node.is_null()).and_then(|s| s.parse::<u32>().ok()) {
+        match node
+            .as_str()
+            .filter(|_| !node.is_null())
+            .and_then(|s| s.parse::<u32>().ok())
+        {
             Some(n) => Some(n),
             None => {
-                self.sink.error(&node.pos, format!("{what} must be a whole number, found {}", q(&node.to_text())));
+                self.sink.error(
+                    &node.pos,
+                    format!(
+                        "{what} must be a whole number, found {}",
+                        q(&node.to_text())
+                    ),
+                );
                 None
             }
         }
@@ -416,7 +485,12 @@ impl PlaybookLoader<'_> {
         if !check_keys(
             node,
             "`rollout`",
-            &["max_parallel_sites", "max_parallel_per_site", "failure_budget", "stages"],
+            &[
+                "max_parallel_sites",
+                "max_parallel_per_site",
+                "failure_budget",
+                "stages",
+            ],
             self.sink,
         ) {
             return None;
@@ -426,7 +500,8 @@ impl PlaybookLoader<'_> {
         if let Some(n) = node.get("max_parallel_sites") {
             match self.count(n, "`max_parallel_sites`") {
                 Some(0) => {
-                    self.sink.error(&n.pos, "`max_parallel_sites` must be at least 1");
+                    self.sink
+                        .error(&n.pos, "`max_parallel_sites` must be at least 1");
                     ok = false;
                 }
                 Some(v) => r.max_parallel_sites = v,
@@ -464,7 +539,10 @@ impl PlaybookLoader<'_> {
 
     fn stages(&mut self, node: &Node) -> Option<Vec<Stage>> {
         let Some(items) = node.as_seq() else {
-            self.sink.error(&node.pos, format!("`stages` must be a list, found {}", node.describe()));
+            self.sink.error(
+                &node.pos,
+                format!("`stages` must be a list, found {}", node.describe()),
+            );
             return None;
         };
         let fleet = self.fleet;
@@ -475,7 +553,12 @@ impl PlaybookLoader<'_> {
         let mut ok = true;
         let mut stage_names: BTreeSet<String> = BTreeSet::new();
         for (idx, item) in items.iter().enumerate() {
-            if !check_keys(item, "a stage", &["name", "sites", "gate", "max_parallel_sites"], self.sink) {
+            if !check_keys(
+                item,
+                "a stage",
+                &["name", "sites", "gate", "max_parallel_sites"],
+                self.sink,
+            ) {
                 ok = false;
                 continue;
             }
@@ -484,7 +567,13 @@ impl PlaybookLoader<'_> {
                 .and_then(|n| name_at(NameKind::Ident, n, "stage name", self.sink));
             if let Some(n) = &name {
                 if !stage_names.insert(n.as_str().to_ascii_lowercase()) {
-                    self.sink.error(&item.get("name").map(|n| n.pos.clone()).unwrap_or(item.pos.clone()), format!("two stages are called {}", q(n.as_str())));
+                    self.sink.error(
+                        &item
+                            .get("name")
+                            .map(|n| n.pos.clone())
+                            .unwrap_or(item.pos.clone()),
+                        format!("two stages are called {}", q(n.as_str())),
+                    );
                     ok = false;
                 }
             }
@@ -495,7 +584,8 @@ impl PlaybookLoader<'_> {
                     let sname = site.as_str().unwrap_or_default();
                     if sname == "*" {
                         if star_at.is_some() {
-                            self.sink.error(&site.pos, "`*` may appear in one stage only");
+                            self.sink
+                                .error(&site.pos, "`*` may appear in one stage only");
                             ok = false;
                         }
                         star = true;
@@ -506,17 +596,29 @@ impl PlaybookLoader<'_> {
                         None => {
                             self.sink.error(
                                 &site.pos,
-                                format!("stage names site {}, which is not in the inventory{}", q(sname), hint(sname, &site_names)),
+                                format!(
+                                    "stage names site {}, which is not in the inventory{}",
+                                    q(sname),
+                                    hint(sname, &site_names)
+                                ),
                             );
                             ok = false;
                         }
                         Some(found) => {
                             let key = found.name.as_str().to_owned();
-                            let stage = name.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default();
+                            let stage = name
+                                .as_ref()
+                                .map(|n| n.as_str().to_owned())
+                                .unwrap_or_default();
                             if let Some(prev) = seen.get(&key) {
                                 self.sink.error(
                                     &site.pos,
-                                    format!("site {} is in two stages, {} and {}", q(sname), q(prev), q(&stage)),
+                                    format!(
+                                        "site {} is in two stages, {} and {}",
+                                        q(sname),
+                                        q(prev),
+                                        q(&stage)
+                                    ),
                                 );
                                 ok = false;
                             } else {
@@ -587,7 +689,11 @@ impl PlaybookLoader<'_> {
                 other => {
                     self.sink.error(
                         &node.pos,
-                        format!("gate {} is not `none`, `approval` or `{{ soak: 30m }}`{}", q(other), hint(other, &["none", "approval"])),
+                        format!(
+                            "gate {} is not `none`, `approval` or `{{ soak: 30m }}`{}",
+                            q(other),
+                            hint(other, &["none", "approval"])
+                        ),
                     );
                     None
                 }
@@ -601,13 +707,22 @@ impl PlaybookLoader<'_> {
                 match parse_duration(text) {
                     Some(secs) => Some(Gate::Soak { secs }),
                     None => {
-                        self.sink.error(&s.pos, format!("soak time {} is not a duration like `30m`, `90s` or `2h`", q(&s.to_text())));
+                        self.sink.error(
+                            &s.pos,
+                            format!(
+                                "soak time {} is not a duration like `30m`, `90s` or `2h`",
+                                q(&s.to_text())
+                            ),
+                        );
                         None
                     }
                 }
             }
             Kind::Seq(_) => {
-                self.sink.error(&node.pos, "a gate is `none`, `approval` or `{ soak: 30m }`, not a list");
+                self.sink.error(
+                    &node.pos,
+                    "a gate is `none`, `approval` or `{ soak: 30m }`, not a list",
+                );
                 None
             }
         }
@@ -615,14 +730,25 @@ impl PlaybookLoader<'_> {
 
     fn phases(&mut self, node: &Node, procedure: Option<Procedure>) -> Option<Vec<Phase>> {
         let Some(items) = node.as_seq().filter(|i| !i.is_empty()) else {
-            self.sink.error(&node.pos, format!("`phases` must be a non-empty list, found {}", node.describe()));
+            self.sink.error(
+                &node.pos,
+                format!(
+                    "`phases` must be a non-empty list, found {}",
+                    node.describe()
+                ),
+            );
             return None;
         };
         let mut ids: BTreeMap<(String, String), Pos> = BTreeMap::new();
         let mut out = Vec::new();
         let mut ok = true;
         for item in items {
-            if !check_keys(item, "a phase", &["name", "scope", "roles", "steps"], self.sink) {
+            if !check_keys(
+                item,
+                "a phase",
+                &["name", "scope", "roles", "steps"],
+                self.sink,
+            ) {
                 ok = false;
                 continue;
             }
@@ -639,7 +765,11 @@ impl PlaybookLoader<'_> {
                         format!(
                             "scope {} does not fit procedure `{p}`, which works on {}",
                             q(sn.as_str().unwrap_or_default()),
-                            if p.is_cluster() { "clusters" } else { "non-clustered hosts" }
+                            if p.is_cluster() {
+                                "clusters"
+                            } else {
+                                "non-clustered hosts"
+                            }
                         ),
                     );
                     ok = false;
@@ -709,20 +839,24 @@ impl PlaybookLoader<'_> {
 
     fn step(&mut self, node: &Node) -> Option<StepSpec> {
         let Some(entries) = node.as_map() else {
-            self.sink.error(&node.pos, format!("a step must be a mapping, found {}", node.describe()));
+            self.sink.error(
+                &node.pos,
+                format!("a step must be a mapping, found {}", node.describe()),
+            );
             return None;
         };
         let mut ok = true;
         let id = self
             .required(node, "id")
             .and_then(|n| name_at(NameKind::Ident, n, "step id", self.sink));
-        let shown = id.as_ref().map(|i| i.as_str().to_owned()).unwrap_or_else(|| "?".into());
-        let name = self
-            .required(node, "name")
-            .and_then(|n| {
-                let s = scalar(n, "name", self.sink)?;
-                self.template(n, s).then(|| s.to_owned())
-            });
+        let shown = id
+            .as_ref()
+            .map(|i| i.as_str().to_owned())
+            .unwrap_or_else(|| "?".into());
+        let name = self.required(node, "name").and_then(|n| {
+            let s = scalar(n, "name", self.sink)?;
+            self.template(n, s).then(|| s.to_owned())
+        });
         let rule = self.required(node, "rule").and_then(|r| {
             let s = scalar(r, "rule", self.sink)?;
             match rules::check_rule(s) {
@@ -730,7 +864,12 @@ impl PlaybookLoader<'_> {
                 Some(why) => {
                     self.sink.error(
                         &r.pos,
-                        format!("step {}: rule {} is unknown: {why}{}", q(&shown), q(s), hint(s, &rules::known_ids())),
+                        format!(
+                            "step {}: rule {} is unknown: {why}{}",
+                            q(&shown),
+                            q(s),
+                            hint(s, &rules::known_ids())
+                        ),
                     );
                     None
                 }
@@ -761,10 +900,20 @@ impl PlaybookLoader<'_> {
             None => Some(None),
         };
         let timeout_secs = match node.get("timeout_secs") {
-            Some(t) => match t.as_str().and_then(|s| s.parse::<u64>().ok()).filter(|n| *n > 0) {
+            Some(t) => match t
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .filter(|n| *n > 0)
+            {
                 Some(n) => Some(Some(n)),
                 None => {
-                    self.sink.error(&t.pos, format!("`timeout_secs` must be a positive number of seconds, found {}", q(&t.to_text())));
+                    self.sink.error(
+                        &t.pos,
+                        format!(
+                            "`timeout_secs` must be a positive number of seconds, found {}",
+                            q(&t.to_text())
+                        ),
+                    );
                     None
                 }
             },
@@ -773,7 +922,8 @@ impl PlaybookLoader<'_> {
         // The action: `action:` plus the variant's fields, read by serde_yaml into the core type.
         let action = match node.get("action") {
             None => {
-                self.sink.error(&node.pos, format!("step {} has no `action`", q(&shown)));
+                self.sink
+                    .error(&node.pos, format!("step {} has no `action`", q(&shown)));
                 None
             }
             Some(a) => {
@@ -781,7 +931,12 @@ impl PlaybookLoader<'_> {
                 if !ACTIONS.contains(&aname) {
                     self.sink.error(
                         &a.pos,
-                        format!("step {}: unknown action {}{}", q(&shown), q(aname), hint(aname, ACTIONS)),
+                        format!(
+                            "step {}: unknown action {}{}",
+                            q(&shown),
+                            q(aname),
+                            hint(aname, ACTIONS)
+                        ),
                     );
                     None
                 } else {
@@ -797,9 +952,17 @@ impl PlaybookLoader<'_> {
                         Err(e) => {
                             let msg = e.to_string();
                             let at = serde_field(&msg)
-                                .and_then(|f| entries.iter().find(|(k, _)| k.as_str() == Some(f)).map(|(k, _)| k.pos.clone()))
+                                .and_then(|f| {
+                                    entries
+                                        .iter()
+                                        .find(|(k, _)| k.as_str() == Some(f))
+                                        .map(|(k, _)| k.pos.clone())
+                                })
                                 .unwrap_or(node.pos.clone());
-                            self.sink.error(&at, format!("step {} (action {}): {msg}", q(&shown), q(aname)));
+                            self.sink.error(
+                                &at,
+                                format!("step {} (action {}): {msg}", q(&shown), q(aname)),
+                            );
                             None
                         }
                     }
@@ -846,7 +1009,14 @@ impl PlaybookLoader<'_> {
                         let text = vn.as_str().unwrap_or_default().to_owned();
                         if !has_template(&text) && !(key == "args" && text.is_empty()) {
                             if let Err(e) = Name::new(kind, &text) {
-                                self.sink.error(&vn.pos, format!("variable {} (used as `{key}` of step {}): {e}", q(var), q(step)));
+                                self.sink.error(
+                                    &vn.pos,
+                                    format!(
+                                        "variable {} (used as `{key}` of step {}): {e}",
+                                        q(var),
+                                        q(step)
+                                    ),
+                                );
                                 return false;
                             }
                         }
@@ -859,7 +1029,8 @@ impl PlaybookLoader<'_> {
                 match Name::new(kind, value) {
                     Ok(_) => true,
                     Err(e) => {
-                        self.sink.error(&v.pos, format!("step {}, `{key}`: {e}", q(step)));
+                        self.sink
+                            .error(&v.pos, format!("step {}, `{key}`: {e}", q(step)));
                         false
                     }
                 }

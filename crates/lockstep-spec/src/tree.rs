@@ -25,7 +25,10 @@ pub(crate) struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Kind {
     /// A scalar; `plain` when written without quotes (so `~`, `null`, `true`, numbers are typed).
-    Scalar { value: String, plain: bool },
+    Scalar {
+        value: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
@@ -147,6 +150,7 @@ pub(crate) fn parse(file: &SourceFile) -> Result<Node, Diagnostics> {
         stack: Vec::new(),
         anchors: HashMap::new(),
         docs: Vec::new(),
+        errors: Vec::new(),
     };
     let mut parser = Parser::new_from_str(&file.text);
     if let Err(e) = parser.load(&mut builder, true) {
@@ -157,6 +161,9 @@ pub(crate) fn parse(file: &SourceFile) -> Result<Node, Diagnostics> {
             col: m.col() + 1,
             message: format!("malformed YAML: {}", e.info()),
         }]));
+    }
+    if !builder.errors.is_empty() {
+        return Err(Diagnostics(builder.errors));
     }
     let mut docs = builder.docs;
     if docs.len() > 1 {
@@ -181,7 +188,8 @@ pub(crate) fn parse(file: &SourceFile) -> Result<Node, Diagnostics> {
 
 enum Frame {
     Seq(Node, usize),
-    Map(Node, usize, Option<Node>),
+    /// The mapping, its anchor, a key waiting for its value, keys brought in by merge keys.
+    Map(Node, usize, Option<Node>, Vec<String>),
 }
 
 struct Builder {
@@ -189,6 +197,7 @@ struct Builder {
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     docs: Vec<Node>,
+    errors: Vec<Diagnostic>,
 }
 
 impl Builder {
@@ -211,17 +220,33 @@ impl Builder {
                     items.push(node);
                 }
             }
-            Some(Frame::Map(map, _, pending)) => match pending.take() {
+            Some(Frame::Map(map, _, pending, merged)) => match pending.take() {
                 None => *pending = Some(node),
                 Some(key) => {
                     if let Kind::Map(entries) = &mut map.kind {
-                        if key.as_str() == Some("<<") && key.tag.is_none() {
-                            merge_into(entries, &node);
+                        let text = key.as_str().map(str::to_owned);
+                        if text.as_deref() == Some("<<") && key.tag.is_none() {
+                            merged.extend(merge_into(entries, &node));
                         } else if let Some(slot) =
                             entries.iter_mut().find(|(k, _)| k.as_str() == key.as_str())
                         {
-                            // A key written here overrides one brought in by a merge key.
-                            *slot = (key, node);
+                            let name = text.unwrap_or_default();
+                            if let Some(i) = merged.iter().position(|m| *m == name) {
+                                // A key written here overrides one brought in by a merge key.
+                                merged.remove(i);
+                                *slot = (key, node);
+                            } else {
+                                self.errors.push(Diagnostic {
+                                    file: key.pos.file.to_string(),
+                                    line: key.pos.line,
+                                    col: key.pos.col,
+                                    message: format!(
+                                        "duplicate key `{}` (first at line {})",
+                                        name.escape_debug(),
+                                        slot.0.pos.line
+                                    ),
+                                });
+                            }
                         } else {
                             entries.push((key, node));
                         }
@@ -232,8 +257,9 @@ impl Builder {
     }
 }
 
-/// YAML merge keys (`<<: *defaults`): keys already present win.
-fn merge_into(entries: &mut Vec<(Node, Node)>, from: &Node) {
+/// YAML merge keys (`<<: *defaults`): keys already present win. Returns the keys brought in.
+fn merge_into(entries: &mut Vec<(Node, Node)>, from: &Node) -> Vec<String> {
+    let mut added = Vec::new();
     let sources: Vec<&Node> = match &from.kind {
         Kind::Seq(items) => items.iter().collect(),
         _ => vec![from],
@@ -242,11 +268,13 @@ fn merge_into(entries: &mut Vec<(Node, Node)>, from: &Node) {
         if let Kind::Map(m) = &src.kind {
             for (k, v) in m {
                 if !entries.iter().any(|(ek, _)| ek.as_str() == k.as_str()) {
+                    added.push(k.as_str().unwrap_or_default().to_owned());
                     entries.push((k.clone(), v.clone()));
                 }
             }
         }
     }
+    added
 }
 
 fn tag_text(tag: Option<yaml_rust2::parser::Tag>) -> Option<String> {
@@ -281,11 +309,11 @@ impl MarkedEventReceiver for Builder {
                     tag: tag_text(tag),
                     kind: Kind::Map(Vec::new()),
                 };
-                self.stack.push(Frame::Map(node, anchor, None));
+                self.stack.push(Frame::Map(node, anchor, None, Vec::new()));
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq(n, a)) | Some(Frame::Map(n, a, _)) => (n, a),
+                    Some(Frame::Seq(n, a)) | Some(Frame::Map(n, a, _, _)) => (n, a),
                     None => return,
                 };
                 self.push_node(node, anchor);
@@ -334,6 +362,15 @@ mod tests {
         let e = n.get("e").unwrap();
         assert_eq!(e.get("x").unwrap().as_str(), Some("1"));
         assert_eq!(e.get("y").unwrap().as_str(), Some("3"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let e = parse(&SourceFile::new("t.yml", "a: 1\nb: 2\na: 3\n")).unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].col), (3, 1));
+        assert!(e.0[0]
+            .message
+            .contains("duplicate key `a` (first at line 1)"));
     }
 
     #[test]

@@ -4,7 +4,8 @@ use lockstep_spec::{embedded, load_inventory, load_playbook};
 
 #[test]
 fn every_shipped_playbook_loads_against_the_lab_inventory() {
-    let fleet = load_inventory(&[embedded::LAB_INVENTORY.source()]).unwrap_or_else(|d| panic!("{d}"));
+    let fleet =
+        load_inventory(&[embedded::LAB_INVENTORY.source()]).unwrap_or_else(|d| panic!("{d}"));
     let books = embedded::playbooks();
     assert!(!books.is_empty());
     for file in &books {
