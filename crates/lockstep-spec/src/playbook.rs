@@ -69,6 +69,34 @@ const ACTIONS: &[&str] = &[
     "nlb-start",
 ];
 
+/// The fields each action takes besides the common step keys (serde ignores unknown ones, so
+/// the loader checks them itself).
+fn action_fields(action: &str) -> &'static [&'static str] {
+    match action {
+        "move-group" => &["group", "to"],
+        "evacuate-node" => &["to"],
+        "evs-resources-offline" | "evs-resources-online" | "failover-test" => &["group"],
+        "upgrade-virtual-server" => &["group", "command"],
+        "install" => &["package", "args", "prerequisite", "reboot"],
+        "stop-services" | "start-services" => &["services"],
+        "preflight" => &["checks"],
+        "confirm" => &["message", "command"],
+        _ => &[],
+    }
+}
+
+/// The fields of each preflight check besides `check`.
+fn check_fields(check: &str) -> Option<&'static [&'static str]> {
+    match check {
+        "services-stopped" => Some(&["services"]),
+        "no-processes" => Some(&["images"]),
+        "edition-matches" | "product-matches" | "no-pending-reboot" | "cluster-service-running" => {
+            Some(&[])
+        }
+        _ => None,
+    }
+}
+
 /// Which [`NameKind`] a literal in an action field must satisfy (by field name).
 fn field_kind(field: &str) -> Option<NameKind> {
     match field {
@@ -336,11 +364,12 @@ impl PlaybookLoader<'_> {
                     .get("product")
                     .map(|n| n.pos.clone())
                     .unwrap_or(node.pos.clone());
+                let written = node.get("product").map(Node::to_text).unwrap_or_default();
                 self.sink.error(
                     &at,
                     format!(
-                        "target product {} does not match procedure `{proc_}` ({})",
-                        q(&p.to_string()),
+                        "target product {} ({p}) does not match procedure `{proc_}` ({})",
+                        q(&written),
                         proc_.product()
                     ),
                 );
@@ -940,6 +969,7 @@ impl PlaybookLoader<'_> {
                     );
                     None
                 } else {
+                    self.unknown_fields(&shown, aname, entries, node);
                     let mut map = serde_yaml::Mapping::new();
                     for (k, v) in entries {
                         let key = k.as_str().unwrap_or_default();
@@ -988,6 +1018,59 @@ impl PlaybookLoader<'_> {
             when: when?,
             timeout_secs: timeout_secs?,
         })
+    }
+
+    /// Reports fields the action (or a preflight check) does not take.
+    fn unknown_fields(&mut self, step: &str, action: &str, entries: &[(Node, Node)], node: &Node) {
+        let allowed = action_fields(action);
+        for (k, _) in entries {
+            let key = k.as_str().unwrap_or_default();
+            if STEP_KEYS.contains(&key) || allowed.contains(&key) {
+                continue;
+            }
+            let known: Vec<&str> = STEP_KEYS.iter().chain(allowed).copied().collect();
+            self.sink.error(
+                &k.pos,
+                format!(
+                    "step {}: unknown field {} for action `{action}` (it takes {}){}",
+                    q(step),
+                    q(key),
+                    known
+                        .iter()
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    hint(key, &known)
+                ),
+            );
+        }
+        if action != "preflight" {
+            return;
+        }
+        let Some(checks) = node.get("checks").and_then(Node::as_seq) else {
+            return;
+        };
+        for c in checks {
+            let Some(name) = c.get("check").and_then(Node::as_str) else {
+                continue;
+            };
+            let Some(fields) = check_fields(name) else {
+                continue; // serde names the unknown variant
+            };
+            for (k, _) in c.as_map().unwrap_or_default() {
+                let key = k.as_str().unwrap_or_default();
+                if key != "check" && !fields.contains(&key) {
+                    self.sink.error(
+                        &k.pos,
+                        format!(
+                            "step {}: unknown field {} for check `{name}`",
+                            q(step),
+                            q(key)
+                        ),
+                    );
+                }
+            }
+        }
     }
 
     /// Checks one action field (recursing into `checks`): templates parse, literals are names.

@@ -217,11 +217,22 @@ impl Builder {
             None => self.docs.push(node),
             Some(Frame::Seq(seq, _)) => {
                 if let Kind::Seq(items) = &mut seq.kind {
+                    if items.is_empty() && before(&node.pos, &seq.pos) {
+                        seq.pos = node.pos.clone();
+                    }
                     items.push(node);
                 }
             }
             Some(Frame::Map(map, _, pending, merged)) => match pending.take() {
-                None => *pending = Some(node),
+                None => {
+                    // The parser marks a block mapping after its first key: start it at the key.
+                    if matches!(&map.kind, Kind::Map(e) if e.is_empty())
+                        && before(&node.pos, &map.pos)
+                    {
+                        map.pos = node.pos.clone();
+                    }
+                    *pending = Some(node)
+                }
                 Some(key) => {
                     if let Kind::Map(entries) = &mut map.kind {
                         let text = key.as_str().map(str::to_owned);
@@ -255,6 +266,10 @@ impl Builder {
             },
         }
     }
+}
+
+fn before(a: &Pos, b: &Pos) -> bool {
+    (a.line, a.col) < (b.line, b.col)
 }
 
 /// YAML merge keys (`<<: *defaults`): keys already present win. Returns the keys brought in.
