@@ -295,6 +295,7 @@ fn group_name(k: &Node, sink: &mut Sink) -> Option<String> {
 }
 
 fn add_child(raw: &mut Raw, parent: &str, child: &str, pos: &Pos) {
+    raw.groups.entry(child.to_owned()).or_default();
     let g = raw.groups.entry(parent.to_owned()).or_default();
     if !g.children.iter().any(|(c, _)| c == child) {
         g.children.push((child.to_owned(), pos.clone()));

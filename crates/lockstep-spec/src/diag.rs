@@ -149,6 +149,11 @@ impl Sink {
 /// The known word closest to `word` (edit distance at most a third of its length, at least 2).
 pub(crate) fn did_you_mean<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(2);
+    if word.len() >= 4 {
+        if let Some(k) = known.iter().find(|k| k.starts_with(word)) {
+            return Some(k);
+        }
+    }
     known
         .iter()
         .map(|k| (levenshtein(word, k), *k))

@@ -938,16 +938,14 @@ impl InventoryLoader<'_> {
                 );
             }
         }
-        if nodes.is_empty() {
-            if members.is_empty() {
-                sink.error(
-                    &def.pos,
-                    format!("cluster group {} has no host", q(&def.group)),
-                );
-            }
-            // Otherwise its hosts were refused, and why has been reported.
+        if members.is_empty() {
+            sink.error(
+                &def.pos,
+                format!("cluster group {} has no host", q(&def.group)),
+            );
             return None;
         }
+        // When every node was refused (and why was reported), the rest is still checked.
         let products: BTreeSet<Product> = nodes.iter().map(|h| h.product).collect();
         if products.len() > 1 {
             let list = nodes
@@ -973,7 +971,16 @@ impl InventoryLoader<'_> {
                 ),
             );
         }
-        let product = nodes[0].product;
+        let product = nodes.first().map(|h| h.product).or_else(|| {
+            let first = raw.host_order.iter().find(|h| members.contains(*h))?;
+            let v = raw
+                .merged_vars(first)
+                .get("exchange_version")?
+                .var
+                .value
+                .to_text();
+            PRODUCTS.iter().find(|(n, _)| *n == v).map(|(_, p)| *p)
+        });
         let node_names: Vec<Name> = nodes.iter().map(|h| h.name.clone()).collect();
         // Owners are checked against every member, so a node refused for another reason does not
         // make its EVSs' owners look unknown too.
@@ -1000,7 +1007,7 @@ impl InventoryLoader<'_> {
                     ),
                 );
             } else {
-                let known: Vec<&str> = node_names.iter().map(|n| n.as_str()).collect();
+                let known: Vec<&str> = member_names.iter().map(|n| n.as_str()).collect();
                 sink.error(
                     &n.pos,
                     format!(
@@ -1021,7 +1028,7 @@ impl InventoryLoader<'_> {
                     };
                     let o = match cg.get("owner") {
                         Some(o) => owner(o, "cluster group owner", sink),
-                        None => Some(node_names[0].clone()),
+                        None => node_names.first().cloned(),
                     };
                     (n, o)
                 } else {
@@ -1030,7 +1037,7 @@ impl InventoryLoader<'_> {
             }
             None => (
                 Name::object("Cluster Group").ok(),
-                Some(node_names[0].clone()),
+                node_names.first().cloned(),
             ),
         };
         let mut evss = Vec::new();
@@ -1062,11 +1069,11 @@ impl InventoryLoader<'_> {
                     };
                     let o = match item.get("owner") {
                         Some(o) => owner(o, "virtual server owner", sink),
-                        None => Some(node_names[0].clone()),
+                        None => node_names.first().cloned(),
                     };
                     let b = match item.get("build") {
                         Some(b) => {
-                            let v = version_at(b, "virtual server build", Some(product), sink);
+                            let v = version_at(b, "virtual server build", product, sink);
                             if v.is_none() {
                                 evs_ok = false;
                             }
@@ -1111,7 +1118,7 @@ impl InventoryLoader<'_> {
         }
         Some(Cluster {
             name: name?,
-            site: nodes[0].site.clone(),
+            site: nodes.first()?.site.clone(),
             nodes: node_names,
             mode: mode?,
             cluster_group: cluster_group?,

@@ -819,35 +819,36 @@ impl PlaybookLoader<'_> {
             }
             let steps = self.required(item, "steps").and_then(|s| {
                 let Some(list) = s.as_seq().filter(|l| !l.is_empty()) else {
-                    self.sink.error(&s.pos, format!("`steps` must be a non-empty list, found {}", s.describe()));
+                    self.sink.error(
+                        &s.pos,
+                        format!("`steps` must be a non-empty list, found {}", s.describe()),
+                    );
                     return None;
                 };
                 let mut steps = Vec::new();
                 let mut all_ok = true;
                 for st in list {
-                    match self.step(st) {
-                        Some(step) => {
-                            if let (Some(sc), Some(sn)) = (scope, scope_node) {
-                                let key = (sn.as_str().unwrap_or_default().to_owned(), step.id.as_str().to_owned());
-                                let _ = sc;
-                                let id_pos = st.get("id").map(|n| n.pos.clone()).unwrap_or(st.pos.clone());
-                                if let Some(prev) = ids.get(&key) {
-                                    self.sink.error(
-                                        &id_pos,
-                                        format!(
-                                            "step id {} is used twice in scope {} (first at line {})",
-                                            q(step.id.as_str()),
-                                            q(&key.0),
-                                            prev.line
-                                        ),
-                                    );
-                                    all_ok = false;
-                                } else {
-                                    ids.insert(key, id_pos);
-                                }
-                            }
-                            steps.push(step);
+                    // Duplicate ids are found even when the step has other errors.
+                    if let (Some(sn), Some(idn)) = (scope_node, st.get("id")) {
+                        let id_text = idn.as_str().unwrap_or_default().to_owned();
+                        let key = (sn.as_str().unwrap_or_default().to_owned(), id_text.clone());
+                        if let Some(prev) = ids.get(&key) {
+                            self.sink.error(
+                                &idn.pos,
+                                format!(
+                                    "step id {} is used twice in scope {} (first at line {})",
+                                    q(&id_text),
+                                    q(&key.0),
+                                    prev.line
+                                ),
+                            );
+                            all_ok = false;
+                        } else {
+                            ids.insert(key, idn.pos.clone());
                         }
+                    }
+                    match self.step(st) {
+                        Some(step) => steps.push(step),
                         None => all_ok = false,
                     }
                 }
@@ -981,14 +982,7 @@ impl PlaybookLoader<'_> {
                         Ok(spec) => Some(spec),
                         Err(e) => {
                             let msg = e.to_string();
-                            let at = serde_field(&msg)
-                                .and_then(|f| {
-                                    entries
-                                        .iter()
-                                        .find(|(k, _)| k.as_str() == Some(f))
-                                        .map(|(k, _)| k.pos.clone())
-                                })
-                                .unwrap_or(node.pos.clone());
+                            let at = serde_position(&msg, entries).unwrap_or(node.pos.clone());
                             self.sink.error(
                                 &at,
                                 format!("step {} (action {}): {msg}", q(&shown), q(aname)),
@@ -1136,11 +1130,28 @@ impl PlaybookLoader<'_> {
     }
 }
 
-/// The field a serde error names (`unknown field `x``, `missing field `x``).
-fn serde_field(msg: &str) -> Option<&str> {
-    let start = msg.find("unknown field `")? + "unknown field `".len();
-    let rest = &msg[start..];
-    Some(&rest[..rest.find('`')?])
+/// Where a serde error points: the key it names (`unknown field `x``) or the value it quotes
+/// (`unknown variant `x``).
+fn serde_position(msg: &str, entries: &[(Node, Node)]) -> Option<Pos> {
+    let quoted = |prefix: &str| -> Option<String> {
+        let start = msg.find(prefix)? + prefix.len();
+        let rest = &msg[start..];
+        Some(rest[..rest.find('`')?].to_owned())
+    };
+    if let Some(f) = quoted("unknown field `") {
+        if let Some((k, _)) = entries.iter().find(|(k, _)| k.as_str() == Some(f.as_str())) {
+            return Some(k.pos.clone());
+        }
+    }
+    let v = quoted("unknown variant `")?;
+    fn find(node: &Node, v: &str) -> Option<Pos> {
+        match &node.kind {
+            Kind::Scalar { value, .. } => (value == v).then(|| node.pos.clone()),
+            Kind::Seq(items) => items.iter().find_map(|i| find(i, v)),
+            Kind::Map(m) => m.iter().find_map(|(_, i)| find(i, v)),
+        }
+    }
+    entries.iter().find_map(|(_, n)| find(n, &v))
 }
 
 #[cfg(test)]
