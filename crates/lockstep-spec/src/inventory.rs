@@ -926,7 +926,7 @@ impl InventoryLoader<'_> {
             .collect();
         for h in &members {
             if !hosts.iter().any(|x| x.name.as_str() == h)
-                && raw.merged_vars(h).get("exchange_version").is_none()
+                && !raw.merged_vars(h).contains_key("exchange_version")
             {
                 sink.error(
                     &def.pos,

@@ -669,10 +669,7 @@ impl PlaybookLoader<'_> {
                 None => Some(Gate::None),
             };
             let mps = match item.get("max_parallel_sites") {
-                Some(n) => match self.count(n, "`max_parallel_sites`") {
-                    Some(v) => Some(Some(v)),
-                    None => None,
-                },
+                Some(n) => self.count(n, "`max_parallel_sites`").map(Some),
                 None => Some(None),
             };
             match (name, gate, mps) {
@@ -1084,7 +1081,9 @@ impl PlaybookLoader<'_> {
                     // `{{ sp_package }}`: check the playbook's default value as that kind.
                     if let Some(vn) = self.vars.get(var).cloned() {
                         let text = vn.as_str().unwrap_or_default().to_owned();
-                        if !has_template(&text) && !(key == "args" && text.is_empty()) {
+                        let literal = !has_template(&text);
+                        let empty_args = key == "args" && text.is_empty();
+                        if literal && !empty_args {
                             if let Err(e) = Name::new(kind, &text) {
                                 self.sink.error(
                                     &vn.pos,
