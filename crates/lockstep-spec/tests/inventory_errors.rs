@@ -376,3 +376,40 @@ fn every_error_is_reported_at_once() {
         );
     }
 }
+
+#[test]
+fn a_host_defined_twice_merges_its_vars_like_ansible() {
+    // Conflicting definitions are not an error in Ansible: the later one wins.
+    let text = format!("{BASE}    extra:\n      hosts:\n        PRG-EX01: {{ exchange_build: 6.5.7226.6, owner_team: mail }}\n");
+    let fleet = load_inventory(&[SourceFile::new(FILE, &text)]).unwrap_or_else(|d| panic!("{d}"));
+    let h = fleet.host("PRG-EX01").unwrap();
+    assert_eq!(
+        h.build.map(|b| b.to_string()).as_deref(),
+        Some("6.5.7226.6")
+    );
+    assert_eq!(h.vars.get("owner_team").map(String::as_str), Some("mail"));
+    assert!(h.groups.iter().any(|g| g.as_str() == "extra"));
+}
+
+#[test]
+fn several_files_merge_and_errors_name_their_file() {
+    let second = "all:\n  children:\n    prague:\n      hosts:\n        PRG-EX02: { exchange_version: \"2003\", exchange_role: front-end }\n        PRG-EX03: { exchange_version: \"2033\" }\n";
+    let files = [
+        SourceFile::new(FILE, BASE),
+        SourceFile::new("more.yml", second),
+    ];
+    let d = load_inventory(&files).unwrap_err();
+    assert_eq!(d.len(), 1, "{d}");
+    let e = &d.0[0];
+    assert_eq!((e.file.as_str(), e.line, e.col), ("more.yml", 6, 39));
+    assert!(
+        e.message
+            .contains("`2033` is not a valid `exchange_version`"),
+        "{e}"
+    );
+    let ok = second.replace("\"2033\"", "\"2003\"");
+    let files = [SourceFile::new(FILE, BASE), SourceFile::new("more.yml", ok)];
+    let fleet = load_inventory(&files).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(fleet.hosts.len(), 5);
+    assert_eq!(fleet.host("PRG-EX02").unwrap().site.as_str(), "prague");
+}
