@@ -578,7 +578,7 @@ fn check_var(key: &str, k: &Node, v: &Node, place: VarPlace<'_>, sink: &mut Sink
             );
         }
     }
-    if PASSWORD_VARS.contains(&key) && env_lookup(v).is_none() {
+    if PASSWORD_VARS.contains(&key) && is_inline_secret(v) {
         // The value is never quoted back: it may be a real password.
         sink.error(
             &v.pos,
@@ -588,6 +588,18 @@ fn check_var(key: &str, k: &Node, v: &Node, place: VarPlace<'_>, sink: &mut Sink
                 q(key)
             ),
         );
+    }
+}
+
+/// A password written in clear in the file: not an Ansible Vault value (`!vault`), not a
+/// template (`{{ lookup('env', 'X') }}`, `{{ vault_password }}`), not empty.
+pub(crate) fn is_inline_secret(v: &Node) -> bool {
+    if v.tag.as_deref().is_some_and(|t| t.ends_with("vault")) || v.is_null() {
+        return false;
+    }
+    match v.as_str() {
+        Some(s) => !s.contains("{{"),
+        None => false,
     }
 }
 

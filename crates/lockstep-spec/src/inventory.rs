@@ -877,8 +877,26 @@ impl InventoryLoader<'_> {
                     None
                 }
             },
-            // Inline values were refused where they were written.
-            _ => env_lookup(node).map(SecretSource::Env),
+            // Inline values were refused where they were written; vault values and other
+            // templates are fine for Ansible but not something Lockstep can resolve.
+            _ => match env_lookup(node) {
+                Some(var) => Some(SecretSource::Env(var)),
+                None => {
+                    if !crate::ansible::is_inline_secret(node) {
+                        self.sink.error(
+                            &node.pos,
+                            format!(
+                                "{} of Exchange host {} is a vault value or template Lockstep \
+                                 cannot resolve; use `\"{{{{ lookup('env', 'VAR') }}}}\"` or \
+                                 `lockstep_password_env`/`_file`/`_prompt`",
+                                q(key),
+                                q(name)
+                            ),
+                        );
+                    }
+                    None
+                }
+            },
         }
     }
 

@@ -413,3 +413,25 @@ fn several_files_merge_and_errors_name_their_file() {
     assert_eq!(fleet.hosts.len(), 5);
     assert_eq!(fleet.host("PRG-EX02").unwrap().site.as_str(), "prague");
 }
+
+#[test]
+fn vault_passwords_are_fine_for_ansible_hosts_but_not_for_exchange_hosts() {
+    let vault = "all:\n  hosts:\n    dc01.example.com:\n      ansible_password: !vault |\n        $ANSIBLE_VAULT;1.1;AES256\n        6162636465\n    fs01.example.com:\n      ansible_password: \"{{ vault_fs01_password }}\"\n";
+    let inv = lockstep_spec::load_ansible_inventory(&[SourceFile::new(FILE, vault)])
+        .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(inv.hosts.len(), 2);
+    assert!(!inv.hosts["dc01.example.com"]
+        .vars
+        .contains_key("ansible_password"));
+    let text = BASE.replace(
+        "    lockstep_password_env: PW",
+        "    ansible_password: \"{{ vault_pw }}\"",
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        6,
+        23,
+        &["`ansible_password` of Exchange host `PRG-EX01` is a vault value or template"],
+    );
+}
