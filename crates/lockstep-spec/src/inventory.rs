@@ -269,7 +269,6 @@ impl InventoryLoader<'_> {
 
         // Hosts.
         let mut hosts: Vec<Host> = Vec::new();
-        let mut host_pos: BTreeMap<String, Pos> = BTreeMap::new();
         for name in &raw.host_order {
             let vars = raw.merged_vars(name);
             let Some(version) = vars.get("exchange_version") else {
@@ -288,11 +287,26 @@ impl InventoryLoader<'_> {
             };
             let pos = raw.hosts[name].pos.clone();
             if let Some(h) = self.host(name, &pos, version, &vars, &sites, &clusters, &pools) {
-                host_pos.insert(name.clone(), pos);
                 hosts.push(h);
             }
         }
         hosts.sort_by(|a, b| a.name.cmp(&b.name));
+        // Windows compares computer names without case: `PRG-N1` and `prg-n1` are one machine.
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for h in &hosts {
+            let key = h.name.as_str().to_ascii_uppercase();
+            if let Some(first) = seen.insert(key, h.name.as_str()) {
+                let pos = raw.hosts[h.name.as_str()].pos.clone();
+                self.sink.error(
+                    &pos,
+                    format!(
+                        "hosts {} and {} differ only in case; Windows treats them as one computer",
+                        q(first),
+                        q(h.name.as_str())
+                    ),
+                );
+            }
+        }
 
         // Clusters.
         let mut out_clusters = Vec::new();
@@ -396,7 +410,6 @@ impl InventoryLoader<'_> {
 
         let mut out_sites: Vec<Site> = sites.into_values().filter_map(|d| d.site).collect();
         out_sites.sort_by(|a, b| a.name.cmp(&b.name));
-        let _ = host_pos;
         Fleet {
             organisation,
             sites: out_sites,
