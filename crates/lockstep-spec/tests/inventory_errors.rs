@@ -435,3 +435,15 @@ fn vault_passwords_are_fine_for_ansible_hosts_but_not_for_exchange_hosts() {
         &["`ansible_password` of Exchange host `PRG-EX01` is a vault value or template"],
     );
 }
+
+#[test]
+fn hosts_differing_only_in_case_are_one_computer() {
+    let text = format!("{BASE}        prg-ex01: {{ exchange_version: \"2003\" }}\n");
+    let d = errors(&text);
+    expect(
+        &d,
+        26,
+        9,
+        &["hosts `PRG-EX01` and `prg-ex01` differ only in case"],
+    );
+}
