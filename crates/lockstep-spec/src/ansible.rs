@@ -97,13 +97,27 @@ pub(crate) struct RawGroup {
     pub pos: Option<Pos>,
     pub direct_hosts: Vec<String>,
     pub children: Vec<(String, Pos)>,
+    /// Variables written in the inventory file.
     pub vars: BTreeMap<String, Var>,
+    /// Variables from `group_vars/NAME.yml` (they win over the inventory file's).
+    pub file_vars: BTreeMap<String, Var>,
+}
+
+impl RawGroup {
+    /// The group's own variables: inventory file, then `group_vars/` over it.
+    pub fn own_vars(&self) -> BTreeMap<String, Var> {
+        let mut v = self.vars.clone();
+        v.extend(self.file_vars.clone());
+        v
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct RawHost {
     pub pos: Pos,
     pub vars: BTreeMap<String, Var>,
+    /// Variables from `host_vars/NAME.yml`.
+    pub file_vars: BTreeMap<String, Var>,
 }
 
 /// The parsed inventory with positions kept, for the Lockstep layer.
@@ -138,13 +152,16 @@ impl Raw {
         gs
     }
 
-    /// The merged variables of `host`.
+    /// The merged variables of `host`, in Ansible's precedence: inventory-file group vars (by
+    /// group order) < `group_vars/` files (by group order) < inventory-file host vars <
+    /// `host_vars/` files.
     pub fn merged_vars(&self, host: &str) -> BTreeMap<String, MergedVar> {
         let mut out = BTreeMap::new();
         let order = self.merge_order(host);
-        for (rank, g) in order.iter().enumerate() {
-            if let Some(group) = self.groups.get(*g) {
-                for (k, v) in &group.vars {
+        let mut rank = 0;
+        let layer =
+            |vars: &BTreeMap<String, Var>, rank: usize, out: &mut BTreeMap<String, MergedVar>| {
+                for (k, v) in vars {
                     if LOCKSTEP_GROUP_VARS.contains(&k.as_str())
                         || LOCKSTEP_ALL_VARS.contains(&k.as_str())
                     {
@@ -158,18 +175,26 @@ impl Raw {
                         },
                     );
                 }
+            };
+        for file_level in [false, true] {
+            for g in &order {
+                if let Some(group) = self.groups.get(*g) {
+                    layer(
+                        if file_level {
+                            &group.file_vars
+                        } else {
+                            &group.vars
+                        },
+                        rank,
+                        &mut out,
+                    );
+                }
+                rank += 1;
             }
         }
         if let Some(h) = self.hosts.get(host) {
-            for (k, v) in &h.vars {
-                out.insert(
-                    k.clone(),
-                    MergedVar {
-                        var: v.clone(),
-                        rank: order.len(),
-                    },
-                );
-            }
+            layer(&h.vars, rank, &mut out);
+            layer(&h.file_vars, rank + 1, &mut out);
         }
         out
     }
@@ -203,7 +228,7 @@ impl Raw {
                         .unwrap_or_default(),
                     depth: self.depth.get(name).copied().unwrap_or(0),
                     priority: self.priority.get(name).copied().unwrap_or(1),
-                    vars: text(&g.vars),
+                    vars: text(&g.own_vars()),
                 },
             );
         }
@@ -244,7 +269,12 @@ pub fn load_ansible_inventory(files: &[SourceFile]) -> Result<AnsibleInventory, 
 pub(crate) fn read_raw(files: &[SourceFile], sink: &mut Sink) -> Raw {
     let mut raw = Raw::default();
     raw.groups.entry("all".into()).or_default();
+    let mut vars_files = Vec::new();
     for file in files {
+        if let Some(which) = vars_file(&file.path) {
+            vars_files.push((which, file));
+            continue;
+        }
         let root = match tree::parse(file) {
             Ok(n) => n,
             Err(d) => {
@@ -275,8 +305,69 @@ pub(crate) fn read_raw(files: &[SourceFile], sink: &mut Sink) -> Raw {
             read_group(&mut raw, &name, k, v, sink);
         }
     }
+    // `group_vars/` and `host_vars/` files, once every group and host is known.
+    for (which, file) in vars_files {
+        let root = match tree::parse(file) {
+            Ok(n) => n,
+            Err(d) => {
+                sink.extend(d);
+                continue;
+            }
+        };
+        match which {
+            VarsFile::Group(g) => {
+                let vars = read_vars(&root, VarPlace::Group(&g), sink);
+                match raw.groups.get_mut(&g) {
+                    Some(group) => group.file_vars.extend(vars),
+                    None => {
+                        tracing::debug!(group = %g, file = %file.path, "group_vars for a group the inventory does not have")
+                    }
+                }
+            }
+            VarsFile::Host(h) => {
+                let vars = read_vars(&root, VarPlace::Host, sink);
+                match raw.hosts.get_mut(&h) {
+                    Some(host) => host.file_vars.extend(vars),
+                    None => {
+                        tracing::debug!(host = %h, file = %file.path, "host_vars for a host the inventory does not have")
+                    }
+                }
+            }
+        }
+    }
     link(&mut raw, sink);
     raw
+}
+
+/// A `group_vars/` or `host_vars/` file, and whose variables it holds.
+enum VarsFile {
+    Group(String),
+    Host(String),
+}
+
+/// `…/group_vars/NAME.yml`, `…/group_vars/NAME/any.yml` (and `host_vars/`), as Ansible lays
+/// them out next to an inventory.
+fn vars_file(path: &str) -> Option<VarsFile> {
+    let parts: Vec<&str> = path.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
+    let i = parts
+        .iter()
+        .rposition(|p| *p == "group_vars" || *p == "host_vars")?;
+    let name = match parts.len() - i {
+        2 => {
+            let f = parts[i + 1];
+            f.strip_suffix(".yml")
+                .or_else(|| f.strip_suffix(".yaml"))
+                .or_else(|| f.strip_suffix(".json"))
+                .unwrap_or(f)
+        }
+        3 => parts[i + 1],
+        _ => return None,
+    };
+    Some(if parts[i] == "group_vars" {
+        VarsFile::Group(name.to_owned())
+    } else {
+        VarsFile::Host(name.to_owned())
+    })
 }
 
 fn group_name(k: &Node, sink: &mut Sink) -> Option<String> {
@@ -446,6 +537,7 @@ fn read_hosts(raw: &mut Raw, group: &str, node: &Node, sink: &mut Sink) {
             let h = raw.hosts.entry(name.clone()).or_insert_with(|| RawHost {
                 pos: k.pos.clone(),
                 vars: BTreeMap::new(),
+                file_vars: BTreeMap::new(),
             });
             // The same host under several groups: its variables merge, later ones win.
             h.vars.extend(vars.clone());
@@ -784,7 +876,7 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
     }
     let mut priority = BTreeMap::new();
     for (g, group) in &raw.groups {
-        if let Some(v) = group.vars.get("ansible_group_priority") {
+        if let Some(v) = group.own_vars().get("ansible_group_priority") {
             match v.value.as_str().and_then(|s| s.parse::<i64>().ok()) {
                 Some(p) => {
                     priority.insert(g.clone(), p);

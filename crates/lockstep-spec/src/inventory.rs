@@ -205,7 +205,7 @@ impl InventoryLoader<'_> {
         let all_vars = raw
             .groups
             .get("all")
-            .map(|g| g.vars.clone())
+            .map(|g| g.own_vars())
             .unwrap_or_default();
         let organisation = match all_vars.get("lockstep_organisation") {
             Some(v) => scalar(&v.value, "lockstep_organisation", self.sink)
@@ -232,18 +232,19 @@ impl InventoryLoader<'_> {
         let mut clusters: Vec<ClusterDef> = Vec::new();
         let mut pools: BTreeMap<String, PoolDef> = BTreeMap::new();
         for (g, group) in &raw.groups {
-            if let Some(v) = group.vars.get("lockstep_site") {
+            let own = group.own_vars();
+            if let Some(v) = own.get("lockstep_site") {
                 let site = self.site(g, &v.value);
                 sites.insert(g.clone(), SiteDef { site });
             }
-            if let Some(v) = group.vars.get("lockstep_cluster") {
+            if let Some(v) = own.get("lockstep_cluster") {
                 clusters.push(ClusterDef {
                     group: g.clone(),
                     pos: v.key_pos.clone(),
                     node: v.value.clone(),
                 });
             }
-            if let Some(v) = group.vars.get("lockstep_pool") {
+            if let Some(v) = own.get("lockstep_pool") {
                 if check_keys(&v.value, "`lockstep_pool`", &["name"], self.sink) {
                     match v.value.get("name") {
                         Some(n) => {

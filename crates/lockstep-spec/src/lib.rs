@@ -4,7 +4,9 @@
 //! Inventories are ordinary Ansible YAML inventories, read as Ansible reads them (`all`, `hosts`,
 //! `vars`, `children` to any depth, host ranges, `ungrouped`, Ansible's variable precedence:
 //! `all` < parent groups < child groups, same depth by `ansible_group_priority` then by name <
-//! host vars) by [`load_ansible_inventory`]; [`load_inventory`] then reads the Exchange variables
+//! host vars; `group_vars/NAME.yml` and `host_vars/NAME.yml` files passed among the sources
+//! sit above the inventory file's group and host vars, as in Ansible) by
+//! [`load_ansible_inventory`]; [`load_inventory`] then reads the Exchange variables
 //! and the namespaced `lockstep_*` ones into a fleet. A host is in the Exchange fleet when its
 //! merged variables set `exchange_version`; other hosts (domain controllers, file servers) are
 //! checked but left out of the fleet and of `Fleet::groups`. Defaults: `exchange_role`

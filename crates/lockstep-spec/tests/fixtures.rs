@@ -105,3 +105,55 @@ fn ordinary_ansible_inventory_loads_with_ansible_precedence() {
     // Same depth, same priority: merged by name, the later name wins.
     assert_eq!(var("web03.example.com", "rack").as_deref(), Some("b"));
 }
+
+/// `group_vars/` and `host_vars/` files next to the inventory, with Ansible's precedence:
+/// inventory-file group vars < group_vars files < inventory-file host vars < host_vars files.
+#[test]
+fn group_vars_and_host_vars_files_follow_ansible_precedence() {
+    let files = [
+        fixture("ansible-windows.yml"),
+        SourceFile::new(
+            "inv/group_vars/windows.yml",
+            "ntp_server: gv.windows\nowner: ops\n",
+        ),
+        SourceFile::new("inv/group_vars/dbservers/main.yml", "backup: nightly\n"),
+        SourceFile::new("inv/group_vars/nosuchgroup.yml", "x: 1\n"),
+        SourceFile::new("inv/host_vars/web01.example.com.yml", "owner: web-team\n"),
+        SourceFile::new(
+            "inv/host_vars/db01.example.com.yml",
+            "ntp_server: hv.db01\n",
+        ),
+    ];
+    let inv = load_ansible_inventory(&files).unwrap_or_else(|d| panic!("{d}"));
+    let var = |h: &str, k: &str| inv.hosts[h].vars.get(k).cloned();
+    // A group_vars file of the parent beats the child's inventory-file vars.
+    assert_eq!(
+        var("web01.example.com", "ntp_server").as_deref(),
+        Some("gv.windows")
+    );
+    assert_eq!(
+        var("web01.example.com", "owner").as_deref(),
+        Some("web-team")
+    );
+    assert_eq!(var("web03.example.com", "owner").as_deref(), Some("ops"));
+    assert_eq!(
+        var("web02.example.com", "backup").as_deref(),
+        Some("nightly")
+    );
+    assert_eq!(
+        var("db01.example.com", "ntp_server").as_deref(),
+        Some("hv.db01")
+    );
+    assert_eq!(
+        var("jump01.example.com", "ntp_server").as_deref(),
+        Some("pool.ntp.org")
+    );
+    assert_eq!(inv.groups["windows"].vars["owner"], "ops");
+    // Their errors are positioned in their own file.
+    let bad = [
+        fixture("ansible-windows.yml"),
+        SourceFile::new("inv/group_vars/windows.yml", "lockstep_codepag: 65001\n"),
+    ];
+    let d = load_ansible_inventory(&bad).unwrap_err();
+    assert_eq!(d.to_string(), "inv/group_vars/windows.yml:1:1: error: unknown Lockstep variable `lockstep_codepag` (did you mean `lockstep_codepage`?)");
+}
