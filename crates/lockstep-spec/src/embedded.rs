@@ -19,6 +19,23 @@ impl EmbeddedFile {
     }
 }
 
+impl From<EmbeddedFile> for SourceFile {
+    fn from(f: EmbeddedFile) -> SourceFile {
+        f.source()
+    }
+}
+
+impl From<&EmbeddedFile> for SourceFile {
+    fn from(f: &EmbeddedFile) -> SourceFile {
+        f.source()
+    }
+}
+
+/// [`LAB_INVENTORY`] as a [`SourceFile`].
+pub fn lab_inventory() -> SourceFile {
+    LAB_INVENTORY.source()
+}
+
 /// `inventory/lab.yml`: the simulated organisation (five sites, every KB 328839 topology).
 pub const LAB_INVENTORY: EmbeddedFile = EmbeddedFile {
     path: "inventory/lab.yml",
