@@ -244,3 +244,36 @@ fn lab_inventory_has_every_topology() {
         );
     }
 }
+
+/// `lockstep lab` writes an overlay inventory pointing hosts at loopback endpoints; loaded after
+/// `inventory/lab.yml`, its host vars win and nothing else changes.
+#[test]
+fn a_lab_overlay_points_hosts_at_loopback() {
+    let overlay = "# Written by `lockstep lab`\nall:\n  hosts:\n    PRG-N1:\n      ansible_host: 127.0.0.1\n      ansible_port: 40123\n      ansible_winrm_scheme: http\n      ansible_user: 'CONTOSO\\svc-lockstep'\n      lockstep_password_env: LAB_PW\n    SEA-FE01:\n      ansible_host: 127.0.0.2\n      ansible_port: 40124\n      ansible_winrm_scheme: https\n      ansible_user: 'CONTOSO\\svc-lockstep'\n      lockstep_password_env: LAB_PW\n      ansible_winrm_server_cert_validation: ignore\n";
+    let files = [
+        embedded::lab_inventory(),
+        lockstep_spec::SourceFile::new("lab-endpoints.yml", overlay),
+    ];
+    let f = load_inventory(&files).unwrap_or_else(|d| panic!("{d}"));
+    let base = fleet();
+    assert_eq!(f.hosts.len(), base.hosts.len());
+    assert_eq!(f.clusters, base.clusters);
+    assert_eq!(f.pools, base.pools);
+    let n1 = f.host("PRG-N1").unwrap();
+    assert_eq!(
+        (n1.connection.address.as_str(), n1.connection.port),
+        ("127.0.0.1", 40123)
+    );
+    assert_eq!(
+        n1.connection.password,
+        lockstep_core::SecretSource::Env("LAB_PW".into())
+    );
+    assert_eq!(n1.site.as_str(), "prague");
+    assert!(!f.groups[&lockstep_core::Name::ident("ungrouped").unwrap()]
+        .iter()
+        .any(|h| h.as_str() == "PRG-N1"));
+    let fe = f.host("SEA-FE01").unwrap();
+    assert_eq!(fe.connection.scheme, lockstep_core::Scheme::Https);
+    assert!(!fe.connection.verify_tls);
+    assert_eq!(fe.pool.as_ref().map(|p| p.as_str()), Some("SEA-OWA"));
+}
