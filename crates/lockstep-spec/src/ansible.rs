@@ -131,17 +131,20 @@ pub(crate) struct Raw {
     pub members: BTreeMap<String, BTreeSet<String>>,
     pub depth: BTreeMap<String, usize>,
     pub priority: BTreeMap<String, i64>,
+    /// Every group of each host (the inverse of `members`).
+    pub host_groups: HashMap<String, Vec<String>>,
+    /// Position of each host in `host_order`.
+    pub host_index: HashMap<String, usize>,
 }
 
 impl Raw {
     /// The groups of `host` (all, direct and inherited), in Ansible's merge order.
     pub fn merge_order(&self, host: &str) -> Vec<&str> {
         let mut gs: Vec<&str> = self
-            .members
-            .iter()
-            .filter(|(_, m)| m.contains(host))
-            .map(|(g, _)| g.as_str())
-            .collect();
+            .host_groups
+            .get(host)
+            .map(|g| g.iter().map(String::as_str).collect())
+            .unwrap_or_default();
         gs.sort_by_key(|g| {
             (
                 self.depth.get(*g).copied().unwrap_or(0),
@@ -150,6 +153,17 @@ impl Raw {
             )
         });
         gs
+    }
+
+    /// The members of group `g` in inventory order.
+    pub fn members_in_order(&self, g: &str) -> Vec<&String> {
+        let mut m: Vec<&String> = self
+            .members
+            .get(g)
+            .map(|m| m.iter().collect())
+            .unwrap_or_default();
+        m.sort_by_key(|h| self.host_index.get(*h).copied().unwrap_or(usize::MAX));
+        m
     }
 
     /// The merged variables of `host`, in Ansible's precedence: inventory-file group vars (by
@@ -929,6 +943,19 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
             );
         }
     }
+    let mut host_groups: HashMap<String, Vec<String>> = HashMap::new();
+    for (g, m) in &members {
+        for h in m {
+            host_groups.entry(h.clone()).or_default().push(g.clone());
+        }
+    }
+    raw.host_index = raw
+        .host_order
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.clone(), i))
+        .collect();
+    raw.host_groups = host_groups;
     raw.parents = parents;
     raw.depth = depth;
     raw.priority = priority;

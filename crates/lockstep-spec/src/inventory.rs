@@ -6,7 +6,7 @@
 //! and of `Fleet::groups`, but they are still read and checked like Ansible would, and are listed
 //! by [`crate::load_ansible_inventory`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use lockstep_core::{
     Auth, Cluster, ClusterMode, Connection, Edition, Fleet, FrontEndScope, Host, Locale, Name,
@@ -269,6 +269,8 @@ impl InventoryLoader<'_> {
         }
 
         // Hosts.
+        let cluster_by_group: HashMap<&str, &ClusterDef> =
+            clusters.iter().map(|c| (c.group.as_str(), c)).collect();
         let mut hosts: Vec<Host> = Vec::new();
         for name in &raw.host_order {
             let vars = raw.merged_vars(name);
@@ -287,7 +289,15 @@ impl InventoryLoader<'_> {
                 continue;
             };
             let pos = raw.hosts[name].pos.clone();
-            if let Some(h) = self.host(name, &pos, version, &vars, &sites, &clusters, &pools) {
+            if let Some(h) = self.host(
+                name,
+                &pos,
+                version,
+                &vars,
+                &sites,
+                &cluster_by_group,
+                &pools,
+            ) {
                 hosts.push(h);
             }
         }
@@ -310,9 +320,10 @@ impl InventoryLoader<'_> {
         }
 
         // Clusters.
+        let by_name: HashMap<&str, &Host> = hosts.iter().map(|h| (h.name.as_str(), h)).collect();
         let mut out_clusters = Vec::new();
         for def in &clusters {
-            if let Some(c) = self.cluster(def, &hosts) {
+            if let Some(c) = self.cluster(def, &by_name) {
                 out_clusters.push(c);
             }
         }
@@ -401,10 +412,9 @@ impl InventoryLoader<'_> {
         let mut groups = BTreeMap::new();
         for (g, members) in &raw.members {
             let Ok(gname) = Name::ident(g) else { continue };
-            let m: Vec<Name> = hosts
+            let m: Vec<Name> = members
                 .iter()
-                .filter(|h| members.contains(h.name.as_str()))
-                .map(|h| h.name.clone())
+                .filter_map(|h| by_name.get(h.as_str()).map(|x| x.name.clone()))
                 .collect();
             groups.insert(gname, m);
         }
@@ -474,7 +484,7 @@ impl InventoryLoader<'_> {
         version: &MergedVar,
         vars: &BTreeMap<String, MergedVar>,
         sites: &BTreeMap<String, SiteDef>,
-        clusters: &[ClusterDef],
+        clusters: &HashMap<&str, &ClusterDef>,
         pools: &BTreeMap<String, PoolDef>,
     ) -> Option<Host> {
         let raw = self.raw;
@@ -545,9 +555,12 @@ impl InventoryLoader<'_> {
         };
 
         // Site, cluster, pool membership.
-        let in_group = |g: &str| raw.members.get(g).is_some_and(|m| m.contains(name));
-        let my_sites: Vec<(&String, &SiteDef)> =
-            sites.iter().filter(|(g, _)| in_group(g)).collect();
+        // The host's groups (sorted by name) looked up in the site, cluster and pool tables.
+        let my_groups: &[String] = raw.host_groups.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        let my_sites: Vec<(&String, &SiteDef)> = my_groups
+            .iter()
+            .filter_map(|g| sites.get(g).map(|s| (g, s)))
+            .collect();
         let site = match my_sites.as_slice() {
             [] => {
                 sink.error(
@@ -568,8 +581,10 @@ impl InventoryLoader<'_> {
                 None
             }
         };
-        let my_clusters: Vec<&ClusterDef> =
-            clusters.iter().filter(|c| in_group(&c.group)).collect();
+        let my_clusters: Vec<&ClusterDef> = my_groups
+            .iter()
+            .filter_map(|g| clusters.get(g.as_str()).copied())
+            .collect();
         let cluster = match my_clusters.as_slice() {
             [] => None,
             [c] => c
@@ -590,8 +605,10 @@ impl InventoryLoader<'_> {
                 None
             }
         };
-        let my_pools: Vec<(&String, &PoolDef)> =
-            pools.iter().filter(|(g, _)| in_group(g)).collect();
+        let my_pools: Vec<(&String, &PoolDef)> = my_groups
+            .iter()
+            .filter_map(|g| pools.get(g).map(|p| (g, p)))
+            .collect();
         let pool = match my_pools.as_slice() {
             [] => None,
             [(_, p)] => Some(p.name.clone()),
@@ -914,7 +931,7 @@ impl InventoryLoader<'_> {
         }
     }
 
-    fn cluster(&mut self, def: &ClusterDef, hosts: &[Host]) -> Option<Cluster> {
+    fn cluster(&mut self, def: &ClusterDef, hosts: &HashMap<&str, &Host>) -> Option<Cluster> {
         let raw = self.raw;
         let sink = &mut *self.sink;
         let node = &def.node;
@@ -949,15 +966,13 @@ impl InventoryLoader<'_> {
             ),
             None => Some(ClusterMode::ActivePassive),
         };
-        let members = raw.members.get(&def.group).cloned().unwrap_or_default();
-        let nodes: Vec<&Host> = raw
-            .host_order
+        let member_names: Vec<&String> = raw.members_in_order(&def.group);
+        let nodes: Vec<&Host> = member_names
             .iter()
-            .filter(|h| members.contains(*h))
-            .filter_map(|h| hosts.iter().find(|x| x.name.as_str() == h))
+            .filter_map(|h| hosts.get(h.as_str()).copied())
             .collect();
-        for h in &members {
-            if !hosts.iter().any(|x| x.name.as_str() == h)
+        for h in &member_names {
+            if !hosts.contains_key(h.as_str())
                 && !raw.merged_vars(h).contains_key("exchange_version")
             {
                 sink.error(
@@ -970,7 +985,7 @@ impl InventoryLoader<'_> {
                 );
             }
         }
-        if members.is_empty() {
+        if member_names.is_empty() {
             sink.error(
                 &def.pos,
                 format!("cluster group {} has no host", q(&def.group)),
@@ -1004,7 +1019,7 @@ impl InventoryLoader<'_> {
             );
         }
         let product = nodes.first().map(|h| h.product).or_else(|| {
-            let first = raw.host_order.iter().find(|h| members.contains(*h))?;
+            let first = member_names.first()?;
             let v = raw
                 .merged_vars(first)
                 .get("exchange_version")?
@@ -1016,11 +1031,6 @@ impl InventoryLoader<'_> {
         let node_names: Vec<Name> = nodes.iter().map(|h| h.name.clone()).collect();
         // Owners are checked against every member, so a node refused for another reason does not
         // make its EVSs' owners look unknown too.
-        let member_names: Vec<&String> = raw
-            .host_order
-            .iter()
-            .filter(|h| members.contains(*h))
-            .collect();
         let owner = |n: &Node, what: &str, sink: &mut Sink| -> Option<Name> {
             let s = scalar(n, what, sink)?;
             if let Some(m) = node_names.iter().find(|m| m.eq_ignore_case(s)) {
