@@ -1071,6 +1071,21 @@ impl PlaybookLoader<'_> {
                 if !self.template(v, value) {
                     return false;
                 }
+                // A site-supplied command is one cmd.exe line: free text, but no line breaks.
+                if key == "command" {
+                    if let Some(bad) = value.chars().find(|c| c.is_control()) {
+                        self.sink.error(
+                            &v.pos,
+                            format!(
+                                "step {}, `command` {}: contains {bad:?}; a command is one line",
+                                q(step),
+                                q(value)
+                            ),
+                        );
+                        return false;
+                    }
+                    return true;
+                }
                 let Some(kind) = field_kind(key) else {
                     return true;
                 };

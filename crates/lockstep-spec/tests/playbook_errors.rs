@@ -330,3 +330,23 @@ fn every_error_is_reported_at_once() {
         assert!(lines.contains(&l), "line {l} missing in:\n{d}");
     }
 }
+
+#[test]
+fn site_commands_are_one_line() {
+    let text = BASE.replace(
+        "        action: stop-cluster-service\n",
+        "        action: confirm\n        message: ok\n        command: \"check.cmd\\r\\ndel x\"\n",
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        27,
+        18,
+        &["step `stop-clussvc`, `command`", "a command is one line"],
+    );
+    let ok = BASE.replace(
+        "        action: stop-cluster-service\n",
+        "        action: confirm\n        message: ok\n        command: 'labctl evs upgrade \"{{ node }}\"'\n",
+    );
+    load_playbook(&SourceFile::new(FILE, ok), &fleet()).unwrap_or_else(|d| panic!("{d}"));
+}
