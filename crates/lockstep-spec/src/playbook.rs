@@ -97,6 +97,58 @@ fn check_fields(check: &str) -> Option<&'static [&'static str]> {
     }
 }
 
+/// The names the planner defines for a step of `scope` (see the header of e3-cluster.yml).
+fn builtins(scope: Scope) -> &'static [&'static str] {
+    const HOST: &[&str] = &[
+        "node",
+        "host",
+        "site",
+        "locale",
+        "windows",
+        "role",
+        "product",
+        "kind",
+        "target_build",
+    ];
+    const CLUSTER: &[&str] = &[
+        "node",
+        "host",
+        "site",
+        "locale",
+        "windows",
+        "role",
+        "product",
+        "kind",
+        "target_build",
+        "peer",
+        "first_node",
+        "cluster",
+        "cluster_group",
+    ];
+    const EVS: &[&str] = &[
+        "node",
+        "host",
+        "site",
+        "locale",
+        "windows",
+        "role",
+        "product",
+        "kind",
+        "target_build",
+        "peer",
+        "first_node",
+        "cluster",
+        "cluster_group",
+        "evs",
+        "group",
+    ];
+    match scope {
+        Scope::EachHost | Scope::Pool => HOST,
+        Scope::EachVirtualServer => EVS,
+        _ => CLUSTER,
+    }
+}
+
 /// Which [`NameKind`] a literal in an action field must satisfy (by field name).
 fn field_kind(field: &str) -> Option<NameKind> {
     match field {
@@ -119,6 +171,7 @@ pub fn load_playbook(file: &SourceFile, fleet: &Fleet) -> Result<Playbook, Diagn
         sink: &mut sink,
         file,
         vars: BTreeMap::new(),
+        scope: None,
     }
     .playbook(&root);
     match pb {
@@ -140,6 +193,8 @@ struct PlaybookLoader<'a> {
     file: &'a SourceFile,
     /// Playbook vars as written (for checking what `{{ var }}` expands to).
     vars: BTreeMap<String, Node>,
+    /// Scope of the phase being read (decides which built-in names templates may use).
+    scope: Option<Scope>,
 }
 
 /// `{{ name }}` → `name` (a whole-value reference to one variable).
@@ -425,7 +480,7 @@ impl PlaybookLoader<'_> {
         }
         let env = minijinja::Environment::new();
         match env.template_from_str(text) {
-            Ok(_) => true,
+            Ok(t) => self.names_known(node, text, t.undeclared_variables(false), &env),
             Err(e) => {
                 self.sink.error(
                     &node.pos,
@@ -438,6 +493,55 @@ impl PlaybookLoader<'_> {
                 false
             }
         }
+    }
+
+    /// Inside a phase, every variable a template or `when` uses must be a built-in of the phase's
+    /// scope, a playbook variable or a variable some inventory host has (the planner renders
+    /// strictly; this finds the typo with its position).
+    fn names_known(
+        &mut self,
+        node: &Node,
+        text: &str,
+        used: std::collections::HashSet<String>,
+        env: &minijinja::Environment<'_>,
+    ) -> bool {
+        let Some(scope) = self.scope else {
+            return true;
+        };
+        let mut known: BTreeSet<&str> = builtins(scope).iter().copied().collect();
+        known.extend(self.vars.keys().map(String::as_str));
+        known.extend(
+            self.fleet
+                .hosts
+                .iter()
+                .flat_map(|h| h.vars.keys().map(String::as_str)),
+        );
+        let globals: BTreeSet<String> = env.globals().map(|(n, _)| n.to_owned()).collect();
+        let mut unknown: Vec<String> = used
+            .into_iter()
+            .filter(|u| !known.contains(u.as_str()) && !globals.contains(u))
+            .collect();
+        unknown.sort();
+        let Some(first) = unknown.first() else {
+            return true;
+        };
+        let candidates: Vec<&str> = known.iter().copied().collect();
+        let scope_name = SCOPES
+            .iter()
+            .find(|(_, s)| *s == scope)
+            .map(|(n, _)| *n)
+            .unwrap_or_default();
+        self.sink.error(
+            &node.pos,
+            format!(
+                "{} uses {}, which is not a built-in of scope `{scope_name}`, a playbook variable \
+                 or an inventory variable{}",
+                q(text),
+                q(first),
+                hint(first, &candidates)
+            ),
+        );
+        false
     }
 
     fn vars(&mut self, node: &Node) -> Option<BTreeMap<String, String>> {
@@ -783,6 +887,7 @@ impl PlaybookLoader<'_> {
                 .and_then(|n| scalar(n, "name", self.sink).map(str::to_owned));
             let scope_node = self.required(item, "scope");
             let scope = scope_node.and_then(|s| enum_value(s, "scope", SCOPES, self.sink));
+            self.scope = scope;
             if let (Some(sc), Some(p), Some(sn)) = (scope, procedure, scope_node) {
                 let cluster_scope = !matches!(sc, Scope::EachHost | Scope::Pool);
                 if p.is_cluster() != cluster_scope {
@@ -861,6 +966,7 @@ impl PlaybookLoader<'_> {
                 _ => ok = false,
             }
         }
+        self.scope = None;
         ok.then_some(out)
     }
 
@@ -907,7 +1013,11 @@ impl PlaybookLoader<'_> {
                 Some(s) => {
                     let env = minijinja::Environment::new();
                     match env.compile_expression(s) {
-                        Ok(_) => Some(Some(s.to_owned())),
+                        Ok(expr) => {
+                            let used = expr.undeclared_variables(false);
+                            self.names_known(w, s, used, &env)
+                                .then(|| Some(s.to_owned()))
+                        }
                         Err(e) => {
                             self.sink.error(
                                 &w.pos,

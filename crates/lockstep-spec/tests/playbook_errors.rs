@@ -350,3 +350,40 @@ fn site_commands_are_one_line() {
     );
     load_playbook(&SourceFile::new(FILE, ok), &fleet()).unwrap_or_else(|d| panic!("{d}"));
 }
+
+#[test]
+fn template_variables_must_exist_in_the_scope() {
+    let d = errors(&BASE.replace(
+        "package: \"{{ sp_package }}\"",
+        "package: \"{{ sp_pakage }}\"",
+    ));
+    expect(
+        &d,
+        31,
+        18,
+        &[
+            "`{{ sp_pakage }}` uses `sp_pakage`",
+            "scope `first-node`",
+            "did you mean `sp_package`?",
+        ],
+    );
+    // `group` exists only for each-virtual-server steps.
+    let d = errors(&BASE.replace(
+        "name: Install on {{ node }}",
+        "name: Install on {{ group }}",
+    ));
+    expect(
+        &d,
+        27,
+        15,
+        &["uses `group`, which is not a built-in of scope `first-node`"],
+    );
+    let d = errors(&BASE.replace("when: \"windows == '2003'\"", "when: \"windos == '2003'\""));
+    expect(&d, 29, 15, &["uses `windos`", "did you mean `windows`?"]);
+    // Inventory host variables are fine (`ansible_host` is set on every lab host).
+    let ok = BASE.replace(
+        "name: Install on {{ node }}",
+        "name: Install on {{ ansible_host }} ({{ range(3) | length }})",
+    );
+    load_playbook(&SourceFile::new(FILE, ok), &fleet()).unwrap_or_else(|d| panic!("{d}"));
+}
