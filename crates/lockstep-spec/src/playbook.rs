@@ -1292,6 +1292,84 @@ fn serde_position(msg: &str, entries: &[(Node, Node)]) -> Option<Pos> {
 mod tests {
     use super::*;
 
+    /// Exhaustive on purpose: a new core action fails to compile here until the loader's
+    /// `ACTIONS` and `action_fields` tables learn it.
+    fn action_name(a: &ActionSpec) -> &'static str {
+        match a {
+            ActionSpec::MoveGroup { .. } => "move-group",
+            ActionSpec::EvacuateNode { .. } => "evacuate-node",
+            ActionSpec::StopClusterService => "stop-cluster-service",
+            ActionSpec::StartClusterService => "start-cluster-service",
+            ActionSpec::EvsResourcesOffline { .. } => "evs-resources-offline",
+            ActionSpec::EvsResourcesOnline { .. } => "evs-resources-online",
+            ActionSpec::UpgradeVirtualServer { .. } => "upgrade-virtual-server",
+            ActionSpec::Install { .. } => "install",
+            ActionSpec::Reboot => "reboot",
+            ActionSpec::StopServices { .. } => "stop-services",
+            ActionSpec::StartServices { .. } => "start-services",
+            ActionSpec::AssertVersion => "assert-version",
+            ActionSpec::Preflight { .. } => "preflight",
+            ActionSpec::FailoverTest { .. } => "failover-test",
+            ActionSpec::Confirm { .. } => "confirm",
+            ActionSpec::NlbDrain => "nlb-drain",
+            ActionSpec::NlbStart => "nlb-start",
+        }
+    }
+
+    #[test]
+    fn action_tables_match_the_core_type() {
+        let s = String::new;
+        let all = [
+            ActionSpec::MoveGroup {
+                group: s(),
+                to: s(),
+            },
+            ActionSpec::EvacuateNode { to: s() },
+            ActionSpec::StopClusterService,
+            ActionSpec::StartClusterService,
+            ActionSpec::EvsResourcesOffline { group: s() },
+            ActionSpec::EvsResourcesOnline { group: s() },
+            ActionSpec::UpgradeVirtualServer {
+                group: s(),
+                command: Some(s()),
+            },
+            ActionSpec::Install {
+                package: s(),
+                args: s(),
+                prerequisite: Some(s()),
+                reboot: lockstep_core::RebootPolicy::Never,
+            },
+            ActionSpec::Reboot,
+            ActionSpec::StopServices { services: vec![] },
+            ActionSpec::StartServices { services: vec![] },
+            ActionSpec::AssertVersion,
+            ActionSpec::Preflight { checks: vec![] },
+            ActionSpec::FailoverTest { group: s() },
+            ActionSpec::Confirm {
+                message: s(),
+                command: Some(s()),
+            },
+            ActionSpec::NlbDrain,
+            ActionSpec::NlbStart,
+        ];
+        assert_eq!(all.len(), ACTIONS.len());
+        for a in &all {
+            let name = action_name(a);
+            assert!(ACTIONS.contains(&name), "{name}");
+            // The serde form: its tag is the name, its other keys are the fields we allow.
+            let v = serde_yaml::to_value(a).unwrap();
+            let map = v.as_mapping().unwrap();
+            assert_eq!(map.get("action").and_then(|x| x.as_str()), Some(name));
+            for k in map.keys() {
+                let k = k.as_str().unwrap();
+                assert!(
+                    k == "action" || action_fields(name).contains(&k),
+                    "{name}.{k}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("30m"), Some(1800));
