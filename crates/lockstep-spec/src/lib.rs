@@ -1,1 +1,41 @@
-//! lockstep-spec (placeholder, filled in by its issue).
+//! Loads and validates Lockstep's YAML inputs, the inventory and the playbooks, into the
+//! `lockstep-core` types ([`lockstep_core::Fleet`], [`lockstep_core::Playbook`]).
+//!
+//! Inventories are ordinary Ansible YAML inventories, read as Ansible reads them (`all`, `hosts`,
+//! `vars`, `children` to any depth, host ranges, `ungrouped`, Ansible's variable precedence:
+//! `all` < parent groups < child groups, same depth by `ansible_group_priority` then by name <
+//! host vars; `group_vars/NAME.yml` and `host_vars/NAME.yml` files passed among the sources
+//! sit above the inventory file's group and host vars, as in Ansible) by
+//! [`load_ansible_inventory`]; [`load_inventory`] then reads the Exchange variables
+//! and the namespaced `lockstep_*` ones into a fleet. A host is in the Exchange fleet when its
+//! merged variables set `exchange_version`; other hosts (domain controllers, file servers) are
+//! checked but left out of the fleet and of `Fleet::groups`. Defaults: `exchange_role`
+//! standalone, `exchange_edition` standard (small-business for `sbs`), `windows_release` by
+//! product (2003, 2000, nt4), password source `prompt`, WinRM scheme by Ansible's rule (https
+//! unless the port is 5985).
+//!
+//! [`load_playbook`] reads `playbooks/*.yml` and checks it against the fleet it will run on.
+//! Both loaders collect every error, each a [`Diagnostic`] with file, line and column, rendered
+//! by [`Diagnostics`] as `file:line:col: error: message`. Positions come from a marked YAML tree
+//! built with `yaml-rust2` (serde_yaml cannot place values); typed parts (action steps, failure
+//! budgets) are then read by `serde_yaml`, and templates are compiled (syntax only) by
+//! `minijinja`. [`embedded`] holds the shipped inventory and playbooks.
+//!
+//! Main types: [`SourceFile`], [`Diagnostic`], [`Diagnostics`], [`AnsibleInventory`]. The crate
+//! depends on `lockstep-core` only among the workspace crates, does no I/O beyond
+//! [`SourceFile::read`], never stores or prints a password, and must not depend on the planner,
+//! engine, transport or lab.
+#![deny(missing_docs)]
+
+mod ansible;
+mod diag;
+pub mod embedded;
+mod inventory;
+mod playbook;
+mod rules;
+mod tree;
+
+pub use ansible::{load_ansible_inventory, AnsibleGroup, AnsibleHost, AnsibleInventory};
+pub use diag::{Diagnostic, Diagnostics, SourceFile};
+pub use inventory::load_inventory;
+pub use playbook::load_playbook;

@@ -1,0 +1,59 @@
+//! Loading speed: the shipped lab inventory and playbooks, and a generated 10,000-host fleet.
+//! Run with `cargo bench -p lockstep-spec`.
+#![allow(missing_docs)]
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use lockstep_spec::{embedded, load_inventory, load_playbook, SourceFile};
+
+/// 50 sites, each with 20 four-node clusters and 120 standalone servers: 10,000 hosts.
+fn big_inventory() -> SourceFile {
+    let mut y = String::from(
+        "all:\n  vars:\n    ansible_user: u\n    lockstep_password_env: PW\n    exchange_version: \"2003\"\n  children:\n",
+    );
+    for s in 0..50 {
+        y.push_str(&format!(
+            "    site{s}:\n      vars:\n        lockstep_site: {{ locale: en-US }}\n      children:\n"
+        ));
+        for c in 0..20 {
+            y.push_str(&format!(
+                "        s{s}cl{c}:\n          vars:\n            exchange_role: back-end\n            lockstep_cluster: {{ name: S{s}CL{c}, virtual_servers: [{{ name: S{s}EVS{c}, owner: S{s}-C{c}-N0 }}] }}\n          hosts:\n"
+            ));
+            for n in 0..4 {
+                y.push_str(&format!("            S{s}-C{c}-N{n}:\n"));
+            }
+        }
+        y.push_str("      hosts:\n");
+        for h in 0..120 {
+            y.push_str(&format!(
+                "        S{s}-H{h}: {{ exchange_role: standalone }}\n"
+            ));
+        }
+    }
+    SourceFile::new("big.yml", y)
+}
+
+fn bench(c: &mut Criterion) {
+    let lab = embedded::lab_inventory();
+    c.bench_function("lab inventory (53 hosts)", |b| {
+        b.iter(|| load_inventory(std::slice::from_ref(&lab)).unwrap())
+    });
+    let fleet = load_inventory(std::slice::from_ref(&lab)).unwrap();
+    let books = embedded::playbooks();
+    c.bench_function("nine shipped playbooks", |b| {
+        b.iter(|| {
+            for f in &books {
+                load_playbook(f, &fleet).unwrap();
+            }
+        })
+    });
+    let big = big_inventory();
+    let mut g = c.benchmark_group("large");
+    g.sample_size(10);
+    g.bench_function("10,000 hosts, 1,000 clusters", |b| {
+        b.iter(|| load_inventory(std::slice::from_ref(&big)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,1171 @@
+//! From an Ansible inventory to Lockstep's [`Fleet`]: Exchange variables, sites, clusters, pools,
+//! WinRM connections.
+//!
+//! A host is an Exchange host when its merged variables set `exchange_version`; hosts without it
+//! (domain controllers, file servers of an ordinary Ansible inventory) are left out of the fleet
+//! and of `Fleet::groups`, but they are still read and checked like Ansible would, and are listed
+//! by [`crate::load_ansible_inventory`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use lockstep_core::{
+    Auth, Cluster, ClusterMode, Connection, Edition, Fleet, FrontEndScope, Host, Locale, Name,
+    NameKind, Pool, Product, Role, Scheme, SecretSource, Site, Version, VirtualServer,
+    WindowsRelease,
+};
+
+use crate::ansible::{env_lookup, read_raw, MergedVar, Raw, PASSWORD_VARS};
+use crate::diag::{hint, q, Diagnostics, Pos, Sink, SourceFile};
+use crate::tree::Node;
+
+/// Builds a [`Fleet`] from inventory files; one instance per load.
+pub(crate) struct InventoryLoader<'a> {
+    raw: &'a Raw,
+    sink: &'a mut Sink,
+}
+
+/// A site group; `site` is `None` when its `lockstep_site` was invalid (already reported), so its
+/// hosts are not reported again as site-less.
+struct SiteDef {
+    site: Option<Site>,
+}
+
+struct ClusterDef {
+    group: String,
+    pos: Pos,
+    node: Node,
+}
+
+struct PoolDef {
+    name: Name,
+    pos: Pos,
+}
+
+/// Loads inventory files into a validated fleet, collecting every error.
+pub fn load_inventory(files: &[SourceFile]) -> Result<Fleet, Diagnostics> {
+    let mut sink = Sink::default();
+    let raw = read_raw(files, &mut sink);
+    let fleet = InventoryLoader {
+        raw: &raw,
+        sink: &mut sink,
+    }
+    .fleet();
+    sink.finish(fleet)
+}
+
+pub(crate) fn scalar<'n>(node: &'n Node, what: &str, sink: &mut Sink) -> Option<&'n str> {
+    match node.as_str() {
+        Some(s) if !node.is_null() => Some(s),
+        _ => {
+            sink.error(
+                &node.pos,
+                format!(
+                    "{} must be a single value, found {}",
+                    q(what),
+                    node.describe()
+                ),
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn enum_value<T: Copy>(
+    node: &Node,
+    key: &str,
+    choices: &[(&str, T)],
+    sink: &mut Sink,
+) -> Option<T> {
+    let s = scalar(node, key, sink)?;
+    if let Some((_, v)) = choices.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)) {
+        return Some(*v);
+    }
+    let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+    sink.error(
+        &node.pos,
+        format!(
+            "{} is not a valid `{key}` (expected {}){}",
+            q(s),
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            hint(s, &names)
+        ),
+    );
+    None
+}
+
+pub(crate) fn name_at(kind: NameKind, node: &Node, what: &str, sink: &mut Sink) -> Option<Name> {
+    let s = scalar(node, what, sink)?;
+    match Name::new(kind, s) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            sink.error(&node.pos, format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+pub(crate) fn version_at(
+    node: &Node,
+    what: &str,
+    product: Option<Product>,
+    sink: &mut Sink,
+) -> Option<Version> {
+    let s = scalar(node, what, sink)?;
+    match s.parse::<Version>() {
+        Ok(v) => {
+            if let Some(p) = product {
+                if !p.owns(v) {
+                    sink.error(
+                        &node.pos,
+                        format!(
+                            "{what} {} is not an {p} build (those start with `{}.{}.`)",
+                            q(s),
+                            p.rtm().major,
+                            p.rtm().minor
+                        ),
+                    );
+                    return None;
+                }
+            }
+            Some(v)
+        }
+        Err(e) => {
+            sink.error(&node.pos, format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+/// Checks a mapping's keys against `known`; returns false if it is not a mapping.
+pub(crate) fn check_keys(node: &Node, what: &str, known: &[&str], sink: &mut Sink) -> bool {
+    let Some(entries) = node.as_map() else {
+        sink.error(
+            &node.pos,
+            format!("{what} must be a mapping, found {}", node.describe()),
+        );
+        return false;
+    };
+    for (k, _) in entries {
+        let key = k.as_str().unwrap_or("");
+        if !known.contains(&key) {
+            sink.error(
+                &k.pos,
+                format!(
+                    "unknown key {} in {what} (expected {}){}",
+                    q(key),
+                    known
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    hint(key, known)
+                ),
+            );
+        }
+    }
+    true
+}
+
+pub(crate) const PRODUCTS: &[(&str, Product)] = &[
+    ("5.5", Product::Exchange55),
+    ("2000", Product::Exchange2000),
+    ("2003", Product::Exchange2003),
+];
+pub(crate) const ROLES: &[(&str, Role)] = &[
+    ("front-end", Role::FrontEnd),
+    ("back-end", Role::BackEnd),
+    ("standalone", Role::Standalone),
+    ("sbs", Role::Sbs),
+];
+pub(crate) const EDITIONS: &[(&str, Edition)] = &[
+    ("standard", Edition::Standard),
+    ("enterprise", Edition::Enterprise),
+    ("conferencing", Edition::Conferencing),
+    ("small-business", Edition::SmallBusiness),
+];
+const WINDOWS: &[(&str, WindowsRelease)] = &[
+    ("nt4", WindowsRelease::Nt4),
+    ("2000", WindowsRelease::Windows2000),
+    ("2003", WindowsRelease::Windows2003),
+];
+const EXCHANGE_VARS: &[&str] = &[
+    "exchange_role",
+    "exchange_edition",
+    "exchange_build",
+    "windows_release",
+];
+
+impl InventoryLoader<'_> {
+    fn fleet(&mut self) -> Fleet {
+        let raw = self.raw;
+        let all_vars = raw
+            .groups
+            .get("all")
+            .map(|g| g.own_vars())
+            .unwrap_or_default();
+        let organisation = match all_vars.get("lockstep_organisation") {
+            Some(v) => scalar(&v.value, "lockstep_organisation", self.sink)
+                .unwrap_or_default()
+                .to_owned(),
+            None => String::new(),
+        };
+        let front_end_scope = match all_vars.get("lockstep_front_end_scope") {
+            Some(v) => enum_value(
+                &v.value,
+                "lockstep_front_end_scope",
+                &[
+                    ("organisation", FrontEndScope::Organisation),
+                    ("site", FrontEndScope::Site),
+                ],
+                self.sink,
+            )
+            .unwrap_or_default(),
+            None => FrontEndScope::default(),
+        };
+
+        // Group roles: sites, clusters, pools.
+        let mut sites: BTreeMap<String, SiteDef> = BTreeMap::new();
+        let mut clusters: Vec<ClusterDef> = Vec::new();
+        let mut pools: BTreeMap<String, PoolDef> = BTreeMap::new();
+        for (g, group) in &raw.groups {
+            let own = group.own_vars();
+            if let Some(v) = own.get("lockstep_site") {
+                let site = self.site(g, &v.value);
+                sites.insert(g.clone(), SiteDef { site });
+            }
+            if let Some(v) = own.get("lockstep_cluster") {
+                clusters.push(ClusterDef {
+                    group: g.clone(),
+                    pos: v.key_pos.clone(),
+                    node: v.value.clone(),
+                });
+            }
+            if let Some(v) = own.get("lockstep_pool") {
+                if check_keys(&v.value, "`lockstep_pool`", &["name"], self.sink) {
+                    match v.value.get("name") {
+                        Some(n) => {
+                            if let Some(name) = name_at(NameKind::Ident, n, "pool name", self.sink)
+                            {
+                                pools.insert(
+                                    g.clone(),
+                                    PoolDef {
+                                        name,
+                                        pos: v.key_pos.clone(),
+                                    },
+                                );
+                            }
+                        }
+                        None => self.sink.error(
+                            &v.value.pos,
+                            format!("`lockstep_pool` of group {} has no `name`", q(g)),
+                        ),
+                    }
+                }
+            }
+        }
+
+        // Hosts.
+        let cluster_by_group: HashMap<&str, &ClusterDef> =
+            clusters.iter().map(|c| (c.group.as_str(), c)).collect();
+        let mut hosts: Vec<Host> = Vec::new();
+        for name in &raw.host_order {
+            let vars = raw.merged_vars(name);
+            let Some(version) = vars.get("exchange_version") else {
+                if let Some(k) = EXCHANGE_VARS.iter().find(|k| vars.contains_key(**k)) {
+                    let v = &vars[*k];
+                    self.sink.error(
+                        &v.var.key_pos,
+                        format!(
+                            "host {} sets {} but no `exchange_version` (needed to include it in the fleet)",
+                            q(name),
+                            q(k)
+                        ),
+                    );
+                }
+                continue;
+            };
+            let pos = raw.hosts[name].pos.clone();
+            if let Some(h) = self.host(
+                name,
+                &pos,
+                version,
+                &vars,
+                &sites,
+                &cluster_by_group,
+                &pools,
+            ) {
+                hosts.push(h);
+            }
+        }
+        hosts.sort_by(|a, b| a.name.cmp(&b.name));
+        // Windows compares computer names without case: `PRG-N1` and `prg-n1` are one machine.
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for h in &hosts {
+            let key = h.name.as_str().to_ascii_uppercase();
+            if let Some(first) = seen.insert(key, h.name.as_str()) {
+                let pos = raw.hosts[h.name.as_str()].pos.clone();
+                self.sink.error(
+                    &pos,
+                    format!(
+                        "hosts {} and {} differ only in case; Windows treats them as one computer",
+                        q(first),
+                        q(h.name.as_str())
+                    ),
+                );
+            }
+        }
+
+        // Clusters.
+        let by_name: HashMap<&str, &Host> = hosts.iter().map(|h| (h.name.as_str(), h)).collect();
+        let mut out_clusters = Vec::new();
+        for def in &clusters {
+            if let Some(c) = self.cluster(def, &by_name) {
+                out_clusters.push(c);
+            }
+        }
+        out_clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        for w in out_clusters.windows(2) {
+            if w[0].name.eq_ignore_case(w[1].name.as_str()) {
+                let def = clusters.iter().find(|d| {
+                    d.node.get("name").and_then(Node::as_str) == Some(w[1].name.as_str())
+                });
+                if let Some(d) = def {
+                    self.sink.error(
+                        &d.pos,
+                        format!("two clusters are called {}", q(w[1].name.as_str())),
+                    );
+                }
+            }
+        }
+
+        // Pools.
+        let mut out_pools = Vec::new();
+        for (g, def) in &pools {
+            let members: Vec<&Host> = hosts
+                .iter()
+                .filter(|h| {
+                    h.pool.as_ref() == Some(&def.name)
+                        && raw
+                            .members
+                            .get(g)
+                            .is_some_and(|m| m.contains(h.name.as_str()))
+                })
+                .collect();
+            if members.is_empty() {
+                self.sink.error(
+                    &def.pos,
+                    format!(
+                        "pool {} (group {}) has no Exchange host",
+                        q(def.name.as_str()),
+                        q(g)
+                    ),
+                );
+                continue;
+            }
+            let products: BTreeSet<Product> = members.iter().map(|h| h.product).collect();
+            if products.len() > 1 {
+                let list = members
+                    .iter()
+                    .map(|h| format!("`{}` ({})", h.name, h.product))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.sink.error(
+                    &def.pos,
+                    format!(
+                        "pool {} mixes Exchange versions: {list}",
+                        q(def.name.as_str())
+                    ),
+                );
+            }
+            for h in &members {
+                if h.role != Role::FrontEnd {
+                    self.sink.error(
+                        &def.pos,
+                        format!(
+                            "pool {} holds {}, which is not a front-end (`exchange_role: front-end`)",
+                            q(def.name.as_str()),
+                            q(h.name.as_str())
+                        ),
+                    );
+                }
+            }
+            let sites_of: BTreeSet<&Name> = members.iter().map(|h| &h.site).collect();
+            if sites_of.len() > 1 {
+                self.sink.error(
+                    &def.pos,
+                    format!("pool {} spans several sites", q(def.name.as_str())),
+                );
+            }
+            out_pools.push(Pool {
+                name: def.name.clone(),
+                site: members[0].site.clone(),
+                members: members.iter().map(|h| h.name.clone()).collect(),
+            });
+        }
+        out_pools.sort_by(|a, b| a.name.cmp(&b.name));
+
+        // Groups restricted to the Exchange fleet.
+        let mut groups = BTreeMap::new();
+        for (g, members) in &raw.members {
+            let Ok(gname) = Name::ident(g) else { continue };
+            let m: Vec<Name> = members
+                .iter()
+                .filter_map(|h| by_name.get(h.as_str()).map(|x| x.name.clone()))
+                .collect();
+            groups.insert(gname, m);
+        }
+
+        let mut out_sites: Vec<Site> = sites.into_values().filter_map(|d| d.site).collect();
+        out_sites.sort_by(|a, b| a.name.cmp(&b.name));
+        Fleet {
+            organisation,
+            sites: out_sites,
+            hosts,
+            clusters: out_clusters,
+            pools: out_pools,
+            groups,
+            front_end_scope,
+        }
+    }
+
+    fn site(&mut self, group: &str, node: &Node) -> Option<Site> {
+        if !check_keys(
+            node,
+            "`lockstep_site`",
+            &["locale", "description"],
+            self.sink,
+        ) {
+            return None;
+        }
+        let name = Name::ident(group).ok()?;
+        let Some(l) = node.get("locale") else {
+            self.sink
+                .error(&node.pos, format!("site {} has no `locale`", q(group)));
+            return None;
+        };
+        let tag = scalar(l, "locale", self.sink)?;
+        let Some(locale) = Locale::from_tag(tag) else {
+            let tags: Vec<&str> = Locale::ALL.iter().map(|l| l.tag()).collect();
+            self.sink.error(
+                &l.pos,
+                format!(
+                    "locale {} of site {} is not supported (expected {}){}",
+                    q(tag),
+                    q(group),
+                    tags.iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    hint(tag, &tags)
+                ),
+            );
+            return None;
+        };
+        let description = node
+            .get("description")
+            .and_then(|d| d.as_str())
+            .map(str::to_owned);
+        Some(Site {
+            name,
+            locale,
+            description,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn host(
+        &mut self,
+        name: &str,
+        pos: &Pos,
+        version: &MergedVar,
+        vars: &BTreeMap<String, MergedVar>,
+        sites: &BTreeMap<String, SiteDef>,
+        clusters: &HashMap<&str, &ClusterDef>,
+        pools: &BTreeMap<String, PoolDef>,
+    ) -> Option<Host> {
+        let raw = self.raw;
+        let sink = &mut *self.sink;
+        let hname = match Name::host(name) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                sink.error(
+                    pos,
+                    format!("Exchange host {}: {e} (a computer name; put the DNS name in `ansible_host`)", q(name)),
+                );
+                None
+            }
+        };
+        let product = enum_value(&version.var.value, "exchange_version", PRODUCTS, sink);
+        let role = vars
+            .get("exchange_role")
+            .map(|v| enum_value(&v.var.value, "exchange_role", ROLES, sink))
+            .unwrap_or(Some(Role::Standalone));
+        let edition = match vars.get("exchange_edition") {
+            Some(v) => enum_value(&v.var.value, "exchange_edition", EDITIONS, sink),
+            None => Some(if role == Some(Role::Sbs) {
+                Edition::SmallBusiness
+            } else {
+                Edition::Standard
+            }),
+        };
+        if let (Some(Edition::Conferencing), Some(p)) = (edition, product) {
+            if p != Product::Exchange2000 {
+                let v = &vars["exchange_edition"];
+                sink.error(
+                    &v.var.value.pos,
+                    format!(
+                        "the Conferencing edition exists for Exchange 2000 only, host {} is {p}",
+                        q(name)
+                    ),
+                );
+            }
+        }
+        if (role == Some(Role::Sbs)) != (edition == Some(Edition::SmallBusiness))
+            && vars.contains_key("exchange_edition")
+        {
+            let v = &vars["exchange_edition"];
+            sink.error(
+                &v.var.value.pos,
+                format!(
+                    "host {}: role `sbs` goes with edition `small-business` and only with it",
+                    q(name)
+                ),
+            );
+        }
+        let mut build_ok = true;
+        let build = match vars.get("exchange_build") {
+            Some(v) => {
+                let b = version_at(&v.var.value, "exchange_build", product, sink);
+                build_ok = b.is_some();
+                b
+            }
+            None => None,
+        };
+        let windows = match vars.get("windows_release") {
+            Some(v) => enum_value(&v.var.value, "windows_release", WINDOWS, sink),
+            None => product.map(|p| match p {
+                Product::Exchange2003 => WindowsRelease::Windows2003,
+                Product::Exchange2000 => WindowsRelease::Windows2000,
+                Product::Exchange55 => WindowsRelease::Nt4,
+            }),
+        };
+
+        // Site, cluster, pool membership.
+        // The host's groups (sorted by name) looked up in the site, cluster and pool tables.
+        let my_groups: &[String] = raw.host_groups.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        let my_sites: Vec<(&String, &SiteDef)> = my_groups
+            .iter()
+            .filter_map(|g| sites.get(g).map(|s| (g, s)))
+            .collect();
+        let site = match my_sites.as_slice() {
+            [] => {
+                sink.error(
+                    pos,
+                    format!(
+                        "Exchange host {} is in no site group (a group with `lockstep_site`)",
+                        q(name)
+                    ),
+                );
+                None
+            }
+            [(_, s)] => s.site.as_ref().map(|s| s.name.clone()),
+            [(a, _), (b, _), ..] => {
+                sink.error(
+                    pos,
+                    format!("host {} is in two sites, {} and {}", q(name), q(a), q(b)),
+                );
+                None
+            }
+        };
+        let my_clusters: Vec<&ClusterDef> = my_groups
+            .iter()
+            .filter_map(|g| clusters.get(g.as_str()).copied())
+            .collect();
+        let cluster = match my_clusters.as_slice() {
+            [] => None,
+            [c] => c
+                .node
+                .get("name")
+                .and_then(Node::as_str)
+                .and_then(|s| Name::object(s).ok()),
+            [a, b, ..] => {
+                sink.error(
+                    pos,
+                    format!(
+                        "host {} is a node of two clusters (groups {} and {})",
+                        q(name),
+                        q(&a.group),
+                        q(&b.group)
+                    ),
+                );
+                None
+            }
+        };
+        let my_pools: Vec<(&String, &PoolDef)> = my_groups
+            .iter()
+            .filter_map(|g| pools.get(g).map(|p| (g, p)))
+            .collect();
+        let pool = match my_pools.as_slice() {
+            [] => None,
+            [(_, p)] => Some(p.name.clone()),
+            [(a, _), (b, _), ..] => {
+                sink.error(
+                    pos,
+                    format!(
+                        "host {} is in two pools (groups {} and {})",
+                        q(name),
+                        q(a),
+                        q(b)
+                    ),
+                );
+                None
+            }
+        };
+        if cluster.is_some() && pool.is_some() {
+            sink.error(
+                pos,
+                format!(
+                    "host {} cannot be both a cluster node and a pool member",
+                    q(name)
+                ),
+            );
+        }
+
+        let connection = self.connection(name, pos, vars);
+
+        let mut groups: Vec<Name> = raw
+            .merge_order(name)
+            .into_iter()
+            .filter_map(|g| Name::ident(g).ok())
+            .collect();
+        groups.sort();
+        let host_vars: BTreeMap<String, String> = vars
+            .iter()
+            .filter(|(k, _)| !PASSWORD_VARS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.var.value.to_text()))
+            .collect();
+        if !build_ok {
+            return None;
+        }
+        Some(Host {
+            name: hname?,
+            site: site?,
+            role: role?,
+            product: product?,
+            edition: edition?,
+            build,
+            windows: windows?,
+            cluster,
+            pool,
+            connection: connection?,
+            groups,
+            vars: host_vars,
+        })
+    }
+
+    fn connection(
+        &mut self,
+        name: &str,
+        pos: &Pos,
+        vars: &BTreeMap<String, MergedVar>,
+    ) -> Option<Connection> {
+        let sink = &mut *self.sink;
+        let get = |k: &str| vars.get(k).map(|v| &v.var.value);
+        let mut ok = true;
+        if let Some(c) = get("ansible_connection") {
+            if c.as_str() != Some("winrm") {
+                sink.error(
+                    &c.pos,
+                    format!(
+                        "`ansible_connection` of Exchange host {} is {}; Lockstep talks `winrm` only",
+                        q(name),
+                        q(&c.to_text())
+                    ),
+                );
+                ok = false;
+            }
+        }
+        let address = match get("ansible_host") {
+            Some(a) => {
+                let s = scalar(a, "ansible_host", sink).unwrap_or("").to_owned();
+                let valid = !s.is_empty()
+                    && s.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']')
+                    });
+                if !valid {
+                    sink.error(
+                        &a.pos,
+                        format!("`ansible_host` {} is not a DNS name or IP address", q(&s)),
+                    );
+                    ok = false;
+                }
+                s
+            }
+            None => name.to_owned(),
+        };
+        let port = match get("ansible_port") {
+            Some(p) => match p
+                .as_str()
+                .and_then(|s| s.parse::<u16>().ok())
+                .filter(|p| *p > 0)
+            {
+                Some(p) => Some(p),
+                None => {
+                    sink.error(
+                        &p.pos,
+                        format!("`ansible_port` {} is not a TCP port", q(&p.to_text())),
+                    );
+                    ok = false;
+                    None
+                }
+            },
+            None => None,
+        };
+        // Ansible's rule: https unless the port is 5985.
+        let scheme = match get("ansible_winrm_scheme") {
+            Some(s) => enum_value(
+                s,
+                "ansible_winrm_scheme",
+                &[("http", Scheme::Http), ("https", Scheme::Https)],
+                sink,
+            ),
+            None => Some(if port == Some(5985) {
+                Scheme::Http
+            } else {
+                Scheme::Https
+            }),
+        };
+        let auth = match get("ansible_winrm_transport") {
+            Some(t) => {
+                let one = match t.as_seq() {
+                    Some([single]) => single,
+                    _ => t,
+                };
+                enum_value(
+                    one,
+                    "ansible_winrm_transport",
+                    &[("ntlm", Auth::Ntlm), ("basic", Auth::Basic)],
+                    sink,
+                )
+            }
+            None => Some(Auth::Ntlm),
+        };
+        let verify_tls = match get("ansible_winrm_server_cert_validation") {
+            Some(v) => enum_value(
+                v,
+                "ansible_winrm_server_cert_validation",
+                &[("validate", true), ("ignore", false)],
+                sink,
+            ),
+            None => Some(true),
+        };
+        let allow_basic_over_http = match get("lockstep_allow_basic_over_http") {
+            Some(v) => match v.as_bool() {
+                Some(b) => b,
+                None => {
+                    sink.error(
+                        &v.pos,
+                        format!(
+                            "`lockstep_allow_basic_over_http` must be true or false, found {}",
+                            q(&v.to_text())
+                        ),
+                    );
+                    false
+                }
+            },
+            None => false,
+        };
+        if auth == Some(Auth::Basic) && scheme == Some(Scheme::Http) && !allow_basic_over_http {
+            let at = get("ansible_winrm_transport")
+                .map(|n| n.pos.clone())
+                .unwrap_or(pos.clone());
+            sink.error(
+                &at,
+                format!(
+                    "host {} would send Basic credentials over plain HTTP; use `ansible_winrm_scheme: https` or set `lockstep_allow_basic_over_http: true`",
+                    q(name)
+                ),
+            );
+            ok = false;
+        }
+        let codepage = match get("lockstep_codepage") {
+            Some(v) => match v
+                .as_str()
+                .and_then(|s| s.parse::<u32>().ok())
+                .filter(|c| (1..=65535).contains(c))
+            {
+                Some(c) => Some(c),
+                None => {
+                    sink.error(
+                        &v.pos,
+                        format!(
+                            "`lockstep_codepage` {} is not a code page number",
+                            q(&v.to_text())
+                        ),
+                    );
+                    ok = false;
+                    None
+                }
+            },
+            None => None,
+        };
+        let user = match get("ansible_user").or_else(|| get("ansible_winrm_user")) {
+            Some(u) => scalar(u, "ansible_user", sink).map(str::to_owned),
+            None => {
+                sink.error(
+                    pos,
+                    format!("Exchange host {} has no `ansible_user`", q(name)),
+                );
+                None
+            }
+        };
+        let password = self.password(name, vars);
+        if !ok {
+            return None;
+        }
+        let scheme = scheme?;
+        Some(Connection {
+            address,
+            port: port.unwrap_or(match scheme {
+                Scheme::Http => 5985,
+                Scheme::Https => 5986,
+            }),
+            scheme,
+            auth: auth?,
+            user: user?,
+            password: password?,
+            verify_tls: verify_tls?,
+            allow_basic_over_http,
+            codepage,
+        })
+    }
+
+    /// The password source of highest precedence; two at the same level conflict.
+    fn password(&mut self, name: &str, vars: &BTreeMap<String, MergedVar>) -> Option<SecretSource> {
+        let keys = [
+            "lockstep_password_env",
+            "lockstep_password_file",
+            "lockstep_password_prompt",
+            "ansible_password",
+            "ansible_winrm_password",
+        ];
+        let found: Vec<(&str, &MergedVar)> = keys
+            .iter()
+            .filter_map(|k| vars.get(*k).map(|v| (*k, v)))
+            .collect();
+        let Some(top) = found.iter().map(|(_, v)| v.rank).max() else {
+            return Some(SecretSource::Prompt);
+        };
+        let best: Vec<&(&str, &MergedVar)> = found.iter().filter(|(_, v)| v.rank == top).collect();
+        if best.len() > 1 {
+            self.sink.error(
+                &best[1].1.var.key_pos,
+                format!(
+                    "host {} has two password sources at the same level, {} and {}",
+                    q(name),
+                    q(best[0].0),
+                    q(best[1].0)
+                ),
+            );
+            return None;
+        }
+        let (key, v) = best[0];
+        let node = &v.var.value;
+        match *key {
+            "lockstep_password_env" => {
+                let s = scalar(node, key, self.sink)?;
+                let ok = s
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !ok {
+                    self.sink.error(
+                        &node.pos,
+                        format!("{} is not an environment variable name", q(s)),
+                    );
+                    return None;
+                }
+                Some(SecretSource::Env(s.to_owned()))
+            }
+            "lockstep_password_file" => {
+                Some(SecretSource::File(scalar(node, key, self.sink)?.to_owned()))
+            }
+            "lockstep_password_prompt" => match node.as_bool() {
+                Some(true) => Some(SecretSource::Prompt),
+                _ => {
+                    self.sink.error(
+                        &node.pos,
+                        format!(
+                            "`lockstep_password_prompt` must be `true`, found {}",
+                            q(&node.to_text())
+                        ),
+                    );
+                    None
+                }
+            },
+            // Inline values were refused where they were written; vault values and other
+            // templates are fine for Ansible but not something Lockstep can resolve.
+            _ => match env_lookup(node) {
+                Some(var) => Some(SecretSource::Env(var)),
+                None => {
+                    if !crate::ansible::is_inline_secret(node) {
+                        self.sink.error(
+                            &node.pos,
+                            format!(
+                                "{} of Exchange host {} is a vault value or template Lockstep \
+                                 cannot resolve; use `\"{{{{ lookup('env', 'VAR') }}}}\"` or \
+                                 `lockstep_password_env`/`_file`/`_prompt`",
+                                q(key),
+                                q(name)
+                            ),
+                        );
+                    }
+                    None
+                }
+            },
+        }
+    }
+
+    fn cluster(&mut self, def: &ClusterDef, hosts: &HashMap<&str, &Host>) -> Option<Cluster> {
+        let raw = self.raw;
+        let sink = &mut *self.sink;
+        let node = &def.node;
+        if !check_keys(
+            node,
+            "`lockstep_cluster`",
+            &["name", "mode", "cluster_group", "virtual_servers"],
+            sink,
+        ) {
+            return None;
+        }
+        let Some(name_node) = node.get("name") else {
+            sink.error(
+                &node.pos,
+                format!(
+                    "`lockstep_cluster` of group {} has no `name`",
+                    q(&def.group)
+                ),
+            );
+            return None;
+        };
+        let name = name_at(NameKind::Object, name_node, "cluster name", sink);
+        let mode = match node.get("mode") {
+            Some(m) => enum_value(
+                m,
+                "mode",
+                &[
+                    ("active-passive", ClusterMode::ActivePassive),
+                    ("active-active", ClusterMode::ActiveActive),
+                ],
+                sink,
+            ),
+            None => Some(ClusterMode::ActivePassive),
+        };
+        let member_names: Vec<&String> = raw.members_in_order(&def.group);
+        let nodes: Vec<&Host> = member_names
+            .iter()
+            .filter_map(|h| hosts.get(h.as_str()).copied())
+            .collect();
+        for h in &member_names {
+            if !hosts.contains_key(h.as_str())
+                && !raw.merged_vars(h).contains_key("exchange_version")
+            {
+                sink.error(
+                    &def.pos,
+                    format!(
+                        "node {} of cluster group {} has no `exchange_version`",
+                        q(h),
+                        q(&def.group)
+                    ),
+                );
+            }
+        }
+        if member_names.is_empty() {
+            sink.error(
+                &def.pos,
+                format!("cluster group {} has no host", q(&def.group)),
+            );
+            return None;
+        }
+        // When every node was refused (and why was reported), the rest is still checked.
+        let products: BTreeSet<Product> = nodes.iter().map(|h| h.product).collect();
+        if products.len() > 1 {
+            let list = nodes
+                .iter()
+                .map(|h| format!("`{}` ({})", h.name, h.product))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sink.error(
+                &def.pos,
+                format!(
+                    "the nodes of cluster group {} disagree on the Exchange version: {list}",
+                    q(&def.group)
+                ),
+            );
+        }
+        let sites: BTreeSet<&Name> = nodes.iter().map(|h| &h.site).collect();
+        if sites.len() > 1 {
+            sink.error(
+                &def.pos,
+                format!(
+                    "the nodes of cluster group {} are in several sites",
+                    q(&def.group)
+                ),
+            );
+        }
+        let product = nodes.first().map(|h| h.product).or_else(|| {
+            let first = member_names.first()?;
+            let v = raw
+                .merged_vars(first)
+                .get("exchange_version")?
+                .var
+                .value
+                .to_text();
+            PRODUCTS.iter().find(|(n, _)| *n == v).map(|(_, p)| *p)
+        });
+        let node_names: Vec<Name> = nodes.iter().map(|h| h.name.clone()).collect();
+        // Owners are checked against every member, so a node refused for another reason does not
+        // make its EVSs' owners look unknown too.
+        let owner = |n: &Node, what: &str, sink: &mut Sink| -> Option<Name> {
+            let s = scalar(n, what, sink)?;
+            if let Some(m) = node_names.iter().find(|m| m.eq_ignore_case(s)) {
+                return Some(m.clone());
+            }
+            if member_names.iter().any(|m| m.eq_ignore_ascii_case(s)) {
+                return None;
+            }
+            if raw.hosts.keys().any(|h| h.eq_ignore_ascii_case(s)) {
+                sink.error(
+                    &n.pos,
+                    format!(
+                        "{what} {} is not a node of cluster group {}",
+                        q(s),
+                        q(&def.group)
+                    ),
+                );
+            } else {
+                let known: Vec<&str> = member_names.iter().map(|n| n.as_str()).collect();
+                sink.error(
+                    &n.pos,
+                    format!(
+                        "{what} {} is not a host of the inventory{}",
+                        q(s),
+                        hint(s, &known)
+                    ),
+                );
+            }
+            None
+        };
+        let (cluster_group, cluster_group_owner) = match node.get("cluster_group") {
+            Some(cg) => {
+                if check_keys(cg, "`cluster_group`", &["name", "owner"], sink) {
+                    let n = match cg.get("name") {
+                        Some(n) => name_at(NameKind::Object, n, "cluster group name", sink),
+                        None => Name::object("Cluster Group").ok(),
+                    };
+                    let o = match cg.get("owner") {
+                        Some(o) => owner(o, "cluster group owner", sink),
+                        None => node_names.first().cloned(),
+                    };
+                    (n, o)
+                } else {
+                    (None, None)
+                }
+            }
+            None => (
+                Name::object("Cluster Group").ok(),
+                node_names.first().cloned(),
+            ),
+        };
+        let mut evss = Vec::new();
+        let mut evs_ok = true;
+        match node.get("virtual_servers").map(|v| (v, v.as_seq())) {
+            Some((_, Some(items))) if !items.is_empty() => {
+                for item in items {
+                    if !check_keys(
+                        item,
+                        "a virtual server",
+                        &["name", "group", "owner", "build"],
+                        sink,
+                    ) {
+                        evs_ok = false;
+                        continue;
+                    }
+                    let n = match item.get("name") {
+                        Some(n) => name_at(NameKind::Object, n, "virtual server name", sink),
+                        None => {
+                            sink.error(&item.pos, "a virtual server has no `name`".to_string());
+                            None
+                        }
+                    };
+                    let g = match item.get("group") {
+                        Some(g) => name_at(NameKind::Object, g, "virtual server group", sink),
+                        None => n
+                            .as_ref()
+                            .and_then(|n| Name::object(&format!("{n} Group")).ok()),
+                    };
+                    let o = match item.get("owner") {
+                        Some(o) => owner(o, "virtual server owner", sink),
+                        None => node_names.first().cloned(),
+                    };
+                    let b = match item.get("build") {
+                        Some(b) => {
+                            let v = version_at(b, "virtual server build", product, sink);
+                            if v.is_none() {
+                                evs_ok = false;
+                            }
+                            v
+                        }
+                        None => None,
+                    };
+                    match (n, g, o) {
+                        (Some(name), Some(group), Some(owner)) => evss.push(VirtualServer {
+                            name,
+                            group,
+                            owner,
+                            build: b,
+                        }),
+                        _ => evs_ok = false,
+                    }
+                }
+            }
+            Some((v, _)) => {
+                sink.error(
+                    &v.pos,
+                    format!(
+                        "`virtual_servers` of cluster group {} must be a non-empty list",
+                        q(&def.group)
+                    ),
+                );
+                evs_ok = false;
+            }
+            None => {
+                sink.error(
+                    &node.pos,
+                    format!(
+                        "cluster group {} declares no `virtual_servers`",
+                        q(&def.group)
+                    ),
+                );
+                evs_ok = false;
+            }
+        }
+        if !evs_ok {
+            return None;
+        }
+        Some(Cluster {
+            name: name?,
+            site: nodes.first()?.site.clone(),
+            nodes: node_names,
+            mode: mode?,
+            cluster_group: cluster_group?,
+            cluster_group_owner: cluster_group_owner?,
+            virtual_servers: evss,
+        })
+    }
+}

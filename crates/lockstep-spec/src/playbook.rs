@@ -1,0 +1,1390 @@
+//! Playbooks: `playbooks/*.yml` into [`Playbook`], checked against the fleet they will run on.
+//!
+//! Checked, all at once and each at its position: unknown keys (top level, target, rollout,
+//! stages, phases, steps, action and preflight-check fields), missing fields, unknown procedure,
+//! scope, action, role, edition; a scope the procedure does not use; duplicate step ids within
+//! one scope; `hosts` patterns matching nothing in the fleet; stages naming unknown sites or a
+//! site twice (`*` is expanded to every site no other stage names); gates and durations;
+//! template and `when` syntax (minijinja) and the variables they use; rule ids against
+//! kb328839.md; literal paths, switches, service, group and node names as [`Name`]s, including
+//! playbook variables used whole (`{{ sp_package }}`) as such values. The action body is read by
+//! `serde_yaml` into [`ActionSpec`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use lockstep_core::{
+    ActionSpec, FailureBudget, Fleet, Gate, Name, NameKind, PackageKind, Phase, Playbook,
+    Procedure, Rollout, Scope, Stage, StepSpec, Target,
+};
+
+use crate::diag::{hint, q, Diagnostics, Pos, Sink, SourceFile};
+use crate::inventory::{
+    check_keys, enum_value, name_at, scalar, version_at, EDITIONS, PRODUCTS, ROLES,
+};
+use crate::rules;
+use crate::tree::{self, Kind, Node};
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "title",
+    "procedure",
+    "hosts",
+    "target",
+    "vars",
+    "rollout",
+    "phases",
+];
+const STEP_KEYS: &[&str] = &["id", "name", "rule", "when", "timeout_secs", "action"];
+
+const PROCEDURES: &[(&str, Procedure)] = &[
+    ("E3-CLUSTER", Procedure::E3Cluster),
+    ("E3-FB", Procedure::E3FrontBack),
+    ("E3-NC", Procedure::E3Standalone),
+    ("E2-ACTIVE-PASSIVE", Procedure::E2ActivePassive),
+    ("E2-ACTIVE-ACTIVE", Procedure::E2ActiveActive),
+    ("E2-FB", Procedure::E2FrontBack),
+    ("E2-NC", Procedure::E2Standalone),
+    ("E5-CLUSTER", Procedure::E5Cluster),
+    ("E5-NC", Procedure::E5Standalone),
+];
+
+const SCOPES: &[(&str, Scope)] = &[
+    ("cluster", Scope::Cluster),
+    ("all-nodes", Scope::AllNodes),
+    ("first-node", Scope::FirstNode),
+    ("other-nodes", Scope::OtherNodes),
+    ("each-node", Scope::EachNode),
+    ("each-virtual-server", Scope::EachVirtualServer),
+    ("each-host", Scope::EachHost),
+    ("pool", Scope::Pool),
+];
+
+const ACTIONS: &[&str] = &[
+    "move-group",
+    "evacuate-node",
+    "stop-cluster-service",
+    "start-cluster-service",
+    "evs-resources-offline",
+    "evs-resources-online",
+    "upgrade-virtual-server",
+    "install",
+    "reboot",
+    "stop-services",
+    "start-services",
+    "assert-version",
+    "preflight",
+    "failover-test",
+    "confirm",
+    "nlb-drain",
+    "nlb-start",
+];
+
+/// The fields each action takes besides the common step keys (serde ignores unknown ones, so
+/// the loader checks them itself).
+fn action_fields(action: &str) -> &'static [&'static str] {
+    match action {
+        "move-group" => &["group", "to"],
+        "evacuate-node" => &["to"],
+        "evs-resources-offline" | "evs-resources-online" | "failover-test" => &["group"],
+        "upgrade-virtual-server" => &["group", "command"],
+        "install" => &["package", "args", "prerequisite", "reboot"],
+        "stop-services" | "start-services" => &["services"],
+        "preflight" => &["checks"],
+        "confirm" => &["message", "command"],
+        _ => &[],
+    }
+}
+
+/// The fields of each preflight check besides `check`.
+fn check_fields(check: &str) -> Option<&'static [&'static str]> {
+    match check {
+        "services-stopped" => Some(&["services"]),
+        "no-processes" => Some(&["images"]),
+        "edition-matches" | "product-matches" | "no-pending-reboot" | "cluster-service-running" => {
+            Some(&[])
+        }
+        _ => None,
+    }
+}
+
+/// The names the planner defines for a step of `scope` (see the header of e3-cluster.yml).
+fn builtins(scope: Scope) -> &'static [&'static str] {
+    const HOST: &[&str] = &[
+        "node",
+        "host",
+        "site",
+        "locale",
+        "windows",
+        "role",
+        "product",
+        "kind",
+        "target_build",
+    ];
+    const CLUSTER: &[&str] = &[
+        "node",
+        "host",
+        "site",
+        "locale",
+        "windows",
+        "role",
+        "product",
+        "kind",
+        "target_build",
+        "peer",
+        "first_node",
+        "cluster",
+        "cluster_group",
+    ];
+    const EVS: &[&str] = &[
+        "node",
+        "host",
+        "site",
+        "locale",
+        "windows",
+        "role",
+        "product",
+        "kind",
+        "target_build",
+        "peer",
+        "first_node",
+        "cluster",
+        "cluster_group",
+        "evs",
+        "group",
+    ];
+    match scope {
+        Scope::EachHost | Scope::Pool => HOST,
+        Scope::EachVirtualServer => EVS,
+        _ => CLUSTER,
+    }
+}
+
+/// Which [`NameKind`] a literal in an action field must satisfy (by field name).
+fn field_kind(field: &str) -> Option<NameKind> {
+    match field {
+        "group" => Some(NameKind::Object),
+        "to" => Some(NameKind::Host),
+        "package" => Some(NameKind::Path),
+        "args" => Some(NameKind::Args),
+        "prerequisite" => Some(NameKind::Ident),
+        "services" | "images" => Some(NameKind::Object),
+        _ => None,
+    }
+}
+
+/// Loads one playbook and checks it against `fleet`, collecting every error.
+pub fn load_playbook(file: &SourceFile, fleet: &Fleet) -> Result<Playbook, Diagnostics> {
+    let root = tree::parse(file)?;
+    let mut sink = Sink::default();
+    let pb = PlaybookLoader {
+        fleet,
+        sink: &mut sink,
+        file,
+        vars: BTreeMap::new(),
+        scope: None,
+    }
+    .playbook(&root);
+    match pb {
+        Some(p) => sink.finish(p),
+        None => {
+            // Something required was missing or wrong; it has normally been reported already.
+            if !sink.has_errors() {
+                sink.error(&root.pos, "playbook could not be read");
+            }
+            Err(sink.into_diagnostics())
+        }
+    }
+}
+
+/// Reads one playbook; one instance per load.
+struct PlaybookLoader<'a> {
+    fleet: &'a Fleet,
+    sink: &'a mut Sink,
+    file: &'a SourceFile,
+    /// Playbook vars as written (for checking what `{{ var }}` expands to).
+    vars: BTreeMap<String, Node>,
+    /// Scope of the phase being read (decides which built-in names templates may use).
+    scope: Option<Scope>,
+}
+
+/// `{{ name }}` → `name` (a whole-value reference to one variable).
+fn whole_var(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    inner
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        .then_some(inner)
+}
+
+fn has_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// Parses `30m`, `90s`, `2h`, `1h30m`, `1d` into seconds.
+pub(crate) fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+        } else {
+            let n: u64 = num.parse().ok()?;
+            num.clear();
+            let mult = match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86400,
+                _ => return None,
+            };
+            total = total.checked_add(n.checked_mul(mult)?)?;
+        }
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(total)
+}
+
+/// Glob match with `*` and `?`, case-insensitive.
+fn glob(pattern: &str, s: &str) -> bool {
+    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
+    let t: Vec<char> = s.to_ascii_lowercase().chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(sp) = star {
+            pi = sp + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+impl PlaybookLoader<'_> {
+    fn playbook(&mut self, root: &Node) -> Option<Playbook> {
+        if !check_keys(root, "a playbook", TOP_KEYS, self.sink) {
+            return None;
+        }
+        let stem = std::path::Path::new(&self.file.path)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("playbook")
+            .to_owned();
+        let name = match root.get("name") {
+            Some(n) => name_at(NameKind::Ident, n, "playbook name", self.sink),
+            None => match Name::ident(&stem) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    self.sink
+                        .error(&root.pos, format!("playbook name from the file name: {e}"));
+                    None
+                }
+            },
+        };
+        let title = match self.required(root, "title") {
+            Some(t) => scalar(t, "title", self.sink).map(str::to_owned),
+            None => None,
+        };
+        let procedure = self
+            .required(root, "procedure")
+            .and_then(|p| enum_value(p, "procedure", PROCEDURES, self.sink));
+        let hosts = self.required(root, "hosts").and_then(|h| self.hosts(h));
+        let target = self
+            .required(root, "target")
+            .and_then(|t| self.target(t, procedure));
+        let vars = match root.get("vars") {
+            Some(v) => self.vars(v),
+            None => Some(BTreeMap::new()),
+        };
+        let rollout = match root.get("rollout") {
+            Some(r) => self.rollout(r),
+            None => Some(Rollout::default()),
+        };
+        let phases = self
+            .required(root, "phases")
+            .and_then(|p| self.phases(p, procedure));
+        Some(Playbook {
+            name: name?,
+            title: title?,
+            procedure: procedure?,
+            hosts: hosts?,
+            target: target?,
+            vars: vars?,
+            phases: phases?,
+            rollout: rollout?,
+        })
+    }
+
+    fn required<'n>(&mut self, map: &'n Node, key: &str) -> Option<&'n Node> {
+        let v = map.get(key);
+        if v.is_none() {
+            self.sink.error(&map.pos, format!("missing field `{key}`"));
+        }
+        v
+    }
+
+    fn strings<'n>(&mut self, node: &'n Node, what: &str) -> Option<Vec<&'n Node>> {
+        match &node.kind {
+            Kind::Seq(items) => {
+                let mut ok = true;
+                for i in items {
+                    if i.as_str().is_none() || i.is_null() {
+                        self.sink.error(
+                            &i.pos,
+                            format!("{what} must hold strings, found {}", i.describe()),
+                        );
+                        ok = false;
+                    }
+                }
+                ok.then(|| items.iter().collect())
+            }
+            Kind::Scalar { .. } if !node.is_null() => Some(vec![node]),
+            _ => {
+                self.sink.error(
+                    &node.pos,
+                    format!(
+                        "{what} must be a list of strings, found {}",
+                        node.describe()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn hosts(&mut self, node: &Node) -> Option<Vec<String>> {
+        let items = self.strings(node, "`hosts`")?;
+        let fleet = self.fleet;
+        let mut ok = true;
+        for item in &items {
+            let pattern = item.as_str().unwrap_or_default();
+            for term in pattern.split([':', ',']) {
+                let term = term.trim().trim_start_matches(['&', '!']);
+                if term.is_empty() {
+                    continue;
+                }
+                let names = fleet
+                    .groups
+                    .keys()
+                    .map(Name::as_str)
+                    .chain(fleet.hosts.iter().map(|h| h.name.as_str()))
+                    .chain(fleet.sites.iter().map(|s| s.name.as_str()))
+                    .chain(fleet.clusters.iter().map(|c| c.name.as_str()))
+                    .chain(fleet.pools.iter().map(|p| p.name.as_str()));
+                let names: Vec<&str> = names.collect();
+                let matched = term == "all" || names.iter().any(|n| glob(term, n));
+                if !matched {
+                    ok = false;
+                    self.sink.error(
+                        &item.pos,
+                        format!(
+                            "host pattern {} matches nothing in the inventory{}",
+                            q(term),
+                            hint(term, &names)
+                        ),
+                    );
+                }
+            }
+        }
+        ok.then(|| {
+            items
+                .iter()
+                .map(|i| i.as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+    }
+
+    fn target(&mut self, node: &Node, procedure: Option<Procedure>) -> Option<Target> {
+        if !check_keys(
+            node,
+            "`target`",
+            &["product", "build", "kind", "editions"],
+            self.sink,
+        ) {
+            return None;
+        }
+        let product = self
+            .required(node, "product")
+            .and_then(|p| enum_value(p, "product", PRODUCTS, self.sink));
+        if let (Some(p), Some(proc_)) = (product, procedure) {
+            if proc_.product() != p {
+                let at = node
+                    .get("product")
+                    .map(|n| n.pos.clone())
+                    .unwrap_or(node.pos.clone());
+                let written = node.get("product").map(Node::to_text).unwrap_or_default();
+                self.sink.error(
+                    &at,
+                    format!(
+                        "target product {} ({p}) does not match procedure `{proc_}` ({})",
+                        q(&written),
+                        proc_.product()
+                    ),
+                );
+            }
+        }
+        let build = self
+            .required(node, "build")
+            .and_then(|b| version_at(b, "target build", product, self.sink));
+        let kind = self.required(node, "kind").and_then(|k| {
+            enum_value(
+                k,
+                "kind",
+                &[
+                    ("service-pack", PackageKind::ServicePack),
+                    ("hotfix", PackageKind::Hotfix),
+                ],
+                self.sink,
+            )
+        });
+        let mut editions = Vec::new();
+        let mut ok = true;
+        if let Some(e) = node.get("editions") {
+            for item in self.strings(e, "`editions`").unwrap_or_default() {
+                match enum_value(item, "edition", EDITIONS, self.sink) {
+                    Some(ed) => editions.push(ed),
+                    None => ok = false,
+                }
+            }
+            // E2-ED: the Conferencing Server service pack is a different package.
+            let conf = editions.contains(&lockstep_core::Edition::Conferencing);
+            if conf && editions.len() > 1 {
+                self.sink.error(
+                    &e.pos,
+                    "one package cannot target `conferencing` and another edition: the Conferencing Server service pack is not the Standard/Enterprise one (E2-ED)",
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(Target {
+            product: product?,
+            build: build?,
+            kind: kind?,
+            editions,
+        })
+    }
+
+    fn template(&mut self, node: &Node, text: &str) -> bool {
+        if !has_template(text) {
+            return true;
+        }
+        let env = minijinja::Environment::new();
+        match env.template_from_str(text) {
+            Ok(t) => self.names_known(node, text, t.undeclared_variables(false), &env),
+            Err(e) => {
+                self.sink.error(
+                    &node.pos,
+                    format!(
+                        "template {} does not parse: {}",
+                        q(text),
+                        e.detail().unwrap_or(&e.to_string())
+                    ),
+                );
+                false
+            }
+        }
+    }
+
+    /// Inside a phase, every variable a template or `when` uses must be a built-in of the phase's
+    /// scope, a playbook variable or a variable some inventory host has (the planner renders
+    /// strictly; this finds the typo with its position).
+    fn names_known(
+        &mut self,
+        node: &Node,
+        text: &str,
+        used: std::collections::HashSet<String>,
+        env: &minijinja::Environment<'_>,
+    ) -> bool {
+        let Some(scope) = self.scope else {
+            return true;
+        };
+        let mut known: BTreeSet<&str> = builtins(scope).iter().copied().collect();
+        known.extend(self.vars.keys().map(String::as_str));
+        known.extend(
+            self.fleet
+                .hosts
+                .iter()
+                .flat_map(|h| h.vars.keys().map(String::as_str)),
+        );
+        let globals: BTreeSet<String> = env.globals().map(|(n, _)| n.to_owned()).collect();
+        let mut unknown: Vec<String> = used
+            .into_iter()
+            .filter(|u| !known.contains(u.as_str()) && !globals.contains(u))
+            .collect();
+        unknown.sort();
+        let Some(first) = unknown.first() else {
+            return true;
+        };
+        let candidates: Vec<&str> = known.iter().copied().collect();
+        let scope_name = SCOPES
+            .iter()
+            .find(|(_, s)| *s == scope)
+            .map(|(n, _)| *n)
+            .unwrap_or_default();
+        self.sink.error(
+            &node.pos,
+            format!(
+                "{} uses {}, which is not a built-in of scope `{scope_name}`, a playbook variable \
+                 or an inventory variable{}",
+                q(text),
+                q(first),
+                hint(first, &candidates)
+            ),
+        );
+        false
+    }
+
+    fn vars(&mut self, node: &Node) -> Option<BTreeMap<String, String>> {
+        if node.is_null() {
+            return Some(BTreeMap::new());
+        }
+        let Some(entries) = node.as_map() else {
+            self.sink.error(
+                &node.pos,
+                format!("`vars` must be a mapping, found {}", node.describe()),
+            );
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for (k, v) in entries {
+            let Some(key) = k.as_str() else {
+                self.sink.error(&k.pos, "a variable name must be a string");
+                ok = false;
+                continue;
+            };
+            let valid = key
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.sink.error(
+                    &k.pos,
+                    format!("variable name {} is not an identifier", q(key)),
+                );
+                ok = false;
+            }
+            let Some(value) = v.as_str().filter(|_| !v.is_null()) else {
+                self.sink.error(
+                    &v.pos,
+                    format!(
+                        "variable {} must be a single value, found {}",
+                        q(key),
+                        v.describe()
+                    ),
+                );
+                ok = false;
+                continue;
+            };
+            ok &= self.template(v, value);
+            self.vars.insert(key.to_owned(), v.clone());
+            out.insert(key.to_owned(), value.to_owned());
+        }
+        ok.then_some(out)
+    }
+
+    fn count(&mut self, node: &Node, what: &str) -> Option<u32> {
+        match node
+            .as_str()
+            .filter(|_| !node.is_null())
+            .and_then(|s| s.parse::<u32>().ok())
+        {
+            Some(n) => Some(n),
+            None => {
+                self.sink.error(
+                    &node.pos,
+                    format!(
+                        "{what} must be a whole number, found {}",
+                        q(&node.to_text())
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn rollout(&mut self, node: &Node) -> Option<Rollout> {
+        if !check_keys(
+            node,
+            "`rollout`",
+            &[
+                "max_parallel_sites",
+                "max_parallel_per_site",
+                "failure_budget",
+                "stages",
+            ],
+            self.sink,
+        ) {
+            return None;
+        }
+        let mut r = Rollout::default();
+        let mut ok = true;
+        if let Some(n) = node.get("max_parallel_sites") {
+            match self.count(n, "`max_parallel_sites`") {
+                Some(0) => {
+                    self.sink
+                        .error(&n.pos, "`max_parallel_sites` must be at least 1");
+                    ok = false;
+                }
+                Some(v) => r.max_parallel_sites = v,
+                None => ok = false,
+            }
+        }
+        if let Some(n) = node.get("max_parallel_per_site") {
+            match self.count(n, "`max_parallel_per_site`") {
+                Some(v) => r.max_parallel_per_site = v,
+                None => ok = false,
+            }
+        }
+        if let Some(fb) = node.get("failure_budget") {
+            if check_keys(fb, "`failure_budget`", &["max_failed_hosts"], self.sink) {
+                // Typed part: serde_yaml reads it once the keys are known to be right.
+                match serde_yaml::from_value::<FailureBudget>(fb.to_value()) {
+                    Ok(b) => r.failure_budget = b,
+                    Err(e) => {
+                        self.sink.error(&fb.pos, format!("`failure_budget`: {e}"));
+                        ok = false;
+                    }
+                }
+            } else {
+                ok = false;
+            }
+        }
+        if let Some(stages) = node.get("stages") {
+            match self.stages(stages) {
+                Some(s) => r.stages = s,
+                None => ok = false,
+            }
+        }
+        ok.then_some(r)
+    }
+
+    fn stages(&mut self, node: &Node) -> Option<Vec<Stage>> {
+        let Some(items) = node.as_seq() else {
+            self.sink.error(
+                &node.pos,
+                format!("`stages` must be a list, found {}", node.describe()),
+            );
+            return None;
+        };
+        let fleet = self.fleet;
+        let site_names: Vec<&str> = fleet.sites.iter().map(|s| s.name.as_str()).collect();
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let mut star_at: Option<(Pos, usize)> = None;
+        let mut out = Vec::new();
+        let mut ok = true;
+        let mut stage_names: BTreeSet<String> = BTreeSet::new();
+        for (idx, item) in items.iter().enumerate() {
+            if !check_keys(
+                item,
+                "a stage",
+                &["name", "sites", "gate", "max_parallel_sites"],
+                self.sink,
+            ) {
+                ok = false;
+                continue;
+            }
+            let name = self
+                .required(item, "name")
+                .and_then(|n| name_at(NameKind::Ident, n, "stage name", self.sink));
+            if let Some(n) = &name {
+                if !stage_names.insert(n.as_str().to_ascii_lowercase()) {
+                    self.sink.error(
+                        &item
+                            .get("name")
+                            .map(|n| n.pos.clone())
+                            .unwrap_or(item.pos.clone()),
+                        format!("two stages are called {}", q(n.as_str())),
+                    );
+                    ok = false;
+                }
+            }
+            let mut sites: Vec<Name> = Vec::new();
+            let mut star = false;
+            if let Some(s) = self.required(item, "sites") {
+                for site in self.strings(s, "`sites`").unwrap_or_default() {
+                    let sname = site.as_str().unwrap_or_default();
+                    if sname == "*" {
+                        if star_at.is_some() {
+                            self.sink
+                                .error(&site.pos, "`*` may appear in one stage only");
+                            ok = false;
+                        }
+                        star = true;
+                        star_at = Some((site.pos.clone(), idx));
+                        continue;
+                    }
+                    match fleet.site(sname) {
+                        None => {
+                            self.sink.error(
+                                &site.pos,
+                                format!(
+                                    "stage names site {}, which is not in the inventory{}",
+                                    q(sname),
+                                    hint(sname, &site_names)
+                                ),
+                            );
+                            ok = false;
+                        }
+                        Some(found) => {
+                            let key = found.name.as_str().to_owned();
+                            let stage = name
+                                .as_ref()
+                                .map(|n| n.as_str().to_owned())
+                                .unwrap_or_default();
+                            if let Some(prev) = seen.get(&key) {
+                                self.sink.error(
+                                    &site.pos,
+                                    format!(
+                                        "site {} is in two stages, {} and {}",
+                                        q(sname),
+                                        q(prev),
+                                        q(&stage)
+                                    ),
+                                );
+                                ok = false;
+                            } else {
+                                seen.insert(key, stage);
+                                sites.push(found.name.clone());
+                            }
+                            if let Some((p, i)) = &star_at {
+                                if *i < idx {
+                                    self.sink.error(p, format!("`*` must be in the last stage naming sites; site {} comes after it", q(sname)));
+                                    ok = false;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let gate = match item.get("gate") {
+                Some(g) => self.gate(g),
+                None => Some(Gate::None),
+            };
+            let mps = match item.get("max_parallel_sites") {
+                Some(n) => self.count(n, "`max_parallel_sites`").map(Some),
+                None => Some(None),
+            };
+            match (name, gate, mps) {
+                (Some(name), Some(gate), Some(max_parallel_sites)) => out.push((
+                    star,
+                    Stage {
+                        name,
+                        sites,
+                        gate,
+                        max_parallel_sites,
+                    },
+                )),
+                _ => ok = false,
+            }
+        }
+        if !ok {
+            return None;
+        }
+        // `*`: every site not named by another stage, in name order.
+        let rest: Vec<Name> = fleet
+            .sites
+            .iter()
+            .filter(|s| !seen.contains_key(s.name.as_str()))
+            .map(|s| s.name.clone())
+            .collect();
+        Some(
+            out.into_iter()
+                .map(|(star, mut st)| {
+                    if star {
+                        st.sites.extend(rest.iter().cloned());
+                    }
+                    st
+                })
+                .collect(),
+        )
+    }
+
+    fn gate(&mut self, node: &Node) -> Option<Gate> {
+        match &node.kind {
+            Kind::Scalar { value, .. } => match value.as_str() {
+                "none" => Some(Gate::None),
+                "approval" => Some(Gate::Approval),
+                other => {
+                    self.sink.error(
+                        &node.pos,
+                        format!(
+                            "gate {} is not `none`, `approval` or `{{ soak: 30m }}`{}",
+                            q(other),
+                            hint(other, &["none", "approval"])
+                        ),
+                    );
+                    None
+                }
+            },
+            Kind::Map(_) => {
+                if !check_keys(node, "a gate", &["soak"], self.sink) {
+                    return None;
+                }
+                let s = node.get("soak")?;
+                let text = s.as_str().unwrap_or_default();
+                match parse_duration(text) {
+                    Some(secs) => Some(Gate::Soak { secs }),
+                    None => {
+                        self.sink.error(
+                            &s.pos,
+                            format!(
+                                "soak time {} is not a duration like `30m`, `90s` or `2h`",
+                                q(&s.to_text())
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+            Kind::Seq(_) => {
+                self.sink.error(
+                    &node.pos,
+                    "a gate is `none`, `approval` or `{ soak: 30m }`, not a list",
+                );
+                None
+            }
+        }
+    }
+
+    fn phases(&mut self, node: &Node, procedure: Option<Procedure>) -> Option<Vec<Phase>> {
+        let Some(items) = node.as_seq().filter(|i| !i.is_empty()) else {
+            self.sink.error(
+                &node.pos,
+                format!(
+                    "`phases` must be a non-empty list, found {}",
+                    node.describe()
+                ),
+            );
+            return None;
+        };
+        let mut ids: BTreeMap<(String, String), Pos> = BTreeMap::new();
+        let mut out = Vec::new();
+        let mut ok = true;
+        for item in items {
+            if !check_keys(
+                item,
+                "a phase",
+                &["name", "scope", "roles", "steps"],
+                self.sink,
+            ) {
+                ok = false;
+                continue;
+            }
+            let name = self
+                .required(item, "name")
+                .and_then(|n| scalar(n, "name", self.sink).map(str::to_owned));
+            let scope_node = self.required(item, "scope");
+            let scope = scope_node.and_then(|s| enum_value(s, "scope", SCOPES, self.sink));
+            self.scope = scope;
+            if let (Some(sc), Some(p), Some(sn)) = (scope, procedure, scope_node) {
+                let cluster_scope = !matches!(sc, Scope::EachHost | Scope::Pool);
+                if p.is_cluster() != cluster_scope {
+                    self.sink.error(
+                        &sn.pos,
+                        format!(
+                            "scope {} does not fit procedure `{p}`, which works on {}",
+                            q(sn.as_str().unwrap_or_default()),
+                            if p.is_cluster() {
+                                "clusters"
+                            } else {
+                                "non-clustered hosts"
+                            }
+                        ),
+                    );
+                    ok = false;
+                }
+                if sc == Scope::Pool && p != Procedure::E3FrontBack {
+                    self.sink.error(&sn.pos, format!("scope `pool` is for load-balanced front-ends (E3-LB, procedure `E3-FB`), not `{p}`"));
+                    ok = false;
+                }
+            }
+            let mut roles = Vec::new();
+            if let Some(r) = item.get("roles") {
+                for role in self.strings(r, "`roles`").unwrap_or_default() {
+                    match enum_value(role, "role", ROLES, self.sink) {
+                        Some(x) => roles.push(x),
+                        None => ok = false,
+                    }
+                }
+            }
+            let steps = self.required(item, "steps").and_then(|s| {
+                let Some(list) = s.as_seq().filter(|l| !l.is_empty()) else {
+                    self.sink.error(
+                        &s.pos,
+                        format!("`steps` must be a non-empty list, found {}", s.describe()),
+                    );
+                    return None;
+                };
+                let mut steps = Vec::new();
+                let mut all_ok = true;
+                for st in list {
+                    // Duplicate ids are found even when the step has other errors.
+                    if let (Some(sn), Some(idn)) = (scope_node, st.get("id")) {
+                        let id_text = idn.as_str().unwrap_or_default().to_owned();
+                        let key = (sn.as_str().unwrap_or_default().to_owned(), id_text.clone());
+                        if let Some(prev) = ids.get(&key) {
+                            self.sink.error(
+                                &idn.pos,
+                                format!(
+                                    "step id {} is used twice in scope {} (first at line {})",
+                                    q(&id_text),
+                                    q(&key.0),
+                                    prev.line
+                                ),
+                            );
+                            all_ok = false;
+                        } else {
+                            ids.insert(key, idn.pos.clone());
+                        }
+                    }
+                    match self.step(st) {
+                        Some(step) => steps.push(step),
+                        None => all_ok = false,
+                    }
+                }
+                all_ok.then_some(steps)
+            });
+            match (name, scope, steps) {
+                (Some(name), Some(scope), Some(steps)) => out.push(Phase {
+                    name,
+                    scope,
+                    roles,
+                    steps,
+                }),
+                _ => ok = false,
+            }
+        }
+        self.scope = None;
+        ok.then_some(out)
+    }
+
+    fn step(&mut self, node: &Node) -> Option<StepSpec> {
+        let Some(entries) = node.as_map() else {
+            self.sink.error(
+                &node.pos,
+                format!("a step must be a mapping, found {}", node.describe()),
+            );
+            return None;
+        };
+        let mut ok = true;
+        let id = self
+            .required(node, "id")
+            .and_then(|n| name_at(NameKind::Ident, n, "step id", self.sink));
+        let shown = id
+            .as_ref()
+            .map(|i| i.as_str().to_owned())
+            .unwrap_or_else(|| "?".into());
+        let name = self.required(node, "name").and_then(|n| {
+            let s = scalar(n, "name", self.sink)?;
+            self.template(n, s).then(|| s.to_owned())
+        });
+        let rule = self.required(node, "rule").and_then(|r| {
+            let s = scalar(r, "rule", self.sink)?;
+            match rules::check_rule(s) {
+                None => Some(s.to_owned()),
+                Some(why) => {
+                    self.sink.error(
+                        &r.pos,
+                        format!(
+                            "step {}: rule {} is unknown: {why}{}",
+                            q(&shown),
+                            q(s),
+                            hint(s, &rules::known_ids())
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        let when = match node.get("when") {
+            Some(w) => match scalar(w, "when", self.sink) {
+                Some(s) => {
+                    let env = minijinja::Environment::new();
+                    match env.compile_expression(s) {
+                        Ok(expr) => {
+                            let used = expr.undeclared_variables(false);
+                            self.names_known(w, s, used, &env)
+                                .then(|| Some(s.to_owned()))
+                        }
+                        Err(e) => {
+                            self.sink.error(
+                                &w.pos,
+                                format!(
+                                    "step {}: `when` expression {} does not parse: {}",
+                                    q(&shown),
+                                    q(s),
+                                    e.detail().unwrap_or(&e.to_string())
+                                ),
+                            );
+                            None
+                        }
+                    }
+                }
+                None => None,
+            },
+            None => Some(None),
+        };
+        let timeout_secs = match node.get("timeout_secs") {
+            Some(t) => match t
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .filter(|n| *n > 0)
+            {
+                Some(n) => Some(Some(n)),
+                None => {
+                    self.sink.error(
+                        &t.pos,
+                        format!(
+                            "`timeout_secs` must be a positive number of seconds, found {}",
+                            q(&t.to_text())
+                        ),
+                    );
+                    None
+                }
+            },
+            None => Some(None),
+        };
+        // The action: `action:` plus the variant's fields, read by serde_yaml into the core type.
+        let action = match node.get("action") {
+            None => {
+                self.sink
+                    .error(&node.pos, format!("step {} has no `action`", q(&shown)));
+                None
+            }
+            Some(a) => {
+                let aname = a.as_str().unwrap_or_default();
+                if !ACTIONS.contains(&aname) {
+                    self.sink.error(
+                        &a.pos,
+                        format!(
+                            "step {}: unknown action {}{}",
+                            q(&shown),
+                            q(aname),
+                            hint(aname, ACTIONS)
+                        ),
+                    );
+                    None
+                } else {
+                    self.unknown_fields(&shown, aname, entries, node);
+                    let mut map = serde_yaml::Mapping::new();
+                    for (k, v) in entries {
+                        let key = k.as_str().unwrap_or_default();
+                        if key == "action" || !STEP_KEYS.contains(&key) {
+                            map.insert(k.to_value(), v.to_value());
+                        }
+                    }
+                    match serde_yaml::from_value::<ActionSpec>(serde_yaml::Value::Mapping(map)) {
+                        Ok(spec) => Some(spec),
+                        Err(e) => {
+                            let msg = e.to_string();
+                            let at = serde_position(&msg, entries).unwrap_or(node.pos.clone());
+                            self.sink.error(
+                                &at,
+                                format!("step {} (action {}): {msg}", q(&shown), q(aname)),
+                            );
+                            None
+                        }
+                    }
+                }
+            }
+        };
+        // Templates and literal names in the action's fields.
+        for (k, v) in entries {
+            let key = k.as_str().unwrap_or_default();
+            if STEP_KEYS.contains(&key) {
+                continue;
+            }
+            ok &= self.field(&shown, key, v);
+        }
+        if !ok {
+            return None;
+        }
+        Some(StepSpec {
+            id: id?,
+            name: name?,
+            rule: rule?,
+            action: action?,
+            when: when?,
+            timeout_secs: timeout_secs?,
+        })
+    }
+
+    /// Reports fields the action (or a preflight check) does not take.
+    fn unknown_fields(&mut self, step: &str, action: &str, entries: &[(Node, Node)], node: &Node) {
+        let allowed = action_fields(action);
+        for (k, _) in entries {
+            let key = k.as_str().unwrap_or_default();
+            if STEP_KEYS.contains(&key) || allowed.contains(&key) {
+                continue;
+            }
+            let known: Vec<&str> = STEP_KEYS.iter().chain(allowed).copied().collect();
+            self.sink.error(
+                &k.pos,
+                format!(
+                    "step {}: unknown field {} for action `{action}` (it takes {}){}",
+                    q(step),
+                    q(key),
+                    known
+                        .iter()
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    hint(key, &known)
+                ),
+            );
+        }
+        if action != "preflight" {
+            return;
+        }
+        let Some(checks) = node.get("checks").and_then(Node::as_seq) else {
+            return;
+        };
+        for c in checks {
+            let Some(name) = c.get("check").and_then(Node::as_str) else {
+                continue;
+            };
+            let Some(fields) = check_fields(name) else {
+                continue; // serde names the unknown variant
+            };
+            for (k, _) in c.as_map().unwrap_or_default() {
+                let key = k.as_str().unwrap_or_default();
+                if key != "check" && !fields.contains(&key) {
+                    self.sink.error(
+                        &k.pos,
+                        format!(
+                            "step {}: unknown field {} for check `{name}`",
+                            q(step),
+                            q(key)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Checks one action field (recursing into `checks`): templates parse, literals are names.
+    fn field(&mut self, step: &str, key: &str, v: &Node) -> bool {
+        match &v.kind {
+            Kind::Scalar { value, .. } => {
+                if !self.template(v, value) {
+                    return false;
+                }
+                // A site-supplied command is one cmd.exe line: free text, but no line breaks.
+                if key == "command" {
+                    if let Some(bad) = value.chars().find(|c| c.is_control()) {
+                        self.sink.error(
+                            &v.pos,
+                            format!(
+                                "step {}, `command` {}: contains {bad:?}; a command is one line",
+                                q(step),
+                                q(value)
+                            ),
+                        );
+                        return false;
+                    }
+                    return true;
+                }
+                let Some(kind) = field_kind(key) else {
+                    return true;
+                };
+                if key == "args" && value.is_empty() {
+                    return true;
+                }
+                if let Some(var) = whole_var(value) {
+                    // `{{ sp_package }}`: check the playbook's default value as that kind.
+                    if let Some(vn) = self.vars.get(var).cloned() {
+                        let text = vn.as_str().unwrap_or_default().to_owned();
+                        let literal = !has_template(&text);
+                        let empty_args = key == "args" && text.is_empty();
+                        if literal && !empty_args {
+                            if let Err(e) = Name::new(kind, &text) {
+                                self.sink.error(
+                                    &vn.pos,
+                                    format!(
+                                        "variable {} (used as `{key}` of step {}): {e}",
+                                        q(var),
+                                        q(step)
+                                    ),
+                                );
+                                return false;
+                            }
+                        }
+                    }
+                    return true;
+                }
+                if has_template(value) {
+                    return true;
+                }
+                match Name::new(kind, value) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        self.sink
+                            .error(&v.pos, format!("step {}, `{key}`: {e}", q(step)));
+                        false
+                    }
+                }
+            }
+            Kind::Seq(items) => {
+                let mut ok = true;
+                for i in items {
+                    ok &= self.field(step, key, i);
+                }
+                ok
+            }
+            Kind::Map(entries) => {
+                let mut ok = true;
+                for (k, i) in entries {
+                    ok &= self.field(step, k.as_str().unwrap_or_default(), i);
+                }
+                ok
+            }
+        }
+    }
+}
+
+/// Where a serde error points: the key it names (`unknown field `x``) or the value it quotes
+/// (`unknown variant `x``).
+fn serde_position(msg: &str, entries: &[(Node, Node)]) -> Option<Pos> {
+    let quoted = |prefix: &str| -> Option<String> {
+        let start = msg.find(prefix)? + prefix.len();
+        let rest = &msg[start..];
+        Some(rest[..rest.find('`')?].to_owned())
+    };
+    if let Some(f) = quoted("unknown field `") {
+        if let Some((k, _)) = entries.iter().find(|(k, _)| k.as_str() == Some(f.as_str())) {
+            return Some(k.pos.clone());
+        }
+    }
+    let v = quoted("unknown variant `")?;
+    fn find(node: &Node, v: &str) -> Option<Pos> {
+        match &node.kind {
+            Kind::Scalar { value, .. } => (value == v).then(|| node.pos.clone()),
+            Kind::Seq(items) => items.iter().find_map(|i| find(i, v)),
+            Kind::Map(m) => m.iter().find_map(|(_, i)| find(i, v)),
+        }
+    }
+    entries.iter().find_map(|(_, n)| find(n, &v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Exhaustive on purpose: a new core action fails to compile here until the loader's
+    /// `ACTIONS` and `action_fields` tables learn it.
+    fn action_name(a: &ActionSpec) -> &'static str {
+        match a {
+            ActionSpec::MoveGroup { .. } => "move-group",
+            ActionSpec::EvacuateNode { .. } => "evacuate-node",
+            ActionSpec::StopClusterService => "stop-cluster-service",
+            ActionSpec::StartClusterService => "start-cluster-service",
+            ActionSpec::EvsResourcesOffline { .. } => "evs-resources-offline",
+            ActionSpec::EvsResourcesOnline { .. } => "evs-resources-online",
+            ActionSpec::UpgradeVirtualServer { .. } => "upgrade-virtual-server",
+            ActionSpec::Install { .. } => "install",
+            ActionSpec::Reboot => "reboot",
+            ActionSpec::StopServices { .. } => "stop-services",
+            ActionSpec::StartServices { .. } => "start-services",
+            ActionSpec::AssertVersion => "assert-version",
+            ActionSpec::Preflight { .. } => "preflight",
+            ActionSpec::FailoverTest { .. } => "failover-test",
+            ActionSpec::Confirm { .. } => "confirm",
+            ActionSpec::NlbDrain => "nlb-drain",
+            ActionSpec::NlbStart => "nlb-start",
+        }
+    }
+
+    #[test]
+    fn action_tables_match_the_core_type() {
+        let s = String::new;
+        let all = [
+            ActionSpec::MoveGroup {
+                group: s(),
+                to: s(),
+            },
+            ActionSpec::EvacuateNode { to: s() },
+            ActionSpec::StopClusterService,
+            ActionSpec::StartClusterService,
+            ActionSpec::EvsResourcesOffline { group: s() },
+            ActionSpec::EvsResourcesOnline { group: s() },
+            ActionSpec::UpgradeVirtualServer {
+                group: s(),
+                command: Some(s()),
+            },
+            ActionSpec::Install {
+                package: s(),
+                args: s(),
+                prerequisite: Some(s()),
+                reboot: lockstep_core::RebootPolicy::Never,
+            },
+            ActionSpec::Reboot,
+            ActionSpec::StopServices { services: vec![] },
+            ActionSpec::StartServices { services: vec![] },
+            ActionSpec::AssertVersion,
+            ActionSpec::Preflight { checks: vec![] },
+            ActionSpec::FailoverTest { group: s() },
+            ActionSpec::Confirm {
+                message: s(),
+                command: Some(s()),
+            },
+            ActionSpec::NlbDrain,
+            ActionSpec::NlbStart,
+        ];
+        assert_eq!(all.len(), ACTIONS.len());
+        for a in &all {
+            let name = action_name(a);
+            assert!(ACTIONS.contains(&name), "{name}");
+            // The serde form: its tag is the name, its other keys are the fields we allow.
+            let v = serde_yaml::to_value(a).unwrap();
+            let map = v.as_mapping().unwrap();
+            assert_eq!(map.get("action").and_then(|x| x.as_str()), Some(name));
+            for k in map.keys() {
+                let k = k.as_str().unwrap();
+                assert!(
+                    k == "action" || action_fields(name).contains(&k),
+                    "{name}.{k}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30m"), Some(1800));
+        assert_eq!(parse_duration("90s"), Some(90));
+        assert_eq!(parse_duration("2h"), Some(7200));
+        assert_eq!(parse_duration("1h30m"), Some(5400));
+        assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration("3x"), None);
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("exchange*", "exchange2003"));
+        assert!(glob("PRG-*", "prg-n1"));
+        assert!(!glob("prg-?", "prg-n1"));
+    }
+}

@@ -1,0 +1,449 @@
+//! One test per inventory error kind: file, line, column and message are asserted.
+
+use lockstep_spec::{load_inventory, Diagnostic, Diagnostics, SourceFile};
+
+const FILE: &str = "inv.yml";
+
+/// A small valid inventory; tests splice lines into it.
+const BASE: &str = r#"all:
+  vars:
+    ansible_user: 'CORP\svc'
+    ansible_winrm_scheme: http
+    ansible_port: 5985
+    lockstep_password_env: PW
+  children:
+    prague:
+      vars:
+        lockstep_site: { locale: cs-CZ }
+      children:
+        prg_cl1:
+          vars:
+            exchange_version: "2003"
+            exchange_role: back-end
+            lockstep_cluster:
+              name: PRGCL1
+              cluster_group: { name: Cluster Group, owner: PRG-N1 }
+              virtual_servers:
+                - { name: PRGEVS1, group: PRGEVS1 Group, owner: PRG-N1 }
+          hosts:
+            PRG-N1:
+            PRG-N2:
+      hosts:
+        PRG-EX01: { exchange_version: "2003", exchange_build: 6.5.6944.4 }
+"#;
+
+fn errors(text: &str) -> Diagnostics {
+    match load_inventory(&[SourceFile::new(FILE, text)]) {
+        Ok(f) => panic!("expected errors, loaded {} hosts", f.hosts.len()),
+        Err(d) => d,
+    }
+}
+
+/// The one diagnostic at `line:col`, whose message contains every one of `parts`.
+fn expect(d: &Diagnostics, line: usize, col: usize, parts: &[&str]) -> Diagnostic {
+    let found: Vec<&Diagnostic> =
+        d.0.iter()
+            .filter(|x| x.line == line && x.col == col)
+            .collect();
+    assert!(!found.is_empty(), "no diagnostic at {line}:{col} in:\n{d}");
+    let hit = found
+        .iter()
+        .find(|x| parts.iter().all(|p| x.message.contains(p)))
+        .unwrap_or_else(|| panic!("no diagnostic at {line}:{col} containing {parts:?} in:\n{d}"));
+    assert_eq!(hit.file, FILE);
+    (*hit).clone()
+}
+
+#[test]
+fn base_loads() {
+    let fleet = load_inventory(&[SourceFile::new(FILE, BASE)]).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(fleet.hosts.len(), 3);
+    assert_eq!(fleet.clusters.len(), 1);
+    assert_eq!(fleet.clusters[0].nodes.len(), 2);
+}
+
+#[test]
+fn malformed_yaml_reports_the_parser_position() {
+    let d = errors("all:\n  hosts:\n    A: {x: [1, 2}\n");
+    assert_eq!(d.len(), 1);
+    let e = &d.0[0];
+    assert_eq!((e.file.as_str(), e.line), (FILE, 3));
+    assert!(e.col >= 8, "{e}");
+    assert!(e.message.starts_with("malformed YAML"), "{e}");
+}
+
+#[test]
+fn unknown_structural_key_is_named_with_a_suggestion() {
+    let text = BASE.replace(
+        "      hosts:\n        PRG-EX01",
+        "      hostz:\n        PRG-EX01",
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        24,
+        7,
+        &[
+            "unknown key `hostz`",
+            "group `prague`",
+            "did you mean `hosts`?",
+        ],
+    );
+}
+
+#[test]
+fn unknown_lockstep_variable_is_named_with_a_suggestion() {
+    let text = BASE.replace(
+        "    lockstep_password_env: PW",
+        "    lockstep_pasword_env: PW",
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        6,
+        5,
+        &[
+            "unknown Lockstep variable `lockstep_pasword_env`",
+            "did you mean `lockstep_password_env`?",
+        ],
+    );
+}
+
+#[test]
+fn unknown_owner_of_a_virtual_server() {
+    let text = BASE.replace(
+        "group: PRGEVS1 Group, owner: PRG-N1 }",
+        "group: PRGEVS1 Group, owner: PRG-N9 }",
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        20,
+        65,
+        &[
+            "virtual server owner `PRG-N9`",
+            "not a host of the inventory",
+        ],
+    );
+}
+
+#[test]
+fn cluster_group_owner_must_be_a_node() {
+    let text = BASE.replace(
+        "{ name: Cluster Group, owner: PRG-N1 }",
+        "{ name: Cluster Group, owner: PRG-EX01 }",
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        18,
+        60,
+        &[
+            "cluster group owner `PRG-EX01`",
+            "not a node of cluster group `prg_cl1`",
+        ],
+    );
+}
+
+#[test]
+fn host_in_two_sites() {
+    let text = format!(
+        "{BASE}    milan:\n      vars:\n        lockstep_site: {{ locale: it-IT }}\n      hosts:\n        PRG-EX01:\n"
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        25,
+        9,
+        &["host `PRG-EX01` is in two sites", "`milan`", "`prague`"],
+    );
+}
+
+#[test]
+fn host_in_two_clusters() {
+    let second = "        prg_cl2:\n          vars:\n            lockstep_cluster:\n              name: PRGCL2\n              virtual_servers: [{ name: PRGEVS2, owner: PRG-N2 }]\n          hosts:\n            PRG-N2:\n";
+    let text = BASE.replace(
+        "      hosts:\n        PRG-EX01",
+        &format!("{second}      hosts:\n        PRG-EX01"),
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        23,
+        13,
+        &[
+            "host `PRG-N2` is a node of two clusters",
+            "`prg_cl1`",
+            "`prg_cl2`",
+        ],
+    );
+}
+
+#[test]
+fn duplicate_keys_are_errors() {
+    let text = format!("{BASE}  vars:\n    x: 1\n");
+    let d = errors(&text);
+    expect(&d, 26, 3, &["duplicate key `vars` (first at line 2)"]);
+}
+
+#[test]
+fn cycle_in_children() {
+    let text = "all:\n  children:\n    a:\n      children:\n        b:\n          children:\n            a:\n";
+    let d = errors(text);
+    expect(&d, 7, 13, &["cycle in `children`: `a` -> `b` -> `a`"]);
+}
+
+#[test]
+fn group_named_like_a_host() {
+    let text = format!("{BASE}    PRG-N1:\n      vars: {{}}\n");
+    let d = errors(&text);
+    expect(
+        &d,
+        26,
+        5,
+        &["group `PRG-N1` has the same name as host `PRG-N1`"],
+    );
+}
+
+#[test]
+fn pool_mixing_exchange_versions() {
+    let pool = "        prg_owa:\n          vars:\n            exchange_role: front-end\n            lockstep_pool: { name: PRG-OWA }\n          hosts:\n            PRG-FE01: { exchange_version: \"2003\" }\n            PRG-FE02: { exchange_version: \"2000\" }\n";
+    let text = BASE.replace(
+        "      hosts:\n        PRG-EX01",
+        &format!("{pool}      hosts:\n        PRG-EX01"),
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        27,
+        13,
+        &[
+            "pool `PRG-OWA` mixes Exchange versions",
+            "`PRG-FE01` (Exchange Server 2003)",
+            "`PRG-FE02` (Exchange 2000 Server)",
+        ],
+    );
+    assert_eq!(d.len(), 1, "{d}");
+}
+
+#[test]
+fn cluster_nodes_disagree_on_version() {
+    let text = BASE.replace(
+        "            PRG-N2:\n",
+        "            PRG-N2: { exchange_version: \"2000\" }\n",
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        16,
+        13,
+        &[
+            "nodes of cluster group `prg_cl1` disagree on the Exchange version",
+            "`PRG-N2` (Exchange 2000 Server)",
+        ],
+    );
+}
+
+#[test]
+fn hostile_names_are_refused_where_written() {
+    for (key, shown) in [
+        ("'PRG\"&del'", "PRG\\\"&del"),
+        ("a|b", "a|b"),
+        ("\"it's\"", "it\\'s"),
+        ("x%PATH%", "x%PATH%"),
+        ("\"a\\nb\"", "a\\nb"),
+    ] {
+        let text = BASE.replace("        PRG-EX01: {", &format!("        {key}: {{"));
+        let d = errors(&text);
+        expect(
+            &d,
+            25,
+            9,
+            &[&format!("host `{shown}`"), "cannot be safely quoted"],
+        );
+    }
+}
+
+#[test]
+fn inline_password_is_refused_without_echoing_it() {
+    let text = BASE.replace(
+        "    lockstep_password_env: PW",
+        "    ansible_password: Hunter2!",
+    );
+    let d = errors(&text);
+    let e = expect(
+        &d,
+        6,
+        23,
+        &["inline password in `ansible_password` is refused"],
+    );
+    assert!(!d.to_string().contains("Hunter2"), "{e}");
+}
+
+#[test]
+fn env_lookup_password_is_accepted() {
+    let text = BASE.replace(
+        "    lockstep_password_env: PW",
+        "    ansible_password: \"{{ lookup('env', 'EXCH_PW') }}\"",
+    );
+    let fleet = load_inventory(&[SourceFile::new(FILE, &text)]).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        fleet.hosts[0].connection.password,
+        lockstep_core::SecretSource::Env("EXCH_PW".into())
+    );
+    assert!(!fleet.hosts[0].vars.contains_key("ansible_password"));
+}
+
+#[test]
+fn basic_over_http_needs_the_explicit_allow() {
+    let text = BASE.replace(
+        "    ansible_port: 5985\n",
+        "    ansible_port: 5985\n    ansible_winrm_transport: basic\n",
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        6,
+        30,
+        &["host `PRG-EX01` would send Basic credentials over plain HTTP"],
+    );
+    let allowed = text.replace(
+        "    ansible_winrm_transport: basic\n",
+        "    ansible_winrm_transport: basic\n    lockstep_allow_basic_over_http: true\n",
+    );
+    let fleet =
+        load_inventory(&[SourceFile::new(FILE, &allowed)]).unwrap_or_else(|d| panic!("{d}"));
+    assert!(fleet
+        .hosts
+        .iter()
+        .all(|h| h.connection.allow_basic_over_http));
+}
+
+#[test]
+fn bad_locale() {
+    let text = BASE.replace("{ locale: cs-CZ }", "{ locale: cs-SK }");
+    let d = errors(&text);
+    expect(
+        &d,
+        10,
+        34,
+        &[
+            "locale `cs-SK` of site `prague` is not supported",
+            "did you mean `cs-CZ`?",
+        ],
+    );
+    assert_eq!(d.len(), 1, "no cascade of site-less hosts:\n{d}");
+}
+
+#[test]
+fn bad_build_numbers() {
+    let text = BASE.replace("exchange_build: 6.5.6944.4", "exchange_build: 6.5.x");
+    let d = errors(&text);
+    expect(&d, 25, 63, &["`6.5.x` is not a build number"]);
+    let text = BASE.replace("exchange_build: 6.5.6944.4", "exchange_build: 6.0.6249.0");
+    let d = errors(&text);
+    expect(
+        &d,
+        25,
+        63,
+        &["`6.0.6249.0` is not an Exchange Server 2003 build"],
+    );
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let text = BASE
+        .replace("{ locale: cs-CZ }", "{ locale: xx-XX }")
+        .replace(
+            "    lockstep_password_env: PW",
+            "    lockstep_pasword_env: PW",
+        )
+        .replace("exchange_build: 6.5.6944.4", "exchange_build: 6.5.x");
+    let d = errors(&text);
+    assert!(d.len() >= 3, "{d}");
+    let lines: Vec<usize> = d.0.iter().map(|x| x.line).collect();
+    assert!(
+        lines.contains(&6) && lines.contains(&10) && lines.contains(&25),
+        "{d}"
+    );
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "diagnostics come in line order");
+    for line in d.to_string().lines() {
+        assert!(
+            line.starts_with("inv.yml:") && line.contains(": error: "),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn a_host_defined_twice_merges_its_vars_like_ansible() {
+    // Conflicting definitions are not an error in Ansible: the later one wins.
+    let text = format!("{BASE}    extra:\n      hosts:\n        PRG-EX01: {{ exchange_build: 6.5.7226.6, owner_team: mail }}\n");
+    let fleet = load_inventory(&[SourceFile::new(FILE, &text)]).unwrap_or_else(|d| panic!("{d}"));
+    let h = fleet.host("PRG-EX01").unwrap();
+    assert_eq!(
+        h.build.map(|b| b.to_string()).as_deref(),
+        Some("6.5.7226.6")
+    );
+    assert_eq!(h.vars.get("owner_team").map(String::as_str), Some("mail"));
+    assert!(h.groups.iter().any(|g| g.as_str() == "extra"));
+}
+
+#[test]
+fn several_files_merge_and_errors_name_their_file() {
+    let second = "all:\n  children:\n    prague:\n      hosts:\n        PRG-EX02: { exchange_version: \"2003\", exchange_role: front-end }\n        PRG-EX03: { exchange_version: \"2033\" }\n";
+    let files = [
+        SourceFile::new(FILE, BASE),
+        SourceFile::new("more.yml", second),
+    ];
+    let d = load_inventory(&files).unwrap_err();
+    assert_eq!(d.len(), 1, "{d}");
+    let e = &d.0[0];
+    assert_eq!((e.file.as_str(), e.line, e.col), ("more.yml", 6, 39));
+    assert!(
+        e.message
+            .contains("`2033` is not a valid `exchange_version`"),
+        "{e}"
+    );
+    let ok = second.replace("\"2033\"", "\"2003\"");
+    let files = [SourceFile::new(FILE, BASE), SourceFile::new("more.yml", ok)];
+    let fleet = load_inventory(&files).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(fleet.hosts.len(), 5);
+    assert_eq!(fleet.host("PRG-EX02").unwrap().site.as_str(), "prague");
+}
+
+#[test]
+fn vault_passwords_are_fine_for_ansible_hosts_but_not_for_exchange_hosts() {
+    let vault = "all:\n  hosts:\n    dc01.example.com:\n      ansible_password: !vault |\n        $ANSIBLE_VAULT;1.1;AES256\n        6162636465\n    fs01.example.com:\n      ansible_password: \"{{ vault_fs01_password }}\"\n";
+    let inv = lockstep_spec::load_ansible_inventory(&[SourceFile::new(FILE, vault)])
+        .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(inv.hosts.len(), 2);
+    assert!(!inv.hosts["dc01.example.com"]
+        .vars
+        .contains_key("ansible_password"));
+    let text = BASE.replace(
+        "    lockstep_password_env: PW",
+        "    ansible_password: \"{{ vault_pw }}\"",
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        6,
+        23,
+        &["`ansible_password` of Exchange host `PRG-EX01` is a vault value or template"],
+    );
+}
+
+#[test]
+fn hosts_differing_only_in_case_are_one_computer() {
+    let text = format!("{BASE}        prg-ex01: {{ exchange_version: \"2003\" }}\n");
+    let d = errors(&text);
+    expect(
+        &d,
+        26,
+        9,
+        &["hosts `PRG-EX01` and `prg-ex01` differ only in case"],
+    );
+}
