@@ -1,1 +1,34 @@
-//! lockstep-report (placeholder, filled in by its issue).
+//! Run reports for `lockstep report RUN`: [`html`] renders one self-contained HTML file (inline
+//! CSS, an inline SVG Gantt timeline, no script and no external resource), [`markdown`] renders
+//! text for pasting into a change ticket. Both are pure, deterministic functions of a stored
+//! [`RunRecord`]: they read no clock and do no I/O, so the same run renders byte for byte the
+//! same report.
+//!
+//! The stages are types: [`view::RunView`] derives what both formats show (step records joined
+//! with their planned steps, hosts grouped by site and cluster/pool, builds before and after per
+//! node, the halt step), [`gantt::Gantt`] draws the timeline, [`html::HtmlReport`] and
+//! [`markdown::MarkdownReport`] write the documents. Everything that comes from the run goes
+//! through [`escape`].
+//!
+//! This crate depends on `lockstep-core` only: never on the store, the engine, WinRM or the lab
+//! (the CLI loads the run and writes the file).
+#![deny(missing_docs)]
+
+use lockstep_core::RunRecord;
+
+pub mod escape;
+pub mod gantt;
+pub mod html;
+pub mod markdown;
+pub mod time;
+pub mod view;
+
+/// The report of `run` as one self-contained HTML file.
+pub fn html(run: &RunRecord) -> String {
+    html::HtmlReport::new(&view::RunView::new(run)).render()
+}
+
+/// The report of `run` as Markdown, for a change ticket.
+pub fn markdown(run: &RunRecord) -> String {
+    markdown::MarkdownReport::new(&view::RunView::new(run)).render()
+}
