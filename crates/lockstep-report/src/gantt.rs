@@ -22,6 +22,18 @@ pub fn state_colour(state: StepState) -> &'static str {
     }
 }
 
+/// The last part of a step id (`install-sp` of `PRG-N1/install-sp`) when it fits in a bar
+/// `width` wide; rows too thin for text get none.
+fn bar_label(step: &str, width: f64, sc: Scale) -> Option<&str> {
+    if sc.row_h < 20.0 {
+        return None;
+    }
+    let label = step.rsplit('/').next().unwrap_or(step);
+    // Average glyph width of a sans-serif face is about 0.6 em.
+    let needed = label.chars().count() as f64 * (sc.font - 1.5) * 0.6 + 8.0;
+    (width >= needed).then_some(label)
+}
+
 /// Colour of the halt marker.
 pub const HALT_COLOUR: &str = "#d50000";
 
@@ -216,8 +228,7 @@ impl<'v, 'a> Gantt<'v, 'a> {
         }
         let _ = write!(
             s,
-            r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#64748b" font-size="11">UTC</text>"##,
-            LABEL_W - 8.0,
+            r##"<text x="8" y="{:.1}" fill="#64748b" font-size="11">time (UTC)</text>"##,
             TOP - 8.0
         );
     }
@@ -268,6 +279,7 @@ impl<'v, 'a> Gantt<'v, 'a> {
                     // A very short bar grows to the left, so it still ends where the step did.
                     let x0 = x1 - w;
                     let state = r.rec.state;
+                    let label = bar_label(&r.rec.step, w, sc);
                     let _ = write!(
                         s,
                         r##"<rect class="bar st-{}" x="{x0:.1}" y="{by:.1}" width="{w:.1}" height="{bar_h:.1}" rx="2" fill="{}"><title>{} · {} · {} · {}{}</title></rect>"##,
@@ -283,6 +295,21 @@ impl<'v, 'a> Gantt<'v, 'a> {
                             ""
                         }
                     );
+                    if let Some(label) = label {
+                        let _ = write!(
+                            s,
+                            r##"<text class="bar-label" x="{:.1}" y="{:.1}" fill="{}" font-size="{:.1}" pointer-events="none">{}</text>"##,
+                            x0 + 4.0,
+                            by + bar_h * 0.5 + (sc.font - 1.5) * 0.36,
+                            if state == StepState::Waiting {
+                                "#1f2933"
+                            } else {
+                                "#ffffff"
+                            },
+                            sc.font - 1.5,
+                            esc(label)
+                        );
+                    }
                 }
                 y += sc.row_h;
             }

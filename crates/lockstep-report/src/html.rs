@@ -22,7 +22,9 @@ code,pre,.mono{font-family:ui-monospace,"Cascadia Mono","DejaVu Sans Mono",Conso
 section{background:#fff;border:1px solid #dde3ea;border-radius:8px;padding:16px 18px;margin:0 0 16px}
 .badge{display:inline-block;padding:3px 10px;border-radius:999px;font-weight:650;font-size:13px;color:#fff;text-transform:uppercase;letter-spacing:.04em}
 .status-finished{background:#2e7d32}.status-halted{background:#c62828}.status-waiting{background:#b7791f}.status-running{background:#1565c0}
-dl.summary{display:grid;grid-template-columns:max-content 1fr;gap:4px 18px;margin:0}
+.cols{display:grid;grid-template-columns:minmax(0,1.1fr) minmax(0,1fr);gap:4px 36px}
+@media (max-width:900px){.cols{grid-template-columns:1fr}}
+dl.summary{display:grid;align-content:start;grid-template-columns:max-content 1fr;gap:4px 18px;margin:0}
 dl.summary dt{color:#64748b}dl.summary dd{margin:0;overflow-wrap:anywhere}
 .callout{border-left:5px solid;border-radius:6px;padding:10px 14px;margin:0 0 16px;background:#fff}
 .callout.halted{border-color:#c62828;background:#fdecea}.callout.waiting{border-color:#f9a825;background:#fff8e1}
@@ -112,10 +114,9 @@ impl<'v, 'a> HtmlReport<'v, 'a> {
 
     fn header(&self, s: &mut String) {
         let v = self.view;
-        let _ = write!(
+        let _ = writeln!(
             s,
-            r#"<header><h1>Lockstep run <code>{}</code></h1><span class="badge status-{w}">{w}</span><span class="muted">{} · {}</span></header>
-"#,
+            r#"<header><h1>Lockstep run <code>{}</code></h1><span class="badge status-{w}">{w}</span><span class="muted">{} · {}</span></header>"#,
             esc(&v.run.id.0),
             esc(v.run.plan.playbook.as_str()),
             esc(&v.target_described()),
@@ -138,20 +139,18 @@ impl<'v, 'a> HtmlReport<'v, 'a> {
                         )
                     })
                     .unwrap_or_default();
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    r#"<div class="callout halted" role="alert"><p><strong>Halted ({})</strong>{at}</p><p>{}</p><p><strong>Next:</strong> {}</p></div>
-"#,
+                    r#"<div class="callout halted" role="alert"><p><strong>Halted ({})</strong>{at}</p><p>{}</p><p><strong>Next:</strong> {}</p></div>"#,
                     class.as_str(),
                     html_ticks(reason),
                     html_ticks(class.next_step())
                 );
             }
             RunStatus::Waiting { reason } => {
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    r#"<div class="callout waiting"><p><strong>Waiting for an operator</strong></p><p>{}</p><p><strong>Next:</strong> <code>lockstep approve</code> once it is done, then the run continues</p></div>
-"#,
+                    r#"<div class="callout waiting"><p><strong>Waiting for an operator</strong></p><p>{}</p><p><strong>Next:</strong> <code>lockstep approve</code> once it is done, then the run continues</p></div>"#,
                     html_ticks(reason)
                 );
             }
@@ -163,12 +162,11 @@ impl<'v, 'a> HtmlReport<'v, 'a> {
         let v = self.view;
         let run = v.run;
         let plan = &run.plan;
-        s.push_str("<section class=\"summary\"><h2>Summary</h2><dl class=\"summary\">");
-        let mut row = |k: &str, val: String| {
-            let _ = write!(s, "<dt>{k}</dt><dd>{val}</dd>");
-        };
-        row("Run", format!("<code>{}</code>", esc(&run.id.0)));
-        row(
+        // Left: what was run and how it stands; right: when, by whom, from which files.
+        let mut what: Vec<(&str, String)> = Vec::new();
+        let mut when: Vec<(&str, String)> = Vec::new();
+        what.push(("Run", format!("<code>{}</code>", esc(&run.id.0))));
+        what.push((
             "Playbook",
             format!(
                 "<code>{}</code> (procedure {}, {})",
@@ -176,54 +174,59 @@ impl<'v, 'a> HtmlReport<'v, 'a> {
                 esc(plan.procedure.id()),
                 esc(&v.product.to_string())
             ),
-        );
-        row(
+        ));
+        what.push((
             "Target build",
             format!(
                 "{} <span class=\"muted\">({})</span>",
                 esc(&v.target_described()),
                 esc(&plan.target.to_string())
             ),
-        );
-        row(
+        ));
+        what.push((
             "Plan hash",
             format!(
                 "<code title=\"{}\">{}</code>",
                 esc(&plan.hash.0),
                 esc(plan.hash.short())
             ),
-        );
+        ));
         let status = match &run.status {
             RunStatus::Finished => "finished".to_owned(),
             RunStatus::Running => "running (or its controller stopped while driving it)".to_owned(),
-            RunStatus::Waiting { reason } => format!("waiting: {}", esc(reason)),
-            RunStatus::Halted { class, reason } => format!(
-                "halted (<strong>{}</strong>): {}",
-                class.as_str(),
-                html_ticks(reason)
-            ),
+            RunStatus::Waiting { reason } => format!("waiting: {}", html_ticks(reason)),
+            // The callout above carries the reason.
+            RunStatus::Halted { class, .. } => {
+                format!("halted (<strong>{}</strong>)", class.as_str())
+            }
         };
-        row("Status", status);
-        row("Started", esc(&time::utc(run.created_ms)));
-        if v.ended() {
-            row("Ended", esc(&time::utc(v.last_ms)));
-            row("Duration", esc(&time::duration(v.last_ms - run.created_ms)));
-        } else {
-            row("Last activity", esc(&time::utc(v.last_ms)));
-            row(
-                "Elapsed so far",
-                esc(&time::duration(v.last_ms - run.created_ms)),
-            );
+        what.push(("Status", status));
+        what.push(("Steps", esc(&v.counts_sentence())));
+        if !run.approvals.is_empty() {
+            let a: Vec<String> = run
+                .approvals
+                .iter()
+                .map(|a| format!("<code>{}</code>", esc(a)))
+                .collect();
+            what.push(("Approvals", a.join(", ")));
         }
-        row("Steps", esc(&v.counts_sentence()));
-        row("Started by", esc(or_dash(&run.meta.started_by)));
-        row(
+        when.push(("Started", esc(&time::utc(run.created_ms))));
+        let took = esc(&time::duration(v.last_ms - run.created_ms));
+        if v.ended() {
+            when.push(("Ended", esc(&time::utc(v.last_ms))));
+            when.push(("Duration", took));
+        } else {
+            when.push(("Last activity", esc(&time::utc(v.last_ms))));
+            when.push(("Elapsed so far", took));
+        }
+        when.push(("Started by", esc(or_dash(&run.meta.started_by))));
+        when.push((
             "Inventory",
             esc(or_dash(&run.meta.inventory)).replace('\n', "<br>"),
-        );
-        row("Playbook file", esc(or_dash(&run.meta.playbook)));
+        ));
+        when.push(("Playbook file", esc(or_dash(&run.meta.playbook))));
         if !run.meta.limit.is_empty() {
-            row("Limit", esc(&run.meta.limit.join(", ")));
+            when.push(("Limit", esc(&run.meta.limit.join(", "))));
         }
         if !run.meta.owners.is_empty() {
             let owners: Vec<String> = run
@@ -232,17 +235,17 @@ impl<'v, 'a> HtmlReport<'v, 'a> {
                 .iter()
                 .map(|(g, n)| format!("{} → {}", esc(g), esc(n)))
                 .collect();
-            row("Group owners at planning", owners.join("<br>"));
+            when.push(("Group owners at planning", owners.join("<br>")));
         }
-        if !run.approvals.is_empty() {
-            let a: Vec<String> = run
-                .approvals
-                .iter()
-                .map(|a| format!("<code>{}</code>", esc(a)))
-                .collect();
-            row("Approvals", a.join(", "));
+        s.push_str("<section class=\"summary\"><h2>Summary</h2><div class=\"cols\">");
+        for column in [what, when] {
+            s.push_str("<dl class=\"summary\">");
+            for (k, val) in column {
+                let _ = write!(s, "<dt>{k}</dt><dd>{val}</dd>");
+            }
+            s.push_str("</dl>");
         }
-        s.push_str("</dl><div class=\"chips\">");
+        s.push_str("</div><div class=\"chips\">");
         for (state, n) in v.counts() {
             let _ = write!(
                 s,
