@@ -87,7 +87,10 @@ impl<'v, 'a> MarkdownReport<'v, 'a> {
         }
         row("Steps", md_cell(&v.counts_sentence()));
         row("Started by", cell_or_dash(&run.meta.started_by));
-        row("Inventory", cell_or_dash(&run.meta.inventory));
+        row(
+            "Inventory",
+            cell_or_dash(&run.meta.inventory.lines().collect::<Vec<_>>().join(", ")),
+        );
         row("Playbook file", cell_or_dash(&run.meta.playbook));
         if !run.meta.limit.is_empty() {
             row("Limit", md_cell(&run.meta.limit.join(", ")));

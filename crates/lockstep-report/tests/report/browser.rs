@@ -2,7 +2,8 @@
 //! screenshot: not blank, and the bar colours of done and failed steps are on it.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use lockstep_core::StepState;
 use lockstep_report::gantt::state_colour;
@@ -45,7 +46,8 @@ pub fn screenshot(html: &str, dir: &Path) -> std::path::PathBuf {
     std::fs::write(&page, html).unwrap();
     let out = dir.join("out.png");
     let profile = dir.join("profile");
-    let status = Command::new(CHROMIUM)
+    let log = dir.join("chromium.log");
+    let mut child = Command::new(CHROMIUM)
         .args([
             "--headless",
             "--no-sandbox",
@@ -62,13 +64,28 @@ pub fn screenshot(html: &str, dir: &Path) -> std::path::PathBuf {
         .arg(format!("--screenshot={}", out.display()))
         .arg("--window-size=1400,1000")
         .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("run chromium");
+        .stdout(Stdio::null())
+        // A file, not a pipe: a chatty browser cannot fill it and stall.
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start chromium");
+    // Bounded: a browser that hangs fails the test instead of the whole run.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
-        status.status.success() && out.exists(),
-        "chromium failed: {}\n{}",
-        status.status,
-        String::from_utf8_lossy(&status.stderr)
+        status.success() && out.exists(),
+        "chromium failed: {status}\n{stderr}"
     );
     out
 }
@@ -138,10 +155,27 @@ fn demo_screenshots_on_request() {
             None,
         )
     };
+    let waiting = fixture::simulate(
+        fixture::plan(&fixture::fleet(4, 3), &["canary", "wave-1"]),
+        |id| {
+            if id == "MILCL2/EVS2/upgrade-evs" {
+                fixture::Outcome::Wait
+            } else {
+                fixture::Outcome::Ok
+            }
+        },
+        None,
+    );
+    let thousand = fixture::simulate(
+        fixture::plan(&fixture::fleet(250, 4), &["canary", "wave-1"]),
+        |_| fixture::Outcome::Ok,
+        None,
+    );
     for (name, run) in [
         ("two-node", fixture::halted_two_node()),
         ("fifty", fleet_run(25, 2)),
-        ("thousand", fleet_run(250, 4)),
+        ("waiting", waiting),
+        ("thousand", thousand),
     ] {
         let html = lockstep_report::html(&run);
         std::fs::write(dir.join(format!("{name}.html")), &html).unwrap();
