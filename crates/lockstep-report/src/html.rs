@@ -18,7 +18,7 @@ main{max-width:1260px;margin:0 auto;padding:24px 24px 48px}
 header{display:flex;align-items:center;gap:14px;flex-wrap:wrap;margin-bottom:16px}
 h1{font-size:22px;margin:0;font-weight:650}
 h2{font-size:16px;margin:0 0 10px;font-weight:650}
-code,pre,.mono{font-family:ui-monospace,"Cascadia Mono","DejaVu Sans Mono",Consolas,monospace;font-size:12.5px}
+code,pre,.mono{font-family:ui-monospace,"Cascadia Mono","DejaVu Sans Mono",Consolas,monospace;font-size:.9em}
 section{background:#fff;border:1px solid #dde3ea;border-radius:8px;padding:16px 18px;margin:0 0 16px}
 .badge{display:inline-block;padding:3px 10px;border-radius:999px;font-weight:650;font-size:13px;color:#fff;text-transform:uppercase;letter-spacing:.04em}
 .status-finished{background:#2e7d32}.status-halted{background:#c62828}.status-waiting{background:#b7791f}.status-running{background:#1565c0}
