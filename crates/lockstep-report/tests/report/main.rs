@@ -4,3 +4,4 @@ mod browser;
 mod fixture;
 mod html;
 mod markdown;
+mod view;
