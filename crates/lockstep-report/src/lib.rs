@@ -1,5 +1,5 @@
-//! Run reports for `lockstep report RUN`: [`html`] renders one self-contained HTML file (inline
-//! CSS, an inline SVG Gantt timeline, no script and no external resource), [`markdown`] renders
+//! Run reports for `lockstep report RUN`: [`html()`] renders one self-contained HTML file (inline
+//! CSS, an inline SVG Gantt timeline, no script and no external resource), [`markdown()`] renders
 //! text for pasting into a change ticket. Both are pure, deterministic functions of a stored
 //! [`RunRecord`]: they read no clock and do no I/O, so the same run renders byte for byte the
 //! same report.
