@@ -1,0 +1,91 @@
+//! Times (ms since the Unix epoch) and durations as a person reads them, in UTC, without a
+//! clock: the report is a pure function of the run.
+
+/// `2026-11-21 08:36:48 UTC`.
+pub fn utc(ms: u64) -> String {
+    let (date, secs_of_day) = civil(ms);
+    format!(
+        "{date} {:02}:{:02}:{:02} UTC",
+        secs_of_day / 3600,
+        secs_of_day / 60 % 60,
+        secs_of_day % 60
+    )
+}
+
+/// `08:36` or `08:36:48` (with seconds when `seconds`), for axis ticks.
+pub fn clock(ms: u64, seconds: bool) -> String {
+    let (_, s) = civil(ms);
+    if seconds {
+        format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{:02}:{:02}", s / 3600, s / 60 % 60)
+    }
+}
+
+/// `2026-11-21`.
+pub fn date(ms: u64) -> String {
+    civil(ms).0
+}
+
+/// The date (`YYYY-MM-DD`) and the seconds into that day.
+fn civil(ms: u64) -> (String, u64) {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let secs_of_day = secs % 86_400;
+    // Days since 1970-01-01 to a proleptic Gregorian date (eras of 400 years = 146097 days).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (format!("{year:04}-{month:02}-{day:02}"), secs_of_day)
+}
+
+/// A duration: `850 ms`, `4.2 s`, `42 s`, `4 min 05 s`, `1 h 02 min`, `2 d 03 h`.
+pub fn duration(ms: u64) -> String {
+    let s = ms / 1000;
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 10_000 {
+        format!("{}.{} s", s, ms % 1000 / 100)
+    } else if s < 60 {
+        format!("{s} s")
+    } else if s < 3600 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else if s < 86_400 {
+        format!("{} h {:02} min", s / 3600, s / 60 % 60)
+    } else {
+        format!("{} d {:02} h", s / 86_400, s / 3600 % 24)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_matches_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        // 2000-02-29 12:34:56 UTC, a leap day in a year divisible by 400.
+        assert_eq!(utc(951_827_696_000), "2000-02-29 12:34:56 UTC");
+        // 2026-11-21 08:36:48 UTC.
+        assert_eq!(utc(1_795_250_208_999), "2026-11-21 08:36:48 UTC");
+        assert_eq!(date(1_795_250_208_999), "2026-11-21");
+        assert_eq!(clock(1_795_250_208_999, false), "08:36");
+        assert_eq!(clock(1_795_250_208_999, true), "08:36:48");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(850), "850 ms");
+        assert_eq!(duration(4_250), "4.2 s");
+        assert_eq!(duration(42_000), "42 s");
+        assert_eq!(duration(245_000), "4 min 05 s");
+        assert_eq!(duration(3_720_000), "1 h 02 min");
+        assert_eq!(duration(183_600_000), "2 d 03 h");
+    }
+}
