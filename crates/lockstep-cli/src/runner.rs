@@ -1,0 +1,101 @@
+//! `BuiltinRunner`: the engine's `StepRunner` over the built-in actions of `lockstep-actions`.
+//! The only place the engine meets the actions crate; it converts their types field by field.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lockstep_core::{Fleet, Name, PlannedStep, Transport, Version};
+
+use lockstep_engine::runner::{FactOut, Outcome, Probe, StepError, StepRunner};
+
+/// Runs plan steps with the built-in actions over a transport.
+pub struct BuiltinRunner {
+    transport: Arc<dyn Transport>,
+    fleet: Arc<Fleet>,
+    reboot_poll: Duration,
+}
+
+impl BuiltinRunner {
+    /// A runner over `transport` for `fleet`.
+    pub fn new(transport: Arc<dyn Transport>, fleet: Arc<Fleet>) -> Self {
+        BuiltinRunner {
+            transport,
+            fleet,
+            reboot_poll: Duration::from_millis(500),
+        }
+    }
+
+    /// How often a rebooting node is polled.
+    pub fn with_reboot_poll(mut self, every: Duration) -> Self {
+        self.reboot_poll = every;
+        self
+    }
+
+    fn ctx<'a>(&'a self, step: &'a PlannedStep, timeout: Duration) -> lockstep_actions::Ctx<'a> {
+        lockstep_actions::Ctx {
+            transport: self.transport.as_ref(),
+            fleet: &self.fleet,
+            step,
+            timeout,
+            reboot_poll: self.reboot_poll,
+        }
+    }
+}
+
+fn err(e: lockstep_actions::ActionError) -> StepError {
+    StepError {
+        class: e.class,
+        host: e.host,
+        message: e.message,
+        output: e.output,
+        exit_code: e.exit_code,
+    }
+}
+
+#[async_trait]
+impl StepRunner for BuiltinRunner {
+    async fn execute(&self, step: &PlannedStep, timeout: Duration) -> Result<Outcome, StepError> {
+        match lockstep_actions::execute(&self.ctx(step, timeout)).await.map_err(err)? {
+            lockstep_actions::Outcome::Done {
+                output,
+                exit_code,
+                facts,
+                message,
+            } => Ok(Outcome::Done {
+                output,
+                exit_code,
+                facts: facts
+                    .into_iter()
+                    .map(|f| FactOut {
+                        host: f.host,
+                        key: f.key,
+                        value: f.value,
+                    })
+                    .collect(),
+                message,
+            }),
+            lockstep_actions::Outcome::Waiting { instructions } => {
+                Ok(Outcome::Waiting { instructions })
+            }
+        }
+    }
+
+    async fn probe(&self, step: &PlannedStep) -> Result<Probe, StepError> {
+        let timeout = Duration::from_secs(step.timeout_secs.max(1));
+        Ok(
+            match lockstep_actions::probe(&self.ctx(step, timeout)).await.map_err(err)? {
+                lockstep_actions::Probe::Done => Probe::Done,
+                lockstep_actions::Probe::NotDone => Probe::NotDone,
+                lockstep_actions::Probe::InProgress => Probe::InProgress,
+            },
+        )
+    }
+
+    async fn read_build(&self, host: &Name) -> Result<Version, StepError> {
+        lockstep_actions::read_build(self.transport.as_ref(), host)
+            .await
+            .map(|b| b.build)
+            .map_err(err)
+    }
+}
