@@ -1,18 +1,64 @@
 //! Encoding process output in a shell's code page, as cmd.exe writes it.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 /// Code pages the lab can encode. Anything else falls back to UTF-8 (and is refused at Create
 /// time by [`is_supported`]).
 pub fn is_supported(codepage: u32) -> bool {
     matches!(codepage, 65001 | 437 | 850 | 852 | 932)
 }
 
+/// Reverse of an `oem_cp` decoding table (built once: the crate's own encoding tables miss
+/// some characters, e.g. `Ø` in CP850).
+struct Sbcs(HashMap<char, u8>);
+
+impl Sbcs {
+    fn new(decoding: &[char; 128]) -> Self {
+        Sbcs(
+            decoding
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (*c, 0x80 + i as u8))
+                .collect(),
+        )
+    }
+
+    fn encode(&self, text: &str) -> Vec<u8> {
+        text.chars()
+            .map(|c| {
+                if c.is_ascii() {
+                    c as u8
+                } else {
+                    self.0.get(&c).copied().unwrap_or(b'?')
+                }
+            })
+            .collect()
+    }
+}
+
+fn sbcs(codepage: u32) -> &'static Sbcs {
+    use oem_cp::code_table::{DECODING_TABLE_CP437, DECODING_TABLE_CP850, DECODING_TABLE_CP852};
+    static CP437: OnceLock<Sbcs> = OnceLock::new();
+    static CP850: OnceLock<Sbcs> = OnceLock::new();
+    static CP852: OnceLock<Sbcs> = OnceLock::new();
+    match codepage {
+        850 => CP850.get_or_init(|| Sbcs::new(&DECODING_TABLE_CP850)),
+        852 => CP852.get_or_init(|| Sbcs::new(&DECODING_TABLE_CP852)),
+        _ => CP437.get_or_init(|| Sbcs::new(&DECODING_TABLE_CP437)),
+    }
+}
+
 /// Encodes `text` in `codepage`; characters the code page lacks become `?` as on Windows.
 pub fn encode(codepage: u32, text: &str) -> Vec<u8> {
-    use oem_cp::code_table::{ENCODING_TABLE_CP437, ENCODING_TABLE_CP850, ENCODING_TABLE_CP852};
     match codepage {
-        437 => oem_cp::encode_string_lossy(text, &ENCODING_TABLE_CP437),
-        850 => oem_cp::encode_string_lossy(text, &ENCODING_TABLE_CP850),
-        852 => oem_cp::encode_string_lossy(text, &ENCODING_TABLE_CP852),
+        437 | 850 | 852 => {
+            if text.is_ascii() {
+                text.as_bytes().to_vec()
+            } else {
+                sbcs(codepage).encode(text)
+            }
+        }
         932 => {
             let (bytes, _, had_unmappable) = encoding_rs::SHIFT_JIS.encode(text);
             // encoding_rs writes unmappable characters as HTML numeric references; Windows
@@ -45,7 +91,7 @@ mod tests {
     fn encodes_each_code_page_reversibly() {
         let cases = [
             (437, "Zäh €? ñ"),
-            (850, "Servizio già avviato"),
+            (850, "Servizio già avviato, Ørsted"),
             (852, "Služba byla úspěšně spuštěna"),
             (932, "サービスは開始されました"),
             (65001, "こんにちは žluťoučký"),

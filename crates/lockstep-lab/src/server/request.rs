@@ -433,14 +433,18 @@ fn close_element(
             (Ns::Wsman, "Selector") if pending_name_attr.take().as_deref() == Some("ShellId") => {
                 req.shell_id = Some(text.trim().to_owned());
             }
-            (Ns::Wsman, "Option") => {
-                if let Some(name) = pending_name_attr.take() {
-                    req.options.push((name, text.trim().to_owned()));
-                }
-            }
             _ => {}
         }
-    } else if in_body {
+    }
+    if !in_body && ns == Ns::Wsman && local == "Option" {
+        // Options are read in the header and also in a `wsman:OptionSet` placed directly
+        // under the envelope, where winrm-rs 1.1 puts the Create options (Windows' own
+        // clients put them in the header): the lab accepts both.
+        if let Some(name) = pending_name_attr.take() {
+            req.options.push((name, text.trim().to_owned()));
+        }
+    }
+    if in_body {
         match (ns, local.as_str()) {
             (Ns::Shell, "InputStreams") => *input_streams = text.trim().to_owned(),
             (Ns::Shell, "OutputStreams") => *output_streams = text.trim().to_owned(),
@@ -537,6 +541,14 @@ mod tests {
             parse(b"<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><a></b>")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn option_set_under_the_envelope_is_read_too() {
+        let xml = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsman="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header/><wsman:OptionSet><wsman:Option Name="WINRS_CODEPAGE">850</wsman:Option></wsman:OptionSet><s:Body><rsp:Shell><rsp:InputStreams>stdin</rsp:InputStreams></rsp:Shell></s:Body></s:Envelope>"#;
+        let req = parse(xml.as_bytes()).unwrap();
+        assert_eq!(req.option("WINRS_CODEPAGE"), Some("850"));
+        assert!(matches!(req.body, Body::Shell { .. }));
     }
 
     #[test]
