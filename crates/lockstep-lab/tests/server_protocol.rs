@@ -476,7 +476,7 @@ async fn delay_fault_holds_responses_back() {
     backend.set_faults(
         "NODE1",
         ProtocolFaults {
-            delay: Some(Duration::from_secs(2)),
+            delay: Some(Duration::from_millis(300)),
             ..ProtocolFaults::default()
         },
     );
