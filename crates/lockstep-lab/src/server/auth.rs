@@ -203,6 +203,65 @@ mod tests {
         assert_eq!(a.decide(None, &mut conn, "h"), Decision::Reject);
     }
 
+    fn negotiate_header(msg: &[u8]) -> String {
+        format!(
+            "Negotiate {}",
+            base64::engine::general_purpose::STANDARD.encode(msg)
+        )
+    }
+
+    /// Runs NEGOTIATE/CHALLENGE on `conn`; returns the CHALLENGE_MESSAGE.
+    fn challenge_on(a: &Authenticator, conn: &mut ConnAuth) -> Vec<u8> {
+        let Decision::Challenge(header) = a.decide(
+            Some(&negotiate_header(&ntlm::client::negotiate())),
+            conn,
+            "NODE1",
+        ) else {
+            panic!("NEGOTIATE must be answered with a CHALLENGE");
+        };
+        let token = header.strip_prefix("Negotiate ").unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .unwrap()
+    }
+
+    #[test]
+    fn ntlm_authenticates_the_connection_not_the_client() {
+        let a = auth();
+        let mut first = ConnAuth::Fresh;
+        let type2 = challenge_on(&a, &mut first);
+        let type3 = ntlm::client::authenticate(&type2, "labadmin", "", "pw");
+        assert_eq!(
+            a.decide(Some(&negotiate_header(&type3)), &mut first, "NODE1"),
+            Decision::Allow
+        );
+        // Later requests on the same connection need no header.
+        assert_eq!(a.decide(None, &mut first, "NODE1"), Decision::Allow);
+        // A new connection must restart the handshake: no header is refused, and replaying
+        // the first connection's AUTHENTICATE without a CHALLENGE of its own is refused.
+        let mut second = ConnAuth::Fresh;
+        assert_eq!(a.decide(None, &mut second, "NODE1"), Decision::Reject);
+        assert_eq!(
+            a.decide(Some(&negotiate_header(&type3)), &mut second, "NODE1"),
+            Decision::Reject
+        );
+        // Nor does it verify against the second connection's own (different) challenge.
+        challenge_on(&a, &mut second);
+        assert_eq!(
+            a.decide(Some(&negotiate_header(&type3)), &mut second, "NODE1"),
+            Decision::Reject
+        );
+        // A wrong password resets the connection.
+        let mut third = ConnAuth::Fresh;
+        let type2 = challenge_on(&a, &mut third);
+        let bad = ntlm::client::authenticate(&type2, "labadmin", "LAB", "nope");
+        assert_eq!(
+            a.decide(Some(&negotiate_header(&bad)), &mut third, "NODE1"),
+            Decision::Reject
+        );
+        assert!(matches!(third, ConnAuth::Fresh));
+    }
+
     #[test]
     fn negotiate_without_challenge_is_refused() {
         let a = auth();

@@ -237,12 +237,27 @@ pub fn verify(
     Err(NtlmError::WrongPassword(identity.user))
 }
 
+/// A minimal NTLMv2 client, written from MS-NLMP, to test the server side with.
 #[cfg(test)]
-mod tests {
+pub(crate) mod client {
     use super::*;
 
-    /// A minimal client, written from MS-NLMP, to check the server against.
-    fn authenticate(challenge_msg: &[u8], user: &str, domain: &str, password: &str) -> Vec<u8> {
+    /// A NEGOTIATE_MESSAGE.
+    pub(crate) fn negotiate() -> Vec<u8> {
+        let mut msg = SIGNATURE.to_vec();
+        msg.extend_from_slice(&1u32.to_le_bytes());
+        msg.extend_from_slice(&(NEGOTIATE_UNICODE | NEGOTIATE_NTLM).to_le_bytes());
+        msg.extend_from_slice(&[0u8; 16]);
+        msg
+    }
+
+    /// The AUTHENTICATE_MESSAGE answering `challenge_msg`.
+    pub(crate) fn authenticate(
+        challenge_msg: &[u8],
+        user: &str,
+        domain: &str,
+        password: &str,
+    ) -> Vec<u8> {
         let server_challenge: [u8; 8] = challenge_msg[24..32].try_into().unwrap();
         let info = field(challenge_msg, 40).unwrap().to_vec();
         let mut blob = vec![1, 1, 0, 0, 0, 0, 0, 0];
@@ -273,14 +288,12 @@ mod tests {
         msg.extend_from_slice(&u);
         msg
     }
+}
 
-    fn negotiate() -> Vec<u8> {
-        let mut msg = SIGNATURE.to_vec();
-        msg.extend_from_slice(&1u32.to_le_bytes());
-        msg.extend_from_slice(&(NEGOTIATE_UNICODE | NEGOTIATE_NTLM).to_le_bytes());
-        msg.extend_from_slice(&[0u8; 16]);
-        msg
-    }
+#[cfg(test)]
+mod tests {
+    use super::client::{authenticate, negotiate};
+    use super::*;
 
     #[test]
     fn nt_hash_matches_the_ms_nlmp_test_vector() {

@@ -42,20 +42,50 @@ pub fn escape_into(out: &mut String, text: &str) {
     }
 }
 
+/// A fresh id: a per-process random UUID with a counter mixed into its last bytes, so ids
+/// are unique without a system call per id (they need not be unpredictable in the lab).
+fn next_uuid() -> uuid::Uuid {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static BASE: OnceLock<u128> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let base = *BASE.get_or_init(|| uuid::Uuid::new_v4().as_u128());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // Keep the version (4) and variant bits of the base intact: they live in the high half.
+    uuid::Uuid::from_u128(base ^ u128::from(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+}
+
 /// A fresh message id, `uuid:` and upper-case hex like Windows.
 pub fn new_message_id() -> String {
     let mut buf = [0u8; 36];
-    let id = uuid::Uuid::new_v4().hyphenated().encode_upper(&mut buf);
-    format!("uuid:{id}")
+    let id = next_uuid().hyphenated().encode_upper(&mut buf);
+    let mut out = String::with_capacity(41);
+    out.push_str("uuid:");
+    out.push_str(id);
+    out
 }
 
 /// A fresh shell or command id: upper-case hyphenated UUID like Windows.
 pub fn new_id() -> String {
     let mut buf = [0u8; 36];
-    uuid::Uuid::new_v4()
-        .hyphenated()
-        .encode_upper(&mut buf)
-        .to_owned()
+    next_uuid().hyphenated().encode_upper(&mut buf).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_upper_case_v4_uuids() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(50) {
+            let parsed = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(parsed.get_version_num(), 4);
+            assert_eq!(id, &id.to_uppercase());
+        }
+        assert!(new_message_id().starts_with("uuid:"));
+    }
 }
 
 /// Opens the envelope and writes the header; the caller writes the body content and calls

@@ -61,7 +61,8 @@ impl RawClient {
     /// POSTs `body` to `/wsman` and reads the whole response. `Err` when the server closed
     /// the connection instead of answering.
     pub async fn post(&mut self, body: &str) -> std::io::Result<RawResponse> {
-        let mut head = format!(
+        let mut head = String::with_capacity(body.len() + 256);
+        head += &format!(
             "POST /wsman HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: {}\r\n",
             self.port,
             body.len()
@@ -72,8 +73,9 @@ impl RawClient {
             head.push_str("\r\n");
         }
         head.push_str("\r\n");
+        head.push_str(body);
+        // One write per request: head and body in the same segment.
         self.stream.write_all(head.as_bytes()).await?;
-        self.stream.write_all(body.as_bytes()).await?;
         self.read_response().await
     }
 
