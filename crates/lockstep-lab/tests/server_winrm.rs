@@ -242,3 +242,34 @@ async fn stdin_send_reaches_the_process() {
     shell.close().await.unwrap();
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn output_larger_than_the_envelope_arrives_whole_over_several_receives() {
+    let backend = Arc::new(TestBackend::new(1));
+    let text: String = (0..20_000).map(|i| format!("řádek {i}\r\n")).collect();
+    backend.set_file("big.txt", &text);
+    let server = start(backend).await;
+    let c = client(
+        port_of(&server.endpoints()["NODE1"]),
+        AuthMethod::Basic,
+        PASSWORD,
+        65001,
+        10,
+    );
+    let shell = c.open_shell("127.0.0.1").await.unwrap();
+    let id = shell.start_command("type", &["big.txt"]).await.unwrap();
+    let (mut out, mut receives) = (Vec::new(), 0);
+    loop {
+        let r = shell.receive_next(&id).await.unwrap();
+        receives += 1;
+        out.extend_from_slice(&r.stdout);
+        if r.done {
+            assert_eq!(r.exit_code, Some(0));
+            break;
+        }
+    }
+    assert!(text.len() > 153_600 && receives > 1, "{receives} receives");
+    assert_eq!(String::from_utf8(out).unwrap(), text);
+    shell.close().await.unwrap();
+    server.shutdown().await;
+}

@@ -16,6 +16,77 @@ use crate::backend::{Backend, HostInfo, ProcessEvent, ProtocolFaults, WmiObject,
 
 /// Operation timeout when a request names none (Windows' default is 60 s).
 const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// `MaxEnvelopeSize` when a request names none (winrm-rs and pywinrm send 153600).
+const DEFAULT_MAX_ENVELOPE: usize = 153_600;
+/// Smallest `MaxEnvelopeSize` honoured (Windows refuses smaller ones).
+const MIN_MAX_ENVELOPE: usize = 8_192;
+/// Bytes of a Receive response that are not stream data (envelope, headers, per-chunk tags).
+const RECEIVE_OVERHEAD: usize = 4_096;
+/// Largest piece one `rsp:Stream` carries, in encoded bytes.
+const MAX_CHUNK_BYTES: usize = 16_384;
+
+/// Encodes output events in `codepage` until `budget` bytes; returns the encoded chunks
+/// (`true` for stdout) and the events left over (a split event's remainder first).
+fn encode_within(
+    codepage: u32,
+    events: Vec<ProcessEvent>,
+    budget: usize,
+) -> (Vec<(bool, Vec<u8>)>, Vec<ProcessEvent>) {
+    const PER_CHUNK_TAGS: usize = 96;
+    let mut encoded = Vec::with_capacity(events.len());
+    let mut used = 0usize;
+    let mut events = events.into_iter();
+    while let Some(event) = events.next() {
+        let (stdout, text) = match event {
+            ProcessEvent::Stdout(t) => (true, t),
+            ProcessEvent::Stderr(t) => (false, t),
+            ProcessEvent::Exit(_) => continue,
+        };
+        let rebuild = |t: &str| {
+            if stdout {
+                ProcessEvent::Stdout(t.to_owned())
+            } else {
+                ProcessEvent::Stderr(t.to_owned())
+            }
+        };
+        let mut remaining = text.as_str();
+        while !remaining.is_empty() {
+            let room = budget.saturating_sub(used);
+            if room == 0 && !encoded.is_empty() {
+                let mut rest = vec![rebuild(remaining)];
+                rest.extend(events);
+                return (encoded, rest);
+            }
+            let limit = room.clamp(1, MAX_CHUNK_BYTES);
+            let bytes = codepage::encode(codepage, remaining);
+            if bytes.len() <= limit {
+                used += bytes.len() + PER_CHUNK_TAGS;
+                encoded.push((stdout, bytes));
+                break;
+            }
+            // The longest prefix that fits, cut at a character boundary (at least one
+            // character, so progress is always made).
+            let mut cut = 0usize;
+            let mut size = 0usize;
+            let mut buf = [0u8; 4];
+            for (i, c) in remaining.char_indices() {
+                let n = codepage::encode(codepage, c.encode_utf8(&mut buf)).len();
+                if size + n > limit && i > 0 {
+                    break;
+                }
+                size += n;
+                cut = i + c.len_utf8();
+            }
+            let (head, tail) = remaining.split_at(cut);
+            let head_bytes = codepage::encode(codepage, head);
+            used += head_bytes.len() + PER_CHUNK_TAGS;
+            encoded.push((stdout, head_bytes));
+            remaining = tail;
+        }
+    }
+    (encoded, Vec::new())
+}
+
 /// Enumerations kept per host before the oldest is forgotten.
 const MAX_OPEN_ENUMERATIONS: usize = 256;
 
@@ -259,18 +330,19 @@ impl Handler {
                     tracing::debug!(host = %machine, command = %command_id, "drop_mid_receive: closing the connection");
                     return Outcome::DropConnection;
                 }
-                let encoded: Vec<(bool, Vec<u8>)> = events
-                    .iter()
-                    .filter_map(|e| match e {
-                        ProcessEvent::Stdout(t) => {
-                            Some((true, codepage::encode(shell.codepage, t)))
-                        }
-                        ProcessEvent::Stderr(t) => {
-                            Some((false, codepage::encode(shell.codepage, t)))
-                        }
-                        ProcessEvent::Exit(_) => None,
-                    })
-                    .collect();
+                // Windows never answers with more than MaxEnvelopeSize: output beyond what fits
+                // (base64 grows by 4/3, plus the envelope) waits for the next Receive, and the
+                // exit is only reported with the last of the output.
+                let envelope = req
+                    .max_envelope_size
+                    .unwrap_or(DEFAULT_MAX_ENVELOPE)
+                    .max(MIN_MAX_ENVELOPE);
+                let budget = (envelope - RECEIVE_OVERHEAD) / 4 * 3;
+                let (encoded, rest) = encode_within(shell.codepage, events, budget);
+                let exit = if rest.is_empty() { exit } else { None };
+                if !rest.is_empty() {
+                    command.put_back(rest).await;
+                }
                 let chunks: Vec<Chunk<'_>> = encoded
                     .iter()
                     .map(|(out, b)| {
@@ -526,6 +598,46 @@ pub fn render_wmi_object(namespace: &str, class: &str, object: &WmiObject) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_beyond_the_envelope_waits_for_the_next_receive() {
+        let big = "é".repeat(10_000);
+        let events = vec![
+            ProcessEvent::Stdout("a".into()),
+            ProcessEvent::Stdout(big.clone()),
+            ProcessEvent::Stderr("z".into()),
+        ];
+        let (encoded, rest) = encode_within(65001, events, 5_000);
+        let sent: usize = encoded.iter().map(|(_, b)| b.len()).sum();
+        assert!(sent <= 5_000, "{sent}");
+        assert_eq!(encoded[0], (true, b"a".to_vec()));
+        // Everything is delivered exactly once, in order, split at a character boundary.
+        let mut all = String::new();
+        for (_, b) in &encoded {
+            all.push_str(std::str::from_utf8(b).unwrap());
+        }
+        let mut stdout_rest = String::new();
+        for e in &rest {
+            if let ProcessEvent::Stdout(t) = e {
+                stdout_rest.push_str(t);
+            }
+        }
+        assert_eq!(format!("{all}{stdout_rest}"), format!("a{big}"));
+        assert_eq!(rest.last(), Some(&ProcessEvent::Stderr("z".into())));
+        // A large event within the budget is cut into several chunks of one response.
+        let (encoded, rest) = encode_within(
+            65001,
+            vec![ProcessEvent::Stdout("x".repeat(40_000))],
+            100_000,
+        );
+        assert!(rest.is_empty());
+        assert_eq!(encoded.len(), 3);
+        assert!(encoded.iter().all(|(_, b)| b.len() <= MAX_CHUNK_BYTES));
+        // Within budget: nothing left over.
+        let (encoded, rest) = encode_within(437, vec![ProcessEvent::Stdout("x".into())], 5_000);
+        assert_eq!(encoded.len(), 1);
+        assert!(rest.is_empty());
+    }
 
     #[test]
     fn wql_helpers() {

@@ -115,6 +115,8 @@ pub struct SoapRequest {
     pub resource_uri: String,
     /// `wsman:OperationTimeout`.
     pub operation_timeout: Option<Duration>,
+    /// `wsman:MaxEnvelopeSize` in bytes.
+    pub max_envelope_size: Option<usize>,
     /// `wsman:Selector Name="ShellId"`.
     pub shell_id: Option<String>,
     /// `wsman:Option` name and value pairs.
@@ -220,6 +222,7 @@ pub fn parse(xml: &[u8]) -> Result<SoapRequest, RequestError> {
         to: String::new(),
         resource_uri: String::new(),
         operation_timeout: None,
+        max_envelope_size: None,
         shell_id: None,
         options: Vec::new(),
         body: Body::Empty,
@@ -430,6 +433,7 @@ fn close_element(
             (Ns::Addressing, "To") if depth == 2 => req.to = text.trim().to_owned(),
             (Ns::Wsman, "ResourceURI") => req.resource_uri = text.trim().to_owned(),
             (Ns::Wsman, "OperationTimeout") => req.operation_timeout = parse_duration(text),
+            (Ns::Wsman, "MaxEnvelopeSize") => req.max_envelope_size = text.trim().parse().ok(),
             (Ns::Wsman, "Selector") if pending_name_attr.take().as_deref() == Some("ShellId") => {
                 req.shell_id = Some(text.trim().to_owned());
             }
@@ -485,6 +489,7 @@ mod tests {
         assert_eq!(req.to, "https://127.0.0.1:55986/wsman");
         assert_eq!(req.shell_id.as_deref(), Some("19CE36E9"));
         assert_eq!(req.operation_timeout, Some(Duration::from_secs(20)));
+        assert_eq!(req.max_envelope_size, None);
         assert_eq!(req.option("wsman_cmdshell_option_keepalive"), Some("True"));
         assert_eq!(
             req.body,
