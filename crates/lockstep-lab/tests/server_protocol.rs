@@ -425,6 +425,67 @@ async fn down_host_refuses_connections_and_comes_back() {
 }
 
 #[tokio::test]
+async fn base_port_and_hosts_down_at_start() {
+    // Find two free consecutive ports (bounded attempts).
+    let mut base = None;
+    for _ in 0..20 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        if port < 65000 && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            base = Some(port);
+            break;
+        }
+    }
+    let base = base.expect("two free consecutive ports");
+    let backend = Arc::new(TestBackend::new(2));
+    backend.set_up("NODE2", false);
+    let mut cfg = ServerConfig::with_credentials(USER, PASSWORD);
+    cfg.base_port = Some(base);
+    let server = LabServer::start(backend.clone(), cfg).await.unwrap();
+    let endpoints = server.endpoints();
+    assert_eq!(endpoints["NODE1"], format!("http://127.0.0.1:{base}/wsman"));
+    assert_eq!(
+        endpoints["NODE2"],
+        format!("http://127.0.0.1:{}/wsman", base + 1)
+    );
+    assert_eq!(
+        client(base, 65001)
+            .run_command("127.0.0.1", "exit", &["4"])
+            .await
+            .unwrap()
+            .exit_code,
+        4
+    );
+    // NODE2 was down from the start: refused until it comes up.
+    let mut refused = false;
+    for _ in 0..200 {
+        match tokio::net::TcpStream::connect(("127.0.0.1", base + 1)).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                refused = true;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    assert!(refused);
+    backend.set_up("NODE2", true);
+    let mut answered = false;
+    for _ in 0..200 {
+        if let Ok(out) = client(base + 1, 65001)
+            .run_command("127.0.0.1", "exit", &["5"])
+            .await
+        {
+            assert_eq!(out.exit_code, 5);
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(answered, "NODE2 must answer once up");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_reboot_forgets_the_hosts_shells() {
     let backend = Arc::new(TestBackend::new(1));
     let server = start(backend.clone()).await;

@@ -145,12 +145,17 @@ impl Command {
 
     /// Takes everything available, waiting up to `timeout` for the first piece.
     pub async fn receive(&self, timeout: Duration) -> Received {
-        let mut io = self.io.lock().await;
+        // One deadline for waiting on a concurrent Receive of the same command and for the
+        // output itself: a Receive never waits longer than its OperationTimeout.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let Ok(mut io) = tokio::time::timeout_at(deadline, self.io.lock()).await else {
+            return Received::TimedOut;
+        };
         let mut events: Vec<ProcessEvent> = io.pending.drain(..).collect();
         if io.exit.is_none() {
             self.drain_ready(&mut io, &mut events);
             if events.is_empty() && io.exit.is_none() {
-                match tokio::time::timeout(timeout, io.events.recv()).await {
+                match tokio::time::timeout_at(deadline, io.events.recv()).await {
                     Err(_) => return Received::TimedOut,
                     Ok(None) => io.exit = Some(self.closed_exit_code()),
                     Ok(Some(ProcessEvent::Exit(code))) => io.exit = Some(code),
@@ -252,6 +257,22 @@ mod tests {
                 exit: None
             }
         );
+    }
+
+    #[tokio::test]
+    async fn concurrent_receives_each_respect_their_timeout() {
+        let (command, _tx) = process();
+        let command = Arc::new(command);
+        let first = {
+            let command = command.clone();
+            tokio::spawn(async move { command.receive(Duration::from_secs(3600)).await })
+        };
+        tokio::task::yield_now().await;
+        // The second Receive queues behind the first (which holds the command for an hour)
+        // but gives up at its own deadline instead of the first one's.
+        let second = command.receive(Duration::from_millis(20)).await;
+        assert_eq!(second, Received::TimedOut);
+        first.abort();
     }
 
     #[tokio::test]
