@@ -6,16 +6,44 @@
 //! Delete), WS-Enumeration of WQL queries (Enumerate, Pull, Release), Basic and NTLMv2
 //! authentication, optional HTTPS with a generated certificate, per-host code pages, and the
 //! protocol faults the backend arms ([`crate::backend::ProtocolFaults`]). Responses follow the
-//! real Windows captures in `/work/shared/captures/`.
+//! real Windows captures in `tests/captures/` (golden tests compare them element by element).
 //!
 //! Layers, top down: `endpoint` (sockets, HTTP, auth, faults, availability) → `handler` (SOAP
 //! actions) → `shells` (shell and command state, output buffering) and `response`/`request`
 //! (XML out and in). The server never interprets commands: the backend runs them.
+//! [`test_backend::TestBackend`] is a scripted backend for tests of WinRM clients.
+//!
+//! Behaviour worth knowing:
+//! - **Down hosts** refuse connections: the listening socket is closed (a client sees
+//!   "connection refused"), open connections are dropped, and the port is bound again when the
+//!   host is up. Availability is polled every [`ServerConfig::availability_poll`] and checked at
+//!   every accept and every request, so a client never gets an answer from a down host.
+//! - **Reboots**: when `Backend::boot_epoch` changes, the host's shells are forgotten (the next
+//!   request naming one gets the `w:InvalidSelectors` fault).
+//! - **Receive** returns everything the process produced so far as soon as there is anything
+//!   (or the exit), else waits up to the request's `OperationTimeout` and answers the
+//!   `w:TimedOut` fault (WSManFault 2150858793, HTTP 500). A response never exceeds the
+//!   request's `MaxEnvelopeSize`: more output waits for the next Receive, and the exit code comes
+//!   with the last piece.
+//! - **Faults**: `delay` holds every response (401s included) back; `http_500` answers every
+//!   authenticated request with an empty HTTP 500; `drop_mid_receive` closes the connection
+//!   instead of answering the next Receive that carries output or the exit, then calls
+//!   `Backend::protocol_fault_used`. The output is kept: the client's next Receive gets it.
+//! - **Options** (`WINRS_CODEPAGE`) are read from the header, and also from a `wsman:OptionSet`
+//!   placed directly under the envelope, where winrm-rs 1.1 writes them. Without the option the
+//!   host's OEM code page is used; unsupported code pages fall back to it too.
+//! - **Authentication**: a 401 offers `Negotiate` and `Basic realm="WSMAN"`. NTLM is bound to
+//!   the TCP connection (a new connection must run the handshake again); the NTLMv2 proof is
+//!   verified against the NT hash of [`ServerConfig::password`]; sealed (encrypted) messages
+//!   are not supported, as on a listener with `AllowUnencrypted=true`.
+//! - **Not modelled**: shell idle timeouts, PSRP (PowerShell remoting) shells, Kerberos and
+//!   CredSSP, NTLM message sealing, the code page reaching the backend (`chcp` in a 65001 shell
+//!   prints what the model says).
 //!
 //! File descriptors: every host holds one listening socket plus one per open connection. The
 //! crate forbids `unsafe`, so it cannot raise `RLIMIT_NOFILE` itself; [`LabServer::start`]
 //! reads the limit from `/proc/self/limits` and warns when it is too low for the host count
-//! (raise it with `ulimit -n` before starting 2,000 hosts).
+//! (raise it with `ulimit -n` before starting thousands of hosts).
 
 mod auth;
 mod codepage;
