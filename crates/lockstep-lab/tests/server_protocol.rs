@@ -233,6 +233,18 @@ async fn wql_enumeration_with_winrm_rs_and_with_pull() {
         again.body
     );
 
+    // Without a filter, the class named by the resource URI is enumerated.
+    let by_uri = enumerate
+        .replace("root/cimv2/*", "root/cimv2/Win32_Service")
+        .replace(
+            "<wsman:Filter Dialect=\"http://schemas.microsoft.com/wbem/wsman/1/WQL\">SELECT * FROM Win32_Service</wsman:Filter>",
+            "<wsman:OptimizeEnumeration/><wsman:MaxElements>10</wsman:MaxElements>",
+        );
+    let r = raw.post(&by_uri).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body.matches("<p:Win32_Service ").count(), 3, "{}", r.body);
+    assert!(r.body.contains("<w:EndOfSequence/>"));
+
     // A stopped provider namespace and an unknown class are faults.
     backend.set_namespace_down("root/MSCluster", true);
     let e = c

@@ -427,18 +427,39 @@ impl Handler {
         else {
             return Err(Fault::schema_validation("Enumerate without n:Enumerate"));
         };
-        let namespace = wmi_namespace(&req.resource_uri).ok_or_else(|| {
+        let not_wmi = || {
             Fault::schema_validation(&format!(
                 "resource URI `{}` is not a WMI URI",
                 req.resource_uri
             ))
-        })?;
-        if dialect.as_deref() != Some(ns::DIALECT_WQL) {
-            return Err(Fault::cannot_process_filter(
-                "only the WQL dialect is supported",
-            ));
-        }
-        let query = filter.as_deref().unwrap_or("");
+        };
+        // With a filter: `.../wmi/<namespace>/*` and a WQL query. Without one: enumerate every
+        // instance of the class the URI names (`.../wmi/root/cimv2/Win32_Service`).
+        let (namespace, query) = match (dialect.as_deref(), filter.as_deref()) {
+            (Some(ns::DIALECT_WQL), Some(query)) => (
+                wmi_namespace(&req.resource_uri).ok_or_else(not_wmi)?,
+                query.to_owned(),
+            ),
+            (None, None) => {
+                let path = req
+                    .resource_uri
+                    .strip_prefix(ns::RESOURCE_WMI_PREFIX)
+                    .ok_or_else(not_wmi)?;
+                let (namespace, class) = path.rsplit_once('/').ok_or_else(not_wmi)?;
+                if class == "*" || namespace.is_empty() {
+                    return Err(Fault::cannot_process_filter(
+                        "enumerating `*` needs a WQL filter",
+                    ));
+                }
+                (namespace, format!("SELECT * FROM {class}"))
+            }
+            _ => {
+                return Err(Fault::cannot_process_filter(
+                    "only the WQL dialect is supported",
+                ))
+            }
+        };
+        let query = query.as_str();
         let class = wql_class(query)
             .ok_or_else(|| Fault::cannot_process_filter(&format!("no class in `{query}`")))?;
         let objects = self
