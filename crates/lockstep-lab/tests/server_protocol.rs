@@ -609,3 +609,58 @@ async fn drop_mid_receive_closes_the_connection_once_and_keeps_the_output() {
     assert_eq!(backend.faults_used("NODE1"), 1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn many_concurrent_commands_per_host_keep_their_output_apart() {
+    let backend = Arc::new(TestBackend::new(4));
+    let server = start(backend).await;
+    let mut tasks = Vec::new();
+    for (h, url) in server.endpoints().into_values().enumerate() {
+        let port = port_of(&url);
+        for i in 0..25usize {
+            tasks.push(tokio::spawn(async move {
+                let mut raw = RawClient::connect(port, USER, PASSWORD).await.unwrap();
+                let created = raw.post(&common::create(Some(65001))).await.unwrap();
+                let shell = common::element_text(&created.body, "ShellId")
+                    .unwrap()
+                    .to_owned();
+                // Two commands in the same shell at once, then their output.
+                let n1 = 1 + (h * 25 + i) % 40;
+                let n2 = 1 + (h * 7 + i) % 30;
+                let a = raw
+                    .post(&common::command(&shell, &format!("lines {n1}")))
+                    .await
+                    .unwrap();
+                let b = raw
+                    .post(&common::command(&shell, &format!("lines {n2}")))
+                    .await
+                    .unwrap();
+                for (reply, n) in [(b, n2), (a, n1)] {
+                    let id = common::element_text(&reply.body, "CommandId")
+                        .unwrap()
+                        .to_owned();
+                    let mut out = Vec::new();
+                    loop {
+                        let r = raw
+                            .post(&common::receive(&shell, &id, "PT5S"))
+                            .await
+                            .unwrap();
+                        assert_eq!(r.status, 200, "{}", r.body);
+                        out.extend(common::stdout_bytes(&r.body));
+                        if r.body.contains("CommandState/Done") {
+                            break;
+                        }
+                    }
+                    let expected: String = (1..=n).map(|k| format!("line {k}\r\n")).collect();
+                    assert_eq!(String::from_utf8(out).unwrap(), expected);
+                }
+                let deleted = raw.post(&common::delete(&shell)).await.unwrap();
+                assert_eq!(deleted.status, 200);
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    server.shutdown().await;
+}
