@@ -114,6 +114,23 @@ fn open_files_soft_limit() -> Option<u64> {
 
 impl LabServer {
     /// Binds one endpoint per host of `backend` and starts serving.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), lockstep_lab::server::ServerError> {
+    /// use std::sync::Arc;
+    /// use lockstep_lab::server::test_backend::TestBackend;
+    /// use lockstep_lab::server::{LabServer, ServerConfig};
+    ///
+    /// let backend = Arc::new(TestBackend::new(3)); // NODE1..NODE3, `echo`, `exit N`, ...
+    /// let server = LabServer::start(backend, ServerConfig::default()).await?;
+    /// for (host, url) in server.endpoints() {
+    ///     // e.g. NODE1 -> http://127.0.0.1:41234/wsman; log in as DEFAULT_LAB_USER with
+    ///     // DEFAULT_LAB_PASSWORD, Basic or NTLM (unsealed).
+    ///     let _ = (host, url);
+    /// }
+    /// server.shutdown().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn start(
         backend: Arc<dyn Backend>,
         config: ServerConfig,
