@@ -14,4 +14,5 @@
 pub mod backend;
 pub mod model;
 pub mod record;
+pub mod server;
 pub mod verify;
