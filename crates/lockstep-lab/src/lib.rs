@@ -12,7 +12,14 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+mod lab;
 pub mod model;
 pub mod record;
 pub mod server;
 pub mod verify;
+
+pub use lab::Lab;
+pub use model::{Fault, LabConfig, World};
+pub use record::Recorder;
+pub use server::{LabServer, ServerConfig, DEFAULT_LAB_PASSWORD, DEFAULT_LAB_USER};
+pub use verify::{verify, verify_file, Violation};
