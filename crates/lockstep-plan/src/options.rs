@@ -1,0 +1,14 @@
+//! Options of one planning call (from the command line).
+
+use std::collections::BTreeMap;
+
+/// What the operator adds to the playbook's own selection.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlanOptions {
+    /// Host, group, site, cluster or pool patterns (`--limit`); the plan keeps only what they
+    /// select as well. Empty: no limit.
+    pub limit: Vec<String>,
+    /// Live owners: cluster group name to the node that owns it now. Overrides the inventory's
+    /// `owner` / `cluster_group_owner`, and decides the node order of cluster procedures.
+    pub owners: BTreeMap<String, String>,
+}

@@ -1,0 +1,475 @@
+//! The proofs: each KB 328839 ordering rule as an independent checker over a finished plan.
+//!
+//! The checkers share nothing with the planner but the plan and the fleet: they read the steps,
+//! the `after` edges (through their transitive closure) and the stages, so a planner bug that
+//! breaks a rule shows up here. Cluster owners are the inventory's (live `--owner` overrides
+//! are not seen by the checkers).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use lockstep_core::{
+    Action, Fleet, FrontEndScope, PackageKind, Plan, PlannedStep, Procedure, Role, StepIndex,
+};
+
+/// A rule the plan breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleViolation {
+    /// Rule id (`E3-C1`, `E3-FB`, `PLAN-DAG`...).
+    pub rule: &'static str,
+    /// Ids of the steps involved.
+    pub steps: Vec<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for RuleViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.rule, self.message)
+    }
+}
+
+/// Transitive closure of `after`, per stage (edges never cross stages in a valid plan; edges
+/// that do, or that point forward, are reported by the DAG check and left out here).
+struct Reach {
+    stage_of: Vec<usize>,
+    local: Vec<usize>,
+    /// Per step: bitset of its ancestors (local indices within its stage).
+    anc: Vec<Vec<u64>>,
+}
+
+impl Reach {
+    fn new(plan: &Plan) -> Reach {
+        let n = plan.steps.len();
+        let mut local = vec![0usize; n];
+        let mut count: BTreeMap<usize, usize> = BTreeMap::new();
+        for (i, s) in plan.steps.iter().enumerate() {
+            let c = count.entry(s.stage).or_insert(0);
+            local[i] = *c;
+            *c += 1;
+        }
+        let mut anc: Vec<Vec<u64>> = Vec::with_capacity(n);
+        for (i, s) in plan.steps.iter().enumerate() {
+            let words = count[&s.stage].div_ceil(64);
+            let mut bits = vec![0u64; words];
+            for &d in &s.after {
+                if d < i && plan.steps[d].stage == s.stage {
+                    let l = local[d];
+                    bits[l / 64] |= 1 << (l % 64);
+                    for (w, a) in bits.iter_mut().zip(&anc[d]) {
+                        *w |= *a;
+                    }
+                }
+            }
+            anc.push(bits);
+        }
+        Reach {
+            stage_of: plan.steps.iter().map(|s| s.stage).collect(),
+            local,
+            anc,
+        }
+    }
+
+    /// Whether step `later` comes after step `earlier` in every run: a later stage, or a path
+    /// of `after` edges within the stage.
+    fn after(&self, later: StepIndex, earlier: StepIndex) -> bool {
+        if self.stage_of[earlier] != self.stage_of[later] {
+            return self.stage_of[earlier] < self.stage_of[later];
+        }
+        let l = self.local[earlier];
+        self.anc[later][l / 64] & (1 << (l % 64)) != 0
+    }
+}
+
+fn v(rule: &'static str, steps: &[&PlannedStep], message: String) -> RuleViolation {
+    RuleViolation {
+        rule,
+        steps: steps.iter().map(|s| s.id.clone()).collect(),
+        message,
+    }
+}
+
+fn is_target_install(a: &Action) -> bool {
+    matches!(
+        a,
+        Action::Install {
+            prerequisite: None,
+            ..
+        }
+    )
+}
+
+/// Checks every rule on `plan` (made from `fleet`); empty when the plan keeps them all.
+pub fn check_rules(plan: &Plan, fleet: &Fleet) -> Vec<RuleViolation> {
+    let mut out = Vec::new();
+    check_dag(plan, &mut out);
+    let reach = Reach::new(plan);
+    check_front_ends_first(plan, fleet, &reach, &mut out);
+    check_pool_lockstep(plan, &reach, &mut out);
+    check_clusters(plan, fleet, &reach, &mut out);
+    out
+}
+
+/// PLAN-ID, PLAN-DAG, PLAN-STAGE: unique ids, topological order, edges within a stage, stages
+/// in order, each step's site in its stage.
+fn check_dag(plan: &Plan, out: &mut Vec<RuleViolation>) {
+    let mut seen = HashSet::new();
+    let mut last_stage = 0usize;
+    for (i, s) in plan.steps.iter().enumerate() {
+        if !seen.insert(s.id.as_str()) {
+            out.push(v("PLAN-ID", &[s], format!("step id `{}` is not unique", s.id)));
+        }
+        if s.stage >= plan.stages.len() {
+            out.push(v(
+                "PLAN-STAGE",
+                &[s],
+                format!("step `{}` is in stage {} of {}", s.id, s.stage, plan.stages.len()),
+            ));
+            continue;
+        }
+        if s.stage < last_stage {
+            out.push(v(
+                "PLAN-STAGE",
+                &[s],
+                format!("step `{}` of an earlier stage comes after a later stage's steps", s.id),
+            ));
+        }
+        last_stage = last_stage.max(s.stage);
+        if !plan.stages[s.stage].sites.contains(&s.site) {
+            out.push(v(
+                "PLAN-STAGE",
+                &[s],
+                format!(
+                    "step `{}` is at site `{}`, which stage `{}` does not list",
+                    s.id, s.site, plan.stages[s.stage].name
+                ),
+            ));
+        }
+        for &d in &s.after {
+            if d >= i {
+                out.push(v(
+                    "PLAN-DAG",
+                    &[s],
+                    format!("step `{}` waits for step #{d}, which is not before it", s.id),
+                ));
+            } else if plan.steps[d].stage != s.stage {
+                out.push(v(
+                    "PLAN-STAGE",
+                    &[s, &plan.steps[d]],
+                    format!(
+                        "step `{}` waits for `{}` of another stage (stage order is the engine's)",
+                        s.id, plan.steps[d].id
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// E3-FB / E2-FB: every front-end before any back-end (of the organisation, or of the site when
+/// the inventory scopes the rule per site).
+fn check_front_ends_first(plan: &Plan, fleet: &Fleet, reach: &Reach, out: &mut Vec<RuleViolation>) {
+    let rule = match plan.procedure {
+        Procedure::E3FrontBack => "E3-FB",
+        Procedure::E2FrontBack => "E2-FB",
+        _ => return,
+    };
+    let per_site = fleet.front_end_scope == FrontEndScope::Site;
+    let (fe, be): (Vec<usize>, Vec<usize>) = {
+        let fe = (0..plan.steps.len())
+            .filter(|&i| plan.steps[i].role == Role::FrontEnd && plan.steps[i].cluster.is_none())
+            .collect();
+        let be = (0..plan.steps.len())
+            .filter(|&i| plan.steps[i].role == Role::BackEnd && plan.steps[i].cluster.is_none())
+            .collect();
+        (fe, be)
+    };
+    for &b in &be {
+        for &f in &fe {
+            let (sb, sf) = (&plan.steps[b], &plan.steps[f]);
+            if per_site && sb.site != sf.site {
+                continue;
+            }
+            if !reach.after(b, f) {
+                out.push(v(
+                    rule,
+                    &[sf, sb],
+                    format!(
+                        "back-end step `{}` may run before front-end step `{}` is done",
+                        sb.id, sf.id
+                    ),
+                ));
+                return;
+            }
+        }
+    }
+}
+
+/// E3-LB: in a load-balanced pool, every member does step N before any member does step N+1.
+fn check_pool_lockstep(plan: &Plan, reach: &Reach, out: &mut Vec<RuleViolation>) {
+    let mut pools: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        if let Some(p) = &s.pool {
+            pools.entry(p.as_str()).or_default().push(i);
+        }
+    }
+    for (pool, idx) in pools {
+        // Rank of a step = position of (spec, n-th occurrence on its host) in the pool's order.
+        let mut occurrence: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut rank_of_key: HashMap<(&str, usize), usize> = HashMap::new();
+        let mut rank = Vec::with_capacity(idx.len());
+        for &i in &idx {
+            let s = &plan.steps[i];
+            let o = occurrence.entry((s.host.as_str(), s.spec.as_str())).or_insert(0);
+            *o += 1;
+            let next = rank_of_key.len();
+            rank.push(*rank_of_key.entry((s.spec.as_str(), *o)).or_insert(next));
+        }
+        for (x, &a) in idx.iter().enumerate() {
+            for (y, &b) in idx.iter().enumerate() {
+                if rank[x] < rank[y] && !reach.after(b, a) {
+                    let (sa, sb) = (&plan.steps[a], &plan.steps[b]);
+                    out.push(v(
+                        "E3-LB",
+                        &[sa, sb],
+                        format!(
+                            "pool `{pool}`: `{}` may start before `{}` is done on every member",
+                            sb.id, sa.id
+                        ),
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Per cluster: E3-C1 (one node out of service at a time, every change inside a window),
+/// E2-ACTIVE-PASSIVE (passive first), E5-CLUSTER (active first, no moves), E3-CLUSTER.11
+/// (each EVS upgraded after the first node's install, before any other node goes out of
+/// service, on the upgraded node).
+fn check_clusters(plan: &Plan, fleet: &Fleet, reach: &Reach, out: &mut Vec<RuleViolation>) {
+    let mut clusters: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        if let Some(c) = &s.cluster {
+            clusters.entry(c.as_str()).or_default().push(i);
+        }
+    }
+    for (name, idx) in clusters {
+        let steps = |i: usize| &plan.steps[i];
+        // Out-of-service windows per node, in order of first appearance.
+        let mut windows: Vec<(&str, usize, usize)> = Vec::new();
+        let mut installs: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for &i in &idx {
+            let s = steps(i);
+            if s.out_of_service {
+                match windows.iter_mut().find(|w| w.0 == s.host.as_str()) {
+                    Some(w) => w.2 = i,
+                    None => windows.push((s.host.as_str(), i, i)),
+                }
+            } else if matches!(
+                s.action,
+                Action::Install { .. } | Action::Reboot | Action::StopClusterService
+            ) {
+                out.push(v(
+                    "E3-C1",
+                    &[s],
+                    format!(
+                        "`{}` ({}) changes node `{}` but is not inside its out-of-service window",
+                        s.id,
+                        s.action.kind(),
+                        s.host
+                    ),
+                ));
+            }
+            if is_target_install(&s.action) {
+                installs.entry(s.host.as_str()).or_default().push(i);
+            }
+            if let Action::EvacuateNode { node, .. } = &s.action {
+                if *node != s.host {
+                    out.push(v(
+                        "DOUBLE-HOP",
+                        &[s],
+                        format!("`{}` empties `{node}` but runs on `{}`", s.id, s.host),
+                    ));
+                }
+            }
+        }
+        for (x, a) in windows.iter().enumerate() {
+            for b in &windows[x + 1..] {
+                if !(reach.after(b.1, a.2) || reach.after(a.1, b.2)) {
+                    out.push(v(
+                        "E3-C1",
+                        &[steps(a.1), steps(b.1)],
+                        format!(
+                            "cluster `{name}`: nodes `{}` and `{}` may be out of service at the same time",
+                            a.0, b.0
+                        ),
+                    ));
+                }
+            }
+        }
+        let Some(cluster) = fleet.cluster(name) else {
+            continue;
+        };
+        // Every node of a cluster that installs gets the target exactly once.
+        if !installs.is_empty() {
+            for n in &cluster.nodes {
+                let k = installs.get(n.as_str()).map_or(0, Vec::len);
+                if k != 1 {
+                    out.push(v(
+                        "E3-C1",
+                        &[],
+                        format!("cluster `{name}`: node `{n}` installs the target {k} times, not once"),
+                    ));
+                }
+            }
+        }
+        let install_of = |n: &str| installs.get(n).and_then(|v| v.first()).copied();
+        // The active node: owner of the most EVS groups in the inventory (ties: inventory order).
+        let mut counts: Vec<usize> = vec![0; cluster.nodes.len()];
+        for vs in &cluster.virtual_servers {
+            if let Some(p) = cluster.nodes.iter().position(|n| *n == vs.owner) {
+                counts[p] += 1;
+            }
+        }
+        let active = (0..cluster.nodes.len())
+            .min_by_key(|&i| (std::cmp::Reverse(counts[i]), i))
+            .map(|i| cluster.nodes[i].as_str());
+        match plan.procedure {
+            Procedure::E2ActivePassive => {
+                if let Some(a) = active.and_then(install_of) {
+                    for n in &cluster.nodes {
+                        if Some(n.as_str()) == active {
+                            continue;
+                        }
+                        if let Some(p) = install_of(n.as_str()) {
+                            if !reach.after(a, p) {
+                                out.push(v(
+                                    "E2-ACTIVE-PASSIVE",
+                                    &[steps(p), steps(a)],
+                                    format!(
+                                        "cluster `{name}`: active node `{}` is not upgraded after passive node `{n}`",
+                                        active.unwrap_or_default()
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            Procedure::E5Cluster => {
+                for &i in &idx {
+                    let s = steps(i);
+                    if matches!(
+                        s.action,
+                        Action::MoveGroup { .. }
+                            | Action::EvacuateNode { .. }
+                            | Action::FailoverTest { .. }
+                    ) {
+                        out.push(v(
+                            "E5-CLUSTER.1",
+                            &[s],
+                            format!("cluster `{name}`: `{}` moves a group; E5-CLUSTER never fails over", s.id),
+                        ));
+                    }
+                }
+                if let Some(a) = active.and_then(install_of) {
+                    for n in &cluster.nodes {
+                        if Some(n.as_str()) == active {
+                            continue;
+                        }
+                        if let Some(p) = install_of(n.as_str()) {
+                            if !reach.after(p, a) {
+                                out.push(v(
+                                    "E5-CLUSTER.2",
+                                    &[steps(a), steps(p)],
+                                    format!(
+                                        "cluster `{name}`: passive node `{n}` is not upgraded after active node `{}`",
+                                        active.unwrap_or_default()
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            Procedure::E3Cluster => check_e3_evs(plan, cluster, &idx, &installs, &windows, reach, out),
+            _ => {}
+        }
+    }
+}
+
+fn check_e3_evs(
+    plan: &Plan,
+    cluster: &lockstep_core::Cluster,
+    idx: &[usize],
+    installs: &BTreeMap<&str, Vec<usize>>,
+    windows: &[(&str, usize, usize)],
+    reach: &Reach,
+    out: &mut Vec<RuleViolation>,
+) {
+    let name = cluster.name.as_str();
+    let Some(&first_install) = installs.values().flatten().min() else {
+        return;
+    };
+    let service_pack = matches!(
+        plan.steps[first_install].action,
+        Action::Install {
+            kind: PackageKind::ServicePack,
+            ..
+        }
+    );
+    let first = plan.steps[first_install].host.as_str();
+    for vs in &cluster.virtual_servers {
+        let ups: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| {
+                matches!(&plan.steps[i].action,
+                    Action::UpgradeVirtualServer { group, .. } if *group == vs.group)
+            })
+            .collect();
+        if !service_pack {
+            if let Some(&u) = ups.first() {
+                out.push(v(
+                    "E3-CLUSTER.11",
+                    &[&plan.steps[u]],
+                    format!("cluster `{name}`: EVS `{}` is upgraded although the package is a hotfix", vs.name),
+                ));
+            }
+            continue;
+        }
+        let [u] = ups.as_slice() else {
+            out.push(v(
+                "E3-CLUSTER.11",
+                &[],
+                format!("cluster `{name}`: EVS `{}` is upgraded {} times, not once", vs.name, ups.len()),
+            ));
+            continue;
+        };
+        let su = &plan.steps[*u];
+        if !reach.after(*u, first_install) || su.host.as_str() != first {
+            out.push(v(
+                "E3-CLUSTER.11",
+                &[&plan.steps[first_install], su],
+                format!(
+                    "cluster `{name}`: EVS `{}` must be upgraded on `{first}` after its install",
+                    vs.name
+                ),
+            ));
+        }
+        for w in windows.iter().filter(|w| w.0 != first) {
+            if !reach.after(w.1, *u) {
+                out.push(v(
+                    "E3-CLUSTER.11",
+                    &[su, &plan.steps[w.1]],
+                    format!(
+                        "cluster `{name}`: node `{}` goes out of service before EVS `{}` is upgraded",
+                        w.0, vs.name
+                    ),
+                ));
+            }
+        }
+    }
+}

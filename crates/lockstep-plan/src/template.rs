@@ -1,0 +1,181 @@
+//! Template rendering for playbook strings: minijinja with strict undefined, compiled once per
+//! distinct source, with a lazily-looked-up context (no map is built per step).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object, Value};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+
+/// Why a template did not render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RenderError {
+    /// A variable the step has no value for.
+    Undefined(String),
+    /// Syntax or evaluation error.
+    Other(String),
+}
+
+/// The variables one step sees. Built-in names (`node`, `peer`, `group`...) win over variables,
+/// so a playbook or inventory variable can never redirect a step to another node; host
+/// variables override playbook variables.
+pub(crate) struct Ctx {
+    pub builtins: Vec<(&'static str, Value)>,
+    pub host_vars: Arc<BTreeMap<String, String>>,
+    pub playbook_vars: Arc<BTreeMap<String, String>>,
+}
+
+impl fmt::Debug for Ctx {
+    /// Names only: variables may hold anything and are never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field(
+                "builtins",
+                &self.builtins.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            )
+            .field("host_vars", &self.host_vars.keys().collect::<Vec<_>>())
+            .field("playbook_vars", &self.playbook_vars.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Ctx {
+    pub(crate) fn lookup(&self, key: &str) -> Option<Value> {
+        if let Some((_, v)) = self.builtins.iter().find(|(k, _)| *k == key) {
+            return Some(v.clone());
+        }
+        self.host_vars
+            .get(key)
+            .or_else(|| self.playbook_vars.get(key))
+            .map(|s| Value::from(s.as_str()))
+    }
+}
+
+impl Object for Ctx {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.lookup(key.as_str()?)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::NonEnumerable
+    }
+}
+
+/// Compiled templates, keyed by their source.
+pub(crate) struct Templates {
+    env: Environment<'static>,
+    names: HashMap<String, Result<String, String>>,
+}
+
+impl Templates {
+    pub(crate) fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        Templates {
+            env,
+            names: HashMap::new(),
+        }
+    }
+
+    fn is_literal(src: &str) -> bool {
+        !(src.contains("{{") || src.contains("{%") || src.contains("{#"))
+    }
+
+    fn compiled(&mut self, key: &str, source: impl FnOnce() -> String) -> Result<String, String> {
+        if let Some(r) = self.names.get(key) {
+            return r.clone();
+        }
+        let name = format!("t{}", self.names.len());
+        let r = self
+            .env
+            .add_template_owned(name.clone(), source())
+            .map(|()| name)
+            .map_err(|e| e.to_string());
+        self.names.insert(key.to_owned(), r.clone());
+        r
+    }
+
+    fn run(&self, name: &str, ctx: &Arc<Ctx>) -> Result<String, RenderError> {
+        let t = self
+            .env
+            .get_template(name)
+            .map_err(|e| RenderError::Other(e.to_string()))?;
+        t.render(Value::from_dyn_object(ctx.clone()))
+            .map_err(|e| match e.kind() {
+                ErrorKind::UndefinedError => {
+                    let mut vars: Vec<String> =
+                        t.undeclared_variables(false).into_iter().collect();
+                    vars.sort();
+                    match vars.into_iter().find(|v| ctx.lookup(v).is_none()) {
+                        Some(v) => RenderError::Undefined(v),
+                        None => RenderError::Other(e.to_string()),
+                    }
+                }
+                _ => RenderError::Other(e.to_string()),
+            })
+    }
+
+    /// Renders `src` for one step.
+    pub(crate) fn render(&mut self, src: &str, ctx: &Arc<Ctx>) -> Result<String, RenderError> {
+        if Self::is_literal(src) {
+            return Ok(src.to_owned());
+        }
+        let name = self
+            .compiled(src, || src.to_owned())
+            .map_err(RenderError::Other)?;
+        self.run(&name, ctx)
+    }
+
+    /// Evaluates a `when` expression for one step.
+    pub(crate) fn truthy(&mut self, expr: &str, ctx: &Arc<Ctx>) -> Result<bool, RenderError> {
+        let key = format!("\u{0}when\u{0}{expr}");
+        let name = self
+            .compiled(&key, || format!("{{% if {expr} %}}1{{% else %}}0{{% endif %}}"))
+            .map_err(RenderError::Other)?;
+        Ok(self.run(&name, ctx)? == "1")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Arc<Ctx> {
+        let mut pv = BTreeMap::new();
+        pv.insert("pkg".to_owned(), "C:\\sp\\update.exe".to_owned());
+        pv.insert("node".to_owned(), "EVIL".to_owned());
+        let mut hv = BTreeMap::new();
+        hv.insert("pkg".to_owned(), "D:\\sp\\update.exe".to_owned());
+        Arc::new(Ctx {
+            builtins: vec![("node", Value::from("N1")), ("windows", Value::from("2003"))],
+            host_vars: Arc::new(hv),
+            playbook_vars: Arc::new(pv),
+        })
+    }
+
+    #[test]
+    fn renders_with_precedence() {
+        let mut t = Templates::new();
+        let c = ctx();
+        assert_eq!(t.render("{{ node }}:{{ pkg }}", &c).unwrap(), "N1:D:\\sp\\update.exe");
+        assert_eq!(t.render("plain", &c).unwrap(), "plain");
+        assert!(t.truthy("windows == '2003'", &c).unwrap());
+        assert!(!t.truthy("windows == '2000'", &c).unwrap());
+    }
+
+    #[test]
+    fn names_the_undefined_variable() {
+        let mut t = Templates::new();
+        let c = ctx();
+        assert_eq!(
+            t.render("{{ node }} {{ nope }}", &c),
+            Err(RenderError::Undefined("nope".to_owned()))
+        );
+        assert_eq!(
+            t.truthy("kind == 'hotfix'", &c),
+            Err(RenderError::Undefined("kind".to_owned()))
+        );
+        assert!(matches!(t.render("{{ node", &c), Err(RenderError::Other(_))));
+    }
+}
