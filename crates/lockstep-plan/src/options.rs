@@ -9,6 +9,8 @@ pub struct PlanOptions {
     /// select as well. Empty: no limit.
     pub limit: Vec<String>,
     /// Live owners: cluster group name to the node that owns it now. Overrides the inventory's
-    /// `owner` / `cluster_group_owner`, and decides the node order of cluster procedures.
+    /// `owner` / `cluster_group_owner`, and decides the node order of cluster procedures. A key
+    /// is `GROUP` (applied to the clusters where the owner is a node) or `CLUSTER/GROUP` (for
+    /// group names several clusters share, such as `Cluster Group`).
     pub owners: BTreeMap<String, String>,
 }

@@ -543,23 +543,60 @@ impl<'a> Planner<'a> {
         units
     }
 
-    /// Every `--owner` override must name a group of a taken cluster.
+    /// Every owner override must name a group of a taken cluster (`GROUP`, or `CLUSTER/GROUP`
+    /// when several clusters share a group name such as `Cluster Group`) and a node of it.
     fn check_owner_overrides(&mut self, units: &[Unit]) {
-        for group in self.opts.owners.keys() {
-            let known = units.iter().any(|u| match u.kind {
-                UnitKind::Cluster(ci) => {
-                    let c = &self.fleet.clusters[ci];
-                    c.cluster_group.eq_ignore_case(group)
-                        || c.virtual_servers.iter().any(|v| v.group.eq_ignore_case(group))
+        for (key, owner) in &self.opts.owners {
+            let mut group_found = false;
+            let mut owner_ok = false;
+            for u in units {
+                let UnitKind::Cluster(ci) = u.kind else {
+                    continue;
+                };
+                let c = &self.fleet.clusters[ci];
+                let (qualifier, group) = match key.split_once('/') {
+                    Some((q, g)) => (Some(q), g),
+                    None => (None, key.as_str()),
+                };
+                if qualifier.is_some_and(|q| !c.name.eq_ignore_case(q)) {
+                    continue;
                 }
-                _ => false,
-            });
-            if !known {
-                self.errors.push(PlanError::UnknownOwnerGroup {
-                    group: group.clone(),
+                let has = c.cluster_group.eq_ignore_case(group)
+                    || c.virtual_servers.iter().any(|v| v.group.eq_ignore_case(group));
+                if has {
+                    group_found = true;
+                    owner_ok |= c.nodes.iter().any(|n| n.eq_ignore_case(owner));
+                }
+            }
+            if !group_found {
+                self.errors.push(PlanError::UnknownOwnerGroup { group: key.clone() });
+            } else if !owner_ok {
+                self.errors.push(PlanError::OwnerNotNode {
+                    cluster: key.split_once('/').map(|(c, _)| c).unwrap_or("any").to_owned(),
+                    group: key.clone(),
+                    owner: owner.clone(),
                 });
             }
         }
+    }
+
+    /// The live owner of `group` of cluster `c` from the overrides: `CLUSTER/GROUP` first, then
+    /// `GROUP` when it names a node of this cluster.
+    fn live_owner(&self, c: &Cluster, group: &Name) -> Option<&'a str> {
+        let owners = &self.opts.owners;
+        let qualified = owners.iter().find(|(k, _)| {
+            k.split_once('/')
+                .is_some_and(|(q, g)| c.name.eq_ignore_case(q) && group.eq_ignore_case(g))
+        });
+        if let Some((_, v)) = qualified {
+            return Some(v.as_str());
+        }
+        owners
+            .iter()
+            .find(|(k, v)| {
+                group.eq_ignore_case(k) && c.nodes.iter().any(|n| n.eq_ignore_case(v))
+            })
+            .map(|(_, v)| v.as_str())
     }
 
     /// Stages as (name, site indices, gate, max parallel sites, pass).
@@ -1166,7 +1203,19 @@ impl<'a> Planner<'a> {
             });
             return None;
         }
-        let mut action = self.action(spec, hi, cs.as_deref(), &ctx, &label)?;
+        let Some(mut action) = self.action(spec, hi, cs.as_deref(), &ctx, &label) else {
+            // The error is recorded; assume the install happens so later steps are not blamed
+            // for an upgrade that only failed to render.
+            if let (Some(cs), ActionSpec::Install {
+                prerequisite: None, ..
+            }) = (cs.as_deref_mut(), &spec.action)
+            {
+                if let Some(p) = cs.pos_of_host(hi) {
+                    cs.upgraded[p] = true;
+                }
+            }
+            return None;
+        };
         let name = self.render(&spec.name, spec, &ctx, &label);
         let index = self.steps.len();
         if let Some(cs) = cs.as_deref_mut() {
@@ -1243,13 +1292,7 @@ impl<'a> Planner<'a> {
         }
         let mut owner = Vec::with_capacity(groups.len());
         for (g, inv) in groups.iter().zip(&inventory_owner) {
-            let live = self
-                .opts
-                .owners
-                .iter()
-                .find(|(k, _)| g.eq_ignore_case(k))
-                .map(|(_, v)| v.as_str());
-            let o = live.unwrap_or(inv.as_str());
+            let o = self.live_owner(c, g).unwrap_or(inv.as_str());
             match c.nodes.iter().position(|n| n.eq_ignore_case(o)) {
                 Some(p) => owner.push(Some(p)),
                 None => {
