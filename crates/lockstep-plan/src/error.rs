@@ -22,7 +22,9 @@ pub enum PlanError {
         procedure: String,
     },
     /// The playbook's target product is not the procedure's.
-    #[error("playbook `{playbook}` targets {target} but its procedure `{procedure}` is for {expected}")]
+    #[error(
+        "playbook `{playbook}` targets {target} but its procedure `{procedure}` is for {expected}"
+    )]
     ProductMismatch {
         /// Playbook name.
         playbook: String,

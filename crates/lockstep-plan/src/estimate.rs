@@ -15,7 +15,11 @@ pub fn estimate_secs(action: &Action) -> u64 {
             ..
         } => {
             let base = if prerequisite.is_some() { 300 } else { 1200 };
-            base + if *reboot == RebootPolicy::Always { 300 } else { 0 }
+            base + if *reboot == RebootPolicy::Always {
+                300
+            } else {
+                0
+            }
         }
         Action::Reboot => 300,
         Action::StopClusterService | Action::StartClusterService => 30,

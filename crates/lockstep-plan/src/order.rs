@@ -55,7 +55,8 @@ impl NodeOrder {
                 busiest(&all, None).unwrap_or(0)
             }
         };
-        let rest = |skip: &[usize]| -> Vec<usize> { (0..n).filter(|i| !skip.contains(i)).collect() };
+        let rest =
+            |skip: &[usize]| -> Vec<usize> { (0..n).filter(|i| !skip.contains(i)).collect() };
         let (first, first_peer, order) = match procedure {
             Procedure::E2ActivePassive => {
                 let a = active();

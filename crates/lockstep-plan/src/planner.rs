@@ -85,7 +85,10 @@ impl ClusterState<'_> {
     }
 
     fn pos_of_name(&self, name: &str) -> Option<usize> {
-        self.cluster.nodes.iter().position(|n| n.eq_ignore_case(name))
+        self.cluster
+            .nodes
+            .iter()
+            .position(|n| n.eq_ignore_case(name))
     }
 
     fn group_of_name(&self, name: &str) -> Option<usize> {
@@ -108,17 +111,22 @@ impl ClusterState<'_> {
 
 /// Validates names a cluster step refers to, recording errors against the step.
 struct Checker<'s> {
-    step: &'s str,
-    unit: &'s str,
+    step: &'s Name,
+    label: &'s dyn Fn() -> String,
 }
 
 impl Checker<'_> {
     /// A node of the cluster whose Cluster service is up; rewritten to the inventory's spelling.
-    fn node(&self, cs: &ClusterState<'_>, n: &mut Name, errors: &mut Vec<PlanError>) -> Option<usize> {
+    fn node(
+        &self,
+        cs: &ClusterState<'_>,
+        n: &mut Name,
+        errors: &mut Vec<PlanError>,
+    ) -> Option<usize> {
         let Some(p) = cs.pos_of_name(n.as_str()) else {
             errors.push(PlanError::NotANode {
-                step: self.step.to_owned(),
-                unit: self.unit.to_owned(),
+                step: self.step.to_string(),
+                unit: (self.label)(),
                 node: n.to_string(),
                 cluster: cs.cluster.name.to_string(),
             });
@@ -127,8 +135,8 @@ impl Checker<'_> {
         *n = cs.cluster.nodes[p].clone();
         if !cs.up[p] {
             errors.push(PlanError::NodeDown {
-                step: self.step.to_owned(),
-                unit: self.unit.to_owned(),
+                step: self.step.to_string(),
+                unit: (self.label)(),
                 node: n.to_string(),
             });
         }
@@ -147,8 +155,8 @@ impl Checker<'_> {
             Some(i) if !evs_only || i > 0 => Some(i),
             _ => {
                 errors.push(PlanError::NotAGroup {
-                    step: self.step.to_owned(),
-                    unit: self.unit.to_owned(),
+                    step: self.step.to_string(),
+                    unit: (self.label)(),
                     group: g.to_string(),
                     cluster: cs.cluster.name.to_string(),
                 });
@@ -159,8 +167,8 @@ impl Checker<'_> {
 
     fn not_upgraded(&self, cs: &ClusterState<'_>, g: usize, node: usize) -> PlanError {
         PlanError::NotUpgraded {
-            step: self.step.to_owned(),
-            unit: self.unit.to_owned(),
+            step: self.step.to_string(),
+            unit: (self.label)(),
             group: cs.groups[g].to_string(),
             node: cs.cluster.nodes[node].to_string(),
         }
@@ -314,7 +322,9 @@ impl<'a> Planner<'a> {
             });
         }
         let by_playbook = self.selector.select(&pb.hosts, false, &mut self.errors);
-        let by_limit = self.selector.select(&self.opts.limit, true, &mut self.errors);
+        let by_limit = self
+            .selector
+            .select(&self.opts.limit, true, &mut self.errors);
         let selected = Selection(
             by_playbook
                 .0
@@ -413,9 +423,9 @@ impl<'a> Planner<'a> {
         let site_of = |name: &Name| fleet.sites.iter().position(|s| s.name == *name);
         let mut units = Vec::new();
         let members = |what: &'static str,
-                           unit: &Name,
-                           names: &[Name],
-                           errors: &mut Vec<PlanError>|
+                       unit: &Name,
+                       names: &[Name],
+                       errors: &mut Vec<PlanError>|
          -> Option<Vec<usize>> {
             let mut out = Vec::with_capacity(names.len());
             for n in names {
@@ -434,23 +444,20 @@ impl<'a> Planner<'a> {
             Some(out)
         };
         // A unit is taken when every member is selected; partly selected is an error.
-        let taken = |what: &'static str,
-                     unit: &Name,
-                     idx: &[usize],
-                     errors: &mut Vec<PlanError>|
-         -> bool {
-            let n_sel = idx.iter().filter(|&&i| selected.contains(i)).count();
-            if n_sel > 0 && n_sel < idx.len() {
-                let missing = idx.iter().find(|&&i| !selected.contains(i)).unwrap();
-                errors.push(PlanError::PartlySelected {
-                    what,
-                    unit: unit.to_string(),
-                    missing: fleet.hosts[*missing].name.to_string(),
-                });
-                return false;
-            }
-            n_sel > 0
-        };
+        let taken =
+            |what: &'static str, unit: &Name, idx: &[usize], errors: &mut Vec<PlanError>| -> bool {
+                let n_sel = idx.iter().filter(|&&i| selected.contains(i)).count();
+                if n_sel > 0 && n_sel < idx.len() {
+                    let missing = idx.iter().find(|&&i| !selected.contains(i)).unwrap();
+                    errors.push(PlanError::PartlySelected {
+                        what,
+                        unit: unit.to_string(),
+                        missing: fleet.hosts[*missing].name.to_string(),
+                    });
+                    return false;
+                }
+                n_sel > 0
+            };
         if procedure.is_cluster() {
             for (ci, c) in fleet.clusters.iter().enumerate() {
                 let Some(idx) = members("cluster", &c.name, &c.nodes, &mut self.errors) else {
@@ -491,9 +498,9 @@ impl<'a> Planner<'a> {
                 for &i in &idx {
                     in_pool[i] = true;
                 }
-                let fits = idx
-                    .iter()
-                    .all(|&i| fleet.hosts[i].product == product && fleet.hosts[i].cluster.is_none());
+                let fits = idx.iter().all(|&i| {
+                    fleet.hosts[i].product == product && fleet.hosts[i].cluster.is_none()
+                });
                 if !fits || !taken("pool", &p.name, &idx, &mut self.errors) {
                     continue;
                 }
@@ -562,17 +569,24 @@ impl<'a> Planner<'a> {
                     continue;
                 }
                 let has = c.cluster_group.eq_ignore_case(group)
-                    || c.virtual_servers.iter().any(|v| v.group.eq_ignore_case(group));
+                    || c.virtual_servers
+                        .iter()
+                        .any(|v| v.group.eq_ignore_case(group));
                 if has {
                     group_found = true;
                     owner_ok |= c.nodes.iter().any(|n| n.eq_ignore_case(owner));
                 }
             }
             if !group_found {
-                self.errors.push(PlanError::UnknownOwnerGroup { group: key.clone() });
+                self.errors
+                    .push(PlanError::UnknownOwnerGroup { group: key.clone() });
             } else if !owner_ok {
                 self.errors.push(PlanError::OwnerNotNode {
-                    cluster: key.split_once('/').map(|(c, _)| c).unwrap_or("any").to_owned(),
+                    cluster: key
+                        .split_once('/')
+                        .map(|(c, _)| c)
+                        .unwrap_or("any")
+                        .to_owned(),
                     group: key.clone(),
                     owner: owner.clone(),
                 });
@@ -593,9 +607,7 @@ impl<'a> Planner<'a> {
         }
         owners
             .iter()
-            .find(|(k, v)| {
-                group.eq_ignore_case(k) && c.nodes.iter().any(|n| n.eq_ignore_case(v))
-            })
+            .find(|(k, v)| group.eq_ignore_case(k) && c.nodes.iter().any(|n| n.eq_ignore_case(v)))
             .map(|(_, v)| v.as_str())
     }
 
@@ -627,7 +639,10 @@ impl<'a> Planner<'a> {
                         }
                         continue;
                     }
-                    let Some(i) = fleet.sites.iter().position(|x| x.name.eq_ignore_case(s.as_str()))
+                    let Some(i) = fleet
+                        .sites
+                        .iter()
+                        .position(|x| x.name.eq_ignore_case(s.as_str()))
                     else {
                         self.errors.push(PlanError::UnknownStageSite {
                             stage: st.name.to_string(),
@@ -674,7 +689,10 @@ impl<'a> Planner<'a> {
         ) && fleet.front_end_scope == FrontEndScope::Organisation;
         if fb_org {
             let mut out = Vec::new();
-            for (prefix, pass) in [("front-ends", Pass::FrontEnds), ("back-ends", Pass::BackEnds)] {
+            for (prefix, pass) in [
+                ("front-ends", Pass::FrontEnds),
+                ("back-ends", Pass::BackEnds),
+            ] {
                 for (n, s, g, m) in &base {
                     out.push((format!("{prefix}/{n}"), s.clone(), g.clone(), *m, pass));
                 }
@@ -762,7 +780,10 @@ impl<'a> Planner<'a> {
                 PackageKind::Hotfix => "hotfix",
             }),
         ));
-        b.push(("target_build", Value::from(self.pb.target.build.to_string())));
+        b.push((
+            "target_build",
+            Value::from(self.pb.target.build.to_string()),
+        ));
         if let Some(cs) = cs {
             let c = cs.cluster;
             let pos = cs.pos_of_host(hi).unwrap_or(0);
@@ -789,15 +810,17 @@ impl<'a> Planner<'a> {
         ctx
     }
 
-    fn unit_label(&self, hi: usize, at: At, cs: Option<&ClusterState<'_>>) -> String {
-        let host = &self.fleet.hosts[hi].name;
-        match (cs, at) {
-            (Some(cs), At::Evs(e)) => format!(
-                "{} (group {}, on {host})",
-                cs.cluster.name, cs.cluster.virtual_servers[e].group
-            ),
-            (Some(cs), At::Cluster) => format!("{} (on {host})", cs.cluster.name),
-            (Some(cs), At::Node(_)) => format!("{} (node {host})", cs.cluster.name),
+    /// How errors name the unit: `PRGCL1 (node PRG-N2)`, `PRGCL1 (group G, on PRG-N1)`.
+    fn unit_label(host: &Name, cluster: Option<&Cluster>, at: At) -> String {
+        match (cluster, at) {
+            (Some(c), At::Evs(e)) => {
+                format!(
+                    "{} (group {}, on {host})",
+                    c.name, c.virtual_servers[e].group
+                )
+            }
+            (Some(c), At::Cluster) => format!("{} (on {host})", c.name),
+            (Some(c), At::Node(_)) => format!("{} (node {host})", c.name),
             (None, _) => host.to_string(),
         }
     }
@@ -1028,8 +1051,6 @@ impl<'a> Planner<'a> {
         let Some(pos) = cs.pos_of_host(hi) else {
             return false;
         };
-        let step = spec.id.to_string();
-        let unit = label();
         let mut errors = Vec::new();
         let wide = matches!(
             action,
@@ -1042,26 +1063,28 @@ impl<'a> Planner<'a> {
         );
         if wide && !cs.up[pos] {
             errors.push(PlanError::NodeDown {
-                step: step.clone(),
-                unit: unit.clone(),
+                step: spec.id.to_string(),
+                unit: label(),
                 node: cs.cluster.nodes[pos].to_string(),
             });
         }
         if procedure == Procedure::E5Cluster
             && matches!(
                 action,
-                Action::MoveGroup { .. } | Action::EvacuateNode { .. } | Action::FailoverTest { .. }
+                Action::MoveGroup { .. }
+                    | Action::EvacuateNode { .. }
+                    | Action::FailoverTest { .. }
             )
         {
             errors.push(PlanError::MoveInE5 {
-                step: step.clone(),
-                unit: unit.clone(),
+                step: spec.id.to_string(),
+                unit: label(),
                 action: action.kind(),
             });
         }
         let ck = Checker {
-            step: &step,
-            unit: &unit,
+            step: &spec.id,
+            label,
         };
         match action {
             Action::MoveGroup { group, to } => {
@@ -1126,8 +1149,8 @@ impl<'a> Planner<'a> {
                 if procedure != Procedure::E5Cluster {
                     if let Some(g) = (0..cs.groups.len()).find(|&g| cs.owner[g] == Some(pos)) {
                         errors.push(PlanError::NodeStillOwns {
-                            step: step.clone(),
-                            unit: unit.clone(),
+                            step: spec.id.to_string(),
+                            unit: label(),
                             action: action.kind(),
                             node: cs.cluster.nodes[pos].to_string(),
                             group: cs.groups[g].to_string(),
@@ -1168,15 +1191,14 @@ impl<'a> Planner<'a> {
         hi: usize,
         at: At,
         block: u32,
-        mut cs: Option<&mut ClusterState<'_>>,
+        mut cs: Option<&mut ClusterState<'a>>,
         pool: Option<&Name>,
         deps: &[StepIndex],
     ) -> Option<StepIndex> {
         let ctx = self.ctx(hi, at, cs.as_deref());
-        let label = {
-            let l = self.unit_label(hi, at, cs.as_deref());
-            move || l.clone()
-        };
+        let fleet = self.fleet;
+        let cluster_ref: Option<&'a Cluster> = cs.as_deref().map(|c| c.cluster);
+        let label = move || Self::unit_label(&fleet.hosts[hi].name, cluster_ref, at);
         if let Some(w) = &spec.when {
             match self.tpl.truthy(w, &ctx) {
                 Ok(true) => {}
@@ -1206,9 +1228,12 @@ impl<'a> Planner<'a> {
         let Some(mut action) = self.action(spec, hi, cs.as_deref(), &ctx, &label) else {
             // The error is recorded; assume the install happens so later steps are not blamed
             // for an upgrade that only failed to render.
-            if let (Some(cs), ActionSpec::Install {
-                prerequisite: None, ..
-            }) = (cs.as_deref_mut(), &spec.action)
+            if let (
+                Some(cs),
+                ActionSpec::Install {
+                    prerequisite: None, ..
+                },
+            ) = (cs.as_deref_mut(), &spec.action)
             {
                 if let Some(p) = cs.pos_of_host(hi) {
                     cs.upgraded[p] = true;
@@ -1541,15 +1566,18 @@ impl<'a> Planner<'a> {
             Clussvc,
             Block(u32),
         }
-        let mut open: HashMap<Name, Open> = HashMap::new();
+        // (a step of the host, window state): units have a handful of hosts.
+        let mut open: Vec<(usize, Open)> = Vec::new();
         for i in start..self.steps.len() {
             let block = self.blocks[i - start];
-            let s = &mut self.steps[i];
-            let state = open.get(&s.host).copied();
-            let state = match state {
+            let slot = open
+                .iter()
+                .position(|(j, _)| self.steps[*j].host == self.steps[i].host);
+            let state = match slot.map(|k| open[k].1) {
                 Some(Open::Block(b)) if b != block => None,
                 x => x,
             };
+            let s = &mut self.steps[i];
             let (oos, next) = match (&s.action, state) {
                 (Action::StopClusterService, _) => (true, Some(Open::Clussvc)),
                 (Action::StartClusterService, Some(Open::Clussvc)) => (true, None),
@@ -1558,13 +1586,13 @@ impl<'a> Planner<'a> {
                 (_, None) => (false, None),
             };
             s.out_of_service = oos;
-            match next {
-                Some(o) => {
-                    open.insert(s.host.clone(), o);
+            match (slot, next) {
+                (Some(k), Some(o)) => open[k].1 = o,
+                (Some(k), None) => {
+                    open.swap_remove(k);
                 }
-                None => {
-                    open.remove(&s.host);
-                }
+                (None, Some(o)) => open.push((i, o)),
+                (None, None) => {}
             }
         }
     }

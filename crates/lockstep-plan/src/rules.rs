@@ -117,13 +117,22 @@ fn check_dag(plan: &Plan, out: &mut Vec<RuleViolation>) {
     let mut last_stage = 0usize;
     for (i, s) in plan.steps.iter().enumerate() {
         if !seen.insert(s.id.as_str()) {
-            out.push(v("PLAN-ID", &[s], format!("step id `{}` is not unique", s.id)));
+            out.push(v(
+                "PLAN-ID",
+                &[s],
+                format!("step id `{}` is not unique", s.id),
+            ));
         }
         if s.stage >= plan.stages.len() {
             out.push(v(
                 "PLAN-STAGE",
                 &[s],
-                format!("step `{}` is in stage {} of {}", s.id, s.stage, plan.stages.len()),
+                format!(
+                    "step `{}` is in stage {} of {}",
+                    s.id,
+                    s.stage,
+                    plan.stages.len()
+                ),
             ));
             continue;
         }
@@ -131,7 +140,10 @@ fn check_dag(plan: &Plan, out: &mut Vec<RuleViolation>) {
             out.push(v(
                 "PLAN-STAGE",
                 &[s],
-                format!("step `{}` of an earlier stage comes after a later stage's steps", s.id),
+                format!(
+                    "step `{}` of an earlier stage comes after a later stage's steps",
+                    s.id
+                ),
             ));
         }
         last_stage = last_stage.max(s.stage);
@@ -150,7 +162,10 @@ fn check_dag(plan: &Plan, out: &mut Vec<RuleViolation>) {
                 out.push(v(
                     "PLAN-DAG",
                     &[s],
-                    format!("step `{}` waits for step #{d}, which is not before it", s.id),
+                    format!(
+                        "step `{}` waits for step #{d}, which is not before it",
+                        s.id
+                    ),
                 ));
             } else if plan.steps[d].stage != s.stage {
                 out.push(v(
@@ -220,7 +235,9 @@ fn check_pool_lockstep(plan: &Plan, reach: &Reach, out: &mut Vec<RuleViolation>)
         let mut rank = Vec::with_capacity(idx.len());
         for &i in &idx {
             let s = &plan.steps[i];
-            let o = occurrence.entry((s.host.as_str(), s.spec.as_str())).or_insert(0);
+            let o = occurrence
+                .entry((s.host.as_str(), s.spec.as_str()))
+                .or_insert(0);
             *o += 1;
             let next = rank_of_key.len();
             rank.push(*rank_of_key.entry((s.spec.as_str(), *o)).or_insert(next));
@@ -320,7 +337,9 @@ fn check_clusters(plan: &Plan, fleet: &Fleet, reach: &Reach, out: &mut Vec<RuleV
                     out.push(v(
                         "E3-C1",
                         &[],
-                        format!("cluster `{name}`: node `{n}` installs the target {k} times, not once"),
+                        format!(
+                            "cluster `{name}`: node `{n}` installs the target {k} times, not once"
+                        ),
                     ));
                 }
             }
@@ -370,7 +389,10 @@ fn check_clusters(plan: &Plan, fleet: &Fleet, reach: &Reach, out: &mut Vec<RuleV
                         out.push(v(
                             "E5-CLUSTER.1",
                             &[s],
-                            format!("cluster `{name}`: `{}` moves a group; E5-CLUSTER never fails over", s.id),
+                            format!(
+                                "cluster `{name}`: `{}` moves a group; E5-CLUSTER never fails over",
+                                s.id
+                            ),
                         ));
                     }
                 }
@@ -394,7 +416,9 @@ fn check_clusters(plan: &Plan, fleet: &Fleet, reach: &Reach, out: &mut Vec<RuleV
                     }
                 }
             }
-            Procedure::E3Cluster => check_e3_evs(plan, cluster, &idx, &installs, &windows, reach, out),
+            Procedure::E3Cluster => {
+                check_e3_evs(plan, cluster, &idx, &installs, &windows, reach, out)
+            }
             _ => {}
         }
     }
@@ -435,7 +459,10 @@ fn check_e3_evs(
                 out.push(v(
                     "E3-CLUSTER.11",
                     &[&plan.steps[u]],
-                    format!("cluster `{name}`: EVS `{}` is upgraded although the package is a hotfix", vs.name),
+                    format!(
+                        "cluster `{name}`: EVS `{}` is upgraded although the package is a hotfix",
+                        vs.name
+                    ),
                 ));
             }
             continue;
@@ -444,7 +471,11 @@ fn check_e3_evs(
             out.push(v(
                 "E3-CLUSTER.11",
                 &[],
-                format!("cluster `{name}`: EVS `{}` is upgraded {} times, not once", vs.name, ups.len()),
+                format!(
+                    "cluster `{name}`: EVS `{}` is upgraded {} times, not once",
+                    vs.name,
+                    ups.len()
+                ),
             ));
             continue;
         };

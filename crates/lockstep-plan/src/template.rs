@@ -35,7 +35,10 @@ impl fmt::Debug for Ctx {
                 &self.builtins.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
             )
             .field("host_vars", &self.host_vars.keys().collect::<Vec<_>>())
-            .field("playbook_vars", &self.playbook_vars.keys().collect::<Vec<_>>())
+            .field(
+                "playbook_vars",
+                &self.playbook_vars.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -104,8 +107,7 @@ impl Templates {
         t.render(Value::from_dyn_object(ctx.clone()))
             .map_err(|e| match e.kind() {
                 ErrorKind::UndefinedError => {
-                    let mut vars: Vec<String> =
-                        t.undeclared_variables(false).into_iter().collect();
+                    let mut vars: Vec<String> = t.undeclared_variables(false).into_iter().collect();
                     vars.sort();
                     match vars.into_iter().find(|v| ctx.lookup(v).is_none()) {
                         Some(v) => RenderError::Undefined(v),
@@ -131,7 +133,9 @@ impl Templates {
     pub(crate) fn truthy(&mut self, expr: &str, ctx: &Arc<Ctx>) -> Result<bool, RenderError> {
         let key = format!("\u{0}when\u{0}{expr}");
         let name = self
-            .compiled(&key, || format!("{{% if {expr} %}}1{{% else %}}0{{% endif %}}"))
+            .compiled(&key, || {
+                format!("{{% if {expr} %}}1{{% else %}}0{{% endif %}}")
+            })
             .map_err(RenderError::Other)?;
         Ok(self.run(&name, ctx)? == "1")
     }
@@ -148,7 +152,10 @@ mod tests {
         let mut hv = BTreeMap::new();
         hv.insert("pkg".to_owned(), "D:\\sp\\update.exe".to_owned());
         Arc::new(Ctx {
-            builtins: vec![("node", Value::from("N1")), ("windows", Value::from("2003"))],
+            builtins: vec![
+                ("node", Value::from("N1")),
+                ("windows", Value::from("2003")),
+            ],
             host_vars: Arc::new(hv),
             playbook_vars: Arc::new(pv),
         })
@@ -158,7 +165,10 @@ mod tests {
     fn renders_with_precedence() {
         let mut t = Templates::new();
         let c = ctx();
-        assert_eq!(t.render("{{ node }}:{{ pkg }}", &c).unwrap(), "N1:D:\\sp\\update.exe");
+        assert_eq!(
+            t.render("{{ node }}:{{ pkg }}", &c).unwrap(),
+            "N1:D:\\sp\\update.exe"
+        );
         assert_eq!(t.render("plain", &c).unwrap(), "plain");
         assert!(t.truthy("windows == '2003'", &c).unwrap());
         assert!(!t.truthy("windows == '2000'", &c).unwrap());
@@ -176,6 +186,9 @@ mod tests {
             t.truthy("kind == 'hotfix'", &c),
             Err(RenderError::Undefined("kind".to_owned()))
         );
-        assert!(matches!(t.render("{{ node", &c), Err(RenderError::Other(_))));
+        assert!(matches!(
+            t.render("{{ node", &c),
+            Err(RenderError::Other(_))
+        ));
     }
 }

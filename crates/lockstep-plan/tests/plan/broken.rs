@@ -43,8 +43,14 @@ fn swapped_steps_are_caught() {
     let (a, _) = p.step("PRG-N3/install-sp").unwrap();
     let (b, _) = p.step("PRGCL1/PRGEVS1 Group/upgrade-evs").unwrap();
     let (sa, sb) = (p.steps[a].clone(), p.steps[b].clone());
-    p.steps[a] = PlannedStep { after: sa.after.clone(), ..sb };
-    p.steps[b] = PlannedStep { after: sb.after.clone(), ..sa };
+    p.steps[a] = PlannedStep {
+        after: sa.after.clone(),
+        ..sb
+    };
+    p.steps[b] = PlannedStep {
+        after: sb.after.clone(),
+        ..sa
+    };
     let r = rules(&p, &fleet);
     assert!(r.contains(&"E3-CLUSTER.11"), "{r:?}");
 }

@@ -37,11 +37,15 @@ fn injected_values_are_refused() {
     let fleet = two_node_e3();
     let mut pb = e3_cluster(&fleet);
     pb.vars.insert("sp_args".into(), "/q & calc".into());
-    pb.vars.insert("antivirus_service".into(), "McShield\" & del".into());
+    pb.vars
+        .insert("antivirus_service".into(), "McShield\" & del".into());
     let e = errors(&fleet, &pb, &PlanOptions::default());
-    assert!(e.iter().any(|e| matches!(e,
+    assert!(
+        e.iter().any(|e| matches!(e,
         PlanError::InvalidValue { step, value, kind: NameKind::Args, .. }
-            if step == "install-sp" && value == "/q & calc")), "{e:#?}");
+            if step == "install-sp" && value == "/q & calc")),
+        "{e:#?}"
+    );
     assert!(e.iter().any(|e| matches!(e,
         PlanError::InvalidValue { step, kind: NameKind::Object, .. } if step == "stop-nonessential")));
     // Moving a group to something that is not a node.
@@ -54,7 +58,10 @@ fn injected_values_are_refused() {
         panic!("fixture changed");
     }
     let e = errors(&fleet2, &pb2, &PlanOptions::default());
-    assert!(matches!(&e[0], PlanError::NotANode { node, .. } if node == "PRG-N1"), "{e:#?}");
+    assert!(
+        matches!(&e[0], PlanError::NotANode { node, .. } if node == "PRG-N1"),
+        "{e:#?}"
+    );
 }
 
 #[test]
@@ -81,14 +88,33 @@ fn stages_must_cover_selected_sites() {
     let fleet = FleetBuilder::new()
         .site("prague", Locale::CsCz)
         .site("tokyo", Locale::JaJp)
-        .host("PRG-SA01", "prague", Role::Standalone, Product::Exchange2003, WindowsRelease::Windows2003)
-        .host("TOK-SA01", "tokyo", Role::Standalone, Product::Exchange2003, WindowsRelease::Windows2003)
+        .host(
+            "PRG-SA01",
+            "prague",
+            Role::Standalone,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
+        .host(
+            "TOK-SA01",
+            "tokyo",
+            Role::Standalone,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
         .build();
     let mut pb = standalone(Procedure::E3Standalone);
     pb.rollout.stages = vec![stage("canary", &["prague"], Gate::None)];
     let e = errors(&fleet, &pb, &PlanOptions::default());
-    assert_eq!(e, vec![PlanError::SiteInNoStage { site: "tokyo".into() }]);
-    pb.rollout.stages.push(stage("wave-1", &["tokyo", "PRAGUE"], Gate::Approval));
+    assert_eq!(
+        e,
+        vec![PlanError::SiteInNoStage {
+            site: "tokyo".into()
+        }]
+    );
+    pb.rollout
+        .stages
+        .push(stage("wave-1", &["tokyo", "PRAGUE"], Gate::Approval));
     let e = errors(&fleet, &pb, &PlanOptions::default());
     assert_eq!(
         e,
@@ -100,7 +126,9 @@ fn stages_must_cover_selected_sites() {
     );
     // Limited to prague, tokyo's stage is dropped with it.
     pb.rollout.stages.pop();
-    pb.rollout.stages.push(stage("wave-1", &["tokyo"], Gate::Approval));
+    pb.rollout
+        .stages
+        .push(stage("wave-1", &["tokyo"], Gate::Approval));
     let p = plan(
         &fleet,
         &pb,
@@ -134,7 +162,10 @@ fn evs_upgrade_on_an_old_node_is_refused() {
         *to = "{{ peer }}".into();
     }
     let e = errors(&fleet, &pb, &PlanOptions::default());
-    assert!(e.iter().any(|e| matches!(e, PlanError::NotUpgraded { .. })), "{e:#?}");
+    assert!(
+        e.iter().any(|e| matches!(e, PlanError::NotUpgraded { .. })),
+        "{e:#?}"
+    );
 }
 
 #[test]
@@ -155,7 +186,14 @@ fn e5_refuses_moves_and_all_nodes_refuses_changes() {
     pb.phases.push(phase(
         "Failover",
         Scope::EachVirtualServer,
-        vec![step("fo", "fo", "x", ActionSpec::FailoverTest { group: "{{ group }}".into() })],
+        vec![step(
+            "fo",
+            "fo",
+            "x",
+            ActionSpec::FailoverTest {
+                group: "{{ group }}".into(),
+            },
+        )],
     ));
     pb.phases.push(phase(
         "Everything at once",
@@ -163,7 +201,10 @@ fn e5_refuses_moves_and_all_nodes_refuses_changes() {
         vec![step("reboot", "reboot", "x", ActionSpec::Reboot)],
     ));
     let e = errors(&fleet, &pb, &PlanOptions::default());
-    assert!(e.iter().any(|e| matches!(e, PlanError::MoveInE5 { .. })), "{e:#?}");
+    assert!(
+        e.iter().any(|e| matches!(e, PlanError::MoveInE5 { .. })),
+        "{e:#?}"
+    );
     assert!(e.contains(&PlanError::ChangeOnAllNodes {
         step: "reboot".into(),
         action: "reboot"
@@ -185,11 +226,17 @@ fn scopes_and_owner_overrides_are_checked() {
         ..Default::default()
     };
     let e = errors(&fleet, &pb, &opts);
-    assert!(e.iter().any(|e| matches!(e, PlanError::ScopeNotForProcedure { scope, .. } if scope == "each-host")));
+    assert!(e.iter().any(
+        |e| matches!(e, PlanError::ScopeNotForProcedure { scope, .. } if scope == "each-host")
+    ));
     assert!(e.contains(&PlanError::UnknownOwnerGroup {
         group: "NoSuchGroup".into()
     }));
-    assert!(e.iter().any(|e| matches!(e, PlanError::OwnerNotNode { owner, .. } if owner == "PRG-N9")), "{e:#?}");
+    assert!(
+        e.iter()
+            .any(|e| matches!(e, PlanError::OwnerNotNode { owner, .. } if owner == "PRG-N9")),
+        "{e:#?}"
+    );
 }
 
 #[test]
@@ -198,5 +245,10 @@ fn pool_without_pool_phase_is_refused() {
     let mut pb = e3_front_back();
     pb.phases.retain(|p| p.scope != Scope::Pool);
     let e = errors(&fleet, &pb, &PlanOptions::default());
-    assert_eq!(e, vec![PlanError::PoolWithoutPoolPhase { pool: "PRG-OWA".into() }]);
+    assert_eq!(
+        e,
+        vec![PlanError::PoolWithoutPoolPhase {
+            pool: "PRG-OWA".into()
+        }]
+    );
 }

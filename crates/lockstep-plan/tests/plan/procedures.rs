@@ -95,9 +95,19 @@ fn e3_two_nodes_passive_first_then_evs_then_active() {
     );
     // Where each cluster-wide step runs: a node whose Cluster service is up.
     assert_eq!(step(&p, "SEACL1/backup").host.as_str(), "SEA-N2");
-    assert_eq!(step(&p, "SEACL1/SEAEVS1 Group/offline-except").host.as_str(), "SEA-N1");
+    assert_eq!(
+        step(&p, "SEACL1/SEAEVS1 Group/offline-except")
+            .host
+            .as_str(),
+        "SEA-N1"
+    );
     for id in ["move-to-upgraded", "upgrade-evs", "online", "failover-test"] {
-        assert_eq!(step(&p, &format!("SEACL1/SEAEVS1 Group/{id}")).host.as_str(), "SEA-N2");
+        assert_eq!(
+            step(&p, &format!("SEACL1/SEAEVS1 Group/{id}"))
+                .host
+                .as_str(),
+            "SEA-N2"
+        );
     }
     assert_eq!(
         step(&p, "SEA-N2/evacuate").action,
@@ -138,7 +148,10 @@ fn e3_two_nodes_passive_first_then_evs_then_active() {
             prerequisite,
             ..
         } => {
-            assert_eq!(package.as_str(), "\\\\fs01\\install$\\E2K3SP2\\setup\\i386\\update.exe");
+            assert_eq!(
+                package.as_str(),
+                "\\\\fs01\\install$\\E2K3SP2\\setup\\i386\\update.exe"
+            );
             assert_eq!(args.as_str(), "/q /z");
             assert_eq!(*target, Some(Version::new(6, 5, 7638, 2)));
             assert_eq!(*kind, PackageKind::ServicePack);
@@ -261,12 +274,19 @@ fn e3_four_nodes_two_evs() {
         );
     }
     // EVS2's offline runs on the peer N1 while N3's Cluster service is down.
-    assert_eq!(step(&p, "PRGCL1/PRGEVS2 Group/offline-except").host.as_str(), "PRG-N1");
+    assert_eq!(
+        step(&p, "PRGCL1/PRGEVS2 Group/offline-except")
+            .host
+            .as_str(),
+        "PRG-N1"
+    );
     assert_eq!(
         step(&p, "PRGCL1/PRGEVS2 Group/failover-test").action,
         Action::FailoverTest {
             group: name_o("PRGEVS2 Group"),
-            nodes: ["PRG-N1", "PRG-N2", "PRG-N4", "PRG-N3"].map(name_h).to_vec()
+            nodes: ["PRG-N1", "PRG-N2", "PRG-N4", "PRG-N3"]
+                .map(name_h)
+                .to_vec()
         }
     );
     assert!(p.critical_path_secs() > 4 * 1200);
@@ -282,7 +302,8 @@ fn e3_live_owner_changes_first_node() {
     let fleet = two_node_e3();
     let mut opts = PlanOptions::default();
     opts.owners.insert("SEAEVS1 Group".into(), "SEA-N2".into());
-    opts.owners.insert("SEACL1/Cluster Group".into(), "SEA-N2".into());
+    opts.owners
+        .insert("SEACL1/Cluster Group".into(), "SEA-N2".into());
     let p = plan(&fleet, &e3_cluster(&fleet), &opts).unwrap();
     assert_eq!(p.steps[2].id, "SEA-N1/preflight");
     assert_eq!(p.steps[4].id, "SEA-N1/evacuate");
@@ -435,22 +456,69 @@ pub fn front_back_fleet(scope: FrontEndScope) -> Fleet {
     FleetBuilder::new()
         .site("prague", Locale::CsCz)
         .site("seattle", Locale::EnUs)
-        .pool("PRG-OWA", "prague", Product::Exchange2003, &["PRG-FE01", "PRG-FE02"])
-        .host("PRG-FE03", "prague", Role::FrontEnd, Product::Exchange2003, WindowsRelease::Windows2003)
-        .host("PRG-EXC01", "prague", Role::BackEnd, Product::Exchange2003, WindowsRelease::Windows2003)
-        .host("PRG-EXC02", "prague", Role::BackEnd, Product::Exchange2003, WindowsRelease::Windows2000)
-        .host("SEA-FE01", "seattle", Role::FrontEnd, Product::Exchange2003, WindowsRelease::Windows2003)
-        .host("SEA-BE01", "seattle", Role::BackEnd, Product::Exchange2003, WindowsRelease::Windows2003)
-        .host("SEA-SA01", "seattle", Role::Standalone, Product::Exchange2003, WindowsRelease::Windows2003)
+        .pool(
+            "PRG-OWA",
+            "prague",
+            Product::Exchange2003,
+            &["PRG-FE01", "PRG-FE02"],
+        )
+        .host(
+            "PRG-FE03",
+            "prague",
+            Role::FrontEnd,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
+        .host(
+            "PRG-EXC01",
+            "prague",
+            Role::BackEnd,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
+        .host(
+            "PRG-EXC02",
+            "prague",
+            Role::BackEnd,
+            Product::Exchange2003,
+            WindowsRelease::Windows2000,
+        )
+        .host(
+            "SEA-FE01",
+            "seattle",
+            Role::FrontEnd,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
+        .host(
+            "SEA-BE01",
+            "seattle",
+            Role::BackEnd,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
+        .host(
+            "SEA-SA01",
+            "seattle",
+            Role::Standalone,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
         .front_end_scope(scope)
         .build()
 }
 
 fn host_chain(h: &str) -> Vec<String> {
-    ["preflight", "stop-nonessential", "install-sp", "start-nonessential", "verify-version"]
-        .iter()
-        .map(|s| format!("{h}/{s}"))
-        .collect()
+    [
+        "preflight",
+        "stop-nonessential",
+        "install-sp",
+        "start-nonessential",
+        "verify-version",
+    ]
+    .iter()
+    .map(|s| format!("{h}/{s}"))
+    .collect()
 }
 
 #[test]
@@ -484,7 +552,10 @@ fn e3_front_ends_pool_lockstep_then_back_ends() {
     let a = idx(&p, "PRG-FE01/preflight");
     let b = idx(&p, "PRG-FE02/preflight");
     assert_eq!(step(&p, "PRG-FE02/drain").after, vec![a, b]);
-    assert_eq!(step(&p, "PRG-FE01/drain").pool.as_ref().map(Name::as_str), Some("PRG-OWA"));
+    assert_eq!(
+        step(&p, "PRG-FE01/drain").pool.as_ref().map(Name::as_str),
+        Some("PRG-OWA")
+    );
     // Both members are out of service together (E3-LB), from install to the end of the phase.
     assert!(step(&p, "PRG-FE01/install-sp").out_of_service);
     assert!(step(&p, "PRG-FE02/install-sp").out_of_service);
@@ -505,18 +576,51 @@ fn e3_front_ends_per_site_scope_uses_edges() {
     ];
     want.sort();
     assert_eq!(be.after, want);
-    assert_eq!(step(&p, "SEA-BE01/preflight").after, vec![idx(&p, "SEA-FE01/verify-version")]);
+    assert_eq!(
+        step(&p, "SEA-BE01/preflight").after,
+        vec![idx(&p, "SEA-FE01/verify-version")]
+    );
 }
 
 #[test]
 fn standalone_procedures_take_their_hosts() {
     let fleet = FleetBuilder::new()
         .site("prague", Locale::CsCz)
-        .host("BRN-SBS01", "prague", Role::Sbs, Product::Exchange2003, WindowsRelease::Windows2003)
-        .host("PRG-SA01", "prague", Role::Standalone, Product::Exchange2003, WindowsRelease::Windows2003)
-        .host("PRG-FE09", "prague", Role::FrontEnd, Product::Exchange2003, WindowsRelease::Windows2003)
-        .host("PRG-X55", "prague", Role::BackEnd, Product::Exchange55, WindowsRelease::Nt4)
-        .host("PRG-X2K", "prague", Role::Standalone, Product::Exchange2000, WindowsRelease::Windows2000)
+        .host(
+            "BRN-SBS01",
+            "prague",
+            Role::Sbs,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
+        .host(
+            "PRG-SA01",
+            "prague",
+            Role::Standalone,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
+        .host(
+            "PRG-FE09",
+            "prague",
+            Role::FrontEnd,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
+        .host(
+            "PRG-X55",
+            "prague",
+            Role::BackEnd,
+            Product::Exchange55,
+            WindowsRelease::Nt4,
+        )
+        .host(
+            "PRG-X2K",
+            "prague",
+            Role::Standalone,
+            Product::Exchange2000,
+            WindowsRelease::Windows2000,
+        )
         .build();
     let p = plan_ok(&fleet, &standalone(Procedure::E3Standalone));
     let mut want = host_chain_nc("BRN-SBS01");
@@ -544,9 +648,27 @@ fn limit_and_patterns_select() {
     let fleet = FleetBuilder::new()
         .site("prague", Locale::CsCz)
         .site("seattle", Locale::EnUs)
-        .host("PRG-SA01", "prague", Role::Standalone, Product::Exchange2003, WindowsRelease::Windows2003)
-        .host("PRG-SA02", "prague", Role::Standalone, Product::Exchange2003, WindowsRelease::Windows2003)
-        .host("SEA-SA01", "seattle", Role::Standalone, Product::Exchange2003, WindowsRelease::Windows2003)
+        .host(
+            "PRG-SA01",
+            "prague",
+            Role::Standalone,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
+        .host(
+            "PRG-SA02",
+            "prague",
+            Role::Standalone,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
+        .host(
+            "SEA-SA01",
+            "seattle",
+            Role::Standalone,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
         .build();
     let pb = standalone(Procedure::E3Standalone);
     let hosts = |limit: &[&str]| {
@@ -574,7 +696,10 @@ fn deterministic_and_hash_sensitive() {
     let pb = e3_cluster(&fleet);
     let a = plan(&fleet, &pb, &PlanOptions::default()).unwrap();
     let b = plan(&fleet, &pb, &PlanOptions::default()).unwrap();
-    assert_eq!(serde_json::to_vec(&a).unwrap(), serde_json::to_vec(&b).unwrap());
+    assert_eq!(
+        serde_json::to_vec(&a).unwrap(),
+        serde_json::to_vec(&b).unwrap()
+    );
     assert_eq!(a.hash, b.hash);
     assert_eq!(a.hash.0.len(), 64);
     let mut pb2 = pb.clone();
@@ -583,7 +708,9 @@ fn deterministic_and_hash_sensitive() {
     assert_ne!(a.hash, c.hash);
     // Host variables override playbook variables.
     let mut fleet2 = fleet.clone();
-    fleet2.hosts[0].vars.insert("sp_args".into(), "/q /x".into());
+    fleet2.hosts[0]
+        .vars
+        .insert("sp_args".into(), "/q /x".into());
     let d = plan(&fleet2, &pb, &PlanOptions::default()).unwrap();
     match &d.step("PRG-N1/install-sp").unwrap().1.action {
         Action::Install { args, .. } => assert_eq!(args.as_str(), "/q /x"),

@@ -8,7 +8,11 @@ use proptest::prelude::*;
 use crate::fixtures::*;
 
 const SITES: [&str; 6] = ["amsterdam", "milan", "prague", "seattle", "tokyo", "vienna"];
-const PRODUCTS: [Product; 3] = [Product::Exchange2003, Product::Exchange2000, Product::Exchange55];
+const PRODUCTS: [Product; 3] = [
+    Product::Exchange2003,
+    Product::Exchange2000,
+    Product::Exchange55,
+];
 const WINDOWS: [WindowsRelease; 3] = [
     WindowsRelease::Windows2003,
     WindowsRelease::Windows2000,
@@ -36,15 +40,24 @@ struct SiteGen {
 }
 
 fn cluster_gen() -> impl Strategy<Value = ClusterGen> {
-    (2usize..=8, 1usize..=3, 0usize..3, any::<bool>(), prop::collection::vec(0usize..8, 4), 0usize..3)
-        .prop_map(|(nodes, evs, product, active_active, owners, windows)| ClusterGen {
-            nodes,
-            evs,
-            product,
-            active_active,
-            owners,
-            windows,
-        })
+    (
+        2usize..=8,
+        1usize..=3,
+        0usize..3,
+        any::<bool>(),
+        prop::collection::vec(0usize..8, 4),
+        0usize..3,
+    )
+        .prop_map(
+            |(nodes, evs, product, active_active, owners, windows)| ClusterGen {
+                nodes,
+                evs,
+                product,
+                active_active,
+                owners,
+                windows,
+            },
+        )
 }
 
 fn site_gen() -> impl Strategy<Value = SiteGen> {
@@ -69,7 +82,13 @@ fn fleet_gen() -> impl Strategy<Value = (Fleet, bool)> {
             b = b.site(site, Locale::ALL[si % 5]);
             for (hi, (role, product, windows)) in sg.hosts.iter().enumerate() {
                 let role = [Role::FrontEnd, Role::BackEnd, Role::Standalone, Role::Sbs][*role];
-                b = b.host(&format!("{p}-H{hi}"), site, role, PRODUCTS[*product], WINDOWS[*windows]);
+                b = b.host(
+                    &format!("{p}-H{hi}"),
+                    site,
+                    role,
+                    PRODUCTS[*product],
+                    WINDOWS[*windows],
+                );
             }
             for (pi, (size, product)) in sg.pools.iter().enumerate() {
                 let members: Vec<String> = (0..*size).map(|m| format!("{p}-P{pi}M{m}")).collect();
@@ -89,14 +108,24 @@ fn fleet_gen() -> impl Strategy<Value = (Fleet, bool)> {
                         )
                     })
                     .collect();
-                let evs_ref: Vec<Evs<'_>> =
-                    evs.iter().map(|(a, g, o)| (a.as_str(), g.as_str(), *o)).collect();
+                let evs_ref: Vec<Evs<'_>> = evs
+                    .iter()
+                    .map(|(a, g, o)| (a.as_str(), g.as_str(), *o))
+                    .collect();
                 let mode = if c.active_active {
                     ClusterMode::ActiveActive
                 } else {
                     ClusterMode::ActivePassive
                 };
-                b = b.cluster(&cl, site, PRODUCTS[c.product], mode, &refs, refs[c.owners[0] % c.nodes], &evs_ref);
+                b = b.cluster(
+                    &cl,
+                    site,
+                    PRODUCTS[c.product],
+                    mode,
+                    &refs,
+                    refs[c.owners[0] % c.nodes],
+                    &evs_ref,
+                );
                 let _ = c.windows;
             }
         }
