@@ -1558,12 +1558,14 @@ impl<'a> Planner<'a> {
     }
 
     /// Sets `out_of_service` on the unit's steps from `start`: per host, from its Cluster service
-    /// stop (or its first install or reboot) to the matching start of its Cluster service, or
-    /// to the end of the phase block for a window opened by an install or reboot.
+    /// stop (or its first install or reboot) to the matching start of its Cluster service, from
+    /// an NLB drain to the NLB start (E3-LB pools), or to the end of the phase block for a
+    /// window opened by an install or reboot.
     fn mark_out_of_service(&mut self, start: usize) {
         #[derive(Clone, Copy, PartialEq, Eq)]
         enum Open {
             Clussvc,
+            Nlb,
             Block(u32),
         }
         // (a step of the host, window state): units have a handful of hosts.
@@ -1581,6 +1583,8 @@ impl<'a> Planner<'a> {
             let (oos, next) = match (&s.action, state) {
                 (Action::StopClusterService, _) => (true, Some(Open::Clussvc)),
                 (Action::StartClusterService, Some(Open::Clussvc)) => (true, None),
+                (Action::NlbDrain, _) => (true, Some(Open::Nlb)),
+                (Action::NlbStart, Some(Open::Nlb)) => (true, None),
                 (Action::Install { .. } | Action::Reboot, None) => (true, Some(Open::Block(block))),
                 (_, Some(o)) => (true, Some(o)),
                 (_, None) => (false, None),

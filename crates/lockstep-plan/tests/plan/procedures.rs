@@ -556,9 +556,19 @@ fn e3_front_ends_pool_lockstep_then_back_ends() {
         step(&p, "PRG-FE01/drain").pool.as_ref().map(Name::as_str),
         Some("PRG-OWA")
     );
-    // Both members are out of service together (E3-LB), from install to the end of the phase.
-    assert!(step(&p, "PRG-FE01/install-sp").out_of_service);
-    assert!(step(&p, "PRG-FE02/install-sp").out_of_service);
+    // Both members are out of service together (E3-LB), from the drain to the NLB start.
+    for h in ["PRG-FE01", "PRG-FE02"] {
+        assert!(!step(&p, &format!("{h}/preflight")).out_of_service);
+        for s in ["drain", "stop-nonessential", "install-sp", "nlb-start"] {
+            assert!(step(&p, &format!("{h}/{s}")).out_of_service, "{h}/{s}");
+        }
+        assert!(!step(&p, &format!("{h}/verify-version")).out_of_service);
+    }
+    // A lone front-end: from its install to the end of that phase.
+    assert!(!step(&p, "PRG-FE03/stop-nonessential").out_of_service);
+    assert!(step(&p, "PRG-FE03/install-sp").out_of_service);
+    assert!(step(&p, "PRG-FE03/start-nonessential").out_of_service);
+    assert!(!step(&p, "PRG-FE03/verify-version").out_of_service);
     // The standalone server is not a front-end/back-end host.
     assert!(p.step("SEA-SA01/preflight").is_none());
 }

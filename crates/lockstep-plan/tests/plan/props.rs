@@ -200,6 +200,23 @@ fn has_work(fleet: &Fleet, procedure: Procedure) -> bool {
     }
 }
 
+/// The plan with the `after` edges of the first out-of-service step of a cluster's second node
+/// removed (`None` when no cluster has two windows).
+fn cut_second_window(p: &Plan) -> Option<Plan> {
+    let first = p
+        .steps
+        .iter()
+        .position(|s| s.cluster.is_some() && s.out_of_service)?;
+    let (cluster, host) = (p.steps[first].cluster.clone(), p.steps[first].host.clone());
+    let second = p
+        .steps
+        .iter()
+        .position(|s| s.cluster == cluster && s.out_of_service && s.host != host)?;
+    let mut broken = p.clone();
+    broken.steps[second].after.clear();
+    Some(broken)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -216,6 +233,11 @@ proptest! {
                     prop_assert_eq!(plan_hash(&p), p.hash.clone());
                     for (i, s) in p.steps.iter().enumerate() {
                         prop_assert!(s.after.iter().all(|&d| d < i));
+                    }
+                    // The checker can fail: cut the second node's window loose from the first's.
+                    if let Some(broken) = cut_second_window(&p) {
+                        let v = check_rules(&broken, &fleet);
+                        prop_assert!(v.iter().any(|x| x.rule == "E3-C1"), "{}: not caught", pb.procedure);
                     }
                 }
                 Err(e) => {
