@@ -17,7 +17,7 @@ use crate::estimate::{default_timeout_secs, estimate_secs};
 use crate::options::PlanOptions;
 use crate::order::NodeOrder;
 use crate::select::{Selection, Selector};
-use crate::template::{Ctx, RenderError, Templates};
+use crate::template::{Ctx, Layer, RenderError, Templates};
 
 /// Which pass of a front-end/back-end rollout a unit belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,48 @@ struct ClusterState<'f> {
     evs_upgraded: Vec<bool>,
     /// The step that stopped a node's Cluster service, per node position.
     stopped_by: Vec<Option<StepIndex>>,
+    /// Template values of the cluster, built once.
+    layers: ClusterLayers,
+}
+
+/// Template values of one cluster: shared by all its steps' contexts.
+struct ClusterLayers {
+    /// `first_node`, `cluster`, `cluster_group`.
+    cluster: Layer,
+    /// `peer` of each node position (node-scoped steps).
+    peer: Vec<Layer>,
+    /// `peer` of the first node (cluster- and EVS-scoped steps).
+    wide_peer: Layer,
+    /// `evs`, `group` of each EVS.
+    evs: Vec<Layer>,
+}
+
+impl ClusterLayers {
+    fn new(c: &Cluster, order: &NodeOrder) -> ClusterLayers {
+        let v = |s: &Name| Value::from(s.as_str());
+        let first = order.order.first().copied().unwrap_or(0);
+        let peer_of = |pos: usize| {
+            let i = order.order.iter().position(|&p| p == pos).unwrap_or(0);
+            order.peers.get(i).copied().unwrap_or(pos)
+        };
+        let one = |k: &'static str, val: Value| -> Layer { Arc::from(vec![(k, val)]) };
+        ClusterLayers {
+            cluster: Arc::from(vec![
+                ("first_node", v(&c.nodes[first])),
+                ("cluster", v(&c.name)),
+                ("cluster_group", v(&c.cluster_group)),
+            ]),
+            peer: (0..c.nodes.len())
+                .map(|p| one("peer", v(&c.nodes[peer_of(p)])))
+                .collect(),
+            wide_peer: one("peer", v(&c.nodes[peer_of(first)])),
+            evs: c
+                .virtual_servers
+                .iter()
+                .map(|e| Arc::from(vec![("evs", v(&e.name)), ("group", v(&e.group))]))
+                .collect(),
+        }
+    }
 }
 
 impl ClusterState<'_> {
@@ -101,11 +143,6 @@ impl ClusterState<'_> {
 
     fn first_peer(&self) -> usize {
         self.order.peers[0]
-    }
-
-    fn peer_of(&self, pos: usize) -> usize {
-        let i = self.order.order.iter().position(|&p| p == pos).unwrap_or(0);
-        self.order.peers[i]
     }
 }
 
@@ -288,6 +325,9 @@ pub(crate) struct Planner<'a> {
     blocks: Vec<u32>,
     ids: HashMap<String, u32>,
     ctx_cache: Option<((usize, At), Arc<Ctx>)>,
+    /// `kind`, `target_build`.
+    plan_layer: Layer,
+    host_layers: Vec<Option<Layer>>,
 }
 
 impl<'a> Planner<'a> {
@@ -305,6 +345,17 @@ impl<'a> Planner<'a> {
             blocks: Vec::new(),
             ids: HashMap::new(),
             ctx_cache: None,
+            plan_layer: Arc::from(vec![
+                (
+                    "kind",
+                    Value::from(match pb.target.kind {
+                        PackageKind::ServicePack => "service-pack",
+                        PackageKind::Hotfix => "hotfix",
+                    }),
+                ),
+                ("target_build", Value::from(pb.target.build.to_string())),
+            ]),
+            host_layers: vec![None; fleet.hosts.len()],
         }
     }
 
@@ -760,54 +811,49 @@ impl<'a> Planner<'a> {
                 return c.clone();
             }
         }
-        let fleet = self.fleet;
-        let h: &Host = &fleet.hosts[hi];
-        let site = fleet.site(h.site.as_str());
-        let mut b: Vec<(&'static str, Value)> = Vec::with_capacity(20);
-        b.push(("node", Value::from(h.name.as_str())));
-        b.push(("host", Value::from(h.name.as_str())));
-        b.push(("site", Value::from(h.site.as_str())));
-        if let Some(s) = site {
-            b.push(("locale", Value::from(s.locale.tag())));
-        }
-        b.push(("windows", Value::from(windows_str(h.windows))));
-        b.push(("role", Value::from(role_str(h.role))));
-        b.push(("product", Value::from(product_str(h.product))));
-        b.push((
-            "kind",
-            Value::from(match self.pb.target.kind {
-                PackageKind::ServicePack => "service-pack",
-                PackageKind::Hotfix => "hotfix",
-            }),
-        ));
-        b.push((
-            "target_build",
-            Value::from(self.pb.target.build.to_string()),
-        ));
+        let mut layers: Vec<Layer> = Vec::with_capacity(5);
         if let Some(cs) = cs {
-            let c = cs.cluster;
-            let pos = cs.pos_of_host(hi).unwrap_or(0);
-            let peer = match at {
-                At::Node(_) => cs.peer_of(pos),
-                _ => cs.first_peer(),
-            };
-            b.push(("peer", Value::from(c.nodes[peer].as_str())));
-            b.push(("first_node", Value::from(c.nodes[cs.first()].as_str())));
-            b.push(("cluster", Value::from(c.name.as_str())));
-            b.push(("cluster_group", Value::from(c.cluster_group.as_str())));
             if let At::Evs(e) = at {
-                let v = &c.virtual_servers[e];
-                b.push(("evs", Value::from(v.name.as_str())));
-                b.push(("group", Value::from(v.group.as_str())));
+                layers.push(cs.layers.evs[e].clone());
             }
+            let pos = cs.pos_of_host(hi).unwrap_or(0);
+            layers.push(match at {
+                At::Node(_) => cs.layers.peer[pos].clone(),
+                _ => cs.layers.wide_peer.clone(),
+            });
+            layers.push(cs.layers.cluster.clone());
         }
+        layers.push(self.host_layer(hi));
+        layers.push(self.plan_layer.clone());
         let ctx = Arc::new(Ctx {
-            builtins: b,
+            builtins: layers,
             host_vars: self.host_vars(hi),
             playbook_vars: self.playbook_vars.clone(),
         });
         self.ctx_cache = Some(((hi, at), ctx.clone()));
         ctx
+    }
+
+    /// `node`, `host`, `site`, `locale`, `windows`, `role`, `product` of a host (built once).
+    fn host_layer(&mut self, hi: usize) -> Layer {
+        let fleet = self.fleet;
+        self.host_layers[hi]
+            .get_or_insert_with(|| {
+                let h: &Host = &fleet.hosts[hi];
+                let mut b: Vec<(&'static str, Value)> = vec![
+                    ("node", Value::from(h.name.as_str())),
+                    ("host", Value::from(h.name.as_str())),
+                    ("site", Value::from(h.site.as_str())),
+                ];
+                if let Some(s) = fleet.site(h.site.as_str()) {
+                    b.push(("locale", Value::from(s.locale.tag())));
+                }
+                b.push(("windows", Value::from(windows_str(h.windows))));
+                b.push(("role", Value::from(role_str(h.role))));
+                b.push(("product", Value::from(product_str(h.product))));
+                Arc::from(b)
+            })
+            .clone()
     }
 
     /// How errors name the unit: `PRGCL1 (node PRG-N2)`, `PRGCL1 (group G, on PRG-N1)`.
@@ -1337,7 +1383,9 @@ impl<'a> Planner<'a> {
                 .and_then(|i| owner[i])
         });
         let n = c.nodes.len();
+        let layers = ClusterLayers::new(c, &order);
         let mut cs = ClusterState {
+            layers,
             cluster: c,
             nodes,
             order,

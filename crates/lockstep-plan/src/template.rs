@@ -17,11 +17,15 @@ pub(crate) enum RenderError {
     Other(String),
 }
 
+/// Built-in template values shared by many steps (a host's, a cluster's, the plan's).
+pub(crate) type Layer = Arc<[(&'static str, Value)]>;
+
 /// The variables one step sees. Built-in names (`node`, `peer`, `group`...) win over variables,
 /// so a playbook or inventory variable can never redirect a step to another node; host
 /// variables override playbook variables.
 pub(crate) struct Ctx {
-    pub builtins: Vec<(&'static str, Value)>,
+    /// Built-in values in layers (EVS, node, cluster, host, plan), shared between steps.
+    pub builtins: Vec<Layer>,
     pub host_vars: Arc<BTreeMap<String, String>>,
     pub playbook_vars: Arc<BTreeMap<String, String>>,
 }
@@ -32,7 +36,11 @@ impl fmt::Debug for Ctx {
         f.debug_struct("Ctx")
             .field(
                 "builtins",
-                &self.builtins.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+                &self
+                    .builtins
+                    .iter()
+                    .flat_map(|l| l.iter().map(|(k, _)| *k))
+                    .collect::<Vec<_>>(),
             )
             .field("host_vars", &self.host_vars.keys().collect::<Vec<_>>())
             .field(
@@ -45,8 +53,10 @@ impl fmt::Debug for Ctx {
 
 impl Ctx {
     pub(crate) fn lookup(&self, key: &str) -> Option<Value> {
-        if let Some((_, v)) = self.builtins.iter().find(|(k, _)| *k == key) {
-            return Some(v.clone());
+        for layer in &self.builtins {
+            if let Some((_, v)) = layer.iter().find(|(k, _)| *k == key) {
+                return Some(v.clone());
+            }
         }
         self.host_vars
             .get(key)
@@ -66,9 +76,12 @@ impl Object for Ctx {
 }
 
 /// Compiled templates, keyed by their source.
+///
+/// Sources are borrowed from the playbook for the whole planning, so the cache is keyed by
+/// their address and length: no hashing of long messages per step.
 pub(crate) struct Templates {
     env: Environment<'static>,
-    names: HashMap<String, Result<String, String>>,
+    names: HashMap<(usize, usize, bool), Result<String, String>>,
 }
 
 impl Templates {
@@ -85,8 +98,14 @@ impl Templates {
         !(src.contains("{{") || src.contains("{%") || src.contains("{#"))
     }
 
-    fn compiled(&mut self, key: &str, source: impl FnOnce() -> String) -> Result<String, String> {
-        if let Some(r) = self.names.get(key) {
+    fn compiled(
+        &mut self,
+        src: &str,
+        is_when: bool,
+        source: impl FnOnce() -> String,
+    ) -> Result<String, String> {
+        let key = (src.as_ptr() as usize, src.len(), is_when);
+        if let Some(r) = self.names.get(&key) {
             return r.clone();
         }
         let name = format!("t{}", self.names.len());
@@ -95,7 +114,7 @@ impl Templates {
             .add_template_owned(name.clone(), source())
             .map(|()| name)
             .map_err(|e| e.to_string());
-        self.names.insert(key.to_owned(), r.clone());
+        self.names.insert(key, r.clone());
         r
     }
 
@@ -118,22 +137,22 @@ impl Templates {
             })
     }
 
-    /// Renders `src` for one step.
+    /// Renders `src` for one step. `src` must stay alive and unchanged for the life of this
+    /// cache (the planner passes strings borrowed from the playbook).
     pub(crate) fn render(&mut self, src: &str, ctx: &Arc<Ctx>) -> Result<String, RenderError> {
         if Self::is_literal(src) {
             return Ok(src.to_owned());
         }
         let name = self
-            .compiled(src, || src.to_owned())
+            .compiled(src, false, || src.to_owned())
             .map_err(RenderError::Other)?;
         self.run(&name, ctx)
     }
 
     /// Evaluates a `when` expression for one step.
     pub(crate) fn truthy(&mut self, expr: &str, ctx: &Arc<Ctx>) -> Result<bool, RenderError> {
-        let key = format!("\u{0}when\u{0}{expr}");
         let name = self
-            .compiled(&key, || {
+            .compiled(expr, true, || {
                 format!("{{% if {expr} %}}1{{% else %}}0{{% endif %}}")
             })
             .map_err(RenderError::Other)?;
@@ -152,10 +171,10 @@ mod tests {
         let mut hv = BTreeMap::new();
         hv.insert("pkg".to_owned(), "D:\\sp\\update.exe".to_owned());
         Arc::new(Ctx {
-            builtins: vec![
+            builtins: vec![Arc::from(vec![
                 ("node", Value::from("N1")),
                 ("windows", Value::from("2003")),
-            ],
+            ])],
             host_vars: Arc::new(hv),
             playbook_vars: Arc::new(pv),
         })
