@@ -57,4 +57,13 @@ fn main() {
     println!("plan time, best of 3: wall {best_wall:.3} s, CPU {best_cpu:.2} s");
     println!("RSS before planning {before}; peak (VmHWM) after planning {peak}");
     println!("hash {}", plan.hash);
+    let (t, c) = (Instant::now(), cpu_secs());
+    let violations = lockstep_plan::check_rules(&plan, &fleet);
+    println!(
+        "check_rules: {} violations, wall {:.3} s, CPU {:.2} s; peak (VmHWM) now {}",
+        violations.len(),
+        t.elapsed().as_secs_f64(),
+        cpu_secs() - c,
+        status("VmHWM:")
+    );
 }

@@ -29,31 +29,54 @@ impl fmt::Display for RuleViolation {
     }
 }
 
-/// Transitive closure of `after`, per stage (edges never cross stages in a valid plan; edges
-/// that do, or that point forward, are reported by the DAG check and left out here).
+/// Transitive closure of `after`, per connected part of the DAG (a cluster's or a host's chain,
+/// a pool, a site's front- and back-ends): memory grows with the parts, not the plan. Edges that
+/// cross stages or point forward are reported by the DAG check and left out here.
 struct Reach {
     stage_of: Vec<usize>,
+    /// Connected part of each step, and its index inside the part.
+    part: Vec<usize>,
     local: Vec<usize>,
-    /// Per step: bitset of its ancestors (local indices within its stage).
+    /// Per step: bitset of its ancestors (local indices within its part).
     anc: Vec<Vec<u64>>,
+}
+
+fn find(parent: &mut [usize], mut x: usize) -> usize {
+    while parent[x] != x {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    x
 }
 
 impl Reach {
     fn new(plan: &Plan) -> Reach {
         let n = plan.steps.len();
-        let mut local = vec![0usize; n];
-        let mut count: BTreeMap<usize, usize> = BTreeMap::new();
+        let valid = |i: usize, d: usize| d < i && plan.steps[d].stage == plan.steps[i].stage;
+        let mut parent: Vec<usize> = (0..n).collect();
         for (i, s) in plan.steps.iter().enumerate() {
-            let c = count.entry(s.stage).or_insert(0);
+            for &d in &s.after {
+                if valid(i, d) {
+                    let (a, b) = (find(&mut parent, i), find(&mut parent, d));
+                    parent[a.max(b)] = a.min(b);
+                }
+            }
+        }
+        let mut part = vec![0usize; n];
+        let mut local = vec![0usize; n];
+        let mut size: HashMap<usize, usize> = HashMap::new();
+        for i in 0..n {
+            let root = find(&mut parent, i);
+            part[i] = root;
+            let c = size.entry(root).or_insert(0);
             local[i] = *c;
             *c += 1;
         }
         let mut anc: Vec<Vec<u64>> = Vec::with_capacity(n);
         for (i, s) in plan.steps.iter().enumerate() {
-            let words = count[&s.stage].div_ceil(64);
-            let mut bits = vec![0u64; words];
+            let mut bits = vec![0u64; size[&part[i]].div_ceil(64)];
             for &d in &s.after {
-                if d < i && plan.steps[d].stage == s.stage {
+                if valid(i, d) {
                     let l = local[d];
                     bits[l / 64] |= 1 << (l % 64);
                     for (w, a) in bits.iter_mut().zip(&anc[d]) {
@@ -65,6 +88,7 @@ impl Reach {
         }
         Reach {
             stage_of: plan.steps.iter().map(|s| s.stage).collect(),
+            part,
             local,
             anc,
         }
@@ -75,6 +99,9 @@ impl Reach {
     fn after(&self, later: StepIndex, earlier: StepIndex) -> bool {
         if self.stage_of[earlier] != self.stage_of[later] {
             return self.stage_of[earlier] < self.stage_of[later];
+        }
+        if self.part[earlier] != self.part[later] {
+            return false;
         }
         let l = self.local[earlier];
         self.anc[later][l / 64] & (1 << (l % 64)) != 0
