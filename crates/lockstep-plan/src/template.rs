@@ -82,6 +82,55 @@ impl Object for Ctx {
 pub(crate) struct Templates {
     env: Environment<'static>,
     names: HashMap<(usize, usize, bool), Result<String, String>>,
+    /// Templates that are only text and `{{ name }}` substitutions, rendered without the
+    /// template engine (same output, strict undefined too); `None`: needs minijinja.
+    simple: HashMap<(usize, usize), Option<Arc<[Seg]>>>,
+}
+
+/// A piece of a simple template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Text(String),
+    Var(String),
+}
+
+/// Splits `src` into text and `{{ identifier }}` pieces; `None` when it uses anything else
+/// (statements, comments, filters, attributes, whitespace control, literals).
+fn simple_segments(src: &str) -> Option<Vec<Seg>> {
+    if src.contains("{%") || src.contains("{#") {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut rest = src;
+    while let Some(open) = rest.find("{{") {
+        if open > 0 {
+            out.push(Seg::Text(rest[..open].to_owned()));
+        }
+        let after = &rest[open + 2..];
+        let close = after.find("}}")?;
+        let inner = after[..close].trim();
+        let mut chars = inner.chars();
+        let ident = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let keyword = matches!(
+            inner,
+            "true" | "false" | "none" | "True" | "False" | "None" | "loop"
+        );
+        if !ident || keyword {
+            return None;
+        }
+        out.push(Seg::Var(inner.to_owned()));
+        rest = &after[close + 2..];
+    }
+    if rest.contains("}}") {
+        return None;
+    }
+    if !rest.is_empty() {
+        out.push(Seg::Text(rest.to_owned()));
+    }
+    Some(out)
 }
 
 impl Templates {
@@ -91,6 +140,7 @@ impl Templates {
         Templates {
             env,
             names: HashMap::new(),
+            simple: HashMap::new(),
         }
     }
 
@@ -143,6 +193,29 @@ impl Templates {
         if Self::is_literal(src) {
             return Ok(src.to_owned());
         }
+        let segs = self
+            .simple
+            .entry((src.as_ptr() as usize, src.len()))
+            .or_insert_with(|| simple_segments(src).map(Arc::from))
+            .clone();
+        if let Some(segs) = segs {
+            let mut out = String::with_capacity(src.len() + 16);
+            for seg in segs.iter() {
+                match seg {
+                    Seg::Text(t) => out.push_str(t),
+                    Seg::Var(v) => {
+                        let value = ctx
+                            .lookup(v)
+                            .ok_or_else(|| RenderError::Undefined(v.clone()))?;
+                        match value.as_str() {
+                            Some(s) => out.push_str(s),
+                            None => out.push_str(&value.to_string()),
+                        }
+                    }
+                }
+            }
+            return Ok(out);
+        }
         let name = self
             .compiled(src, false, || src.to_owned())
             .map_err(RenderError::Other)?;
@@ -191,6 +264,37 @@ mod tests {
         assert_eq!(t.render("plain", &c).unwrap(), "plain");
         assert!(t.truthy("windows == '2003'", &c).unwrap());
         assert!(!t.truthy("windows == '2000'", &c).unwrap());
+    }
+
+    #[test]
+    fn simple_templates_render_like_minijinja() {
+        let c = ctx();
+        let mut fast = Templates::new();
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        for src in [
+            "{{ node }}",
+            "a {{node}} b {{ pkg }}{{ windows }} c",
+            "{{ node }} at Version 6.5 (Build 7638.2: Service Pack 2)",
+            "{{ node | lower }}",
+            "{{ 'x' }}{{ node }}",
+            "{%- if true %}{{ node }}{% endif %}",
+        ] {
+            let want = env
+                .render_str(src, Value::from_dyn_object(c.clone()))
+                .unwrap();
+            assert_eq!(fast.render(src, &c).unwrap(), want, "{src}");
+        }
+        assert_eq!(simple_segments("{{ node | lower }}"), None);
+        assert_eq!(simple_segments("{{ true }}"), None);
+        assert_eq!(
+            simple_segments("x{{ a_1 }}"),
+            Some(vec![Seg::Text("x".into()), Seg::Var("a_1".into())])
+        );
+        assert_eq!(
+            fast.render("{{ nope }} {{ node }}", &c),
+            Err(RenderError::Undefined("nope".into()))
+        );
     }
 
     #[test]
