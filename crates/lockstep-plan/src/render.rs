@@ -15,6 +15,14 @@ fn duration(secs: u64) -> String {
     }
 }
 
+fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
 fn gate(g: &Gate) -> String {
     match g {
         Gate::None => "starts when the previous stage is done".to_owned(),
@@ -48,14 +56,17 @@ fn render(plan: &Plan, fleet: Option<&Fleet>) -> String {
     );
     let _ = writeln!(
         out,
-        "{} steps in {} stages; critical path {}; failure budget {} host(s); {} per site at once",
-        plan.steps.len(),
-        plan.stages.len(),
+        "{} in {}; critical path {}; {}; {} per site at once",
+        plural(plan.steps.len(), "step"),
+        plural(plan.stages.len(), "stage"),
         duration(plan.critical_path_secs()),
-        plan.failure_budget.max_failed_hosts,
+        match plan.failure_budget.max_failed_hosts {
+            0 => "halts at the first failed host".to_owned(),
+            n => format!("tolerates {}", plural(n as usize, "failed host")),
+        },
         match plan.max_parallel_per_site {
-            0 => "any number of units".to_owned(),
-            n => format!("{n} unit(s)"),
+            0 => "any number of clusters/hosts".to_owned(),
+            n => plural(n as usize, "cluster/host"),
         }
     );
     let mut last_stage = None;
@@ -70,12 +81,12 @@ fn render(plan: &Plan, fleet: Option<&Fleet>) -> String {
                 let sites: Vec<&str> = st.sites.iter().map(|x| x.as_str()).collect();
                 let _ = writeln!(
                     out,
-                    "\nStage {}/{} `{}` ({}; {} site(s) at once): {}",
+                    "\nStage {}/{} `{}` ({}; {} at once): {}",
                     s.stage + 1,
                     plan.stages.len(),
                     st.name,
                     gate(&st.gate),
-                    st.max_parallel_sites,
+                    plural(st.max_parallel_sites as usize, "site"),
                     sites.join(", ")
                 );
             }

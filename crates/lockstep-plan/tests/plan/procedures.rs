@@ -731,3 +731,39 @@ fn deterministic_and_hash_sensitive() {
         a => panic!("{a:?}"),
     }
 }
+
+#[test]
+fn text_rendering_is_exact() {
+    let fleet = FleetBuilder::new()
+        .site("tokyo", Locale::JaJp)
+        .cluster(
+            "TOKCL1",
+            "tokyo",
+            Product::Exchange55,
+            ClusterMode::ActivePassive,
+            &["TOK-N1", "TOK-N2"],
+            "TOK-N2",
+            &[("TOKEVS1", "TOKEVS1 Group", "TOK-N2")],
+        )
+        .build();
+    let mut pb = e5_cluster();
+    pb.rollout.stages = vec![stage("asia", &["tokyo"], Gate::Soak { secs: 1800 })];
+    let p = plan_ok(&fleet, &pb);
+    let want = format!(
+        "Plan `e5-cluster`: E5-CLUSTER to 5.5.2653.0 (Exchange Server 5.5), hash {}
+4 steps in 1 stage; critical path 41m; halts at the first failed host; any number of clusters/hosts per site at once
+
+Stage 1/1 `asia` (soaks 30m after the previous stage; 1 site at once): tokyo
+  Site tokyo (ja-JP)
+    Cluster TOKCL1
+      [E5-CLUSTER.1] TOK-N2/install-sp  Install the 5.5 service pack on TOK-N2  (on TOK-N2, out of service)
+      [E5-CLUSTER.2] TOK-N1/install-sp  Install the 5.5 service pack on TOK-N1  (on TOK-N1, out of service)
+      [G3] TOK-N2/verify-version  TOK-N2 at 5.5.2653.0  (on TOK-N2)
+      [G3] TOK-N1/verify-version  TOK-N1 at 5.5.2653.0  (on TOK-N1)
+",
+        p.hash.short()
+    );
+    assert_eq!(lockstep_plan::render_text_with_fleet(&p, &fleet), want);
+    // Without the fleet, the locale is left out.
+    assert!(render_text(&p).contains("\n  Site tokyo\n"));
+}
