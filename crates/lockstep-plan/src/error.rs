@@ -115,6 +115,17 @@ pub enum PlanError {
         /// Action kind.
         action: &'static str,
     },
+    /// A back-end is planned while a front-end it must follow is neither planned nor, by the
+    /// inventory, at the target build (E3-FB, E2-FB).
+    #[error("back-end `{back_end}` is selected but front-end `{front_end}` is not, and the inventory does not show it at the target build: every front-end goes first ({rule})")]
+    FrontEndLeftBehind {
+        /// A selected back-end.
+        back_end: String,
+        /// The front-end not selected.
+        front_end: String,
+        /// `E3-FB` or `E2-FB`.
+        rule: &'static str,
+    },
     /// A template failed to parse or render.
     #[error("step `{step}` of `{unit}`: template `{template}` does not render: {message}")]
     Template {

@@ -387,6 +387,7 @@ impl<'a> Planner<'a> {
         self.check_phases();
         let units = self.units(&selected);
         self.check_owner_overrides(&units);
+        self.check_front_ends_taken(&units, &selected);
         if units.is_empty() && self.errors.is_empty() {
             self.errors.push(PlanError::NothingSelected {
                 playbook: pb.name.to_string(),
@@ -599,6 +600,58 @@ impl<'a> Planner<'a> {
             }
         }
         units
+    }
+
+    /// E3-FB / E2-FB across a `--limit`: a back-end may be planned only when every front-end
+    /// it must follow (of the organisation, or of its site) is planned too or, by the inventory,
+    /// already at the target build.
+    /// (Selected front-ends refused for another reason are not reported again.)
+    fn check_front_ends_taken(&mut self, units: &[Unit], selected: &Selection) {
+        let rule = match self.pb.procedure {
+            Procedure::E3FrontBack => "E3-FB",
+            Procedure::E2FrontBack => "E2-FB",
+            _ => return,
+        };
+        let fleet = self.fleet;
+        let mut taken = selected.0.clone();
+        for u in units {
+            match u.kind {
+                UnitKind::Host(hi) => taken[hi] = true,
+                UnitKind::Pool(pi) => {
+                    for m in &fleet.pools[pi].members {
+                        if let Some(i) = self.selector.host_index(m.as_str()) {
+                            taken[i] = true;
+                        }
+                    }
+                }
+                UnitKind::Cluster(_) => {}
+            }
+        }
+        let per_site = fleet.front_end_scope == FrontEndScope::Site;
+        let product = self.pb.target.product;
+        let target = self.pb.target.build;
+        for fe in fleet.hosts.iter().enumerate().filter(|(i, h)| {
+            !taken[*i]
+                && h.role == Role::FrontEnd
+                && h.cluster.is_none()
+                && h.product == product
+                && h.build.is_none_or(|b| b < target)
+        }) {
+            let be = units.iter().find(|u| {
+                u.pass == Pass::BackEnds && (!per_site || fleet.sites[u.site].name == fe.1.site)
+            });
+            if let Some(Unit {
+                kind: UnitKind::Host(b),
+                ..
+            }) = be
+            {
+                self.errors.push(PlanError::FrontEndLeftBehind {
+                    back_end: fleet.hosts[*b].name.to_string(),
+                    front_end: fe.1.name.to_string(),
+                    rule,
+                });
+            }
+        }
     }
 
     /// Every owner override must name a group of a taken cluster (`GROUP`, or `CLUSTER/GROUP`

@@ -252,3 +252,46 @@ fn pool_without_pool_phase_is_refused() {
         }]
     );
 }
+
+#[test]
+fn back_ends_alone_need_front_ends_done() {
+    let mut fleet = crate::procedures::front_back_fleet(FrontEndScope::Organisation);
+    let pb = e3_front_back();
+    let only_be = PlanOptions {
+        limit: vec!["PRG-EXC01".into()],
+        ..Default::default()
+    };
+    let e = errors(&fleet, &pb, &only_be);
+    let left: Vec<&str> = e
+        .iter()
+        .filter_map(|x| match x {
+            PlanError::FrontEndLeftBehind {
+                front_end,
+                back_end,
+                rule,
+            } => {
+                assert_eq!((back_end.as_str(), *rule), ("PRG-EXC01", "E3-FB"));
+                Some(front_end.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(left, vec!["PRG-FE01", "PRG-FE02", "PRG-FE03", "SEA-FE01"]);
+    // Once the inventory shows the front-ends at the target, the back-end may go alone.
+    for h in &mut fleet.hosts {
+        if h.role == Role::FrontEnd {
+            h.build = Some(pb.target.build);
+        }
+    }
+    assert!(plan(&fleet, &pb, &only_be).is_ok());
+    // Per-site scope: only the site's own front-ends count.
+    let mut fleet = crate::procedures::front_back_fleet(FrontEndScope::Site);
+    fleet
+        .hosts
+        .iter_mut()
+        .find(|h| h.name.as_str() == "SEA-FE01")
+        .unwrap()
+        .build = None;
+    let e = errors(&fleet, &pb, &only_be);
+    assert_eq!(e.len(), 3, "{e:#?}");
+}
