@@ -218,7 +218,11 @@ fn cut_second_window(p: &Plan) -> Option<Plan> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // 64 cases by default (2 shared cores); PROPTEST_CASES=N for a longer search.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn plans_keep_every_rule((fleet, _per_site) in fleet_gen()) {
@@ -250,6 +254,43 @@ proptest! {
                         "{}: {}", pb.procedure, e
                     );
                 }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64) / 2,
+        ..ProptestConfig::default()
+    })]
+
+    /// A `--limit` to one site (or one cluster) keeps the rules; the only refusals are an empty
+    /// selection or back-ends whose front-ends are left out.
+    #[test]
+    fn limited_plans_keep_every_rule((fleet, _) in fleet_gen(), pick in 0usize..64) {
+        let mut names: Vec<String> = fleet.sites.iter().map(|s| s.name.to_string()).collect();
+        names.extend(fleet.clusters.iter().map(|c| c.name.to_string()));
+        let limit = names[pick % names.len()].clone();
+        let opts = PlanOptions { limit: vec![limit.clone()], ..Default::default() };
+        for pb in playbooks(&fleet) {
+            match plan(&fleet, &pb, &opts) {
+                Ok(p) => {
+                    let v = check_rules(&p, &fleet);
+                    prop_assert!(v.is_empty(), "{} --limit {}: {:#?}", pb.procedure, limit, v);
+                    for s in &p.steps {
+                        let in_limit = s.site.as_str() == limit
+                            || s.cluster.as_ref().is_some_and(|c| c.as_str() == limit);
+                        prop_assert!(in_limit, "{} outside --limit {}", s.id, limit);
+                    }
+                }
+                Err(e) => prop_assert!(
+                    e.0.iter().all(|x| matches!(x,
+                        PlanError::NothingSelected { .. }
+                            | PlanError::UnknownPattern { .. }
+                            | PlanError::FrontEndLeftBehind { .. })),
+                    "{} --limit {}: {}", pb.procedure, limit, e
+                ),
             }
         }
     }
