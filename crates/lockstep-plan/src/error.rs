@@ -56,17 +56,17 @@ pub enum PlanError {
         member: String,
     },
     /// A group's owner (inventory or `--owner`) is not a node of its cluster.
-    #[error("owner `{owner}` of group `{group}` is not a node of cluster `{cluster}`")]
+    #[error("owner `{owner}` of group `{group}` is not a node of {}", cluster_words(.cluster))]
     OwnerNotNode {
-        /// Cluster name.
+        /// Cluster name; empty when the override named the group alone.
         cluster: String,
         /// Group name.
         group: String,
         /// The owner given.
         owner: String,
     },
-    /// An owner override names a group no selected cluster has.
-    #[error("owner override for group `{group}` names no group of a selected cluster")]
+    /// An owner override names a group no cluster of the inventory has.
+    #[error("owner override for group `{group}` names no group of any cluster of the inventory")]
     UnknownOwnerGroup {
         /// Group name.
         group: String,
@@ -274,6 +274,14 @@ pub enum PlanError {
         /// Site.
         site: String,
     },
+}
+
+fn cluster_words(cluster: &str) -> String {
+    if cluster.is_empty() {
+        "any cluster that has that group".to_owned()
+    } else {
+        format!("cluster `{cluster}`")
+    }
 }
 
 /// Every error found while planning (never empty when returned).

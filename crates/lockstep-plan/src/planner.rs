@@ -386,7 +386,7 @@ impl<'a> Planner<'a> {
         );
         self.check_phases();
         let units = self.units(&selected);
-        self.check_owner_overrides(&units);
+        self.check_owner_overrides();
         self.check_front_ends_taken(&units, &selected);
         if units.is_empty() && self.errors.is_empty() {
             self.errors.push(PlanError::NothingSelected {
@@ -654,21 +654,19 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Every owner override must name a group of a taken cluster (`GROUP`, or `CLUSTER/GROUP`
-    /// when several clusters share a group name such as `Cluster Group`) and a node of it.
-    fn check_owner_overrides(&mut self, units: &[Unit]) {
+    /// Every owner override must name a group of a cluster of the fleet (`GROUP`, or
+    /// `CLUSTER/GROUP` when several clusters share a group name such as `Cluster Group`) and a
+    /// node of such a cluster. Live discovery may report clusters the plan does not take: their
+    /// owners are checked against the fleet, and simply not used.
+    fn check_owner_overrides(&mut self) {
         for (key, owner) in &self.opts.owners {
+            let (qualifier, group) = match key.split_once('/') {
+                Some((q, g)) => (Some(q), g),
+                None => (None, key.as_str()),
+            };
             let mut group_found = false;
             let mut owner_ok = false;
-            for u in units {
-                let UnitKind::Cluster(ci) = u.kind else {
-                    continue;
-                };
-                let c = &self.fleet.clusters[ci];
-                let (qualifier, group) = match key.split_once('/') {
-                    Some((q, g)) => (Some(q), g),
-                    None => (None, key.as_str()),
-                };
+            for c in &self.fleet.clusters {
                 if qualifier.is_some_and(|q| !c.name.eq_ignore_case(q)) {
                     continue;
                 }
@@ -686,11 +684,7 @@ impl<'a> Planner<'a> {
                     .push(PlanError::UnknownOwnerGroup { group: key.clone() });
             } else if !owner_ok {
                 self.errors.push(PlanError::OwnerNotNode {
-                    cluster: key
-                        .split_once('/')
-                        .map(|(c, _)| c)
-                        .unwrap_or("any")
-                        .to_owned(),
+                    cluster: qualifier.unwrap_or_default().to_owned(),
                     group: key.clone(),
                     owner: owner.clone(),
                 });

@@ -295,3 +295,69 @@ fn back_ends_alone_need_front_ends_done() {
     let e = errors(&fleet, &pb, &only_be);
     assert_eq!(e.len(), 3, "{e:#?}");
 }
+
+#[test]
+fn owner_overrides_of_shared_group_names() {
+    // Two clusters both call their cluster group `Cluster Group` (as the lab does); live
+    // discovery keyed by group name keeps one owner: it applies where it names a node.
+    let fleet = FleetBuilder::new()
+        .site("prague", Locale::CsCz)
+        .cluster(
+            "PRGCL1",
+            "prague",
+            Product::Exchange2003,
+            ClusterMode::ActivePassive,
+            &["PRG-N1", "PRG-N2"],
+            "PRG-N1",
+            &[("PRGEVS1", "PRGEVS1 Group", "PRG-N1")],
+        )
+        .cluster(
+            "PRGCL2",
+            "prague",
+            Product::Exchange2003,
+            ClusterMode::ActivePassive,
+            &["PRG-N3", "PRG-N4"],
+            "PRG-N3",
+            &[("PRGEVS2", "PRGEVS2 Group", "PRG-N3")],
+        )
+        .build();
+    let pb = e3_cluster(&fleet);
+    let with = |pairs: &[(&str, &str)]| PlanOptions {
+        owners: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    };
+    // PRG-N2 owns PRGCL1's cluster group now: PRG-N1 becomes the first node there, PRGCL2 keeps
+    // its inventory owners.
+    let p = plan(
+        &fleet,
+        &pb,
+        &with(&[("Cluster Group", "PRG-N2"), ("PRGEVS1 Group", "PRG-N2")]),
+    )
+    .unwrap();
+    assert_eq!(p.steps[4].id, "PRG-N1/evacuate");
+    assert!(p.step("PRG-N4/iis-hotfix").unwrap().0 < p.step("PRG-N3/iis-hotfix").unwrap().0);
+    // Qualified keys say which cluster.
+    let q = plan(
+        &fleet,
+        &pb,
+        &with(&[
+            ("PRGCL1/Cluster Group", "PRG-N2"),
+            ("PRGEVS1 Group", "PRG-N2"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(q.steps, p.steps);
+    let e = errors(&fleet, &pb, &with(&[("PRGCL2/Cluster Group", "PRG-N1")]));
+    assert_eq!(
+        e[0].to_string(),
+        "owner `PRG-N1` of group `PRGCL2/Cluster Group` is not a node of cluster `PRGCL2`"
+    );
+    let e = errors(&fleet, &pb, &with(&[("Cluster Group", "XYZ-N1")]));
+    assert_eq!(
+        e[0].to_string(),
+        "owner `XYZ-N1` of group `Cluster Group` is not a node of any cluster that has that group"
+    );
+}
