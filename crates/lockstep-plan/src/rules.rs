@@ -217,32 +217,50 @@ fn check_front_ends_first(plan: &Plan, fleet: &Fleet, reach: &Reach, out: &mut V
         _ => return,
     };
     let per_site = fleet.front_end_scope == FrontEndScope::Site;
-    let (fe, be): (Vec<usize>, Vec<usize>) = {
-        let fe = (0..plan.steps.len())
-            .filter(|&i| plan.steps[i].role == Role::FrontEnd && plan.steps[i].cluster.is_none())
-            .collect();
-        let be = (0..plan.steps.len())
-            .filter(|&i| plan.steps[i].role == Role::BackEnd && plan.steps[i].cluster.is_none())
-            .collect();
-        (fe, be)
-    };
-    for &b in &be {
-        for &f in &fe {
-            let (sb, sf) = (&plan.steps[b], &plan.steps[f]);
-            if per_site && sb.site != sf.site {
-                continue;
-            }
-            if !reach.after(b, f) {
-                out.push(v(
-                    rule,
-                    &[sf, sb],
-                    format!(
-                        "back-end step `{}` may run before front-end step `{}` is done",
-                        sb.id, sf.id
-                    ),
-                ));
-                return;
-            }
+    fn scope_key(s: &PlannedStep, per_site: bool) -> &str {
+        if per_site {
+            s.site.as_str()
+        } else {
+            ""
+        }
+    }
+    let key = |s| scope_key(s, per_site);
+    let standalone = |s: &PlannedStep, r: Role| s.role == r && s.cluster.is_none();
+    // Per scope: the last stage holding a front-end step, and the front-end steps per stage.
+    let mut last_fe_stage: HashMap<&str, usize> = HashMap::new();
+    let mut fe_by_stage: HashMap<(&str, usize), Vec<usize>> = HashMap::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        if standalone(s, Role::FrontEnd) {
+            let k = key(s);
+            let e = last_fe_stage.entry(k).or_insert(s.stage);
+            *e = (*e).max(s.stage);
+            fe_by_stage.entry((k, s.stage)).or_default().push(i);
+        }
+    }
+    for (b, sb) in plan.steps.iter().enumerate() {
+        if !standalone(sb, Role::BackEnd) {
+            continue;
+        }
+        let k = key(sb);
+        let late = last_fe_stage
+            .get(k)
+            .filter(|&&st| st > sb.stage)
+            .and_then(|&st| fe_by_stage.get(&(k, st)))
+            .and_then(|v| v.first().copied());
+        let same = fe_by_stage
+            .get(&(k, sb.stage))
+            .and_then(|v| v.iter().copied().find(|&f| !reach.after(b, f)));
+        if let Some(f) = late.or(same) {
+            let sf = &plan.steps[f];
+            out.push(v(
+                rule,
+                &[sf, sb],
+                format!(
+                    "back-end step `{}` may run before front-end step `{}` is done",
+                    sb.id, sf.id
+                ),
+            ));
+            return;
         }
     }
 }
