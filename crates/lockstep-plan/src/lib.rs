@@ -43,6 +43,7 @@
 //! sha2, hex): never on the spec loader, the engine, WinRM, a store or the lab.
 #![deny(missing_docs)]
 
+mod cluster;
 mod error;
 mod estimate;
 mod hash;
