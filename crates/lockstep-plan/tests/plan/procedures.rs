@@ -767,3 +767,32 @@ Stage 1/1 `asia` (soaks 30m after the previous stage; 1 site at once): tokyo
     // Without the fleet, the locale is left out.
     assert!(render_text(&p).contains("\n  Site tokyo\n"));
 }
+
+#[test]
+fn repeated_spec_ids_get_a_suffix() {
+    let fleet = FleetBuilder::new()
+        .site("prague", Locale::CsCz)
+        .host(
+            "PRG-SA01",
+            "prague",
+            Role::Standalone,
+            Product::Exchange2003,
+            WindowsRelease::Windows2003,
+        )
+        .build();
+    let mut pb = standalone(Procedure::E3Standalone);
+    let again = pb.phases[0].clone();
+    pb.phases.push(again.clone());
+    pb.phases.push(again);
+    let p = plan_ok(&fleet, &pb);
+    assert_eq!(
+        ids(&p),
+        vec![
+            "PRG-SA01/preflight",
+            "PRG-SA01/install-sp",
+            "PRG-SA01/verify-version",
+            "PRG-SA01/preflight#2",
+            "PRG-SA01/preflight#3",
+        ]
+    );
+}
