@@ -1255,7 +1255,8 @@ impl<'a> Planner<'a> {
         }
         for (pos, s) in cs.stopped_by.iter().enumerate() {
             if let Some(s) = s {
-                if let Some(step) = self.steps.get(*s) {
+                // (A stop refused for another error was never emitted: nothing to report.)
+                if let Some(step) = self.steps.get(*s).filter(|st| st.host == c.nodes[pos]) {
                     self.errors.push(PlanError::NeverRestarted {
                         step: step.id.clone(),
                         unit: c.name.to_string(),

@@ -361,3 +361,28 @@ fn owner_overrides_of_shared_group_names() {
         "owner `XYZ-N1` of group `Cluster Group` is not a node of any cluster that has that group"
     );
 }
+
+#[test]
+fn a_cluster_service_left_stopped_is_refused() {
+    let fleet = two_node_e3();
+    let mut pb = e3_cluster(&fleet);
+    pb.phases[6]
+        .steps
+        .retain(|s| s.id.as_str() != "start-clussvc");
+    let e = errors(&fleet, &pb, &PlanOptions::default());
+    assert!(
+        e.contains(&PlanError::NeverRestarted {
+            step: "SEA-N1/stop-clussvc".into(),
+            unit: "SEACL1".into(),
+            node: "SEA-N1".into()
+        }),
+        "{e:#?}"
+    );
+    // The failover test cannot visit a node whose Cluster service is down.
+    assert!(
+        e.iter()
+            .any(|x| matches!(x, PlanError::NodeDown { step, node, .. }
+        if step == "failover-test" && node == "SEA-N1")),
+        "{e:#?}"
+    );
+}
