@@ -33,7 +33,8 @@ fn gate(g: &Gate) -> String {
 
 /// Renders `plan` as text: per stage (with its gate), per site, per cluster/pool/host, one line
 /// per step: `[rule] id  name  (on HOST)`, with `, out of service` on the steps during which
-/// their node is out of service.
+/// their node is out of service and `, in parallel with the line above` on steps that start
+/// together with the one before (all-nodes phases, pool rounds).
 pub fn render_text(plan: &Plan) -> String {
     render(plan, None)
 }
@@ -72,7 +73,7 @@ fn render(plan: &Plan, fleet: Option<&Fleet>) -> String {
     let mut last_stage = None;
     let mut last_site: Option<&str> = None;
     let mut last_unit: Option<String> = None;
-    for s in &plan.steps {
+    for (i, s) in plan.steps.iter().enumerate() {
         if last_stage != Some(s.stage) {
             last_stage = Some(s.stage);
             last_site = None;
@@ -112,15 +113,30 @@ fn render(plan: &Plan, fleet: Option<&Fleet>) -> String {
             let _ = writeln!(out, "    {unit}");
             last_unit = Some(unit);
         }
+        // A step waiting for exactly what the line above waits for runs at the same time
+        // (all-nodes phases, pool rounds).
+        let parallel = i > 0 && {
+            let prev = &plan.steps[i - 1];
+            prev.stage == s.stage
+                && prev.cluster == s.cluster
+                && prev.pool == s.pool
+                && (s.cluster.is_some() || s.pool.is_some() || prev.host == s.host)
+                && prev.after == s.after
+        };
         let _ = writeln!(
             out,
-            "      [{}] {}  {}  (on {}{})",
+            "      [{}] {}  {}  (on {}{}{})",
             s.rule,
             s.id,
             s.name,
             s.host,
             if s.out_of_service {
                 ", out of service"
+            } else {
+                ""
+            },
+            if parallel {
+                ", in parallel with the line above"
             } else {
                 ""
             }

@@ -759,7 +759,7 @@ Stage 1/1 `asia` (soaks 30m after the previous stage; 1 site at once): tokyo
       [E5-CLUSTER.1] TOK-N2/install-sp  Install the 5.5 service pack on TOK-N2  (on TOK-N2, out of service)
       [E5-CLUSTER.2] TOK-N1/install-sp  Install the 5.5 service pack on TOK-N1  (on TOK-N1, out of service)
       [G3] TOK-N2/verify-version  TOK-N2 at 5.5.2653.0  (on TOK-N2)
-      [G3] TOK-N1/verify-version  TOK-N1 at 5.5.2653.0  (on TOK-N1)
+      [G3] TOK-N1/verify-version  TOK-N1 at 5.5.2653.0  (on TOK-N1, in parallel with the line above)
 ",
         p.hash.short()
     );
