@@ -250,6 +250,15 @@ pub enum PlanError {
         /// Action kind.
         action: &'static str,
     },
+    /// The finished plan breaks a rule [`crate::check_rules`] proves (the playbook leaves out
+    /// something the procedure requires, such as the EVS upgrade of E3-CLUSTER.11).
+    #[error("the plan breaks {rule}: {message}")]
+    RuleBroken {
+        /// Rule id.
+        rule: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// A stage lists a site the inventory does not have.
     #[error("stage `{stage}` lists site `{site}`, which is not in the inventory")]
     UnknownStageSite {

@@ -61,7 +61,7 @@ pub use hash::plan_hash;
 pub use options::PlanOptions;
 pub use order::NodeOrder;
 pub use render::{render_text, render_text_with_fleet};
-pub use rules::{check_rules, RuleViolation};
+pub use rules::{check_rules, check_rules_with_owners, RuleViolation};
 
 use lockstep_core::{Fleet, Plan, Playbook};
 

@@ -281,6 +281,20 @@ impl<'a> Planner<'a> {
             failure_budget: pb.rollout.failure_budget,
             hash: PlanHash(String::new()),
         };
+        // Belt and braces: whatever the playbook, a plan that leaves here keeps every rule
+        // the independent checkers prove (with the owners it was planned with).
+        let broken = crate::rules::check_rules_with_owners(&plan, fleet, &self.opts.owners);
+        if !broken.is_empty() {
+            return Err(PlanErrors(
+                broken
+                    .into_iter()
+                    .map(|v| PlanError::RuleBroken {
+                        rule: v.rule,
+                        message: v.message,
+                    })
+                    .collect(),
+            ));
+        }
         plan.hash = crate::hash::plan_hash(&plan);
         Ok(plan)
     }

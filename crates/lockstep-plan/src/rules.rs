@@ -127,14 +127,50 @@ fn is_target_install(a: &Action) -> bool {
 }
 
 /// Checks every rule on `plan` (made from `fleet`); empty when the plan keeps them all.
+///
+/// Active nodes are the inventory's; [`check_rules_with_owners`] takes the live owners the plan
+/// was made with.
 pub fn check_rules(plan: &Plan, fleet: &Fleet) -> Vec<RuleViolation> {
+    check_rules_with_owners(plan, fleet, &BTreeMap::new())
+}
+
+/// [`check_rules`] with live group owners (`PlanOptions::owners`: `GROUP` or `CLUSTER/GROUP` to
+/// node) deciding which node is active, as the planner saw it.
+pub fn check_rules_with_owners(
+    plan: &Plan,
+    fleet: &Fleet,
+    owners: &BTreeMap<String, String>,
+) -> Vec<RuleViolation> {
     let mut out = Vec::new();
     check_dag(plan, &mut out);
     let reach = Reach::new(plan);
     check_front_ends_first(plan, fleet, &reach, &mut out);
     check_pool_lockstep(plan, &reach, &mut out);
-    check_clusters(plan, fleet, &reach, &mut out);
+    check_clusters(plan, fleet, owners, &reach, &mut out);
     out
+}
+
+/// Owner of `group` of `cluster`: a live override (`CLUSTER/GROUP`, or `GROUP` naming a node of
+/// this cluster), else the inventory's.
+fn owner_of<'c>(
+    cluster: &'c lockstep_core::Cluster,
+    group: &lockstep_core::Name,
+    inventory: &'c lockstep_core::Name,
+    owners: &'c BTreeMap<String, String>,
+) -> &'c str {
+    let live = owners
+        .iter()
+        .find(|(k, _)| {
+            k.split_once('/')
+                .is_some_and(|(c, g)| cluster.name.eq_ignore_case(c) && group.eq_ignore_case(g))
+        })
+        .or_else(|| {
+            owners.iter().find(|(k, v)| {
+                group.eq_ignore_case(k) && cluster.nodes.iter().any(|n| n.eq_ignore_case(v))
+            })
+        })
+        .map(|(_, v)| v.as_str());
+    live.unwrap_or(inventory.as_str())
 }
 
 /// PLAN-ID, PLAN-DAG, PLAN-STAGE: unique ids, topological order, edges within a stage, stages
@@ -310,7 +346,13 @@ fn check_pool_lockstep(plan: &Plan, reach: &Reach, out: &mut Vec<RuleViolation>)
 /// E2-ACTIVE-PASSIVE (passive first), E5-CLUSTER (active first, no moves), E3-CLUSTER.11
 /// (each EVS upgraded after the first node's install, before any other node goes out of
 /// service, on the upgraded node).
-fn check_clusters(plan: &Plan, fleet: &Fleet, reach: &Reach, out: &mut Vec<RuleViolation>) {
+fn check_clusters(
+    plan: &Plan,
+    fleet: &Fleet,
+    owners: &BTreeMap<String, String>,
+    reach: &Reach,
+    out: &mut Vec<RuleViolation>,
+) {
     let mut clusters: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, s) in plan.steps.iter().enumerate() {
         if let Some(c) = &s.cluster {
@@ -390,10 +432,11 @@ fn check_clusters(plan: &Plan, fleet: &Fleet, reach: &Reach, out: &mut Vec<RuleV
             }
         }
         let install_of = |n: &str| installs.get(n).and_then(|v| v.first()).copied();
-        // The active node: owner of the most EVS groups in the inventory (ties: inventory order).
+        // The active node: owner of the most EVS groups (ties: inventory order).
         let mut counts: Vec<usize> = vec![0; cluster.nodes.len()];
         for vs in &cluster.virtual_servers {
-            if let Some(p) = cluster.nodes.iter().position(|n| *n == vs.owner) {
+            let o = owner_of(cluster, &vs.group, &vs.owner, owners);
+            if let Some(p) = cluster.nodes.iter().position(|n| n.eq_ignore_case(o)) {
                 counts[p] += 1;
             }
         }

@@ -386,3 +386,26 @@ fn a_cluster_service_left_stopped_is_refused() {
         "{e:#?}"
     );
 }
+
+#[test]
+fn a_playbook_without_the_evs_upgrade_is_refused() {
+    let fleet = two_node_e3();
+    let mut pb = e3_cluster(&fleet);
+    pb.phases[5]
+        .steps
+        .retain(|s| s.id.as_str() != "upgrade-evs");
+    let e = errors(&fleet, &pb, &PlanOptions::default());
+    assert!(
+        e.iter().any(|x| matches!(
+            x,
+            PlanError::RuleBroken {
+                rule: "E3-CLUSTER.11",
+                ..
+            }
+        )),
+        "{e:#?}"
+    );
+    // A hotfix needs no EVS upgrade: the same playbook is fine then.
+    pb.target.kind = PackageKind::Hotfix;
+    assert!(plan(&fleet, &pb, &PlanOptions::default()).is_ok());
+}

@@ -295,3 +295,149 @@ proptest! {
         }
     }
 }
+
+/// Phases an administrator might put together, right or wrong.
+fn menu() -> Vec<Phase> {
+    let s = |id: &str, a: ActionSpec| step(id, id, "X", a);
+    let install = || ActionSpec::Install {
+        package: "{{ sp_package }}".into(),
+        args: "{{ sp_args }}".into(),
+        prerequisite: None,
+        reboot: RebootPolicy::IfRequired,
+    };
+    let node = |evacuate: bool| {
+        let mut v = Vec::new();
+        if evacuate {
+            v.push(s(
+                "evacuate",
+                ActionSpec::EvacuateNode {
+                    to: "{{ peer }}".into(),
+                },
+            ));
+        }
+        v.push(s("stop", ActionSpec::StopClusterService));
+        v.push(s("install", install()));
+        v.push(s("start", ActionSpec::StartClusterService));
+        v
+    };
+    let group = || "{{ group }}".to_owned();
+    vec![
+        phase(
+            "confirm",
+            Scope::Cluster,
+            vec![s(
+                "confirm",
+                ActionSpec::Confirm {
+                    message: "{{ cluster }}".into(),
+                    command: None,
+                },
+            )],
+        ),
+        phase(
+            "preflight",
+            Scope::AllNodes,
+            vec![s("preflight", ActionSpec::Preflight { checks: vec![] })],
+        ),
+        phase("first", Scope::FirstNode, node(true)),
+        phase("first-no-move", Scope::FirstNode, node(false)),
+        phase("others", Scope::OtherNodes, node(true)),
+        phase("each", Scope::EachNode, node(true)),
+        phase(
+            "offline",
+            Scope::EachVirtualServer,
+            vec![s(
+                "offline",
+                ActionSpec::EvsResourcesOffline { group: group() },
+            )],
+        ),
+        phase(
+            "upgrade",
+            Scope::EachVirtualServer,
+            vec![
+                s(
+                    "move",
+                    ActionSpec::MoveGroup {
+                        group: group(),
+                        to: "{{ first_node }}".into(),
+                    },
+                ),
+                s(
+                    "upgrade",
+                    ActionSpec::UpgradeVirtualServer {
+                        group: group(),
+                        command: None,
+                    },
+                ),
+                s("online", ActionSpec::EvsResourcesOnline { group: group() }),
+            ],
+        ),
+        phase(
+            "failover",
+            Scope::EachVirtualServer,
+            vec![s("failover", ActionSpec::FailoverTest { group: group() })],
+        ),
+        phase(
+            "host",
+            Scope::EachHost,
+            vec![s("install", install()), s("reboot", ActionSpec::Reboot)],
+        ),
+        phase(
+            "pool",
+            Scope::Pool,
+            vec![
+                s("drain", ActionSpec::NlbDrain),
+                s("nlb-start", ActionSpec::NlbStart),
+            ],
+        ),
+        phase(
+            "verify",
+            Scope::AllNodes,
+            vec![s("verify", ActionSpec::AssertVersion)],
+        ),
+    ]
+}
+
+const PROCEDURES: [Procedure; 9] = [
+    Procedure::E3Cluster,
+    Procedure::E3FrontBack,
+    Procedure::E3Standalone,
+    Procedure::E2ActivePassive,
+    Procedure::E2ActiveActive,
+    Procedure::E2FrontBack,
+    Procedure::E2Standalone,
+    Procedure::E5Cluster,
+    Procedure::E5Standalone,
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
+
+    /// Any playbook put together from the menu either plans into something every checker
+    /// accepts, or is refused with errors; planning never panics.
+    #[test]
+    fn any_playbook_plans_safely_or_is_refused(
+        (fleet, _) in fleet_gen(),
+        proc_ix in 0usize..9,
+        picks in prop::collection::vec(0usize..12, 1..7),
+        hotfix in any::<bool>(),
+    ) {
+        let procedure = PROCEDURES[proc_ix];
+        let mut pb = standalone(procedure);
+        pb.procedure = procedure;
+        pb.target.product = procedure.product();
+        if hotfix {
+            pb.target.kind = PackageKind::Hotfix;
+        }
+        pb.hosts = vec!["all".into()];
+        let menu = menu();
+        pb.phases = picks.iter().map(|&i| menu[i].clone()).collect();
+        if let Ok(p) = plan(&fleet, &pb, &PlanOptions::default()) {
+            let v = check_rules(&p, &fleet);
+            prop_assert!(v.is_empty(), "{:#?}", v);
+            prop_assert!(!p.steps.is_empty() || p.stages.is_empty());
+        }
+    }
+}
