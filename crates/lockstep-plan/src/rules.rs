@@ -37,8 +37,9 @@ struct Reach {
     /// Connected part of each step, and its index inside the part.
     part: Vec<usize>,
     local: Vec<usize>,
-    /// Per step: bitset of its ancestors (local indices within its part).
-    anc: Vec<Vec<u64>>,
+    /// Per step: where its ancestor bitset (local indices within its part) starts in `bits`.
+    offset: Vec<usize>,
+    bits: Vec<u64>,
 }
 
 fn find(parent: &mut [usize], mut x: usize) -> usize {
@@ -64,33 +65,40 @@ impl Reach {
         }
         let mut part = vec![0usize; n];
         let mut local = vec![0usize; n];
-        let mut size: HashMap<usize, usize> = HashMap::new();
+        let mut size = vec![0usize; n];
         for i in 0..n {
             let root = find(&mut parent, i);
             part[i] = root;
-            let c = size.entry(root).or_insert(0);
-            local[i] = *c;
-            *c += 1;
+            local[i] = size[root];
+            size[root] += 1;
         }
-        let mut anc: Vec<Vec<u64>> = Vec::with_capacity(n);
+        let mut offset = Vec::with_capacity(n + 1);
+        let mut total = 0usize;
+        for i in 0..n {
+            offset.push(total);
+            total += size[part[i]].div_ceil(64);
+        }
+        offset.push(total);
+        let mut bits = vec![0u64; total];
         for (i, s) in plan.steps.iter().enumerate() {
-            let mut bits = vec![0u64; size[&part[i]].div_ceil(64)];
+            let (o, words) = (offset[i], offset[i + 1] - offset[i]);
             for &d in &s.after {
                 if valid(i, d) {
                     let l = local[d];
-                    bits[l / 64] |= 1 << (l % 64);
-                    for (w, a) in bits.iter_mut().zip(&anc[d]) {
-                        *w |= *a;
+                    bits[o + l / 64] |= 1 << (l % 64);
+                    let od = offset[d];
+                    for w in 0..words {
+                        bits[o + w] |= bits[od + w];
                     }
                 }
             }
-            anc.push(bits);
         }
         Reach {
             stage_of: plan.steps.iter().map(|s| s.stage).collect(),
             part,
             local,
-            anc,
+            offset,
+            bits,
         }
     }
 
@@ -104,7 +112,7 @@ impl Reach {
             return false;
         }
         let l = self.local[earlier];
-        self.anc[later][l / 64] & (1 << (l % 64)) != 0
+        self.bits[self.offset[later] + l / 64] & (1 << (l % 64)) != 0
     }
 }
 
@@ -359,6 +367,11 @@ fn check_clusters(
             clusters.entry(c.as_str()).or_default().push(i);
         }
     }
+    let by_name: HashMap<String, &lockstep_core::Cluster> = fleet
+        .clusters
+        .iter()
+        .map(|c| (c.name.as_str().to_ascii_lowercase(), c))
+        .collect();
     for (name, idx) in clusters {
         let steps = |i: usize| &plan.steps[i];
         // Out-of-service windows per node, in order of first appearance.
@@ -413,7 +426,7 @@ fn check_clusters(
                 }
             }
         }
-        let Some(cluster) = fleet.cluster(name) else {
+        let Some(&cluster) = by_name.get(&name.to_ascii_lowercase()) else {
             continue;
         };
         // Every node of a cluster that installs gets the target exactly once.
