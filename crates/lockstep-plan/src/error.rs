@@ -1,0 +1,315 @@
+//! Planning errors: every problem found, not only the first.
+
+use std::fmt;
+
+use lockstep_core::{NameError, NameKind};
+
+/// One reason a plan could not be made. Messages name the object in backticks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// A host pattern matched nothing in the inventory.
+    #[error("pattern `{pattern}` matches no host, group, site, cluster or pool of the inventory")]
+    UnknownPattern {
+        /// The pattern as written.
+        pattern: String,
+    },
+    /// Nothing of the fleet is taken by the playbook's procedure.
+    #[error("playbook `{playbook}` ({procedure}) selects nothing to plan: no selected host fits the procedure")]
+    NothingSelected {
+        /// Playbook name.
+        playbook: String,
+        /// Procedure id.
+        procedure: String,
+    },
+    /// The playbook's target product is not the procedure's.
+    #[error(
+        "playbook `{playbook}` targets {target} but its procedure `{procedure}` is for {expected}"
+    )]
+    ProductMismatch {
+        /// Playbook name.
+        playbook: String,
+        /// Procedure id.
+        procedure: String,
+        /// Product of the target.
+        target: String,
+        /// Product of the procedure.
+        expected: String,
+    },
+    /// Only some nodes of a cluster (or members of a pool) are selected.
+    #[error("{what} `{unit}` is only partly selected (`{missing}` is not): the procedure takes every member; select `{unit}` itself")]
+    PartlySelected {
+        /// `cluster` or `pool`.
+        what: &'static str,
+        /// Cluster or pool name.
+        unit: String,
+        /// A member not selected.
+        missing: String,
+    },
+    /// A cluster node or pool member is not a host of the inventory.
+    #[error("`{member}` of {what} `{unit}` is not a host of the inventory")]
+    UnknownMember {
+        /// `cluster` or `pool`.
+        what: &'static str,
+        /// Cluster or pool name.
+        unit: String,
+        /// The member.
+        member: String,
+    },
+    /// A group's owner (inventory or `--owner`) is not a node of its cluster.
+    #[error("owner `{owner}` of group `{group}` is not a node of {}", cluster_words(.cluster))]
+    OwnerNotNode {
+        /// Cluster name; empty when the override named the group alone.
+        cluster: String,
+        /// Group name.
+        group: String,
+        /// The owner given.
+        owner: String,
+    },
+    /// An owner override names a group no cluster of the inventory has.
+    #[error("owner override for group `{group}` names no group of any cluster of the inventory")]
+    UnknownOwnerGroup {
+        /// Group name.
+        group: String,
+    },
+    /// A phase scope the procedure has no units for.
+    #[error("phase `{phase}` has scope `{scope}`, which procedure `{procedure}` does not use")]
+    ScopeNotForProcedure {
+        /// Phase name.
+        phase: String,
+        /// Scope (kebab-case).
+        scope: String,
+        /// Procedure id.
+        procedure: String,
+    },
+    /// A load-balanced pool is selected but no phase expands over pools (E3-LB).
+    #[error("pool `{pool}` is selected but the playbook has no `pool` phase: its front-ends must be upgraded together (E3-LB)")]
+    PoolWithoutPoolPhase {
+        /// Pool name.
+        pool: String,
+    },
+    /// A step of an `all-nodes` phase changes the node (those run on every node at once).
+    #[error("step `{step}` changes the node ({action}) but its phase runs on every node at once: `all-nodes` steps must be read-only")]
+    ChangeOnAllNodes {
+        /// Step id (playbook).
+        step: String,
+        /// Action kind.
+        action: &'static str,
+    },
+    /// A node-local action in a cluster- or EVS-scoped phase.
+    #[error("step `{step}` of `{unit}` ({action}) acts on one node but its phase is cluster-wide")]
+    NodeActionOutOfNodeScope {
+        /// Step id (playbook).
+        step: String,
+        /// Unit (cluster).
+        unit: String,
+        /// Action kind.
+        action: &'static str,
+    },
+    /// A cluster action in a procedure for non-clustered hosts.
+    #[error("step `{step}` of `{unit}` ({action}) is a cluster action but `{unit}` is not a cluster node")]
+    ClusterActionOnHost {
+        /// Step id (playbook).
+        step: String,
+        /// Unit (host or pool member).
+        unit: String,
+        /// Action kind.
+        action: &'static str,
+    },
+    /// A back-end is planned while a front-end it must follow is neither planned nor, by the
+    /// inventory, at the target build (E3-FB, E2-FB).
+    #[error("back-end `{back_end}` is selected but front-end `{front_end}` is not, and the inventory does not show it at the target build: every front-end goes first ({rule})")]
+    FrontEndLeftBehind {
+        /// A selected back-end.
+        back_end: String,
+        /// The front-end not selected.
+        front_end: String,
+        /// `E3-FB` or `E2-FB`.
+        rule: &'static str,
+    },
+    /// A template failed to parse or render.
+    #[error("step `{step}` of `{unit}`: template `{template}` does not render: {message}")]
+    Template {
+        /// Step id (playbook).
+        step: String,
+        /// Unit (cluster, pool or host; with node or EVS).
+        unit: String,
+        /// The template source.
+        template: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A template uses a variable that is not defined for this step.
+    #[error("step `{step}` of `{unit}`: variable `{variable}` is undefined")]
+    Undefined {
+        /// Step id (playbook).
+        step: String,
+        /// Unit (cluster, pool or host; with node or EVS).
+        unit: String,
+        /// The variable.
+        variable: String,
+    },
+    /// A rendered value is not a valid name of the kind it must be.
+    #[error("step `{step}` of `{unit}`: `{value}` is not a valid {}: {source}", kind.describe())]
+    InvalidValue {
+        /// Step id (playbook).
+        step: String,
+        /// Unit.
+        unit: String,
+        /// The rendered value.
+        value: String,
+        /// The kind it had to be.
+        kind: NameKind,
+        /// Why it was refused.
+        source: NameError,
+    },
+    /// A rendered node is not a node of the cluster.
+    #[error("step `{step}` of `{unit}`: `{node}` is not a node of cluster `{cluster}`")]
+    NotANode {
+        /// Step id (playbook).
+        step: String,
+        /// Unit.
+        unit: String,
+        /// The node named.
+        node: String,
+        /// Cluster.
+        cluster: String,
+    },
+    /// A rendered group is not a group of the cluster.
+    #[error("step `{step}` of `{unit}`: `{group}` is not a group of cluster `{cluster}`")]
+    NotAGroup {
+        /// Step id (playbook).
+        step: String,
+        /// Unit.
+        unit: String,
+        /// The group named.
+        group: String,
+        /// Cluster.
+        cluster: String,
+    },
+    /// No node has its Cluster service up when a cluster-wide step must run.
+    #[error("step `{step}` of `{unit}` is cluster-wide but no node has its Cluster service up at that point")]
+    NoNodeUp {
+        /// Step id (playbook).
+        step: String,
+        /// Unit.
+        unit: String,
+    },
+    /// A cluster-wide action names a node whose Cluster service is stopped at that point.
+    #[error("step `{step}` of `{unit}` needs the Cluster service of `{node}`, which is stopped at that point")]
+    NodeDown {
+        /// Step id (playbook).
+        step: String,
+        /// Unit.
+        unit: String,
+        /// The node.
+        node: String,
+    },
+    /// A node is stopped or updated while it still owns groups (E3-C).
+    #[error("step `{step}` of `{unit}` ({action}) runs while `{node}` still owns group `{group}`: move the groups off first (E3-C)")]
+    NodeStillOwns {
+        /// Step id (playbook).
+        step: String,
+        /// Unit.
+        unit: String,
+        /// Action kind.
+        action: &'static str,
+        /// The node.
+        node: String,
+        /// A group it owns.
+        group: String,
+    },
+    /// The Cluster service of a node is stopped and never started again in the plan.
+    #[error("step `{step}` stops the Cluster service of `{node}` in `{unit}` and no later step starts it again")]
+    NeverRestarted {
+        /// Step id (plan).
+        step: String,
+        /// Unit.
+        unit: String,
+        /// The node.
+        node: String,
+    },
+    /// An EVS would be upgraded or brought online on a node not at the target (T2, E3-CLUSTER.12).
+    #[error("step `{step}` of `{unit}`: group `{group}` would be on `{node}`, which is not upgraded yet (T2, E3-CLUSTER.12)")]
+    NotUpgraded {
+        /// Step id (playbook).
+        step: String,
+        /// Unit.
+        unit: String,
+        /// The group.
+        group: String,
+        /// The node.
+        node: String,
+    },
+    /// E5-CLUSTER forbids failing over or moving groups.
+    #[error("step `{step}` of `{unit}` ({action}) moves a group, which E5-CLUSTER forbids (install on the active node without failing over)")]
+    MoveInE5 {
+        /// Step id (playbook).
+        step: String,
+        /// Unit.
+        unit: String,
+        /// Action kind.
+        action: &'static str,
+    },
+    /// The finished plan breaks a rule [`crate::check_rules`] proves (the playbook leaves out
+    /// something the procedure requires, such as the EVS upgrade of E3-CLUSTER.11).
+    #[error("the plan breaks {rule}: {message}")]
+    RuleBroken {
+        /// Rule id.
+        rule: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A stage lists a site the inventory does not have.
+    #[error("stage `{stage}` lists site `{site}`, which is not in the inventory")]
+    UnknownStageSite {
+        /// Stage.
+        stage: String,
+        /// Site.
+        site: String,
+    },
+    /// A site is listed in two stages.
+    #[error("site `{site}` is listed in stage `{first}` and again in stage `{second}`")]
+    SiteInTwoStages {
+        /// Site.
+        site: String,
+        /// First stage.
+        first: String,
+        /// Second stage.
+        second: String,
+    },
+    /// A site with selected hosts is in no stage.
+    #[error("site `{site}` has selected hosts but is in no stage of the rollout (add it, or a `\"*\"` stage)")]
+    SiteInNoStage {
+        /// Site.
+        site: String,
+    },
+}
+
+fn cluster_words(cluster: &str) -> String {
+    if cluster.is_empty() {
+        "any cluster that has that group".to_owned()
+    } else {
+        format!("cluster `{cluster}`")
+    }
+}
+
+/// Every error found while planning (never empty when returned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanErrors(pub Vec<PlanError>);
+
+impl fmt::Display for PlanErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one}"),
+            many => {
+                write!(f, "{} planning errors:", many.len())?;
+                for e in many {
+                    write!(f, "\n  - {e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for PlanErrors {}

@@ -1,0 +1,107 @@
+//! Node order of the cluster procedures (KB 328839): which node goes first, which follow, and
+//! where each node's groups go (`peer`).
+
+use lockstep_core::{Cluster, Procedure};
+
+/// The order in which a cluster's nodes are upgraded, by index in [`Cluster::nodes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeOrder {
+    /// Node indices in procedure order; the first is `first_node`.
+    pub order: Vec<usize>,
+    /// `peer` of each node, parallel to `order`: where its groups are moved.
+    pub peers: Vec<usize>,
+}
+
+/// The node owning the most of the given groups; ties go to inventory order.
+fn busiest(counts: &[usize], exclude: Option<usize>) -> Option<usize> {
+    (0..counts.len())
+        .filter(|&i| Some(i) != exclude)
+        .min_by_key(|&i| (std::cmp::Reverse(counts[i]), i))
+}
+
+impl NodeOrder {
+    /// Orders `cluster`'s nodes for `procedure`. `owner_of_group(g)` is the index of the node that
+    /// owns group `g` now (live override or inventory), or `None` if unknown.
+    ///
+    /// - E3-CLUSTER: first = a node owning no group (passive) if any, else the node owning the
+    ///   fewest; its peer = the node owning the most groups among the others (the current owner);
+    ///   the others follow in inventory order with the first node as peer.
+    /// - E2-ACTIVE-PASSIVE: the passive node(s) first, the active node (owner of the EVS groups)
+    ///   last (E2-ACTIVE-PASSIVE.1-3).
+    /// - E2-ACTIVE-ACTIVE: node A = owner of the first EVS, then node B (owner of another EVS), its
+    ///   peer; then the rest (E2-ACTIVE-ACTIVE.1-5).
+    /// - E5-CLUSTER: the active node first, then the passive ones (E5-CLUSTER.1-2).
+    pub fn new(
+        procedure: Procedure,
+        cluster: &Cluster,
+        owner_of_group: impl Fn(&str) -> Option<usize>,
+    ) -> NodeOrder {
+        let n = cluster.nodes.len();
+        let mut all = vec![0usize; n];
+        let mut evs = vec![0usize; n];
+        if let Some(o) = owner_of_group(cluster.cluster_group.as_str()) {
+            all[o] += 1;
+        }
+        for v in &cluster.virtual_servers {
+            if let Some(o) = owner_of_group(v.group.as_str()) {
+                all[o] += 1;
+                evs[o] += 1;
+            }
+        }
+        let active = || {
+            if evs.iter().any(|&c| c > 0) {
+                busiest(&evs, None).unwrap_or(0)
+            } else {
+                busiest(&all, None).unwrap_or(0)
+            }
+        };
+        let rest =
+            |skip: &[usize]| -> Vec<usize> { (0..n).filter(|i| !skip.contains(i)).collect() };
+        let (first, first_peer, order) = match procedure {
+            Procedure::E2ActivePassive => {
+                let a = active();
+                let mut order: Vec<usize> = rest(&[a]);
+                order.push(a);
+                (order[0], a, order)
+            }
+            Procedure::E2ActiveActive => {
+                let a = cluster
+                    .virtual_servers
+                    .first()
+                    .and_then(|v| owner_of_group(v.group.as_str()))
+                    .unwrap_or_else(active);
+                let b = cluster
+                    .virtual_servers
+                    .iter()
+                    .filter_map(|v| owner_of_group(v.group.as_str()))
+                    .find(|&o| o != a)
+                    .or_else(|| rest(&[a]).first().copied())
+                    .unwrap_or(a);
+                let mut order = vec![a];
+                if b != a {
+                    order.push(b);
+                }
+                order.extend(rest(&[a, b]));
+                (a, b, order)
+            }
+            Procedure::E5Cluster => {
+                let a = active();
+                let mut order = vec![a];
+                order.extend(rest(&[a]));
+                (a, order.get(1).copied().unwrap_or(a), order)
+            }
+            _ => {
+                let first = (0..n).min_by_key(|&i| (all[i], i)).unwrap_or(0);
+                let peer = busiest(&all, Some(first)).unwrap_or(first);
+                let mut order = vec![first];
+                order.extend(rest(&[first]));
+                (first, peer, order)
+            }
+        };
+        let peers = order
+            .iter()
+            .map(|&i| if i == first { first_peer } else { first })
+            .collect();
+        NodeOrder { order, peers }
+    }
+}

@@ -1,0 +1,1418 @@
+//! The planner: selection, stages, expansion of phases per unit, validation of every rendered
+//! value, the KB 328839 state checks (owners, Cluster service, upgraded nodes) and the
+//! out-of-service windows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use lockstep_core::{
+    Action, ActionSpec, Cluster, Fleet, FrontEndScope, Host, Name, NameKind, PackageKind, Phase,
+    Plan, PlanHash, PlannedStage, PlannedStep, Playbook, Procedure, Product, Role, Scope,
+    StepIndex, StepSpec, WindowsRelease,
+};
+use minijinja::value::Value;
+
+use crate::cluster::{ClusterLayers, ClusterState};
+use crate::error::{PlanError, PlanErrors};
+use crate::estimate::{default_timeout_secs, estimate_secs};
+use crate::options::PlanOptions;
+use crate::order::NodeOrder;
+use crate::select::{Selection, Selector};
+use crate::template::{Ctx, Layer, RenderError, Templates};
+
+/// Which pass of a front-end/back-end rollout a unit belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Cluster and standalone procedures: one pass.
+    Only,
+    /// Front-ends (pools and single front-ends).
+    FrontEnds,
+    /// Back-ends.
+    BackEnds,
+}
+
+/// What a unit of expansion is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnitKind {
+    /// A cluster, by index in [`Fleet::clusters`].
+    Cluster(usize),
+    /// A pool, by index in [`Fleet::pools`].
+    Pool(usize),
+    /// A non-clustered host, by index in [`Fleet::hosts`].
+    Host(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Unit {
+    kind: UnitKind,
+    site: usize,
+    pass: Pass,
+}
+
+/// Where a step sits in its unit (decides its id, host and template context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    /// Cluster-wide, not tied to an EVS.
+    Cluster,
+    /// One EVS (index in the cluster's `virtual_servers`).
+    Evs(usize),
+    /// One node or host (host index).
+    Node(usize),
+}
+
+fn role_str(r: Role) -> &'static str {
+    match r {
+        Role::FrontEnd => "front-end",
+        Role::BackEnd => "back-end",
+        Role::Standalone => "standalone",
+        Role::Sbs => "sbs",
+    }
+}
+
+fn windows_str(w: WindowsRelease) -> &'static str {
+    match w {
+        WindowsRelease::Nt4 => "nt4",
+        WindowsRelease::Windows2000 => "2000",
+        WindowsRelease::Windows2003 => "2003",
+    }
+}
+
+fn product_str(p: Product) -> &'static str {
+    match p {
+        Product::Exchange55 => "5.5",
+        Product::Exchange2000 => "2000",
+        Product::Exchange2003 => "2003",
+    }
+}
+
+fn scope_str(s: Scope) -> &'static str {
+    match s {
+        Scope::Cluster => "cluster",
+        Scope::AllNodes => "all-nodes",
+        Scope::FirstNode => "first-node",
+        Scope::OtherNodes => "other-nodes",
+        Scope::EachNode => "each-node",
+        Scope::EachVirtualServer => "each-virtual-server",
+        Scope::EachHost => "each-host",
+        Scope::Pool => "pool",
+    }
+}
+
+fn spec_kind(a: &ActionSpec) -> &'static str {
+    match a {
+        ActionSpec::MoveGroup { .. } => "move-group",
+        ActionSpec::EvacuateNode { .. } => "evacuate-node",
+        ActionSpec::StopClusterService => "stop-cluster-service",
+        ActionSpec::StartClusterService => "start-cluster-service",
+        ActionSpec::EvsResourcesOffline { .. } => "evs-resources-offline",
+        ActionSpec::EvsResourcesOnline { .. } => "evs-resources-online",
+        ActionSpec::UpgradeVirtualServer { .. } => "upgrade-virtual-server",
+        ActionSpec::Install { .. } => "install",
+        ActionSpec::Reboot => "reboot",
+        ActionSpec::StopServices { .. } => "stop-services",
+        ActionSpec::StartServices { .. } => "start-services",
+        ActionSpec::AssertVersion => "assert-version",
+        ActionSpec::Preflight { .. } => "preflight",
+        ActionSpec::FailoverTest { .. } => "failover-test",
+        ActionSpec::Confirm { .. } => "confirm",
+        ActionSpec::NlbDrain => "nlb-drain",
+        ActionSpec::NlbStart => "nlb-start",
+    }
+}
+
+/// Actions that act on the node they run on (double hop: only on the node itself).
+fn is_node_local(a: &ActionSpec) -> bool {
+    matches!(
+        a,
+        ActionSpec::EvacuateNode { .. }
+            | ActionSpec::StopClusterService
+            | ActionSpec::StartClusterService
+            | ActionSpec::Install { .. }
+            | ActionSpec::Reboot
+            | ActionSpec::StopServices { .. }
+            | ActionSpec::StartServices { .. }
+            | ActionSpec::NlbDrain
+            | ActionSpec::NlbStart
+    )
+}
+
+/// Actions that only make sense on a failover cluster.
+fn is_cluster_action(a: &ActionSpec) -> bool {
+    matches!(
+        a,
+        ActionSpec::MoveGroup { .. }
+            | ActionSpec::EvacuateNode { .. }
+            | ActionSpec::StopClusterService
+            | ActionSpec::StartClusterService
+            | ActionSpec::EvsResourcesOffline { .. }
+            | ActionSpec::EvsResourcesOnline { .. }
+            | ActionSpec::UpgradeVirtualServer { .. }
+            | ActionSpec::FailoverTest { .. }
+    )
+}
+
+fn is_read_only(a: &ActionSpec) -> bool {
+    matches!(
+        a,
+        ActionSpec::AssertVersion | ActionSpec::Preflight { .. } | ActionSpec::Confirm { .. }
+    )
+}
+
+/// The planner of one `plan()` call.
+pub(crate) struct Planner<'a> {
+    fleet: &'a Fleet,
+    pb: &'a Playbook,
+    opts: &'a PlanOptions,
+    selector: Selector<'a>,
+    tpl: Templates,
+    playbook_vars: Arc<BTreeMap<String, String>>,
+    host_vars: Vec<Option<Arc<BTreeMap<String, String>>>>,
+    errors: Vec<PlanError>,
+    steps: Vec<PlannedStep>,
+    /// Phase-expansion block of each step of the current unit (for out-of-service windows).
+    blocks: Vec<u32>,
+    ids: HashMap<String, u32>,
+    ctx_cache: Option<((usize, At), Arc<Ctx>)>,
+    /// `kind`, `target_build`.
+    plan_layer: Layer,
+    host_layers: Vec<Option<Layer>>,
+}
+
+impl<'a> Planner<'a> {
+    pub(crate) fn new(fleet: &'a Fleet, pb: &'a Playbook, opts: &'a PlanOptions) -> Self {
+        Planner {
+            fleet,
+            pb,
+            opts,
+            selector: Selector::new(fleet),
+            tpl: Templates::new(),
+            playbook_vars: Arc::new(pb.vars.clone()),
+            host_vars: vec![None; fleet.hosts.len()],
+            errors: Vec::new(),
+            steps: Vec::new(),
+            blocks: Vec::new(),
+            ids: HashMap::new(),
+            ctx_cache: None,
+            plan_layer: Arc::from(vec![
+                (
+                    "kind",
+                    Value::from(match pb.target.kind {
+                        PackageKind::ServicePack => "service-pack",
+                        PackageKind::Hotfix => "hotfix",
+                    }),
+                ),
+                ("target_build", Value::from(pb.target.build.to_string())),
+            ]),
+            host_layers: vec![None; fleet.hosts.len()],
+        }
+    }
+
+    /// Runs the whole planning; every error found is returned.
+    pub(crate) fn run(mut self) -> Result<Plan, PlanErrors> {
+        let fleet = self.fleet;
+        let pb = self.pb;
+        let procedure = pb.procedure;
+        if pb.target.product != procedure.product() {
+            self.errors.push(PlanError::ProductMismatch {
+                playbook: pb.name.to_string(),
+                procedure: procedure.id().to_owned(),
+                target: pb.target.product.to_string(),
+                expected: procedure.product().to_string(),
+            });
+        }
+        let by_playbook = self.selector.select(&pb.hosts, false, &mut self.errors);
+        let by_limit = self
+            .selector
+            .select(&self.opts.limit, true, &mut self.errors);
+        let selected = Selection(
+            by_playbook
+                .0
+                .iter()
+                .zip(&by_limit.0)
+                .map(|(a, b)| *a && *b)
+                .collect(),
+        );
+        self.check_phases();
+        let units = self.units(&selected);
+        self.check_owner_overrides();
+        self.check_front_ends_taken(&units, &selected);
+        if units.is_empty() && self.errors.is_empty() {
+            self.errors.push(PlanError::NothingSelected {
+                playbook: pb.name.to_string(),
+                procedure: procedure.id().to_owned(),
+            });
+        }
+        let stages = self.stages(&units);
+        let mut planned = Vec::new();
+        for (stage_name, sites, gate, max_parallel, pass) in stages {
+            let stage_idx = planned.len();
+            let mut kept_sites = Vec::new();
+            for &site in &sites {
+                let site_units: Vec<&Unit> = units
+                    .iter()
+                    .filter(|u| u.site == site && (pass == Pass::Only || u.pass == pass))
+                    .collect();
+                if site_units.is_empty() {
+                    continue;
+                }
+                kept_sites.push(fleet.sites[site].name.clone());
+                self.emit_site(stage_idx, &site_units);
+            }
+            if kept_sites.is_empty() {
+                continue;
+            }
+            planned.push(PlannedStage {
+                name: stage_name,
+                sites: kept_sites,
+                gate,
+                max_parallel_sites: max_parallel,
+            });
+        }
+        if !self.errors.is_empty() {
+            return Err(PlanErrors(self.errors));
+        }
+        let mut plan = Plan {
+            playbook: pb.name.clone(),
+            procedure,
+            target: pb.target.build,
+            stages: planned,
+            steps: self.steps,
+            max_parallel_per_site: pb.rollout.max_parallel_per_site,
+            failure_budget: pb.rollout.failure_budget,
+            hash: PlanHash(String::new()),
+        };
+        // Belt and braces: whatever the playbook, a plan that leaves here keeps every rule
+        // the independent checkers prove (with the owners it was planned with).
+        let broken = crate::rules::check_rules_with_owners(&plan, fleet, &self.opts.owners);
+        if !broken.is_empty() {
+            return Err(PlanErrors(
+                broken
+                    .into_iter()
+                    .map(|v| PlanError::RuleBroken {
+                        rule: v.rule,
+                        message: v.message,
+                    })
+                    .collect(),
+            ));
+        }
+        plan.hash = crate::hash::plan_hash(&plan);
+        Ok(plan)
+    }
+
+    /// Phase scopes the procedure uses; read-only `all-nodes` steps.
+    fn check_phases(&mut self) {
+        let procedure = self.pb.procedure;
+        for phase in &self.pb.phases {
+            let ok = match phase.scope {
+                Scope::EachHost => !procedure.is_cluster(),
+                Scope::Pool => matches!(procedure, Procedure::E3FrontBack | Procedure::E2FrontBack),
+                _ => procedure.is_cluster(),
+            };
+            if !ok {
+                self.errors.push(PlanError::ScopeNotForProcedure {
+                    phase: phase.name.clone(),
+                    scope: scope_str(phase.scope).to_owned(),
+                    procedure: procedure.id().to_owned(),
+                });
+            }
+            if phase.scope == Scope::AllNodes {
+                for s in &phase.steps {
+                    if !is_read_only(&s.action) {
+                        self.errors.push(PlanError::ChangeOnAllNodes {
+                            step: s.id.to_string(),
+                            action: spec_kind(&s.action),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the procedure takes of the selected hosts, in fleet order.
+    fn units(&mut self, selected: &Selection) -> Vec<Unit> {
+        let selector = &self.selector;
+        let fleet = self.fleet;
+        let procedure = self.pb.procedure;
+        let product = procedure.product();
+        let site_of = |name: &Name| fleet.sites.iter().position(|s| s.name == *name);
+        let mut units = Vec::new();
+        let members = |what: &'static str,
+                       unit: &Name,
+                       names: &[Name],
+                       errors: &mut Vec<PlanError>|
+         -> Option<Vec<usize>> {
+            let mut out = Vec::with_capacity(names.len());
+            for n in names {
+                match selector.host_index(n.as_str()) {
+                    Some(i) => out.push(i),
+                    None => {
+                        errors.push(PlanError::UnknownMember {
+                            what,
+                            unit: unit.to_string(),
+                            member: n.to_string(),
+                        });
+                        return None;
+                    }
+                }
+            }
+            Some(out)
+        };
+        // A unit is taken when every member is selected; partly selected is an error.
+        let taken =
+            |what: &'static str, unit: &Name, idx: &[usize], errors: &mut Vec<PlanError>| -> bool {
+                let n_sel = idx.iter().filter(|&&i| selected.contains(i)).count();
+                if n_sel > 0 && n_sel < idx.len() {
+                    let missing = idx.iter().find(|&&i| !selected.contains(i)).unwrap();
+                    errors.push(PlanError::PartlySelected {
+                        what,
+                        unit: unit.to_string(),
+                        missing: fleet.hosts[*missing].name.to_string(),
+                    });
+                    return false;
+                }
+                n_sel > 0
+            };
+        if procedure.is_cluster() {
+            for (ci, c) in fleet.clusters.iter().enumerate() {
+                let Some(idx) = members("cluster", &c.name, &c.nodes, &mut self.errors) else {
+                    continue;
+                };
+                let Some(&n0) = idx.first() else { continue };
+                let fits = fleet.hosts[n0].product == product
+                    && match procedure {
+                        Procedure::E2ActivePassive => {
+                            c.mode == lockstep_core::ClusterMode::ActivePassive
+                        }
+                        Procedure::E2ActiveActive => {
+                            c.mode == lockstep_core::ClusterMode::ActiveActive
+                        }
+                        _ => true,
+                    };
+                if !fits || !taken("cluster", &c.name, &idx, &mut self.errors) {
+                    continue;
+                }
+                if let Some(site) = site_of(&c.site) {
+                    units.push(Unit {
+                        kind: UnitKind::Cluster(ci),
+                        site,
+                        pass: Pass::Only,
+                    });
+                }
+            }
+            return units;
+        }
+        let fb = matches!(procedure, Procedure::E3FrontBack | Procedure::E2FrontBack);
+        let mut in_pool = vec![false; fleet.hosts.len()];
+        if fb {
+            let has_pool_phase = self.pb.phases.iter().any(|p| p.scope == Scope::Pool);
+            for (pi, p) in fleet.pools.iter().enumerate() {
+                let Some(idx) = members("pool", &p.name, &p.members, &mut self.errors) else {
+                    continue;
+                };
+                for &i in &idx {
+                    in_pool[i] = true;
+                }
+                let fits = idx.iter().all(|&i| {
+                    fleet.hosts[i].product == product && fleet.hosts[i].cluster.is_none()
+                });
+                if !fits || !taken("pool", &p.name, &idx, &mut self.errors) {
+                    continue;
+                }
+                if !has_pool_phase {
+                    self.errors.push(PlanError::PoolWithoutPoolPhase {
+                        pool: p.name.to_string(),
+                    });
+                    continue;
+                }
+                if let Some(site) = site_of(&p.site) {
+                    units.push(Unit {
+                        kind: UnitKind::Pool(pi),
+                        site,
+                        pass: Pass::FrontEnds,
+                    });
+                }
+            }
+        }
+        for (hi, h) in fleet.hosts.iter().enumerate() {
+            if !selected.contains(hi) || h.cluster.is_some() || in_pool[hi] {
+                continue;
+            }
+            let pass = match procedure {
+                Procedure::E3FrontBack | Procedure::E2FrontBack if h.product == product => {
+                    match h.role {
+                        Role::FrontEnd => Pass::FrontEnds,
+                        Role::BackEnd => Pass::BackEnds,
+                        _ => continue,
+                    }
+                }
+                Procedure::E5Standalone if h.product == product => Pass::Only,
+                Procedure::E3Standalone | Procedure::E2Standalone
+                    if h.product == product && matches!(h.role, Role::Standalone | Role::Sbs) =>
+                {
+                    Pass::Only
+                }
+                _ => continue,
+            };
+            if let Some(site) = site_of(&h.site) {
+                units.push(Unit {
+                    kind: UnitKind::Host(hi),
+                    site,
+                    pass,
+                });
+            }
+        }
+        units
+    }
+
+    /// E3-FB / E2-FB across a `--limit`: a back-end may be planned only when every front-end
+    /// it must follow (of the organisation, or of its site) is planned too or, by the inventory,
+    /// already at the target build.
+    /// (Selected front-ends refused for another reason are not reported again.)
+    fn check_front_ends_taken(&mut self, units: &[Unit], selected: &Selection) {
+        let rule = match self.pb.procedure {
+            Procedure::E3FrontBack => "E3-FB",
+            Procedure::E2FrontBack => "E2-FB",
+            _ => return,
+        };
+        let fleet = self.fleet;
+        let mut taken = selected.0.clone();
+        for u in units {
+            match u.kind {
+                UnitKind::Host(hi) => taken[hi] = true,
+                UnitKind::Pool(pi) => {
+                    for m in &fleet.pools[pi].members {
+                        if let Some(i) = self.selector.host_index(m.as_str()) {
+                            taken[i] = true;
+                        }
+                    }
+                }
+                UnitKind::Cluster(_) => {}
+            }
+        }
+        let per_site = fleet.front_end_scope == FrontEndScope::Site;
+        let product = self.pb.target.product;
+        let target = self.pb.target.build;
+        for fe in fleet.hosts.iter().enumerate().filter(|(i, h)| {
+            !taken[*i]
+                && h.role == Role::FrontEnd
+                && h.cluster.is_none()
+                && h.product == product
+                && h.build.is_none_or(|b| b < target)
+        }) {
+            let be = units.iter().find(|u| {
+                u.pass == Pass::BackEnds && (!per_site || fleet.sites[u.site].name == fe.1.site)
+            });
+            if let Some(Unit {
+                kind: UnitKind::Host(b),
+                ..
+            }) = be
+            {
+                self.errors.push(PlanError::FrontEndLeftBehind {
+                    back_end: fleet.hosts[*b].name.to_string(),
+                    front_end: fe.1.name.to_string(),
+                    rule,
+                });
+            }
+        }
+    }
+
+    /// Every owner override must name a group of a cluster of the fleet (`GROUP`, or
+    /// `CLUSTER/GROUP` when several clusters share a group name such as `Cluster Group`) and a
+    /// node of such a cluster. Live discovery may report clusters the plan does not take: their
+    /// owners are checked against the fleet, and simply not used.
+    fn check_owner_overrides(&mut self) {
+        for (key, owner) in &self.opts.owners {
+            let (qualifier, group) = match key.split_once('/') {
+                Some((q, g)) => (Some(q), g),
+                None => (None, key.as_str()),
+            };
+            let mut group_found = false;
+            let mut owner_ok = false;
+            for c in &self.fleet.clusters {
+                if qualifier.is_some_and(|q| !c.name.eq_ignore_case(q)) {
+                    continue;
+                }
+                let has = c.cluster_group.eq_ignore_case(group)
+                    || c.virtual_servers
+                        .iter()
+                        .any(|v| v.group.eq_ignore_case(group));
+                if has {
+                    group_found = true;
+                    owner_ok |= c.nodes.iter().any(|n| n.eq_ignore_case(owner));
+                }
+            }
+            if !group_found {
+                self.errors
+                    .push(PlanError::UnknownOwnerGroup { group: key.clone() });
+            } else if !owner_ok {
+                self.errors.push(PlanError::OwnerNotNode {
+                    cluster: qualifier.unwrap_or_default().to_owned(),
+                    group: key.clone(),
+                    owner: owner.clone(),
+                });
+            }
+        }
+    }
+
+    /// The live owner of `group` of cluster `c` from the overrides: `CLUSTER/GROUP` first, then
+    /// `GROUP` when it names a node of this cluster.
+    fn live_owner(&self, c: &Cluster, group: &Name) -> Option<&'a str> {
+        let owners = &self.opts.owners;
+        let qualified = owners.iter().find(|(k, _)| {
+            k.split_once('/')
+                .is_some_and(|(q, g)| c.name.eq_ignore_case(q) && group.eq_ignore_case(g))
+        });
+        if let Some((_, v)) = qualified {
+            return Some(v.as_str());
+        }
+        owners
+            .iter()
+            .find(|(k, v)| group.eq_ignore_case(k) && c.nodes.iter().any(|n| n.eq_ignore_case(v)))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Stages as (name, site indices, gate, max parallel sites, pass).
+    #[allow(clippy::type_complexity)]
+    fn stages(
+        &mut self,
+        units: &[Unit],
+    ) -> Vec<(String, Vec<usize>, lockstep_core::Gate, u32, Pass)> {
+        let fleet = self.fleet;
+        let rollout = &self.pb.rollout;
+        let mut base: Vec<(String, Vec<usize>, lockstep_core::Gate, u32)> = Vec::new();
+        if rollout.stages.is_empty() {
+            base.push((
+                "all".to_owned(),
+                (0..fleet.sites.len()).collect(),
+                lockstep_core::Gate::None,
+                rollout.max_parallel_sites,
+            ));
+        } else {
+            let mut assigned: Vec<Option<usize>> = vec![None; fleet.sites.len()];
+            let mut star: Option<(usize, usize)> = None;
+            for (si, st) in rollout.stages.iter().enumerate() {
+                let mut sites = Vec::new();
+                for s in &st.sites {
+                    if s.as_str() == "*" {
+                        if star.is_none() {
+                            star = Some((si, sites.len()));
+                        }
+                        continue;
+                    }
+                    let Some(i) = fleet
+                        .sites
+                        .iter()
+                        .position(|x| x.name.eq_ignore_case(s.as_str()))
+                    else {
+                        self.errors.push(PlanError::UnknownStageSite {
+                            stage: st.name.to_string(),
+                            site: s.to_string(),
+                        });
+                        continue;
+                    };
+                    if let Some(prev) = assigned[i] {
+                        self.errors.push(PlanError::SiteInTwoStages {
+                            site: fleet.sites[i].name.to_string(),
+                            first: rollout.stages[prev].name.to_string(),
+                            second: st.name.to_string(),
+                        });
+                        continue;
+                    }
+                    assigned[i] = Some(si);
+                    sites.push(i);
+                }
+                base.push((
+                    st.name.to_string(),
+                    sites,
+                    st.gate.clone(),
+                    st.max_parallel_sites.unwrap_or(rollout.max_parallel_sites),
+                ));
+            }
+            let rest: Vec<usize> = (0..fleet.sites.len())
+                .filter(|&i| assigned[i].is_none())
+                .collect();
+            if let Some((si, at)) = star {
+                base[si].1.splice(at..at, rest);
+            } else {
+                for i in rest {
+                    if units.iter().any(|u| u.site == i) {
+                        self.errors.push(PlanError::SiteInNoStage {
+                            site: fleet.sites[i].name.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        let fb_org = matches!(
+            self.pb.procedure,
+            Procedure::E3FrontBack | Procedure::E2FrontBack
+        ) && fleet.front_end_scope == FrontEndScope::Organisation;
+        if fb_org {
+            let mut out = Vec::new();
+            for (prefix, pass) in [
+                ("front-ends", Pass::FrontEnds),
+                ("back-ends", Pass::BackEnds),
+            ] {
+                for (n, s, g, m) in &base {
+                    out.push((format!("{prefix}/{n}"), s.clone(), g.clone(), *m, pass));
+                }
+            }
+            out
+        } else {
+            base.into_iter()
+                .map(|(n, s, g, m)| (n, s, g, m, Pass::Only))
+                .collect()
+        }
+    }
+
+    /// Emits one site's units of one stage. With the front-end rule scoped per site, the site's
+    /// back-ends start after all of its front-ends (E3-FB, E2-FB).
+    fn emit_site(&mut self, stage: usize, units: &[&Unit]) {
+        let per_site_fb = matches!(
+            self.pb.procedure,
+            Procedure::E3FrontBack | Procedure::E2FrontBack
+        ) && self.fleet.front_end_scope == FrontEndScope::Site;
+        let mut fe_ends: Vec<StepIndex> = Vec::new();
+        let ordered: Vec<&Unit> = if per_site_fb {
+            let mut v: Vec<&Unit> = units
+                .iter()
+                .copied()
+                .filter(|u| u.pass == Pass::FrontEnds)
+                .collect();
+            v.extend(units.iter().copied().filter(|u| u.pass != Pass::FrontEnds));
+            v
+        } else {
+            units.to_vec()
+        };
+        for u in ordered {
+            let deps = if per_site_fb && u.pass == Pass::BackEnds {
+                fe_ends.clone()
+            } else {
+                Vec::new()
+            };
+            let start = self.steps.len();
+            self.blocks.clear();
+            self.ctx_cache = None;
+            let ends = match u.kind {
+                UnitKind::Cluster(ci) => self.expand_cluster(stage, u.site, ci),
+                UnitKind::Pool(pi) => self.expand_pool(stage, u.site, pi, deps),
+                UnitKind::Host(hi) => self.expand_host(stage, u.site, hi, deps),
+            };
+            self.mark_out_of_service(start);
+            if u.pass == Pass::FrontEnds {
+                fe_ends.extend(ends);
+            }
+        }
+    }
+
+    // ----- expansion -------------------------------------------------------------------------
+
+    fn host_vars(&mut self, hi: usize) -> Arc<BTreeMap<String, String>> {
+        self.host_vars[hi]
+            .get_or_insert_with(|| Arc::new(self.fleet.hosts[hi].vars.clone()))
+            .clone()
+    }
+
+    /// The template context of a step running on host `hi`, at `at`.
+    fn ctx(&mut self, hi: usize, at: At, cs: Option<&ClusterState<'_>>) -> Arc<Ctx> {
+        if let Some((key, c)) = &self.ctx_cache {
+            if *key == (hi, at) {
+                return c.clone();
+            }
+        }
+        let mut layers: Vec<Layer> = Vec::with_capacity(5);
+        if let Some(cs) = cs {
+            if let At::Evs(e) = at {
+                layers.push(cs.layers.evs[e].clone());
+            }
+            let pos = cs.pos_of_host(hi).unwrap_or(0);
+            layers.push(match at {
+                At::Node(_) => cs.layers.peer[pos].clone(),
+                _ => cs.layers.wide_peer.clone(),
+            });
+            layers.push(cs.layers.cluster.clone());
+        }
+        layers.push(self.host_layer(hi));
+        layers.push(self.plan_layer.clone());
+        let ctx = Arc::new(Ctx {
+            builtins: layers,
+            host_vars: self.host_vars(hi),
+            playbook_vars: self.playbook_vars.clone(),
+        });
+        self.ctx_cache = Some(((hi, at), ctx.clone()));
+        ctx
+    }
+
+    /// `node`, `host`, `site`, `locale`, `windows`, `role`, `product` of a host (built once).
+    fn host_layer(&mut self, hi: usize) -> Layer {
+        let fleet = self.fleet;
+        self.host_layers[hi]
+            .get_or_insert_with(|| {
+                let h: &Host = &fleet.hosts[hi];
+                let mut b: Vec<(&'static str, Value)> = vec![
+                    ("node", Value::from(h.name.as_str())),
+                    ("host", Value::from(h.name.as_str())),
+                    ("site", Value::from(h.site.as_str())),
+                ];
+                if let Some(s) = fleet.site(h.site.as_str()) {
+                    b.push(("locale", Value::from(s.locale.tag())));
+                }
+                b.push(("windows", Value::from(windows_str(h.windows))));
+                b.push(("role", Value::from(role_str(h.role))));
+                b.push(("product", Value::from(product_str(h.product))));
+                Arc::from(b)
+            })
+            .clone()
+    }
+
+    /// How errors name the unit: `PRGCL1 (node PRG-N2)`, `PRGCL1 (group G, on PRG-N1)`.
+    fn unit_label(host: &Name, cluster: Option<&Cluster>, at: At) -> String {
+        match (cluster, at) {
+            (Some(c), At::Evs(e)) => {
+                format!(
+                    "{} (group {}, on {host})",
+                    c.name, c.virtual_servers[e].group
+                )
+            }
+            (Some(c), At::Cluster) => format!("{} (on {host})", c.name),
+            (Some(c), At::Node(_)) => format!("{} (node {host})", c.name),
+            (None, _) => host.to_string(),
+        }
+    }
+
+    fn render(
+        &mut self,
+        src: &str,
+        spec: &StepSpec,
+        ctx: &Arc<Ctx>,
+        label: &dyn Fn() -> String,
+    ) -> Option<String> {
+        match self.tpl.render(src, ctx) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.push_render_error(e, src, spec, label());
+                None
+            }
+        }
+    }
+
+    fn push_render_error(&mut self, e: RenderError, src: &str, spec: &StepSpec, unit: String) {
+        self.errors.push(match e {
+            RenderError::Undefined(variable) => PlanError::Undefined {
+                step: spec.id.to_string(),
+                unit,
+                variable,
+            },
+            RenderError::Other(message) => PlanError::Template {
+                step: spec.id.to_string(),
+                unit,
+                template: src.to_owned(),
+                message,
+            },
+        });
+    }
+
+    fn name(
+        &mut self,
+        kind: NameKind,
+        src: &str,
+        spec: &StepSpec,
+        ctx: &Arc<Ctx>,
+        label: &dyn Fn() -> String,
+    ) -> Option<Name> {
+        let value = self.render(src, spec, ctx, label)?;
+        let r = if kind == NameKind::Args {
+            Name::args(&value)
+        } else {
+            Name::new(kind, &value)
+        };
+        match r {
+            Ok(n) => Some(n),
+            Err(source) => {
+                self.errors.push(PlanError::InvalidValue {
+                    step: spec.id.to_string(),
+                    unit: label(),
+                    value,
+                    kind,
+                    source,
+                });
+                None
+            }
+        }
+    }
+
+    /// Builds the action of `spec` for a step on host `hi`; `None` after recording errors.
+    fn action(
+        &mut self,
+        spec: &StepSpec,
+        hi: usize,
+        cs: Option<&ClusterState<'_>>,
+        ctx: &Arc<Ctx>,
+        label: &dyn Fn() -> String,
+    ) -> Option<Action> {
+        let target = &self.pb.target;
+        Some(match &spec.action {
+            ActionSpec::MoveGroup { group, to } => {
+                let group = self.name(NameKind::Object, group, spec, ctx, label);
+                let to = self.name(NameKind::Host, to, spec, ctx, label);
+                Action::MoveGroup {
+                    group: group?,
+                    to: to?,
+                }
+            }
+            ActionSpec::EvacuateNode { to } => Action::EvacuateNode {
+                node: self.fleet.hosts[hi].name.clone(),
+                to: self.name(NameKind::Host, to, spec, ctx, label)?,
+            },
+            ActionSpec::StopClusterService => Action::StopClusterService,
+            ActionSpec::StartClusterService => Action::StartClusterService,
+            ActionSpec::EvsResourcesOffline { group } => Action::EvsResourcesOffline {
+                group: self.name(NameKind::Object, group, spec, ctx, label)?,
+            },
+            ActionSpec::EvsResourcesOnline { group } => Action::EvsResourcesOnline {
+                group: self.name(NameKind::Object, group, spec, ctx, label)?,
+            },
+            ActionSpec::UpgradeVirtualServer { group, command } => {
+                let group = self.name(NameKind::Object, group, spec, ctx, label)?;
+                let command = match command {
+                    Some(c) => Some(self.render(c, spec, ctx, label)?),
+                    None => None,
+                };
+                let evs = cs
+                    .and_then(|cs| {
+                        cs.cluster
+                            .virtual_servers
+                            .iter()
+                            .find(|v| v.group.eq_ignore_case(group.as_str()))
+                    })
+                    .map(|v| v.name.clone());
+                let Some(evs) = evs else {
+                    self.errors.push(PlanError::NotAGroup {
+                        step: spec.id.to_string(),
+                        unit: label(),
+                        group: group.to_string(),
+                        cluster: cs.map(|c| c.cluster.name.to_string()).unwrap_or_default(),
+                    });
+                    return None;
+                };
+                Action::UpgradeVirtualServer {
+                    group,
+                    evs,
+                    command,
+                }
+            }
+            ActionSpec::Install {
+                package,
+                args,
+                prerequisite,
+                reboot,
+            } => {
+                let package = self.name(NameKind::Path, package, spec, ctx, label);
+                let args = self.name(NameKind::Args, args, spec, ctx, label);
+                Action::Install {
+                    package: package?,
+                    args: args?,
+                    kind: if prerequisite.is_some() {
+                        PackageKind::Hotfix
+                    } else {
+                        target.kind
+                    },
+                    prerequisite: prerequisite.clone(),
+                    product: target.product,
+                    target: if prerequisite.is_some() {
+                        None
+                    } else {
+                        Some(target.build)
+                    },
+                    reboot: *reboot,
+                }
+            }
+            ActionSpec::Reboot => Action::Reboot,
+            ActionSpec::StopServices { services } | ActionSpec::StartServices { services } => {
+                let mut out = Vec::with_capacity(services.len());
+                let mut ok = true;
+                for s in services {
+                    match self.name(NameKind::Object, s, spec, ctx, label) {
+                        Some(n) => out.push(n),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                if matches!(spec.action, ActionSpec::StopServices { .. }) {
+                    Action::StopServices { services: out }
+                } else {
+                    Action::StartServices { services: out }
+                }
+            }
+            ActionSpec::AssertVersion => Action::AssertVersion {
+                product: target.product,
+                expected: target.build,
+            },
+            ActionSpec::Preflight { checks } => Action::Preflight {
+                checks: checks.clone(),
+                editions: target.editions.clone(),
+                product: target.product,
+            },
+            ActionSpec::FailoverTest { group } => {
+                let group = self.name(NameKind::Object, group, spec, ctx, label)?;
+                let nodes = match cs {
+                    Some(cs) => {
+                        let g = cs.group_of_name(group.as_str());
+                        let owner = g.and_then(|g| cs.owner[g]).unwrap_or(cs.first());
+                        let mut v: Vec<Name> = cs
+                            .order
+                            .order
+                            .iter()
+                            .filter(|&&p| p != owner)
+                            .map(|&p| cs.cluster.nodes[p].clone())
+                            .collect();
+                        v.push(cs.cluster.nodes[owner].clone());
+                        v
+                    }
+                    None => vec![self.fleet.hosts[hi].name.clone()],
+                };
+                Action::FailoverTest { group, nodes }
+            }
+            ActionSpec::Confirm { message, command } => {
+                let message = self.render(message, spec, ctx, label);
+                let command = match command {
+                    Some(c) => Some(self.render(c, spec, ctx, label)?),
+                    None => None,
+                };
+                Action::Confirm {
+                    message: message?,
+                    command,
+                }
+            }
+            ActionSpec::NlbDrain => Action::NlbDrain,
+            ActionSpec::NlbStart => Action::NlbStart,
+        })
+    }
+
+    /// Emits one step (or none: `when` false, or errors recorded). `deps` become its `after`.
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        stage: usize,
+        site: usize,
+        spec: &StepSpec,
+        hi: usize,
+        at: At,
+        block: u32,
+        mut cs: Option<&mut ClusterState<'a>>,
+        pool: Option<&Name>,
+        deps: &[StepIndex],
+    ) -> Option<StepIndex> {
+        let ctx = self.ctx(hi, at, cs.as_deref());
+        let fleet = self.fleet;
+        let cluster_ref: Option<&'a Cluster> = cs.as_deref().map(|c| c.cluster);
+        let label = move || Self::unit_label(&fleet.hosts[hi].name, cluster_ref, at);
+        if let Some(w) = &spec.when {
+            match self.tpl.truthy(w, &ctx) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.push_render_error(e, w, spec, label());
+                    return None;
+                }
+            }
+        }
+        if cs.is_none() && is_cluster_action(&spec.action) {
+            self.errors.push(PlanError::ClusterActionOnHost {
+                step: spec.id.to_string(),
+                unit: label(),
+                action: spec_kind(&spec.action),
+            });
+            return None;
+        }
+        if cs.is_some() && !matches!(at, At::Node(_)) && is_node_local(&spec.action) {
+            self.errors.push(PlanError::NodeActionOutOfNodeScope {
+                step: spec.id.to_string(),
+                unit: label(),
+                action: spec_kind(&spec.action),
+            });
+            return None;
+        }
+        let Some(mut action) = self.action(spec, hi, cs.as_deref(), &ctx, &label) else {
+            // The error is recorded; assume the install happens so later steps are not blamed
+            // for an upgrade that only failed to render.
+            if let (
+                Some(cs),
+                ActionSpec::Install {
+                    prerequisite: None, ..
+                },
+            ) = (cs.as_deref_mut(), &spec.action)
+            {
+                if let Some(p) = cs.pos_of_host(hi) {
+                    cs.upgraded[p] = true;
+                }
+            }
+            return None;
+        };
+        let name = self.render(&spec.name, spec, &ctx, &label);
+        let index = self.steps.len();
+        if let Some(cs) = cs.as_deref_mut() {
+            let errors = cs.apply(self.pb.procedure, spec, hi, &mut action, index, &label);
+            if !errors.is_empty() {
+                self.errors.extend(errors);
+                return None;
+            }
+        }
+        let name = name?;
+        let fleet = self.fleet;
+        let host = &fleet.hosts[hi];
+        let cluster = cs.as_deref().map(|c| c.cluster);
+        let base = match (cluster, at) {
+            (Some(c), At::Cluster) => format!("{}/{}", c.name, spec.id),
+            (Some(c), At::Evs(e)) => {
+                format!("{}/{}/{}", c.name, c.virtual_servers[e].group, spec.id)
+            }
+            _ => format!("{}/{}", host.name, spec.id),
+        };
+        let n = self.ids.entry(base.clone()).or_insert(0);
+        *n += 1;
+        let id = if *n == 1 { base } else { format!("{base}#{n}") };
+        let estimate_secs = estimate_secs(&action);
+        let timeout_secs = spec
+            .timeout_secs
+            .unwrap_or_else(|| default_timeout_secs(&action));
+        self.steps.push(PlannedStep {
+            id,
+            spec: spec.id.clone(),
+            name,
+            rule: spec.rule.clone(),
+            stage,
+            site: fleet.sites[site].name.clone(),
+            cluster: cluster.map(|c| c.name.clone()),
+            pool: pool.cloned(),
+            host: host.name.clone(),
+            role: host.role,
+            out_of_service: false,
+            action,
+            after: deps.to_vec(),
+            timeout_secs,
+            estimate_secs,
+        });
+        self.blocks.push(block);
+        Some(index)
+    }
+
+    /// The node a cluster- or EVS-wide step runs on: the first node if its Cluster service is
+    /// up, else its peer, else the first node up in procedure order.
+    fn wide_host(cs: &ClusterState<'_>) -> Option<usize> {
+        let first = cs.first();
+        if cs.up[first] {
+            return Some(first);
+        }
+        let peer = cs.first_peer();
+        if cs.up[peer] {
+            return Some(peer);
+        }
+        cs.order.order.iter().copied().find(|&p| cs.up[p])
+    }
+
+    fn expand_cluster(&mut self, stage: usize, site: usize, ci: usize) -> Vec<StepIndex> {
+        let fleet = self.fleet;
+        let c = &fleet.clusters[ci];
+        let nodes: Vec<usize> = c
+            .nodes
+            .iter()
+            .filter_map(|n| self.selector.host_index(n.as_str()))
+            .collect();
+        let mut groups: Vec<&Name> = vec![&c.cluster_group];
+        let mut inventory_owner: Vec<&Name> = vec![&c.cluster_group_owner];
+        for v in &c.virtual_servers {
+            groups.push(&v.group);
+            inventory_owner.push(&v.owner);
+        }
+        let mut owner = Vec::with_capacity(groups.len());
+        for (g, inv) in groups.iter().zip(&inventory_owner) {
+            let o = self.live_owner(c, g).unwrap_or(inv.as_str());
+            match c.nodes.iter().position(|n| n.eq_ignore_case(o)) {
+                Some(p) => owner.push(Some(p)),
+                None => {
+                    self.errors.push(PlanError::OwnerNotNode {
+                        cluster: c.name.to_string(),
+                        group: g.to_string(),
+                        owner: o.to_owned(),
+                    });
+                    owner.push(None);
+                }
+            }
+        }
+        let order = NodeOrder::new(self.pb.procedure, c, |g| {
+            groups
+                .iter()
+                .position(|x| x.eq_ignore_case(g))
+                .and_then(|i| owner[i])
+        });
+        let n = c.nodes.len();
+        let layers = ClusterLayers::new(c, &order);
+        let mut cs = ClusterState {
+            layers,
+            cluster: c,
+            nodes,
+            order,
+            evs_upgraded: vec![false; groups.len()],
+            groups,
+            owner,
+            up: vec![true; n],
+            upgraded: vec![false; n],
+            stopped_by: vec![None; n],
+        };
+        let mut frontier: Vec<StepIndex> = Vec::new();
+        let mut block = 0u32;
+        let phases: &'a [Phase] = &self.pb.phases;
+        let role_ok = |phase: &Phase, hi: usize| {
+            phase.roles.is_empty() || phase.roles.contains(&fleet.hosts[hi].role)
+        };
+        for phase in phases {
+            match phase.scope {
+                Scope::Cluster | Scope::EachVirtualServer => {
+                    let ats: Vec<At> = if phase.scope == Scope::Cluster {
+                        vec![At::Cluster]
+                    } else {
+                        (0..c.virtual_servers.len()).map(At::Evs).collect()
+                    };
+                    for at in ats {
+                        block += 1;
+                        for spec in &phase.steps {
+                            let Some(pos) = Self::wide_host(&cs) else {
+                                self.errors.push(PlanError::NoNodeUp {
+                                    step: spec.id.to_string(),
+                                    unit: c.name.to_string(),
+                                });
+                                continue;
+                            };
+                            let hi = cs.nodes[pos];
+                            if let Some(i) = self.emit(
+                                stage,
+                                site,
+                                spec,
+                                hi,
+                                at,
+                                block,
+                                Some(&mut cs),
+                                None,
+                                &frontier,
+                            ) {
+                                frontier = vec![i];
+                            }
+                        }
+                    }
+                }
+                Scope::AllNodes => {
+                    let mut ends = Vec::new();
+                    for k in 0..cs.order.order.len() {
+                        let hi = cs.nodes[cs.order.order[k]];
+                        if !role_ok(phase, hi) {
+                            continue;
+                        }
+                        block += 1;
+                        let mut chain = frontier.clone();
+                        for spec in &phase.steps {
+                            if let Some(i) = self.emit(
+                                stage,
+                                site,
+                                spec,
+                                hi,
+                                At::Node(hi),
+                                block,
+                                Some(&mut cs),
+                                None,
+                                &chain,
+                            ) {
+                                chain = vec![i];
+                            }
+                        }
+                        if chain != frontier {
+                            ends.extend(chain);
+                        }
+                    }
+                    if !ends.is_empty() {
+                        frontier = ends;
+                    }
+                }
+                Scope::FirstNode | Scope::OtherNodes | Scope::EachNode => {
+                    let range = match phase.scope {
+                        Scope::FirstNode => 0..1.min(cs.order.order.len()),
+                        Scope::OtherNodes => 1.min(cs.order.order.len())..cs.order.order.len(),
+                        _ => 0..cs.order.order.len(),
+                    };
+                    for k in range {
+                        let hi = cs.nodes[cs.order.order[k]];
+                        if !role_ok(phase, hi) {
+                            continue;
+                        }
+                        block += 1;
+                        for spec in &phase.steps {
+                            if let Some(i) = self.emit(
+                                stage,
+                                site,
+                                spec,
+                                hi,
+                                At::Node(hi),
+                                block,
+                                Some(&mut cs),
+                                None,
+                                &frontier,
+                            ) {
+                                frontier = vec![i];
+                            }
+                        }
+                    }
+                }
+                Scope::EachHost | Scope::Pool => {}
+            }
+        }
+        for (pos, s) in cs.stopped_by.iter().enumerate() {
+            if let Some(s) = s {
+                // (A stop refused for another error was never emitted: nothing to report.)
+                if let Some(step) = self.steps.get(*s).filter(|st| st.host == c.nodes[pos]) {
+                    self.errors.push(PlanError::NeverRestarted {
+                        step: step.id.clone(),
+                        unit: c.name.to_string(),
+                        node: c.nodes[pos].to_string(),
+                    });
+                }
+            }
+        }
+        frontier
+    }
+
+    fn expand_host(
+        &mut self,
+        stage: usize,
+        site: usize,
+        hi: usize,
+        deps: Vec<StepIndex>,
+    ) -> Vec<StepIndex> {
+        let role = self.fleet.hosts[hi].role;
+        let mut frontier = deps;
+        let mut block = 0u32;
+        let phases: &'a [Phase] = &self.pb.phases;
+        for phase in phases {
+            if phase.scope != Scope::EachHost
+                || !(phase.roles.is_empty() || phase.roles.contains(&role))
+            {
+                continue;
+            }
+            block += 1;
+            for spec in &phase.steps {
+                if let Some(i) = self.emit(
+                    stage,
+                    site,
+                    spec,
+                    hi,
+                    At::Node(hi),
+                    block,
+                    None,
+                    None,
+                    &frontier,
+                ) {
+                    frontier = vec![i];
+                }
+            }
+        }
+        frontier
+    }
+
+    /// A load-balanced pool in lockstep (E3-LB): every member does step N before any member
+    /// does step N+1.
+    fn expand_pool(
+        &mut self,
+        stage: usize,
+        site: usize,
+        pi: usize,
+        deps: Vec<StepIndex>,
+    ) -> Vec<StepIndex> {
+        let fleet = self.fleet;
+        let pool = &fleet.pools[pi];
+        let members: Vec<usize> = pool
+            .members
+            .iter()
+            .filter_map(|n| self.selector.host_index(n.as_str()))
+            .collect();
+        let mut frontier = deps;
+        let mut block = 0u32;
+        let phases: &'a [Phase] = &self.pb.phases;
+        for phase in phases {
+            if !matches!(phase.scope, Scope::EachHost | Scope::Pool) {
+                continue;
+            }
+            block += 1;
+            for spec in &phase.steps {
+                let mut round = Vec::new();
+                for &hi in &members {
+                    let role = fleet.hosts[hi].role;
+                    if !(phase.roles.is_empty() || phase.roles.contains(&role)) {
+                        continue;
+                    }
+                    if let Some(i) = self.emit(
+                        stage,
+                        site,
+                        spec,
+                        hi,
+                        At::Node(hi),
+                        block,
+                        None,
+                        Some(&pool.name),
+                        &frontier,
+                    ) {
+                        round.push(i);
+                    }
+                }
+                if !round.is_empty() {
+                    frontier = round;
+                }
+            }
+        }
+        frontier
+    }
+
+    /// Sets `out_of_service` on the unit's steps from `start`: per host, from its Cluster service
+    /// stop (or its first install or reboot) to the matching start of its Cluster service, from
+    /// an NLB drain to the NLB start (E3-LB pools), or to the end of the phase block for a
+    /// window opened by an install or reboot.
+    fn mark_out_of_service(&mut self, start: usize) {
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        enum Open {
+            Clussvc,
+            Nlb,
+            Block(u32),
+        }
+        // (a step of the host, window state): units have a handful of hosts.
+        let mut open: Vec<(usize, Open)> = Vec::new();
+        for i in start..self.steps.len() {
+            let block = self.blocks[i - start];
+            let slot = open
+                .iter()
+                .position(|(j, _)| self.steps[*j].host == self.steps[i].host);
+            let state = match slot.map(|k| open[k].1) {
+                Some(Open::Block(b)) if b != block => None,
+                x => x,
+            };
+            let s = &mut self.steps[i];
+            let (oos, next) = match (&s.action, state) {
+                (Action::StopClusterService, _) => (true, Some(Open::Clussvc)),
+                (Action::StartClusterService, Some(Open::Clussvc)) => (true, None),
+                (Action::NlbDrain, _) => (true, Some(Open::Nlb)),
+                (Action::NlbStart, Some(Open::Nlb)) => (true, None),
+                (Action::Install { .. } | Action::Reboot, None) => (true, Some(Open::Block(block))),
+                (_, Some(o)) => (true, Some(o)),
+                (_, None) => (false, None),
+            };
+            s.out_of_service = oos;
+            match (slot, next) {
+                (Some(k), Some(o)) => open[k].1 = o,
+                (Some(k), None) => {
+                    open.swap_remove(k);
+                }
+                (None, Some(o)) => open.push((i, o)),
+                (None, None) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Host selection: Ansible-style patterns over host, group, site, cluster and pool names.
+//!
+//! A pattern list is a union of terms; a term is a name or a glob (`*`, `?`), matched
+//! case-insensitively against host names, inventory groups, sites, clusters and pools (`all` and
+//! `*` match every host). A list element may hold several terms separated by `:` or `,`; a term
+//! written `!x` removes what `x` matches and `&x` keeps only what `x` also matches.
+
+use std::collections::HashMap;
+
+use lockstep_core::Fleet;
+
+use crate::error::PlanError;
+
+/// The hosts of a fleet a pattern list selects, by index in [`Fleet::hosts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Selection(pub Vec<bool>);
+
+impl Selection {
+    pub(crate) fn contains(&self, host: usize) -> bool {
+        self.0[host]
+    }
+}
+
+/// Case-insensitive glob: `*` any run, `?` one character.
+fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let t: Vec<char> = text.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Resolves patterns against one fleet; keeps a name index so 10,000 hosts stay cheap.
+pub(crate) struct Selector<'f> {
+    fleet: &'f Fleet,
+    by_name: HashMap<String, usize>,
+}
+
+impl<'f> Selector<'f> {
+    pub(crate) fn new(fleet: &'f Fleet) -> Self {
+        let by_name = fleet
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.name.as_str().to_ascii_lowercase(), i))
+            .collect();
+        Selector { fleet, by_name }
+    }
+
+    /// The host index of `name` (case-insensitive).
+    pub(crate) fn host_index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(&name.to_ascii_lowercase()).copied()
+    }
+
+    /// Marks in `out` every host one term matches; false when it matches nothing at all.
+    fn term(&self, term: &str, out: &mut [bool]) -> bool {
+        let fleet = self.fleet;
+        if term.eq_ignore_ascii_case("all") || term == "*" {
+            out.iter_mut().for_each(|b| *b = true);
+            return !out.is_empty();
+        }
+        let is_glob = term.contains(['*', '?']);
+        let m = |name: &str| {
+            if is_glob {
+                glob(term, name)
+            } else {
+                name.eq_ignore_ascii_case(term)
+            }
+        };
+        let mut any = false;
+        let mark = |name: &str, out: &mut [bool]| {
+            if let Some(i) = self.host_index(name) {
+                out[i] = true;
+            }
+        };
+        if is_glob {
+            for (i, h) in fleet.hosts.iter().enumerate() {
+                if m(h.name.as_str()) {
+                    out[i] = true;
+                    any = true;
+                }
+            }
+        } else if let Some(i) = self.host_index(term) {
+            out[i] = true;
+            any = true;
+        }
+        for (g, members) in &fleet.groups {
+            if m(g.as_str()) {
+                any = true;
+                for h in members {
+                    mark(h.as_str(), out);
+                }
+            }
+        }
+        for c in &fleet.clusters {
+            if m(c.name.as_str()) {
+                any = true;
+                for h in &c.nodes {
+                    mark(h.as_str(), out);
+                }
+            }
+        }
+        for p in &fleet.pools {
+            if m(p.name.as_str()) {
+                any = true;
+                for h in &p.members {
+                    mark(h.as_str(), out);
+                }
+            }
+        }
+        let sites: Vec<&str> = fleet
+            .sites
+            .iter()
+            .map(|s| s.name.as_str())
+            .filter(|s| m(s))
+            .collect();
+        if !sites.is_empty() {
+            any = true;
+            for (i, h) in fleet.hosts.iter().enumerate() {
+                if sites.iter().any(|s| h.site.eq_ignore_case(s)) {
+                    out[i] = true;
+                }
+            }
+        }
+        any
+    }
+
+    /// Resolves a pattern list; an empty list selects every host when `empty_is_all`.
+    pub(crate) fn select(
+        &self,
+        patterns: &[String],
+        empty_is_all: bool,
+        errors: &mut Vec<PlanError>,
+    ) -> Selection {
+        let n = self.fleet.hosts.len();
+        let terms: Vec<&str> = patterns
+            .iter()
+            .flat_map(|p| p.split([':', ',']))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        if terms.is_empty() {
+            return Selection(vec![empty_is_all; n]);
+        }
+        let mut union = vec![false; n];
+        let mut has_positive = false;
+        let mut intersections: Vec<Vec<bool>> = Vec::new();
+        let mut exclusions = vec![false; n];
+        for t in terms {
+            let (target, body) = if let Some(b) = t.strip_prefix('!') {
+                (2, b)
+            } else if let Some(b) = t.strip_prefix('&') {
+                (1, b)
+            } else {
+                (0, t)
+            };
+            let mut hit = vec![false; n];
+            if !self.term(body, &mut hit) {
+                errors.push(PlanError::UnknownPattern {
+                    pattern: t.to_owned(),
+                });
+            }
+            match target {
+                0 => {
+                    has_positive = true;
+                    union.iter_mut().zip(&hit).for_each(|(u, h)| *u |= *h);
+                }
+                1 => intersections.push(hit),
+                _ => exclusions.iter_mut().zip(&hit).for_each(|(e, h)| *e |= *h),
+            }
+        }
+        if !has_positive {
+            union = vec![true; n];
+        }
+        for (i, u) in union.iter_mut().enumerate() {
+            *u = *u && !exclusions[i] && intersections.iter().all(|x| x[i]);
+        }
+        Selection(union)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs() {
+        assert!(glob("PRG-*", "prg-n1"));
+        assert!(glob("*n?", "PRG-N1"));
+        assert!(!glob("PRG-*", "MIL-N1"));
+        assert!(glob("*", ""));
+        assert!(!glob("a", ""));
+        assert!(glob("a*b*c", "aXXbYYc"));
+        assert!(!glob("a*b*c", "aXXbYY"));
+    }
+}
