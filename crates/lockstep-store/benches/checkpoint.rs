@@ -74,9 +74,14 @@ fn put_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().sample_size(30);
-    targets = put_step
+// criterion's macro generates an undocumented `pub fn benches`.
+#[allow(missing_docs)]
+mod group {
+    use super::*;
+    criterion_group! {
+        name = benches;
+        config = Criterion::default().sample_size(30);
+        targets = put_step
+    }
 }
-criterion_main!(benches);
+criterion_main!(group::benches);

@@ -64,7 +64,8 @@ impl SqliteStore {
             Durability::Normal => "NORMAL",
         };
         conn.pragma_update(None, "synchronous", sync).map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
         migrate(&mut conn).map_err(err)?;
         Ok(SqliteStore {
             path: path.to_owned(),
@@ -141,11 +142,11 @@ impl SqliteStore {
         parse_state(s).ok_or_else(|| self.corrupt(format!("unknown step state `{s}`")))
     }
 
-    fn to_json<T: serde::Serialize>(&self, v: &T) -> Result<String, StoreError> {
+    fn encode_json<T: serde::Serialize>(&self, v: &T) -> Result<String, StoreError> {
         serde_json::to_string(v).map_err(|e| self.corrupt(format!("cannot encode JSON: {e}")))
     }
 
-    fn from_json<T: serde::de::DeserializeOwned>(
+    fn decode_json<T: serde::de::DeserializeOwned>(
         &self,
         what: &str,
         run: &RunId,
@@ -281,9 +282,9 @@ fn insert_step(
 
 impl StateStore for SqliteStore {
     fn create_run(&self, plan: &Plan, meta: &RunMeta) -> Result<RunId, StoreError> {
-        let plan_json = self.to_json(plan)?;
-        let meta_json = self.to_json(meta)?;
-        let status_json = self.to_json(&RunStatus::Running)?;
+        let plan_json = self.encode_json(plan)?;
+        let meta_json = self.encode_json(meta)?;
+        let status_json = self.encode_json(&RunStatus::Running)?;
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -347,9 +348,9 @@ impl StateStore for SqliteStore {
         let Some((plan_json, meta_json, status_json, created_ms)) = row else {
             return Err(StoreError::NoSuchRun(run.clone()));
         };
-        let plan: Plan = self.from_json("plan", run, &plan_json)?;
-        let meta: RunMeta = self.from_json("start parameters", run, &meta_json)?;
-        let status: RunStatus = self.from_json("status", run, &status_json)?;
+        let plan: Plan = self.decode_json("plan", run, &plan_json)?;
+        let meta: RunMeta = self.decode_json("start parameters", run, &meta_json)?;
+        let status: RunStatus = self.decode_json("status", run, &status_json)?;
         let steps = self.load_steps(&tx, run)?;
 
         let mut facts = Vec::new();
@@ -450,7 +451,7 @@ impl StateStore for SqliteStore {
                 row.map_err(|e| self.err(e))?;
             let id = RunId(id);
             out.push(RunSummary {
-                status: self.from_json("status", &id, &status)?,
+                status: self.decode_json("status", &id, &status)?,
                 id,
                 playbook,
                 complete: complete as usize,
@@ -541,7 +542,7 @@ impl StateStore for SqliteStore {
     }
 
     fn set_status(&self, run: &RunId, status: &RunStatus) -> Result<(), StoreError> {
-        let json = self.to_json(status)?;
+        let json = self.encode_json(status)?;
         let changed = self
             .conn()
             .execute(
@@ -571,7 +572,7 @@ impl StateStore for SqliteStore {
     }
 
     fn replace_plan(&self, run: &RunId, plan: &Plan) -> Result<(), StoreError> {
-        let plan_json = self.to_json(plan)?;
+        let plan_json = self.encode_json(plan)?;
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -71,7 +71,12 @@ fn story(store: &dyn StateStore, reopen: &dyn Fn() -> Box<dyn StateStore>) {
     store
         .put_step(&run, &record("a", StepState::Running, 1, ""))
         .unwrap();
-    let done_a = record("a", StepState::Done, 1, "Instalace dokončena. 完了しました。");
+    let done_a = record(
+        "a",
+        StepState::Done,
+        1,
+        "Instalace dokončena. 完了しました。",
+    );
     store.put_step(&run, &done_a).unwrap();
     let running_b = record("b", StepState::Running, 2, "copying files");
     store.put_step(&run, &running_b).unwrap();
