@@ -1,0 +1,294 @@
+//! Sockets and HTTP: one listener per host, hyper HTTP/1.1 connections, authentication,
+//! protocol faults, and the availability of each host.
+//!
+//! A host that is `Down` refuses connections: its listening socket is CLOSED (clients get
+//! "connection refused"), its open connections are dropped, and the socket is bound again on
+//! the same port when the host is `Up`. The server learns availability three ways: a poller
+//! that asks the backend for every host every `availability_poll`, a check at every accept (a
+//! connection accepted in the window before the poller noticed is closed before anything is
+//! read), and a check at every request (the connection is closed without an answer).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
+
+use super::auth::{Authenticator, ConnAuth, Decision};
+use super::handler::{Handler, HostRuntime, Outcome};
+use crate::backend::Availability;
+
+/// State shared by every listener and connection.
+pub struct Shared {
+    /// The SOAP layer.
+    pub handler: Handler,
+    /// Credentials check.
+    pub auth: Authenticator,
+    /// HTTPS acceptor, when serving TLS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Largest accepted body.
+    pub max_request_bytes: usize,
+    /// Set to `true` at shutdown.
+    pub shutdown: watch::Sender<bool>,
+}
+
+/// The service asks hyper to close the connection without answering.
+#[derive(Debug)]
+struct CloseConnection;
+
+impl std::fmt::Display for CloseConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection closed by a lab fault or a host going down")
+    }
+}
+
+impl std::error::Error for CloseConnection {}
+
+/// Binds a listening socket on `addr` (port 0: OS-assigned), with `SO_REUSEADDR` so a host
+/// coming back up gets its port again despite connections in `TIME_WAIT`.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+fn is_up(shared: &Shared, host: &HostRuntime) -> bool {
+    let up = shared.handler.backend().availability(&host.info.name) == Availability::Up;
+    host.up.send_if_modified(|current| {
+        let changed = *current != up;
+        *current = up;
+        changed
+    });
+    up
+}
+
+/// Serves one host until shutdown: accepts while up, closes the socket while down.
+pub async fn run_host(
+    shared: Arc<Shared>,
+    host: Arc<HostRuntime>,
+    listener: TcpListener,
+    addr: SocketAddr,
+) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut up_rx = host.up.subscribe();
+    let mut listener = Some(listener);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let up = *up_rx.borrow_and_update();
+        if !up {
+            if listener.take().is_some() {
+                tracing::debug!(host = %host.info.name, %addr, "host down: listener closed");
+            }
+            tokio::select! {
+                _ = up_rx.changed() => {}
+                _ = shutdown.changed() => return,
+            }
+            continue;
+        }
+        let Some(active) = listener.as_ref() else {
+            match bind(addr) {
+                Ok(l) => {
+                    tracing::debug!(host = %host.info.name, %addr, "host up: listener open");
+                    listener = Some(l);
+                }
+                Err(e) => {
+                    tracing::warn!(host = %host.info.name, %addr, error = %e, "cannot listen again; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+            continue;
+        };
+        tokio::select! {
+            accepted = active.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if !is_up(&shared, &host) {
+                        // Down since the last poll: close before reading anything.
+                        drop(stream);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve_connection(shared.clone(), host.clone(), stream, peer));
+                }
+                Err(e) => {
+                    tracing::warn!(host = %host.info.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            _ = up_rx.changed() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Polls every host's availability and updates the listeners.
+pub async fn poll_availability(shared: Arc<Shared>, hosts: Vec<Arc<HostRuntime>>, every: Duration) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                for host in &hosts {
+                    is_up(&shared, host);
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    host: Arc<HostRuntime>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) {
+    match shared.tls.clone() {
+        None => serve_io(shared, host, stream, peer).await,
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+            match handshake.await {
+                Ok(Ok(tls)) => serve_io(shared, host, tls, peer).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(host = %host.info.name, error = %e, "TLS handshake failed")
+                }
+                Err(_) => tracing::debug!(host = %host.info.name, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn serve_io<IO>(shared: Arc<Shared>, host: Arc<HostRuntime>, io: IO, peer: SocketAddr)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn_auth = Arc::new(Mutex::new(ConnAuth::Fresh));
+    let client_ip: Arc<str> = peer.ip().to_string().into();
+    let service_shared = shared.clone();
+    let service_host = host.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let shared = service_shared.clone();
+        let host = service_host.clone();
+        let conn_auth = conn_auth.clone();
+        let client_ip = client_ip.clone();
+        async move { serve_request(&shared, &host, &conn_auth, &client_ip, req).await }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut up_rx = host.up.subscribe();
+    let mut shutdown = shared.shutdown.subscribe();
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::trace!(host = %host.info.name, error = %e, "connection ended");
+            }
+        }
+        _ = up_rx.wait_for(|up| !*up) => {
+            tracing::debug!(host = %host.info.name, "host down: connection dropped");
+        }
+        _ = shutdown.wait_for(|stop| *stop) => {}
+    }
+}
+
+fn plain(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+fn unauthorized(shared: &Shared, challenge: Option<String>) -> Response<Full<Bytes>> {
+    let mut response = plain(StatusCode::UNAUTHORIZED);
+    let headers = response.headers_mut();
+    match challenge {
+        Some(token) => {
+            if let Ok(value) = HeaderValue::from_str(&token) {
+                headers.append(WWW_AUTHENTICATE, value);
+            }
+        }
+        None => {
+            for offer in shared.auth.offers() {
+                headers.append(WWW_AUTHENTICATE, HeaderValue::from_static(offer));
+            }
+        }
+    }
+    response
+}
+
+async fn serve_request(
+    shared: &Shared,
+    host: &HostRuntime,
+    conn_auth: &Mutex<ConnAuth>,
+    client_ip: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, CloseConnection> {
+    let name = host.info.name.as_str();
+    if !is_up(shared, host) {
+        return Err(CloseConnection);
+    }
+    let faults = shared.handler.backend().protocol_faults(name);
+    if let Some(delay) = faults.delay {
+        tokio::time::sleep(delay).await;
+    }
+    let authorization = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let method = req.method().clone();
+    let path_ok = req.uri().path().eq_ignore_ascii_case("/wsman");
+    let body = match Limited::new(req.into_body(), shared.max_request_bytes)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE)),
+    };
+    let decision = {
+        let mut state = conn_auth.lock().unwrap();
+        shared
+            .auth
+            .decide(authorization.as_deref(), &mut state, name)
+    };
+    match decision {
+        Decision::Allow => {}
+        Decision::Challenge(token) => return Ok(unauthorized(shared, Some(token))),
+        Decision::Reject => return Ok(unauthorized(shared, None)),
+    }
+    if method != Method::POST {
+        return Ok(plain(StatusCode::METHOD_NOT_ALLOWED));
+    }
+    if !path_ok {
+        return Ok(plain(StatusCode::NOT_FOUND));
+    }
+    if faults.http_500 {
+        return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR));
+    }
+    match shared.handler.handle(host, &body, client_ip, &faults).await {
+        Outcome::DropConnection => Err(CloseConnection),
+        Outcome::Reply { status, body } => {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/soap+xml;charset=UTF-8"),
+            );
+            Ok(response)
+        }
+    }
+}

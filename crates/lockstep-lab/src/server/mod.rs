@@ -1,0 +1,193 @@
+//! The lab's WinRM / WS-Management server: every simulated host gets its own HTTP(S) endpoint
+//! on loopback that answers like a Windows WinRM service.
+//!
+//! [`LabServer::start`] binds one listener per host of a [`Backend`] and serves `POST /wsman`
+//! with SOAP 1.2: the Windows Remote Shell (Create, Command, Receive long poll, Send, Signal,
+//! Delete), WS-Enumeration of WQL queries (Enumerate, Pull, Release), Basic and NTLMv2
+//! authentication, optional HTTPS with a generated certificate, per-host code pages, and the
+//! protocol faults the backend arms ([`crate::backend::ProtocolFaults`]). Responses follow the
+//! real Windows captures in `/work/shared/captures/`.
+//!
+//! Layers, top down: `endpoint` (sockets, HTTP, auth, faults, availability) → `handler` (SOAP
+//! actions) → `shells` (shell and command state, output buffering) and `response`/`request`
+//! (XML out and in). The server never interprets commands: the backend runs them.
+//!
+//! File descriptors: every host holds one listening socket plus one per open connection. The
+//! crate forbids `unsafe`, so it cannot raise `RLIMIT_NOFILE` itself; [`LabServer::start`]
+//! reads the limit from `/proc/self/limits` and warns when it is too low for the host count
+//! (raise it with `ulimit -n` before starting 2,000 hosts).
+
+mod auth;
+mod codepage;
+mod config;
+mod endpoint;
+mod handler;
+mod ns;
+mod ntlm;
+mod request;
+mod response;
+mod shells;
+pub mod test_backend;
+mod tls;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::backend::{Availability, Backend};
+pub use config::{
+    AuthSchemes, Password, ServerConfig, TlsOptions, DEFAULT_LAB_DOMAIN, DEFAULT_LAB_PASSWORD,
+    DEFAULT_LAB_USER,
+};
+pub use shells::CTRL_C_EXIT;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The bind address is not a loopback address.
+    #[error("bind address `{0}` is not in 127.0.0.0/8: the lab serves loopback only")]
+    NotLoopback(IpAddr),
+    /// A host's listener could not be bound.
+    #[error("cannot listen for host `{host}` on `{addr}`: {source}")]
+    Bind {
+        /// Host name.
+        host: String,
+        /// Address tried.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `base_port + host index` overflows the port range.
+    #[error("host `{0}` has no port: base port + host count exceeds 65535")]
+    PortRange(String),
+    /// The certificate or TLS configuration could not be built.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+}
+
+/// A running lab WinRM server. Dropping it without [`LabServer::shutdown`] leaves its tasks
+/// running until the runtime ends.
+#[derive(Debug)]
+pub struct LabServer {
+    endpoints: BTreeMap<String, String>,
+    cert_pem: Option<String>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn open_files_soft_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+impl LabServer {
+    /// Binds one endpoint per host of `backend` and starts serving.
+    pub async fn start(
+        backend: Arc<dyn Backend>,
+        config: ServerConfig,
+    ) -> Result<LabServer, ServerError> {
+        if !config.bind.is_loopback() {
+            return Err(ServerError::NotLoopback(IpAddr::V4(config.bind)));
+        }
+        let hosts = backend.hosts();
+        if let Some(limit) = open_files_soft_limit() {
+            let needed = hosts.len() as u64 * 2 + 256;
+            if limit < needed {
+                tracing::warn!(
+                    limit,
+                    needed,
+                    hosts = hosts.len(),
+                    "open-file limit is low for this many hosts: raise it with `ulimit -n`"
+                );
+            }
+        }
+        let tls = config.tls.as_ref().map(tls::generate).transpose()?;
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(endpoint::Shared {
+            handler: handler::Handler::new(backend.clone(), config.user.clone()),
+            auth: auth::Authenticator::new(
+                &config.user,
+                config.password.clone(),
+                &config.domain,
+                config.auth,
+            ),
+            tls: tls.as_ref().map(|t| t.acceptor.clone()),
+            max_request_bytes: config.max_request_bytes,
+            shutdown: shutdown.clone(),
+        });
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut endpoints = BTreeMap::new();
+        let mut runtimes = Vec::with_capacity(hosts.len());
+        let mut listeners = Vec::with_capacity(hosts.len());
+        for (index, info) in hosts.into_iter().enumerate() {
+            let port = match config.base_port {
+                None => 0,
+                Some(base) => u16::try_from(u32::from(base) + index as u32)
+                    .map_err(|_| ServerError::PortRange(info.name.clone()))?,
+            };
+            let wanted = SocketAddr::from((config.bind, port));
+            let listener = endpoint::bind(wanted).map_err(|source| ServerError::Bind {
+                host: info.name.clone(),
+                addr: wanted,
+                source,
+            })?;
+            let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+                host: info.name.clone(),
+                addr: wanted,
+                source,
+            })?;
+            endpoints.insert(
+                info.name.clone(),
+                format!("{scheme}://{}:{}/wsman", addr.ip(), addr.port()),
+            );
+            let up = backend.availability(&info.name) == Availability::Up;
+            let epoch = backend.boot_epoch(&info.name);
+            let runtime = Arc::new(handler::HostRuntime::new(info, up, epoch));
+            runtimes.push(runtime.clone());
+            listeners.push((runtime, listener, addr));
+        }
+        let mut tasks = Vec::with_capacity(listeners.len() + 1);
+        for (runtime, listener, addr) in listeners {
+            tasks.push(tokio::spawn(endpoint::run_host(
+                shared.clone(),
+                runtime,
+                listener,
+                addr,
+            )));
+        }
+        tasks.push(tokio::spawn(endpoint::poll_availability(
+            shared.clone(),
+            runtimes,
+            config.availability_poll,
+        )));
+        tracing::info!(hosts = endpoints.len(), scheme, "lab WinRM server started");
+        Ok(LabServer {
+            endpoints,
+            cert_pem: tls.map(|t| t.cert_pem),
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Host name to endpoint URL (`http://127.0.0.1:PORT/wsman`).
+    pub fn endpoints(&self) -> BTreeMap<String, String> {
+        self.endpoints.clone()
+    }
+
+    /// The generated certificate (PEM) when serving HTTPS.
+    pub fn cert_pem(&self) -> Option<String> {
+        self.cert_pem.clone()
+    }
+
+    /// Stops accepting, closes every connection and waits for the tasks to end.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}

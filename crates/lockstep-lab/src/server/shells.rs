@@ -1,0 +1,287 @@
+//! Shells and commands of one host, and the buffering of a command's output between Receives.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::backend::{ProcessEvent, ProcessHandle};
+
+/// Exit code of a process stopped by Ctrl+C (`STATUS_CONTROL_C_EXIT`, 0xC000013A).
+pub const CTRL_C_EXIT: i32 = 0xC000_013Au32 as i32;
+
+/// The shells of one host since its last boot.
+#[derive(Debug, Default)]
+pub struct ShellTable {
+    /// `Backend::boot_epoch` these shells belong to.
+    pub epoch: u64,
+    /// Shell id to shell.
+    pub shells: HashMap<String, Arc<Shell>>,
+}
+
+impl ShellTable {
+    /// Forgets every shell if the host rebooted since they were created (a rebooted Windows
+    /// has none).
+    pub fn observe_epoch(&mut self, epoch: u64) {
+        if epoch != self.epoch {
+            if !self.shells.is_empty() {
+                tracing::debug!(
+                    shells = self.shells.len(),
+                    epoch,
+                    "host rebooted: forgetting its shells"
+                );
+            }
+            self.shells.clear();
+            self.epoch = epoch;
+        }
+    }
+}
+
+/// One remote shell.
+#[derive(Debug)]
+pub struct Shell {
+    /// Code page output is encoded in.
+    pub codepage: u32,
+    /// Command id to command.
+    pub commands: Mutex<HashMap<String, Arc<Command>>>,
+}
+
+impl Shell {
+    /// A shell whose output is encoded in `codepage`.
+    pub fn new(codepage: u32) -> Self {
+        Shell {
+            codepage,
+            commands: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The command `id`, if the shell has it.
+    pub fn command(&self, id: &str) -> Option<Arc<Command>> {
+        self.commands.lock().unwrap().get(id).cloned()
+    }
+}
+
+/// One command and its process.
+#[derive(Debug)]
+pub struct Command {
+    io: tokio::sync::Mutex<CommandIo>,
+    control: Mutex<Control>,
+}
+
+#[derive(Debug)]
+struct Control {
+    stdin: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    terminate: Option<oneshot::Sender<()>>,
+    interrupted: bool,
+}
+
+#[derive(Debug)]
+struct CommandIo {
+    events: mpsc::UnboundedReceiver<ProcessEvent>,
+    /// Events taken from the process but not yet delivered (a dropped Receive puts them back).
+    pending: VecDeque<ProcessEvent>,
+    /// The exit, once the process reported it (delivered with every later Receive).
+    exit: Option<i32>,
+}
+
+/// What a Receive takes from a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Output (maybe none) and the exit code if the process ended.
+    Output {
+        /// Output events in order (`Stdout`/`Stderr` only).
+        events: Vec<ProcessEvent>,
+        /// The exit code, when the process ended.
+        exit: Option<i32>,
+    },
+    /// Nothing arrived within the operation timeout.
+    TimedOut,
+}
+
+impl Command {
+    /// Wraps a started process.
+    pub fn new(handle: ProcessHandle) -> Self {
+        Command {
+            io: tokio::sync::Mutex::new(CommandIo {
+                events: handle.events,
+                pending: VecDeque::new(),
+                exit: None,
+            }),
+            control: Mutex::new(Control {
+                stdin: Some(handle.stdin),
+                terminate: handle.terminate,
+                interrupted: false,
+            }),
+        }
+    }
+
+    /// Writes `data` to the process's stdin; `end` closes it afterwards.
+    pub fn send(&self, data: Vec<u8>, end: bool) {
+        let mut control = self.control.lock().unwrap();
+        if let Some(stdin) = &control.stdin {
+            if !data.is_empty() {
+                // A process that stopped reading simply loses the input, as on Windows.
+                let _ = stdin.send(data);
+            }
+        }
+        if end {
+            control.stdin = None;
+        }
+    }
+
+    /// Fires the process's terminate signal (Ctrl+C or terminate).
+    pub fn interrupt(&self) {
+        let mut control = self.control.lock().unwrap();
+        control.interrupted = true;
+        if let Some(tx) = control.terminate.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.control.lock().unwrap().interrupted
+    }
+
+    /// Takes everything available, waiting up to `timeout` for the first piece.
+    pub async fn receive(&self, timeout: Duration) -> Received {
+        let mut io = self.io.lock().await;
+        let mut events: Vec<ProcessEvent> = io.pending.drain(..).collect();
+        if io.exit.is_none() {
+            self.drain_ready(&mut io, &mut events);
+            if events.is_empty() && io.exit.is_none() {
+                match tokio::time::timeout(timeout, io.events.recv()).await {
+                    Err(_) => return Received::TimedOut,
+                    Ok(None) => io.exit = Some(self.closed_exit_code()),
+                    Ok(Some(ProcessEvent::Exit(code))) => io.exit = Some(code),
+                    Ok(Some(event)) => {
+                        events.push(event);
+                        self.drain_ready(&mut io, &mut events);
+                    }
+                }
+            }
+        }
+        Received::Output {
+            events,
+            exit: io.exit,
+        }
+    }
+
+    /// Puts back events a Receive took but could not deliver (the connection was dropped).
+    pub async fn put_back(&self, events: Vec<ProcessEvent>) {
+        let mut io = self.io.lock().await;
+        for event in events.into_iter().rev() {
+            io.pending.push_front(event);
+        }
+    }
+
+    fn drain_ready(&self, io: &mut CommandIo, events: &mut Vec<ProcessEvent>) {
+        loop {
+            match io.events.try_recv() {
+                Ok(ProcessEvent::Exit(code)) => {
+                    io.exit = Some(code);
+                    break;
+                }
+                Ok(event) => events.push(event),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    io.exit = Some(self.closed_exit_code());
+                    break;
+                }
+            }
+        }
+    }
+
+    /// A process that vanished without an exit: killed by a signal, or dropped by the model.
+    fn closed_exit_code(&self) -> i32 {
+        if self.interrupted() {
+            CTRL_C_EXIT
+        } else {
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process() -> (Command, mpsc::UnboundedSender<ProcessEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (stdin, _stdin_rx) = mpsc::unbounded_channel();
+        let command = Command::new(ProcessHandle {
+            events: rx,
+            stdin,
+            terminate: None,
+        });
+        (command, tx)
+    }
+
+    #[tokio::test]
+    async fn receive_returns_everything_available_and_the_exit() {
+        let (command, tx) = process();
+        tx.send(ProcessEvent::Stdout("a".into())).unwrap();
+        tx.send(ProcessEvent::Stderr("b".into())).unwrap();
+        tx.send(ProcessEvent::Exit(3)).unwrap();
+        let got = command.receive(Duration::from_secs(5)).await;
+        assert_eq!(
+            got,
+            Received::Output {
+                events: vec![
+                    ProcessEvent::Stdout("a".into()),
+                    ProcessEvent::Stderr("b".into())
+                ],
+                exit: Some(3)
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn silent_process_times_out_then_delivers() {
+        let (command, tx) = process();
+        assert_eq!(
+            command.receive(Duration::from_millis(20)).await,
+            Received::TimedOut
+        );
+        tx.send(ProcessEvent::Stdout("late".into())).unwrap();
+        let got = command.receive(Duration::from_millis(20)).await;
+        assert_eq!(
+            got,
+            Received::Output {
+                events: vec![ProcessEvent::Stdout("late".into())],
+                exit: None
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn put_back_events_come_first() {
+        let (command, tx) = process();
+        tx.send(ProcessEvent::Stdout("2".into())).unwrap();
+        command
+            .put_back(vec![ProcessEvent::Stdout("1".into())])
+            .await;
+        let got = command.receive(Duration::from_millis(20)).await;
+        assert_eq!(
+            got,
+            Received::Output {
+                events: vec![
+                    ProcessEvent::Stdout("1".into()),
+                    ProcessEvent::Stdout("2".into())
+                ],
+                exit: None
+            }
+        );
+    }
+
+    #[test]
+    fn epoch_change_forgets_shells() {
+        let mut table = ShellTable::default();
+        table.observe_epoch(1);
+        table.shells.insert("S".into(), Arc::new(Shell::new(437)));
+        table.observe_epoch(1);
+        assert_eq!(table.shells.len(), 1);
+        table.observe_epoch(2);
+        assert!(table.shells.is_empty());
+    }
+}
