@@ -1,5 +1,6 @@
 //! Mean time of one durable `put_step` (one checkpoint of the engine) with `synchronous=FULL`
-//! and `synchronous=NORMAL`, on a file in the cargo target dir (a real disk, not tmpfs).
+//! and `synchronous=NORMAL`, on a file in the cargo target dir (a real disk, not tmpfs), next to
+//! the disk's own floor: one 4 KiB write + `fdatasync`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lockstep_core::{
@@ -71,6 +72,17 @@ fn put_step(c: &mut Criterion) {
             })
         });
     }
+    // The floor of a durable write on this disk: one 4 KiB append + fdatasync (FULL pays one per
+    // commit; compare the ratio within one run, the disk is shared).
+    let mut file = std::fs::File::create(dir.path().join("fsync-baseline")).unwrap();
+    let page = vec![0u8; 4096];
+    group.bench_function("fdatasync-baseline", |b| {
+        b.iter(|| {
+            use std::io::Write;
+            file.write_all(&page).unwrap();
+            file.sync_data().unwrap();
+        })
+    });
     group.finish();
 }
 

@@ -534,3 +534,26 @@ async fn https_verifies_certificates_unless_told_not_to() {
     );
     lab.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_pooled_shell_lost_in_a_reboot_is_replaced_once() {
+    let lab = Lab::start(vec![host_info("NODE1", 437, "en-US")]).await;
+    let tr = WinrmTransport::new(vec![lab.target("NODE1", 437)], limits()).unwrap();
+    let node = name("NODE1");
+    tr.run(&node, "echo before", T).await.unwrap();
+    // The node reboots behind the transport's back (no `reset`): its shells are gone.
+    lab.backend.inner.reboot("NODE1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = tr.run(&node, "echo after", T).await.unwrap();
+    assert_eq!(out.stdout, "after\r\n");
+    let stats = tr.stats(&node).unwrap();
+    assert_eq!(stats.shells_created, 2, "{stats:?}");
+    // Three Command requests: before, after (refused: unknown shell), after again.
+    assert_eq!(stats.commands_sent, 3, "{stats:?}");
+    // The refused Command never started anything: the node ran each command once.
+    assert_eq!(
+        lab.backend.started("NODE1"),
+        vec!["echo before", "echo after"]
+    );
+    lab.server.shutdown().await;
+}
