@@ -29,6 +29,5 @@ mod target;
 mod transport;
 pub mod wql;
 
-pub use failure::{Failure, TIMED_OUT_FAULT_CODE};
 pub use target::{Limits, NodeTarget, Secret};
 pub use transport::{NodeStats, WinrmTransport};

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use lockstep_core::{Auth, Name, Scheme};
+use lockstep_core::{Auth, Connection, Name, Scheme};
 use winrm_rs::{ExposeSecret, SecretString};
 
 /// A password. Its `Debug` never shows it, it is zeroed when dropped, and it is only handed to
@@ -87,6 +87,30 @@ impl NodeTarget {
             allow_basic_over_http: false,
             codepage: None,
             oem_codepage: 437,
+        }
+    }
+
+    /// The target of an inventory host's connection. The password comes from the connection's
+    /// [`SecretSource`](lockstep_core::SecretSource), resolved by the caller; `oem_codepage` from
+    /// the site's locale ([`Locale::oem_codepage`](lockstep_core::Locale::oem_codepage)).
+    pub fn from_connection(
+        name: Name,
+        connection: &Connection,
+        password: Secret,
+        oem_codepage: u32,
+    ) -> Self {
+        NodeTarget {
+            name,
+            address: connection.address.clone(),
+            port: connection.port,
+            scheme: connection.scheme,
+            auth: connection.auth,
+            user: connection.user.clone(),
+            password,
+            verify_tls: connection.verify_tls,
+            allow_basic_over_http: connection.allow_basic_over_http,
+            codepage: connection.codepage,
+            oem_codepage,
         }
     }
 

@@ -101,3 +101,38 @@ async fn unknown_hosts_are_a_config_error() {
     // Names are case-insensitive like Windows computer names.
     assert!(transport.stats(&Name::host("prg-n1").unwrap()).is_some());
 }
+
+#[test]
+fn targets_come_from_inventory_connections() {
+    let conn = lockstep_core::Connection {
+        address: "10.1.2.3".to_owned(),
+        port: 5986,
+        scheme: Scheme::Https,
+        auth: Auth::Basic,
+        user: "PRG\\svc".to_owned(),
+        password: lockstep_core::SecretSource::Env("LOCKSTEP_PW".to_owned()),
+        verify_tls: true,
+        allow_basic_over_http: false,
+        codepage: Some(852),
+    };
+    let t = NodeTarget::from_connection(
+        Name::host("PRG-N1").unwrap(),
+        &conn,
+        Secret::new(PASSWORD),
+        852,
+    );
+    assert_eq!(
+        (
+            t.address.as_str(),
+            t.port,
+            t.scheme,
+            t.auth,
+            t.user.as_str()
+        ),
+        ("10.1.2.3", 5986, Scheme::Https, Auth::Basic, "PRG\\svc")
+    );
+    assert_eq!((t.shell_codepage(), t.oem_codepage), (852, 852));
+    assert!(t.verify_tls && !t.allow_basic_over_http);
+    // Basic over HTTPS needs no extra permission.
+    assert!(WinrmTransport::new(vec![t], Limits::default()).is_ok());
+}
