@@ -80,6 +80,8 @@ fn story(store: &dyn StateStore, reopen: &dyn Fn() -> Box<dyn StateStore>) {
     store.put_step(&run, &done_a).unwrap();
     let running_b = record("b", StepState::Running, 2, "copying files");
     store.put_step(&run, &running_b).unwrap();
+    let failed_c = record("c", StepState::Failed, 1, "System error 5 has occurred.");
+    store.put_step(&run, &failed_c).unwrap();
     match store.put_step(&run, &record("zz", StepState::Done, 1, "")) {
         Err(StoreError::NoSuchStep { step, .. }) => assert_eq!(step, "zz"),
         other => panic!("expected NoSuchStep, got {other:?}"),
@@ -109,7 +111,7 @@ fn story(store: &dyn StateStore, reopen: &dyn Fn() -> Box<dyn StateStore>) {
     let rec = other.load_run(&run).unwrap();
     assert_eq!(
         rec.steps,
-        vec![done_a.clone(), running_b.clone(), StepRecord::pending("c")]
+        vec![done_a.clone(), running_b.clone(), failed_c.clone()]
     );
     assert_eq!(
         rec.facts,
@@ -207,12 +209,13 @@ fn story_sqlite() {
             ("a".to_owned(), StepState::Running),
             ("a".to_owned(), StepState::Done),
             ("b".to_owned(), StepState::Running),
+            ("c".to_owned(), StepState::Failed),
         ]
     );
     let t = store.transitions(&run).unwrap();
     assert_eq!(
         t.iter().map(|t| t.seq).collect::<Vec<_>>(),
-        vec![1, 2, 3],
+        vec![1, 2, 3, 4],
         "seq numbers the timeline"
     );
     assert_eq!(t[1].message, "a is done");
