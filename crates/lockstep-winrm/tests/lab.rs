@@ -390,9 +390,15 @@ async fn refused_connection_is_unreachable_after_retries() {
 
     // Back up: the same transport works again.
     lab.backend.inner.set_up("NODE1", true);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let out = tr.run(&name("NODE1"), "echo back", T).await.unwrap();
-    assert_eq!(out.stdout, "back\r\n");
+    let mut back = None;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Ok(out) = tr.run(&name("NODE1"), "echo back", T).await {
+            back = Some(out);
+            break;
+        }
+    }
+    assert_eq!(back.expect("the node came back").stdout, "back\r\n");
     lab.server.shutdown().await;
 }
 
@@ -461,7 +467,7 @@ async fn concurrency_is_bounded_per_host() {
     for i in 0..6 {
         let tr = tr.clone();
         tasks.push(tokio::spawn(async move {
-            tr.run(&name("NODE1"), &format!("slow 300 job {i}"), T)
+            tr.run(&name("NODE1"), &format!("slow 1000 job {i}"), T)
                 .await
         }));
     }
@@ -555,5 +561,29 @@ async fn a_pooled_shell_lost_in_a_reboot_is_replaced_once() {
         lab.backend.started("NODE1"),
         vec!["echo before", "echo after"]
     );
+    lab.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn http_500_without_a_fault_is_a_protocol_error_and_not_retried() {
+    let lab = Lab::start(vec![host_info("NODE1", 437, "en-US")]).await;
+    let tr = WinrmTransport::new(vec![lab.target("NODE1", 437)], limits()).unwrap();
+    lab.backend.inner.set_faults(
+        "NODE1",
+        ProtocolFaults {
+            http_500: true,
+            ..ProtocolFaults::default()
+        },
+    );
+    let err = tr.run(&name("NODE1"), "echo x", T).await.unwrap_err();
+    assert!(matches!(err, TransportError::Protocol { .. }), "{err}");
+    assert!(!err.command_may_have_started());
+    let err = tr
+        .wql(&name("NODE1"), "root/cimv2", "SELECT * FROM Win32_Service")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransportError::Protocol { .. }), "{err}");
+    assert_eq!(tr.stats(&name("NODE1")).unwrap().retries, 0);
+    assert!(lab.backend.started("NODE1").is_empty());
     lab.server.shutdown().await;
 }
