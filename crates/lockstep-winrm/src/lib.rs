@@ -30,4 +30,4 @@ mod transport;
 pub mod wql;
 
 pub use target::{Limits, NodeTarget, Secret};
-pub use transport::{NodeStats, WinrmTransport};
+pub use transport::{NodeStats, WinrmTransport, AUTH_RETRIES};

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,7 +11,9 @@ use async_trait::async_trait;
 use lockstep_core::{Auth, CommandOutput, Name, Scheme, Transport, TransportError, WmiObject};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use winrm_rs::{AuthMethod, EncryptionMode, WinrmClient, WinrmConfig, WinrmCredentials};
+use winrm_rs::{
+    AuthMethod, EncryptionMode, WinrmClient, WinrmConfig, WinrmCredentials, WinrmError,
+};
 
 use crate::codepage;
 use crate::failure::Failure;
@@ -20,6 +23,17 @@ use crate::wql::parse_items;
 /// Output kept per stream of one command: the tail beyond this is all a report can show anyway
 /// (the engine keeps the last 64 KiB).
 const MAX_STREAM_BYTES: usize = 8 * 1024 * 1024;
+
+/// How many times an NTLM request refused with 401 is sent again before the credentials are
+/// declared rejected.
+///
+/// NTLM authenticates a TCP connection: the Negotiate leg and the Authenticate leg (which carries
+/// the SOAP body) must travel on the same connection. winrm-rs 1.1 leaves that to reqwest's
+/// connection pool, and on a multi-threaded runtime the pool sometimes has not taken the first
+/// connection back when the second leg starts, so the second leg goes out on a new connection and
+/// the node answers 401. A 401 means the node did not process the body (nothing started), so
+/// sending the request again is safe; wrong credentials are still rejected every time.
+pub const AUTH_RETRIES: u32 = 4;
 
 /// Counters of one node's traffic, for tests and diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,6 +46,8 @@ pub struct NodeStats {
     pub empty_polls: u64,
     /// Requests retried because the node could not be reached.
     pub retries: u64,
+    /// NTLM requests re-sent after a spurious 401 (see [`AUTH_RETRIES`]).
+    pub auth_retries: u64,
 }
 
 #[derive(Default)]
@@ -40,6 +56,7 @@ struct Counters {
     commands_sent: AtomicU64,
     empty_polls: AtomicU64,
     retries: AtomicU64,
+    auth_retries: AtomicU64,
 }
 
 /// A shell checked out of a node's pool.
@@ -115,12 +132,37 @@ impl Node {
         });
     }
 
+    /// Runs one WinRM request, sending it again (NTLM only) after a 401: see [`AUTH_RETRIES`].
+    async fn retry_401<T, F, Fut>(&self, mut call: F) -> Result<T, WinrmError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, WinrmError>>,
+    {
+        let mut sent_again = 0;
+        loop {
+            match call().await {
+                Err(e)
+                    if self.target.auth == Auth::Ntlm
+                        && sent_again < AUTH_RETRIES
+                        && matches!(Failure::of(&e), Failure::AuthRejected(_)) =>
+                {
+                    sent_again += 1;
+                    self.counters.auth_retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(host = %self.target.name, sent_again, "NTLM request refused with 401, sending it again");
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(sent_again))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn stats(&self) -> NodeStats {
         NodeStats {
             shells_created: self.counters.shells_created.load(Ordering::Relaxed),
             commands_sent: self.counters.commands_sent.load(Ordering::Relaxed),
             empty_polls: self.counters.empty_polls.load(Ordering::Relaxed),
             retries: self.counters.retries.load(Ordering::Relaxed),
+            auth_retries: self.counters.auth_retries.load(Ordering::Relaxed),
         }
     }
 }
@@ -234,6 +276,17 @@ impl WinrmTransport {
         })
     }
 
+    /// How many times an NTLM request refused with 401 is sent again before the credentials are
+    /// declared rejected.
+    ///
+    /// NTLM authenticates a TCP connection: the Negotiate leg and the Authenticate leg (which carries
+    /// the SOAP body) must travel on the same connection. winrm-rs 1.1 leaves that to reqwest's
+    /// connection pool, and on a multi-threaded runtime the pool sometimes has not taken the first
+    /// connection back when the second leg starts, so the second leg goes out on a new connection and
+    /// the node answers 401. A 401 means the node did not process the body (nothing started), so
+    /// sending the request again is safe; wrong credentials are still rejected every time.
+    pub const AUTH_RETRIES: u32 = 4;
+
     /// Counters of one node's traffic (`None` for an unknown host).
     pub fn stats(&self, host: &Name) -> Option<NodeStats> {
         self.nodes.get(&key(host.as_str())).map(|n| n.stats())
@@ -296,7 +349,10 @@ impl WinrmTransport {
                 return Ok(lease);
             }
             let generation = node.generation();
-            match node.client.create_shell(node.addr()).await {
+            match node
+                .retry_401(|| node.client.create_shell(node.addr()))
+                .await
+            {
                 Ok(id) => {
                     node.counters.shells_created.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(host = %host, shell = %id, "shell created");
@@ -350,8 +406,10 @@ impl WinrmTransport {
             let lease = self.lease(node, &mut attempt, deadline).await?;
             node.counters.commands_sent.fetch_add(1, Ordering::Relaxed);
             match node
-                .client
-                .execute_command(node.addr(), &lease.id, command, &[])
+                .retry_401(|| {
+                    node.client
+                        .execute_command(node.addr(), &lease.id, command, &[])
+                })
                 .await
             {
                 Ok(id) => break (lease, id),
@@ -400,9 +458,10 @@ impl WinrmTransport {
             if now >= deadline {
                 return Err(self.terminate(node, lease, &command_id, timeout).await);
             }
-            let poll = node
-                .client
-                .receive_output(node.addr(), &lease.id, &command_id);
+            let poll = node.retry_401(|| {
+                node.client
+                    .receive_output(node.addr(), &lease.id, &command_id)
+            });
             match tokio::time::timeout(deadline - now, poll).await {
                 Err(_) => return Err(self.terminate(node, lease, &command_id, timeout).await),
                 Ok(Ok(out)) => {
@@ -431,8 +490,10 @@ impl WinrmTransport {
         // Release the finished command as Windows clients do; a shell that cannot take that is
         // not reused.
         match node
-            .client
-            .signal_terminate(node.addr(), &lease.id, &command_id)
+            .retry_401(|| {
+                node.client
+                    .signal_terminate(node.addr(), &lease.id, &command_id)
+            })
             .await
         {
             Ok(()) => node.give_back(lease),
@@ -465,9 +526,10 @@ impl WinrmTransport {
     ) -> TransportError {
         let host = &node.target.name;
         tracing::warn!(host = %host, secs = timeout.as_secs(), "command timed out, terminating it");
-        let signal = node
-            .client
-            .signal_terminate(node.addr(), &lease.id, command_id);
+        let signal = node.retry_401(|| {
+            node.client
+                .signal_terminate(node.addr(), &lease.id, command_id)
+        });
         match tokio::time::timeout(self.limits.operation_timeout, signal).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(host = %host, error = %e, "terminate signal failed"),
@@ -547,8 +609,7 @@ impl Transport for WinrmTransport {
         let mut attempt = 0u32;
         loop {
             match node
-                .client
-                .run_wql(node.addr(), query, Some(&namespace))
+                .retry_401(|| node.client.run_wql(node.addr(), query, Some(&namespace)))
                 .await
             {
                 Ok(items) => {

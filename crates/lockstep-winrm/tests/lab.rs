@@ -15,7 +15,7 @@ use lockstep_lab::backend::{
 };
 use lockstep_lab::server::test_backend::TestBackend;
 use lockstep_lab::server::{LabServer, ServerConfig, TlsOptions};
-use lockstep_winrm::{Limits, NodeTarget, Secret, WinrmTransport};
+use lockstep_winrm::{Limits, NodeTarget, Secret, WinrmTransport, AUTH_RETRIES};
 use tokio::sync::{mpsc, oneshot};
 
 const USER: &str = "labadmin";
@@ -356,7 +356,17 @@ async fn basic_auth_works_when_allowed_and_wrong_passwords_are_rejected_without_
             .wql(&name("NODE1"), "root/cimv2", "SELECT * FROM Win32_Service")
             .await;
         assert!(matches!(err, Err(TransportError::AuthRejected { .. })));
-        assert_eq!(tr.stats(&name("NODE1")).unwrap().retries, 0);
+        let stats = tr.stats(&name("NODE1")).unwrap();
+        assert_eq!(stats.retries, 0, "{stats:?}");
+        // NTLM sends a refused request again a bounded number of times (a 401 can be a pooled
+        // connection race); Basic never does. Nothing ever reached a shell.
+        let expected = if auth == Auth::Ntlm {
+            2 * AUTH_RETRIES
+        } else {
+            0
+        };
+        assert_eq!(stats.auth_retries, u64::from(expected), "{auth:?}");
+        assert_eq!(stats.shells_created, 0);
     }
     // NTLM with a `DOMAIN\user` name.
     let mut domain_user = lab.target("NODE1", 437);
@@ -585,5 +595,33 @@ async fn http_500_without_a_fault_is_a_protocol_error_and_not_retried() {
     assert!(matches!(err, TransportError::Protocol { .. }), "{err}");
     assert_eq!(tr.stats(&name("NODE1")).unwrap().retries, 0);
     assert!(lab.backend.started("NODE1").is_empty());
+    lab.server.shutdown().await;
+}
+
+/// On a multi-threaded runtime (the engine's), reqwest's pool sometimes sends the second NTLM
+/// leg on a new connection and the node answers 401; the transport must absorb that. Without
+/// `AUTH_RETRIES` this failed within a few hundred commands on every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_ntlm_requests_on_a_multi_threaded_runtime() {
+    let lab = Lab::start(vec![host_info("NODE1", 437, "en-US")]).await;
+    lab.backend
+        .inner
+        .set_wql("Win32_OperatingSystem", vec![WmiObject::new()]);
+    let tr = WinrmTransport::new(vec![lab.target("NODE1", 437)], limits()).unwrap();
+    for i in 0..300 {
+        let out = tr.run(&name("NODE1"), &format!("echo {i}"), T).await;
+        assert_eq!(out.map(|o| o.stdout), Ok(format!("{i}\r\n")), "command {i}");
+        if i % 10 == 0 {
+            let q = tr
+                .wql(
+                    &name("NODE1"),
+                    "root/cimv2",
+                    "SELECT * FROM Win32_OperatingSystem",
+                )
+                .await;
+            assert!(q.is_ok(), "query {i}: {q:?}");
+        }
+    }
+    assert_eq!(lab.backend.started("NODE1").len(), 300);
     lab.server.shutdown().await;
 }
