@@ -9,7 +9,9 @@
 //! request that cannot have started the command (no connection could be made) is retried, with
 //! exponential backoff; once a Command may have reached the node a failure is
 //! [`TransportError::Interrupted`](lockstep_core::TransportError::Interrupted) and the command is
-//! never re-sent. Output is decoded from the shell's code page ([`codepage`]), falling back to the
+//! never re-sent. An NTLM request refused with 401 is sent again a few times ([`AUTH_RETRIES`]):
+//! a 401 means the node processed nothing, and winrm-rs 1.1 sometimes splits the two NTLM legs
+//! across pooled connections on a multi-threaded runtime. Output is decoded from the shell's code page ([`codepage`]), falling back to the
 //! node's OEM code page; WQL answers become [`WmiObject`](lockstep_core::WmiObject)s
 //! ([`wql::parse_items`]).
 //!
