@@ -1,1 +1,27 @@
-//! lockstep-store (placeholder, filled in by its issue).
+//! Durable run state for Lockstep: the SQLite implementation of [`lockstep_core::StateStore`].
+//!
+//! [`SqliteStore`] keeps every run of a state file in one SQLite database in WAL mode: the plan
+//! and its hash, the latest record of every step, an append-only timeline of step
+//! [`Transition`]s, facts learnt on nodes and approvals. Every write is one transaction and is
+//! durable when the call returns (`synchronous=FULL` by default, see [`Durability`]). The schema
+//! evolves through add-only migrations keyed by `PRAGMA user_version`. A controller takes a run
+//! with [`StateStore::lock_run`](lockstep_core::StateStore::lock_run): an exclusive OS file lock
+//! ([`RunGuard`]) next to the state file, released by the OS if the controller dies.
+//!
+//! Run ids ([`new_run_id`]) are `r` + UTC `YYYYMMDD-HHMMSS` + `-` + 4 random hex digits.
+//!
+//! This crate depends on `lockstep-core` only among the workspace crates: it must never name the
+//! engine, WinRM or the lab, and it never stores credentials (none reach it).
+#![deny(missing_docs)]
+
+mod lock;
+mod migrations;
+mod run_id;
+mod sqlite;
+mod transition;
+
+pub use lock::RunGuard;
+pub use migrations::MIGRATIONS;
+pub use run_id::{civil_from_days, new_run_id, run_id_at};
+pub use sqlite::{Durability, SqliteStore};
+pub use transition::Transition;

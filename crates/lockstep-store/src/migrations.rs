@@ -1,0 +1,68 @@
+//! Add-only schema migrations keyed by `PRAGMA user_version`.
+//!
+//! Script `i` (0-based) moves the schema from version `i` to `i + 1`. Never edit or reorder a
+//! script that has shipped: add a new one at the end.
+
+/// The migration scripts, applied in order.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+CREATE TABLE runs (
+    id          TEXT PRIMARY KEY NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    playbook    TEXT NOT NULL,
+    plan_hash   TEXT NOT NULL,
+    plan_json   TEXT NOT NULL,
+    meta_json   TEXT NOT NULL,
+    status_json TEXT NOT NULL
+);
+CREATE INDEX runs_by_created ON runs (created_ms);
+
+-- Latest record of every step of a run's current plan.
+CREATE TABLE steps (
+    run         TEXT NOT NULL REFERENCES runs (id),
+    idx         INTEGER NOT NULL,
+    step_id     TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL,
+    started_ms  INTEGER,
+    finished_ms INTEGER,
+    exit_code   INTEGER,
+    output      TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    PRIMARY KEY (run, step_id)
+);
+CREATE INDEX steps_by_idx ON steps (run, idx);
+
+-- Append-only timeline.
+CREATE TABLE transitions (
+    run     TEXT NOT NULL REFERENCES runs (id),
+    seq     INTEGER NOT NULL,
+    step_id TEXT NOT NULL,
+    state   TEXT NOT NULL,
+    at_ms   INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (run, seq)
+);
+
+-- Append-only facts.
+CREATE TABLE facts (
+    run   TEXT NOT NULL REFERENCES runs (id),
+    seq   INTEGER NOT NULL,
+    host  TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run, seq)
+);
+
+-- Append-only approvals.
+CREATE TABLE approvals (
+    run   TEXT NOT NULL REFERENCES runs (id),
+    seq   INTEGER NOT NULL,
+    what  TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run, seq)
+);
+"#,
+];

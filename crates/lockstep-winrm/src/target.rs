@@ -1,0 +1,152 @@
+//! Where and how to reach each node: [`NodeTarget`], its [`Secret`], and the [`Limits`].
+
+use std::fmt;
+use std::time::Duration;
+
+use lockstep_core::{Auth, Connection, Name, Scheme};
+use winrm_rs::{ExposeSecret, SecretString};
+
+/// A password. Its `Debug` never shows it, it is zeroed when dropped, and it is only handed to
+/// the WinRM client.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    /// Wraps a password.
+    pub fn new(password: impl Into<String>) -> Self {
+        Secret(SecretString::from(password.into()))
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret::new(s)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How to reach one node over WinRM.
+///
+/// Over plain HTTP with NTLM the messages are not sealed (winrm-rs 1.1 cannot seal): the node
+/// needs `winrm set winrm/config/service @{AllowUnencrypted="true"}`, or use HTTPS.
+#[derive(Debug, Clone)]
+pub struct NodeTarget {
+    /// The node's name (what the engine calls it).
+    pub name: Name,
+    /// DNS name or IP address to connect to.
+    pub address: String,
+    /// TCP port (5985 HTTP, 5986 HTTPS by default on Windows).
+    pub port: u16,
+    /// HTTP or HTTPS.
+    pub scheme: Scheme,
+    /// NTLM (unsealed) or Basic.
+    pub auth: Auth,
+    /// `DOMAIN\user`, `user@domain` or `user`.
+    pub user: String,
+    /// The password.
+    pub password: Secret,
+    /// Verify the server certificate over HTTPS against the public web PKI roots (true unless
+    /// explicitly disabled).
+    pub verify_tls: bool,
+    /// Explicit permission to send Basic credentials over plain HTTP.
+    pub allow_basic_over_http: bool,
+    /// Code page the shell asks for (`WINRS_CODEPAGE`); `None` asks for 65001 (UTF-8).
+    pub codepage: Option<u32>,
+    /// The node's OEM code page (437, 850, 852, 932): output that is not valid in the requested
+    /// code page is decoded with it.
+    pub oem_codepage: u32,
+}
+
+impl NodeTarget {
+    /// A target with the defaults: NTLM over HTTP on 5985, TLS verified, UTF-8 shell, OEM code
+    /// page 437.
+    pub fn new(
+        name: Name,
+        address: impl Into<String>,
+        user: impl Into<String>,
+        password: Secret,
+    ) -> Self {
+        NodeTarget {
+            name,
+            address: address.into(),
+            port: 5985,
+            scheme: Scheme::Http,
+            auth: Auth::Ntlm,
+            user: user.into(),
+            password,
+            verify_tls: true,
+            allow_basic_over_http: false,
+            codepage: None,
+            oem_codepage: 437,
+        }
+    }
+
+    /// The target of an inventory host's connection. The password comes from the connection's
+    /// [`SecretSource`](lockstep_core::SecretSource), resolved by the caller; `oem_codepage` from
+    /// the site's locale ([`Locale::oem_codepage`](lockstep_core::Locale::oem_codepage)).
+    pub fn from_connection(
+        name: Name,
+        connection: &Connection,
+        password: Secret,
+        oem_codepage: u32,
+    ) -> Self {
+        NodeTarget {
+            name,
+            address: connection.address.clone(),
+            port: connection.port,
+            scheme: connection.scheme,
+            auth: connection.auth,
+            user: connection.user.clone(),
+            password,
+            verify_tls: connection.verify_tls,
+            allow_basic_over_http: connection.allow_basic_over_http,
+            codepage: connection.codepage,
+            oem_codepage,
+        }
+    }
+
+    /// The code page the shell asks for.
+    pub fn shell_codepage(&self) -> u32 {
+        self.codepage.unwrap_or(crate::codepage::UTF8)
+    }
+}
+
+/// Concurrency, timeouts and retries of a [`crate::WinrmTransport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Commands running at once on one node (and shells kept open per node).
+    pub per_host: usize,
+    /// Commands running at once on all nodes.
+    pub total: usize,
+    /// TCP (and TLS) connect timeout (whole seconds, at least 1).
+    pub connect_timeout: Duration,
+    /// The long-poll length of a Receive: a command silent this long answers an empty poll
+    /// (whole seconds, at least 1).
+    pub operation_timeout: Duration,
+    /// Retries of a request that cannot have started the command (connection refused).
+    pub retries: u32,
+    /// First retry delay; doubled at each retry.
+    pub backoff_base: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_host: 2,
+            total: 64,
+            connect_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(60),
+            retries: 3,
+            backoff_base: Duration::from_millis(500),
+        }
+    }
+}
