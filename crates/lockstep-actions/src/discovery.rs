@@ -39,7 +39,8 @@ pub struct NodeFacts {
 pub struct Discovery {
     /// Host name (as in the inventory) -> what it reported.
     pub nodes: BTreeMap<String, NodeFacts>,
-    /// Cluster group name (as the cluster reports it) -> owner node.
+    /// `CLUSTER/GROUP` (group name as the cluster reports it) -> owner node. Keyed by cluster:
+    /// every cluster has its own `Cluster Group`.
     pub owners: BTreeMap<String, String>,
     /// Hosts (or clusters, when no node could answer for them) that could not be read, with why.
     pub unreachable: Vec<(String, String)>,
@@ -109,7 +110,10 @@ pub async fn discover(t: &dyn Transport, fleet: &Fleet, hosts: &[Name]) -> Disco
         for n in candidates {
             match Node::new(t, n).owners().await {
                 Ok(o) => {
-                    d.owners.extend(o);
+                    d.owners.extend(
+                        o.into_iter()
+                            .map(|(g, n)| (format!("{}/{g}", cluster.name), n)),
+                    );
                     found = true;
                     break;
                 }
@@ -209,20 +213,37 @@ impl Discovery {
             {
                 continue; // owners unknown: already reported as unreachable
             }
-            let expected = std::iter::once((&c.cluster_group, &c.cluster_group_owner))
-                .chain(c.virtual_servers.iter().map(|v| (&v.group, &v.owner)));
-            for (group, owner) in expected {
-                match get_ci(&self.owners, group.as_str()) {
-                    None => out.push(format!(
+            // Owners themselves are a planning input taken live (groups fail over); what must
+            // agree is that every group exists and, on an active/passive cluster, that the
+            // Exchange virtual servers all run on one node.
+            let live_owner =
+                |group: &Name| get_ci(&self.owners, &format!("{}/{}", c.name, group)).cloned();
+            let groups =
+                std::iter::once(&c.cluster_group).chain(c.virtual_servers.iter().map(|v| &v.group));
+            for group in groups {
+                if live_owner(group).is_none() {
+                    out.push(format!(
                         "cluster `{}`: group `{group}` was not found on the cluster",
                         c.name
-                    )),
-                    Some(live) if !owner.eq_ignore_case(live) => out.push(format!(
-                        "cluster `{}`: the inventory says group `{group}` is owned by `{owner}`, \
-                         the cluster says `{live}`",
-                        c.name
-                    )),
-                    Some(_) => {}
+                    ));
+                }
+            }
+            if c.mode == lockstep_core::ClusterMode::ActivePassive {
+                let mut evs_nodes: Vec<String> = c
+                    .virtual_servers
+                    .iter()
+                    .filter_map(|v| live_owner(&v.group))
+                    .map(|n| n.to_ascii_uppercase())
+                    .collect();
+                evs_nodes.sort();
+                evs_nodes.dedup();
+                if evs_nodes.len() > 1 {
+                    out.push(format!(
+                        "cluster `{}`: the inventory says active/passive, but its Exchange virtual servers run on {} nodes ({})",
+                        c.name,
+                        evs_nodes.len(),
+                        evs_nodes.join(", ")
+                    ));
                 }
             }
         }

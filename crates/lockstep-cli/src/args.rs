@@ -76,6 +76,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Approve a waiting gate or operator step, so that `resume` continues past it.
     Approve(ApproveArgs),
+    /// Write a run's report: one self-contained HTML file, or Markdown for a change ticket.
+    Report(ReportArgs),
     /// Rehearse the whole KB 328839 rollout on the built-in lab fleet (in-process).
     Demo(DemoArgs),
     /// Run the lab: a simulated Windows/Exchange fleet speaking WinRM on loopback.
@@ -194,6 +196,30 @@ pub struct ApproveArgs {
     /// The gate (`gate:STAGE`) or step id to approve (default: everything waiting).
     #[arg(long)]
     pub what: Option<String>,
+}
+
+/// `lockstep report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run (default: the latest).
+    pub run: Option<String>,
+
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+
+    /// Write the report here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// One self-contained HTML file with an SVG timeline.
+    Html,
+    /// Markdown, for pasting into a change ticket.
+    Md,
 }
 
 /// `lockstep demo`.

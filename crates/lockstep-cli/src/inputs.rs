@@ -36,7 +36,10 @@ pub fn load_fleet(paths: &[PathBuf]) -> Result<(Fleet, Vec<String>)> {
         return Err(bad(Diagnostics(errors)));
     }
     let fleet = lockstep_spec::load_inventory(&files).map_err(bad)?;
-    Ok((fleet, paths.iter().map(|p| p.display().to_string()).collect()))
+    Ok((
+        fleet,
+        paths.iter().map(|p| p.display().to_string()).collect(),
+    ))
 }
 
 /// Re-reads inventories recorded in a run's metadata.
@@ -65,7 +68,11 @@ pub fn playbook_source(arg: &str) -> Result<SourceFile> {
     }
     let names: Vec<String> = lockstep_spec::embedded::playbooks()
         .iter()
-        .filter_map(|f| Path::new(&f.path).file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter_map(|f| {
+            Path::new(&f.path)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
         .collect();
     Err(anyhow::Error::new(BadInput(format!(
         "error: playbook `{arg}` is neither a file nor a built-in playbook (built-in: {})",

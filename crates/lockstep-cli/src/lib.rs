@@ -6,9 +6,14 @@
 //! from [`exit::ExitStatus`] only. Library crates below it never print.
 
 pub mod args;
+pub mod commands;
 pub mod exit;
+pub mod inputs;
 pub mod logging;
+pub mod progress;
+pub mod runner;
 pub mod secrets;
+pub mod wiring;
 
 use std::io::Write as _;
 
@@ -32,16 +37,31 @@ pub fn run_cli() -> ExitStatus {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
-    match cli.command {
+    let global = &cli.global;
+    match &cli.command {
+        Command::Check(a) => commands::check::run(a),
+        Command::Plan(a) => commands::plan::run(a),
+        Command::Status(a) => commands::status::status(a, global),
+        Command::Approve(a) => commands::status::approve(a, global),
+        Command::Report(a) => commands::status::report(a, global),
+        Command::Run(a) => runtime()?.block_on(commands::run::run(a, global)),
+        Command::Resume(a) => runtime()?.block_on(commands::run::resume(a, global)),
+        Command::Demo(a) => runtime()?.block_on(commands::demo::run(a, global)),
+        Command::Lab(a) => runtime()?.block_on(commands::lab::run(a, global)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "lockstep", &mut std::io::stdout());
+            clap_complete::generate(*shell, &mut cmd, "lockstep", &mut std::io::stdout());
             Ok(ExitStatus::Success)
         }
         Command::Man => {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(ExitStatus::Success)
         }
-        other => anyhow::bail!("`{other:?}` is not wired yet"),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

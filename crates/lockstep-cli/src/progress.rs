@@ -91,7 +91,9 @@ impl EventSink for LineSink {
                 status,
                 complete,
                 total,
-            } => self.line(&format!("run {run} {status}: {complete}/{total} steps complete")),
+            } => self.line(&format!(
+                "run {run} {status}: {complete}/{total} steps complete"
+            )),
             _ => {}
         }
     }

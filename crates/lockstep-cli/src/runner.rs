@@ -56,7 +56,10 @@ fn err(e: lockstep_actions::ActionError) -> StepError {
 #[async_trait]
 impl StepRunner for BuiltinRunner {
     async fn execute(&self, step: &PlannedStep, timeout: Duration) -> Result<Outcome, StepError> {
-        match lockstep_actions::execute(&self.ctx(step, timeout)).await.map_err(err)? {
+        match lockstep_actions::execute(&self.ctx(step, timeout))
+            .await
+            .map_err(err)?
+        {
             lockstep_actions::Outcome::Done {
                 output,
                 exit_code,
@@ -84,7 +87,10 @@ impl StepRunner for BuiltinRunner {
     async fn probe(&self, step: &PlannedStep) -> Result<Probe, StepError> {
         let timeout = Duration::from_secs(step.timeout_secs.max(1));
         Ok(
-            match lockstep_actions::probe(&self.ctx(step, timeout)).await.map_err(err)? {
+            match lockstep_actions::probe(&self.ctx(step, timeout))
+                .await
+                .map_err(err)?
+            {
                 lockstep_actions::Probe::Done => Probe::Done,
                 lockstep_actions::Probe::NotDone => Probe::NotDone,
                 lockstep_actions::Probe::InProgress => Probe::InProgress,

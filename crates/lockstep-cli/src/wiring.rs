@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use lockstep_core::{Fleet, Name, Scheme};
 use lockstep_winrm::{Limits, NodeTarget, WinrmTransport};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::exit::BadInput;
 use crate::secrets::SecretResolver;
@@ -99,7 +99,7 @@ pub fn transport(
             scheme,
             auth: c.auth,
             user,
-            password,
+            password: lockstep_winrm::Secret::new(password.expose_secret().to_owned()),
             verify_tls: c.verify_tls,
             allow_basic_over_http: c.allow_basic_over_http,
             codepage: c.codepage,
@@ -118,8 +118,12 @@ pub fn transport(
 /// Opens (creating its folder) the state file.
 pub fn store(path: &Path) -> Result<Arc<lockstep_store::SqliteStore>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the folder of state file `{}`", path.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create the folder of state file `{}`",
+                path.display()
+            )
+        })?;
     }
     let s = lockstep_store::SqliteStore::open(path)
         .with_context(|| format!("cannot open state file `{}`", path.display()))?;
@@ -143,7 +147,10 @@ mod tests {
     #[test]
     fn parses_lab_urls() {
         let e = parse_endpoint("http://127.0.0.1:40001/wsman").unwrap();
-        assert_eq!((e.address.as_str(), e.port, e.scheme), ("127.0.0.1", 40001, Scheme::Http));
+        assert_eq!(
+            (e.address.as_str(), e.port, e.scheme),
+            ("127.0.0.1", 40001, Scheme::Http)
+        );
         assert!(parse_endpoint("ftp://x:1/wsman").is_none());
         assert!(parse_endpoint("http://noport/wsman").is_none());
     }

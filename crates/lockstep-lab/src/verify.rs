@@ -33,6 +33,19 @@ pub struct Violation {
     pub message: String,
 }
 
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "[{}] t={} ms {}: {}",
+            self.rule,
+            self.t_ms,
+            self.hosts.join(", "),
+            self.message
+        )
+    }
+}
+
 /// Why a record file could not be checked.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {

@@ -41,7 +41,13 @@ async fn discovery_agreeing_with_the_inventory_has_no_differences() {
         d.nodes[FE].boot_time.as_deref(),
         Some("20261121081131.000000+060")
     );
-    assert_eq!(d.owners.get(EVS_GROUP).map(String::as_str), Some("prg-n1"));
+    // Keyed by cluster: every cluster has its own `Cluster Group`.
+    assert_eq!(
+        d.owners
+            .get(&format!("PRGCL1/{EVS_GROUP}"))
+            .map(String::as_str),
+        Some("prg-n1")
+    );
     assert_eq!(d.differences(&f, &hosts()), Vec::<String>::new());
 }
 
@@ -72,11 +78,47 @@ async fn discovery_reports_build_edition_owner_differences_and_unreachable_hosts
         .iter()
         .any(|l| l.starts_with("PRG-N1> WQL root/MSCluster")));
     let diffs = d.differences(&f, &hosts());
-    assert_eq!(diffs.len(), 4, "{diffs:#?}");
+    // Owners that moved (a failover) are live planning inputs, not differences.
+    assert_eq!(diffs.len(), 2, "{diffs:#?}");
     assert!(diffs[0].contains("`PRG-N1`") && diffs[0].contains("6.5.7638.2"));
     assert!(diffs[1].contains("`PRG-N2`") && diffs[1].contains("edition"));
-    assert!(diffs[2].contains("`Cluster Group`") && diffs[2].contains("`PRG-N2`"));
-    assert!(diffs[3].contains("`EVS1 Group`"));
+}
+
+#[tokio::test]
+async fn a_missing_group_and_a_split_active_passive_cluster_are_differences() {
+    let t = Scripted::new();
+    script_build(&t, N1, vec![reg_build(SP1, "Enterprise")]);
+    script_build(&t, N2, vec![reg_build(SP1, "Enterprise")]);
+    for h in [N1, N2] {
+        script_os(&t, h, vec![os("20261121081131.000000+060")]);
+    }
+    t.on_run(N1, r::SC_QUERY_CLUSSVC, vec![sc(4)]);
+    t.on_run(N2, r::SC_QUERY_CLUSSVC, vec![sc(4)]);
+    // The EVS group is missing from the cluster's answer.
+    script_owners(&t, N1, vec![owners(&[(CLUSTER_GROUP, N1)])]);
+    let mut f = fleet();
+    let only_nodes = vec![Name::host(N1).unwrap(), Name::host(N2).unwrap()];
+    let d = discover(&t, &f, &only_nodes).await;
+    let diffs = d.differences(&f, &only_nodes);
+    assert_eq!(diffs.len(), 1, "{diffs:#?}");
+    assert!(
+        diffs[0].contains("`EVS1 Group` was not found"),
+        "{diffs:#?}"
+    );
+
+    // An active/passive cluster whose two EVSs run on two nodes disagrees with the inventory.
+    let mut second = f.clusters[0].virtual_servers[0].clone();
+    second.name = Name::object("EVS2").unwrap();
+    second.group = Name::object("EVS2 Group").unwrap();
+    f.clusters[0].virtual_servers.push(second);
+    let mut d = d;
+    d.owners
+        .insert(format!("PRGCL1/{EVS_GROUP}"), N1.to_owned());
+    d.owners
+        .insert("PRGCL1/EVS2 Group".to_owned(), N2.to_owned());
+    let diffs = d.differences(&f, &only_nodes);
+    assert_eq!(diffs.len(), 1, "{diffs:#?}");
+    assert!(diffs[0].contains("active/passive"), "{diffs:#?}");
 }
 
 #[tokio::test]

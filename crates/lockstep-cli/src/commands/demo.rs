@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use lockstep_core::RunMeta;
 use lockstep_engine::EngineOptions;
-use lockstep_lab::{Lab, LabConfig, Recorder, ServerConfig};
+use lockstep_lab::{Lab, LabConfig, Recorder};
 use secrecy::SecretString;
 
 use crate::args::{DemoArgs, GlobalArgs};
@@ -56,9 +56,14 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         time_scale: args.time_scale,
         ..LabConfig::default()
     };
-    let lab = Lab::start(&fleet, config, ServerConfig::new(&user, &password, false), recorder)
-        .await
-        .context("the lab could not start")?;
+    let lab = Lab::start(
+        &fleet,
+        config,
+        crate::commands::lab::lab_server_config(&user, &password, false),
+        recorder,
+    )
+    .await
+    .context("the lab could not start")?;
     let endpoints = lab.endpoints();
     let _ = writeln!(
         std::io::stderr(),
@@ -119,7 +124,11 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let violations = lockstep_lab::verify_file(&args.record)
         .with_context(|| format!("cannot check lab record `{}`", args.record.display()))?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "state:  {}   (lockstep status)", global.state.display())?;
+    writeln!(
+        out,
+        "state:  {}   (lockstep status)",
+        global.state.display()
+    )?;
     writeln!(
         out,
         "record: {}   (lockstep lab verify {})",

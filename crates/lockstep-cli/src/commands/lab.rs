@@ -13,8 +13,14 @@ use crate::args::{GlobalArgs, LabAction, LabArgs};
 use crate::exit::{BadInput, ExitStatus};
 use crate::inputs;
 
-/// The password the lab accepts when its variable is not set: for rehearsal only.
-pub const DEFAULT_LAB_PASSWORD: &str = "lockstep-lab";
+/// The lab's server settings: one account, HTTP or HTTPS with a generated certificate.
+pub fn lab_server_config(user: &str, password: &str, https: bool) -> ServerConfig {
+    let mut config = ServerConfig::with_credentials(user, password);
+    if https {
+        config.tls = Some(lockstep_lab::server::TlsOptions::default());
+    }
+    config
+}
 
 /// `lockstep lab verify FILE`: prints every violation; exit 1 if there is one.
 pub fn verify(file: &Path) -> Result<ExitStatus> {
@@ -101,18 +107,18 @@ pub async fn run(args: &LabArgs, _global: &GlobalArgs) -> Result<ExitStatus> {
     }
     let (fleet, _) = inputs::load_fleet(&args.inventories)?;
     let config = load_config(args.config.as_deref(), args.time_scale)?;
-    let password =
-        std::env::var(&args.password_env).unwrap_or_else(|_| DEFAULT_LAB_PASSWORD.to_owned());
+    let password = std::env::var(&args.password_env)
+        .unwrap_or_else(|_| lockstep_lab::DEFAULT_LAB_PASSWORD.to_owned());
     let user = lab_user(&fleet);
     let recorder = match &args.record {
         Some(p) => Recorder::to_file(p)
             .with_context(|| format!("cannot write lab record `{}`", p.display()))?,
-        None => Recorder::discard(),
+        None => Recorder::null(),
     };
     let lab = Lab::start(
         &fleet,
         config,
-        ServerConfig::new(&user, &password, args.https),
+        lab_server_config(&user, &password, args.https),
         recorder,
     )
     .await

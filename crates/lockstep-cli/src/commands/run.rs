@@ -30,7 +30,7 @@ pub struct Drive<'a> {
 impl Drive<'_> {
     /// An engine over these parts with the built-in actions.
     pub fn engine(&self) -> Engine {
-        let runner = Arc::new(lockstep_engine::BuiltinRunner::new(
+        let runner = Arc::new(crate::runner::BuiltinRunner::new(
             self.transport.clone(),
             self.fleet.clone(),
         ));
@@ -188,9 +188,11 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
 pub fn pick_run(store: &dyn StateStore, run: &Option<String>) -> Result<RunId> {
     match run {
         Some(r) => Ok(RunId(r.clone())),
-        None => store
-            .latest_run()?
-            .ok_or_else(|| anyhow::Error::new(BadInput("error: the state file holds no run yet; start one with `lockstep run`".into()))),
+        None => store.latest_run()?.ok_or_else(|| {
+            anyhow::Error::new(BadInput(
+                "error: the state file holds no run yet; start one with `lockstep run`".into(),
+            ))
+        }),
     }
 }
 
@@ -203,26 +205,23 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
     let recorded: Vec<String> = if args.inventories.is_empty() {
         meta.inventory.lines().map(str::to_owned).collect()
     } else {
-        args.inventories.iter().map(|p| p.display().to_string()).collect()
+        args.inventories
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect()
     };
     let fleet = inputs::reload_fleet(&recorded)?;
     let (playbook, _) = inputs::load_playbook(&meta.playbook, &fleet)?;
     let transport = wiring::transport(&fleet, &wiring::plan_hosts(&record.plan), None, None)?;
-    let replan = if args.replan {
+    // The plan as the current files give it: with the live owners again when re-planning, else
+    // with the owners the run was planned with (so an unchanged inventory gives the same hash).
+    let current = if args.replan {
         match discover_and_plan(&fleet, &playbook, meta.limit.clone(), transport.as_ref()).await? {
-            Ok((p, _)) => Some(p),
+            Ok((p, _)) => p,
             Err(status) => return Ok(status),
         }
     } else {
-        let again = plan(&fleet, &playbook, meta.limit.clone(), meta.owners.clone())?;
-        if again.hash != record.plan.hash {
-            return Err(anyhow::Error::new(BadInput(format!(
-                "error: the plan of run `{run}` changed since it started (inventory or playbook edited): stored {}, now {}; resume with `--replan` to continue on the new plan, keeping finished steps",
-                record.plan.hash.short(),
-                again.hash.short()
-            ))));
-        }
-        None
+        plan(&fleet, &playbook, meta.limit.clone(), meta.owners.clone())?
     };
     let drive = Drive {
         fleet: Arc::new(fleet),
@@ -235,10 +234,20 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
         },
         global,
     };
-    let outcome = drive
+    let outcome = match drive
         .engine()
-        .resume(&run, replan, stop_on_ctrl_c())
+        .resume(&run, Some(current), args.replan, stop_on_ctrl_c())
         .await
-        .context("the run could not be resumed")?;
+    {
+        Ok(o) => o,
+        Err(lockstep_engine::EngineError::PlanChanged { run, stored, new }) => {
+            return Err(anyhow::Error::new(BadInput(format!(
+                "error: the plan of run `{run}` changed since it started (inventory or playbook edited): stored {}, now {}; `lockstep resume --replan` continues on the new plan, keeping finished steps",
+                stored.short(),
+                new.short()
+            ))))
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("the run could not be resumed")),
+    };
     Ok(finish(&outcome, &global.state))
 }

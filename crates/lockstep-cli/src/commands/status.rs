@@ -7,7 +7,7 @@ use std::io::Write as _;
 use anyhow::Result;
 use lockstep_core::{RunRecord, RunStatus, StateStore, StepState};
 
-use crate::args::{ApproveArgs, Format, GlobalArgs, StatusArgs};
+use crate::args::{ApproveArgs, Format, GlobalArgs, ReportArgs, ReportFormat, StatusArgs};
 use crate::commands::run::pick_run;
 use crate::exit::ExitStatus;
 use crate::wiring;
@@ -43,7 +43,11 @@ pub fn render_run(r: &RunRecord) -> String {
         }
         let done = steps
             .iter()
-            .filter(|s| state_of.get(s.id.as_str()).is_some_and(|st| st.is_complete()))
+            .filter(|s| {
+                state_of
+                    .get(s.id.as_str())
+                    .is_some_and(|st| st.is_complete())
+            })
             .count();
         let _ = writeln!(out, "stage {}  {done}/{}", stage.name, steps.len());
         let mut units: BTreeMap<(String, String, String), Vec<&lockstep_core::PlannedStep>> =
@@ -69,7 +73,10 @@ pub fn render_run(r: &RunRecord) -> String {
             let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
             let mut current = None;
             for s in list {
-                let st = state_of.get(s.id.as_str()).copied().unwrap_or(StepState::Pending);
+                let st = state_of
+                    .get(s.id.as_str())
+                    .copied()
+                    .unwrap_or(StepState::Pending);
                 *counts.entry(st.as_str()).or_default() += 1;
                 if current.is_none() && !st.is_complete() {
                     current = Some((st, s));
@@ -83,7 +90,11 @@ pub fn render_run(r: &RunRecord) -> String {
                 Some((_, s)) => format!("  next [{}] {}", s.rule, s.id),
                 None => String::new(),
             };
-            let unit = if unit == "-" { String::new() } else { format!("{unit} ") };
+            let unit = if unit == "-" {
+                String::new()
+            } else {
+                format!("{unit} ")
+            };
             let _ = writeln!(out, "    {unit}{host}: {}{now}", summary.join(", "));
         }
     }
@@ -144,13 +155,41 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
 pub fn approve(args: &ApproveArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let store = wiring::store(&global.state)?;
     let run = pick_run(store.as_ref(), &args.run)?;
-    let approved = lockstep_engine::approve(store.as_ref(), &run, args.what.as_deref())?;
+    let approved = match lockstep_engine::approve(store.as_ref(), &run, args.what.as_deref()) {
+        Ok(a) => a,
+        Err(lockstep_engine::EngineError::NothingToApprove { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
     let mut out = std::io::stdout().lock();
     if approved.is_empty() {
         writeln!(out, "nothing of run {run} is waiting for approval")?;
     }
     for a in approved {
         writeln!(out, "approved {a}")?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// `lockstep report`: HTML (default) or Markdown, to a file or standard output.
+pub fn report(args: &ReportArgs, global: &GlobalArgs) -> Result<ExitStatus> {
+    let store = wiring::store(&global.state)?;
+    let run = pick_run(store.as_ref(), &args.run)?;
+    let record = store.load_run(&run)?;
+    let text = match args.format {
+        ReportFormat::Html => lockstep_report::html(&record),
+        ReportFormat::Md => lockstep_report::markdown(&record),
+    };
+    match &args.output {
+        Some(p) => {
+            std::fs::write(p, text)
+                .map_err(|e| anyhow::anyhow!("cannot write report `{}`: {e}", p.display()))?;
+            writeln!(
+                std::io::stderr(),
+                "report of run {run} written to {}",
+                p.display()
+            )?;
+        }
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
     Ok(ExitStatus::Success)
 }

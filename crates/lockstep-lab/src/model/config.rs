@@ -147,7 +147,11 @@ impl Default for LabConfig {
             product: Some(product),
             // The Exchange of Small Business Server takes the same service pack (E3-SBS, E2-SBS,
             // E5-SBS: "just run it"); Conferencing Server has its own (E2-ED).
-            editions: vec![Edition::Standard, Edition::Enterprise, Edition::SmallBusiness],
+            editions: vec![
+                Edition::Standard,
+                Edition::Enterprise,
+                Edition::SmallBusiness,
+            ],
             windows: vec![],
             effect: PackageEffect::ServicePack { build },
             duration_secs: 1200.0,
