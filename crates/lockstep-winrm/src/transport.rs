@@ -403,7 +403,13 @@ impl WinrmTransport {
 
         // Start the command. Only a request that cannot have reached the node is ever re-sent.
         let (lease, command_id) = loop {
-            let lease = self.lease(node, &mut attempt, deadline).await?;
+            // The step timeout bounds the wait for a shell too; nothing has started yet.
+            let lease = tokio::time::timeout_at(deadline, self.lease(node, &mut attempt, deadline))
+                .await
+                .map_err(|_| TransportError::Unreachable {
+                    host: host.clone(),
+                    detail: format!("no shell within the {} s timeout", timeout.as_secs()),
+                })??;
             node.counters.commands_sent.fetch_add(1, Ordering::Relaxed);
             match node
                 .retry_401(|| {

@@ -625,3 +625,23 @@ async fn many_ntlm_requests_on_a_multi_threaded_runtime() {
     assert_eq!(lab.backend.started("NODE1").len(), 300);
     lab.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_step_timeout_bounds_the_wait_for_a_shell() {
+    let lab = Lab::start(vec![host_info("NODE1", 437, "en-US")]).await;
+    let tr = WinrmTransport::new(vec![lab.target("NODE1", 437)], limits()).unwrap();
+    lab.backend.inner.set_faults(
+        "NODE1",
+        ProtocolFaults {
+            delay: Some(Duration::from_secs(5)),
+            ..ProtocolFaults::default()
+        },
+    );
+    let err = tr
+        .run(&name("NODE1"), "echo x", Duration::from_millis(1500))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
+    assert!(lab.backend.started("NODE1").is_empty());
+    lab.server.shutdown().await;
+}
