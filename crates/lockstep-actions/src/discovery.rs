@@ -214,8 +214,8 @@ impl Discovery {
                 continue; // owners unknown: already reported as unreachable
             }
             // Owners themselves are a planning input taken live (groups fail over); what must
-            // agree is that every group exists and, on an active/passive cluster, that the
-            // Exchange virtual servers all run on one node.
+            // agree is that every group exists and, on an active/passive cluster (N+1 included:
+            // at least one passive node), that some node hosts no Exchange virtual server.
             let live_owner =
                 |group: &Name| get_ci(&self.owners, &format!("{}/{}", c.name, group)).cloned();
             let groups =
@@ -237,11 +237,10 @@ impl Discovery {
                     .collect();
                 evs_nodes.sort();
                 evs_nodes.dedup();
-                if evs_nodes.len() > 1 {
+                if !c.nodes.is_empty() && evs_nodes.len() >= c.nodes.len() {
                     out.push(format!(
-                        "cluster `{}`: the inventory says active/passive, but its Exchange virtual servers run on {} nodes ({})",
+                        "cluster `{}`: the inventory says active/passive, but every node hosts an Exchange virtual server ({}): no node is passive",
                         c.name,
-                        evs_nodes.len(),
                         evs_nodes.join(", ")
                     ));
                 }

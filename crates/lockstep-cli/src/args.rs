@@ -102,6 +102,10 @@ pub struct SpecArgs {
     /// Limit to hosts, groups, sites or clusters (patterns, comma-separated, `!` excludes).
     #[arg(short, long, value_name = "PATTERN")]
     pub limit: Option<String>,
+
+    /// Extra variable for the playbook, above inventory and playbook variables (repeatable).
+    #[arg(short = 'e', long = "extra-var", value_name = "NAME=VALUE")]
+    pub extra_vars: Vec<String>,
 }
 
 /// `lockstep check`.

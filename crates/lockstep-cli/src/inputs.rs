@@ -1,6 +1,7 @@
 //! Loading the inventory and playbooks the user named (or the built-in ones), turning every
 //! diagnostic into one [`BadInput`] error that lists them all.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -100,4 +101,36 @@ pub fn limit_patterns(limit: &Option<String>) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Parses `-e NAME=VALUE` arguments; every malformed one is reported.
+pub fn extra_vars(args: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    for a in args {
+        match a.split_once('=') {
+            Some((k, v))
+                if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                out.insert(k.to_owned(), v.to_owned());
+            }
+            _ => errors.push(format!(
+                "error: extra variable `{a}` is not NAME=VALUE (NAME: letters, digits, `_`)"
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(anyhow::Error::new(BadInput(errors.join("\n"))))
+    }
+}
+
+/// The planning options of a spec: `--limit` and `-e`.
+pub fn plan_options(spec: &crate::args::SpecArgs) -> Result<lockstep_plan::PlanOptions> {
+    Ok(lockstep_plan::PlanOptions {
+        limit: limit_patterns(&spec.limit),
+        extra_vars: extra_vars(&spec.extra_vars)?,
+        ..Default::default()
+    })
 }

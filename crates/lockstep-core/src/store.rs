@@ -145,6 +145,9 @@ pub struct RunMeta {
     /// Live group owners (group to node) the plan was made with.
     #[serde(default)]
     pub owners: std::collections::BTreeMap<String, String>,
+    /// The operator's `-e NAME=VALUE` variables the plan was made with.
+    #[serde(default)]
+    pub extra_vars: std::collections::BTreeMap<String, String>,
 }
 
 /// A run as stored.

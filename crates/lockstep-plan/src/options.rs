@@ -13,4 +13,8 @@ pub struct PlanOptions {
     /// is `GROUP` (applied to the clusters where the owner is a node) or `CLUSTER/GROUP` (for
     /// group names several clusters share, such as `Cluster Group`).
     pub owners: BTreeMap<String, String>,
+    /// Extra variables from the operator's command line (`-e NAME=VALUE`, as ansible-playbook):
+    /// above inventory and playbook variables, below the built-in names. The only variables,
+    /// with the playbook's own, that site-supplied `command:` templates may use.
+    pub extra_vars: BTreeMap<String, String>,
 }

@@ -166,6 +166,7 @@ pub(crate) struct Planner<'a> {
     selector: Selector<'a>,
     tpl: Templates,
     playbook_vars: Arc<BTreeMap<String, String>>,
+    extra_vars: Arc<BTreeMap<String, String>>,
     host_vars: Vec<Option<Arc<BTreeMap<String, String>>>>,
     errors: Vec<PlanError>,
     steps: Vec<PlannedStep>,
@@ -187,6 +188,7 @@ impl<'a> Planner<'a> {
             selector: Selector::new(fleet),
             tpl: Templates::new(),
             playbook_vars: Arc::new(pb.vars.clone()),
+            extra_vars: Arc::new(opts.extra_vars.clone()),
             host_vars: vec![None; fleet.hosts.len()],
             errors: Vec::new(),
             steps: Vec::new(),
@@ -738,6 +740,7 @@ impl<'a> Planner<'a> {
             builtins: layers,
             host_vars: self.host_vars(hi),
             playbook_vars: self.playbook_vars.clone(),
+            extra_vars: self.extra_vars.clone(),
         });
         self.ctx_cache = Some(((hi, at), ctx.clone()));
         ctx
@@ -789,6 +792,25 @@ impl<'a> Planner<'a> {
     ) -> Option<String> {
         match self.tpl.render(src, ctx) {
             Ok(s) => Some(s),
+            Err(e) => {
+                self.push_render_error(e, src, spec, label());
+                None
+            }
+        }
+    }
+
+    /// A site-supplied command line (see `Templates::render_command`); a blank result means
+    /// "no command": the step waits for the operator.
+    fn render_command(
+        &mut self,
+        src: &str,
+        spec: &StepSpec,
+        ctx: &Arc<Ctx>,
+        label: &dyn Fn() -> String,
+    ) -> Option<Option<String>> {
+        match self.tpl.render_command(src, ctx) {
+            Ok(s) if s.trim().is_empty() => Some(None),
+            Ok(s) => Some(Some(s.trim().to_owned())),
             Err(e) => {
                 self.push_render_error(e, src, spec, label());
                 None
@@ -875,7 +897,7 @@ impl<'a> Planner<'a> {
             ActionSpec::UpgradeVirtualServer { group, command } => {
                 let group = self.name(NameKind::Object, group, spec, ctx, label)?;
                 let command = match command {
-                    Some(c) => Some(self.render(c, spec, ctx, label)?),
+                    Some(c) => self.render_command(c, spec, ctx, label)?,
                     None => None,
                 };
                 let evs = cs
@@ -978,7 +1000,7 @@ impl<'a> Planner<'a> {
             ActionSpec::Confirm { message, command } => {
                 let message = self.render(message, spec, ctx, label);
                 let command = match command {
-                    Some(c) => Some(self.render(c, spec, ctx, label)?),
+                    Some(c) => self.render_command(c, spec, ctx, label)?,
                     None => None,
                 };
                 Action::Confirm {

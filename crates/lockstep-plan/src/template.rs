@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
+use lockstep_core::{Name, NameKind};
 use minijinja::value::{Enumerator, Object, Value};
-use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 
 /// Why a template did not render.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,8 @@ pub(crate) struct Ctx {
     pub builtins: Vec<Layer>,
     pub host_vars: Arc<BTreeMap<String, String>>,
     pub playbook_vars: Arc<BTreeMap<String, String>>,
+    /// The operator's `-e` variables: above host and playbook variables.
+    pub extra_vars: Arc<BTreeMap<String, String>>,
 }
 
 impl fmt::Debug for Ctx {
@@ -58,11 +61,32 @@ impl Ctx {
                 return Some(v.clone());
             }
         }
-        self.host_vars
+        self.extra_vars
             .get(key)
+            .or_else(|| self.host_vars.get(key))
             .or_else(|| self.playbook_vars.get(key))
             .map(|s| Value::from(s.as_str()))
     }
+
+    /// The same step's context without inventory variables: what a site-supplied command line
+    /// may see (an inventory must never be able to put a command on a node).
+    pub(crate) fn without_inventory(&self) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            builtins: self.builtins.clone(),
+            host_vars: Arc::new(BTreeMap::new()),
+            playbook_vars: self.playbook_vars.clone(),
+            extra_vars: self.extra_vars.clone(),
+        })
+    }
+}
+
+/// Whether a value may be interpolated into a command line: it must be a valid name, path or
+/// switch list, so it holds no quote, `%`, `^`, `&`, `|`, `<`, `>`, `!` or control character.
+fn safe_on_command_line(s: &str) -> bool {
+    s.is_empty()
+        || [NameKind::Object, NameKind::Path, NameKind::Args]
+            .into_iter()
+            .any(|k| Name::is_valid(k, s))
 }
 
 impl Object for Ctx {
@@ -81,6 +105,9 @@ impl Object for Ctx {
 /// their address and length: no hashing of long messages per step.
 pub(crate) struct Templates {
     env: Environment<'static>,
+    /// For site-supplied command lines: every interpolated value is checked.
+    cmd_env: Environment<'static>,
+    cmd_names: HashMap<(usize, usize), Result<String, String>>,
     names: HashMap<(usize, usize, bool), Result<String, String>>,
     /// Templates that are only text and `{{ name }}` substitutions, rendered without the
     /// template engine (same output, strict undefined too); `None`: needs minijinja.
@@ -137,8 +164,25 @@ impl Templates {
     pub(crate) fn new() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let mut cmd_env = Environment::new();
+        cmd_env.set_undefined_behavior(UndefinedBehavior::Strict);
+        cmd_env.set_formatter(|out, _state, value| {
+            let text = value.to_string();
+            if !safe_on_command_line(&text) {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!(
+                        "value `{}` cannot be placed safely on a command line",
+                        text.escape_debug()
+                    ),
+                ));
+            }
+            out.write_str(&text).map_err(Error::from)
+        });
         Templates {
             env,
+            cmd_env,
+            cmd_names: HashMap::new(),
             names: HashMap::new(),
             simple: HashMap::new(),
         }
@@ -222,6 +266,50 @@ impl Templates {
         self.run(&name, ctx)
     }
 
+    /// Renders a site-supplied command line for one step: only built-ins, playbook and `-e`
+    /// variables are visible, and every interpolated value must be safe on a command line.
+    pub(crate) fn render_command(
+        &mut self,
+        src: &str,
+        ctx: &Arc<Ctx>,
+    ) -> Result<String, RenderError> {
+        if Self::is_literal(src) {
+            return Ok(src.to_owned());
+        }
+        let key = (src.as_ptr() as usize, src.len());
+        let name = match self.cmd_names.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let name = format!("c{}", self.cmd_names.len());
+                let r = self
+                    .cmd_env
+                    .add_template_owned(name.clone(), src.to_owned())
+                    .map(|()| name)
+                    .map_err(|e| e.to_string());
+                self.cmd_names.insert(key, r.clone());
+                r
+            }
+        }
+        .map_err(RenderError::Other)?;
+        let ctx = ctx.without_inventory();
+        let t = self
+            .cmd_env
+            .get_template(&name)
+            .map_err(|e| RenderError::Other(e.to_string()))?;
+        t.render(Value::from_dyn_object(ctx.clone()))
+            .map_err(|e| match e.kind() {
+                ErrorKind::UndefinedError => {
+                    let mut vars: Vec<String> = t.undeclared_variables(false).into_iter().collect();
+                    vars.sort();
+                    match vars.into_iter().find(|v| ctx.lookup(v).is_none()) {
+                        Some(v) => RenderError::Undefined(v),
+                        None => RenderError::Other(e.to_string()),
+                    }
+                }
+                _ => RenderError::Other(e.to_string()),
+            })
+    }
+
     /// Evaluates a `when` expression for one step.
     pub(crate) fn truthy(&mut self, expr: &str, ctx: &Arc<Ctx>) -> Result<bool, RenderError> {
         let name = self
@@ -250,7 +338,64 @@ mod tests {
             ])],
             host_vars: Arc::new(hv),
             playbook_vars: Arc::new(pv),
+            extra_vars: Arc::new(BTreeMap::new()),
         })
+    }
+
+    fn with(ctx: &Ctx, host: &[(&str, &str)], extra: &[(&str, &str)]) -> Arc<Ctx> {
+        let mut hv = (*ctx.host_vars).clone();
+        hv.extend(host.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let ev = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Arc::new(Ctx {
+            builtins: ctx.builtins.clone(),
+            host_vars: Arc::new(hv),
+            playbook_vars: ctx.playbook_vars.clone(),
+            extra_vars: Arc::new(ev),
+        })
+    }
+
+    #[test]
+    fn command_lines_never_see_inventory_variables() {
+        let mut t = Templates::new();
+        let c = with(&ctx(), &[("tool", "format c: /y")], &[]);
+        // A host (inventory) variable is invisible to a command template...
+        let src = String::from("{{ tool }} \"{{ node }}\"");
+        assert_eq!(
+            t.render_command(&src, &c),
+            Err(RenderError::Undefined("tool".into()))
+        );
+        // ...while the operator's `-e` variable and the built-ins are.
+        let c = with(&ctx(), &[], &[("tool", "labctl evs upgrade")]);
+        assert_eq!(
+            t.render_command(&src, &c).unwrap(),
+            "labctl evs upgrade \"N1\""
+        );
+        // The playbook's own variable (here: the inventory's override of it is ignored).
+        let pkg = String::from("run {{ pkg }}");
+        assert_eq!(
+            t.render_command(&pkg, &ctx()).unwrap(),
+            "run C:\\sp\\update.exe"
+        );
+    }
+
+    #[test]
+    fn command_lines_refuse_values_that_cannot_be_quoted() {
+        let mut t = Templates::new();
+        let src = String::from("{% if tool %}{{ tool }} x{% endif %}");
+        for bad in ["a & del c:\\*", "x|y", "50%", "say \"hi\"", "a\nb"] {
+            let c = with(&ctx(), &[], &[("tool", bad)]);
+            let err = t.render_command(&src, &c).unwrap_err();
+            assert!(
+                matches!(&err, RenderError::Other(m) if m.contains("cannot be placed safely")),
+                "{bad:?}: {err:?}"
+            );
+        }
+        // Blank: the planner reads it as "no command".
+        let c = with(&ctx(), &[], &[("tool", "")]);
+        assert_eq!(t.render_command(&src, &c).unwrap(), "");
     }
 
     #[test]

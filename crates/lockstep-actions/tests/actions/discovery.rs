@@ -106,7 +106,8 @@ async fn a_missing_group_and_a_split_active_passive_cluster_are_differences() {
         "{diffs:#?}"
     );
 
-    // An active/passive cluster whose two EVSs run on two nodes disagrees with the inventory.
+    // An active/passive cluster of two nodes whose two EVSs run one on each node has no passive
+    // node: it disagrees with the inventory.
     let mut second = f.clusters[0].virtual_servers[0].clone();
     second.name = Name::object("EVS2").unwrap();
     second.group = Name::object("EVS2 Group").unwrap();
@@ -118,7 +119,7 @@ async fn a_missing_group_and_a_split_active_passive_cluster_are_differences() {
         .insert("PRGCL1/EVS2 Group".to_owned(), N2.to_owned());
     let diffs = d.differences(&f, &only_nodes);
     assert_eq!(diffs.len(), 1, "{diffs:#?}");
-    assert!(diffs[0].contains("active/passive"), "{diffs:#?}");
+    assert!(diffs[0].contains("no node is passive"), "{diffs:#?}");
 }
 
 #[tokio::test]

@@ -41,10 +41,7 @@ pub fn run(args: &CheckArgs) -> Result<ExitStatus> {
                 continue;
             }
         };
-        let opts = lockstep_plan::PlanOptions {
-            limit: inputs::limit_patterns(&args.spec.limit),
-            ..Default::default()
-        };
+        let opts = inputs::plan_options(&args.spec)?;
         if let Err(e) = lockstep_plan::plan(&fleet, &playbook, &opts) {
             errors.push(format!("{name}: {e}"));
         }

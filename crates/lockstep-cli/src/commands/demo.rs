@@ -99,8 +99,20 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     for name in &order {
         let (playbook, shown) = inputs::load_playbook(name, &fleet)?;
         let _ = writeln!(std::io::stderr(), "\n### {} ({})", playbook.title, shown);
+        // The lab's stand-in for Cluster Administrator's "Upgrade Exchange Virtual Server", so the
+        // rehearsal runs unattended (an operator's -e, never an inventory variable).
+        let opts = lockstep_plan::PlanOptions {
+            extra_vars: [(
+                "evs_upgrade_tool".to_owned(),
+                "labctl evs upgrade".to_owned(),
+            )]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let extra_vars = opts.extra_vars.clone();
         let (plan, owners) =
-            match discover_and_plan(&fleet, &playbook, Vec::new(), transport.as_ref()).await? {
+            match discover_and_plan(&fleet, &playbook, opts, transport.as_ref()).await? {
                 Ok(p) => p,
                 Err(s) => {
                     status = s;
@@ -113,6 +125,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             started_by: "lockstep demo".into(),
             limit: Vec::new(),
             owners,
+            extra_vars,
         };
         let outcome = drive.engine().start(plan, meta, stop_on_ctrl_c()).await?;
         status = finish(&outcome, &global.state);

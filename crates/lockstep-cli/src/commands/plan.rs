@@ -12,10 +12,7 @@ use crate::inputs;
 pub fn run(args: &PlanArgs) -> Result<ExitStatus> {
     let (fleet, _) = inputs::load_fleet(&args.spec.inventories)?;
     let (playbook, _) = inputs::load_playbook(&args.playbook, &fleet)?;
-    let opts = lockstep_plan::PlanOptions {
-        limit: inputs::limit_patterns(&args.spec.limit),
-        ..Default::default()
-    };
+    let opts = inputs::plan_options(&args.spec)?;
     let plan = lockstep_plan::plan(&fleet, &playbook, &opts)
         .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
     let mut out = std::io::stdout().lock();

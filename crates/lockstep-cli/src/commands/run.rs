@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use lockstep_core::{Fleet, Plan, Playbook, RunId, RunMeta, StateStore, Transport};
 use lockstep_engine::{Engine, EngineOptions, RunOutcome, StopSignal};
+use lockstep_plan::PlanOptions;
 
 use crate::args::{GlobalArgs, ResumeArgs, RunArgs};
 use crate::exit::{BadInput, ExitStatus};
@@ -49,10 +50,10 @@ impl Drive<'_> {
 pub async fn discover_and_plan(
     fleet: &Fleet,
     playbook: &Playbook,
-    limit: Vec<String>,
+    opts: PlanOptions,
     transport: &dyn Transport,
 ) -> Result<std::result::Result<(Plan, BTreeMap<String, String>), ExitStatus>> {
-    let offline = plan(fleet, playbook, limit.clone(), BTreeMap::new())?;
+    let offline = plan(fleet, playbook, &opts)?;
     let hosts = wiring::plan_hosts(&offline);
     let discovery = lockstep_actions::discover(transport, fleet, &hosts).await;
     let mut problems: Vec<String> = discovery
@@ -78,18 +79,16 @@ pub async fn discover_and_plan(
         return Ok(Err(ExitStatus::Halted));
     }
     let owners = discovery.owners.clone();
-    Ok(Ok((plan(fleet, playbook, limit, owners.clone())?, owners)))
+    let opts = PlanOptions {
+        owners: owners.clone(),
+        ..opts
+    };
+    Ok(Ok((plan(fleet, playbook, &opts)?, owners)))
 }
 
 /// Plans, mapping planner errors to bad input.
-pub fn plan(
-    fleet: &Fleet,
-    playbook: &Playbook,
-    limit: Vec<String>,
-    owners: BTreeMap<String, String>,
-) -> Result<Plan> {
-    let opts = lockstep_plan::PlanOptions { limit, owners };
-    lockstep_plan::plan(fleet, playbook, &opts)
+pub fn plan(fleet: &Fleet, playbook: &Playbook, opts: &PlanOptions) -> Result<Plan> {
+    lockstep_plan::plan(fleet, playbook, opts)
         .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))
 }
 
@@ -146,13 +145,13 @@ fn os_user() -> String {
 pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let (fleet, inventories) = inputs::load_fleet(&args.spec.inventories)?;
     let (playbook, playbook_name) = inputs::load_playbook(&args.playbook, &fleet)?;
-    let limit = inputs::limit_patterns(&args.spec.limit);
-    let offline = plan(&fleet, &playbook, limit.clone(), BTreeMap::new())?;
+    let opts = inputs::plan_options(&args.spec)?;
+    let offline = plan(&fleet, &playbook, &opts)?;
     let transport = wiring::transport(&fleet, &wiring::plan_hosts(&offline), None, None)?;
     let (plan, owners) = if args.no_discovery {
         (offline, BTreeMap::new())
     } else {
-        match discover_and_plan(&fleet, &playbook, limit.clone(), transport.as_ref()).await? {
+        match discover_and_plan(&fleet, &playbook, opts.clone(), transport.as_ref()).await? {
             Ok(p) => p,
             Err(status) => return Ok(status),
         }
@@ -173,8 +172,9 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         inventory: inventories.join("\n"),
         playbook: playbook_name,
         started_by: os_user(),
-        limit,
+        limit: opts.limit,
         owners,
+        extra_vars: opts.extra_vars,
     };
     let outcome = drive
         .engine()
@@ -215,13 +215,18 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
     let transport = wiring::transport(&fleet, &wiring::plan_hosts(&record.plan), None, None)?;
     // The plan as the current files give it: with the live owners again when re-planning, else
     // with the owners the run was planned with (so an unchanged inventory gives the same hash).
+    let opts = PlanOptions {
+        limit: meta.limit.clone(),
+        owners: meta.owners.clone(),
+        extra_vars: meta.extra_vars.clone(),
+    };
     let current = if args.replan {
-        match discover_and_plan(&fleet, &playbook, meta.limit.clone(), transport.as_ref()).await? {
+        match discover_and_plan(&fleet, &playbook, opts, transport.as_ref()).await? {
             Ok((p, _)) => p,
             Err(status) => return Ok(status),
         }
     } else {
-        plan(&fleet, &playbook, meta.limit.clone(), meta.owners.clone())?
+        plan(&fleet, &playbook, &opts)?
     };
     let drive = Drive {
         fleet: Arc::new(fleet),
