@@ -12,6 +12,8 @@ fn meta() -> RunMeta {
         inventory: "inventory/prg.yml".to_owned(),
         playbook: "playbooks/e3-cluster.yml".to_owned(),
         started_by: "operator".to_owned(),
+        limit: vec!["prague".to_owned()],
+        ..RunMeta::default()
     }
 }
 

@@ -530,6 +530,7 @@ pub fn simulate(plan: Plan, outcome: impl Fn(&str) -> Outcome, until: Option<u64
             owners: [("EVS1 Group".to_string(), "PRG-N1".to_string())]
                 .into_iter()
                 .collect(),
+            extra_vars: Default::default(),
         },
         status,
         steps: records,
