@@ -159,9 +159,11 @@ async fn node_facts(
 
 impl Discovery {
     /// Where the live fleet disagrees with the inventory, one sentence each, for the hosts in
-    /// `hosts` and their clusters: installed build (when the inventory gives one), product line,
-    /// edition, and the owner of every cluster group and EVS group the inventory lists. Hosts
-    /// that could not be read are not differences (they are in `unreachable`). Empty = agree.
+    /// `hosts` and their clusters: product line, edition, an installed build OLDER than the
+    /// inventory gives (newer is progress), every cluster group and EVS group the inventory lists
+    /// existing, and an active/passive cluster keeping a passive node. Live owners are planning
+    /// input, not differences. Hosts that could not be read are not differences (they are in
+    /// `unreachable`). Empty = agree.
     pub fn differences(&self, fleet: &Fleet, hosts: &[Name]) -> Vec<String> {
         let mut out = Vec::new();
         let mut clusters: Vec<&Name> = Vec::new();
@@ -185,9 +187,11 @@ impl Discovery {
                         inv.product
                     ));
                 } else if let Some(ib) = inv.build {
-                    if ib != b {
+                    // Newer than the inventory says is progress (an earlier run, a manual
+                    // install): the probes skip what is done. Older means the inventory is wrong.
+                    if b < ib {
                         out.push(format!(
-                            "host `{host}`: the inventory says build {ib}, the node runs {b} ({})",
+                            "host `{host}`: the inventory says build {ib}, the node runs the older {b} ({})",
                             inv.product.describe(b)
                         ));
                     }

@@ -294,4 +294,29 @@ pub enum LabAction {
         /// The record file.
         file: PathBuf,
     },
+    /// Inject a fault into a running lab (or clear a host's faults), through its own WinRM.
+    Fault(FaultArgs),
+}
+
+/// `lockstep lab fault`.
+#[derive(Debug, Args)]
+pub struct FaultArgs {
+    /// The running lab's endpoint map (written by `lockstep lab --endpoints`).
+    #[arg(long, value_name = "FILE")]
+    pub endpoints: PathBuf,
+
+    /// The host the fault applies to.
+    pub host: String,
+
+    /// refuse, http500, slow MS, drop-mid-receive, reboot-never-returns, installer-fails CODE,
+    /// wrong-version-after-install BUILD, cluster-service-fails-to-start, group-move-fails GROUP.
+    #[arg(required_unless_present = "clear")]
+    pub kind: Option<String>,
+
+    /// The fault's argument, where it takes one.
+    pub arg: Option<String>,
+
+    /// Clear every fault of the host instead.
+    #[arg(long, conflicts_with = "kind")]
+    pub clear: bool,
 }

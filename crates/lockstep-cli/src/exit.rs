@@ -65,8 +65,8 @@ pub fn render(err: &anyhow::Error) -> String {
     let mut chain = err.chain();
     if let Some(top) = chain.next() {
         let text = top.to_string();
-        if err.chain().any(|e| e.is::<BadInput>()) && text.lines().count() > 1 {
-            // Diagnostics already carry `file:line:col: error:` prefixes.
+        if top.is::<BadInput>() {
+            // Bad-input messages carry their own `file:line:col: error:` or `error:` prefixes.
             out.push_str(text.trim_end());
         } else {
             let _ = write!(out, "error: {text}");

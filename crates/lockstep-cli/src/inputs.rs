@@ -37,10 +37,15 @@ pub fn load_fleet(paths: &[PathBuf]) -> Result<(Fleet, Vec<String>)> {
         return Err(bad(Diagnostics(errors)));
     }
     let fleet = lockstep_spec::load_inventory(&files).map_err(bad)?;
-    Ok((
-        fleet,
-        paths.iter().map(|p| p.display().to_string()).collect(),
-    ))
+    Ok((fleet, paths.iter().map(|p| absolute(p)).collect()))
+}
+
+/// The path as recorded in a run: absolute, so `resume` works from any folder.
+fn absolute(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// Re-reads inventories recorded in a run's metadata.
@@ -52,14 +57,16 @@ pub fn reload_fleet(recorded: &[String]) -> Result<Fleet> {
     Ok(load_fleet(&paths)?.0)
 }
 
-/// A playbook argument: an existing file, or the name of a built-in playbook (`e3-cluster`).
+/// A playbook argument: an existing file, or the name of a built-in playbook (`e3-cluster`,
+/// also written `builtin:e3-cluster` as runs record it).
 pub fn playbook_source(arg: &str) -> Result<SourceFile> {
     let path = Path::new(arg);
-    if path.exists() {
+    if !arg.starts_with(BUILTIN) && path.exists() {
         return SourceFile::read(path).map_err(bad);
     }
     let builtin = lockstep_spec::embedded::playbooks();
-    let stem = arg.trim_end_matches(".yml");
+    let name = arg.strip_prefix(BUILTIN).unwrap_or(arg);
+    let stem = name.trim_end_matches(".yml");
     if let Some(f) = builtin.into_iter().find(|f| {
         Path::new(&f.path)
             .file_stem()
@@ -81,12 +88,24 @@ pub fn playbook_source(arg: &str) -> Result<SourceFile> {
     ))))
 }
 
-/// Loads and validates one playbook against the fleet.
+const BUILTIN: &str = "builtin:";
+
+/// Loads and validates one playbook against the fleet; also returns how a run records it
+/// (`builtin:NAME`, or the file's absolute path).
 pub fn load_playbook(arg: &str, fleet: &Fleet) -> Result<(Playbook, String)> {
     let src = playbook_source(arg)?;
-    let shown = src.path.clone();
+    let path = Path::new(arg);
+    let recorded = if !arg.starts_with(BUILTIN) && path.exists() {
+        absolute(path)
+    } else {
+        let stem = Path::new(&src.path)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("{BUILTIN}{stem}")
+    };
     let pb = lockstep_spec::load_playbook(&src, fleet).map_err(bad)?;
-    Ok((pb, shown))
+    Ok((pb, recorded))
 }
 
 /// Splits a `--limit` value into patterns.

@@ -230,11 +230,18 @@ impl std::borrow::Borrow<str> for Name {
 }
 
 impl<'de> Deserialize<'de> for Name {
-    /// Deserialises as an [`NameKind::Object`] name, the loosest kind; loaders that need a
-    /// stricter kind validate again with [`Name::new`].
+    /// Accepts what some kind accepts (an object name, a path, installer switches, or the empty
+    /// switch list), so a stored plan reads back; loaders that need a particular kind validate
+    /// again with [`Name::new`]. Nothing a kind refuses (quotes, `%`, `&`, `|`...) gets through.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Name::object(&s).map_err(serde::de::Error::custom)
+        if s.is_empty() {
+            return Ok(Name(s));
+        }
+        Name::object(&s)
+            .or_else(|_| Name::path(&s))
+            .or_else(|_| Name::args(&s))
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -280,6 +287,22 @@ mod tests {
             Err(NameError::BadEdge { .. })
         ));
         assert!(matches!(Name::host(""), Err(NameError::Empty { .. })));
+    }
+
+    #[test]
+    fn every_kind_reads_back_and_nothing_unsafe_does() {
+        for n in [
+            Name::path("\\\\fs01\\sp$\\update.exe").unwrap(),
+            Name::args("/q /z").unwrap(),
+            Name::args("").unwrap(),
+            Name::object("EVS 1 Group").unwrap(),
+        ] {
+            let json = serde_json::to_string(&n).unwrap();
+            assert_eq!(serde_json::from_str::<Name>(&json).unwrap(), n);
+        }
+        for bad in ["\"a&b\"", "\"x|y\"", "\"50%\""] {
+            assert!(serde_json::from_str::<Name>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

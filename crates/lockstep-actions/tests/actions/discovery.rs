@@ -18,7 +18,8 @@ async fn discovery_agreeing_with_the_inventory_has_no_differences() {
     let t = Scripted::new();
     script_build(&t, FE, vec![reg_build(SP1, "Standard")]);
     script_build(&t, N1, vec![reg_build(SP1, "Enterprise")]);
-    script_build(&t, N2, vec![reg_build(SP1, "Enterprise")]);
+    // Already past the inventory's build (an earlier run): progress, not a difference.
+    script_build(&t, N2, vec![reg_build(SP2, "Enterprise")]);
     for h in [FE, N1, N2] {
         script_os(&t, h, vec![os("20261121081131.000000+060")]);
     }
@@ -55,7 +56,9 @@ async fn discovery_agreeing_with_the_inventory_has_no_differences() {
 async fn discovery_reports_build_edition_owner_differences_and_unreachable_hosts() {
     let t = Scripted::new();
     script_build(&t, FE, vec![unreachable(FE)]);
-    script_build(&t, N1, vec![reg_build(SP2, "Enterprise")]);
+    // N1 runs an older build than the inventory says (RTM for SP1): a difference. A newer one
+    // would be progress (an earlier run), not a difference.
+    script_build(&t, N1, vec![reg_build("6.5.6944.4", "Enterprise")]);
     script_build(&t, N2, vec![reg_build(SP1, "Standard")]);
     for h in [N1, N2] {
         script_os(&t, h, vec![os("20261121081131.000000+060")]);
@@ -80,7 +83,7 @@ async fn discovery_reports_build_edition_owner_differences_and_unreachable_hosts
     let diffs = d.differences(&f, &hosts());
     // Owners that moved (a failover) are live planning inputs, not differences.
     assert_eq!(diffs.len(), 2, "{diffs:#?}");
-    assert!(diffs[0].contains("`PRG-N1`") && diffs[0].contains("6.5.7638.2"));
+    assert!(diffs[0].contains("`PRG-N1`") && diffs[0].contains("older 6.5.6944.4"));
     assert!(diffs[1].contains("`PRG-N2`") && diffs[1].contains("edition"));
 }
 

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use lockstep_core::Fleet;
 use lockstep_lab::{Lab, LabConfig, Recorder, ServerConfig};
 
-use crate::args::{GlobalArgs, LabAction, LabArgs};
+use crate::args::{FaultArgs, GlobalArgs, LabAction, LabArgs};
 use crate::exit::{BadInput, ExitStatus};
 use crate::inputs;
 
@@ -102,8 +102,10 @@ fn load_config(path: Option<&Path>, time_scale: Option<f64>) -> Result<LabConfig
 
 /// `lockstep lab`.
 pub async fn run(args: &LabArgs, _global: &GlobalArgs) -> Result<ExitStatus> {
-    if let Some(LabAction::Verify { file }) = &args.action {
-        return verify(file);
+    match &args.action {
+        Some(LabAction::Verify { file }) => return verify(file),
+        Some(LabAction::Fault(f)) => return fault(f, args).await,
+        None => {}
     }
     let (fleet, _) = inputs::load_fleet(&args.inventories)?;
     let config = load_config(args.config.as_deref(), args.time_scale)?;
@@ -148,4 +150,73 @@ pub async fn run(args: &LabArgs, _global: &GlobalArgs) -> Result<ExitStatus> {
     tokio::signal::ctrl_c().await.ok();
     lab.shutdown().await;
     Ok(ExitStatus::Success)
+}
+
+/// `lockstep lab fault`: sends `labctl fault set|clear` to another host of the running lab (the
+/// faulty host itself may refuse connections).
+pub async fn fault(f: &FaultArgs, lab: &LabArgs) -> Result<ExitStatus> {
+    use lockstep_core::{Name, NameKind, Transport};
+    let text = std::fs::read_to_string(&f.endpoints)
+        .with_context(|| format!("cannot read endpoints `{}`", f.endpoints.display()))?;
+    let endpoints: BTreeMap<String, String> = serde_json::from_str(&text).map_err(|e| {
+        anyhow::Error::new(BadInput(format!(
+            "{}: error: not an endpoint map (JSON object of host to URL): {e}",
+            f.endpoints.display()
+        )))
+    })?;
+    let bad = |e: lockstep_core::NameError| anyhow::Error::new(BadInput(format!("error: {e}")));
+    let host = Name::host(&f.host).map_err(bad)?;
+    if !endpoints.keys().any(|h| host.eq_ignore_case(h)) {
+        return Err(anyhow::Error::new(BadInput(format!(
+            "error: host `{host}` is not in the lab's endpoint map"
+        ))));
+    }
+    let command = if f.clear {
+        format!("labctl fault clear {host}")
+    } else {
+        let kind = Name::ident(f.kind.as_deref().unwrap_or_default()).map_err(bad)?;
+        match &f.arg {
+            Some(a) => format!(
+                "labctl fault set {host} {kind} {}",
+                Name::new(NameKind::Object, a).map_err(bad)?.cmd_quoted()
+            ),
+            None => format!("labctl fault set {host} {kind}"),
+        }
+    };
+    let (fleet, _) = inputs::load_fleet(&lab.inventories)?;
+    let password = std::env::var(&lab.password_env)
+        .unwrap_or_else(|_| lockstep_lab::DEFAULT_LAB_PASSWORD.to_owned());
+    let direct = crate::wiring::DirectCredentials {
+        user: lab_user(&fleet),
+        password: secrecy::SecretString::from(password),
+    };
+    let mut last = String::from("no other host of the lab answered");
+    for via in endpoints.keys().filter(|h| !host.eq_ignore_case(h)).take(5) {
+        let Ok(via) = Name::host(via) else { continue };
+        let t = crate::wiring::transport(
+            &fleet,
+            std::slice::from_ref(&via),
+            Some(&endpoints),
+            Some(&direct),
+        )?;
+        match t
+            .run(&via, &command, std::time::Duration::from_secs(30))
+            .await
+        {
+            Ok(out) if out.exit_code == 0 => {
+                writeln!(std::io::stdout(), "{}", out.stdout.trim_end())?;
+                return Ok(ExitStatus::Success);
+            }
+            Ok(out) => {
+                return Err(anyhow::anyhow!(
+                    "the lab refused `{command}`: {}",
+                    out.stderr.trim()
+                ))
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "could not reach the lab to send `{command}`: {last}"
+    ))
 }
