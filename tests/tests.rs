@@ -1,1 +1,19 @@
-//! Integration tests.
+//! Integration tests: the real `lockstep` binary against the lab, a separate `lockstep lab`
+//! process serving the simulated fleet over real WinRM on loopback (the same transport that
+//! talks to Windows). Rule ids of KB 328839 are cited where a test proves one.
+
+#[path = "it/util.rs"]
+mod util;
+
+#[path = "it/cli_input.rs"]
+mod cli_input;
+#[path = "it/crash.rs"]
+mod crash;
+#[path = "it/e2e.rs"]
+mod e2e;
+#[path = "it/faults.rs"]
+mod faults;
+#[path = "it/plan_snapshots.rs"]
+mod plan_snapshots;
+#[path = "it/secrets.rs"]
+mod secrets;

@@ -130,13 +130,23 @@ pub fn store(path: &Path) -> Result<Arc<lockstep_store::SqliteStore>> {
     Ok(Arc::new(s))
 }
 
-/// Every distinct host a plan runs commands on, in plan order.
-pub fn plan_hosts(plan: &lockstep_core::Plan) -> Vec<Name> {
+/// Every host a run of `plan` talks to: the hosts its steps run on, in plan order, then every
+/// front-end of the plan's product (the engine reads their builds before any back-end install:
+/// E3-FB, E2-FB).
+pub fn plan_hosts(plan: &lockstep_core::Plan, fleet: &Fleet) -> Vec<Name> {
     let mut seen = std::collections::BTreeSet::new();
+    let product = plan.procedure.product();
+    let front_ends = fleet
+        .hosts
+        .iter()
+        .filter(|h| h.role == lockstep_core::Role::FrontEnd && h.product == product)
+        .map(|h| &h.name);
     plan.steps
         .iter()
-        .filter(|s| seen.insert(s.host.clone()))
-        .map(|s| s.host.clone())
+        .map(|s| &s.host)
+        .chain(front_ends)
+        .filter(|h| seen.insert((*h).clone()))
+        .cloned()
         .collect()
 }
 

@@ -54,7 +54,7 @@ pub async fn discover_and_plan(
     transport: &dyn Transport,
 ) -> Result<std::result::Result<(Plan, BTreeMap<String, String>), ExitStatus>> {
     let offline = plan(fleet, playbook, &opts)?;
-    let hosts = wiring::plan_hosts(&offline);
+    let hosts = wiring::plan_hosts(&offline, fleet);
     let discovery = lockstep_actions::discover(transport, fleet, &hosts).await;
     let mut problems: Vec<String> = discovery
         .unreachable
@@ -63,19 +63,21 @@ pub async fn discover_and_plan(
         .collect();
     problems.extend(discovery.differences(fleet, &hosts));
     if !problems.is_empty() {
+        // Unreachable nodes alone are a node problem; any real difference is the inventory's.
+        let class = if problems.len() == discovery.unreachable.len() {
+            lockstep_core::HaltClass::NodeUnreachable
+        } else {
+            lockstep_core::HaltClass::InventoryMismatch
+        };
         let mut err = std::io::stderr().lock();
         let _ = writeln!(
             err,
-            "HALTED (inventory-mismatch): the fleet disagrees with the inventory; nothing was changed"
+            "HALTED ({class}): live discovery before the first change found problems; nothing was changed"
         );
         for p in &problems {
             let _ = writeln!(err, "  - {p}");
         }
-        let _ = writeln!(
-            err,
-            "  next: {}",
-            lockstep_core::HaltClass::InventoryMismatch.next_step()
-        );
+        let _ = writeln!(err, "  next: {}", class.next_step());
         return Ok(Err(ExitStatus::Halted));
     }
     let owners = discovery.owners.clone();
@@ -147,7 +149,7 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let (playbook, playbook_name) = inputs::load_playbook(&args.playbook, &fleet)?;
     let opts = inputs::plan_options(&args.spec)?;
     let offline = plan(&fleet, &playbook, &opts)?;
-    let transport = wiring::transport(&fleet, &wiring::plan_hosts(&offline), None, None)?;
+    let transport = wiring::transport(&fleet, &wiring::plan_hosts(&offline, &fleet), None, None)?;
     let (plan, owners) = if args.no_discovery {
         (offline, BTreeMap::new())
     } else {
@@ -212,7 +214,12 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
     };
     let fleet = inputs::reload_fleet(&recorded)?;
     let (playbook, _) = inputs::load_playbook(&meta.playbook, &fleet)?;
-    let transport = wiring::transport(&fleet, &wiring::plan_hosts(&record.plan), None, None)?;
+    let transport = wiring::transport(
+        &fleet,
+        &wiring::plan_hosts(&record.plan, &fleet),
+        None,
+        None,
+    )?;
     // The plan as the current files give it: with the live owners again when re-planning, else
     // with the owners the run was planned with (so an unchanged inventory gives the same hash).
     let opts = PlanOptions {

@@ -1,0 +1,201 @@
+//! The harness: a lab process, and the `lockstep` binary run against it with its own state file.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The password the test labs accept (never a real one; the secrets test looks for it).
+pub const LAB_PASSWORD: &str = "Lab-Test-Pa55word-7f3e9";
+
+/// The `lockstep` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_lockstep")
+}
+
+/// A file of the repository.
+pub fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// The shipped lab inventory.
+pub fn lab_inventory() -> PathBuf {
+    repo("inventory/lab.yml")
+}
+
+/// A `lockstep` invocation with the test's state file and the lab password in the environment.
+pub fn lockstep(dir: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.current_dir(dir)
+        .env("LOCKSTEP_STATE", dir.join("state.db"))
+        .env("LOCKSTEP_LAB_PASSWORD", LAB_PASSWORD)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs to the end; returns the output.
+pub fn run(dir: &Path, args: &[&str]) -> Output {
+    lockstep(dir).args(args).output().expect("lockstep runs")
+}
+
+/// Text of stdout and stderr together, for assertions and failure messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "--- exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A `lockstep lab` process serving the built-in inventory, with an overlay for `-i`.
+pub struct Lab {
+    child: Child,
+    /// The test's folder (state file, overlay, record).
+    pub dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// Starts a lab (optionally with a config file's YAML) and waits for its endpoints.
+    pub fn start(config_yaml: Option<&str>) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = lockstep(dir.path());
+        c.args([
+            "lab",
+            "--overlay",
+            "overlay.yml",
+            "--endpoints",
+            "endpoints.json",
+        ])
+        .args(["--record", "record.jsonl"])
+        .stdout(Stdio::from(
+            std::fs::File::create(dir.path().join("lab.out")).unwrap(),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.path().join("lab.err")).unwrap(),
+        ));
+        if let Some(y) = config_yaml {
+            std::fs::write(dir.path().join("lab-config.yml"), y).unwrap();
+            c.args(["--config", "lab-config.yml"]);
+        }
+        let mut child = c.spawn().expect("lab starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = std::fs::metadata(dir.path().join("overlay.yml"))
+                .map(|m| m.len() > 0)
+                .unwrap_or(false)
+                && std::fs::read_to_string(dir.path().join("lab.out"))
+                    .map(|s| !s.is_empty())
+                    .unwrap_or(false);
+            if ready {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "lab exited early ({status}): {}",
+                    std::fs::read_to_string(dir.path().join("lab.err")).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "lab did not come up within 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Lab { child, dir }
+    }
+
+    /// The test folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `lockstep ARGS` in the test folder.
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(self.path(), args)
+    }
+
+    /// `lockstep run -i lab.yml -i overlay.yml PLAYBOOK --yes --soak-scale 0 EXTRA...`.
+    pub fn rollout(&self, playbook: &str, extra: &[&str]) -> Output {
+        let inv = lab_inventory();
+        let mut args = vec![
+            "run",
+            "-i",
+            inv.to_str().unwrap(),
+            "-i",
+            "overlay.yml",
+            playbook,
+            "--yes",
+            "--soak-scale",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// `lockstep lab fault ...` against this lab.
+    pub fn fault(&self, host: &str, kind: &str, arg: Option<&str>) {
+        let mut args = vec!["lab", "fault", "--endpoints", "endpoints.json", host, kind];
+        args.extend(arg);
+        let o = self.run(&args);
+        assert!(o.status.success(), "fault not set: {}", text(&o));
+    }
+
+    /// Clears a host's faults.
+    pub fn clear(&self, host: &str) {
+        let o = self.run(&[
+            "lab",
+            "fault",
+            "--endpoints",
+            "endpoints.json",
+            "--clear",
+            host,
+        ]);
+        assert!(o.status.success(), "fault not cleared: {}", text(&o));
+    }
+
+    /// `lockstep lab verify record.jsonl`: asserts the KB 328839 invariants held.
+    pub fn assert_invariants(&self) {
+        let o = self.run(&["lab", "verify", "record.jsonl"]);
+        assert!(
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("0 violation"),
+            "invariants broken: {}",
+            text(&o)
+        );
+    }
+
+    /// The lab's record, one JSON object per line.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.path().join("record.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// How many times each (host, package) installer started, from the record.
+    pub fn installs(&self) -> std::collections::BTreeMap<(String, String), usize> {
+        let mut m = std::collections::BTreeMap::new();
+        for r in self.records() {
+            if r["event"] == "install-started" {
+                let host = r["host"].as_str().unwrap_or_default().to_owned();
+                let pkg = r["package"].as_str().unwrap_or_default().to_owned();
+                *m.entry((host, pkg)).or_default() += 1;
+            }
+        }
+        m
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Exit code of an output.
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
