@@ -18,6 +18,7 @@ fn runs(lab: &Lab) -> Vec<serde_json::Value> {
 }
 
 #[test]
+#[allow(clippy::print_stderr)] // the seed must reach the test log to replay a failure
 fn sigkill_at_random_points_then_resume_completes_without_repeating_an_installer() {
     let seed: u64 = std::env::var("LOCKSTEP_CRASH_SEED")
         .ok()
