@@ -13,6 +13,8 @@ mod crash;
 mod e2e;
 #[path = "it/faults.rs"]
 mod faults;
+#[path = "it/operator.rs"]
+mod operator;
 #[path = "it/plan_snapshots.rs"]
 mod plan_snapshots;
 #[path = "it/secrets.rs"]

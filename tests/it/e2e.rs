@@ -109,3 +109,41 @@ fn the_demo_rehearses_on_the_built_in_lab() {
     assert!(out.contains("0 violation"), "{out}");
     assert!(dir.path().join(".lockstep/demo-record.jsonl").exists());
 }
+
+#[test]
+fn ctrl_c_stops_at_a_safe_point_and_resume_completes() {
+    // Slower simulated durations, so that the interrupt lands mid-run.
+    let lab = Lab::start(Some("time_scale: 0.003\n"));
+    let inv = crate::util::lab_inventory();
+    let mut child = crate::util::lockstep(lab.path())
+        .args([
+            "run",
+            "-i",
+            inv.to_str().unwrap(),
+            "-i",
+            "overlay.yml",
+            "e3-nc",
+            "--yes",
+        ])
+        .args(["--soak-scale", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "halted, resumable: {err}");
+    assert!(err.contains("operator-stop"), "{err}");
+    let r = lab.run(&["resume", "--yes", "--soak-scale", "0"]);
+    assert_eq!(code(&r), 0, "{}", text(&r));
+    lab.assert_invariants();
+    for ((host, pkg), n) in lab.installs() {
+        assert_eq!(n, 1, "installer `{pkg}` started {n} times on `{host}`");
+    }
+}

@@ -41,6 +41,35 @@ pub struct GlobalArgs {
         global = true
     )]
     pub state: PathBuf,
+
+    /// WinRM commands running at once across the fleet (each node runs at most 2): a long silent
+    /// installer holds one for its whole run.
+    #[arg(
+        long,
+        env = "LOCKSTEP_MAX_CONNECTIONS",
+        default_value_t = 256,
+        global = true,
+        value_parser = clap::value_parser!(u32).range(1..=65536)
+    )]
+    pub max_connections: u32,
+
+    /// Ask once for the password of the inventory's users instead of their configured sources.
+    #[arg(long, global = true)]
+    pub ask_pass: bool,
+
+    /// Progress of runs on standard error for people, or a stream of newline-delimited JSON
+    /// events on standard output for other tools (see README).
+    #[arg(long, value_enum, default_value_t = Output::Human, global = true)]
+    pub output: Output,
+}
+
+/// How run progress is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Lines on standard error.
+    Human,
+    /// One JSON object per event on standard output.
+    Json,
 }
 
 /// Log line format.
@@ -155,6 +184,11 @@ pub struct RunArgs {
     /// Skip live discovery and plan from the inventory as written.
     #[arg(long)]
     pub no_discovery: bool,
+
+    /// Change nothing: discover, run every read-only check and probe, and print exactly what
+    /// each step would send (exit 3 if a check fails).
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `lockstep resume`.

@@ -98,3 +98,20 @@ impl EventSink for LineSink {
         }
     }
 }
+
+/// Writes every event as one JSON object per line on standard output (`--output json`).
+#[derive(Debug, Default)]
+pub struct JsonSink {
+    lock: Mutex<()>,
+}
+
+impl EventSink for JsonSink {
+    fn emit(&self, event: &Event) {
+        let _g = self.lock.lock();
+        let mut out = std::io::stdout().lock();
+        if serde_json::to_writer(&mut out, event).is_ok() {
+            let _ = writeln!(out);
+            let _ = out.flush();
+        }
+    }
+}

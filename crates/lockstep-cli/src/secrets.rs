@@ -14,6 +14,8 @@ use crate::exit::BadInput;
 #[derive(Default)]
 pub struct SecretResolver {
     cache: HashMap<(String, SecretSource), SecretString>,
+    asked: Option<SecretString>,
+    ask_pass: bool,
 }
 
 impl std::fmt::Debug for SecretResolver {
@@ -25,6 +27,14 @@ impl std::fmt::Debug for SecretResolver {
 }
 
 impl SecretResolver {
+    /// A resolver that asks once (`--ask-pass`) instead of reading the configured sources.
+    pub fn asking() -> Self {
+        SecretResolver {
+            ask_pass: true,
+            ..SecretResolver::default()
+        }
+    }
+
     /// The password of `user` from `source`; `host` only names the first host that needs it in
     /// error messages.
     pub fn resolve(
@@ -33,6 +43,12 @@ impl SecretResolver {
         source: &SecretSource,
         host: &str,
     ) -> Result<SecretString, BadInput> {
+        if self.ask_pass {
+            if self.asked.is_none() {
+                self.asked = Some(from_prompt(user)?);
+            }
+            return Ok(self.asked.clone().expect("asked above"));
+        }
         let key = (user.to_owned(), source.clone());
         if let Some(s) = self.cache.get(&key) {
             return Ok(s.clone());

@@ -56,8 +56,14 @@ pub fn transport(
     hosts: &[Name],
     endpoints: Option<&BTreeMap<String, String>>,
     direct: Option<&DirectCredentials>,
+    global: &crate::args::GlobalArgs,
 ) -> Result<Arc<WinrmTransport>> {
-    let mut resolver = SecretResolver::default();
+    let max_connections = global.max_connections;
+    let mut resolver = if global.ask_pass {
+        SecretResolver::asking()
+    } else {
+        SecretResolver::default()
+    };
     let mut nodes = Vec::new();
     let mut errors = Vec::new();
     for name in hosts {
@@ -110,7 +116,11 @@ pub fn transport(
         errors.dedup();
         return Err(anyhow::Error::new(BadInput(errors.join("\n"))));
     }
-    let t = WinrmTransport::new(nodes, Limits::default())
+    let limits = Limits {
+        total: max_connections as usize,
+        ..Limits::default()
+    };
+    let t = WinrmTransport::new(nodes, limits)
         .map_err(|e| anyhow::Error::new(BadInput(format!("error: {e}"))))?;
     Ok(Arc::new(t))
 }

@@ -76,7 +76,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         user,
         password: SecretString::from(password),
     };
-    let transport = wiring::transport(&fleet, &all_hosts, Some(&endpoints), Some(&direct))?;
+    let transport = wiring::transport(&fleet, &all_hosts, Some(&endpoints), Some(&direct), global)?;
     let store = wiring::store(&global.state)?;
     let fleet = Arc::new(fleet);
     let drive = Drive {

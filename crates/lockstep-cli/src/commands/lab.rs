@@ -101,10 +101,10 @@ fn load_config(path: Option<&Path>, time_scale: Option<f64>) -> Result<LabConfig
 }
 
 /// `lockstep lab`.
-pub async fn run(args: &LabArgs, _global: &GlobalArgs) -> Result<ExitStatus> {
+pub async fn run(args: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     match &args.action {
         Some(LabAction::Verify { file }) => return verify(file),
-        Some(LabAction::Fault(f)) => return fault(f, args).await,
+        Some(LabAction::Fault(f)) => return fault(f, args, global).await,
         None => {}
     }
     let (fleet, _) = inputs::load_fleet(&args.inventories)?;
@@ -154,7 +154,7 @@ pub async fn run(args: &LabArgs, _global: &GlobalArgs) -> Result<ExitStatus> {
 
 /// `lockstep lab fault`: sends `labctl fault set|clear` to another host of the running lab (the
 /// faulty host itself may refuse connections).
-pub async fn fault(f: &FaultArgs, lab: &LabArgs) -> Result<ExitStatus> {
+pub async fn fault(f: &FaultArgs, lab: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     use lockstep_core::{Name, NameKind, Transport};
     let text = std::fs::read_to_string(&f.endpoints)
         .with_context(|| format!("cannot read endpoints `{}`", f.endpoints.display()))?;
@@ -198,6 +198,7 @@ pub async fn fault(f: &FaultArgs, lab: &LabArgs) -> Result<ExitStatus> {
             std::slice::from_ref(&via),
             Some(&endpoints),
             Some(&direct),
+            global,
         )?;
         match t
             .run(&via, &command, std::time::Duration::from_secs(30))

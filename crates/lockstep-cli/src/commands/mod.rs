@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod dry_run;
 pub mod lab;
 pub mod plan;
 pub mod run;

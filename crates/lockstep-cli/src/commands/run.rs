@@ -35,10 +35,14 @@ impl Drive<'_> {
             self.transport.clone(),
             self.fleet.clone(),
         ));
+        let events: Arc<dyn lockstep_core::EventSink> = match self.global.output {
+            crate::args::Output::Human => Arc::new(LineSink::new(self.global.quiet)),
+            crate::args::Output::Json => Arc::new(crate::progress::JsonSink::default()),
+        };
         Engine::new(
             runner,
             self.store.clone(),
-            Arc::new(LineSink::new(self.global.quiet)),
+            events,
             self.fleet.clone(),
             self.options.clone(),
         )
@@ -149,7 +153,24 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let (playbook, playbook_name) = inputs::load_playbook(&args.playbook, &fleet)?;
     let opts = inputs::plan_options(&args.spec)?;
     let offline = plan(&fleet, &playbook, &opts)?;
-    let transport = wiring::transport(&fleet, &wiring::plan_hosts(&offline, &fleet), None, None)?;
+    let transport = wiring::transport(
+        &fleet,
+        &wiring::plan_hosts(&offline, &fleet),
+        None,
+        None,
+        global,
+    )?;
+    if args.check {
+        let (plan, _) = if args.no_discovery {
+            (offline, BTreeMap::new())
+        } else {
+            match discover_and_plan(&fleet, &playbook, opts.clone(), transport.as_ref()).await? {
+                Ok(p) => p,
+                Err(status) => return Ok(status),
+            }
+        };
+        return crate::commands::dry_run::run(&plan, Arc::new(fleet), transport).await;
+    }
     let (plan, owners) = if args.no_discovery {
         (offline, BTreeMap::new())
     } else {
@@ -219,6 +240,7 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
         &wiring::plan_hosts(&record.plan, &fleet),
         None,
         None,
+        global,
     )?;
     // The plan as the current files give it: with the live owners again when re-planning, else
     // with the owners the run was planned with (so an unchanged inventory gives the same hash).
