@@ -115,7 +115,7 @@ fn ctrl_c_stops_at_a_safe_point_and_resume_completes() {
     // Slower simulated durations, so that the interrupt lands mid-run.
     let lab = Lab::start(Some("time_scale: 0.003\n"));
     let inv = crate::util::lab_inventory();
-    let mut child = crate::util::lockstep(lab.path())
+    let child = crate::util::lockstep(lab.path())
         .args([
             "run",
             "-i",
