@@ -267,6 +267,31 @@ pub enum ActionSpec {
     NlbStart,
 }
 
+impl ActionSpec {
+    /// The kebab-case name of the action, as playbooks write it (`move-group`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ActionSpec::MoveGroup { .. } => "move-group",
+            ActionSpec::EvacuateNode { .. } => "evacuate-node",
+            ActionSpec::StopClusterService => "stop-cluster-service",
+            ActionSpec::StartClusterService => "start-cluster-service",
+            ActionSpec::EvsResourcesOffline { .. } => "evs-resources-offline",
+            ActionSpec::EvsResourcesOnline { .. } => "evs-resources-online",
+            ActionSpec::UpgradeVirtualServer { .. } => "upgrade-virtual-server",
+            ActionSpec::Install { .. } => "install",
+            ActionSpec::Reboot => "reboot",
+            ActionSpec::StopServices { .. } => "stop-services",
+            ActionSpec::StartServices { .. } => "start-services",
+            ActionSpec::AssertVersion => "assert-version",
+            ActionSpec::Preflight { .. } => "preflight",
+            ActionSpec::FailoverTest { .. } => "failover-test",
+            ActionSpec::Confirm { .. } => "confirm",
+            ActionSpec::NlbDrain => "nlb-drain",
+            ActionSpec::NlbStart => "nlb-start",
+        }
+    }
+}
+
 /// One templated step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepSpec {

@@ -98,28 +98,6 @@ fn scope_str(s: Scope) -> &'static str {
     }
 }
 
-fn spec_kind(a: &ActionSpec) -> &'static str {
-    match a {
-        ActionSpec::MoveGroup { .. } => "move-group",
-        ActionSpec::EvacuateNode { .. } => "evacuate-node",
-        ActionSpec::StopClusterService => "stop-cluster-service",
-        ActionSpec::StartClusterService => "start-cluster-service",
-        ActionSpec::EvsResourcesOffline { .. } => "evs-resources-offline",
-        ActionSpec::EvsResourcesOnline { .. } => "evs-resources-online",
-        ActionSpec::UpgradeVirtualServer { .. } => "upgrade-virtual-server",
-        ActionSpec::Install { .. } => "install",
-        ActionSpec::Reboot => "reboot",
-        ActionSpec::StopServices { .. } => "stop-services",
-        ActionSpec::StartServices { .. } => "start-services",
-        ActionSpec::AssertVersion => "assert-version",
-        ActionSpec::Preflight { .. } => "preflight",
-        ActionSpec::FailoverTest { .. } => "failover-test",
-        ActionSpec::Confirm { .. } => "confirm",
-        ActionSpec::NlbDrain => "nlb-drain",
-        ActionSpec::NlbStart => "nlb-start",
-    }
-}
-
 /// Actions that act on the node they run on (double hop: only on the node itself).
 fn is_node_local(a: &ActionSpec) -> bool {
     matches!(
@@ -322,7 +300,7 @@ impl<'a> Planner<'a> {
                     if !is_read_only(&s.action) {
                         self.errors.push(PlanError::ChangeOnAllNodes {
                             step: s.id.to_string(),
-                            action: spec_kind(&s.action),
+                            action: ActionSpec::kind(&s.action),
                         });
                     }
                 }
@@ -1045,7 +1023,7 @@ impl<'a> Planner<'a> {
             self.errors.push(PlanError::ClusterActionOnHost {
                 step: spec.id.to_string(),
                 unit: label(),
-                action: spec_kind(&spec.action),
+                action: ActionSpec::kind(&spec.action),
             });
             return None;
         }
@@ -1053,7 +1031,7 @@ impl<'a> Planner<'a> {
             self.errors.push(PlanError::NodeActionOutOfNodeScope {
                 step: spec.id.to_string(),
                 unit: label(),
-                action: spec_kind(&spec.action),
+                action: ActionSpec::kind(&spec.action),
             });
             return None;
         }

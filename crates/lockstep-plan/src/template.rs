@@ -99,6 +99,25 @@ impl Object for Ctx {
     }
 }
 
+/// Renders the compiled template `name` of `env`, naming the first undefined variable.
+fn run_in(env: &Environment<'static>, name: &str, ctx: &Arc<Ctx>) -> Result<String, RenderError> {
+    let t = env
+        .get_template(name)
+        .map_err(|e| RenderError::Other(e.to_string()))?;
+    t.render(Value::from_dyn_object(ctx.clone()))
+        .map_err(|e| match e.kind() {
+            ErrorKind::UndefinedError => {
+                let mut vars: Vec<String> = t.undeclared_variables(false).into_iter().collect();
+                vars.sort();
+                match vars.into_iter().find(|v| ctx.lookup(v).is_none()) {
+                    Some(v) => RenderError::Undefined(v),
+                    None => RenderError::Other(e.to_string()),
+                }
+            }
+            _ => RenderError::Other(e.to_string()),
+        })
+}
+
 /// Compiled templates, keyed by their source.
 ///
 /// Sources are borrowed from the playbook for the whole planning, so the cache is keyed by
@@ -213,22 +232,7 @@ impl Templates {
     }
 
     fn run(&self, name: &str, ctx: &Arc<Ctx>) -> Result<String, RenderError> {
-        let t = self
-            .env
-            .get_template(name)
-            .map_err(|e| RenderError::Other(e.to_string()))?;
-        t.render(Value::from_dyn_object(ctx.clone()))
-            .map_err(|e| match e.kind() {
-                ErrorKind::UndefinedError => {
-                    let mut vars: Vec<String> = t.undeclared_variables(false).into_iter().collect();
-                    vars.sort();
-                    match vars.into_iter().find(|v| ctx.lookup(v).is_none()) {
-                        Some(v) => RenderError::Undefined(v),
-                        None => RenderError::Other(e.to_string()),
-                    }
-                }
-                _ => RenderError::Other(e.to_string()),
-            })
+        run_in(&self.env, name, ctx)
     }
 
     /// Renders `src` for one step. `src` must stay alive and unchanged for the life of this
@@ -291,23 +295,7 @@ impl Templates {
             }
         }
         .map_err(RenderError::Other)?;
-        let ctx = ctx.without_inventory();
-        let t = self
-            .cmd_env
-            .get_template(&name)
-            .map_err(|e| RenderError::Other(e.to_string()))?;
-        t.render(Value::from_dyn_object(ctx.clone()))
-            .map_err(|e| match e.kind() {
-                ErrorKind::UndefinedError => {
-                    let mut vars: Vec<String> = t.undeclared_variables(false).into_iter().collect();
-                    vars.sort();
-                    match vars.into_iter().find(|v| ctx.lookup(v).is_none()) {
-                        Some(v) => RenderError::Undefined(v),
-                        None => RenderError::Other(e.to_string()),
-                    }
-                }
-                _ => RenderError::Other(e.to_string()),
-            })
+        run_in(&self.cmd_env, &name, &ctx.without_inventory())
     }
 
     /// Evaluates a `when` expression for one step.
