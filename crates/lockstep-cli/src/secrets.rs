@@ -14,6 +14,7 @@ use crate::exit::BadInput;
 #[derive(Default)]
 pub struct SecretResolver {
     cache: HashMap<(String, SecretSource), SecretString>,
+    failed: std::collections::HashSet<(String, SecretSource)>,
     asked: Option<SecretString>,
     ask_pass: bool,
 }
@@ -36,7 +37,7 @@ impl SecretResolver {
     }
 
     /// The password of `user` from `source`; `host` only names the first host that needs it in
-    /// error messages.
+    /// error messages. A source that failed fails again with an empty message (already said).
     pub fn resolve(
         &mut self,
         user: &str,
@@ -53,11 +54,17 @@ impl SecretResolver {
         if let Some(s) = self.cache.get(&key) {
             return Ok(s.clone());
         }
+        if self.failed.contains(&key) {
+            return Err(BadInput(String::new())); // reported with the first host that needed it
+        }
         let secret = match source {
-            SecretSource::Env(var) => from_env(var, user, host)?,
-            SecretSource::File(path) => from_file(Path::new(path), user, host)?,
-            SecretSource::Prompt => from_prompt(user)?,
-        };
+            SecretSource::Env(var) => from_env(var, user, host),
+            SecretSource::File(path) => from_file(Path::new(path), user, host),
+            SecretSource::Prompt => from_prompt(user),
+        }
+        .inspect_err(|_| {
+            self.failed.insert(key.clone());
+        })?;
         self.cache.insert(key, secret.clone());
         Ok(secret)
     }
@@ -67,7 +74,7 @@ fn from_env(var: &str, user: &str, host: &str) -> Result<SecretString, BadInput>
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(SecretString::from(v)),
         _ => Err(BadInput(format!(
-            "error: the password of user `{user}` (host `{host}`) comes from environment variable `{var}`, which is not set"
+            "error: the password of user `{user}` (first needed for host `{host}`) comes from environment variable `{var}`, which is not set"
         ))),
     }
 }

@@ -89,7 +89,9 @@ pub fn transport(
             None => match resolver.resolve(&c.user, &c.password, name.as_str()) {
                 Ok(p) => (c.user.clone(), p),
                 Err(e) => {
-                    errors.push(e.0);
+                    if !e.0.is_empty() {
+                        errors.push(e.0);
+                    }
                     continue;
                 }
             },
