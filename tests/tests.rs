@@ -7,6 +7,8 @@ mod util;
 
 #[path = "it/cli_input.rs"]
 mod cli_input;
+#[path = "it/codepages.rs"]
+mod codepages;
 #[path = "it/crash.rs"]
 mod crash;
 #[path = "it/e2e.rs"]
@@ -17,5 +19,7 @@ mod faults;
 mod operator;
 #[path = "it/plan_snapshots.rs"]
 mod plan_snapshots;
+#[path = "it/resume.rs"]
+mod resume;
 #[path = "it/secrets.rs"]
 mod secrets;

@@ -1,0 +1,85 @@
+//! Resume's guards: a second controller cannot drive a run that is being driven, and a plan
+//! that changed since the run started is refused unless re-planning is asked for.
+
+use std::time::{Duration, Instant};
+
+use crate::util::{code, lab_inventory, lockstep, text, Lab};
+
+fn latest_run(lab: &Lab) -> Option<String> {
+    let o = lab.run(&["status", "--format", "json"]);
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).ok()?;
+    runs.first()?["id"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn a_second_controller_cannot_drive_a_run_being_driven() {
+    let lab = Lab::start(Some("time_scale: 0.003\n"));
+    let inv = lab_inventory();
+    let child = lockstep(lab.path())
+        .args([
+            "run",
+            "-i",
+            inv.to_str().unwrap(),
+            "-i",
+            "overlay.yml",
+            "e3-nc",
+            "--yes",
+        ])
+        .args(["--soak-scale", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        if let Some(id) = latest_run(&lab) {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the run never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let second = lab.run(&["resume", &id, "--yes", "--soak-scale", "0"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "the first controller finishes");
+    assert_eq!(code(&second), 1, "{}", text(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another controller"),
+        "{}",
+        text(&second)
+    );
+    lab.assert_invariants();
+}
+
+#[test]
+fn a_changed_plan_is_refused_unless_replanned() {
+    let lab = Lab::start(None);
+    lab.fault("TYO-EXC01", "installer-fails", Some("1603"));
+    let first = lab.rollout("e3-nc", &[]);
+    assert_eq!(code(&first), 3, "{}", text(&first));
+    // The operator edits the inventory: another antivirus on one host changes its G5 step.
+    let overlay = lab.path().join("overlay.yml");
+    let text_ov = std::fs::read_to_string(&overlay).unwrap();
+    let edited = text_ov.replacen(
+        "    TYO-EXC01:\n",
+        "    TYO-EXC01:\n      antivirus_service: SophosAV\n",
+        1,
+    );
+    assert_ne!(text_ov, edited);
+    std::fs::write(&overlay, edited).unwrap();
+    lab.clear("TYO-EXC01");
+    let refused = lab.run(&["resume", "--yes", "--soak-scale", "0"]);
+    assert_eq!(code(&refused), 2, "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--replan"),
+        "{}",
+        text(&refused)
+    );
+    let replanned = lab.run(&["resume", "--replan", "--yes", "--soak-scale", "0"]);
+    assert_eq!(code(&replanned), 0, "{}", text(&replanned));
+    lab.assert_invariants();
+    // Finished steps were kept: no installer ran twice on a host that had finished.
+    for ((host, pkg), n) in lab.installs() {
+        let expected = if host == "TYO-EXC01" { 2 } else { 1 }; // failed once, then installed
+        assert_eq!(n, expected, "installer `{pkg}` on `{host}`");
+    }
+}
