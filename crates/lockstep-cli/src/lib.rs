@@ -3,7 +3,10 @@
 //! clap parses ([`args`]), settings are validated, then the command wires the spec loader, the
 //! planner, the engine, the SQLite store, the WinRM transport and (for `demo` and `lab`) the lab
 //! together. Data goes to standard output, everything else to standard error; exit codes come
-//! from [`exit::ExitStatus`] only. Library crates below it never print.
+//! from [`exit::ExitStatus`] only. Library crates below it never print. It may depend on every
+//! workspace crate; no crate depends on it. Its own adapter [`runner::BuiltinRunner`] is where
+//! the engine meets the built-in actions.
+#![deny(missing_docs)]
 
 pub mod args;
 pub mod commands;
