@@ -130,7 +130,21 @@ fn ctrl_c_stops_at_a_safe_point_and_resume_completes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Interrupt once the run is stored and under way (discovery happens before).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let o = lab.run(&["status", "--format", "json"]);
+        let runs: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        if !runs.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(700));
     let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
