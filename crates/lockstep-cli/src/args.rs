@@ -61,6 +61,11 @@ pub struct GlobalArgs {
     /// events on standard output for other tools (see README).
     #[arg(long, value_enum, default_value_t = Output::Human, global = true)]
     pub output: Output,
+
+    /// Plain progress lines instead of live progress bars (the default when standard error is
+    /// not a terminal).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
 }
 
 /// How run progress is reported.
