@@ -19,3 +19,5 @@ mod operator;
 mod plan_snapshots;
 #[path = "it/secrets.rs"]
 mod secrets;
+#[path = "it/terminal.rs"]
+mod terminal;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,15 @@ use lockstep_core::{Event, EventSink, Plan, StepState};
 /// The bars currently drawn, if any: log lines written meanwhile go above them
 /// ([`with_output_suspended`]).
 static ACTIVE: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Whether bars are drawn: the terminal then shows warnings and errors only (the bars tell the
+/// rest; the run's log file keeps every line).
+static DRAWING: AtomicBool = AtomicBool::new(false);
+
+/// Whether live bars are on the terminal now.
+pub fn drawing() -> bool {
+    DRAWING.load(Ordering::Relaxed)
+}
 
 /// Runs `f` (which writes to standard error) with the live bars, if any, lifted out of the way,
 /// so that log lines do not tear them.
@@ -80,7 +90,12 @@ impl LiveSink {
     /// A display of `plan` drawing on standard error; `complete[i]` marks steps already
     /// complete (a resume), missing entries count as pending.
     pub fn new(plan: &Plan, complete: &[bool]) -> Self {
-        Self::with_target(plan, complete, ProgressDrawTarget::stderr(), color_enabled())
+        Self::with_target(
+            plan,
+            complete,
+            ProgressDrawTarget::stderr(),
+            color_enabled(),
+        )
     }
 
     /// As [`LiveSink::new`], drawing on `target` (tests use a hidden one).
@@ -160,6 +175,7 @@ impl LiveSink {
         if let Ok(mut g) = ACTIVE.lock() {
             *g = Some(sink.multi.clone());
         }
+        DRAWING.store(!sink.multi.is_hidden(), Ordering::Relaxed);
         sink
     }
 
@@ -297,6 +313,7 @@ impl Drop for LiveSink {
         if let Ok(mut g) = ACTIVE.lock() {
             *g = None;
         }
+        DRAWING.store(false, Ordering::Relaxed);
     }
 }
 
@@ -392,6 +409,7 @@ impl EventSink for LiveSink {
             } => {
                 st.finished = true;
                 self.clear(&mut st);
+                DRAWING.store(false, Ordering::Relaxed);
                 let e = self.started.elapsed().as_secs();
                 let _ = writeln!(
                     std::io::stderr(),

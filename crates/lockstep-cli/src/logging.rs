@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use lockstep_core::{Event, EventSink};
+use tracing::Level;
+use tracing_subscriber::filter::FilterExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -125,8 +127,11 @@ pub fn init(global: &GlobalArgs) {
         1 => "debug,hyper=info,reqwest=info,rustls=info",
         _ => "trace",
     };
-    let file_filter = EnvFilter::new(file_default)
-        .add_directive(format!("{RUN_TARGET}=info").parse().expect("valid directive"));
+    let file_filter = EnvFilter::new(file_default).add_directive(
+        format!("{RUN_TARGET}=info")
+            .parse()
+            .expect("valid directive"),
+    );
     let ansi = crate::live::color_enabled();
     let make_stderr = || StderrWriter;
     let make_file = || RunLogWriter;
@@ -156,8 +161,13 @@ pub fn init(global: &GlobalArgs) {
                 .boxed(),
         ),
     };
+    // While bars are drawn, info lines would only push them around: the bars say the same.
+    let verbose = global.verbose > 0;
+    let calm = tracing_subscriber::filter::dynamic_filter_fn(move |meta, _| {
+        verbose || !meta.is_event() || *meta.level() <= Level::WARN || !crate::live::drawing()
+    });
     let _ = tracing_subscriber::registry()
-        .with(stderr_layer.with_filter(stderr_filter))
+        .with(stderr_layer.with_filter(stderr_filter.and(calm)))
         .with(file_layer.with_filter(file_filter))
         .try_init();
 }
