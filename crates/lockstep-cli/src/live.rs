@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -58,11 +58,16 @@ struct State {
     measured_secs: f64,
     estimated_secs: f64,
     stage: String,
+    running: bool,
     finished: bool,
 }
 
-/// The terminal progress display; an [`EventSink`] that knows the plan it follows.
-pub struct LiveSink {
+/// The terminal progress display; an [`EventSink`] that knows the plan it follows. A helper
+/// thread refreshes the estimate twice a second between events (a service-pack install is
+/// silent for half an hour).
+pub struct LiveSink(Arc<Live>);
+
+struct Live {
     plan: Plan,
     multi: MultiProgress,
     overall: ProgressBar,
@@ -155,7 +160,7 @@ impl LiveSink {
         );
         overall.set_prefix(plan.playbook.to_string());
         overall.set_position(states.iter().filter(|s| s.is_complete()).count() as u64);
-        let sink = LiveSink {
+        let sink = Live {
             plan: plan.clone(),
             multi,
             overall,
@@ -169,6 +174,7 @@ impl LiveSink {
                 measured_secs: 0.0,
                 estimated_secs: 0.0,
                 stage: String::new(),
+                running: false,
                 finished: false,
             }),
         };
@@ -176,9 +182,32 @@ impl LiveSink {
             *g = Some(sink.multi.clone());
         }
         DRAWING.store(!sink.multi.is_hidden(), Ordering::Relaxed);
-        sink
+        let sink = Arc::new(sink);
+        let weak = Arc::downgrade(&sink);
+        let _ = std::thread::Builder::new()
+            .name("lockstep-progress".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_millis(500));
+                let Some(live) = weak.upgrade() else { break };
+                let Ok(mut st) = live.state.lock() else { break };
+                if st.finished {
+                    break;
+                }
+                if st.running {
+                    live.refresh(&mut st);
+                }
+            });
+        LiveSink(sink)
     }
 
+    /// The estimated seconds left, by the plan (see the README's "Progress").
+    pub fn eta_secs(&self) -> u64 {
+        let st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.0.eta_secs(&st, Instant::now())
+    }
+}
+
+impl Live {
     fn group_style(&self) -> ProgressStyle {
         ProgressStyle::with_template(&plain_or(
             self.color,
@@ -303,7 +332,7 @@ impl LiveSink {
     }
 }
 
-impl Drop for LiveSink {
+impl Drop for Live {
     fn drop(&mut self) {
         if let Ok(mut st) = self.state.lock() {
             if !st.finished {
@@ -318,6 +347,12 @@ impl Drop for LiveSink {
 }
 
 impl EventSink for LiveSink {
+    fn emit(&self, event: &Event) {
+        self.0.emit(event);
+    }
+}
+
+impl Live {
     fn emit(&self, event: &Event) {
         let Ok(mut st) = self.state.lock() else {
             return;
@@ -340,6 +375,7 @@ impl EventSink for LiveSink {
                         String::new()
                     }
                 ));
+                st.running = true;
                 self.overall.enable_steady_tick(Duration::from_millis(200));
                 self.refresh(&mut st);
             }
@@ -427,6 +463,62 @@ impl EventSink for LiveSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lab_plan(playbook: &str) -> Plan {
+        let (fleet, _) = crate::inputs::load_fleet(&[]).unwrap();
+        let (playbook, _) = crate::inputs::load_playbook(playbook, &fleet).unwrap();
+        lockstep_plan::plan(&fleet, &playbook, &Default::default()).unwrap()
+    }
+
+    fn step(plan: &Plan, i: usize, state: StepState) -> Event {
+        let s = &plan.steps[i];
+        Event::Step {
+            index: i,
+            id: s.id.clone(),
+            host: s.host.clone(),
+            state,
+            rule: s.rule.clone(),
+            message: String::new(),
+            t_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_estimate_is_the_remaining_critical_path() {
+        let plan = lab_plan("e3-nc");
+        assert!(plan.stages.len() > 1, "a plan with several stages");
+        let sink = LiveSink::with_target(&plan, &[], ProgressDrawTarget::hidden(), false);
+        let full = sink.eta_secs();
+        assert_eq!(
+            full,
+            plan.critical_path_secs(),
+            "nothing done: the whole path"
+        );
+        assert!(full > 0);
+        // Steps found done (skipped by their probe) carry no timing: the scale stays 1.
+        for (i, s) in plan.steps.iter().enumerate() {
+            if s.stage == 0 {
+                sink.emit(&step(&plan, i, StepState::Skipped));
+            }
+        }
+        let after_first = sink.eta_secs();
+        assert!(
+            after_first < full && after_first > 0,
+            "first stage done: {after_first} of {full}"
+        );
+        for i in 0..plan.steps.len() {
+            sink.emit(&step(&plan, i, StepState::Skipped));
+        }
+        assert_eq!(sink.eta_secs(), 0, "all done");
+    }
+
+    #[test]
+    fn a_resume_counts_completed_steps_as_done() {
+        let plan = lab_plan("e3-nc");
+        let all = vec![true; plan.steps.len()];
+        let sink = LiveSink::with_target(&plan, &all, ProgressDrawTarget::hidden(), false);
+        assert_eq!(sink.eta_secs(), 0);
+    }
 
     #[test]
     fn human_secs_reads_well() {

@@ -152,10 +152,12 @@ pub fn stop_on_ctrl_c() -> StopSignal {
     let s = stop.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = writeln!(
-                std::io::stderr(),
-                "stopping at the next safe point (running steps finish first)..."
-            );
+            crate::live::with_output_suspended(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "stopping at the next safe point (running steps finish first)..."
+                );
+            });
             s.trigger();
         }
     });
