@@ -15,6 +15,9 @@ use lockstep_core::{Event, EventSink, Plan, StepState};
 /// ([`with_output_suspended`]).
 static ACTIVE: Mutex<Option<MultiProgress>> = Mutex::new(None);
 
+/// Most site/cluster lines drawn at once (a terminal is only so tall); the others are counted.
+const MAX_GROUP_LINES: usize = 16;
+
 /// Whether bars are drawn: the terminal then shows warnings and errors only (the bars tell the
 /// rest; the run's log file keeps every line).
 static DRAWING: AtomicBool = AtomicBool::new(false);
@@ -200,6 +203,15 @@ impl LiveSink {
         LiveSink(sink)
     }
 
+    /// The site/cluster lines drawn now: (label, busy nodes and their steps).
+    pub fn lines(&self) -> Vec<(String, String)> {
+        let st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.groups
+            .iter()
+            .filter_map(|g| g.bar.as_ref().map(|b| (b.prefix(), b.message())))
+            .collect()
+    }
+
     /// The estimated seconds left, by the plan (see the README's "Progress").
     pub fn eta_secs(&self) -> u64 {
         let st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -271,8 +283,23 @@ impl Live {
         } else {
             format!("stage {}  ", st.stage)
         };
+        let hidden = st
+            .groups
+            .iter()
+            .filter(|g| {
+                g.bar.is_none()
+                    && g.steps
+                        .iter()
+                        .any(|&i| matches!(st.states[i], StepState::Running | StepState::Waiting))
+            })
+            .count();
+        let more = if hidden > 0 {
+            format!("  (+{hidden} more busy)")
+        } else {
+            String::new()
+        };
         self.overall.set_message(format!(
-            "{stage}ETA ~{}",
+            "{stage}ETA ~{}{more}",
             human_secs(self.eta_secs(st, now))
         ));
     }
@@ -302,12 +329,17 @@ impl Live {
         let all_done = done == group.steps.len();
         let len = group.steps.len() as u64;
         let label = group.label.clone();
+        let drawn = st.groups.iter().filter(|g| g.bar.is_some()).count();
         let group = &mut st.groups[g];
         if all_done {
             if let Some(bar) = group.bar.take() {
                 bar.finish_and_clear();
                 self.multi.remove(&bar);
             }
+            return;
+        }
+        if group.bar.is_none() && drawn >= MAX_GROUP_LINES {
+            // Counted in the overall line instead (`+N more busy`), drawn when a line frees.
             return;
         }
         let bar = group.bar.get_or_insert_with(|| {
@@ -510,6 +542,30 @@ mod tests {
             sink.emit(&step(&plan, i, StepState::Skipped));
         }
         assert_eq!(sink.eta_secs(), 0, "all done");
+    }
+
+    #[test]
+    fn a_line_per_busy_group_naming_each_node_and_its_step() {
+        let plan = lab_plan("e3-nc");
+        let sink = LiveSink::with_target(&plan, &[], ProgressDrawTarget::hidden(), false);
+        assert!(sink.lines().is_empty(), "nothing busy, no lines");
+        let first = &plan.steps[0];
+        sink.emit(&step(&plan, 0, StepState::Running));
+        let lines = sink.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].0.contains(first.site.as_str()), "{lines:?}");
+        assert_eq!(lines[0].1, format!("{}: {}", first.host, first.spec));
+        // The whole group done: its line goes.
+        let group: Vec<usize> = (0..plan.steps.len())
+            .filter(|&i| {
+                let s = &plan.steps[i];
+                s.stage == first.stage && s.site == first.site && s.cluster == first.cluster
+            })
+            .collect();
+        for &i in &group {
+            sink.emit(&step(&plan, i, StepState::Done));
+        }
+        assert!(sink.lines().is_empty(), "{:?}", sink.lines());
     }
 
     #[test]
