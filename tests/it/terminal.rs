@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::util::{bin, code, lab_inventory, text, Lab, LAB_PASSWORD};
@@ -15,7 +16,9 @@ struct Tmux {
 
 impl Tmux {
     fn new() -> Tmux {
-        let socket = format!("lockstep-it-{}", std::process::id());
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let socket = format!("lockstep-it-{}-{n}", std::process::id());
         Tmux { socket }
     }
 
@@ -61,8 +64,10 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-#[test]
-fn a_terminal_shows_live_bars_then_a_lasting_summary() {
+/// Runs `lockstep run ... e3-nc --yes --soak-scale 0` in a tmux pane against `lab`, polling the
+/// screen (bounded); returns the first screen that showed bars (overall and a busy group) and
+/// the last screen, once the shell printed the exit code.
+fn run_in_a_terminal(lab: &Lab) -> (Option<String>, String) {
     let tmux_ok = Command::new("tmux")
         .arg("-V")
         .output()
@@ -71,8 +76,6 @@ fn a_terminal_shows_live_bars_then_a_lasting_summary() {
         tmux_ok,
         "this test needs tmux (Debian package `tmux`; `.ci/run` installs it)"
     );
-    // Slower simulated durations, so that the run lasts a few seconds.
-    let lab = Lab::start(Some("time_scale: 0.003\n"));
     let inv = lab_inventory();
     let script = format!(
         "cd {dir}\nexport LOCKSTEP_STATE={state} LOCKSTEP_LAB_PASSWORD={pw} NO_COLOR=1\nunset RUST_LOG\n\
@@ -108,7 +111,6 @@ fn a_terminal_shows_live_bars_then_a_lasting_summary() {
     let last = loop {
         let screen = tmux.capture();
         if with_bars.is_none()
-            && screen.lines().any(has_bar)
             && screen.contains("ETA ~")
             && screen
                 .lines()
@@ -125,6 +127,15 @@ fn a_terminal_shows_live_bars_then_a_lasting_summary() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
+    assert!(!last.contains(LAB_PASSWORD), "no password on screen");
+    (with_bars, last)
+}
+
+#[test]
+fn a_terminal_shows_live_bars_then_a_lasting_summary() {
+    // Slower simulated durations, so that the run lasts a few seconds.
+    let lab = Lab::start(Some("time_scale: 0.003\n"));
+    let (with_bars, last) = run_in_a_terminal(&lab);
     assert!(last.contains("LOCKSTEP-EXIT=0"), "run failed:\n{last}");
     let running =
         with_bars.unwrap_or_else(|| panic!("no progress bars seen; last screen:\n{last}"));
@@ -154,7 +165,26 @@ fn a_terminal_shows_live_bars_then_a_lasting_summary() {
             .any(|l| l.contains("finished:") && l.contains("steps complete in")),
         "final summary:\n{last}"
     );
-    assert!(!last.contains(LAB_PASSWORD), "no password on screen");
+}
+
+#[test]
+fn a_halt_stays_on_the_terminal_after_the_bars_clear() {
+    let lab = Lab::start(Some("time_scale: 0.003\n"));
+    // G6/E3-NC: a failing installer stops the run in a safe state.
+    lab.fault("TYO-EXC01", "installer-fails", Some("1603"));
+    let (_, last) = run_in_a_terminal(&lab);
+    assert!(last.contains("LOCKSTEP-EXIT=3"), "halted:\n{last}");
+    assert!(
+        !last.lines().any(has_bar),
+        "bars cleared at the end:\n{last}"
+    );
+    assert!(
+        last.lines()
+            .any(|l| l.contains("failed") && l.contains("TYO-EXC01/install-sp")),
+        "the failed step stays:\n{last}"
+    );
+    assert!(last.contains("HALTED (step-failed)"), "{last}");
+    assert!(last.contains("next:"), "what to do next stays:\n{last}");
 }
 
 fn logs_in(dir: &Path) -> Vec<std::path::PathBuf> {
