@@ -4,27 +4,25 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::util::{bin, code, lab_inventory, text, Lab, LAB_PASSWORD};
 
-/// A private tmux server (its own socket), killed when dropped.
+/// A private tmux server (its socket in the test's folder), killed when dropped.
 struct Tmux {
-    socket: String,
+    socket: std::path::PathBuf,
 }
 
 impl Tmux {
-    fn new() -> Tmux {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let socket = format!("lockstep-it-{}-{n}", std::process::id());
-        Tmux { socket }
+    fn new(dir: &Path) -> Tmux {
+        Tmux {
+            socket: dir.join("tmux.sock"),
+        }
     }
 
     fn cmd(&self) -> Command {
         let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket, "-f", "/dev/null"]);
+        c.arg("-S").arg(&self.socket).args(["-f", "/dev/null"]);
         c
     }
 
@@ -87,7 +85,7 @@ fn run_in_a_terminal(lab: &Lab) -> (Option<String>, String) {
         inv = shell_quote(&inv.display().to_string()),
     );
     std::fs::write(lab.path().join("run.sh"), script).unwrap();
-    let tmux = Tmux::new();
+    let tmux = Tmux::new(lab.path());
     let started = tmux
         .cmd()
         .args([
