@@ -23,3 +23,5 @@ mod plan_snapshots;
 mod resume;
 #[path = "it/secrets.rs"]
 mod secrets;
+#[path = "it/terminal.rs"]
+mod terminal;

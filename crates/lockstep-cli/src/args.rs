@@ -61,6 +61,11 @@ pub struct GlobalArgs {
     /// events on standard output for other tools (see README).
     #[arg(long, value_enum, default_value_t = Output::Human, global = true)]
     pub output: Output,
+
+    /// Plain progress lines instead of live progress bars (the default when standard error is
+    /// not a terminal).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
 }
 
 /// How run progress is reported.
@@ -246,8 +251,9 @@ pub struct ReportArgs {
     #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
     pub format: ReportFormat,
 
-    /// Write the report here instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
+    /// Write the report here instead of standard output (`--out`: the global `--output` picks
+    /// how run progress is reported).
+    #[arg(short = 'o', long = "out", id = "report_file", value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
 
@@ -353,4 +359,35 @@ pub struct FaultArgs {
     /// Clear every fault of the host instead.
     #[arg(long, conflicts_with = "kind")]
     pub clear: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn report_file_and_global_output_do_not_collide() {
+        let cli = Cli::try_parse_from([
+            "lockstep",
+            "--output",
+            "json",
+            "report",
+            "-o",
+            "r.html",
+            "--no-progress",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.output, Output::Json);
+        assert!(cli.global.no_progress);
+        match cli.command {
+            Command::Report(r) => assert_eq!(r.output, Some(PathBuf::from("r.html"))),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 }

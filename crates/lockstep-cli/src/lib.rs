@@ -12,6 +12,7 @@ pub mod args;
 pub mod commands;
 pub mod exit;
 pub mod inputs;
+pub mod live;
 pub mod logging;
 pub mod progress;
 pub mod runner;

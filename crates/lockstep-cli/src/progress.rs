@@ -115,3 +115,14 @@ impl EventSink for JsonSink {
         }
     }
 }
+
+/// Hands every event to each sink in turn (the run log first, then the display).
+pub struct Tee(pub Vec<std::sync::Arc<dyn EventSink>>);
+
+impl EventSink for Tee {
+    fn emit(&self, event: &Event) {
+        for sink in &self.0 {
+            sink.emit(event);
+        }
+    }
+}

@@ -127,7 +127,10 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             owners,
             extra_vars,
         };
-        let outcome = drive.engine().start(plan, meta, stop_on_ctrl_c()).await?;
+        let outcome = drive
+            .engine(&plan, &[])
+            .start(plan, meta, stop_on_ctrl_c())
+            .await?;
         status = finish(&outcome, &global.state);
         if status != ExitStatus::Success {
             break;

@@ -11,7 +11,9 @@ use lockstep_plan::PlanOptions;
 
 use crate::args::{GlobalArgs, ResumeArgs, RunArgs};
 use crate::exit::{BadInput, ExitStatus};
-use crate::progress::LineSink;
+use crate::live::LiveSink;
+use crate::logging::RunLogSink;
+use crate::progress::{LineSink, Tee};
 use crate::{inputs, wiring};
 
 /// Everything a drive needs besides the plan.
@@ -29,16 +31,26 @@ pub struct Drive<'a> {
 }
 
 impl Drive<'_> {
-    /// An engine over these parts with the built-in actions.
-    pub fn engine(&self) -> Engine {
+    /// An engine over these parts with the built-in actions, reporting progress on `plan` (the
+    /// plan it will drive; `complete[i]` marks steps a resume finds complete): live bars on a
+    /// terminal, plain lines otherwise or with `--no-progress`, JSON with `--output json`; and
+    /// always the run's log file beside the state.
+    pub fn engine(&self, plan: &Plan, complete: &[bool]) -> Engine {
         let runner = Arc::new(crate::runner::BuiltinRunner::new(
             self.transport.clone(),
             self.fleet.clone(),
         ));
-        let events: Arc<dyn lockstep_core::EventSink> = match self.global.output {
+        let display: Arc<dyn lockstep_core::EventSink> = match self.global.output {
+            crate::args::Output::Human if self.live_progress() => {
+                Arc::new(LiveSink::new(plan, complete))
+            }
             crate::args::Output::Human => Arc::new(LineSink::new(self.global.quiet)),
             crate::args::Output::Json => Arc::new(crate::progress::JsonSink::default()),
         };
+        let events = Arc::new(Tee(vec![
+            Arc::new(RunLogSink::new(&self.global.state)),
+            display,
+        ]));
         Engine::new(
             runner,
             self.store.clone(),
@@ -46,6 +58,15 @@ impl Drive<'_> {
             self.fleet.clone(),
             self.options.clone(),
         )
+    }
+}
+
+impl Drive<'_> {
+    /// Bars only for a person at a terminal who asked for neither quiet nor plain lines.
+    fn live_progress(&self) -> bool {
+        !self.global.no_progress
+            && !self.global.quiet
+            && std::io::IsTerminal::is_terminal(&std::io::stderr())
     }
 }
 
@@ -131,10 +152,12 @@ pub fn stop_on_ctrl_c() -> StopSignal {
     let s = stop.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = writeln!(
-                std::io::stderr(),
-                "stopping at the next safe point (running steps finish first)..."
-            );
+            crate::live::with_output_suspended(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "stopping at the next safe point (running steps finish first)..."
+                );
+            });
             s.trigger();
         }
     });
@@ -200,7 +223,7 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         extra_vars: opts.extra_vars,
     };
     let outcome = drive
-        .engine()
+        .engine(&plan, &[])
         .start(plan, meta, stop_on_ctrl_c())
         .await
         .context("the run could not be driven")?;
@@ -268,8 +291,9 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
         },
         global,
     };
+    let complete = complete_steps(&record, &current);
     let outcome = match drive
-        .engine()
+        .engine(&current, &complete)
         .resume(&run, Some(current), args.replan, stop_on_ctrl_c())
         .await
     {
@@ -284,4 +308,18 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
         Err(e) => return Err(anyhow::Error::new(e).context("the run could not be resumed")),
     };
     Ok(finish(&outcome, &global.state))
+}
+
+/// Which steps of a stored run are complete, in plan order (for the progress display).
+fn complete_steps(record: &lockstep_core::RunRecord, plan: &Plan) -> Vec<bool> {
+    let done: std::collections::BTreeSet<&str> = record
+        .steps
+        .iter()
+        .filter(|s| s.state.is_complete())
+        .map(|s| s.step.as_str())
+        .collect();
+    plan.steps
+        .iter()
+        .map(|s| done.contains(s.id.as_str()))
+        .collect()
 }

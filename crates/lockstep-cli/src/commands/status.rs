@@ -144,7 +144,13 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                     serde_json::to_writer_pretty(&mut out, &record)?;
                     writeln!(out)?;
                 }
-                Format::Text => out.write_all(render_run(&record).as_bytes())?,
+                Format::Text => {
+                    out.write_all(render_run(&record).as_bytes())?;
+                    let log = crate::logging::run_log_path(&global.state, &run.0);
+                    if log.exists() {
+                        writeln!(out, "log: {}", log.display())?;
+                    }
+                }
             }
         }
     }
