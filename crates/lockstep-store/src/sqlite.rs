@@ -167,19 +167,20 @@ impl SqliteStore {
 
     fn require_run(&self, conn: &Connection, run: &RunId) -> Result<(), StoreError> {
         let found = conn
-            .query_row("SELECT 1 FROM runs WHERE id = ?1", [&run.0], |_| Ok(()))
-            .optional()
+            .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")
+            .and_then(|mut s| s.query_row([&run.0], |_| Ok(())).optional())
             .map_err(|e| self.err(e))?;
         found.ok_or_else(|| StoreError::NoSuchRun(run.clone()))
     }
 
     /// Appends a row to one of the per-run append-only tables, numbering it after the last.
+    /// The statement is cached (keyed by its text): every checkpoint calls this, and parsing
+    /// it anew each time was a visible share of a 1,000-host rollout's controller CPU.
     fn next_seq(&self, conn: &Connection, table: &str, run: &RunId) -> Result<i64, StoreError> {
-        conn.query_row(
-            &format!("SELECT COALESCE(MAX(seq), 0) + 1 FROM {table} WHERE run = ?1"),
-            [&run.0],
-            |r| r.get(0),
-        )
+        conn.prepare_cached(&format!(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM {table} WHERE run = ?1"
+        ))
+        .and_then(|mut s| s.query_row([&run.0], |r| r.get(0)))
         .map_err(|e| self.err(e))
     }
 
@@ -534,18 +535,20 @@ impl StateStore for SqliteStore {
             .map_err(|e| self.err(e))?;
         self.require_run(&tx, run)?;
         let seq = self.next_seq(&tx, "facts", run)?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO facts (run, seq, host, key, value, at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
+        )
+        .and_then(|mut s| {
+            s.execute(params![
                 run.0,
                 seq,
                 fact.host.as_str(),
                 fact.key,
                 fact.value,
                 fact.at_ms as i64
-            ],
-        )
+            ])
+        })
         .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
     }
