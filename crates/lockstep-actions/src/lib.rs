@@ -69,7 +69,8 @@ pub struct Ctx<'a> {
     pub step: &'a PlannedStep,
     /// The step's timeout (also the installer's and the reboot wait's).
     pub timeout: Duration,
-    /// How often a rebooting node is polled.
+    /// The longest wait between two polls of a rebooting node (the first polls come sooner,
+    /// backing off to this), and the poll of a pending service.
     pub reboot_poll: Duration,
 }
 

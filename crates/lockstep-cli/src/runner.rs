@@ -26,7 +26,8 @@ impl BuiltinRunner {
         }
     }
 
-    /// How often a rebooting node is polled.
+    /// The longest wait between two polls of a rebooting node (default 500 ms; the first polls
+    /// come sooner and back off to it).
     pub fn with_reboot_poll(mut self, every: Duration) -> Self {
         self.reboot_poll = every;
         self

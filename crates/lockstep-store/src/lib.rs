@@ -3,7 +3,9 @@
 //! [`SqliteStore`] keeps every run of a state file in one SQLite database in WAL mode: the plan
 //! and its hash, the latest record of every step, an append-only timeline of step
 //! [`Transition`]s, facts learnt on nodes and approvals. Every write is one transaction and is
-//! durable when the call returns (`synchronous=FULL` by default, see [`Durability`]). The schema
+//! durable when the call returns: it survives a crash of the controller process
+//! (`synchronous=NORMAL` in WAL mode by default; `FULL` also survives a power loss, see
+//! [`Durability`] for the figures behind the choice). The schema
 //! evolves through add-only migrations keyed by `PRAGMA user_version`. A controller takes a run
 //! with [`StateStore::lock_run`](lockstep_core::StateStore::lock_run): an exclusive OS file lock
 //! ([`RunGuard`]) next to the state file, released by the OS if the controller dies.
