@@ -53,6 +53,11 @@ pub struct GlobalArgs {
     )]
     pub max_connections: u32,
 
+    /// How checkpoints reach the disk: `full` survives a power loss of the controller (the
+    /// default); `normal` survives a crash of the controller process only, and is faster.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Full, global = true)]
+    pub durability: DurabilityArg,
+
     /// Ask once for the password of the inventory's users instead of their configured sources.
     #[arg(long, global = true)]
     pub ask_pass: bool,
@@ -66,6 +71,15 @@ pub struct GlobalArgs {
     /// not a terminal).
     #[arg(long, global = true)]
     pub no_progress: bool,
+}
+
+/// `--durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// Sync every checkpoint (survives a power loss).
+    Full,
+    /// Sync at WAL checkpoints only (survives a process crash).
+    Normal,
 }
 
 /// How run progress is reported.

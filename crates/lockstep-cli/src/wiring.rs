@@ -2,7 +2,6 @@
 //! their sources), the SQLite store, the engine with the built-in actions.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -128,7 +127,12 @@ pub fn transport(
 }
 
 /// Opens (creating its folder) the state file.
-pub fn store(path: &Path) -> Result<Arc<lockstep_store::SqliteStore>> {
+pub fn store(global: &crate::args::GlobalArgs) -> Result<Arc<lockstep_store::SqliteStore>> {
+    let path = global.state.as_path();
+    let durability = match global.durability {
+        crate::args::DurabilityArg::Full => lockstep_store::Durability::Full,
+        crate::args::DurabilityArg::Normal => lockstep_store::Durability::Normal,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| {
             format!(
@@ -137,7 +141,7 @@ pub fn store(path: &Path) -> Result<Arc<lockstep_store::SqliteStore>> {
             )
         })?;
     }
-    let s = lockstep_store::SqliteStore::open(path)
+    let s = lockstep_store::SqliteStore::open_with(path, durability)
         .with_context(|| format!("cannot open state file `{}`", path.display()))?;
     Ok(Arc::new(s))
 }

@@ -17,24 +17,22 @@ use crate::transition::Transition;
 
 /// How hard a write is pushed to the disk before the call returns.
 ///
-/// The default is [`Durability::Normal`]: the case a rollout must survive is a crash of the
-/// controller process (issue 4), and in WAL mode a committed write is in the OS page cache when
-/// the call returns, so a dead process loses nothing. `FULL` adds an `fdatasync` per write:
-/// 0.3 ms on a quiet disk but 4.5 ms on a loaded one (`cargo bench -p lockstep-store --bench
-/// checkpoint`), against 0.03-0.23 ms for `NORMAL`; a 1,000-host rollout writes some 30,000
-/// checkpoints on the engine's drive thread. Measured on the rollout bench (1,000 hosts, lab time
-/// scale 0.005, same build otherwise, quiet disk): 24.0 s with `FULL` against 20.5 s with
-/// `NORMAL`, and the gap grows with the disk's load. After a power
-/// loss of the controller, the last few transitions may be lost: the run resumes from an earlier
-/// checkpoint and probes its steps (running ones are probed, never blindly re-sent).
+/// The default is [`Durability::Full`]: the engine writes a step's `running` record before it
+/// sends the step's command, and only a synced record still says so after a power loss of the
+/// controller (with `NORMAL`, the last records may vanish and a step that had been sent would
+/// look never started). `FULL` adds an `fdatasync` per write: 0.13-0.3 ms on a quiet disk, 4.5 ms
+/// on a loaded one (`cargo bench -p lockstep-store --bench checkpoint`), against 0.03-0.23 ms
+/// for `NORMAL`. On the rollout bench (1,000 hosts, lab time scale 0.005, quiet disk): 24.0 s
+/// with `FULL` (1.01 x the critical path), 20.5 s with `NORMAL`. `NORMAL` (the CLI's
+/// `--durability normal`) still survives a crash of the controller process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// `synchronous=FULL`: the WAL is synced at every commit; a write survives a power loss of
-    /// the controller.
+    /// the controller. The default.
+    #[default]
     Full,
     /// `synchronous=NORMAL`: the WAL is synced at checkpoints only; a write survives a crash of
-    /// the controller process but the last ones may be lost on a power loss. The default.
-    #[default]
+    /// the controller process but the last ones may be lost on a power loss.
     Normal,
 }
 

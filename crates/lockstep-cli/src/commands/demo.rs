@@ -77,7 +77,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         password: SecretString::from(password),
     };
     let transport = wiring::transport(&fleet, &all_hosts, Some(&endpoints), Some(&direct), global)?;
-    let store = wiring::store(&global.state)?;
+    let store = wiring::store(global)?;
     let fleet = Arc::new(fleet);
     let drive = Drive {
         fleet: fleet.clone(),

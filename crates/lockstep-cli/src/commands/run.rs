@@ -202,7 +202,7 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             Err(status) => return Ok(status),
         }
     };
-    let store = wiring::store(&global.state)?;
+    let store = wiring::store(global)?;
     let drive = Drive {
         fleet: Arc::new(fleet),
         transport,
@@ -244,7 +244,7 @@ pub fn pick_run(store: &dyn StateStore, run: &Option<String>) -> Result<RunId> {
 
 /// `lockstep resume`.
 pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let store = wiring::store(&global.state)?;
+    let store = wiring::store(global)?;
     let run = pick_run(store.as_ref(), &args.run)?;
     let record = store.load_run(&run)?;
     let meta = &record.meta;

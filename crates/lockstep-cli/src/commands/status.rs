@@ -108,7 +108,7 @@ pub fn render_run(r: &RunRecord) -> String {
 
 /// `lockstep status`.
 pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let store = wiring::store(&global.state)?;
+    let store = wiring::store(global)?;
     let mut out = std::io::stdout().lock();
     match &args.run {
         None => {
@@ -159,7 +159,7 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
 
 /// `lockstep approve`: records approvals; `resume` acts on them.
 pub fn approve(args: &ApproveArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let store = wiring::store(&global.state)?;
+    let store = wiring::store(global)?;
     let run = pick_run(store.as_ref(), &args.run)?;
     let approved = match lockstep_engine::approve(store.as_ref(), &run, args.what.as_deref()) {
         Ok(a) => a,
@@ -178,7 +178,7 @@ pub fn approve(args: &ApproveArgs, global: &GlobalArgs) -> Result<ExitStatus> {
 
 /// `lockstep report`: HTML (default) or Markdown, to a file or standard output.
 pub fn report(args: &ReportArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let store = wiring::store(&global.state)?;
+    let store = wiring::store(global)?;
     let run = pick_run(store.as_ref(), &args.run)?;
     let record = store.load_run(&run)?;
     let text = match args.format {
