@@ -45,7 +45,17 @@ fn crash_child() {
     };
     let store = SqliteStore::open(std::path::Path::new(&path)).unwrap();
     let run = RunId(run);
-    let _guard = store.lock_run(&run).unwrap();
+    // The parent probes the lock by taking it for an instant: wait for it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let _guard = loop {
+        match store.lock_run(&run) {
+            Ok(g) => break g,
+            Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("the child could not take the run: {e}"),
+        }
+    };
     for n in 1.. {
         store.put_step(&run, &nth_record(n)).unwrap();
     }
