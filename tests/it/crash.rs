@@ -108,10 +108,5 @@ fn sigkill_at_random_points_then_resume_completes_without_repeating_an_installer
         "seed {seed}: only {total_kills} kills landed mid-run"
     );
     lab.assert_invariants();
-    for ((host, pkg), n) in lab.installs() {
-        assert_eq!(
-            n, 1,
-            "seed {seed}: installer `{pkg}` started {n} times on `{host}`"
-        );
-    }
+    lab.assert_each_installer_once(&format!("seed {seed}"));
 }

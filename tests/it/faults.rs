@@ -155,9 +155,7 @@ fn slow_responses_and_a_dropped_receive_do_not_lose_or_repeat_work() {
     }
     assert_eq!(code(&o), 0, "{}", text(&o));
     lab.assert_invariants();
-    for ((host, pkg), n) in lab.installs() {
-        assert_eq!(n, 1, "installer `{pkg}` started {n} times on `{host}`");
-    }
+    lab.assert_each_installer_once("slow and dropped");
 }
 
 #[test]

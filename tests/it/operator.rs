@@ -96,8 +96,12 @@ fn check_mode_discovers_and_probes_but_changes_nothing() {
     );
     assert!(out.contains("check passed"), "ran the preflight: {out}");
     assert!(lab.installs().is_empty(), "nothing installed");
-    let changes = lab
-        .records()
+    let records = lab.records();
+    assert!(
+        records.iter().any(|r| r["event"] == "command"),
+        "the probes reached the nodes (else the next assertion proves nothing)"
+    );
+    let changes = records
         .into_iter()
         .filter(|r| {
             matches!(

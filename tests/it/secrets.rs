@@ -27,7 +27,25 @@ fn the_password_never_leaves_the_environment() {
         assert_eq!(code(out), 0, "{what}: {}", text(out));
         assert!(!text(out).contains(LAB_PASSWORD), "{what}");
     }
-    for f in [
+    // Every file the run and the lab wrote (the WAL only if SQLite kept one), the run's log too.
+    for must in [
+        "state.db",
+        "record.jsonl",
+        "overlay.yml",
+        "endpoints.json",
+        "lab.out",
+    ] {
+        assert!(lab.path().join(must).exists(), "`{must}` was written");
+    }
+    let logs: Vec<String> = std::fs::read_dir(lab.path().join("logs"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| format!("logs/{}", e.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!logs.is_empty(), "the run's log file was written");
+    for f in logs.iter().map(String::as_str).chain([
         "state.db",
         "state.db-wal",
         "record.jsonl",
@@ -35,7 +53,7 @@ fn the_password_never_leaves_the_environment() {
         "endpoints.json",
         "lab.out",
         "lab.err",
-    ] {
+    ]) {
         if let Ok(bytes) = std::fs::read(lab.path().join(f)) {
             let hay = String::from_utf8_lossy(&bytes);
             assert!(!hay.contains(LAB_PASSWORD), "`{f}` holds the password");

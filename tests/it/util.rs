@@ -188,6 +188,24 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Asserts that installers ran and that none ran twice on a node (`what` names the test's
+    /// seed or case in the message).
+    pub fn assert_each_installer_once(&self, what: &str) {
+        let installs = self.installs();
+        assert!(
+            !installs.is_empty(),
+            "{what}: the record shows no installer at all"
+        );
+        for ((host, pkg), n) in installs {
+            assert_eq!(
+                n, 1,
+                "{what}: installer `{pkg}` started {n} times on `{host}`"
+            );
+        }
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = self.child.kill();
