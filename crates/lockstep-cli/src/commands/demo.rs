@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use lockstep_core::RunMeta;
-use lockstep_engine::EngineOptions;
 use lockstep_lab::{Lab, LabConfig, Recorder};
 use secrecy::SecretString;
 
@@ -79,17 +78,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let transport = wiring::transport(&fleet, &all_hosts, Some(&endpoints), Some(&direct), global)?;
     let store = wiring::store(global)?;
     let fleet = Arc::new(fleet);
-    let drive = Drive {
-        fleet: fleet.clone(),
-        transport: transport.clone(),
-        store,
-        options: EngineOptions {
-            auto_approve: true,
-            soak_scale: 0.0,
-            ..EngineOptions::default()
-        },
-        global,
-    };
+    let drive = Drive::new(fleet.clone(), transport.clone(), store, true, 0.0, global);
     let order: Vec<String> = if args.playbooks.is_empty() {
         DEMO_ORDER.iter().map(|s| s.to_string()).collect()
     } else {

@@ -30,7 +30,30 @@ pub struct Drive<'a> {
     pub global: &'a GlobalArgs,
 }
 
-impl Drive<'_> {
+impl<'a> Drive<'a> {
+    /// The parts of a drive; `auto_approve` and `soak_scale` are the engine options a command
+    /// chooses (`--yes`, `--soak-scale`; the demo approves everything and skips soaks).
+    pub fn new(
+        fleet: Arc<Fleet>,
+        transport: Arc<dyn Transport>,
+        store: Arc<dyn StateStore>,
+        auto_approve: bool,
+        soak_scale: f64,
+        global: &'a GlobalArgs,
+    ) -> Self {
+        Drive {
+            fleet,
+            transport,
+            store,
+            options: EngineOptions {
+                auto_approve,
+                soak_scale,
+                ..EngineOptions::default()
+            },
+            global,
+        }
+    }
+
     /// An engine over these parts with the built-in actions, reporting progress on `plan` (the
     /// plan it will drive; `complete[i]` marks steps a resume finds complete): live bars on a
     /// terminal, plain lines otherwise or with `--no-progress`, JSON with `--output json`; and
@@ -203,17 +226,14 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         }
     };
     let store = wiring::store(global)?;
-    let drive = Drive {
-        fleet: Arc::new(fleet),
+    let drive = Drive::new(
+        Arc::new(fleet),
         transport,
         store,
-        options: EngineOptions {
-            auto_approve: args.yes,
-            soak_scale: args.soak_scale,
-            ..EngineOptions::default()
-        },
+        args.yes,
+        args.soak_scale,
         global,
-    };
+    );
     let meta = RunMeta {
         inventory: inventories.join("\n"),
         playbook: playbook_name,
@@ -280,17 +300,14 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
     } else {
         plan(&fleet, &playbook, &opts)?
     };
-    let drive = Drive {
-        fleet: Arc::new(fleet),
+    let drive = Drive::new(
+        Arc::new(fleet),
         transport,
         store,
-        options: EngineOptions {
-            auto_approve: args.yes,
-            soak_scale: args.soak_scale,
-            ..EngineOptions::default()
-        },
+        args.yes,
+        args.soak_scale,
         global,
-    };
+    );
     let complete = complete_steps(&record, &current);
     let outcome = match drive
         .engine(&current, &complete)
