@@ -2,6 +2,7 @@
 //! one bar per active stage/site/cluster (or pool) showing the current step of each busy node.
 //! Halts, failures, waits and stage starts are printed above the bars and stay after they clear.
 
+use crate::progress::sentence;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -390,43 +391,21 @@ impl Live {
             return;
         };
         match event {
-            Event::RunStarted {
-                run,
-                plan,
-                steps,
-                complete,
-                resumed,
-            } => {
-                self.keep(&format!(
-                    "{} run {run} (plan {}, {steps} steps{})",
-                    if *resumed { "resuming" } else { "starting" },
-                    plan.short(),
-                    if *complete > 0 {
-                        format!(", {complete} already complete")
-                    } else {
-                        String::new()
-                    }
-                ));
+            Event::RunStarted { .. } => {
+                self.keep(&sentence(event).unwrap_or_default());
                 st.running = true;
                 self.overall.enable_steady_tick(Duration::from_millis(200));
                 self.refresh(&mut st);
             }
             Event::StageStarted { name, .. } => {
                 st.stage = name.clone();
-                self.keep(&format!("== stage {name}"));
+                self.keep(&sentence(event).unwrap_or_default());
                 self.refresh(&mut st);
             }
-            Event::GateWaiting { reason, .. } => {
-                self.keep(&self.paint(&format!("gate: {reason}"), "33"));
+            Event::GateWaiting { .. } => {
+                self.keep(&self.paint(&sentence(event).unwrap_or_default(), "33"));
             }
-            Event::Step {
-                index,
-                id,
-                state,
-                rule,
-                message,
-                ..
-            } => {
+            Event::Step { index, state, .. } => {
                 let i = *index;
                 if i >= st.states.len() {
                     return;
@@ -446,8 +425,7 @@ impl Live {
                 }
                 st.states[i] = *state;
                 if matches!(state, StepState::Waiting | StepState::Failed) {
-                    let msg = message.lines().next().unwrap_or("");
-                    let text = format!("{:<8} [{rule}] {id}  {msg}", state.as_str());
+                    let text = sentence(event).unwrap_or_default();
                     let code = if *state == StepState::Failed {
                         "31"
                     } else {
@@ -459,15 +437,8 @@ impl Live {
                 self.update_group(&mut st, g);
                 self.refresh(&mut st);
             }
-            Event::Halted {
-                class,
-                reason,
-                next,
-            } => {
-                self.keep(&self.paint(
-                    &format!("HALTED ({class}): {reason}\n        next: {next}"),
-                    "1;31",
-                ));
+            Event::Halted { .. } => {
+                self.keep(&self.paint(&sentence(event).unwrap_or_default(), "1;31"));
             }
             Event::RunFinished {
                 run,

@@ -36,65 +36,68 @@ impl LineSink {
     }
 }
 
+/// The sentence a person reads for an event, the same in the plain lines and above the live
+/// bars; `None` for events shown only as state (facts).
+pub fn sentence(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::RunStarted {
+            run,
+            plan,
+            steps,
+            complete,
+            resumed,
+        } => format!(
+            "{} run {run} (plan {}, {steps} steps{})",
+            if *resumed { "resuming" } else { "starting" },
+            plan.short(),
+            if *complete > 0 {
+                format!(", {complete} already complete")
+            } else {
+                String::new()
+            }
+        ),
+        Event::StageStarted { name, .. } => format!("== stage {name}"),
+        Event::GateWaiting { reason, .. } => format!("gate: {reason}"),
+        Event::Step {
+            id,
+            state,
+            rule,
+            message,
+            ..
+        } => {
+            let msg = message.lines().next().unwrap_or("");
+            format!("{:<8} [{rule}] {id}  {msg}", state.as_str())
+                .trim_end()
+                .to_owned()
+        }
+        Event::Halted {
+            class,
+            reason,
+            next,
+        } => format!("HALTED ({class}): {reason}\n        next: {next}"),
+        Event::RunFinished {
+            run,
+            status,
+            complete,
+            total,
+        } => format!("run {run} {status}: {complete}/{total} steps complete"),
+        Event::Fact { .. } => return None,
+    })
+}
+
 impl EventSink for LineSink {
     fn emit(&self, event: &Event) {
-        match event {
-            Event::RunStarted {
-                run,
-                plan,
-                steps,
-                complete,
-                resumed,
-            } => self.line(&format!(
-                "{} run {run} (plan {}, {steps} steps{})",
-                if *resumed { "resuming" } else { "starting" },
-                plan.short(),
-                if *complete > 0 {
-                    format!(", {complete} already complete")
-                } else {
-                    String::new()
-                }
-            )),
-            Event::StageStarted { name, .. } if !self.quiet => {
-                self.line(&format!("== stage {name}"))
-            }
-            Event::GateWaiting { reason, .. } => self.line(&format!("gate: {reason}")),
-            Event::Step {
-                id,
-                state,
-                rule,
-                message,
-                ..
-            } => {
-                let show = match state {
-                    StepState::Running => !self.quiet,
-                    StepState::Pending => false,
-                    StepState::Done | StepState::Skipped => !self.quiet,
-                    StepState::Waiting | StepState::Failed => true,
-                };
-                if show {
-                    let msg = if message.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  {}", message.lines().next().unwrap_or(""))
-                    };
-                    self.line(&format!("{:<8} [{rule}] {id}{msg}", state.as_str()));
-                }
-            }
-            Event::Halted {
-                class,
-                reason,
-                next,
-            } => self.line(&format!("HALTED ({class}): {reason}\n        next: {next}")),
-            Event::RunFinished {
-                run,
-                status,
-                complete,
-                total,
-            } => self.line(&format!(
-                "run {run} {status}: {complete}/{total} steps complete"
-            )),
-            _ => {}
+        let show = match event {
+            Event::StageStarted { .. } => !self.quiet,
+            Event::Step { state, .. } => match state {
+                StepState::Pending => false,
+                StepState::Running | StepState::Done | StepState::Skipped => !self.quiet,
+                StepState::Waiting | StepState::Failed => true,
+            },
+            _ => true,
+        };
+        if let Some(text) = sentence(event).filter(|_| show) {
+            self.line(&text);
         }
     }
 }
