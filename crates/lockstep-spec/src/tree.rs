@@ -236,7 +236,9 @@ impl Builder {
                 Some(key) => {
                     if let Kind::Map(entries) = &mut map.kind {
                         let text = key.as_str().map(str::to_owned);
-                        if text.as_deref() == Some("<<") && key.tag.is_none() {
+                        // Only a plain `<<` is a merge key; `"<<"` is an ordinary (odd) key.
+                        let merge_key = matches!(&key.kind, Kind::Scalar { value, plain: true } if value == "<<");
+                        if merge_key && key.tag.is_none() {
                             merged.extend(merge_into(entries, &node));
                         } else if let Some(slot) =
                             entries.iter_mut().find(|(k, _)| k.as_str() == key.as_str())

@@ -108,3 +108,15 @@ proptest! {
         }
     }
 }
+
+/// Found by the property above: a quoted `"<<"` host name was taken for a YAML merge key.
+#[test]
+fn a_quoted_merge_key_is_an_ordinary_name() {
+    let text = INVENTORY.replace("HOSTNAME", "\"<<\"");
+    let d = load_inventory(&[SourceFile::new("p.yml", text)]).unwrap_err();
+    assert!(
+        d.iter()
+            .any(|x| x.line == 11 && x.col == 9 && x.message.contains("`<<`")),
+        "{d}"
+    );
+}
