@@ -7,9 +7,12 @@ use std::pin::Pin;
 
 use futures::stream::{self, StreamExt};
 
-use lockstep_core::{Edition, Fleet, Name, Transport, Version};
+use lockstep_core::{
+    Action, Edition, Fleet, HaltClass, Name, Plan, PreflightCheck, Transport, Version,
+};
 
 use crate::error::ActionError;
+use crate::gates::{edition_allowed, tier_order, TierOrder};
 use crate::parse::SERVICE_RUNNING;
 use crate::remote::{get_ci, Node, ServiceState};
 use crate::render::SC_QUERY_CLUSSVC;
@@ -158,6 +161,75 @@ async fn node_facts(
 }
 
 impl Discovery {
+    /// Every halt of `plan` that this discovery already makes certain, one sentence each with
+    /// its class, so that a run halts before its first change rather than after: the tier order
+    /// (E3-FB / E2-FB: a front-end below the target that the plan does not upgrade in an earlier
+    /// stage) and the package's editions (E2-ED, for every host whose preflight checks it).
+    /// Empty = nothing known stops the run. Hosts not read are in `unreachable`, not here.
+    pub fn halts(&self, fleet: &Fleet, plan: &Plan) -> Vec<(HaltClass, String)> {
+        let mut out = Vec::new();
+        // One halt per requirement's shortfall; stages with the same shortfall are merged.
+        type Merged = (TierOrder, Vec<Name>, Vec<(Name, Version)>);
+        let mut tiers: Vec<Merged> = Vec::new();
+        for req in tier_order(fleet, plan) {
+            let build = |fe: &Name| Ok(get_ci(&self.nodes, fe.as_str()).and_then(|f| f.build));
+            // Unread hosts are reported as unreachable already.
+            let unread = |fe: &Name| self.unreachable.iter().any(|(h, _)| fe.eq_ignore_case(h));
+            let skip = |fe: &Name| unread(fe) || req.upgraded_earlier(plan, fe);
+            let (below, _) = req.shortfall(build, skip);
+            if below.is_empty() {
+                continue;
+            }
+            match tiers
+                .iter_mut()
+                .find(|(r, _, b)| r.rule == req.rule && r.target == req.target && *b == below)
+            {
+                Some((_, backs, _)) => backs.extend(req.back_ends.iter().cloned()),
+                None => tiers.push((req.clone(), req.back_ends.clone(), below)),
+            }
+        }
+        for (req, backs, below) in tiers {
+            out.extend(req.halt(&backs, &below, &[]));
+        }
+        let mut seen: Vec<&Name> = Vec::new();
+        for step in &plan.steps {
+            let Action::Preflight {
+                checks, editions, ..
+            } = &step.action
+            else {
+                continue;
+            };
+            if !checks.contains(&PreflightCheck::EditionMatches) || seen.contains(&&step.host) {
+                continue;
+            }
+            seen.push(&step.host);
+            let live = get_ci(&self.nodes, step.host.as_str()).and_then(|f| f.edition);
+            let inventory = fleet.host(step.host.as_str()).map(|h| h.edition);
+            let Some(e) = live.or(inventory) else {
+                continue;
+            };
+            if !edition_allowed(e, editions) {
+                let wanted = if editions.is_empty() {
+                    "every edition but Conferencing".to_owned()
+                } else {
+                    editions
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                out.push((
+                    HaltClass::VersionMismatch,
+                    format!(
+                        "E2-ED: host `{}` runs the {e} edition; the package is for {wanted}. `resume` cannot fix this: the host needs its own package (a playbook whose target editions include {e}), or leave it out with --limit",
+                        step.host
+                    ),
+                ));
+            }
+        }
+        out
+    }
+
     /// Where the live fleet disagrees with the inventory, one sentence each, for the hosts in
     /// `hosts` and their clusters: product line, edition, an installed build OLDER than the
     /// inventory gives (newer is progress), every cluster group and EVS group the inventory lists

@@ -55,7 +55,7 @@ mod services;
 pub use build::{read_build, NodeBuild};
 pub use discovery::{discover, Discovery, NodeFacts};
 pub use error::ActionError;
-pub use gates::edition_allowed;
+pub use gates::{edition_allowed, tier_order, tier_order_now, Shortfall, TierOrder};
 pub use install::{install_verdict, InstallVerdict};
 pub use render::render;
 

@@ -230,8 +230,9 @@ impl EventSink for RunLogSink {
                 class,
                 reason,
                 next,
+                standing,
             } => {
-                tracing::warn!(target: RUN_TARGET, class = %class, "HALTED: {reason}; next: {next}");
+                tracing::warn!(target: RUN_TARGET, class = %class, "HALTED: {reason}; {standing}; next: {next}");
             }
             Event::RunFinished {
                 run,

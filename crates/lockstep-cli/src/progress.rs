@@ -74,7 +74,8 @@ pub fn sentence(event: &Event) -> Option<String> {
             class,
             reason,
             next,
-        } => format!("HALTED ({class}): {reason}\n        next: {next}"),
+            standing,
+        } => format!("HALTED ({class}): {reason}\n        now: {standing}\n        next: {next}"),
         Event::RunFinished {
             run,
             status,

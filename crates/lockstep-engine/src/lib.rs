@@ -29,5 +29,5 @@ pub use engine::{approve, Engine};
 pub use error::EngineError;
 pub use options::EngineOptions;
 pub use outcome::RunOutcome;
-pub use runner::{FactOut, Outcome, Probe, StepError, StepRunner};
+pub use runner::{FactOut, Outcome, Probe, StageHalt, StepError, StepRunner};
 pub use stop::StopSignal;

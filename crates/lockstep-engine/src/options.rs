@@ -18,7 +18,8 @@ pub struct EngineOptions {
     pub retry_backoff: Duration,
     /// Bytes of a step's output kept in the store (the tail is kept).
     pub output_limit: usize,
-    /// On resume, how often a step whose probe says `InProgress` is probed again.
+    /// On resume, the longest wait before a step whose probe says `InProgress` is probed again
+    /// (it is probed at once, then after 250 ms, doubling up to this).
     pub probe_interval: Duration,
     /// On resume, how many `InProgress` answers a step may give before the run halts.
     pub probe_attempts: u32,

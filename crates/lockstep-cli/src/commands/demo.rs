@@ -11,7 +11,7 @@ use secrecy::SecretString;
 
 use crate::args::{DemoArgs, GlobalArgs};
 use crate::commands::lab::lab_user;
-use crate::commands::run::{discover_and_plan, finish, stop_on_ctrl_c, Drive};
+use crate::commands::run::{discover_and_plan, finish, stop_on_ctrl_c, Discovered, Drive};
 use crate::exit::ExitStatus;
 use crate::wiring::DirectCredentials;
 use crate::{inputs, wiring};
@@ -102,9 +102,12 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         let extra_vars = opts.extra_vars.clone();
         let (plan, owners) =
             match discover_and_plan(&fleet, &playbook, opts, transport.as_ref()).await? {
-                Ok(p) => p,
-                Err(s) => {
-                    status = s;
+                Discovered::Ready { plan, owners } => (plan, owners),
+                Discovered::Halted {
+                    class, problems, ..
+                } => {
+                    Discovered::print_halt(class, &problems);
+                    status = ExitStatus::Halted;
                     break;
                 }
             };
@@ -120,7 +123,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             .engine(&plan, &[])
             .start(plan, meta, stop_on_ctrl_c())
             .await?;
-        status = finish(&outcome, &global.state);
+        status = finish(&outcome, &global.state, drive.store.as_ref());
         if status != ExitStatus::Success {
             break;
         }
