@@ -105,6 +105,10 @@ fn e3_cluster_on_a_fresh_lab_halts_before_any_change_and_resume_resumes_that_run
         .unwrap_or_else(|| panic!("no halted event: {}", text(&o)));
     assert_eq!(halted["class"], "version-mismatch");
     assert_eq!(halted["standing"], "nothing was changed");
+    assert!(
+        halted["at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{halted}"
+    );
     let finished = events
         .iter()
         .find(|e| e["event"] == "run-finished")
@@ -148,6 +152,7 @@ impl Rng {
 }
 
 #[test]
+#[allow(clippy::print_stderr)] // the seed must reach the test log to replay a failure
 fn faults_knowable_at_discovery_halt_with_no_change_recorded() {
     // Property (a few random cases; set LOCKSTEP_SAFETY_SEED to replay one): for a fleet with a
     // fault that discovery can see (a host of any stage unreachable, a Conferencing server in a
@@ -171,7 +176,7 @@ fn faults_knowable_at_discovery_halt_with_no_change_recorded() {
             "hosts: [exchange2000]",
         );
     for case in 0..3 {
-        let what = format!("seed {seed}, case {case}");
+        eprintln!("LOCKSTEP_SAFETY_SEED={seed}, case {case}");
         let lab = Lab::start(None);
         match *rng.pick(&["unreachable", "edition", "tier"]) {
             "unreachable" => {
@@ -192,7 +197,6 @@ fn faults_knowable_at_discovery_halt_with_no_change_recorded() {
                 halts_before_any_change(&lab, pb, &[], rule);
             }
         }
-        eprintln!("{what}: ok");
     }
 }
 
@@ -220,10 +224,11 @@ fn a_timeout_beyond_the_bound_is_refused_at_check_time() {
 }
 
 #[test]
-fn an_unknown_run_id_exits_2() {
+fn operator_view_unknown_run_ids_typos_and_closed_pipes() {
     let lab = Lab::start(None);
     let first = lab.rollout("e5-nc", &["--limit", "SEA-EX5501"]);
     assert_eq!(code(&first), 0, "{}", text(&first));
+    // An unknown run id is bad input (exit 2), as README says.
     for cmd in ["status", "resume", "report", "approve"] {
         let o = lab.run(&[cmd, "r20990101-000000-dead"]);
         assert_eq!(code(&o), 2, "{cmd}: {}", text(&o));
@@ -233,4 +238,82 @@ fn an_unknown_run_id_exits_2() {
             text(&o)
         );
     }
+    // A mistyped playbook name gets a suggestion.
+    let o = lab.run(&["plan", "e3-clustr"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        stderr(&o).contains("did you mean `e3-cluster`?"),
+        "{}",
+        text(&o)
+    );
+    // `report | head`: the reader leaves early; lockstep ends quietly.
+    let mut child = crate::util::lockstep(lab.path())
+        .args(["report", "--format", "md"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut head).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(out.stderr.is_empty(), "{}", text(&out));
+    // The run list is a table with a state per run, and flat JSON.
+    let s = lab.run(&["status"]);
+    let table = String::from_utf8_lossy(&s.stdout).into_owned();
+    assert!(
+        table.starts_with("RUN ") && table.contains(" finished "),
+        "{table}"
+    );
+    let j = lab.run(&["status", "--format", "json"]);
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&j.stdout).unwrap();
+    assert_eq!(runs[0]["state"], "finished", "{runs:?}");
+    assert_eq!(runs[0]["playbook"], "e5-nc", "{runs:?}");
+}
+
+#[test]
+fn status_tells_a_dead_controller_from_a_live_one() {
+    // Defect 7: `status` said "running" for a run whose controller had died.
+    let lab = Lab::start(None);
+    lab.fault("TYO-EXC01", "slow", Some("400"));
+    let mut args = vec!["run".to_owned()];
+    args.extend(inv_args(&[
+        "e3-nc",
+        "--yes",
+        "--soak-scale",
+        "0",
+        "--limit",
+        "tokyo",
+    ]));
+    let mut child = crate::util::lockstep(lab.path())
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let j = lab.run(&["status", "--format", "json"]);
+        let runs: Vec<serde_json::Value> = serde_json::from_slice(&j.stdout).unwrap_or_default();
+        if runs.first().is_some_and(|r| r["state"] == "running") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no running run: {runs:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let j = lab.run(&["status", "--format", "json"]);
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&j.stdout).unwrap();
+    assert_eq!(runs[0]["state"], "interrupted", "{runs:?}");
+    let s = lab.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&s.stdout).contains(" interrupted "),
+        "{}",
+        text(&s)
+    );
 }
