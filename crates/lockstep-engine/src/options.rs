@@ -10,7 +10,7 @@ pub struct EngineOptions {
     pub auto_approve: bool,
     /// Multiplier of soak gates' seconds: 1.0 for real runs, 0.0 in tests.
     pub soak_scale: f64,
-    /// Extra attempts of read-only calls (probes, `read_build`, and steps whose action changes
+    /// Extra attempts of read-only calls (probes, and steps whose action changes
     /// nothing) that failed with `NodeUnreachable`. Nothing that may have changed a node is ever
     /// retried by the engine: transport-level retries belong to the transport.
     pub retries: u32,
