@@ -3,6 +3,7 @@
 pub mod check;
 pub mod demo;
 pub mod dry_run;
+pub mod inventory;
 pub mod lab;
 pub mod plan;
 pub mod run;
