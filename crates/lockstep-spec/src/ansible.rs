@@ -184,6 +184,10 @@ impl Raw {
         let layer =
             |vars: &BTreeMap<String, Var>, rank: usize, out: &mut BTreeMap<String, MergedVar>| {
                 for (k, v) in vars {
+                    // Ansible reads it as the group's priority, never as a variable.
+                    if k == "ansible_group_priority" {
+                        continue;
+                    }
                     if !everything
                         && (LOCKSTEP_GROUP_VARS.contains(&k.as_str())
                             || LOCKSTEP_ALL_VARS.contains(&k.as_str()))
