@@ -136,6 +136,8 @@ pub enum Command {
     /// Run one command on the selected hosts, in parallel, and show each host's exit code and
     /// output.
     Exec(ExecArgs),
+    /// Show the inventory as Lockstep understood it, in `ansible-inventory`'s forms.
+    Inventory(InventoryArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -149,17 +151,65 @@ pub enum Command {
 /// Where the inventory and playbook come from.
 #[derive(Debug, Args, Clone)]
 pub struct SpecArgs {
-    /// Inventory file(s), merged in order (Ansible YAML). Default: the built-in lab inventory.
-    #[arg(short, long = "inventory", value_name = "FILE")]
+    /// Inventory sources, merged in order: Ansible YAML or INI files, or directories of them
+    /// (with `group_vars/` and `host_vars/` beside). Default: the built-in lab inventory.
+    #[arg(short, long = "inventory", value_name = "PATH")]
     pub inventories: Vec<PathBuf>,
 
-    /// Limit to hosts, groups, sites or clusters (patterns, comma-separated, `!` excludes).
+    /// Limit to hosts, groups, sites or clusters (patterns, comma-separated, `!` excludes,
+    /// `~REGEX`, `@FILE` for a file of names one per line such as a retry file).
     #[arg(short, long, value_name = "PATTERN")]
     pub limit: Option<String>,
 
-    /// Extra variable for the playbook, above inventory and playbook variables (repeatable).
-    #[arg(short = 'e', long = "extra-var", value_name = "NAME=VALUE")]
+    /// Extra variables for the playbook, above inventory and playbook variables (repeatable):
+    /// `NAME=VALUE ...`, a JSON or YAML mapping, or `@FILE` (YAML or JSON).
+    #[arg(short = 'e', long = "extra-var", value_name = "VARS")]
     pub extra_vars: Vec<String>,
+
+    /// Vault passwords for `!vault` values and vaulted files.
+    #[command(flatten)]
+    pub vault: VaultArgs,
+}
+
+/// Where Ansible Vault passwords come from (as `ansible-playbook` takes them).
+#[derive(Debug, Args, Clone, Default)]
+pub struct VaultArgs {
+    /// A file whose first line is the vault password (mode 0600 or stricter).
+    #[arg(long, env = "ANSIBLE_VAULT_PASSWORD_FILE", value_name = "FILE")]
+    pub vault_password_file: Option<PathBuf>,
+
+    /// Ask for the vault password on the terminal.
+    #[arg(long)]
+    pub ask_vault_pass: bool,
+
+    /// A labelled vault password: `LABEL@FILE` or `LABEL@prompt` (repeatable).
+    #[arg(long = "vault-id", value_name = "LABEL@SOURCE")]
+    pub vault_ids: Vec<String>,
+}
+
+/// `lockstep inventory`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("action").required(true).args(["list", "graph"]))]
+pub struct InventoryArgs {
+    /// Inventory sources, merged in order (files or directories).
+    #[arg(short, long = "inventory", value_name = "PATH")]
+    pub inventories: Vec<PathBuf>,
+
+    /// Print every group and host with its variables, as `ansible-inventory --list` (JSON).
+    #[arg(long)]
+    pub list: bool,
+
+    /// Print the group tree, as `ansible-inventory --graph`.
+    #[arg(long)]
+    pub graph: bool,
+
+    /// Also read `group_vars/` and `host_vars/` beside the playbooks in this folder.
+    #[arg(long, value_name = "DIR")]
+    pub playbook_dir: Option<PathBuf>,
+
+    /// Vault passwords.
+    #[command(flatten)]
+    pub vault: VaultArgs,
 }
 
 /// `lockstep check`.

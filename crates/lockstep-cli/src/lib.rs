@@ -44,6 +44,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
     let global = &cli.global;
     match &cli.command {
         Command::Check(a) => commands::check::run(a),
+        Command::Inventory(a) => commands::inventory::run(a),
         Command::Plan(a) => commands::plan::run(a, global),
         Command::Status(a) => commands::status::status(a, global),
         Command::Approve(a) => commands::status::approve(a, global),
