@@ -1,5 +1,5 @@
 //! Reading the live fleet: [`discover`] (what a run reads before planning) and
-//! [`discover_with`] (what `lockstep facts` reads) run the same [`FactProbe`]s through the same
+//! [`discover_with`] (what `lockstep facts` reads) run the same [`BuiltinProbe`]s through the same
 //! code; [`Discovery::differences`] is what blocks a run, [`Discovery::drift`] what `lockstep
 //! facts` shows, [`Discovery::to_facts`] what the state store keeps.
 //!
@@ -28,7 +28,7 @@ pub const DISCOVERY_CONCURRENCY: usize = 16;
 
 /// One thing discovery can read from the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum FactProbe {
+pub enum BuiltinProbe {
     /// Windows product name, version and build (`reg query` of `Windows NT\CurrentVersion`).
     Windows,
     /// Exchange build and edition (`reg query` of `Exchange\Setup`).
@@ -48,44 +48,44 @@ pub enum FactProbe {
     Owners,
 }
 
-impl FactProbe {
+impl BuiltinProbe {
     /// Every built-in probe, in display order.
-    pub const ALL: [FactProbe; 8] = [
-        FactProbe::Windows,
-        FactProbe::Exchange,
-        FactProbe::ClusterService,
-        FactProbe::BootTime,
-        FactProbe::PendingRestart,
-        FactProbe::FreeDisk,
-        FactProbe::Hotfixes,
-        FactProbe::Owners,
+    pub const ALL: [BuiltinProbe; 8] = [
+        BuiltinProbe::Windows,
+        BuiltinProbe::Exchange,
+        BuiltinProbe::ClusterService,
+        BuiltinProbe::BootTime,
+        BuiltinProbe::PendingRestart,
+        BuiltinProbe::FreeDisk,
+        BuiltinProbe::Hotfixes,
+        BuiltinProbe::Owners,
     ];
 
     /// What a run reads before planning.
-    pub const RUN: [FactProbe; 4] = [
-        FactProbe::Exchange,
-        FactProbe::ClusterService,
-        FactProbe::BootTime,
-        FactProbe::Owners,
+    pub const RUN: [BuiltinProbe; 4] = [
+        BuiltinProbe::Exchange,
+        BuiltinProbe::ClusterService,
+        BuiltinProbe::BootTime,
+        BuiltinProbe::Owners,
     ];
 
     /// The name `--probe` takes.
     pub fn name(self) -> &'static str {
         match self {
-            FactProbe::Windows => "windows",
-            FactProbe::Exchange => "exchange",
-            FactProbe::ClusterService => "cluster-service",
-            FactProbe::BootTime => "boot-time",
-            FactProbe::PendingRestart => "pending-restart",
-            FactProbe::FreeDisk => "free-disk",
-            FactProbe::Hotfixes => "hotfixes",
-            FactProbe::Owners => "owners",
+            BuiltinProbe::Windows => "windows",
+            BuiltinProbe::Exchange => "exchange",
+            BuiltinProbe::ClusterService => "cluster-service",
+            BuiltinProbe::BootTime => "boot-time",
+            BuiltinProbe::PendingRestart => "pending-restart",
+            BuiltinProbe::FreeDisk => "free-disk",
+            BuiltinProbe::Hotfixes => "hotfixes",
+            BuiltinProbe::Owners => "owners",
         }
     }
 
     /// The probe called `name` (case-insensitive).
-    pub fn from_name(name: &str) -> Option<FactProbe> {
-        FactProbe::ALL
+    pub fn from_name(name: &str) -> Option<BuiltinProbe> {
+        BuiltinProbe::ALL
             .into_iter()
             .find(|p| p.name().eq_ignore_ascii_case(name.trim()))
     }
@@ -185,14 +185,14 @@ pub struct Discovery {
     pub unreachable_kinds: BTreeMap<String, UnreachableKind>,
 }
 
-/// What a run reads before planning ([`FactProbe::RUN`]): every host of `hosts` (registry
+/// What a run reads before planning ([`BuiltinProbe::RUN`]): every host of `hosts` (registry
 /// build and edition, Cluster service state for cluster nodes, boot time), at most
 /// [`DISCOVERY_CONCURRENCY`] hosts at once, then the group owners of every cluster they belong
 /// to, asked of a node whose Cluster service runs. A host that fails, or shows no Exchange build
 /// or no Cluster service state, is listed in `unreachable` and the rest go on; discovery itself
 /// never fails.
 pub async fn discover(t: &dyn Transport, fleet: &Fleet, hosts: &[Name]) -> Discovery {
-    read(t, fleet, hosts, &FactProbe::RUN, true).await
+    read(t, fleet, hosts, &BuiltinProbe::RUN, true).await
 }
 
 /// What `lockstep facts` reads: the `probes` of every host of `hosts`, with the same code,
@@ -203,7 +203,7 @@ pub async fn discover_with(
     t: &dyn Transport,
     fleet: &Fleet,
     hosts: &[Name],
-    probes: &[FactProbe],
+    probes: &[BuiltinProbe],
 ) -> Discovery {
     read(t, fleet, hosts, probes, false).await
 }
@@ -212,7 +212,7 @@ async fn read(
     t: &dyn Transport,
     fleet: &Fleet,
     hosts: &[Name],
-    probes: &[FactProbe],
+    probes: &[BuiltinProbe],
     strict: bool,
 ) -> Discovery {
     let mut d = Discovery::default();
@@ -256,7 +256,7 @@ async fn read(
             }
         }
     }
-    if !probes.contains(&FactProbe::Owners) {
+    if !probes.contains(&BuiltinProbe::Owners) {
         return d;
     }
     for cname in clusters {
@@ -320,15 +320,15 @@ async fn node_facts(
     t: &dyn Transport,
     host: &Name,
     is_node: bool,
-    probes: &[FactProbe],
+    probes: &[BuiltinProbe],
     strict: bool,
 ) -> Result<NodeFacts, ActionError> {
     let node = Node::new(t, host);
     let mut f = NodeFacts::default();
     // A probe's failure: the host's when the node could not be asked (or when strict), else a
     // note.
-    let note = |f: &mut NodeFacts, p: FactProbe, e: ActionError| -> Result<(), ActionError> {
-        if e.transport.is_some() || (strict && p != FactProbe::BootTime) {
+    let note = |f: &mut NodeFacts, p: BuiltinProbe, e: ActionError| -> Result<(), ActionError> {
+        if e.transport.is_some() || (strict && p != BuiltinProbe::BootTime) {
             return Err(e);
         }
         f.unread.insert(p.name().to_owned(), e.message);
@@ -336,38 +336,38 @@ async fn node_facts(
     };
     for &p in probes {
         match p {
-            FactProbe::Windows => match node.windows().await {
+            BuiltinProbe::Windows => match node.windows().await {
                 Ok(w) => f.windows = Some(w),
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::Exchange => match node.build().await {
+            BuiltinProbe::Exchange => match node.build().await {
                 Ok(b) => {
                     f.build = Some(b.build);
                     f.edition = b.edition;
                 }
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::ClusterService if is_node => {
+            BuiltinProbe::ClusterService if is_node => {
                 match node.service_state(SC_QUERY_CLUSSVC).await {
                     Ok(ServiceState::Missing) => f.cluster_service = Some(false),
                     Ok(ServiceState::State(s)) => f.cluster_service = Some(s == SERVICE_RUNNING),
                     Err(e) => note(&mut f, p, e)?,
                 }
             }
-            FactProbe::ClusterService => {}
-            FactProbe::BootTime => match node.boot_time().await {
+            BuiltinProbe::ClusterService => {}
+            BuiltinProbe::BootTime => match node.boot_time().await {
                 Ok(b) => f.boot_time = Some(b),
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::PendingRestart => match node.pending_reboot().await {
+            BuiltinProbe::PendingRestart => match node.pending_reboot().await {
                 Ok(b) => f.pending_restart = Some(b),
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::FreeDisk => match node.fixed_disks().await {
+            BuiltinProbe::FreeDisk => match node.fixed_disks().await {
                 Ok(d) => f.disks = Some(d),
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::Hotfixes => match node.hotfixes().await {
+            BuiltinProbe::Hotfixes => match node.hotfixes().await {
                 Ok(mut h) => {
                     h.sort();
                     h.dedup();
@@ -376,7 +376,7 @@ async fn node_facts(
                 Err(e) => note(&mut f, p, e)?,
             },
             // Read per cluster once every host is in.
-            FactProbe::Owners => {}
+            BuiltinProbe::Owners => {}
         }
     }
     Ok(f)

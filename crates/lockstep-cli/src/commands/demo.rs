@@ -84,7 +84,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             transport.as_ref(),
             &fleet,
             &all_hosts,
-            &[lockstep_actions::FactProbe::Exchange],
+            &[lockstep_actions::BuiltinProbe::Exchange],
         )
         .await;
         let _ = store.put_fleet_facts(&d.to_facts(&fleet, lockstep_core::now_ms()));
