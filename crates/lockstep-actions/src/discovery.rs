@@ -325,15 +325,24 @@ async fn node_facts(
 ) -> Result<NodeFacts, ActionError> {
     let node = Node::new(t, host);
     let mut f = NodeFacts::default();
-    // A probe's failure: the host's when the node could not be asked (or when strict), else a
-    // note.
-    let note = |f: &mut NodeFacts, p: BuiltinProbe, e: ActionError| -> Result<(), ActionError> {
-        if e.transport.is_some() || (strict && p != BuiltinProbe::BootTime) {
-            return Err(e);
-        }
-        f.unread.insert(p.name().to_owned(), e.message);
-        Ok(())
-    };
+    // The last SOAP fault a probe got: the node answered, so it is a note unless every probe
+    // got one.
+    let mut fault: Option<ActionError> = None;
+    let mut note =
+        |f: &mut NodeFacts, p: BuiltinProbe, e: ActionError| -> Result<(), ActionError> {
+            let answered = matches!(
+                e.transport.as_deref(),
+                None | Some(TransportError::Protocol { .. })
+            );
+            if !answered || (strict && p != BuiltinProbe::BootTime) {
+                return Err(e);
+            }
+            f.unread.insert(p.name().to_owned(), e.message.clone());
+            if e.transport.is_some() {
+                fault = Some(e);
+            }
+            Ok(())
+        };
     for &p in probes {
         match p {
             BuiltinProbe::Windows => match node.windows().await {
@@ -379,7 +388,19 @@ async fn node_facts(
             BuiltinProbe::Owners => {}
         }
     }
-    Ok(f)
+    let asked = probes
+        .iter()
+        .filter(|p| match p {
+            BuiltinProbe::Owners => false,
+            BuiltinProbe::ClusterService => is_node,
+            _ => true,
+        })
+        .count();
+    match fault {
+        // Every probe got a fault: the node is not usable, whatever it answered.
+        Some(e) if asked > 0 && f.unread.len() == asked => Err(e),
+        _ => Ok(f),
+    }
 }
 
 /// How the inventory names a Windows release and the `major.minor` NT version it runs, where
