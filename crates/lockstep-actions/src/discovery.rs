@@ -680,3 +680,45 @@ impl Discovery {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_kinds_from_transport_failures() {
+        let h = Name::host("PRG-N1").unwrap();
+        let unreachable = |d: &str| TransportError::Unreachable {
+            host: h.clone(),
+            detail: d.into(),
+        };
+        let kind = |e: &TransportError| UnreachableKind::of(e).as_str();
+        assert_eq!(
+            kind(&unreachable(
+                "tcp connect error: Connection refused (os error 111)"
+            )),
+            "refused"
+        );
+        assert_eq!(kind(&unreachable("operation timed out")), "timeout");
+        assert_eq!(kind(&unreachable("dns error: no such host")), "network");
+        let auth = TransportError::AuthRejected {
+            host: h.clone(),
+            user: "u".into(),
+        };
+        assert_eq!(kind(&auth), "credentials");
+        let slow = TransportError::TimedOut {
+            host: h.clone(),
+            secs: 120,
+        };
+        assert_eq!(kind(&slow), "timeout");
+        let cut = TransportError::Interrupted {
+            host: h,
+            detail: "reset".into(),
+        };
+        assert_eq!(kind(&cut), "dropped");
+        for p in BuiltinProbe::ALL {
+            assert_eq!(BuiltinProbe::from_name(&p.name().to_uppercase()), Some(p));
+        }
+        assert_eq!(BuiltinProbe::from_name("disk"), None);
+    }
+}
