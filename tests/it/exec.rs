@@ -165,6 +165,11 @@ fn several_nodes_of_one_cluster_need_yes_and_powershell_is_encoded() {
     let (c, v, t) = exec(&lab, &["-l", "PRG-FE01", "--powershell", "Get-Date"]);
     assert_eq!(c, 5, "{t}");
     assert_eq!(v[0]["exit_code"], 1, "{t}");
+    // cmd.exe's refusal in the node's language (cs-CZ) arrives decoded from the shell's code page.
+    assert!(
+        v[0]["stderr"].as_str().unwrap().contains("není názvem"),
+        "{t}"
+    );
     let sent: Vec<String> = lab
         .records()
         .iter()
