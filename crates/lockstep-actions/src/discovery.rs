@@ -180,28 +180,31 @@ impl Discovery {
             let Some(live) = self.nodes.get(host.as_str()) else {
                 continue;
             };
+            let Some(x) = &inv.exchange else {
+                continue;
+            };
             if let Some(b) = live.build {
-                if !inv.product.owns(b) {
+                if !x.product.owns(b) {
                     out.push(format!(
                         "host `{host}`: the inventory says {}, the node runs build {b}",
-                        inv.product
+                        x.product
                     ));
-                } else if let Some(ib) = inv.build {
+                } else if let Some(ib) = x.build {
                     // Newer than the inventory says is progress (an earlier run, a manual
                     // install): the probes skip what is done. Older means the inventory is wrong.
                     if b < ib {
                         out.push(format!(
                             "host `{host}`: the inventory says build {ib}, the node runs the older {b} ({})",
-                            inv.product.describe(b)
+                            x.product.describe(b)
                         ));
                     }
                 }
             }
             if let Some(e) = live.edition {
-                if e != inv.edition {
+                if e != x.edition {
                     out.push(format!(
                         "host `{host}`: the inventory says edition {}, the node runs {e}",
-                        inv.edition
+                        x.edition
                     ));
                 }
             }

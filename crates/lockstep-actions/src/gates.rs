@@ -127,7 +127,7 @@ pub(crate) async fn preflight(
                     build = Some(node.build().await?);
                 }
                 let live = build.and_then(|b| b.edition);
-                let inventory = ctx.fleet.host(host.as_str()).map(|h| h.edition);
+                let inventory = ctx.fleet.host(host.as_str()).and_then(|h| h.edition());
                 match live.or(inventory) {
                     Some(e) if edition_allowed(e, editions) => passed.push("edition matches (E2-ED)"),
                     Some(e) => {

@@ -182,8 +182,8 @@ impl Shared {
         let mut below = Vec::new();
         let mut unread: Vec<(HaltClass, String)> = Vec::new();
         let front_ends = self.fleet.hosts.iter().filter(|h| {
-            h.role == Role::FrontEnd
-                && h.product == *product
+            h.has_role(Role::FrontEnd)
+                && h.runs(*product)
                 && scope
                     .as_ref()
                     .is_none_or(|s| h.site.as_str().eq_ignore_ascii_case(s))
