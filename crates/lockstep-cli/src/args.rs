@@ -130,14 +130,14 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the lab: a simulated Windows/Exchange fleet speaking WinRM on loopback.
     Lab(LabArgs),
-    /// Show the inventory as Lockstep understood it, in `ansible-inventory`'s forms.
-    Inventory(InventoryArgs),
     /// Read the fleet as it is (Windows and Exchange builds, Cluster service, group owners,
     /// pending restart, free disk, hotfixes), with the drift from the inventory.
     Facts(FactsArgs),
     /// Run one command on the selected hosts, in parallel, and show each host's exit code and
     /// output.
     Exec(ExecArgs),
+    /// Show the inventory as Lockstep understood it, in `ansible-inventory`'s forms.
+    Inventory(InventoryArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -306,13 +306,7 @@ pub struct ApproveArgs {
     /// The run (default: the latest).
     pub run: Option<String>,
 
-    /// The waiting step (or gate `gate:STAGE`) to approve, e.g. `SEACL1/EVS1/upgrade-evs`. A step
-    /// an operator must perform (Upgrade Exchange Virtual Server) is approved only by name.
-    /// Default: every acknowledgement waiting now, or the gate the run waits at.
-    #[arg(conflicts_with = "what")]
-    pub step: Option<String>,
-
-    /// The same as STEP.
+    /// The gate (`gate:STAGE`) or step id to approve (default: everything waiting).
     #[arg(long)]
     pub what: Option<String>,
 }
