@@ -25,7 +25,7 @@ pub use fleet::{
     Auth, Cluster, ClusterGroup, ClusterMode, Connection, Exchange, Fleet, FrontEndScope,
     GroupKind, Host, Locale, Pool, Role, Scheme, SecretSource, Site, VirtualServer,
 };
-pub use halt::HaltClass;
+pub use halt::{HaltClass, Standing};
 pub use name::{Name, NameError, NameKind};
 pub use plan::{Action, Plan, PlanHash, PlannedStage, PlannedStep, StepIndex};
 pub use playbook::{
