@@ -375,3 +375,22 @@ fn a_halt_during_the_run_says_what_it_left_out_of_service() {
         text(&s)
     );
 }
+
+#[test]
+fn the_man_page_has_exit_status_environment_and_files_and_no_dangling_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(dir.path(), &["man"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let man = String::from_utf8_lossy(&o.stdout);
+    for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH FILES"] {
+        assert!(man.contains(section), "{section} missing");
+    }
+    // Every exit code of README's list is explained.
+    for code in ["0", "1", "2", "3", "4"] {
+        assert!(man.contains(&format!("\\fB{code}\\fR")), "exit code {code}");
+    }
+    assert!(
+        !man.contains("see README"),
+        "a reference the man page cannot follow"
+    );
+}
