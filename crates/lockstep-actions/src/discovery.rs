@@ -1,5 +1,5 @@
 //! Reading the live fleet: [`discover`] (what a run reads before planning) and
-//! [`discover_with`] (what `lockstep facts` reads) run the same [`FactProbe`]s through the same
+//! [`discover_with`] (what `lockstep facts` reads) run the same [`BuiltinProbe`]s through the same
 //! code; [`Discovery::differences`] is what blocks a run, [`Discovery::drift`] what `lockstep
 //! facts` shows, [`Discovery::to_facts`] what the state store keeps.
 //!
@@ -32,7 +32,7 @@ pub const DISCOVERY_CONCURRENCY: usize = 16;
 
 /// One thing discovery can read from the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum FactProbe {
+pub enum BuiltinProbe {
     /// Windows product name, version and build (`reg query` of `Windows NT\CurrentVersion`).
     Windows,
     /// Exchange build and edition (`reg query` of `Exchange\Setup`).
@@ -52,44 +52,44 @@ pub enum FactProbe {
     Owners,
 }
 
-impl FactProbe {
+impl BuiltinProbe {
     /// Every built-in probe, in display order.
-    pub const ALL: [FactProbe; 8] = [
-        FactProbe::Windows,
-        FactProbe::Exchange,
-        FactProbe::ClusterService,
-        FactProbe::BootTime,
-        FactProbe::PendingRestart,
-        FactProbe::FreeDisk,
-        FactProbe::Hotfixes,
-        FactProbe::Owners,
+    pub const ALL: [BuiltinProbe; 8] = [
+        BuiltinProbe::Windows,
+        BuiltinProbe::Exchange,
+        BuiltinProbe::ClusterService,
+        BuiltinProbe::BootTime,
+        BuiltinProbe::PendingRestart,
+        BuiltinProbe::FreeDisk,
+        BuiltinProbe::Hotfixes,
+        BuiltinProbe::Owners,
     ];
 
     /// What a run reads before planning.
-    pub const RUN: [FactProbe; 4] = [
-        FactProbe::Exchange,
-        FactProbe::ClusterService,
-        FactProbe::BootTime,
-        FactProbe::Owners,
+    pub const RUN: [BuiltinProbe; 4] = [
+        BuiltinProbe::Exchange,
+        BuiltinProbe::ClusterService,
+        BuiltinProbe::BootTime,
+        BuiltinProbe::Owners,
     ];
 
     /// The name `--probe` takes.
     pub fn name(self) -> &'static str {
         match self {
-            FactProbe::Windows => "windows",
-            FactProbe::Exchange => "exchange",
-            FactProbe::ClusterService => "cluster-service",
-            FactProbe::BootTime => "boot-time",
-            FactProbe::PendingRestart => "pending-restart",
-            FactProbe::FreeDisk => "free-disk",
-            FactProbe::Hotfixes => "hotfixes",
-            FactProbe::Owners => "owners",
+            BuiltinProbe::Windows => "windows",
+            BuiltinProbe::Exchange => "exchange",
+            BuiltinProbe::ClusterService => "cluster-service",
+            BuiltinProbe::BootTime => "boot-time",
+            BuiltinProbe::PendingRestart => "pending-restart",
+            BuiltinProbe::FreeDisk => "free-disk",
+            BuiltinProbe::Hotfixes => "hotfixes",
+            BuiltinProbe::Owners => "owners",
         }
     }
 
     /// The probe called `name` (case-insensitive).
-    pub fn from_name(name: &str) -> Option<FactProbe> {
-        FactProbe::ALL
+    pub fn from_name(name: &str) -> Option<BuiltinProbe> {
+        BuiltinProbe::ALL
             .into_iter()
             .find(|p| p.name().eq_ignore_ascii_case(name.trim()))
     }
@@ -189,14 +189,14 @@ pub struct Discovery {
     pub unreachable_kinds: BTreeMap<String, UnreachableKind>,
 }
 
-/// What a run reads before planning ([`FactProbe::RUN`]): every host of `hosts` (registry
+/// What a run reads before planning ([`BuiltinProbe::RUN`]): every host of `hosts` (registry
 /// build and edition, Cluster service state for cluster nodes, boot time), at most
 /// [`DISCOVERY_CONCURRENCY`] hosts at once, then the group owners of every cluster they belong
 /// to, asked of a node whose Cluster service runs. A host that fails, or shows no Exchange build
 /// or no Cluster service state, is listed in `unreachable` and the rest go on; discovery itself
 /// never fails.
 pub async fn discover(t: &dyn Transport, fleet: &Fleet, hosts: &[Name]) -> Discovery {
-    read(t, fleet, hosts, &FactProbe::RUN, true).await
+    read(t, fleet, hosts, &BuiltinProbe::RUN, true).await
 }
 
 /// What `lockstep facts` reads: the `probes` of every host of `hosts`, with the same code,
@@ -207,7 +207,7 @@ pub async fn discover_with(
     t: &dyn Transport,
     fleet: &Fleet,
     hosts: &[Name],
-    probes: &[FactProbe],
+    probes: &[BuiltinProbe],
 ) -> Discovery {
     read(t, fleet, hosts, probes, false).await
 }
@@ -216,7 +216,7 @@ async fn read(
     t: &dyn Transport,
     fleet: &Fleet,
     hosts: &[Name],
-    probes: &[FactProbe],
+    probes: &[BuiltinProbe],
     strict: bool,
 ) -> Discovery {
     let mut d = Discovery::default();
@@ -260,7 +260,7 @@ async fn read(
             }
         }
     }
-    if !probes.contains(&FactProbe::Owners) {
+    if !probes.contains(&BuiltinProbe::Owners) {
         return d;
     }
     for cname in clusters {
@@ -324,54 +324,63 @@ async fn node_facts(
     t: &dyn Transport,
     host: &Name,
     is_node: bool,
-    probes: &[FactProbe],
+    probes: &[BuiltinProbe],
     strict: bool,
 ) -> Result<NodeFacts, ActionError> {
     let node = Node::new(t, host);
     let mut f = NodeFacts::default();
-    // A probe's failure: the host's when the node could not be asked (or when strict), else a
-    // note.
-    let note = |f: &mut NodeFacts, p: FactProbe, e: ActionError| -> Result<(), ActionError> {
-        if e.transport.is_some() || (strict && p != FactProbe::BootTime) {
-            return Err(e);
-        }
-        f.unread.insert(p.name().to_owned(), e.message);
-        Ok(())
-    };
+    // The last SOAP fault a probe got: the node answered, so it is a note unless every probe
+    // got one.
+    let mut fault: Option<ActionError> = None;
+    let mut note =
+        |f: &mut NodeFacts, p: BuiltinProbe, e: ActionError| -> Result<(), ActionError> {
+            let answered = matches!(
+                e.transport.as_deref(),
+                None | Some(TransportError::Protocol { .. })
+            );
+            if !answered || (strict && p != BuiltinProbe::BootTime) {
+                return Err(e);
+            }
+            f.unread.insert(p.name().to_owned(), e.message.clone());
+            if e.transport.is_some() {
+                fault = Some(e);
+            }
+            Ok(())
+        };
     for &p in probes {
         match p {
-            FactProbe::Windows => match node.windows().await {
+            BuiltinProbe::Windows => match node.windows().await {
                 Ok(w) => f.windows = Some(w),
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::Exchange => match node.build().await {
+            BuiltinProbe::Exchange => match node.build().await {
                 Ok(b) => {
                     f.build = Some(b.build);
                     f.edition = b.edition;
                 }
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::ClusterService if is_node => {
+            BuiltinProbe::ClusterService if is_node => {
                 match node.service_state(SC_QUERY_CLUSSVC).await {
                     Ok(ServiceState::Missing) => f.cluster_service = Some(false),
                     Ok(ServiceState::State(s)) => f.cluster_service = Some(s == SERVICE_RUNNING),
                     Err(e) => note(&mut f, p, e)?,
                 }
             }
-            FactProbe::ClusterService => {}
-            FactProbe::BootTime => match node.boot_time().await {
+            BuiltinProbe::ClusterService => {}
+            BuiltinProbe::BootTime => match node.boot_time().await {
                 Ok(b) => f.boot_time = Some(b),
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::PendingRestart => match node.pending_reboot().await {
+            BuiltinProbe::PendingRestart => match node.pending_reboot().await {
                 Ok(b) => f.pending_restart = Some(b),
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::FreeDisk => match node.fixed_disks().await {
+            BuiltinProbe::FreeDisk => match node.fixed_disks().await {
                 Ok(d) => f.disks = Some(d),
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::Hotfixes => match node.hotfixes().await {
+            BuiltinProbe::Hotfixes => match node.hotfixes().await {
                 Ok(mut h) => {
                     h.sort();
                     h.dedup();
@@ -380,10 +389,22 @@ async fn node_facts(
                 Err(e) => note(&mut f, p, e)?,
             },
             // Read per cluster once every host is in.
-            FactProbe::Owners => {}
+            BuiltinProbe::Owners => {}
         }
     }
-    Ok(f)
+    let asked = probes
+        .iter()
+        .filter(|p| match p {
+            BuiltinProbe::Owners => false,
+            BuiltinProbe::ClusterService => is_node,
+            _ => true,
+        })
+        .count();
+    match fault {
+        // Every probe got a fault: the node is not usable, whatever it answered.
+        Some(e) if asked > 0 && f.unread.len() == asked => Err(e),
+        _ => Ok(f),
+    }
 }
 
 /// How the inventory names a Windows release and the `major.minor` NT version it runs, where
@@ -730,5 +751,47 @@ impl Discovery {
             push(&h, "unreachable".into(), format!("{kind}: {why}"));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_kinds_from_transport_failures() {
+        let h = Name::host("PRG-N1").unwrap();
+        let unreachable = |d: &str| TransportError::Unreachable {
+            host: h.clone(),
+            detail: d.into(),
+        };
+        let kind = |e: &TransportError| UnreachableKind::of(e).as_str();
+        assert_eq!(
+            kind(&unreachable(
+                "tcp connect error: Connection refused (os error 111)"
+            )),
+            "refused"
+        );
+        assert_eq!(kind(&unreachable("operation timed out")), "timeout");
+        assert_eq!(kind(&unreachable("dns error: no such host")), "network");
+        let auth = TransportError::AuthRejected {
+            host: h.clone(),
+            user: "u".into(),
+        };
+        assert_eq!(kind(&auth), "credentials");
+        let slow = TransportError::TimedOut {
+            host: h.clone(),
+            secs: 120,
+        };
+        assert_eq!(kind(&slow), "timeout");
+        let cut = TransportError::Interrupted {
+            host: h,
+            detail: "reset".into(),
+        };
+        assert_eq!(kind(&cut), "dropped");
+        for p in BuiltinProbe::ALL {
+            assert_eq!(BuiltinProbe::from_name(&p.name().to_uppercase()), Some(p));
+        }
+        assert_eq!(BuiltinProbe::from_name("disk"), None);
     }
 }
