@@ -317,3 +317,80 @@ fn status_tells_a_dead_controller_from_a_live_one() {
         text(&s)
     );
 }
+
+#[test]
+fn a_halt_during_the_run_says_what_it_left_out_of_service() {
+    // Defect 7: a halt after changes said "nothing further was changed"; `halted.next` said
+    // "read the step's output above" in JSON, where there is nothing above.
+    let lab = Lab::start(None);
+    lab.fault("TYO-EXC01", "installer-fails", Some("1603"));
+    let mut args = vec!["--output".to_owned(), "json".to_owned(), "run".to_owned()];
+    args.extend(inv_args(&[
+        "e3-nc",
+        "--yes",
+        "--soak-scale",
+        "0",
+        "--limit",
+        "TYO-EXC01",
+    ]));
+    let o = lockstep(&lab, &args);
+    assert_eq!(code(&o), 3, "{}", text(&o));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let halted = events
+        .iter()
+        .find(|e| e["event"] == "halted")
+        .unwrap_or_else(|| panic!("{}", text(&o)));
+    let standing = halted["standing"].as_str().unwrap();
+    assert!(
+        standing.contains("changed so far")
+            && standing.contains("of `TYO-EXC01` are stopped")
+            && standing.contains("step `TYO-EXC01/install-sp` on `TYO-EXC01` failed"),
+        "{standing}"
+    );
+    let next = halted["next"].as_str().unwrap();
+    assert!(!next.contains("above"), "{next}");
+    assert!(next.contains("lockstep resume"), "{next}");
+    // The lab agrees: the services the halt names are stopped.
+    let stopped = lab
+        .records()
+        .into_iter()
+        .filter(|r| r["event"] == "service" && r["host"] == "TYO-EXC01" && r["state"] == "stopped")
+        .count();
+    assert!(stopped > 0, "the lab recorded no stopped service");
+    // `status RUN` says the same.
+    let run_id = events
+        .iter()
+        .find(|e| e["event"] == "run-finished")
+        .unwrap()["run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = lab.run(&["status", &run_id]);
+    assert!(
+        String::from_utf8_lossy(&s.stdout).contains("out of service now:"),
+        "{}",
+        text(&s)
+    );
+}
+
+#[test]
+fn the_man_page_has_exit_status_environment_and_files_and_no_dangling_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(dir.path(), &["man"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let man = String::from_utf8_lossy(&o.stdout);
+    for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH FILES"] {
+        assert!(man.contains(section), "{section} missing");
+    }
+    // Every exit code of README's list is explained.
+    for code in ["0", "1", "2", "3", "4"] {
+        assert!(man.contains(&format!("\\fB{code}\\fR")), "exit code {code}");
+    }
+    assert!(
+        !man.contains("see README"),
+        "a reference the man page cannot follow"
+    );
+}

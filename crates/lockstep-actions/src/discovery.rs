@@ -187,6 +187,9 @@ pub struct Discovery {
     pub unreachable: Vec<(String, String)>,
     /// The hosts of `unreachable` that could not be asked at all, by kind of failure.
     pub unreachable_kinds: BTreeMap<String, UnreachableKind>,
+    /// Cluster name -> whether a Distributed Transaction Coordinator resource is online (T2),
+    /// read with the owners (absent when the resources could not be read).
+    pub dtc_online: BTreeMap<String, bool>,
 }
 
 /// What a run reads before planning ([`BuiltinProbe::RUN`]): every host of `hosts` (registry
@@ -298,6 +301,16 @@ async fn read(
                         o.into_iter()
                             .map(|(g, n)| (format!("{}/{g}", cluster.name), n)),
                     );
+                    if strict {
+                        if let Ok(res) = Node::new(t, n).all_resources().await {
+                            let dtc = res.iter().any(|r| {
+                                r.kind
+                                    .eq_ignore_ascii_case("Distributed Transaction Coordinator")
+                                    && r.is_online()
+                            });
+                            d.dtc_online.insert(cluster.name.to_string(), dtc);
+                        }
+                    }
                     found = true;
                     break;
                 }
@@ -448,6 +461,27 @@ impl Discovery {
         }
         for (req, backs, below) in tiers {
             out.extend(req.halt(&backs, &below, &[]));
+        }
+        // T2: an EVS upgrade needs a Distributed Transaction Coordinator resource online; no
+        // step of a run brings one online, so a cluster without one halts before any change.
+        let mut t2: Vec<&Name> = Vec::new();
+        for step in &plan.steps {
+            let (Action::UpgradeVirtualServer { .. }, Some(c)) = (&step.action, &step.cluster)
+            else {
+                continue;
+            };
+            if t2.contains(&c) {
+                continue;
+            }
+            t2.push(c);
+            if get_ci(&self.dtc_online, c.as_str()) == Some(&false) {
+                out.push((
+                    HaltClass::Precondition,
+                    format!(
+                        "T2: cluster `{c}` has no Distributed Transaction Coordinator resource online, which \"Upgrade Exchange Virtual Server\" needs (bring it online in Cluster Administrator, then `lockstep resume`)"
+                    ),
+                ));
+            }
         }
         let mut seen: Vec<&Name> = Vec::new();
         for step in &plan.steps {

@@ -63,7 +63,8 @@ pub struct GlobalArgs {
     pub ask_pass: bool,
 
     /// Progress of runs on standard error for people, or a stream of newline-delimited JSON
-    /// events on standard output for other tools (see README).
+    /// events on standard output for other tools (one object per line; `event` names the kind,
+    /// `at` is when it happened).
     #[arg(long, value_enum, default_value_t = Output::Human, global = true)]
     pub output: Output,
 

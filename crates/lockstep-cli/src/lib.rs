@@ -44,6 +44,55 @@ pub fn run_cli() -> ExitStatus {
     }
 }
 
+/// The man page's own sections (roff), between the subcommands and the version. The exit codes
+/// are [`ExitStatus::code`]'s.
+const MAN_SECTIONS: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+Everything asked for was done (a run finished).
+.TP
+\fB1\fR
+An unexpected failure (I/O, the state file, a bug).
+.TP
+\fB2\fR
+Bad input: an invalid inventory, playbook, argument, credential source or run id; nothing ran.
+.TP
+\fB3\fR
+The run halted in a safe state; \fBlockstep resume\fR continues it (the halt says what was changed and what is out of service).
+.TP
+\fB4\fR
+The run waits for an operator: \fBlockstep approve\fR RUN [STEP], then \fBlockstep resume\fR.
+.SH ENVIRONMENT
+.TP
+\fBLOCKSTEP_STATE\fR
+The state file (default \fI.lockstep/state.db\fR).
+.TP
+\fBLOCKSTEP_MAX_CONNECTIONS\fR
+The WinRM commands running at once across the fleet.
+.TP
+\fBANSIBLE_VAULT_PASSWORD_FILE\fR
+The file holding the password of vault\-encrypted inventory values.
+.TP
+\fBLOCKSTEP_PASSWORD\fR (or the variable an inventory names in \fBlockstep_password_env\fR)
+A node user's password; never printed, logged or stored.
+.TP
+\fBNO_COLOR\fR
+Any non\-empty value turns colours off.
+.TP
+\fBRUST_LOG\fR
+Overrides the log filter (e.g. \fIlockstep_engine=debug\fR).
+.TP
+\fBUSER\fR, \fBUSERNAME\fR
+Recorded as who started a run.
+.SH FILES
+.TP
+\fI.lockstep/state.db\fR
+Runs, checkpoints, approvals and facts (SQLite, WAL); one OS lock per run being driven.
+.TP
+\fI.lockstep/logs/RUN.log\fR
+The log of each run, beside the state file.
+"#;
+
 fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
     let global = &cli.global;
     match &cli.command {
@@ -65,7 +114,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            let man = clap_mangen::Man::new(Cli::command());
+            let mut out = std::io::stdout().lock();
+            man.render_title(&mut out)?;
+            man.render_name_section(&mut out)?;
+            man.render_synopsis_section(&mut out)?;
+            man.render_description_section(&mut out)?;
+            man.render_options_section(&mut out)?;
+            man.render_subcommands_section(&mut out)?;
+            out.write_all(MAN_SECTIONS.as_bytes())?;
+            man.render_version_section(&mut out)?;
             Ok(ExitStatus::Success)
         }
     }

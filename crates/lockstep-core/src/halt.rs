@@ -114,10 +114,10 @@ impl Standing {
                 StepState::Done => {}
                 StepState::Running | StepState::Failed => {
                     s.uncertain.push(format!(
-                        "step `{}` on `{h}` was {} (its effect is probed on resume)",
+                        "step `{}` on `{h}` {} (its effect is probed on resume)",
                         step.id,
                         if state == StepState::Running {
-                            "left running"
+                            "was left running"
                         } else {
                             "failed"
                         }
@@ -208,5 +208,59 @@ impl Standing {
         }
         parts.extend(self.uncertain.iter().cloned());
         parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Standing;
+    use crate::{Action, Name, Plan, PlannedStep, Role, StepState};
+
+    fn step(id: &str, host: &str, action: Action) -> PlannedStep {
+        PlannedStep {
+            id: id.to_owned(),
+            spec: Name::ident("s").unwrap(),
+            name: id.to_owned(),
+            rule: "G5".to_owned(),
+            stage: 0,
+            site: Name::ident("site").unwrap(),
+            cluster: None,
+            pool: None,
+            host: Name::host(host).unwrap(),
+            role: Role::Standalone,
+            out_of_service: false,
+            action,
+            after: Vec::new(),
+            timeout_secs: 60,
+            estimate_secs: 1,
+        }
+    }
+
+    #[test]
+    fn standing_names_what_is_down_until_it_is_restored() {
+        let plan = Plan {
+            steps: vec![
+                step("N1/stop-clussvc", "N1", Action::StopClusterService),
+                step("N1/install", "N1", Action::Reboot),
+                step("N1/start-clussvc", "N1", Action::StartClusterService),
+            ],
+            playbook: Name::ident("pb").unwrap(),
+            procedure: crate::Procedure::E3Cluster,
+            target: crate::Version::new(6, 5, 7638, 2),
+            stages: Vec::new(),
+            max_parallel_per_site: 0,
+            failure_budget: Default::default(),
+            hash: crate::PlanHash(String::new()),
+        };
+        use StepState::*;
+        assert!(Standing::of(&plan, &[]).nothing_changed());
+        assert_eq!(Standing::of(&plan, &[]).describe(), "nothing was changed");
+        let s = Standing::of(&plan, &[Done, Failed, Pending]);
+        assert_eq!(s.changed_steps, 1);
+        assert_eq!(s.out_of_service, ["the Cluster service of `N1` is stopped"]);
+        assert_eq!(s.uncertain.len(), 1);
+        let s = Standing::of(&plan, &[Done, Done, Done]);
+        assert!(s.out_of_service.is_empty() && s.uncertain.is_empty());
+        assert!(s.describe().contains("nothing is left out of service"));
     }
 }
