@@ -130,14 +130,14 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the lab: a simulated Windows/Exchange fleet speaking WinRM on loopback.
     Lab(LabArgs),
+    /// Show the inventory as Lockstep understood it, in `ansible-inventory`'s forms.
+    Inventory(InventoryArgs),
     /// Read the fleet as it is (Windows and Exchange builds, Cluster service, group owners,
     /// pending restart, free disk, hotfixes), with the drift from the inventory.
     Facts(FactsArgs),
     /// Run one command on the selected hosts, in parallel, and show each host's exit code and
     /// output.
     Exec(ExecArgs),
-    /// Show the inventory as Lockstep understood it, in `ansible-inventory`'s forms.
-    Inventory(InventoryArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
