@@ -157,21 +157,25 @@ fn lab_inventory_has_every_topology() {
     let f = fleet();
     let exchange = f.hosts.iter().filter(|h| h.exchange.is_some()).count();
     assert!((40..=60).contains(&exchange), "{exchange} Exchange hosts");
-    // Plain Windows servers (no Exchange) across the sites, and a Server 2019 failover cluster
-    // with a file server and a SQL Server instance.
-    let plain: Vec<&lockstep_core::Host> = f
+    // inventory/windows-lab.yml: plain Windows servers (no Exchange) across the sites, and a
+    // Server 2019 failover cluster with a file server and a SQL Server instance.
+    let wpath =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../inventory/windows-lab.yml");
+    let wf = lockstep_spec::load_inventory(&[lockstep_spec::SourceFile::read(&wpath).unwrap()])
+        .unwrap_or_else(|d| panic!("{d}"));
+    let plain: Vec<&lockstep_core::Host> = wf
         .hosts
         .iter()
         .filter(|h| h.exchange.is_none() && h.cluster.is_none())
         .collect();
-    assert!(plain.len() >= 20, "{} plain hosts", plain.len());
+    assert_eq!(plain.len(), 20, "{} plain hosts", plain.len());
     let plain_sites: std::collections::BTreeSet<&str> =
         plain.iter().map(|h| h.site.as_str()).collect();
     assert_eq!(plain_sites.len(), 5, "{plain_sites:?}");
     assert!(plain.iter().all(|h| h
         .windows
         .is_some_and(|w| w >= lockstep_core::WindowsRelease::Windows2016)));
-    let wsfc = f
+    let wsfc = wf
         .clusters
         .iter()
         .find(|c| c.virtual_servers.is_empty())
@@ -186,7 +190,7 @@ fn lab_inventory_has_every_topology() {
         ]
     );
     for n in &wsfc.nodes {
-        let h = f.host(n.as_str()).unwrap();
+        let h = wf.host(n.as_str()).unwrap();
         assert_eq!(h.windows, Some(lockstep_core::WindowsRelease::Windows2019));
         assert!(h.os_build.is_some_and(|b| b.revision > 0), "UBR of {n}");
     }
