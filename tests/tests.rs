@@ -15,6 +15,8 @@ mod crash;
 mod e2e;
 #[path = "it/faults.rs"]
 mod faults;
+#[path = "it/leases.rs"]
+mod leases;
 #[path = "it/operator.rs"]
 mod operator;
 #[path = "it/plan_snapshots.rs"]

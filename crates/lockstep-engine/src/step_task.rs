@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use lockstep_core::{
     now_ms, Action, Event, EventSink, Fact, Fleet, FrontEndScope, HaltClass, Name, Plan,
-    PlannedStep, Product, Role, RunId, StateStore, StepRecord, StepState,
+    PlannedStep, Product, Role, RunId, StateStore, StepRecord, StepState, StoreError,
 };
 use tokio::sync::Mutex;
 
@@ -73,6 +73,8 @@ pub(crate) struct Shared {
     pub plan: Arc<Plan>,
     pub t0: Instant,
     pub stop: StopSignal,
+    /// The controller's leases, when the store keeps them: see [`Shared::fenced`].
+    pub fence: Option<Arc<lockstep_core::Fence>>,
     fb_cache: Mutex<HashMap<(Product, Option<String>), GateResult>>,
 }
 
@@ -92,6 +94,7 @@ impl Shared {
             fleet,
         } = backends;
         Shared {
+            fence: store.fence(),
             runner,
             store,
             events,
@@ -110,10 +113,49 @@ impl Shared {
         self.t0.elapsed().as_millis() as u64
     }
 
+    /// The fencing hook: `Ok` while this controller still holds its leases (run and hosts).
+    /// Every checkpoint and every call of the runner passes here first, so a controller paused
+    /// past its lease, or whose run another controller took over, sends nothing more.
+    pub fn fenced(&self) -> Result<(), StoreError> {
+        match &self.fence {
+            Some(f) => f.check().map_err(|detail| StoreError::Fenced {
+                run: self.run.clone(),
+                detail,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Shared::fenced`] as the failure of a call to `host` (the step then fails, and its
+    /// checkpoint, fenced too, ends the drive).
+    fn fenced_for(&self, host: &Name) -> Result<(), StepError> {
+        self.fenced()
+            .map_err(|e| StepError::new(HaltClass::OperatorStop, host, e.to_string()))
+    }
+
     /// Writes a step record (durable on return), then emits its event (which takes the record's
     /// id and message, so a transition costs no more copies than it must).
     pub fn checkpoint(&self, idx: usize, record: StepRecord) -> Result<(), EngineError> {
+        self.fenced()?;
         self.store.put_step(&self.run, &record)?;
+        self.emit_step(idx, record);
+        Ok(())
+    }
+
+    /// [`Shared::checkpoint`] that lets the drive run other steps while the record syncs (and
+    /// so share one commit with them, when the store group-commits).
+    pub async fn checkpoint_async(
+        &self,
+        idx: usize,
+        record: StepRecord,
+    ) -> Result<(), EngineError> {
+        self.fenced()?;
+        self.store.put_step_async(&self.run, &record).await?;
+        self.emit_step(idx, record);
+        Ok(())
+    }
+
+    fn emit_step(&self, idx: usize, record: StepRecord) {
         let step = &self.plan.steps[idx];
         tracing::debug!(step = %step.id, host = %step.host, state = record.state.as_str(), "checkpoint");
         self.events.emit(&Event::Step {
@@ -125,17 +167,17 @@ impl Shared {
             message: record.message,
             t_ms: self.t_ms(),
         });
-        Ok(())
     }
 
     /// Runs a read-only call, retrying `NodeUnreachable` failures `options.retries` times.
-    async fn read_only<T, F, Fut>(&self, mut call: F) -> Result<T, StepError>
+    async fn read_only<T, F, Fut>(&self, host: &Name, mut call: F) -> Result<T, StepError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StepError>>,
     {
         let mut attempt = 0;
         loop {
+            self.fenced_for(host)?;
             match call().await {
                 Err(e)
                     if e.class == HaltClass::NodeUnreachable && attempt < self.options.retries =>
@@ -189,7 +231,10 @@ impl Shared {
                     .is_none_or(|s| h.site.as_str().eq_ignore_ascii_case(s))
         });
         for fe in front_ends {
-            match self.read_only(|| self.runner.read_build(&fe.name)).await {
+            match self
+                .read_only(&fe.name, || self.runner.read_build(&fe.name))
+                .await
+            {
                 Ok(v) if v >= *target => {}
                 Ok(v) => below.push(format!("`{}` ({})", fe.name, product.describe(v))),
                 Err(e) => unread.push((e.class, format!("`{}` ({})", fe.name, e.message))),
@@ -277,7 +322,7 @@ impl StepTask {
         let started = now_ms();
         let mut running = self.record(StepState::Running);
         running.started_ms = Some(started);
-        if let Err(e) = sh.checkpoint(self.idx, running) {
+        if let Err(e) = sh.checkpoint_async(self.idx, running).await {
             return Self::fatal(e);
         }
         let result = self.execute(step).await;
@@ -295,7 +340,7 @@ impl StepTask {
                         value: f.value,
                         at_ms: now_ms(),
                     };
-                    if let Err(e) = sh.store.put_fact(&sh.run, &fact) {
+                    if let Err(e) = sh.store.put_fact_async(&sh.run, &fact).await {
                         return Self::fatal(e.into());
                     }
                     sh.events.emit(&Event::Fact {
@@ -310,7 +355,7 @@ impl StepTask {
                 done.exit_code = exit_code;
                 done.output = keep_tail(&output, sh.options.output_limit);
                 done.message = message;
-                match sh.checkpoint(self.idx, done) {
+                match sh.checkpoint_async(self.idx, done).await {
                     Ok(()) => StepEnd::Done,
                     Err(e) => Self::fatal(e),
                 }
@@ -325,13 +370,13 @@ impl StepTask {
                     rec.state = StepState::Done;
                     rec.finished_ms = Some(now_ms());
                     rec.message = format!("auto-approved: {instructions}");
-                    return match sh.checkpoint(self.idx, rec) {
+                    return match sh.checkpoint_async(self.idx, rec).await {
                         Ok(()) => StepEnd::Done,
                         Err(e) => Self::fatal(e),
                     };
                 }
                 rec.message = instructions;
-                match sh.checkpoint(self.idx, rec) {
+                match sh.checkpoint_async(self.idx, rec).await {
                     Ok(()) => StepEnd::Waiting,
                     Err(e) => Self::fatal(e),
                 }
@@ -345,12 +390,12 @@ impl StepTask {
         let sh = &self.shared;
         let mut in_progress = 0u32;
         loop {
-            match sh.read_only(|| sh.runner.probe(step)).await? {
+            match sh.read_only(&step.host, || sh.runner.probe(step)).await? {
                 Probe::Done => {
                     let mut rec = self.record(StepState::Done);
                     rec.finished_ms = Some(now_ms());
                     rec.message = "found done on resume".to_owned();
-                    return Ok(Some(match sh.checkpoint(self.idx, rec) {
+                    return Ok(Some(match sh.checkpoint_async(self.idx, rec).await {
                         Ok(()) => StepEnd::Done,
                         Err(e) => StepEnd::Fatal(e),
                     }));
@@ -416,9 +461,10 @@ impl StepTask {
             }
         };
         if step.action.is_change() {
+            sh.fenced_for(&step.host)?;
             call().await
         } else {
-            sh.read_only(call).await
+            sh.read_only(&step.host, call).await
         }
     }
 

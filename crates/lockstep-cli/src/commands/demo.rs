@@ -120,7 +120,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             .engine(&plan, &[])
             .start(plan, meta, stop_on_ctrl_c())
             .await?;
-        status = finish(&outcome, &global.state);
+        status = finish(&outcome, &wiring::state_shown(global));
         if status != ExitStatus::Success {
             break;
         }
@@ -132,7 +132,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     writeln!(
         out,
         "state:  {}   (lockstep status)",
-        global.state.display()
+        wiring::state_shown(global).display()
     )?;
     writeln!(
         out,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use anyhow::Result;
-use lockstep_core::{RunRecord, RunStatus, StateStore, StepState};
+use lockstep_core::{RunRecord, RunStatus, StepState};
 
 use crate::args::{ApproveArgs, Format, GlobalArgs, ReportArgs, ReportFormat, StatusArgs};
 use crate::commands::run::pick_run;
@@ -113,24 +113,48 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     match &args.run {
         None => {
             let runs = store.list_runs()?;
+            let leases: std::collections::BTreeMap<lockstep_core::RunId, lockstep_core::RunLease> =
+                store
+                    .run_leases()?
+                    .into_iter()
+                    .map(|l| (l.run.clone(), l))
+                    .collect();
             match args.format {
                 Format::Json => {
-                    serde_json::to_writer_pretty(&mut out, &runs)?;
+                    // Each run as stored, plus `controller`: who holds its lease (null if none).
+                    let mut list = Vec::new();
+                    for r in &runs {
+                        let mut v = serde_json::to_value(r)?;
+                        if let Some(obj) = v.as_object_mut() {
+                            let lease = leases
+                                .get(&r.id)
+                                .filter(|l| l.expires_ms > 0)
+                                .map(serde_json::to_value)
+                                .transpose()?;
+                            obj.insert(
+                                "controller".to_owned(),
+                                lease.unwrap_or(serde_json::Value::Null),
+                            );
+                        }
+                        list.push(v);
+                    }
+                    serde_json::to_writer_pretty(&mut out, &list)?;
                     writeln!(out)?;
                 }
                 Format::Text => {
                     if runs.is_empty() {
-                        writeln!(out, "no runs in {}", global.state.display())?;
+                        writeln!(out, "no runs in {}", wiring::state_shown(global).display())?;
                     }
                     for r in runs {
                         writeln!(
                             out,
-                            "{}  {:<22} {:>5}/{:<5} {}",
+                            "{}  {:<22} {:>5}/{:<5} {}{}",
                             r.id,
                             r.playbook,
                             r.complete,
                             r.total,
-                            status_word(&r.status)
+                            status_word(&r.status),
+                            controller_note(leases.get(&r.id), &r.status)
                         )?;
                     }
                 }
@@ -146,7 +170,7 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                 }
                 Format::Text => {
                     out.write_all(render_run(&record).as_bytes())?;
-                    let log = crate::logging::run_log_path(&global.state, &run.0);
+                    let log = crate::logging::run_log_path(&wiring::log_anchor(global), &run.0);
                     if log.exists() {
                         writeln!(out, "log: {}", log.display())?;
                     }
@@ -155,6 +179,19 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         }
     }
     Ok(ExitStatus::Success)
+}
+
+/// Who drives a run, for the run's status line: the live holder of its lease, or a controller
+/// that stopped renewing it while the run was running (dead or hung).
+fn controller_note(lease: Option<&lockstep_core::RunLease>, status: &RunStatus) -> String {
+    match lease {
+        Some(l) if l.expires_ms > 0 && !l.expired => format!("  (driven by {})", l.holder),
+        Some(l) if l.expires_ms > 0 && matches!(status, RunStatus::Running) => format!(
+            "  (its controller, {}, stopped renewing its lease: dead or hung; `lockstep resume {}` or a `lockstep controller` takes it over)",
+            l.holder, l.run
+        ),
+        _ => String::new(),
+    }
 }
 
 /// `lockstep approve`: records approvals; `resume` acts on them.
