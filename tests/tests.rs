@@ -5,6 +5,9 @@
 #[path = "it/util.rs"]
 mod util;
 
+#[path = "../crates/lockstep-store/tests/common/pg.rs"]
+mod pg;
+
 #[path = "it/cli_input.rs"]
 mod cli_input;
 #[path = "it/codepages.rs"]
@@ -25,5 +28,7 @@ mod plan_snapshots;
 mod resume;
 #[path = "it/secrets.rs"]
 mod secrets;
+#[path = "it/takeover.rs"]
+mod takeover;
 #[path = "it/terminal.rs"]
 mod terminal;

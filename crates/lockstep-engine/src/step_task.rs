@@ -126,6 +126,15 @@ impl Shared {
         }
     }
 
+    /// A failed write of a controller whose lease lapsed meanwhile (a store ends the session of
+    /// a client paused inside a transaction) failed because of that: say so.
+    fn why_failed(&self, e: StoreError) -> StoreError {
+        match self.fenced() {
+            Err(fenced) if !matches!(e, StoreError::Fenced { .. }) => fenced,
+            _ => e,
+        }
+    }
+
     /// [`Shared::fenced`] as the failure of a call to `host` (the step then fails, and its
     /// checkpoint, fenced too, ends the drive).
     fn fenced_for(&self, host: &Name) -> Result<(), StepError> {
@@ -137,7 +146,9 @@ impl Shared {
     /// id and message, so a transition costs no more copies than it must).
     pub fn checkpoint(&self, idx: usize, record: StepRecord) -> Result<(), EngineError> {
         self.fenced()?;
-        self.store.put_step(&self.run, &record)?;
+        self.store
+            .put_step(&self.run, &record)
+            .map_err(|e| self.why_failed(e))?;
         self.emit_step(idx, record);
         Ok(())
     }
@@ -150,7 +161,10 @@ impl Shared {
         record: StepRecord,
     ) -> Result<(), EngineError> {
         self.fenced()?;
-        self.store.put_step_async(&self.run, &record).await?;
+        self.store
+            .put_step_async(&self.run, &record)
+            .await
+            .map_err(|e| self.why_failed(e))?;
         self.emit_step(idx, record);
         Ok(())
     }

@@ -165,6 +165,16 @@ impl PgStore {
                         tracing::warn!("PostgreSQL connection ended: {e}");
                     }
                 });
+                // A controller paused inside a transaction (SIGSTOP, a VM freeze) must not keep
+                // its row locks: the server ends such a session after half a lease (its fence
+                // has closed by then anyway), and nobody waits on a lock for long.
+                client
+                    .batch_execute(&format!(
+                        "SET idle_in_transaction_session_timeout = {}; SET lock_timeout = '10s'",
+                        (lease_ttl.as_millis() / 2).max(500)
+                    ))
+                    .await
+                    .map_err(|e| format!("cannot set session limits: {e}"))?;
                 migrate(&mut client)
                     .await
                     .map_err(|e| format!("cannot migrate the schema: {e}"))?;
