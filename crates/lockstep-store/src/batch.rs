@@ -83,6 +83,9 @@ pub(crate) enum Op {
     LatestRun,
     ListRuns,
     RunLeases,
+    /// Facts read outside any run (`lockstep facts`).
+    PutFleetFacts(Vec<Fact>),
+    LatestFleetFacts,
     /// Releases run leases (by token) and, with `hosts`, every host lease of the holder.
     Release {
         holder: String,
@@ -103,6 +106,7 @@ pub(crate) enum Out {
     Latest(Option<RunId>),
     Runs(Vec<RunSummary>),
     Leases(Vec<RunLease>),
+    Facts(Vec<Fact>),
 }
 
 /// A write and where its answer goes.

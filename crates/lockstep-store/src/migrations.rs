@@ -65,7 +65,18 @@ CREATE TABLE approvals (
     PRIMARY KEY (run, seq)
 );
 "#,
-    // 2: leases. A run's lease (holder, fencing token, expiry) and one lease per host, so that
+    // 2: facts read outside any run (`lockstep facts`), with the time each was read.
+    r#"
+CREATE TABLE fleet_facts (
+    seq   INTEGER PRIMARY KEY AUTOINCREMENT,
+    host  TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE INDEX fleet_facts_by_host ON fleet_facts (host, at_ms);
+"#,
+    // 3: leases. A run's lease (holder, fencing token, expiry) and one lease per host, so that
     // one controller drives a run and one run touches a host at a time.
     r#"
 CREATE TABLE run_leases (

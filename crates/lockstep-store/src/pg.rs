@@ -750,6 +750,42 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             }
             Ok(Out::Done)
         }
+        Op::PutFleetFacts(facts) => {
+            for f in facts {
+                tx.execute(
+                    "INSERT INTO fleet_facts (host, key, value, at_ms) VALUES ($1, $2, $3, $4)",
+                    &[&f.host.as_str(), &f.key, &f.value, &(f.at_ms as i64)],
+                )
+                .await
+                .map_err(err)?;
+            }
+            Ok(Out::Done)
+        }
+        Op::LatestFleetFacts => {
+            let rows = tx
+                .query(
+                    "SELECT host, key, value, at_ms FROM fleet_facts f
+                     WHERE at_ms = (SELECT MAX(at_ms) FROM fleet_facts g WHERE g.host = f.host)
+                     ORDER BY host, seq",
+                    &[],
+                )
+                .await
+                .map_err(err)?;
+            let mut out = Vec::new();
+            for r in rows {
+                let host: String = r.get(0);
+                out.push(Fact {
+                    host: Name::host(&host).map_err(|e| StoreError::Backend {
+                        path: path.to_owned(),
+                        detail: format!("a fleet fact has a bad host: {e}"),
+                    })?,
+                    key: r.get(1),
+                    value: r.get(2),
+                    at_ms: r.get::<_, i64>(3) as u64,
+                });
+            }
+            Ok(Out::Facts(out))
+        }
         Op::LoadRun(run) => {
             let Some(row) = tx
                 .query_opt(
@@ -1018,6 +1054,17 @@ impl StateStore for PgStore {
             runs: self.session.held(),
             hosts: true,
         })
+    }
+
+    fn put_fleet_facts(&self, facts: &[Fact]) -> Result<(), StoreError> {
+        self.write(Op::PutFleetFacts(facts.to_vec()))
+    }
+
+    fn latest_fleet_facts(&self) -> Result<Vec<Fact>, StoreError> {
+        match self.writer.call(Op::LatestFleetFacts)? {
+            Out::Facts(f) => Ok(f),
+            other => Err(self.corrupt(format!("unexpected answer: {other:?}"))),
+        }
     }
 
     fn run_leases(&self) -> Result<Vec<RunLease>, StoreError> {

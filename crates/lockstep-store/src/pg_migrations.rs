@@ -72,4 +72,15 @@ CREATE TABLE host_leases (
 );
 CREATE INDEX host_leases_by_holder ON host_leases (holder);
 "#,
+    // 2: facts read outside any run (`lockstep facts`), with the time each was read.
+    r#"
+CREATE TABLE fleet_facts (
+    seq   BIGSERIAL PRIMARY KEY,
+    host  TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    at_ms BIGINT NOT NULL
+);
+CREATE INDEX fleet_facts_by_host ON fleet_facts (host, at_ms);
+"#,
 ];
