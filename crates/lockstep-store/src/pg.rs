@@ -110,13 +110,13 @@ fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
 }
 
 async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
-    client
-        .batch_execute("CREATE TABLE IF NOT EXISTS lockstep_schema (version INTEGER NOT NULL)")
-        .await?;
     loop {
         let tx = client.transaction().await?;
-        // Two controllers may start on a new database at once: one migrates, the other waits.
+        // Several controllers may start on a new database at once: one migrates (creating the
+        // version table too), the others wait for it.
         tx.execute("SELECT pg_advisory_xact_lock(7263541)", &[])
+            .await?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS lockstep_schema (version INTEGER NOT NULL)")
             .await?;
         let version: i32 = tx
             .query_one("SELECT COALESCE(MAX(version), 0) FROM lockstep_schema", &[])
@@ -159,7 +159,7 @@ impl PgStore {
                 let (mut client, connection) = config
                     .connect(tls()?)
                     .await
-                    .map_err(|e| format!("cannot connect: {e}"))?;
+                    .map_err(|e| format!("cannot connect: {}", pg_message(&e)))?;
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {
                         tracing::warn!("PostgreSQL connection ended: {e}");
@@ -174,10 +174,10 @@ impl PgStore {
                         (lease_ttl.as_millis() / 2).max(500)
                     ))
                     .await
-                    .map_err(|e| format!("cannot set session limits: {e}"))?;
+                    .map_err(|e| format!("cannot set session limits: {}", pg_message(&e)))?;
                 migrate(&mut client)
                     .await
-                    .map_err(|e| format!("cannot migrate the schema: {e}"))?;
+                    .map_err(|e| format!("cannot migrate the schema: {}", pg_message(&e)))?;
                 Ok::<_, String>(client)
             })?;
             Ok(Conn { rt, client })
@@ -251,7 +251,15 @@ impl PgStore {
 fn db_err(path: &str, e: tokio_postgres::Error) -> StoreError {
     StoreError::Backend {
         path: path.to_owned(),
-        detail: e.to_string(),
+        detail: pg_message(&e),
+    }
+}
+
+/// The server's own message when there is one (`db error` alone says nothing).
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
     }
 }
 
@@ -289,7 +297,7 @@ async fn apply_batch(client: &mut Client, path: &str, jobs: Vec<Job>) {
             for job in jobs {
                 let _ = job.reply.send(Err(StoreError::Backend {
                     path: path.to_owned(),
-                    detail: format!("commit failed: {e}"),
+                    detail: format!("commit failed: {}", pg_message(&e)),
                 }));
             }
         }
