@@ -53,11 +53,6 @@ pub struct GlobalArgs {
     )]
     pub max_connections: u32,
 
-    /// How checkpoints reach the disk: `full` survives a power loss of the controller (the
-    /// default); `normal` survives a crash of the controller process only, and is faster.
-    #[arg(long, value_enum, default_value_t = DurabilityArg::Full, global = true)]
-    pub durability: DurabilityArg,
-
     /// Seconds a controller's lease on a run and its hosts lasts unless renewed (renewed every
     /// third): another controller takes a run over only after it lapsed.
     #[arg(
@@ -82,15 +77,6 @@ pub struct GlobalArgs {
     /// not a terminal).
     #[arg(long, global = true)]
     pub no_progress: bool,
-}
-
-/// `--durability`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DurabilityArg {
-    /// Sync every checkpoint (survives a power loss).
-    Full,
-    /// Sync at WAL checkpoints only (survives a process crash).
-    Normal,
 }
 
 /// How run progress is reported.

@@ -194,10 +194,9 @@ pub fn store(global: &crate::args::GlobalArgs) -> Result<Arc<dyn StateStore>> {
         return Ok(Arc::new(s));
     }
     let path = global.state.as_path();
-    let durability = match global.durability {
-        crate::args::DurabilityArg::Full => lockstep_store::Durability::Full,
-        crate::args::DurabilityArg::Normal => lockstep_store::Durability::Normal,
-    };
+    // Every checkpoint is synced (survives a power loss): with group commit it costs about
+    // what `synchronous=NORMAL` did (crates/lockstep-store/benches/group_commit.rs).
+    let durability = lockstep_store::Durability::Full;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| {
             format!(

@@ -1082,3 +1082,29 @@ impl StateStore for PgStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{is_postgres_url, redact_url};
+
+    #[test]
+    fn redact_url_hides_the_password_wherever_it_is() {
+        assert_eq!(
+            redact_url("postgres://lockstep:s3cret@db:5432/runs?sslmode=require"),
+            "postgres://lockstep:***@db:5432/runs?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgresql://db/runs?user=l&password=s3cret"),
+            "postgresql://db/runs?user=l&password=***"
+        );
+        assert_eq!(redact_url("postgres://l@db/runs"), "postgres://l@db/runs");
+        // A password holding `@` or `:` still vanishes whole.
+        let shown = redact_url("postgres://l:p@ss:w@db/runs");
+        assert!(
+            !shown.contains("ss:w") && shown.ends_with("@db/runs"),
+            "{shown}"
+        );
+        assert!(is_postgres_url("postgres://x") && is_postgres_url("postgresql://x"));
+        assert!(!is_postgres_url(".lockstep/state.db"));
+    }
+}
