@@ -162,7 +162,7 @@ fn sigkill_the_driving_controller_and_the_standby_finishes_the_run() {
             t_kill.elapsed().as_secs_f64()
         );
         let latest = &runs(&lab, &url)[0];
-        assert_eq!(latest["status"]["status"], "finished", "{what}: {latest}");
+        assert_eq!(latest["state"], "finished", "{what}: {latest}");
         lab.assert_invariants();
         lab.assert_each_installer_once(&what);
     }
@@ -191,7 +191,7 @@ fn a_controller_paused_past_its_lease_sends_nothing_once_it_wakes() {
     // The standby takes over once the lease lapsed and finishes the run.
     let out = wait_output(start_standby(&lab, &url), 240, "the standby");
     assert_eq!(code(&out), 0, "the standby: {}", text(&out));
-    assert_eq!(runs(&lab, &url)[0]["status"]["status"], "finished");
+    assert_eq!(runs(&lab, &url)[0]["state"], "finished");
     let before = commands(&lab);
     signal(&driver, "-CONT");
     let woke = wait_output(driver, 120, "the paused controller");
