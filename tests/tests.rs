@@ -5,6 +5,9 @@
 #[path = "it/util.rs"]
 mod util;
 
+#[path = "../crates/lockstep-store/tests/common/pg.rs"]
+mod pg;
+
 #[path = "it/cli_input.rs"]
 mod cli_input;
 #[path = "it/codepages.rs"]
@@ -21,6 +24,8 @@ mod facts;
 mod faults;
 #[path = "it/inventory_oracle.rs"]
 mod inventory_oracle;
+#[path = "it/leases.rs"]
+mod leases;
 #[path = "it/operator.rs"]
 mod operator;
 #[path = "it/plan_snapshots.rs"]
@@ -31,5 +36,7 @@ mod resume;
 mod safety;
 #[path = "it/secrets.rs"]
 mod secrets;
+#[path = "it/takeover.rs"]
+mod takeover;
 #[path = "it/terminal.rs"]
 mod terminal;

@@ -53,10 +53,16 @@ pub struct GlobalArgs {
     )]
     pub max_connections: u32,
 
-    /// How checkpoints reach the disk: `full` survives a power loss of the controller (the
-    /// default); `normal` survives a crash of the controller process only, and is faster.
-    #[arg(long, value_enum, default_value_t = DurabilityArg::Full, global = true)]
-    pub durability: DurabilityArg,
+    /// Seconds a controller's lease on a run and its hosts lasts unless renewed (renewed every
+    /// third): another controller takes a run over only after it lapsed.
+    #[arg(
+        long,
+        env = "LOCKSTEP_LEASE_SECS",
+        default_value_t = 30,
+        global = true,
+        value_parser = clap::value_parser!(u64).range(1..=86400)
+    )]
+    pub lease_secs: u64,
 
     /// Ask once for the password of the inventory's users instead of their configured sources.
     #[arg(long, global = true)]
@@ -72,15 +78,6 @@ pub struct GlobalArgs {
     /// not a terminal).
     #[arg(long, global = true)]
     pub no_progress: bool,
-}
-
-/// `--durability`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DurabilityArg {
-    /// Sync every checkpoint (survives a power loss).
-    Full,
-    /// Sync at WAL checkpoints only (survives a process crash).
-    Normal,
 }
 
 /// How run progress is reported.
@@ -121,6 +118,9 @@ pub enum Command {
     Run(RunArgs),
     /// Continue a stopped, halted or waiting run where it stopped.
     Resume(ResumeArgs),
+    /// Watch a shared state store for runs whose controller stopped renewing its lease, take
+    /// each over and resume it exactly like `lockstep resume` (run one on several machines).
+    Controller(ControllerArgs),
     /// Show where runs stand.
     Status(StatusArgs),
     /// Approve a waiting gate or operator step, so that `resume` continues past it.
@@ -288,6 +288,22 @@ pub struct ResumeArgs {
     /// Multiply soak times by this factor.
     #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
     pub soak_scale: f64,
+}
+
+/// `lockstep controller`.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Approve every gate and operator step of the runs taken over, as `resume --yes` does.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Multiply soak times by this factor.
+    #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+    pub soak_scale: f64,
+
+    /// Exit once the first run taken over ends (finished, halted or waiting).
+    #[arg(long)]
+    pub once: bool,
 }
 
 /// `lockstep status`.

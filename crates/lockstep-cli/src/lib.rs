@@ -104,6 +104,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Report(a) => commands::status::report(a, global),
         Command::Run(a) => runtime()?.block_on(commands::run::run(a, global)),
         Command::Resume(a) => runtime()?.block_on(commands::run::resume(a, global)),
+        Command::Controller(a) => runtime()?.block_on(commands::controller::run(a, global)),
         Command::Demo(a) => runtime()?.block_on(commands::demo::run(a, global)),
         Command::Lab(a) => runtime()?.block_on(commands::lab::run(a, global)),
         Command::Facts(a) => runtime()?.block_on(commands::facts::run(a, global)),

@@ -2,10 +2,11 @@
 //! their sources), the SQLite store, the engine with the built-in actions.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use lockstep_core::{Fleet, Name, Scheme};
+use lockstep_core::{Fence, Fleet, Name, Scheme, StateStore, Transport, TransportError};
 use lockstep_winrm::{Limits, NodeTarget, WinrmTransport};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -126,13 +127,76 @@ pub fn transport(
     Ok(Arc::new(t))
 }
 
-/// Opens (creating its folder) the state file.
-pub fn store(global: &crate::args::GlobalArgs) -> Result<Arc<lockstep_store::SqliteStore>> {
+/// A transport that sends a command only while this controller's [`Fence`] holds: a controller
+/// paused past its lease, or whose run another controller took over, sends nothing more, even
+/// in the middle of a step's several commands.
+pub struct FencedTransport {
+    inner: Arc<dyn Transport>,
+    fence: Option<Arc<Fence>>,
+}
+
+impl FencedTransport {
+    /// `inner`, checked against `fence` (none: unchecked).
+    pub fn wrap(inner: Arc<dyn Transport>, fence: Option<Arc<Fence>>) -> Arc<dyn Transport> {
+        Arc::new(FencedTransport { inner, fence })
+    }
+
+    fn check(&self, host: &Name) -> std::result::Result<(), TransportError> {
+        match &self.fence {
+            Some(f) => f.check().map_err(|why| TransportError::Config {
+                host: host.clone(),
+                detail: format!("not sent: this controller no longer holds its lease ({why})"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for FencedTransport {
+    async fn run(
+        &self,
+        host: &Name,
+        command: &str,
+        timeout: std::time::Duration,
+    ) -> std::result::Result<lockstep_core::CommandOutput, TransportError> {
+        self.check(host)?;
+        self.inner.run(host, command, timeout).await
+    }
+
+    async fn wql(
+        &self,
+        host: &Name,
+        namespace: &str,
+        query: &str,
+    ) -> std::result::Result<Vec<lockstep_core::WmiObject>, TransportError> {
+        self.check(host)?;
+        self.inner.wql(host, namespace, query).await
+    }
+
+    async fn reset(&self, host: &Name) {
+        self.inner.reset(host).await
+    }
+}
+
+/// The state store `--state` names: a PostgreSQL database (`postgres://...`, shared by several
+/// controllers) or a SQLite file (created with its folder if needed).
+pub fn store(global: &crate::args::GlobalArgs) -> Result<Arc<dyn StateStore>> {
+    let ttl = std::time::Duration::from_secs(global.lease_secs);
+    let state = global.state.to_string_lossy();
+    if lockstep_store::is_postgres_url(&state) {
+        let s = lockstep_store::PgStore::connect(&state, ttl).with_context(|| {
+            format!(
+                "cannot open the state database `{}`",
+                lockstep_store::redact_url(&state)
+            )
+        })?;
+        return Ok(Arc::new(s));
+    }
     let path = global.state.as_path();
-    let durability = match global.durability {
-        crate::args::DurabilityArg::Full => lockstep_store::Durability::Full,
-        crate::args::DurabilityArg::Normal => lockstep_store::Durability::Normal,
-    };
+    // Every checkpoint is synced (survives a power loss): with group commit it costs about
+    // what `synchronous=NORMAL` did (crates/lockstep-store/benches/group_commit.rs).
+    let durability = lockstep_store::Durability::Full;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| {
             format!(
@@ -141,9 +205,29 @@ pub fn store(global: &crate::args::GlobalArgs) -> Result<Arc<lockstep_store::Sql
             )
         })?;
     }
-    let s = lockstep_store::SqliteStore::open_with(path, durability)
+    let s = lockstep_store::SqliteStore::open_leased(path, durability, ttl)
         .with_context(|| format!("cannot open state file `{}`", path.display()))?;
     Ok(Arc::new(s))
+}
+
+/// The state store as it may be shown: a SQLite path, or a PostgreSQL URL without its password.
+pub fn state_shown(global: &crate::args::GlobalArgs) -> PathBuf {
+    let state = global.state.to_string_lossy();
+    if lockstep_store::is_postgres_url(&state) {
+        PathBuf::from(lockstep_store::redact_url(&state))
+    } else {
+        global.state.clone()
+    }
+}
+
+/// Where run logs go (`<this>/../logs/`): beside a SQLite state file, or `.lockstep/logs`
+/// when the state is in PostgreSQL.
+pub fn log_anchor(global: &crate::args::GlobalArgs) -> PathBuf {
+    if lockstep_store::is_postgres_url(&global.state.to_string_lossy()) {
+        PathBuf::from(".lockstep/postgres")
+    } else {
+        global.state.clone()
+    }
 }
 
 /// Every host a run of `plan` talks to: the hosts its steps run on, in plan order, then every

@@ -33,8 +33,8 @@ pub use playbook::{
     RebootPolicy, Rollout, Scope, Stage, StepSpec, Target,
 };
 pub use store::{
-    Fact, RunId, RunLock, RunMeta, RunRecord, RunStatus, RunSummary, StateStore, StepRecord,
-    StepState, StoreError,
+    Fact, Fence, HostLease, RunId, RunLease, RunLock, RunMeta, RunRecord, RunStatus, RunSummary,
+    StateStore, StepRecord, StepState, StoreError, StoreFuture,
 };
 pub use transport::{CommandOutput, Transport, TransportError, WmiObject};
 pub use version::{Edition, Product, Version, VersionParseError, WindowsRelease};

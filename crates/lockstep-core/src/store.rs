@@ -1,7 +1,13 @@
-//! The [`StateStore`] trait: durable checkpoints of a run. `lockstep-store` implements it over
-//! SQLite; the engine never names the database.
+//! The [`StateStore`] trait: durable checkpoints of a run, and the leases that keep one
+//! controller per run and per host. `lockstep-store` implements it over SQLite and PostgreSQL;
+//! the engine never names the database. A [`Fence`] is the controller's local view of its
+//! leases: checked before every checkpoint and every remote action.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -210,6 +216,18 @@ pub enum StoreError {
         /// Who holds it (pid and host), as far as known.
         holder: String,
     },
+    /// This controller no longer holds the lease of the run (another controller took it over,
+    /// or this one was paused past the lease's expiry): it must send nothing more.
+    #[error("this controller lost the lease of run `{run}`: {detail}; it sent no further command")]
+    Fenced {
+        /// Run.
+        run: RunId,
+        /// Why (taken over by whom, or expired when).
+        detail: String,
+    },
+    /// Hosts a run would touch are leased by other controllers or left by a dead one's run.
+    #[error("{}", HostLease::describe_all(.0))]
+    HostsLeased(Vec<HostLease>),
     /// The backend failed.
     #[error("state store `{path}`: {detail}")]
     Backend {
@@ -220,8 +238,135 @@ pub enum StoreError {
     },
 }
 
+/// A host lease another controller holds (or a dead controller left), as a refusal names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostLease {
+    /// Host.
+    pub host: String,
+    /// The controller holding it (`controller pid N on host H`).
+    pub holder: String,
+    /// The run it was taken for, once the run exists.
+    pub run: Option<RunId>,
+    /// The holder stopped renewing it (the controller died or hangs).
+    pub expired: bool,
+}
+
+impl HostLease {
+    /// One line per host, with what to do about it.
+    pub fn describe_all(leases: &[HostLease]) -> String {
+        let lines: Vec<String> = leases
+            .iter()
+            .map(|l| match (&l.run, l.expired) {
+                (Some(run), true) => format!(
+                    "host `{}` was left mid-run by run `{run}`, whose controller ({}) stopped renewing its lease: only `lockstep resume {run}` may take it over",
+                    l.host, l.holder
+                ),
+                (Some(run), false) => format!(
+                    "host `{}` is being driven by another controller ({}, run `{run}`)",
+                    l.host, l.holder
+                ),
+                (None, _) => format!(
+                    "host `{}` is leased by another controller ({}) that is starting a run",
+                    l.host, l.holder
+                ),
+            })
+            .collect();
+        format!(
+            "one controller per host: {}; nothing was changed",
+            lines.join("; ")
+        )
+    }
+}
+
+/// Who holds a run's lease, for `lockstep status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLease {
+    /// Run.
+    pub run: RunId,
+    /// The controller (`controller pid N on host H`).
+    pub holder: String,
+    /// Fencing token: grows by one at every take-over.
+    pub token: u64,
+    /// When the lease lapses unless renewed, ms since the Unix epoch.
+    pub expires_ms: u64,
+    /// It has lapsed: the holder died or hangs; a `lockstep controller` takes the run over.
+    pub expired: bool,
+}
+
+/// A controller's local view of its leases: valid until a little before the store would let
+/// another controller take them, counted on this machine's monotonic clock from the moment
+/// the last renewal was sent. A controller paused past that point (SIGSTOP, a VM freeze, a
+/// partition) finds its fence closed when it wakes, before it can send anything; a renewal the
+/// store refused (another controller took over) closes it for good.
+#[derive(Debug)]
+pub struct Fence {
+    ttl: Duration,
+    state: Mutex<FenceState>,
+}
+
+#[derive(Debug, Default)]
+struct FenceState {
+    valid_until: Option<Instant>,
+    lost: Option<String>,
+}
+
+impl Fence {
+    /// A fence for leases of `ttl`; open until the first lease is taken.
+    pub fn new(ttl: Duration) -> Self {
+        Fence {
+            ttl,
+            state: Mutex::new(FenceState::default()),
+        }
+    }
+
+    /// The lease length.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, FenceState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A renewal sent at `sent` succeeded: valid until `sent` + 3/4 of the lease (the store
+    /// counts the lease from when it wrote it, later than `sent`, so this side closes first).
+    pub fn renewed(&self, sent: Instant) {
+        let until = sent + self.ttl - self.ttl / 4;
+        let mut st = self.state();
+        if st.lost.is_none() {
+            st.valid_until = Some(st.valid_until.map_or(until, |u| u.max(until)));
+        }
+    }
+
+    /// The store refused a renewal or a write: closed for good.
+    pub fn lose(&self, why: impl Into<String>) {
+        let mut st = self.state();
+        if st.lost.is_none() {
+            st.lost = Some(why.into());
+        }
+    }
+
+    /// `Ok` while the leases hold; else why not.
+    pub fn check(&self) -> Result<(), String> {
+        let st = self.state();
+        if let Some(why) = &st.lost {
+            return Err(why.clone());
+        }
+        match st.valid_until {
+            Some(until) if Instant::now() >= until => Err(format!(
+                "its lease was not renewed for {:.1} s (was the controller paused?), so another controller may have taken it over",
+                (Instant::now() - until + self.ttl - self.ttl / 4).as_secs_f64()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Held while a controller drives a run; dropping it releases the run.
 pub trait RunLock: Send + Sync {}
+
+/// A durable write in flight: resolves once it is durable (or failed).
+pub type StoreFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'static>>;
 
 /// Durable state of runs. Every write is durable when the call returns: the engine writes a
 /// transition before it starts the next remote action.
@@ -247,6 +392,49 @@ pub trait StateStore: Send + Sync {
     /// Replaces the run's plan (`lockstep resume --replan`): step records whose ids survive keep
     /// their state.
     fn replace_plan(&self, run: &RunId, plan: &Plan) -> Result<(), StoreError>;
+
+    /// [`StateStore::put_step`] without blocking the caller: the future resolves when the record
+    /// is durable. A store that group-commits shares one commit among the records that arrive
+    /// while the previous commit syncs. Default: the blocking write.
+    fn put_step_async(&self, run: &RunId, record: &StepRecord) -> StoreFuture {
+        Box::pin(std::future::ready(self.put_step(run, record)))
+    }
+
+    /// [`StateStore::put_fact`] without blocking the caller (see [`StateStore::put_step_async`]).
+    fn put_fact_async(&self, run: &RunId, fact: &Fact) -> StoreFuture {
+        Box::pin(std::future::ready(self.put_fact(run, fact)))
+    }
+
+    /// This controller's fence, once it holds leases; `None` for stores without leases (the
+    /// in-memory stores of tests).
+    fn fence(&self) -> Option<std::sync::Arc<Fence>> {
+        None
+    }
+
+    /// Leases every host of `hosts` to this controller, all or none, before its first remote
+    /// action. Refused with [`StoreError::HostsLeased`], naming every holder, when another live
+    /// controller holds one, or when a dead controller's unfinished run left one: only the
+    /// resume of that run (`run`) takes those over. Default: no leases.
+    fn take_hosts(&self, hosts: &[Name], run: Option<&RunId>) -> Result<(), StoreError> {
+        let _ = (hosts, run);
+        Ok(())
+    }
+
+    /// Ties this controller's host leases to the run it created.
+    fn bind_hosts(&self, run: &RunId) -> Result<(), StoreError> {
+        let _ = run;
+        Ok(())
+    }
+
+    /// Releases every lease this controller holds (the drive ended cleanly).
+    fn release_leases(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Every run lease, live or lapsed.
+    fn run_leases(&self) -> Result<Vec<RunLease>, StoreError> {
+        Ok(Vec::new())
+    }
 
     /// Keeps facts read from the fleet outside any run (`lockstep facts`), each with the time it
     /// was read, in one durable write. A backend that keeps none says so.

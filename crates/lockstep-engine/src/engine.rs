@@ -76,6 +76,9 @@ impl Engine {
     ) -> Result<RunOutcome, EngineError> {
         let run = self.store.create_run(&plan, &meta)?;
         let _lock = self.store.lock_run(&run)?;
+        // The host leases the caller took now name this run: if this controller dies, only
+        // the resume of this run may take them over.
+        self.store.bind_hosts(&run)?;
         tracing::info!(%run, plan = plan.hash.short(), steps = plan.steps.len(), "run started");
         let exec = Executor::new(self.shared(&run, plan, &stop), &[], &[], stop);
         exec.drive(false).await

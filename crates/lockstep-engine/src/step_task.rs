@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use lockstep_core::{
     now_ms, Event, EventSink, Fact, HaltClass, Name, Plan, PlannedStep, RunId, StateStore,
-    StepRecord, StepState,
+    StepRecord, StepState, StoreError,
 };
 
 use crate::error::EngineError;
@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub plan: Arc<Plan>,
     pub t0: Instant,
     pub stop: StopSignal,
+    /// The controller's leases, when the store keeps them: see [`Shared::fenced`].
+    pub fence: Option<Arc<lockstep_core::Fence>>,
 }
 
 impl Shared {
@@ -83,6 +85,7 @@ impl Shared {
             events,
         } = backends;
         Shared {
+            fence: store.fence(),
             runner,
             store,
             events,
@@ -99,10 +102,63 @@ impl Shared {
         self.t0.elapsed().as_millis() as u64
     }
 
+    /// The fencing hook: `Ok` while this controller still holds its leases (run and hosts).
+    /// Every checkpoint and every call of the runner passes here first, so a controller paused
+    /// past its lease, or whose run another controller took over, sends nothing more.
+    pub fn fenced(&self) -> Result<(), StoreError> {
+        match &self.fence {
+            Some(f) => f.check().map_err(|detail| StoreError::Fenced {
+                run: self.run.clone(),
+                detail,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// A failed write of a controller whose lease lapsed meanwhile (a store ends the session of
+    /// a client paused inside a transaction) failed because of that: say so.
+    fn why_failed(&self, e: StoreError) -> StoreError {
+        match self.fenced() {
+            Err(fenced) if !matches!(e, StoreError::Fenced { .. }) => fenced,
+            _ => e,
+        }
+    }
+
+    /// [`Shared::fenced`] as the failure of a call to `host` (the step then fails, and its
+    /// checkpoint, fenced too, ends the drive).
+    fn fenced_for(&self, host: &Name) -> Result<(), StepError> {
+        self.fenced()
+            .map_err(|e| StepError::new(HaltClass::OperatorStop, host, e.to_string()))
+    }
+
     /// Writes a step record (durable on return), then emits its event (which takes the record's
     /// id and message, so a transition costs no more copies than it must).
     pub fn checkpoint(&self, idx: usize, record: StepRecord) -> Result<(), EngineError> {
-        self.store.put_step(&self.run, &record)?;
+        self.fenced()?;
+        self.store
+            .put_step(&self.run, &record)
+            .map_err(|e| self.why_failed(e))?;
+        self.emit_step(idx, record);
+        Ok(())
+    }
+
+    /// [`Shared::checkpoint`] that lets the drive run other steps while the record syncs (and
+    /// so share one commit with them, when the store group-commits).
+    pub async fn checkpoint_async(
+        &self,
+        idx: usize,
+        record: StepRecord,
+    ) -> Result<(), EngineError> {
+        self.fenced()?;
+        self.store
+            .put_step_async(&self.run, &record)
+            .await
+            .map_err(|e| self.why_failed(e))?;
+        self.emit_step(idx, record);
+        Ok(())
+    }
+
+    fn emit_step(&self, idx: usize, record: StepRecord) {
         let step = &self.plan.steps[idx];
         tracing::debug!(step = %step.id, host = %step.host, state = record.state.as_str(), "checkpoint");
         self.events.emit(&Event::Step {
@@ -114,17 +170,17 @@ impl Shared {
             message: record.message,
             t_ms: self.t_ms(),
         });
-        Ok(())
     }
 
     /// Runs a read-only call, retrying `NodeUnreachable` failures `options.retries` times.
-    async fn read_only<T, F, Fut>(&self, mut call: F) -> Result<T, StepError>
+    async fn read_only<T, F, Fut>(&self, host: &Name, mut call: F) -> Result<T, StepError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StepError>>,
     {
         let mut attempt = 0;
         loop {
+            self.fenced_for(host)?;
             match call().await {
                 Err(e)
                     if e.class == HaltClass::NodeUnreachable && attempt < self.options.retries =>
@@ -202,7 +258,7 @@ impl StepTask {
         let started = now_ms();
         let mut running = self.record(StepState::Running);
         running.started_ms = Some(started);
-        if let Err(e) = sh.checkpoint(self.idx, running) {
+        if let Err(e) = sh.checkpoint_async(self.idx, running).await {
             return Self::fatal(e);
         }
         let result = self.execute(step).await;
@@ -220,7 +276,7 @@ impl StepTask {
                         value: f.value,
                         at_ms: now_ms(),
                     };
-                    if let Err(e) = sh.store.put_fact(&sh.run, &fact) {
+                    if let Err(e) = sh.store.put_fact_async(&sh.run, &fact).await {
                         return Self::fatal(e.into());
                     }
                     sh.events.emit(&Event::Fact {
@@ -235,7 +291,7 @@ impl StepTask {
                 done.exit_code = exit_code;
                 done.output = keep_tail(&output, sh.options.output_limit);
                 done.message = message;
-                match sh.checkpoint(self.idx, done) {
+                match sh.checkpoint_async(self.idx, done).await {
                     Ok(()) => StepEnd::Done,
                     Err(e) => Self::fatal(e),
                 }
@@ -250,13 +306,13 @@ impl StepTask {
                     rec.state = StepState::Done;
                     rec.finished_ms = Some(now_ms());
                     rec.message = format!("auto-approved: {instructions}");
-                    return match sh.checkpoint(self.idx, rec) {
+                    return match sh.checkpoint_async(self.idx, rec).await {
                         Ok(()) => StepEnd::Done,
                         Err(e) => Self::fatal(e),
                     };
                 }
                 rec.message = instructions;
-                match sh.checkpoint(self.idx, rec) {
+                match sh.checkpoint_async(self.idx, rec).await {
                     Ok(()) => StepEnd::Waiting,
                     Err(e) => Self::fatal(e),
                 }
@@ -270,12 +326,12 @@ impl StepTask {
         let sh = &self.shared;
         let mut in_progress = 0u32;
         loop {
-            match sh.read_only(|| sh.runner.probe(step)).await? {
+            match sh.read_only(&step.host, || sh.runner.probe(step)).await? {
                 Probe::Done => {
                     let mut rec = self.record(StepState::Done);
                     rec.finished_ms = Some(now_ms());
                     rec.message = "found done on resume".to_owned();
-                    return Ok(Some(match sh.checkpoint(self.idx, rec) {
+                    return Ok(Some(match sh.checkpoint_async(self.idx, rec).await {
                         Ok(()) => StepEnd::Done,
                         Err(e) => StepEnd::Fatal(e),
                     }));
@@ -344,9 +400,10 @@ impl StepTask {
             }
         };
         if step.action.is_change() {
+            sh.fenced_for(&step.host)?;
             call().await
         } else {
-            sh.read_only(call).await
+            sh.read_only(&step.host, call).await
         }
     }
 

@@ -17,14 +17,21 @@
 //! engine, WinRM or the lab, and it never stores credentials (none reach it).
 #![deny(missing_docs)]
 
+mod batch;
+mod lease;
 mod lock;
 mod migrations;
+mod pg;
+mod pg_migrations;
 mod run_id;
 mod sqlite;
 mod transition;
 
+pub use lease::{holder_name, DEFAULT_LEASE_TTL};
 pub use lock::RunGuard;
 pub use migrations::MIGRATIONS;
+pub use pg::{is_postgres_url, redact_url, PgStore};
+pub use pg_migrations::PG_MIGRATIONS;
 pub use run_id::{civil_from_days, new_run_id, run_id_at};
 pub use sqlite::{Durability, SqliteStore};
 pub use transition::Transition;

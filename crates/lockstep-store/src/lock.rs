@@ -84,7 +84,7 @@ pub(crate) fn lock_path(state: &Path, run: &RunId) -> PathBuf {
 }
 
 /// This machine's name, as far as the environment tells without a system call crate.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     for var in ["COMPUTERNAME", "HOSTNAME"] {
         if let Ok(v) = std::env::var(var) {
             if !v.trim().is_empty() {

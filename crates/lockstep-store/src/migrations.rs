@@ -76,4 +76,24 @@ CREATE TABLE fleet_facts (
 );
 CREATE INDEX fleet_facts_by_host ON fleet_facts (host, at_ms);
 "#,
+    // 3: leases. A run's lease (holder, fencing token, expiry) and one lease per host, so that
+    // one controller drives a run and one run touches a host at a time.
+    r#"
+CREATE TABLE run_leases (
+    run        TEXT PRIMARY KEY NOT NULL REFERENCES runs (id),
+    holder     TEXT NOT NULL,
+    token      INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+
+-- `host` is the lower-cased name (Windows names are case-insensitive); `name` as written.
+CREATE TABLE host_leases (
+    host       TEXT PRIMARY KEY NOT NULL,
+    name       TEXT NOT NULL,
+    holder     TEXT NOT NULL,
+    run        TEXT,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX host_leases_by_holder ON host_leases (holder);
+"#,
 ];

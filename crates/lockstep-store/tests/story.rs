@@ -5,7 +5,7 @@ mod common;
 use lockstep_core::{
     Fact, HaltClass, Name, RunMeta, RunStatus, StateStore, StepRecord, StepState, StoreError,
 };
-use lockstep_store::{SqliteStore, MIGRATIONS};
+use lockstep_store::{PgStore, SqliteStore, MIGRATIONS};
 
 fn meta() -> RunMeta {
     RunMeta {
@@ -221,6 +221,111 @@ fn story_sqlite() {
         "seq numbers the timeline"
     );
     assert_eq!(t[1].message, "a is done");
+}
+
+#[test]
+fn story_postgres() {
+    let pg = common::pg::Pg::start();
+    let url = pg.url("story");
+    let ttl = std::time::Duration::from_secs(30);
+    let store = PgStore::connect(&url, ttl).unwrap();
+    let reopen = || Box::new(PgStore::connect(&url, ttl).unwrap()) as Box<dyn StateStore>;
+    story(&store, &reopen);
+    // The password never shows: not in the store's name, not in a connection error.
+    assert!(!format!("{store:?}").contains(common::pg::PG_PASSWORD));
+    let bad = url.replace("/story", "/no_such_db");
+    let e = PgStore::connect(&bad, ttl).unwrap_err().to_string();
+    assert!(e.contains("no_such_db"), "{e}");
+    assert!(!e.contains(common::pg::PG_PASSWORD), "{e}");
+}
+
+/// Host leases, run leases and fencing, against any backend that lets a second handle take over
+/// a lapsed lease (`takeover`: PostgreSQL; SQLite's OS lock keeps a live holder's run).
+fn lease_story<S: StateStore>(open: &dyn Fn() -> S, stop: &dyn Fn(&S), takeover: bool) {
+    let host = |n: &str| Name::host(n).unwrap();
+    let a = open();
+    let b = open();
+    a.take_hosts(&[host("PRG-N1"), host("PRG-N2")], None)
+        .unwrap();
+    // Overlap: refused all or none, naming A's holder, host by host.
+    match b.take_hosts(&[host("prg-n2"), host("PRG-N3")], None) {
+        Err(StoreError::HostsLeased(l)) => {
+            assert_eq!(l.len(), 1, "{l:?}");
+            assert_eq!(l[0].host, "prg-n2");
+            assert!(l[0].holder.contains(&format!("pid {}", std::process::id())));
+            assert!(!l[0].expired);
+        }
+        other => panic!("expected HostsLeased, got {other:?}"),
+    }
+    b.take_hosts(&[host("PRG-N3")], None).unwrap();
+    let run = a
+        .create_run(&common::plan("h", &["a", "b"]), &meta())
+        .unwrap();
+    let guard = a.lock_run(&run).unwrap();
+    a.bind_hosts(&run).unwrap();
+    a.put_step(&run, &record("a", StepState::Running, 1, ""))
+        .unwrap();
+    assert!(a.fence().unwrap().check().is_ok());
+    let leases = b.run_leases().unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!((leases[0].token, leases[0].expired), (1, false));
+    if !takeover {
+        drop(guard);
+        a.release_leases().unwrap();
+        b.take_hosts(&[host("PRG-N2")], None).unwrap();
+        return;
+    }
+    // A stops renewing (dies or hangs): once its lease lapsed, a new run on its hosts is still
+    // refused (its run is unfinished), but the resume of that run takes them over.
+    stop(&a);
+    std::thread::sleep(std::time::Duration::from_millis(1_600));
+    match b.take_hosts(&[host("PRG-N1")], None) {
+        Err(StoreError::HostsLeased(l)) => {
+            assert!(l[0].expired && l[0].run.as_ref() == Some(&run), "{l:?}")
+        }
+        other => panic!("expected HostsLeased, got {other:?}"),
+    }
+    let _b_guard = b.lock_run(&run).unwrap();
+    b.take_hosts(&[host("PRG-N1"), host("PRG-N2")], Some(&run))
+        .unwrap();
+    assert_eq!(
+        b.run_leases().unwrap()[0].token,
+        2,
+        "the token grows at a takeover"
+    );
+    // A wakes: every write is refused, naming the new holder, and its fence is closed.
+    match a.put_step(&run, &record("a", StepState::Done, 1, "late")) {
+        Err(StoreError::Fenced { run: r, detail }) => {
+            assert_eq!(r, run);
+            assert!(detail.contains("store handle"), "{detail}");
+        }
+        other => panic!("expected Fenced, got {other:?}"),
+    }
+    assert!(a.fence().unwrap().check().is_err());
+    assert_eq!(
+        b.load_run(&run).unwrap().steps[0],
+        record("a", StepState::Running, 1, ""),
+        "the fenced write left nothing behind"
+    );
+    b.put_step(&run, &record("a", StepState::Done, 1, ""))
+        .unwrap();
+    drop(guard);
+}
+
+#[test]
+fn leases_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let open = || SqliteStore::open(&path).unwrap();
+    lease_story(&open, &|_: &SqliteStore| {}, false);
+}
+
+#[test]
+fn leases_postgres() {
+    let pg = common::pg::Pg::start();
+    let url = pg.url("leases");
+    let open = || PgStore::connect(&url, std::time::Duration::from_secs(1)).unwrap();
+    lease_story(&open, &|s: &PgStore| s.stop_heartbeat(), true);
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use lockstep_core::{RunMeta, StateStore as _};
+use lockstep_core::RunMeta;
 use lockstep_lab::{Lab, LabConfig, Recorder};
 use secrecy::SecretString;
 
@@ -146,7 +146,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             .engine(&plan, &[])
             .start(plan, meta, stop_on_ctrl_c())
             .await?;
-        status = finish(&outcome, &global.state, drive.store.as_ref());
+        status = finish(&outcome, &wiring::state_shown(global), drive.store.as_ref());
         if status != ExitStatus::Success {
             break;
         }
@@ -159,7 +159,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     writeln!(
         out,
         "state:  {}   (lockstep status)",
-        global.state.display()
+        wiring::state_shown(global).display()
     )?;
     writeln!(
         out,

@@ -88,7 +88,7 @@ pub async fn run(args: &FactsArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                 "{} hosts read, {} unreachable; facts kept in {}",
                 hosts.len() - report.unreachable_hosts(),
                 report.unreachable_hosts(),
-                global.state.display()
+                crate::wiring::state_shown(global).display()
             );
         }
         Err(e) => {

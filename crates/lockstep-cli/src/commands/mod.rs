@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod check;
+pub mod controller;
 pub mod demo;
 pub mod dry_run;
 pub mod exec;

@@ -71,7 +71,7 @@ impl<'a> Drive<'a> {
             crate::args::Output::Json => Arc::new(crate::progress::JsonSink::default()),
         };
         let events = Arc::new(Tee(vec![
-            Arc::new(RunLogSink::new(&self.global.state)),
+            Arc::new(RunLogSink::new(&wiring::log_anchor(self.global))),
             display,
         ]));
         Engine::new(runner, self.store.clone(), events, self.options.clone())
@@ -269,13 +269,23 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let (playbook, playbook_name) = inputs::load_playbook(&args.playbook, &fleet)?;
     let opts = inputs::plan_options(&args.spec)?;
     let offline = plan(&fleet, &playbook, &opts)?;
-    let transport = wiring::transport(
-        &fleet,
-        &wiring::plan_hosts(&offline, &fleet),
-        None,
-        None,
-        global,
-    )?;
+    let hosts = wiring::plan_hosts(&offline, &fleet);
+    let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
+    // One controller per host: every host the run will touch is leased before the first remote
+    // action (discovery included). `--check` changes nothing and takes no lease.
+    let leased = if args.check {
+        None
+    } else {
+        let store = wiring::store(global)?;
+        if let Some(status) = take_hosts(store.as_ref(), &hosts, None)? {
+            return Ok(status);
+        }
+        Some((Leases(store.clone()), store))
+    };
+    let transport = match &leased {
+        Some((_, store)) => wiring::FencedTransport::wrap(transport, store.fence()),
+        None => transport,
+    };
     let found = if args.no_discovery {
         Discovered::Ready {
             plan: offline,
@@ -297,7 +307,9 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             }
         };
     }
-    let store = wiring::store(global)?;
+    let Some((leases, store)) = leased else {
+        unreachable!("`--check` returned above")
+    };
     let drive = Drive::new(
         Arc::new(fleet),
         transport,
@@ -333,7 +345,41 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             .await
             .context("the run could not be driven")?,
     };
-    Ok(finish(&outcome, &global.state, drive.store.as_ref()))
+    drop(leases);
+    Ok(finish(
+        &outcome,
+        &wiring::state_shown(global),
+        drive.store.as_ref(),
+    ))
+}
+
+/// Releases this controller's leases when the command ends (a controller that dies instead
+/// leaves them to lapse: only the resume of its run takes its hosts over).
+pub struct Leases(pub Arc<dyn StateStore>);
+
+impl Drop for Leases {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.release_leases() {
+            tracing::warn!("could not release the leases: {e}");
+        }
+    }
+}
+
+/// Leases `hosts` to this controller; `Some(status)` after printing the refusal (nothing was
+/// sent to any host).
+pub fn take_hosts(
+    store: &dyn StateStore,
+    hosts: &[lockstep_core::Name],
+    run: Option<&RunId>,
+) -> Result<Option<ExitStatus>> {
+    match store.take_hosts(hosts, run) {
+        Ok(()) => Ok(None),
+        Err(e @ lockstep_core::StoreError::HostsLeased(_)) => {
+            let _ = writeln!(std::io::stderr().lock(), "REFUSED: {e}");
+            Ok(Some(ExitStatus::Halted))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("cannot lease the run's hosts")),
+    }
 }
 
 /// Picks the run: the one named, or the latest.
@@ -384,13 +430,13 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
     };
     let fleet = inputs::reload_fleet(&recorded)?;
     let (playbook, _) = inputs::load_playbook(&meta.playbook, &fleet)?;
-    let transport = wiring::transport(
-        &fleet,
-        &wiring::plan_hosts(&record.plan, &fleet),
-        None,
-        None,
-        global,
-    )?;
+    let hosts = wiring::plan_hosts(&record.plan, &fleet);
+    let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
+    if let Some(status) = take_hosts(store.as_ref(), &hosts, Some(&run))? {
+        return Ok(status);
+    }
+    let _leases = Leases(store.clone());
+    let transport = wiring::FencedTransport::wrap(transport, store.fence());
     // The plan as the current files give it: with the live owners again when re-planning, else
     // with the owners the run was planned with (so an unchanged inventory gives the same hash).
     let opts = PlanOptions {
@@ -446,7 +492,11 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
                 Discovered::reason(&problems),
             )
             .context("the run could not be recorded")?;
-        return Ok(finish(&outcome, &global.state, drive.store.as_ref()));
+        return Ok(finish(
+            &outcome,
+            &wiring::state_shown(global),
+            drive.store.as_ref(),
+        ));
     }
     let outcome = match engine
         .resume(&run, Some(current), replan, stop_on_ctrl_c())
@@ -462,7 +512,11 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
         }
         Err(e) => return Err(anyhow::Error::new(e).context("the run could not be resumed")),
     };
-    Ok(finish(&outcome, &global.state, drive.store.as_ref()))
+    Ok(finish(
+        &outcome,
+        &wiring::state_shown(global),
+        drive.store.as_ref(),
+    ))
 }
 
 /// Which steps of a stored run are complete, in plan order (for the progress display).

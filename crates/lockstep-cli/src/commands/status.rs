@@ -153,11 +153,21 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     match &args.run {
         None => {
             let runs = store.list_runs()?;
+            // Who holds each run's lease (the controller driving it), when one does.
+            let holders: BTreeMap<lockstep_core::RunId, String> = store
+                .run_leases()?
+                .into_iter()
+                .filter(|l| !l.expired)
+                .map(|l| (l.run, l.holder))
+                .collect();
             let rows: Vec<(lockstep_core::RunSummary, &str, String)> = runs
                 .into_iter()
                 .map(|r| {
                     let state = state_of(store.as_ref(), &r.id, &r.status);
-                    let reason = reason_of(&r.status, state);
+                    let reason = match holders.get(&r.id) {
+                        Some(h) if state == "running" => format!("driven by {h}"),
+                        _ => reason_of(&r.status, state),
+                    };
                     (r, state, reason)
                 })
                 .collect();
@@ -180,6 +190,7 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                                 "complete": r.complete,
                                 "total": r.total,
                                 "started": started_of(r.created_ms),
+                                "controller": holders.get(&r.id),
                             })
                         })
                         .collect();
@@ -188,7 +199,7 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                 }
                 Format::Text => {
                     if rows.is_empty() {
-                        writeln!(out, "no runs in {}", global.state.display())?;
+                        writeln!(out, "no runs in {}", wiring::state_shown(global).display())?;
                     } else {
                         writeln!(
                             out,
@@ -232,7 +243,7 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                             crate::commands::run::standing(&record).describe()
                         )?;
                     }
-                    let log = crate::logging::run_log_path(&global.state, &run.0);
+                    let log = crate::logging::run_log_path(&wiring::log_anchor(global), &run.0);
                     if log.exists() {
                         writeln!(out, "log: {}", log.display())?;
                     }

@@ -45,3 +45,4 @@ pub fn plan(hash: &str, ids: &[&str]) -> Plan {
         hash: PlanHash(hash.to_owned()),
     }
 }
+pub mod pg;

@@ -1,0 +1,1110 @@
+//! [`PgStore`]: the shared state store on PostgreSQL, for teams with several controllers.
+//!
+//! One connection per store handle lives on the writer thread ([`crate::batch`]): writes that
+//! arrive together share one transaction (group commit), reads go the same way. Lease expiry
+//! uses the server's clock, so controllers on different machines agree on it. TLS with rustls
+//! (`sslmode=require` in the URL; roots from the system store and `PGSSLROOTCERT`); the
+//! password in the URL is never logged nor shown (see [`redact_url`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lockstep_core::{
+    Fact, Fence, HostLease, Name, Plan, RunId, RunLease, RunLock, RunMeta, RunRecord, RunStatus,
+    RunSummary, StateStore, StepRecord, StoreError, StoreFuture,
+};
+use tokio_postgres::{Client, Transaction};
+
+use crate::batch::{unit, Job, Op, Out, Writer};
+use crate::lease::{fenced, Session};
+use crate::pg_migrations::PG_MIGRATIONS;
+use crate::run_id::new_run_id;
+use crate::sqlite::parse_state;
+
+/// Whether a `--state` value names a PostgreSQL database rather than a SQLite file.
+pub fn is_postgres_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+/// The URL without its password (`postgres://user:***@host/db`), for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    // A password may also come as a query parameter.
+    let tail = tail
+        .split('&')
+        .map(|kv| {
+            let (k, _) = kv.split_once('=').unwrap_or((kv, ""));
+            if k.trim_start_matches('?').eq_ignore_ascii_case("password") {
+                format!("{k}=***")
+            } else {
+                kv.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// The PostgreSQL state store.
+pub struct PgStore {
+    url: String,
+    session: Session,
+    writer: Writer,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Conn {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+}
+
+fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Ok(file) = std::env::var("PGSSLROOTCERT") {
+        let pem =
+            std::fs::read(&file).map_err(|e| format!("cannot read PGSSLROOTCERT `{file}`: {e}"))?;
+        let mut added = 0;
+        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+            let cert: rustls::pki_types::CertificateDer<'static> =
+                cert.map_err(|e| format!("PGSSLROOTCERT `{file}`: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("PGSSLROOTCERT `{file}`: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("PGSSLROOTCERT `{file}` holds no certificate"));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
+    loop {
+        let tx = client.transaction().await?;
+        // Several controllers may start on a new database at once: one migrates (creating the
+        // version table too), the others wait for it.
+        tx.execute("SELECT pg_advisory_xact_lock(7263541)", &[])
+            .await?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS lockstep_schema (version INTEGER NOT NULL)")
+            .await?;
+        let version: i32 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM lockstep_schema", &[])
+            .await?
+            .get(0);
+        let Some(script) = PG_MIGRATIONS.get(version as usize) else {
+            return tx.commit().await;
+        };
+        tx.batch_execute(script).await?;
+        tx.execute(
+            "INSERT INTO lockstep_schema (version) VALUES ($1)",
+            &[&(version + 1)],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!("PostgreSQL schema migrated to version {}", version + 1);
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/db?sslmode=require`), brings the
+    /// schema up to date, and keeps leases of `lease_ttl`.
+    pub fn connect(url: &str, lease_ttl: Duration) -> Result<Self, StoreError> {
+        let shown = redact_url(url);
+        let backend = |detail: String| StoreError::Backend {
+            path: shown.clone(),
+            detail,
+        };
+        let owned = url.to_owned();
+        // Connected on a thread of its own: the caller may be inside a tokio runtime.
+        let conn = std::thread::spawn(move || -> Result<Conn, String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let client = rt.block_on(async {
+                let config: tokio_postgres::Config = owned
+                    .parse()
+                    .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+                let (mut client, connection) = config
+                    .connect(tls()?)
+                    .await
+                    .map_err(|e| format!("cannot connect: {}", pg_message(&e)))?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::warn!("PostgreSQL connection ended: {e}");
+                    }
+                });
+                // A controller paused inside a transaction (SIGSTOP, a VM freeze) must not keep
+                // its row locks: the server ends such a session after half a lease (its fence
+                // has closed by then anyway), and nobody waits on a lock for long.
+                client
+                    .batch_execute(&format!(
+                        "SET idle_in_transaction_session_timeout = {}; SET lock_timeout = '10s'",
+                        (lease_ttl.as_millis() / 2).max(500)
+                    ))
+                    .await
+                    .map_err(|e| format!("cannot set session limits: {}", pg_message(&e)))?;
+                migrate(&mut client)
+                    .await
+                    .map_err(|e| format!("cannot migrate the schema: {}", pg_message(&e)))?;
+                Ok::<_, String>(client)
+            })?;
+            Ok(Conn { rt, client })
+        })
+        .join()
+        .map_err(|_| backend("the connecting thread panicked".to_owned()))?
+        .map_err(backend)?;
+        let mut conn = conn;
+        let path = shown.clone();
+        let writer = Writer::start(shown.clone(), move |jobs| {
+            let Conn { rt, client } = &mut conn;
+            rt.block_on(apply_batch(client, &path, jobs));
+        })?;
+        Ok(PgStore {
+            url: shown,
+            session: Session::new(lease_ttl),
+            writer,
+        })
+    }
+
+    /// The URL, without its password.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// How many commits the writer has made (see [`crate::SqliteStore::commits`]).
+    pub fn commits(&self) -> u64 {
+        self.writer.commits()
+    }
+
+    /// Stops renewing this handle's leases: they lapse after their length, as if the controller
+    /// had died or hung (its writes stay fenced by their token).
+    pub fn stop_heartbeat(&self) {
+        self.session.stop_heartbeat();
+    }
+
+    /// This handle's identity in leases.
+    pub fn holder(&self) -> &str {
+        &self.session.holder
+    }
+
+    fn corrupt(&self, detail: String) -> StoreError {
+        StoreError::Backend {
+            path: self.url.clone(),
+            detail,
+        }
+    }
+
+    fn json<T: serde::Serialize>(&self, v: &T) -> Result<String, StoreError> {
+        serde_json::to_string(v).map_err(|e| self.corrupt(format!("cannot encode JSON: {e}")))
+    }
+
+    fn write(&self, op: Op) -> Result<(), StoreError> {
+        unit(self.writer.call(op))
+    }
+
+    fn write_async(&self, op: Op) -> StoreFuture {
+        let rx = self.writer.submit(op);
+        let gone = self.writer.gone();
+        Box::pin(async move { unit(rx.await.unwrap_or(Err(gone))) })
+    }
+
+    fn note(&self, r: Result<(), StoreError>) -> Result<(), StoreError> {
+        if let Err(StoreError::Fenced { run, detail }) = &r {
+            self.session.fence.lose(format!("run `{run}`: {detail}"));
+        }
+        r
+    }
+}
+
+fn db_err(path: &str, e: tokio_postgres::Error) -> StoreError {
+    StoreError::Backend {
+        path: path.to_owned(),
+        detail: pg_message(&e),
+    }
+}
+
+/// The server's own message when there is one (`db error` alone says nothing).
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+async fn apply_batch(client: &mut Client, path: &str, jobs: Vec<Job>) {
+    let mut results = Vec::with_capacity(jobs.len());
+    let committed: Result<(), tokio_postgres::Error> = async {
+        let mut tx = client.transaction().await?;
+        let now: i64 = tx
+            .query_one(
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                &[],
+            )
+            .await?
+            .get(0);
+        for job in &jobs {
+            let sp = tx.savepoint("lockstep_write").await?;
+            let r = apply_one(&sp, path, now as u64, &job.op).await;
+            if r.is_ok() {
+                sp.commit().await?;
+            } else {
+                sp.rollback().await?;
+            }
+            results.push(r);
+        }
+        tx.commit().await
+    }
+    .await;
+    match committed {
+        Ok(()) => {
+            for (job, r) in jobs.into_iter().zip(results) {
+                let _ = job.reply.send(r);
+            }
+        }
+        Err(e) => {
+            for job in jobs {
+                let _ = job.reply.send(Err(StoreError::Backend {
+                    path: path.to_owned(),
+                    detail: format!("commit failed: {}", pg_message(&e)),
+                }));
+            }
+        }
+    }
+}
+
+fn opt(v: Option<u64>) -> Option<i64> {
+    v.map(|v| v as i64)
+}
+
+async fn require_run(tx: &Transaction<'_>, path: &str, run: &RunId) -> Result<(), StoreError> {
+    match tx
+        .query_opt("SELECT 1 FROM runs WHERE id = $1", &[&run.0])
+        .await
+        .map_err(|e| db_err(path, e))?
+    {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NoSuchRun(run.clone())),
+    }
+}
+
+async fn check_token(
+    tx: &Transaction<'_>,
+    path: &str,
+    run: &RunId,
+    token: Option<u64>,
+) -> Result<(), StoreError> {
+    let Some(mine) = token else { return Ok(()) };
+    let row = tx
+        .query_opt(
+            "SELECT holder, token FROM run_leases WHERE run = $1",
+            &[&run.0],
+        )
+        .await
+        .map_err(|e| db_err(path, e))?;
+    match row {
+        Some(r) if r.get::<_, i64>(1) as u64 == mine => Ok(()),
+        Some(r) => Err(fenced(
+            run,
+            Some((r.get(0), r.get::<_, i64>(1) as u64)),
+            mine,
+        )),
+        None => Err(fenced(run, None, mine)),
+    }
+}
+
+async fn next_seq(
+    tx: &Transaction<'_>,
+    path: &str,
+    table: &str,
+    run: &RunId,
+) -> Result<i64, StoreError> {
+    Ok(tx
+        .query_one(
+            &format!("SELECT COALESCE(MAX(seq), 0) + 1 FROM {table} WHERE run = $1"),
+            &[&run.0],
+        )
+        .await
+        .map_err(|e| db_err(path, e))?
+        .get(0))
+}
+
+async fn insert_step(
+    tx: &Transaction<'_>,
+    path: &str,
+    run: &RunId,
+    idx: usize,
+    rec: &StepRecord,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO steps (run, idx, step_id, state, attempts, started_ms, finished_ms,
+                            exit_code, output, message)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            &run.0,
+            &(idx as i32),
+            &rec.step,
+            &rec.state.as_str(),
+            &(rec.attempts as i64),
+            &opt(rec.started_ms),
+            &opt(rec.finished_ms),
+            &rec.exit_code,
+            &rec.output,
+            &rec.message,
+        ],
+    )
+    .await
+    .map_err(|e| db_err(path, e))?;
+    Ok(())
+}
+
+async fn load_steps(
+    tx: &Transaction<'_>,
+    path: &str,
+    run: &RunId,
+) -> Result<Vec<StepRecord>, StoreError> {
+    let rows = tx
+        .query(
+            "SELECT step_id, state, attempts, started_ms, finished_ms, exit_code, output, message
+             FROM steps WHERE run = $1 ORDER BY idx",
+            &[&run.0],
+        )
+        .await
+        .map_err(|e| db_err(path, e))?;
+    rows.into_iter()
+        .map(|r| {
+            let state: String = r.get(1);
+            Ok(StepRecord {
+                step: r.get(0),
+                state: parse_state(&state).ok_or_else(|| StoreError::Backend {
+                    path: path.to_owned(),
+                    detail: format!("unknown step state `{state}`"),
+                })?,
+                attempts: r.get::<_, i64>(2) as u32,
+                started_ms: r.get::<_, Option<i64>>(3).map(|v| v as u64),
+                finished_ms: r.get::<_, Option<i64>>(4).map(|v| v as u64),
+                exit_code: r.get(5),
+                output: r.get(6),
+                message: r.get(7),
+            })
+        })
+        .collect()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    path: &str,
+    what: &str,
+    run: &RunId,
+    s: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Backend {
+        path: path.to_owned(),
+        detail: format!("run `{run}` has an unreadable {what}: {e}"),
+    })
+}
+
+async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Result<Out, StoreError> {
+    let err = |e: tokio_postgres::Error| db_err(path, e);
+    match op {
+        Op::CreateRun {
+            playbook,
+            hash,
+            plan_json,
+            meta_json,
+            status_json,
+            step_ids,
+        } => {
+            let mut id = new_run_id(now);
+            for _ in 0..64 {
+                if require_run(tx, path, &id).await.is_err() {
+                    break;
+                }
+                id = new_run_id(now);
+            }
+            tx.execute(
+                "INSERT INTO runs (id, created_ms, playbook, plan_hash, plan_json, meta_json,
+                                   status_json)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &id.0,
+                    &(now as i64),
+                    playbook,
+                    hash,
+                    plan_json,
+                    meta_json,
+                    status_json,
+                ],
+            )
+            .await
+            .map_err(err)?;
+            for (idx, step) in step_ids.iter().enumerate() {
+                insert_step(tx, path, &id, idx, &StepRecord::pending(step)).await?;
+            }
+            Ok(Out::Run(id))
+        }
+        Op::PutStep { run, token, record } => {
+            check_token(tx, path, run, *token).await?;
+            let changed = tx
+                .execute(
+                    "UPDATE steps SET state = $3, attempts = $4, started_ms = $5,
+                                      finished_ms = $6, exit_code = $7, output = $8, message = $9
+                     WHERE run = $1 AND step_id = $2",
+                    &[
+                        &run.0,
+                        &record.step,
+                        &record.state.as_str(),
+                        &(record.attempts as i64),
+                        &opt(record.started_ms),
+                        &opt(record.finished_ms),
+                        &record.exit_code,
+                        &record.output,
+                        &record.message,
+                    ],
+                )
+                .await
+                .map_err(err)?;
+            if changed == 0 {
+                require_run(tx, path, run).await?;
+                return Err(StoreError::NoSuchStep {
+                    run: run.clone(),
+                    step: record.step.clone(),
+                });
+            }
+            let seq = next_seq(tx, path, "transitions", run).await?;
+            tx.execute(
+                "INSERT INTO transitions (run, seq, step_id, state, at_ms, message)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &run.0,
+                    &seq,
+                    &record.step,
+                    &record.state.as_str(),
+                    &(lockstep_core::now_ms() as i64),
+                    &record.message,
+                ],
+            )
+            .await
+            .map_err(err)?;
+            Ok(Out::Done)
+        }
+        Op::PutFact { run, token, fact } => {
+            check_token(tx, path, run, *token).await?;
+            require_run(tx, path, run).await?;
+            let seq = next_seq(tx, path, "facts", run).await?;
+            tx.execute(
+                "INSERT INTO facts (run, seq, host, key, value, at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &run.0,
+                    &seq,
+                    &fact.host.as_str(),
+                    &fact.key,
+                    &fact.value,
+                    &(fact.at_ms as i64),
+                ],
+            )
+            .await
+            .map_err(err)?;
+            Ok(Out::Done)
+        }
+        Op::SetStatus { run, token, json } => {
+            check_token(tx, path, run, *token).await?;
+            let n = tx
+                .execute(
+                    "UPDATE runs SET status_json = $2 WHERE id = $1",
+                    &[&run.0, json],
+                )
+                .await
+                .map_err(err)?;
+            if n == 0 {
+                return Err(StoreError::NoSuchRun(run.clone()));
+            }
+            Ok(Out::Done)
+        }
+        Op::Approve { run, what } => {
+            require_run(tx, path, run).await?;
+            let seq = next_seq(tx, path, "approvals", run).await?;
+            tx.execute(
+                "INSERT INTO approvals (run, seq, what, at_ms) VALUES ($1, $2, $3, $4)",
+                &[&run.0, &seq, what, &(lockstep_core::now_ms() as i64)],
+            )
+            .await
+            .map_err(err)?;
+            Ok(Out::Done)
+        }
+        Op::ReplacePlan {
+            run,
+            token,
+            playbook,
+            hash,
+            plan_json,
+            step_ids,
+        } => {
+            check_token(tx, path, run, *token).await?;
+            require_run(tx, path, run).await?;
+            let old = load_steps(tx, path, run).await?;
+            tx.execute("DELETE FROM steps WHERE run = $1", &[&run.0])
+                .await
+                .map_err(err)?;
+            for (idx, id) in step_ids.iter().enumerate() {
+                let rec = old
+                    .iter()
+                    .find(|r| &r.step == id)
+                    .cloned()
+                    .unwrap_or_else(|| StepRecord::pending(id));
+                insert_step(tx, path, run, idx, &rec).await?;
+            }
+            tx.execute(
+                "UPDATE runs SET playbook = $2, plan_hash = $3, plan_json = $4 WHERE id = $1",
+                &[&run.0, playbook, hash, plan_json],
+            )
+            .await
+            .map_err(err)?;
+            Ok(Out::Done)
+        }
+        Op::TakeRun {
+            run,
+            holder,
+            ttl_ms,
+            steal,
+        } => {
+            require_run(tx, path, run).await?;
+            let expires = (now + ttl_ms) as i64;
+            tx.execute(
+                "INSERT INTO run_leases (run, holder, token, expires_ms) VALUES ($1, '', 0, 0)
+                 ON CONFLICT (run) DO NOTHING",
+                &[&run.0],
+            )
+            .await
+            .map_err(err)?;
+            let row = tx
+                .query_one(
+                    "SELECT holder, token, expires_ms FROM run_leases WHERE run = $1 FOR UPDATE",
+                    &[&run.0],
+                )
+                .await
+                .map_err(err)?;
+            let (h, t, exp): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            if !(*steal || &h == holder || (exp as u64) <= now) {
+                return Err(StoreError::Locked {
+                    run: run.clone(),
+                    holder: h,
+                });
+            }
+            tx.execute(
+                "UPDATE run_leases SET holder = $2, token = $3, expires_ms = $4 WHERE run = $1",
+                &[&run.0, holder, &(t + 1), &expires],
+            )
+            .await
+            .map_err(err)?;
+            Ok(Out::Token((t + 1) as u64))
+        }
+        Op::TakeHosts {
+            holder,
+            ttl_ms,
+            hosts,
+            run,
+            run_dead,
+        } => {
+            let expires = (now + ttl_ms) as i64;
+            let mut keys: Vec<(String, &Name)> = hosts
+                .iter()
+                .map(|h| (h.as_str().to_ascii_lowercase(), h))
+                .collect();
+            // One order for every controller: no deadlock between two taking overlapping sets.
+            keys.sort_by(|a, b| a.0.cmp(&b.0));
+            keys.dedup_by(|a, b| a.0 == b.0);
+            let run_id = run.as_ref().map(|r| r.0.clone());
+            let mut conflicts = Vec::new();
+            for (key, host) in keys {
+                tx.execute(
+                    "INSERT INTO host_leases (host, name, holder, run, expires_ms)
+                     VALUES ($1, $2, '', NULL, 0) ON CONFLICT (host) DO NOTHING",
+                    &[&key, &host.as_str()],
+                )
+                .await
+                .map_err(err)?;
+                let row = tx
+                    .query_one(
+                        "SELECT holder, run, expires_ms FROM host_leases WHERE host = $1 FOR UPDATE",
+                        &[&key],
+                    )
+                    .await
+                    .map_err(err)?;
+                let (h, r, exp): (String, Option<String>, i64) =
+                    (row.get(0), row.get(1), row.get(2));
+                let expired = (exp as u64) <= now;
+                let same_run = r.is_some() && r == run_id;
+                let take = h.is_empty()
+                    || &h == holder
+                    || (same_run && (expired || *run_dead))
+                    || (r.is_none() && expired);
+                if take {
+                    tx.execute(
+                        "UPDATE host_leases SET name = $2, holder = $3,
+                             run = COALESCE($4, run), expires_ms = $5
+                         WHERE host = $1",
+                        &[&key, &host.as_str(), holder, &run_id, &expires],
+                    )
+                    .await
+                    .map_err(err)?;
+                } else {
+                    conflicts.push(HostLease {
+                        host: host.as_str().to_owned(),
+                        holder: h,
+                        run: r.map(RunId),
+                        expired,
+                    });
+                }
+            }
+            if conflicts.is_empty() {
+                Ok(Out::Done)
+            } else {
+                crate::batch::host_conflicts(conflicts)
+            }
+        }
+        Op::BindHosts { holder, run } => {
+            tx.execute(
+                "UPDATE host_leases SET run = $2 WHERE holder = $1",
+                &[holder, &run.0],
+            )
+            .await
+            .map_err(err)?;
+            Ok(Out::Done)
+        }
+        Op::Renew {
+            holder,
+            ttl_ms,
+            runs,
+        } => {
+            let expires = (now + ttl_ms) as i64;
+            let mut lost = Vec::new();
+            for (run, token) in runs {
+                let n = tx
+                    .execute(
+                        "UPDATE run_leases SET expires_ms = $3 WHERE run = $1 AND token = $2",
+                        &[&run.0, &(*token as i64), &expires],
+                    )
+                    .await
+                    .map_err(err)?;
+                if n == 0 {
+                    let by = tx
+                        .query_opt("SELECT holder FROM run_leases WHERE run = $1", &[&run.0])
+                        .await
+                        .map_err(err)?
+                        .map(|r| r.get::<_, String>(0));
+                    lost.push((
+                        run.clone(),
+                        by.unwrap_or_else(|| "nobody (released)".to_owned()),
+                    ));
+                }
+            }
+            tx.execute(
+                "UPDATE host_leases SET expires_ms = $2 WHERE holder = $1",
+                &[holder, &expires],
+            )
+            .await
+            .map_err(err)?;
+            Ok(Out::Lost(lost))
+        }
+        Op::Release {
+            holder,
+            runs,
+            hosts,
+        } => {
+            for (run, token) in runs {
+                tx.execute(
+                    "UPDATE run_leases SET expires_ms = 0 WHERE run = $1 AND token = $2",
+                    &[&run.0, &(*token as i64)],
+                )
+                .await
+                .map_err(err)?;
+            }
+            if *hosts {
+                tx.execute("DELETE FROM host_leases WHERE holder = $1", &[holder])
+                    .await
+                    .map_err(err)?;
+            }
+            Ok(Out::Done)
+        }
+        Op::PutFleetFacts(facts) => {
+            for f in facts {
+                tx.execute(
+                    "INSERT INTO fleet_facts (host, key, value, at_ms) VALUES ($1, $2, $3, $4)",
+                    &[&f.host.as_str(), &f.key, &f.value, &(f.at_ms as i64)],
+                )
+                .await
+                .map_err(err)?;
+            }
+            Ok(Out::Done)
+        }
+        Op::LatestFleetFacts => {
+            let rows = tx
+                .query(
+                    "SELECT host, key, value, at_ms FROM fleet_facts f
+                     WHERE at_ms = (SELECT MAX(at_ms) FROM fleet_facts g WHERE g.host = f.host)
+                     ORDER BY host, seq",
+                    &[],
+                )
+                .await
+                .map_err(err)?;
+            let mut out = Vec::new();
+            for r in rows {
+                let host: String = r.get(0);
+                out.push(Fact {
+                    host: Name::host(&host).map_err(|e| StoreError::Backend {
+                        path: path.to_owned(),
+                        detail: format!("a fleet fact has a bad host: {e}"),
+                    })?,
+                    key: r.get(1),
+                    value: r.get(2),
+                    at_ms: r.get::<_, i64>(3) as u64,
+                });
+            }
+            Ok(Out::Facts(out))
+        }
+        Op::LoadRun(run) => {
+            let Some(row) = tx
+                .query_opt(
+                    "SELECT plan_json, meta_json, status_json, created_ms FROM runs WHERE id = $1",
+                    &[&run.0],
+                )
+                .await
+                .map_err(err)?
+            else {
+                return Err(StoreError::NoSuchRun(run.clone()));
+            };
+            let plan: Plan = decode(path, "plan", run, row.get(0))?;
+            let meta: RunMeta = decode(path, "start parameters", run, row.get(1))?;
+            let status: RunStatus = decode(path, "status", run, row.get(2))?;
+            let steps = load_steps(tx, path, run).await?;
+            let mut facts = Vec::new();
+            for r in tx
+                .query(
+                    "SELECT host, key, value, at_ms FROM facts WHERE run = $1 ORDER BY seq",
+                    &[&run.0],
+                )
+                .await
+                .map_err(err)?
+            {
+                let host: String = r.get(0);
+                facts.push(Fact {
+                    host: Name::host(&host).map_err(|e| StoreError::Backend {
+                        path: path.to_owned(),
+                        detail: format!("run `{run}` has a fact with a bad host: {e}"),
+                    })?,
+                    key: r.get(1),
+                    value: r.get(2),
+                    at_ms: r.get::<_, i64>(3) as u64,
+                });
+            }
+            let approvals = tx
+                .query(
+                    "SELECT what FROM approvals WHERE run = $1 ORDER BY seq",
+                    &[&run.0],
+                )
+                .await
+                .map_err(err)?
+                .into_iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect();
+            Ok(Out::Record(Box::new(RunRecord {
+                id: run.clone(),
+                plan,
+                meta,
+                status,
+                steps,
+                facts,
+                approvals,
+                created_ms: row.get::<_, i64>(3) as u64,
+            })))
+        }
+        Op::LatestRun => Ok(Out::Latest(
+            tx.query_opt(
+                "SELECT id FROM runs ORDER BY created_ms DESC, id DESC LIMIT 1",
+                &[],
+            )
+            .await
+            .map_err(err)?
+            .map(|r| RunId(r.get(0))),
+        )),
+        Op::ListRuns => {
+            let rows = tx
+                .query(
+                    "SELECT r.id, r.playbook, r.status_json, r.created_ms,
+                            (SELECT COUNT(*) FROM steps s
+                              WHERE s.run = r.id AND s.state IN ('done', 'skipped')),
+                            (SELECT COUNT(*) FROM steps s WHERE s.run = r.id)
+                     FROM runs r ORDER BY r.created_ms DESC, r.id DESC",
+                    &[],
+                )
+                .await
+                .map_err(err)?;
+            let mut out = Vec::new();
+            for r in rows {
+                let id = RunId(r.get(0));
+                out.push(RunSummary {
+                    status: decode(path, "status", &id, r.get(2))?,
+                    playbook: r.get(1),
+                    created_ms: r.get::<_, i64>(3) as u64,
+                    complete: r.get::<_, i64>(4) as usize,
+                    total: r.get::<_, i64>(5) as usize,
+                    id,
+                });
+            }
+            Ok(Out::Runs(out))
+        }
+        Op::RunLeases => {
+            let rows = tx
+                .query(
+                    "SELECT run, holder, token, expires_ms FROM run_leases ORDER BY run",
+                    &[],
+                )
+                .await
+                .map_err(err)?;
+            Ok(Out::Leases(
+                rows.into_iter()
+                    .map(|r| {
+                        let expires = r.get::<_, i64>(3) as u64;
+                        RunLease {
+                            run: RunId(r.get(0)),
+                            holder: r.get(1),
+                            token: r.get::<_, i64>(2) as u64,
+                            expires_ms: expires,
+                            expired: expires <= now,
+                        }
+                    })
+                    .collect(),
+            ))
+        }
+    }
+}
+
+impl StateStore for PgStore {
+    fn create_run(&self, plan: &Plan, meta: &RunMeta) -> Result<RunId, StoreError> {
+        match self.writer.call(Op::CreateRun {
+            playbook: plan.playbook.as_str().to_owned(),
+            hash: plan.hash.0.clone(),
+            plan_json: self.json(plan)?,
+            meta_json: self.json(meta)?,
+            status_json: self.json(&RunStatus::Running)?,
+            step_ids: plan.steps.iter().map(|s| s.id.clone()).collect(),
+        })? {
+            Out::Run(id) => Ok(id),
+            other => Err(self.corrupt(format!("unexpected answer: {other:?}"))),
+        }
+    }
+
+    fn load_run(&self, run: &RunId) -> Result<RunRecord, StoreError> {
+        match self.writer.call(Op::LoadRun(run.clone()))? {
+            Out::Record(r) => Ok(*r),
+            other => Err(self.corrupt(format!("unexpected answer: {other:?}"))),
+        }
+    }
+
+    fn latest_run(&self) -> Result<Option<RunId>, StoreError> {
+        match self.writer.call(Op::LatestRun)? {
+            Out::Latest(r) => Ok(r),
+            other => Err(self.corrupt(format!("unexpected answer: {other:?}"))),
+        }
+    }
+
+    fn list_runs(&self) -> Result<Vec<RunSummary>, StoreError> {
+        match self.writer.call(Op::ListRuns)? {
+            Out::Runs(r) => Ok(r),
+            other => Err(self.corrupt(format!("unexpected answer: {other:?}"))),
+        }
+    }
+
+    fn lock_run(&self, run: &RunId) -> Result<Box<dyn RunLock>, StoreError> {
+        let sent = Instant::now();
+        let token = match self.writer.call(Op::TakeRun {
+            run: run.clone(),
+            holder: self.session.holder.clone(),
+            ttl_ms: self.session.ttl_ms(),
+            steal: false,
+        })? {
+            Out::Token(t) => t,
+            other => return Err(self.corrupt(format!("unexpected answer: {other:?}"))),
+        };
+        self.session.hold(run, token);
+        self.session.taken(sent, self.writer.handle());
+        Ok(Box::new(self.session.run_lock(
+            run,
+            token,
+            self.writer.handle(),
+            None,
+        )))
+    }
+
+    fn put_step(&self, run: &RunId, record: &StepRecord) -> Result<(), StoreError> {
+        let r = self.write(Op::PutStep {
+            run: run.clone(),
+            token: self.session.token(run),
+            record: record.clone(),
+        });
+        self.note(r)
+    }
+
+    fn put_step_async(&self, run: &RunId, record: &StepRecord) -> StoreFuture {
+        self.write_async(Op::PutStep {
+            run: run.clone(),
+            token: self.session.token(run),
+            record: record.clone(),
+        })
+    }
+
+    fn put_fact(&self, run: &RunId, fact: &Fact) -> Result<(), StoreError> {
+        let r = self.write(Op::PutFact {
+            run: run.clone(),
+            token: self.session.token(run),
+            fact: fact.clone(),
+        });
+        self.note(r)
+    }
+
+    fn put_fact_async(&self, run: &RunId, fact: &Fact) -> StoreFuture {
+        self.write_async(Op::PutFact {
+            run: run.clone(),
+            token: self.session.token(run),
+            fact: fact.clone(),
+        })
+    }
+
+    fn set_status(&self, run: &RunId, status: &RunStatus) -> Result<(), StoreError> {
+        let r = self.write(Op::SetStatus {
+            run: run.clone(),
+            token: self.session.token(run),
+            json: self.json(status)?,
+        });
+        self.note(r)
+    }
+
+    fn approve(&self, run: &RunId, what: &str) -> Result<(), StoreError> {
+        self.write(Op::Approve {
+            run: run.clone(),
+            what: what.to_owned(),
+        })
+    }
+
+    fn replace_plan(&self, run: &RunId, plan: &Plan) -> Result<(), StoreError> {
+        let r = self.write(Op::ReplacePlan {
+            run: run.clone(),
+            token: self.session.token(run),
+            playbook: plan.playbook.as_str().to_owned(),
+            hash: plan.hash.0.clone(),
+            plan_json: self.json(plan)?,
+            step_ids: plan.steps.iter().map(|s| s.id.clone()).collect(),
+        });
+        self.note(r)
+    }
+
+    fn fence(&self) -> Option<Arc<Fence>> {
+        Some(Arc::clone(&self.session.fence))
+    }
+
+    fn take_hosts(&self, hosts: &[Name], run: Option<&RunId>) -> Result<(), StoreError> {
+        let sent = Instant::now();
+        self.write(Op::TakeHosts {
+            holder: self.session.holder.clone(),
+            ttl_ms: self.session.ttl_ms(),
+            hosts: hosts.to_vec(),
+            run: run.cloned(),
+            // Only the lapse of the lease proves a controller on another machine dead.
+            run_dead: false,
+        })?;
+        self.session.taken(sent, self.writer.handle());
+        Ok(())
+    }
+
+    fn bind_hosts(&self, run: &RunId) -> Result<(), StoreError> {
+        self.write(Op::BindHosts {
+            holder: self.session.holder.clone(),
+            run: run.clone(),
+        })
+    }
+
+    fn release_leases(&self) -> Result<(), StoreError> {
+        self.session.stop_heartbeat();
+        self.write(Op::Release {
+            holder: self.session.holder.clone(),
+            runs: self.session.held(),
+            hosts: true,
+        })
+    }
+
+    fn put_fleet_facts(&self, facts: &[Fact]) -> Result<(), StoreError> {
+        self.write(Op::PutFleetFacts(facts.to_vec()))
+    }
+
+    fn latest_fleet_facts(&self) -> Result<Vec<Fact>, StoreError> {
+        match self.writer.call(Op::LatestFleetFacts)? {
+            Out::Facts(f) => Ok(f),
+            other => Err(self.corrupt(format!("unexpected answer: {other:?}"))),
+        }
+    }
+
+    fn run_leases(&self) -> Result<Vec<RunLease>, StoreError> {
+        match self.writer.call(Op::RunLeases)? {
+            Out::Leases(l) => Ok(l),
+            other => Err(self.corrupt(format!("unexpected answer: {other:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_postgres_url, redact_url};
+
+    #[test]
+    fn redact_url_hides_the_password_wherever_it_is() {
+        assert_eq!(
+            redact_url("postgres://lockstep:s3cret@db:5432/runs?sslmode=require"),
+            "postgres://lockstep:***@db:5432/runs?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgresql://db/runs?user=l&password=s3cret"),
+            "postgresql://db/runs?user=l&password=***"
+        );
+        assert_eq!(redact_url("postgres://l@db/runs"), "postgres://l@db/runs");
+        // A password holding `@` or `:` still vanishes whole.
+        let shown = redact_url("postgres://l:p@ss:w@db/runs");
+        assert!(
+            !shown.contains("ss:w") && shown.ends_with("@db/runs"),
+            "{shown}"
+        );
+        assert!(is_postgres_url("postgres://x") && is_postgres_url("postgresql://x"));
+        assert!(!is_postgres_url(".lockstep/state.db"));
+    }
+}
