@@ -15,6 +15,10 @@ mod crash;
 mod e2e;
 #[path = "it/faults.rs"]
 mod faults;
+#[path = "it/inventory_cli.rs"]
+mod inventory_cli;
+#[path = "it/inventory_hostile.rs"]
+mod inventory_hostile;
 #[path = "it/inventory_oracle.rs"]
 mod inventory_oracle;
 #[path = "it/operator.rs"]
@@ -27,3 +31,5 @@ mod resume;
 mod secrets;
 #[path = "it/terminal.rs"]
 mod terminal;
+#[path = "it/vault.rs"]
+mod vault;

@@ -42,6 +42,7 @@ pub fn run_cli() -> ExitStatus {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
     let global = &cli.global;
+    inputs::init_vault(&global.vault)?;
     match &cli.command {
         Command::Check(a) => commands::check::run(a),
         Command::Inventory(a) => commands::inventory::run(a),

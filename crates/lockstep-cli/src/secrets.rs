@@ -61,6 +61,7 @@ impl SecretResolver {
             SecretSource::Env(var) => from_env(var, user, host),
             SecretSource::File(path) => from_file(Path::new(path), user, host),
             SecretSource::Prompt => from_prompt(user),
+            SecretSource::Vault(envelope) => from_vault(envelope, user, host),
         }
         .inspect_err(|_| {
             self.failed.insert(key.clone());
@@ -68,6 +69,22 @@ impl SecretResolver {
         self.cache.insert(key, secret.clone());
         Ok(secret)
     }
+}
+
+/// A vaulted `ansible_password`, opened with the operator's vault passwords.
+fn from_vault(envelope: &str, user: &str, host: &str) -> Result<SecretString, BadInput> {
+    let plain =
+        lockstep_spec::vault_decrypt(envelope, crate::inputs::vault_secrets()).map_err(|e| {
+            BadInput(format!(
+                "error: the vaulted password of `{user}` (host `{host}`): {e}"
+            ))
+        })?;
+    let text = String::from_utf8(plain).map_err(|_| {
+        BadInput(format!(
+            "error: the vaulted password of `{user}` (host `{host}`) is not UTF-8 text"
+        ))
+    })?;
+    Ok(SecretString::from(text))
 }
 
 fn from_env(var: &str, user: &str, host: &str) -> Result<SecretString, BadInput> {

@@ -273,7 +273,8 @@ impl InventoryLoader<'_> {
             clusters.iter().map(|c| (c.group.as_str(), c)).collect();
         let mut hosts: Vec<Host> = Vec::new();
         for name in &raw.host_order {
-            let vars = raw.merged_vars(name);
+            let mut vars = raw.merged_vars(name);
+            crate::hostvars::render_host_vars(name, &raw.merge_order(name), &mut vars, self.sink);
             let Some(version) = vars.get("exchange_version") else {
                 if let Some(k) = EXCHANGE_VARS.iter().find(|k| vars.contains_key(**k)) {
                     let v = &vars[*k];
@@ -910,6 +911,9 @@ impl InventoryLoader<'_> {
             },
             // Inline values were refused where they were written; vault values and other
             // templates are fine for Ansible but not something Lockstep can resolve.
+            _ if node.tag.as_deref() == Some("!vault") => node
+                .as_str()
+                .map(|envelope| SecretSource::Vault(envelope.trim().to_owned())),
             _ => match env_lookup(node) {
                 Some(var) => Some(SecretSource::Env(var)),
                 None => {
@@ -917,7 +921,7 @@ impl InventoryLoader<'_> {
                         self.sink.error(
                             &node.pos,
                             format!(
-                                "{} of Exchange host {} is a vault value or template Lockstep \
+                                "{} of Exchange host {} is a template Lockstep \
                                  cannot resolve; use `\"{{{{ lookup('env', 'VAR') }}}}\"` or \
                                  `lockstep_password_env`/`_file`/`_prompt`",
                                 q(key),

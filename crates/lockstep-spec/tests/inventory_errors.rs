@@ -432,7 +432,7 @@ fn vault_passwords_are_fine_for_ansible_hosts_but_not_for_exchange_hosts() {
         &d,
         6,
         23,
-        &["`ansible_password` of Exchange host `PRG-EX01` is a vault value or template"],
+        &["`ansible_password` of Exchange host `PRG-EX01` is a template Lockstep cannot resolve"],
     );
 }
 
