@@ -13,6 +13,10 @@ mod codepages;
 mod crash;
 #[path = "it/e2e.rs"]
 mod e2e;
+#[path = "it/exec.rs"]
+mod exec;
+#[path = "it/facts.rs"]
+mod facts;
 #[path = "it/faults.rs"]
 mod faults;
 #[path = "it/inventory_cli.rs"]

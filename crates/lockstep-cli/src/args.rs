@@ -136,6 +136,12 @@ pub enum Command {
     Lab(LabArgs),
     /// Show the inventory as Lockstep understood it, in `ansible-inventory`'s forms.
     Inventory(InventoryArgs),
+    /// Read the fleet as it is (Windows and Exchange builds, Cluster service, group owners,
+    /// pending restart, free disk, hotfixes), with the drift from the inventory.
+    Facts(FactsArgs),
+    /// Run one command on the selected hosts, in parallel, and show each host's exit code and
+    /// output.
+    Exec(ExecArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -351,6 +357,74 @@ pub struct DemoArgs {
     pub playbooks: Vec<String>,
 }
 
+/// `lockstep facts`.
+#[derive(Debug, Args)]
+pub struct FactsArgs {
+    /// Inventory and targeting.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+
+    /// Read only these probes (repeatable or comma-separated): windows, exchange,
+    /// cluster-service, boot-time, pending-restart, free-disk, hotfixes, owners. Default: all.
+    #[arg(long = "probe", value_name = "NAME", value_delimiter = ',')]
+    pub probes: Vec<String>,
+
+    /// Read the hosts this playbook would touch (a file or a built-in name), within `--limit`.
+    #[arg(long, value_name = "PLAYBOOK")]
+    pub playbook: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FactsFormat::Text)]
+    pub format: FactsFormat,
+}
+
+/// Output format of `facts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FactsFormat {
+    /// A table grouped by site and cluster.
+    Text,
+    /// One JSON document.
+    Json,
+    /// One line per host.
+    Csv,
+}
+
+/// `lockstep exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Inventory and targeting (`--limit` is required).
+    #[command(flatten)]
+    pub spec: SpecArgs,
+
+    /// Hosts running the command at once.
+    #[arg(short, long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub forks: u32,
+
+    /// Run even when the selection holds several nodes of one cluster.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Run this PowerShell script instead of a cmd.exe command (sent with -EncodedCommand).
+    #[arg(long, value_name = "SCRIPT", conflicts_with = "command")]
+    pub powershell: Option<String>,
+
+    /// Seconds a host's command may run before it is terminated.
+    #[arg(long, default_value_t = 600, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// The cmd.exe command line, after `--`.
+    #[arg(
+        last = true,
+        value_name = "COMMAND",
+        required_unless_present = "powershell"
+    )]
+    pub command: Vec<String>,
+}
+
 /// `lockstep lab`.
 #[derive(Debug, Args)]
 pub struct LabArgs {
@@ -434,6 +508,33 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exec_takes_the_command_after_two_dashes() {
+        let cli = Cli::try_parse_from([
+            "lockstep", "exec", "-l", "prague", "--forks", "3", "--", "sc", "query", "clussvc",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Exec(e) => {
+                assert_eq!(e.command, ["sc", "query", "clussvc"]);
+                assert_eq!((e.forks, e.yes, e.powershell), (3, false, None));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["lockstep", "exec", "-l", "x"]).is_err());
+        assert!(Cli::try_parse_from([
+            "lockstep",
+            "exec",
+            "-l",
+            "x",
+            "--powershell",
+            "Get-Date",
+            "--",
+            "hostname"
+        ])
+        .is_err());
     }
 
     #[test]
