@@ -161,6 +161,21 @@ mod tests {
     }
 
     #[test]
+    fn a_vaulted_password_without_a_vault_password_is_bad_input() {
+        // No `--vault-*` option in unit tests: the vault secrets are empty.
+        let envelope = "$ANSIBLE_VAULT;1.1;AES256\n6162\n";
+        let err = from_vault(envelope, "svc", "PRG-N1").unwrap_err();
+        assert!(
+            err.0.contains("`svc`") && err.0.contains("PRG-N1"),
+            "{}",
+            err.0
+        );
+        let mut r = SecretResolver::default();
+        let src = SecretSource::Vault(envelope.into());
+        assert!(r.resolve("svc", &src, "PRG-N1").is_err());
+    }
+
+    #[test]
     fn missing_env_names_the_variable_not_a_value() {
         let err = from_env("LOCKSTEP_TEST_SURELY_UNSET_VAR", "svc", "PRG-N1").unwrap_err();
         assert!(err.0.contains("LOCKSTEP_TEST_SURELY_UNSET_VAR"));
