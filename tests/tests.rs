@@ -22,6 +22,10 @@ mod exec;
 mod facts;
 #[path = "it/faults.rs"]
 mod faults;
+#[path = "it/inventory_cli.rs"]
+mod inventory_cli;
+#[path = "it/inventory_hostile.rs"]
+mod inventory_hostile;
 #[path = "it/inventory_oracle.rs"]
 mod inventory_oracle;
 #[path = "it/leases.rs"]
@@ -40,3 +44,5 @@ mod secrets;
 mod takeover;
 #[path = "it/terminal.rs"]
 mod terminal;
+#[path = "it/vault.rs"]
+mod vault;

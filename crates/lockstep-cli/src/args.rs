@@ -78,6 +78,10 @@ pub struct GlobalArgs {
     /// not a terminal).
     #[arg(long, global = true)]
     pub no_progress: bool,
+
+    /// Vault passwords for `!vault` values and vault-encrypted files.
+    #[command(flatten)]
+    pub vault: VaultArgs,
 }
 
 /// How run progress is reported.
@@ -166,25 +170,26 @@ pub struct SpecArgs {
     /// `NAME=VALUE ...`, a JSON or YAML mapping, or `@FILE` (YAML or JSON).
     #[arg(short = 'e', long = "extra-var", value_name = "VARS")]
     pub extra_vars: Vec<String>,
-
-    /// Vault passwords for `!vault` values and vaulted files.
-    #[command(flatten)]
-    pub vault: VaultArgs,
 }
 
 /// Where Ansible Vault passwords come from (as `ansible-playbook` takes them).
 #[derive(Debug, Args, Clone, Default)]
 pub struct VaultArgs {
-    /// A file whose first line is the vault password (mode 0600 or stricter).
-    #[arg(long, env = "ANSIBLE_VAULT_PASSWORD_FILE", value_name = "FILE")]
+    /// A file holding the vault password (read as text, never run).
+    #[arg(
+        long,
+        env = "ANSIBLE_VAULT_PASSWORD_FILE",
+        value_name = "FILE",
+        global = true
+    )]
     pub vault_password_file: Option<PathBuf>,
 
     /// Ask for the vault password on the terminal.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub ask_vault_pass: bool,
 
     /// A labelled vault password: `LABEL@FILE` or `LABEL@prompt` (repeatable).
-    #[arg(long = "vault-id", value_name = "LABEL@SOURCE")]
+    #[arg(long = "vault-id", value_name = "LABEL@SOURCE", global = true)]
     pub vault_ids: Vec<String>,
 }
 
@@ -207,10 +212,6 @@ pub struct InventoryArgs {
     /// Also read `group_vars/` and `host_vars/` beside the playbooks in this folder.
     #[arg(long, value_name = "DIR")]
     pub playbook_dir: Option<PathBuf>,
-
-    /// Vault passwords.
-    #[command(flatten)]
-    pub vault: VaultArgs,
 }
 
 /// `lockstep check`.

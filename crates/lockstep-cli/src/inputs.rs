@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use lockstep_core::{Fleet, Playbook};
-use lockstep_spec::{Diagnostics, SourceFile};
+use lockstep_spec::{Diagnostics, SourceFile, VaultSecrets};
 
 use crate::exit::BadInput;
 
@@ -26,19 +26,90 @@ pub fn load_fleet(paths: &[PathBuf]) -> Result<(Fleet, Vec<String>)> {
         let fleet = lockstep_spec::load_inventory(&[file]).map_err(bad)?;
         return Ok((fleet, vec![EMBEDDED_INVENTORY.to_owned()]));
     }
-    let files = inventory_files(paths, &[], &crate::args::VaultArgs::default())?;
+    let files = inventory_files(paths, &[])?;
     let fleet = lockstep_spec::load_inventory(&files).map_err(bad)?;
     Ok((fleet, paths.iter().map(|p| absolute(p)).collect()))
 }
 
 /// Every file the inventory sources stand for (directories walked, `group_vars/` and
 /// `host_vars/` beside each source and beside `vars_dirs`), vaulted files decrypted.
-pub fn inventory_files(
-    paths: &[PathBuf],
-    vars_dirs: &[PathBuf],
-    _vault: &crate::args::VaultArgs,
-) -> Result<Vec<SourceFile>> {
-    lockstep_spec::read_inventory_sources(paths, vars_dirs).map_err(bad)
+pub fn inventory_files(paths: &[PathBuf], vars_dirs: &[PathBuf]) -> Result<Vec<SourceFile>> {
+    lockstep_spec::read_inventory_sources(paths, vars_dirs, vault_secrets()).map_err(bad)
+}
+
+/// The operator's vault passwords, read once at start (`--vault-password-file`,
+/// `ANSIBLE_VAULT_PASSWORD_FILE`, `--vault-id`, `--ask-vault-pass`).
+static VAULT: std::sync::OnceLock<VaultSecrets> = std::sync::OnceLock::new();
+
+/// The vault passwords given (none if [`init_vault`] was not called).
+pub fn vault_secrets() -> &'static VaultSecrets {
+    VAULT.get_or_init(VaultSecrets::new)
+}
+
+/// Reads the vault passwords the options name. A password file is read as text (never run);
+/// its trailing line end is dropped. Nothing read is ever printed.
+pub fn init_vault(args: &crate::args::VaultArgs) -> Result<()> {
+    let mut secrets = VaultSecrets::new();
+    let mut errors = Vec::new();
+    let mut sources: Vec<(String, String)> = Vec::new();
+    if let Some(f) = &args.vault_password_file {
+        sources.push(("default".into(), f.display().to_string()));
+    }
+    if args.ask_vault_pass {
+        sources.push(("default".into(), "prompt".into()));
+    }
+    for id in &args.vault_ids {
+        match id.split_once('@') {
+            Some((label, src)) if !label.is_empty() && !src.is_empty() => {
+                sources.push((label.to_owned(), src.to_owned()))
+            }
+            _ if !id.is_empty() && !id.contains('@') => {
+                sources.push(("default".into(), id.clone()))
+            }
+            _ => errors.push(format!(
+                "error: `--vault-id {id}` is not LABEL@FILE, LABEL@prompt or FILE"
+            )),
+        }
+    }
+    for (label, src) in sources {
+        if src == "prompt" {
+            if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                errors.push(format!(
+                    "error: the vault password for `{label}` must be typed on a terminal; use \
+                     `--vault-password-file`"
+                ));
+                continue;
+            }
+            match rpassword::prompt_password(format!("Vault password ({label}): ")) {
+                Ok(p) => secrets.add(&label, p.as_bytes()),
+                Err(e) => errors.push(format!("error: cannot read the vault password: {e}")),
+            }
+            continue;
+        }
+        let path = Path::new(&src);
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() && m.len() <= 64 * 1024 => match std::fs::read(path) {
+                Ok(bytes) => {
+                    let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+                    secrets.add(&label, first);
+                }
+                Err(e) => errors.push(format!(
+                    "error: cannot read vault password file `{src}`: {e}"
+                )),
+            },
+            Ok(_) => errors.push(format!(
+                "error: vault password file `{src}` is not a regular file of at most 64 KiB"
+            )),
+            Err(e) => errors.push(format!(
+                "error: cannot read vault password file `{src}`: {e}"
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(anyhow::Error::new(BadInput(errors.join("\n"))));
+    }
+    let _ = VAULT.set(secrets);
+    Ok(())
 }
 
 /// The path as recorded in a run: absolute, so `resume` works from any folder.
@@ -116,33 +187,117 @@ pub fn load_playbook(arg: &str, fleet: &Fleet) -> Result<(Playbook, String)> {
     Ok((pb, recorded))
 }
 
-/// Splits a `--limit` value into patterns.
-pub fn limit_patterns(limit: &Option<String>) -> Vec<String> {
-    limit
-        .as_deref()
-        .map(|l| {
-            l.split([',', ':'])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+/// Splits a `--limit` value into patterns, as Ansible does: comma-separated (or `:` outside a
+/// `~REGEX` term), `@FILE` reads a file of patterns one per line (a retry file). Every unreadable
+/// file and invalid regular expression is reported.
+pub fn limit_patterns(limit: &Option<String>) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let Some(l) = limit.as_deref() else {
+        return Ok(out);
+    };
+    for piece in l.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if let Some(file) = piece.strip_prefix('@') {
+            match SourceFile::read(Path::new(file)) {
+                Ok(f) => out.extend(
+                    f.text
+                        .lines()
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty() && !s.starts_with('#'))
+                        .map(str::to_owned),
+                ),
+                Err(d) => errors.push(format!("error: `--limit @{file}`: {d}")),
+            }
+        } else if piece.trim_start_matches(['!', '&']).starts_with('~') {
+            out.push(piece.to_owned());
+        } else {
+            out.extend(
+                piece
+                    .split(':')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+    }
+    for p in &out {
+        if let Some(re) = p.trim_start_matches(['!', '&']).strip_prefix('~') {
+            if let Err(e) = regex::Regex::new(re) {
+                errors.push(format!(
+                    "error: `--limit` pattern `{p}` is not a regular expression: {e}"
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(anyhow::Error::new(BadInput(errors.join("\n"))))
+    }
 }
 
-/// Parses `-e NAME=VALUE` arguments; every malformed one is reported.
+/// Parses `-e` arguments as `ansible-playbook -e` takes them: `NAME=VALUE`, a JSON or YAML
+/// mapping (`'{"sp_args": "/q"}'`), or `@FILE` (YAML or JSON). Later arguments win. Scalars
+/// become their text; lists and mappings their JSON text. Every malformed one is reported.
 pub fn extra_vars(args: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     let mut errors = Vec::new();
+    fn valid_name(k: &str) -> bool {
+        !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }
+    fn mapping(
+        what: &str,
+        text: &str,
+        out: &mut BTreeMap<String, String>,
+        errors: &mut Vec<String>,
+    ) {
+        match serde_yaml::from_str::<serde_yaml::Value>(text) {
+            Ok(serde_yaml::Value::Mapping(m)) => {
+                for (k, v) in m {
+                    let Some(k) = k.as_str().filter(|k| valid_name(k)) else {
+                        errors.push(format!(
+                            "error: extra variables {what}: a name must be letters, digits and `_`"
+                        ));
+                        continue;
+                    };
+                    let text = match v {
+                        serde_yaml::Value::String(s) => s,
+                        serde_yaml::Value::Bool(b) => b.to_string(),
+                        serde_yaml::Value::Number(n) => n.to_string(),
+                        serde_yaml::Value::Null => String::new(),
+                        other => serde_json::to_string(&other).unwrap_or_default(),
+                    };
+                    out.insert(k.to_owned(), text);
+                }
+            }
+            Ok(serde_yaml::Value::Null) => {}
+            Ok(_) => errors.push(format!("error: extra variables {what} are not a mapping")),
+            Err(e) => errors.push(format!("error: extra variables {what}: {e}")),
+        }
+    }
     for a in args {
+        if let Some(file) = a.strip_prefix('@') {
+            match SourceFile::read(Path::new(file)) {
+                Ok(f) => mapping(&format!("from `{file}`"), &f.text, &mut out, &mut errors),
+                Err(d) => errors.push(format!("error: `-e @{file}`: {d}")),
+            }
+            continue;
+        }
+        if a.trim_start().starts_with('{') {
+            if a.len() > lockstep_spec::MAX_FILE_BYTES as usize {
+                errors.push("error: `-e` mapping too long".into());
+                continue;
+            }
+            mapping("given inline", a, &mut out, &mut errors);
+            continue;
+        }
         match a.split_once('=') {
-            Some((k, v))
-                if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
+            Some((k, v)) if valid_name(k) => {
                 out.insert(k.to_owned(), v.to_owned());
             }
             _ => errors.push(format!(
-                "error: extra variable `{a}` is not NAME=VALUE (NAME: letters, digits, `_`)"
+                "error: extra variable `{a}` is not NAME=VALUE (NAME: letters, digits, `_`), \
+                 a JSON/YAML mapping or @FILE"
             )),
         }
     }
@@ -156,7 +311,7 @@ pub fn extra_vars(args: &[String]) -> Result<BTreeMap<String, String>> {
 /// The planning options of a spec: `--limit` and `-e`.
 pub fn plan_options(spec: &crate::args::SpecArgs) -> Result<lockstep_plan::PlanOptions> {
     Ok(lockstep_plan::PlanOptions {
-        limit: limit_patterns(&spec.limit),
+        limit: limit_patterns(&spec.limit)?,
         extra_vars: extra_vars(&spec.extra_vars)?,
         ..Default::default()
     })

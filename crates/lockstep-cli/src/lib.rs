@@ -95,6 +95,7 @@ The log of each run, beside the state file.
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
     let global = &cli.global;
+    inputs::init_vault(&global.vault)?;
     match &cli.command {
         Command::Check(a) => commands::check::run(a),
         Command::Inventory(a) => commands::inventory::run(a),

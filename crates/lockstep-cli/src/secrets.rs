@@ -61,6 +61,7 @@ impl SecretResolver {
             SecretSource::Env(var) => from_env(var, user, host),
             SecretSource::File(path) => from_file(Path::new(path), user, host),
             SecretSource::Prompt => from_prompt(user),
+            SecretSource::Vault(envelope) => from_vault(envelope, user, host),
         }
         .inspect_err(|_| {
             self.failed.insert(key.clone());
@@ -68,6 +69,22 @@ impl SecretResolver {
         self.cache.insert(key, secret.clone());
         Ok(secret)
     }
+}
+
+/// A vaulted `ansible_password`, opened with the operator's vault passwords.
+fn from_vault(envelope: &str, user: &str, host: &str) -> Result<SecretString, BadInput> {
+    let plain =
+        lockstep_spec::vault_decrypt(envelope, crate::inputs::vault_secrets()).map_err(|e| {
+            BadInput(format!(
+                "error: the vaulted password of `{user}` (host `{host}`): {e}"
+            ))
+        })?;
+    let text = String::from_utf8(plain).map_err(|_| {
+        BadInput(format!(
+            "error: the vaulted password of `{user}` (host `{host}`) is not UTF-8 text"
+        ))
+    })?;
+    Ok(SecretString::from(text))
 }
 
 fn from_env(var: &str, user: &str, host: &str) -> Result<SecretString, BadInput> {
@@ -141,6 +158,21 @@ mod tests {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         assert_eq!(from_file(&p, "u", "H1").unwrap().expose_secret(), "s3cret");
+    }
+
+    #[test]
+    fn a_vaulted_password_without_a_vault_password_is_bad_input() {
+        // No `--vault-*` option in unit tests: the vault secrets are empty.
+        let envelope = "$ANSIBLE_VAULT;1.1;AES256\n6162\n";
+        let err = from_vault(envelope, "svc", "PRG-N1").unwrap_err();
+        assert!(
+            err.0.contains("`svc`") && err.0.contains("PRG-N1"),
+            "{}",
+            err.0
+        );
+        let mut r = SecretResolver::default();
+        let src = SecretSource::Vault(envelope.into());
+        assert!(r.resolve("svc", &src, "PRG-N1").is_err());
     }
 
     #[test]

@@ -261,6 +261,9 @@ pub enum SecretSource {
     File(String),
     /// Asked for once on the terminal.
     Prompt,
+    /// An Ansible Vault envelope (`!vault` value, the ciphertext as written), opened with the
+    /// operator's vault password when the connection is made.
+    Vault(String),
 }
 
 /// How to reach a host over WinRM.

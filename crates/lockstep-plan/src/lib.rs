@@ -24,7 +24,8 @@
 //!   at once (read-only steps only), `first-node`/`other-nodes`/`each-node` in [`NodeOrder`],
 //!   `each-virtual-server` per EVS, `each-host` per host, `pool` in lockstep (every member does
 //!   step N before any does N+1; pool members take the `each-host` phases in lockstep too).
-//!   Built-in template names win over playbook variables; host variables override playbook ones.
+//!   Built-in template names win over `-e`, which wins over playbook variables, which win over
+//!   host (inventory) variables: an inventory never changes a value the playbook sets.
 //! - **Where steps run.** Node steps on the node (double hop); cluster and EVS steps on the first
 //!   node if its Cluster service is up at that point, else on its peer, else on any node up.
 //! - **State checks.** The planner follows group owners, Cluster service state and upgraded

@@ -3,7 +3,8 @@
 //! A pattern list is a union of terms; a term is a name or a glob (`*`, `?`), matched
 //! case-insensitively against host names, inventory groups, sites, clusters and pools (`all` and
 //! `*` match every host). A list element may hold several terms separated by `:` or `,`; a term
-//! written `!x` removes what `x` matches and `&x` keeps only what `x` also matches.
+//! written `!x` removes what `x` matches and `&x` keeps only what `x` also matches; `~REGEX`
+//! matches every name the regular expression is found in (case-sensitive, as in Ansible).
 
 use std::collections::HashMap;
 
@@ -74,9 +75,15 @@ impl<'f> Selector<'f> {
             out.iter_mut().for_each(|b| *b = true);
             return !out.is_empty();
         }
-        let is_glob = term.contains(['*', '?']);
+        // `~REGEX`: a regular expression searched in each name, as Ansible's `~` patterns.
+        let re = term
+            .strip_prefix('~')
+            .and_then(|r| regex::Regex::new(r).ok());
+        let is_glob = re.is_some() || term.contains(['*', '?']);
         let m = |name: &str| {
-            if is_glob {
+            if let Some(re) = &re {
+                re.is_match(name)
+            } else if is_glob {
                 glob(term, name)
             } else {
                 name.eq_ignore_ascii_case(term)

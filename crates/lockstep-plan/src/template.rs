@@ -22,14 +22,15 @@ pub(crate) enum RenderError {
 pub(crate) type Layer = Arc<[(&'static str, Value)]>;
 
 /// The variables one step sees. Built-in names (`node`, `peer`, `group`...) win over variables,
-/// so a playbook or inventory variable can never redirect a step to another node; host
-/// variables override playbook variables.
+/// so a playbook or inventory variable can never redirect a step to another node. Playbook
+/// variables win over host (inventory) variables: an inventory can only supply a name the
+/// playbook leaves undefined, never change what the playbook says (only `-e` can).
 pub(crate) struct Ctx {
     /// Built-in values in layers (EVS, node, cluster, host, plan), shared between steps.
     pub builtins: Vec<Layer>,
     pub host_vars: Arc<BTreeMap<String, String>>,
     pub playbook_vars: Arc<BTreeMap<String, String>>,
-    /// The operator's `-e` variables: above host and playbook variables.
+    /// The operator's `-e` variables: above playbook and host variables.
     pub extra_vars: Arc<BTreeMap<String, String>>,
 }
 
@@ -63,8 +64,8 @@ impl Ctx {
         }
         self.extra_vars
             .get(key)
-            .or_else(|| self.host_vars.get(key))
             .or_else(|| self.playbook_vars.get(key))
+            .or_else(|| self.host_vars.get(key))
             .map(|s| Value::from(s.as_str()))
     }
 
@@ -390,10 +391,17 @@ mod tests {
     fn renders_with_precedence() {
         let mut t = Templates::new();
         let c = ctx();
+        // The host's `pkg` cannot replace the playbook's (issue 10: an inventory must not
+        // change the install command)...
         assert_eq!(
             t.render("{{ node }}:{{ pkg }}", &c).unwrap(),
-            "N1:D:\\sp\\update.exe"
+            "N1:C:\\sp\\update.exe"
         );
+        // ...it only fills in what the playbook leaves undefined; `-e` overrides both.
+        let c2 = with(&c, &[("site_share", "D:\\x")], &[]);
+        assert_eq!(t.render("{{ site_share }}", &c2).unwrap(), "D:\\x");
+        let c3 = with(&c, &[], &[("pkg", "E:\\y.exe")]);
+        assert_eq!(t.render("{{ pkg }}", &c3).unwrap(), "E:\\y.exe");
         assert_eq!(t.render("plain", &c).unwrap(), "plain");
         assert!(t.truthy("windows == '2003'", &c).unwrap());
         assert!(!t.truthy("windows == '2000'", &c).unwrap());

@@ -1,9 +1,10 @@
-//! Loading speed: the shipped lab inventory and playbooks, and a generated 10,000-host fleet.
-//! Run with `cargo bench -p lockstep-spec`.
+//! Loading speed: the shipped lab inventory and playbooks, a generated 10,000-host fleet, and
+//! flat estates of 10,000, 20,000 and 40,000 hosts (issue 10: loading must be linear in the
+//! host count; 40,000 hosts took 7.3 s before). Run with `cargo bench -p lockstep-spec`.
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use lockstep_spec::{embedded, load_inventory, load_playbook, SourceFile};
+use lockstep_spec::{embedded, inventory_list, load_inventory, load_playbook, SourceFile};
 
 /// 50 sites, each with 20 four-node clusters and 120 standalone servers: 10,000 hosts.
 fn big_inventory() -> SourceFile {
@@ -32,6 +33,29 @@ fn big_inventory() -> SourceFile {
     SourceFile::new("big.yml", y)
 }
 
+/// `n` standalone Exchange hosts (DNS names in `ansible_host`): 1,000 per site group, every one also in one
+/// big `patching` group (the shape that was quadratic).
+fn flat_estate(n: usize) -> SourceFile {
+    let mut y = String::from(
+        "all:\n  vars:\n    ansible_user: u\n    lockstep_password_env: PW\n    exchange_version: \"2003\"\n  children:\n",
+    );
+    for s in 0..n.div_ceil(1000) {
+        y.push_str(&format!(
+            "    site{s}:\n      vars:\n        lockstep_site: {{ locale: en-US }}\n      hosts:\n"
+        ));
+        for h in s * 1000..((s + 1) * 1000).min(n) {
+            y.push_str(&format!(
+                "        EX{h:05}: {{ ansible_host: ex{h:05}.site{s}.contoso.com, exchange_role: standalone, ansible_port: 5986 }}\n"
+            ));
+        }
+    }
+    y.push_str("    patching:\n      hosts:\n");
+    for h in 0..n {
+        y.push_str(&format!("        EX{h:05}:\n"));
+    }
+    SourceFile::new("flat.yml", y)
+}
+
 fn bench(c: &mut Criterion) {
     let lab = embedded::lab_inventory();
     c.bench_function("lab inventory (53 hosts)", |b| {
@@ -52,6 +76,21 @@ fn bench(c: &mut Criterion) {
     g.bench_function("10,000 hosts, 1,000 clusters", |b| {
         b.iter(|| load_inventory(std::slice::from_ref(&big)).unwrap())
     });
+    g.finish();
+    let mut g = c.benchmark_group("hosts");
+    g.sample_size(10);
+    for n in [10_000, 20_000, 40_000] {
+        let f = flat_estate(n);
+        g.bench_function(format!("load_inventory {n}"), |b| {
+            b.iter(|| {
+                let fleet = load_inventory(std::slice::from_ref(&f)).unwrap();
+                assert_eq!(fleet.hosts.len(), n);
+            })
+        });
+        g.bench_function(format!("inventory_list {n}"), |b| {
+            b.iter(|| inventory_list(std::slice::from_ref(&f)).unwrap())
+        });
+    }
     g.finish();
 }
 

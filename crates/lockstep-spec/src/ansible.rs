@@ -489,6 +489,13 @@ fn read_group(raw: &mut Raw, name: &str, key: &Node, node: &Node, sink: &mut Sin
                     let Some(child) = group_name(ck, sink) else {
                         continue;
                     };
+                    if child == "all" {
+                        sink.error(
+                            &ck.pos,
+                            format!("`all` cannot be a child of group {}", q(name)),
+                        );
+                        continue;
+                    }
                     add_child(raw, name, &child, &ck.pos);
                     read_group(raw, &child, ck, cv, sink);
                 }
@@ -609,6 +616,9 @@ fn read_hosts(raw: &mut Raw, group: &str, node: &Node, sink: &mut Sink) {
         }
     }
 }
+
+/// How deep groups may nest under `all` (a bound on the loader's recursion).
+const MAX_GROUP_NESTING: usize = 500;
 
 /// The most hosts one pattern may expand to.
 const MAX_RANGE_HOSTS: usize = 100_000;
@@ -833,6 +843,17 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
         if let Some(group) = raw.groups.get(g) {
             for (c, pos) in &group.children {
                 match state.get(c.as_str()).copied().unwrap_or(0) {
+                    0 if path.len() >= MAX_GROUP_NESTING => {
+                        sink.error(
+                            pos,
+                            format!(
+                                "groups nest more than {MAX_GROUP_NESTING} levels deep under \
+                                 `all` (at {})",
+                                q(c)
+                            ),
+                        );
+                        cut.insert((g.to_owned(), c.clone()));
+                    }
                     0 => dfs(c, raw, state, path, cut, sink),
                     1 => {
                         let start = path.iter().position(|p| p == c).unwrap_or(0);
@@ -928,25 +949,40 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
             parents.entry(c.clone()).or_default().insert(g.clone());
         }
     }
+    /// Longest path from a root to `g` (iterative: no recursion on deep inventories).
     fn depth_of(
         g: &str,
         parents: &BTreeMap<String, BTreeSet<String>>,
         memo: &mut BTreeMap<String, usize>,
-    ) -> usize {
-        if let Some(d) = memo.get(g) {
-            return *d;
+    ) {
+        let mut stack = vec![(g.to_owned(), false)];
+        while let Some((n, expanded)) = stack.pop() {
+            if memo.contains_key(&n) {
+                continue;
+            }
+            let ps = parents.get(&n).filter(|ps| !ps.is_empty());
+            match ps {
+                Some(ps) if !expanded => {
+                    stack.push((n.clone(), true));
+                    stack.extend(
+                        ps.iter()
+                            .filter(|p| !memo.contains_key(*p))
+                            .map(|p| (p.clone(), false)),
+                    );
+                }
+                _ => {
+                    let d = ps
+                        .map(|ps| {
+                            ps.iter()
+                                .map(|p| memo.get(p).copied().unwrap_or(0) + 1)
+                                .max()
+                                .unwrap_or(0)
+                        })
+                        .unwrap_or(0);
+                    memo.insert(n, d);
+                }
+            }
         }
-        let d = parents
-            .get(g)
-            .map(|ps| {
-                ps.iter()
-                    .map(|p| depth_of(p, parents, memo) + 1)
-                    .max()
-                    .unwrap_or(0)
-            })
-            .unwrap_or(0);
-        memo.insert(g.to_owned(), d);
-        d
     }
     let mut depth = BTreeMap::new();
     for g in raw.groups.keys() {
@@ -971,23 +1007,36 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
         }
     }
     // Flattened membership.
-    fn members_of(
-        g: &str,
-        raw: &Raw,
-        memo: &mut BTreeMap<String, BTreeSet<String>>,
-    ) -> BTreeSet<String> {
-        if let Some(m) = memo.get(g) {
-            return m.clone();
-        }
-        let mut m: BTreeSet<String> = BTreeSet::new();
-        if let Some(group) = raw.groups.get(g) {
-            m.extend(group.direct_hosts.iter().cloned());
-            for (c, _) in &group.children {
-                m.extend(members_of(c, raw, memo));
+    /// Every host of `g` and its descendants (iterative: no recursion on deep inventories).
+    fn members_of(g: &str, raw: &Raw, memo: &mut BTreeMap<String, BTreeSet<String>>) {
+        let mut stack = vec![(g.to_owned(), false)];
+        while let Some((n, expanded)) = stack.pop() {
+            if memo.contains_key(&n) {
+                continue;
             }
+            let Some(group) = raw.groups.get(&n) else {
+                memo.insert(n, BTreeSet::new());
+                continue;
+            };
+            let pending: Vec<&String> = group
+                .children
+                .iter()
+                .map(|(c, _)| c)
+                .filter(|c| !memo.contains_key(*c))
+                .collect();
+            if !expanded && !pending.is_empty() {
+                stack.push((n.clone(), true));
+                stack.extend(pending.into_iter().map(|c| (c.clone(), false)));
+                continue;
+            }
+            let mut m: BTreeSet<String> = group.direct_hosts.iter().cloned().collect();
+            for (c, _) in &group.children {
+                if let Some(cm) = memo.get(c) {
+                    m.extend(cm.iter().cloned());
+                }
+            }
+            memo.insert(n, m);
         }
-        memo.insert(g.to_owned(), m.clone());
-        m
     }
     let mut members = BTreeMap::new();
     for g in raw.groups.keys() {
@@ -1052,6 +1101,30 @@ mod tests {
         );
         assert_eq!(expand_range("n[0:10:5]").unwrap(), vec!["n0", "n5", "n10"]);
         assert!(expand_range("x[0:99999][0:99999]").is_err());
+    }
+
+    #[test]
+    fn all_as_a_child_and_deep_nesting_are_errors_not_crashes() {
+        // Found by the mutation test: `all` under another group made a cycle through `all`.
+        let e = load_ansible_inventory(&[SourceFile::new("a.yml", "x:\n  children:\n    all:\n")])
+            .unwrap_err();
+        assert!(e.0[0].message.contains("`all` cannot be a child"), "{e}");
+        let mut ini = String::new();
+        for i in 0..5000 {
+            ini.push_str(&format!("[g{i}:children]\ng{}\n", i + 1));
+        }
+        ini.push_str("[g5000]\nh1\n");
+        let e = load_ansible_inventory(&[SourceFile::new("deep.ini", ini)]).unwrap_err();
+        assert!(e.0.iter().any(|d| d.message.contains("levels deep")), "{e}");
+        // A legitimate 100-level chain is fine, with the host's depth right.
+        let mut ok = String::new();
+        for i in 0..100 {
+            ok.push_str(&format!("[g{i}:children]\ng{}\n", i + 1));
+        }
+        ok.push_str("[g100]\nh1\n");
+        let inv = load_ansible_inventory(&[SourceFile::new("ok.ini", ok)]).unwrap();
+        assert_eq!(inv.groups["g100"].depth, 101);
+        assert_eq!(inv.groups["g0"].hosts, vec!["h1"]);
     }
 
     #[test]

@@ -370,7 +370,8 @@ impl InventoryLoader<'_> {
             clusters.iter().map(|c| (c.group.as_str(), c)).collect();
         let mut hosts: Vec<(&str, Host)> = Vec::new();
         for name in &raw.host_order {
-            let vars = raw.merged_vars(name);
+            let mut vars = raw.merged_vars(name);
+            crate::hostvars::render_host_vars(name, &raw.merge_order(name), &mut vars, self.sink);
             let version = vars.get("exchange_version");
             if version.is_none() {
                 if let Some(k) = EXCHANGE_VARS.iter().find(|k| vars.contains_key(**k)) {
@@ -1034,6 +1035,9 @@ impl InventoryLoader<'_> {
             },
             // Inline values were refused where they were written; vault values and other
             // templates are fine for Ansible but not something Lockstep can resolve.
+            _ if node.tag.as_deref() == Some("!vault") => node
+                .as_str()
+                .map(|envelope| SecretSource::Vault(envelope.trim().to_owned())),
             _ => match env_lookup(node) {
                 Some(var) => Some(SecretSource::Env(var)),
                 None => {
@@ -1041,7 +1045,7 @@ impl InventoryLoader<'_> {
                         self.sink.error(
                             &node.pos,
                             format!(
-                                "{} of host {} is a vault value or template Lockstep \
+                                "{} of host {} is a template Lockstep \
                                  cannot resolve; use `\"{{{{ lookup('env', 'VAR') }}}}\"` or \
                                  `lockstep_password_env`/`_file`/`_prompt`",
                                 q(key),

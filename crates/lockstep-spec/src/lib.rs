@@ -28,6 +28,10 @@
 //! budgets) are then read by `serde_yaml`, and templates are compiled (syntax only) by
 //! `minijinja`. [`embedded`] holds the shipped inventory and playbooks.
 //!
+//! Ansible Vault values and files (1.1, 1.2 with vault ids) open with [`vault_decrypt`] and the
+//! operator's [`VaultSecrets`]; a vaulted `ansible_password` becomes
+//! [`lockstep_core::SecretSource::Vault`] (the ciphertext), opened only when connecting.
+//!
 //! [`inventory_list`] and [`inventory_graph`] show what was understood in the forms of
 //! `ansible-inventory --list` and `--graph`.
 //!
@@ -41,6 +45,7 @@
 mod ansible;
 mod diag;
 pub mod embedded;
+mod hostvars;
 mod ini;
 mod inventory;
 mod list;
@@ -48,6 +53,7 @@ mod playbook;
 mod rules;
 mod sources;
 mod tree;
+mod vault;
 
 pub use ansible::{load_ansible_inventory, AnsibleGroup, AnsibleHost, AnsibleInventory};
 pub use diag::{Diagnostic, Diagnostics, SourceFile, MAX_FILE_BYTES};
@@ -55,3 +61,4 @@ pub use inventory::load_inventory;
 pub use list::{inventory_graph, inventory_list};
 pub use playbook::load_playbook;
 pub use sources::read_inventory_sources;
+pub use vault::{decrypt as vault_decrypt, is_vaulted, VaultError, VaultSecrets};

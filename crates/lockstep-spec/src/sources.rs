@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Diagnostics, SourceFile};
+use crate::vault::{decrypt, is_vaulted, VaultSecrets};
 
 /// Extensions a directory source skips (ansible-core's `INVENTORY_IGNORE_EXTS` default).
 const IGNORED_EXTS: &[&str] = &[
@@ -31,6 +32,7 @@ const MAX_FILES: usize = 10_000;
 pub fn read_inventory_sources(
     sources: &[PathBuf],
     vars_dirs: &[PathBuf],
+    vault: &VaultSecrets,
 ) -> Result<Vec<SourceFile>, Diagnostics> {
     let mut files = Vec::new();
     let mut errors = Vec::new();
@@ -41,11 +43,11 @@ pub fn read_inventory_sources(
             let mut paths = Vec::new();
             walk_inventory_dir(src, &mut paths, &mut errors);
             for p in paths {
-                push(&p, &mut files, &mut errors);
+                push(&p, vault, &mut files, &mut errors);
             }
             src.clone()
         } else {
-            push(src, &mut files, &mut errors);
+            push(src, vault, &mut files, &mut errors);
             src.parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("."))
@@ -71,7 +73,7 @@ pub fn read_inventory_sources(
                 continue;
             }
             for p in vars_files(&base, &mut errors) {
-                push(&p, &mut files, &mut errors);
+                push(&p, vault, &mut files, &mut errors);
             }
         }
     }
@@ -93,11 +95,30 @@ pub fn read_inventory_sources(
     }
 }
 
-fn push(p: &Path, files: &mut Vec<SourceFile>, errors: &mut Vec<Diagnostic>) {
+/// Reads one file; a vault-encrypted one is decrypted (its text must then be UTF-8).
+fn push(p: &Path, vault: &VaultSecrets, files: &mut Vec<SourceFile>, errors: &mut Vec<Diagnostic>) {
     if files.len() > MAX_FILES {
         return;
     }
     match SourceFile::read(p) {
+        Ok(f) if is_vaulted(&f.text) => {
+            let fail = |m: String| Diagnostic {
+                file: f.path.clone(),
+                line: 1,
+                col: 1,
+                message: m,
+            };
+            match decrypt(&f.text, vault) {
+                Ok(plain) => match String::from_utf8(plain) {
+                    Ok(text) if !text.contains('\0') => files.push(SourceFile {
+                        path: f.path.clone(),
+                        text,
+                    }),
+                    _ => errors.push(fail("the decrypted vault file is not UTF-8 text".into())),
+                },
+                Err(e) => errors.push(fail(format!("cannot open vault-encrypted file: {e}"))),
+            }
+        }
         Ok(f) => files.push(f),
         Err(d) => errors.extend(d.0),
     }
@@ -212,7 +233,8 @@ mod tests {
         w("inv/group_vars/all/10.yml", "b: 1\n");
         w("inv/group_vars/all/readme.md", "bad: [\n");
         w("inv/host_vars/w1", "c: 1\n");
-        let files = read_inventory_sources(&[d.path().join("inv")], &[]).unwrap();
+        let files =
+            read_inventory_sources(&[d.path().join("inv")], &[], &VaultSecrets::new()).unwrap();
         let names: Vec<String> = files
             .iter()
             .map(|f| {

@@ -208,7 +208,14 @@ enum Frame {
     Seq(Node, usize, usize),
     /// The mapping, its anchor, a key waiting for its value, keys brought in by merge keys, the
     /// node count when it started.
-    Map(Node, usize, Option<Node>, Vec<String>, usize),
+    Map(
+        Node,
+        usize,
+        Option<Node>,
+        Vec<String>,
+        usize,
+        HashMap<String, usize>,
+    ),
 }
 
 struct Builder {
@@ -249,7 +256,7 @@ impl Builder {
                     items.push(node);
                 }
             }
-            Some(Frame::Map(map, _, pending, merged, _)) => match pending.take() {
+            Some(Frame::Map(map, _, pending, merged, _, index)) => match pending.take() {
                 None => {
                     // The parser marks a block mapping after its first key: start it at the key.
                     if matches!(&map.kind, Kind::Map(e) if e.is_empty())
@@ -266,8 +273,16 @@ impl Builder {
                         let merge_key = matches!(&key.kind, Kind::Scalar { value, plain: true } if value == "<<");
                         if merge_key && key.tag.is_none() {
                             merged.extend(merge_into(entries, &node));
-                        } else if let Some(slot) =
-                            entries.iter_mut().find(|(k, _)| k.as_str() == key.as_str())
+                            index.clear();
+                            for (i, (k, _)) in entries.iter().enumerate() {
+                                if let Some(t) = k.as_str() {
+                                    index.entry(t.to_owned()).or_insert(i);
+                                }
+                            }
+                        } else if let Some(slot) = key
+                            .as_str()
+                            .and_then(|t| index.get(t).copied())
+                            .map(|i| &mut entries[i])
                         {
                             let name = text.unwrap_or_default();
                             if let Some(i) = merged.iter().position(|m| *m == name) {
@@ -287,6 +302,9 @@ impl Builder {
                                 });
                             }
                         } else {
+                            if let Some(t) = key.as_str() {
+                                index.insert(t.to_owned(), entries.len());
+                            }
                             entries.push((key, node));
                         }
                     }
@@ -358,12 +376,18 @@ impl MarkedEventReceiver for Builder {
                     kind: Kind::Map(Vec::new()),
                 };
                 self.nodes += 1;
-                self.stack
-                    .push(Frame::Map(node, anchor, None, Vec::new(), self.nodes));
+                self.stack.push(Frame::Map(
+                    node,
+                    anchor,
+                    None,
+                    Vec::new(),
+                    self.nodes,
+                    HashMap::new(),
+                ));
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor, start) = match self.stack.pop() {
-                    Some(Frame::Seq(n, a, s)) | Some(Frame::Map(n, a, _, _, s)) => (n, a, s),
+                    Some(Frame::Seq(n, a, s)) | Some(Frame::Map(n, a, _, _, s, _)) => (n, a, s),
                     None => return,
                 };
                 let size = self.nodes + 1 - start;

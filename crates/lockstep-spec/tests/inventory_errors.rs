@@ -432,7 +432,7 @@ fn vault_passwords_are_fine_for_ansible_hosts_but_not_for_exchange_hosts() {
         &d,
         6,
         23,
-        &["`ansible_password` of host `PRG-EX01` is a vault value or template"],
+        &["`ansible_password` of host `PRG-EX01` is a template Lockstep cannot resolve"],
     );
 }
 
@@ -606,5 +606,39 @@ fn cluster_groups_are_checked() {
         d.to_string()
             .contains("cluster group owner `APP01` is not a node of cluster group `lon_cl1`"),
         "{d}"
+    );
+}
+
+#[test]
+fn a_vaulted_ansible_password_is_a_vault_password_source() {
+    // Made by `ansible-vault encrypt_string` (password `corpus-not-a-secret`).
+    let envelope = "$ANSIBLE_VAULT;1.1;AES256\n65333965626636636539366536313037343165323864313431633037316137663732663463396366\n3961353836356234613962343262363163336635333265340a323732636436353065363830356364\n32363964333562353530373433656263343766383537653632626534646666343632323831353230\n3737663265653161630a376564653765393764326635613632373638363635663833376131666366\n6664";
+    let indented: String = envelope
+        .lines()
+        .map(|l| format!("            {l}\n"))
+        .collect();
+    let text = BASE.replace(
+        "        PRG-EX01: { exchange_version: \"2003\", exchange_build: 6.5.6944.4 }\n",
+        &format!("        PRG-EX01:\n          exchange_version: \"2003\"\n          ansible_password: !vault |\n{indented}"),
+    );
+    let fleet = load_inventory(&[SourceFile::new(FILE, &text)]).unwrap_or_else(|d| panic!("{d}"));
+    let source = &fleet.host("PRG-EX01").unwrap().connection.password;
+    assert_eq!(
+        source,
+        &lockstep_core::SecretSource::Vault(envelope.to_owned())
+    );
+    let mut secrets = lockstep_spec::VaultSecrets::new();
+    secrets.add("default", b"corpus-not-a-secret");
+    let lockstep_core::SecretSource::Vault(e) = source else {
+        unreachable!()
+    };
+    assert_eq!(
+        lockstep_spec::vault_decrypt(e, &secrets).unwrap(),
+        b"Inline-Pa55"
+    );
+    // The other hosts keep the group's source.
+    assert_eq!(
+        fleet.host("PRG-N1").unwrap().connection.password,
+        lockstep_core::SecretSource::Env("PW".into())
     );
 }

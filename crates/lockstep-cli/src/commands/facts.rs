@@ -54,7 +54,7 @@ pub fn selected_hosts(
             let plan = crate::commands::run::plan(fleet, &playbook, &opts)?;
             Ok(wiring::plan_hosts(&plan, fleet))
         }
-        None => lockstep_plan::select_hosts(fleet, &inputs::limit_patterns(&spec.limit))
+        None => lockstep_plan::select_hosts(fleet, &inputs::limit_patterns(&spec.limit)?)
             .map_err(|e| anyhow::Error::new(BadInput(e.to_string()))),
     }
 }

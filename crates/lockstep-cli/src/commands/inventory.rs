@@ -12,7 +12,7 @@ use crate::inputs;
 /// Loads the sources (files, directories, `group_vars/`, `host_vars/`) and prints them.
 pub fn run(args: &InventoryArgs) -> Result<ExitStatus> {
     let dirs: Vec<_> = args.playbook_dir.iter().cloned().collect();
-    let files = inputs::inventory_files(&args.inventories, &dirs, &args.vault)?;
+    let files = inputs::inventory_files(&args.inventories, &dirs)?;
     let out = if args.list {
         let list = lockstep_spec::inventory_list(&files).map_err(inputs::bad)?;
         serde_json::to_string_pretty(&list)? + "\n"

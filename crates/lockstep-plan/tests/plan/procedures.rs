@@ -716,14 +716,23 @@ fn deterministic_and_hash_sensitive() {
     pb2.vars.insert("sp_args".into(), "/q".into());
     let c = plan(&fleet, &pb2, &PlanOptions::default()).unwrap();
     assert_ne!(a.hash, c.hash);
-    // Host variables override playbook variables.
+    // A host variable cannot change a variable the playbook sets (issue 10: an inventory must
+    // not change an install command); `-e` can, for every host.
     let mut fleet2 = fleet.clone();
     fleet2.hosts[0]
         .vars
         .insert("sp_args".into(), "/q /x".into());
     let d = plan(&fleet2, &pb, &PlanOptions::default()).unwrap();
+    assert_eq!(d.hash, a.hash);
     match &d.step("PRG-N1/install-sp").unwrap().1.action {
-        Action::Install { args, .. } => assert_eq!(args.as_str(), "/q /x"),
+        Action::Install { args, .. } => assert_eq!(args.as_str(), "/q /z"),
+        a => panic!("{a:?}"),
+    }
+    let mut opts = PlanOptions::default();
+    opts.extra_vars.insert("sp_args".into(), "/q /y".into());
+    let e = plan(&fleet2, &pb, &opts).unwrap();
+    match &e.step("PRG-N1/install-sp").unwrap().1.action {
+        Action::Install { args, .. } => assert_eq!(args.as_str(), "/q /y"),
         a => panic!("{a:?}"),
     }
     match &d.step("PRG-N2/install-sp").unwrap().1.action {
