@@ -226,6 +226,7 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         }
     };
     let store = wiring::store(global)?;
+    let shells = transport.clone();
     let drive = Drive::new(
         Arc::new(fleet),
         transport,
@@ -247,6 +248,8 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         .start(plan, meta, stop_on_ctrl_c())
         .await
         .context("the run could not be driven")?;
+    // Ended or halted: delete the idle shells (a shell whose command may still run is not idle).
+    shells.close().await;
     Ok(finish(&outcome, &global.state))
 }
 
@@ -300,6 +303,7 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
     } else {
         plan(&fleet, &playbook, &opts)?
     };
+    let shells = transport.clone();
     let drive = Drive::new(
         Arc::new(fleet),
         transport,
@@ -324,6 +328,7 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
         }
         Err(e) => return Err(anyhow::Error::new(e).context("the run could not be resumed")),
     };
+    shells.close().await;
     Ok(finish(&outcome, &global.state))
 }
 
