@@ -16,6 +16,9 @@ pub enum ExitStatus {
     Halted,
     /// The run waits for an operator (`lockstep approve`, then `lockstep resume`).
     Waiting,
+    /// Some hosts could not be read (`facts`), or did not all run the command with exit code 0
+    /// (`exec`: a non-zero exit code, or unreachable).
+    HostsFailed,
 }
 
 impl ExitStatus {
@@ -27,6 +30,7 @@ impl ExitStatus {
             ExitStatus::BadInput => 2,
             ExitStatus::Halted => 3,
             ExitStatus::Waiting => 4,
+            ExitStatus::HostsFailed => 5,
         }
     }
 }
@@ -57,6 +61,14 @@ pub fn status_of(err: &anyhow::Error) -> ExitStatus {
     } else {
         ExitStatus::Failure
     }
+}
+
+/// Whether the error is standard output closed by its reader (`| head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Renders an error and its causes: `error: top` then `  caused by: ...` lines.
