@@ -240,6 +240,9 @@ pub struct Received {
     pub exit_code: Option<i32>,
 }
 
+/// Attributes of an element: (local name, value).
+type Attributes = Vec<(Vec<u8>, String)>;
+
 fn local(name: &[u8]) -> &[u8] {
     name.rsplit(|b| *b == b':').next().unwrap_or(name)
 }
@@ -248,7 +251,7 @@ fn local(name: &[u8]) -> &[u8] {
 /// text or is empty.
 fn walk(xml: &str, mut on: impl FnMut(&[u8], &[(Vec<u8>, String)], &str)) -> Result<(), String> {
     let mut reader = Reader::from_str(xml);
-    let mut stack: Vec<(Vec<u8>, Vec<(Vec<u8>, String)>, String)> = Vec::new();
+    let mut stack: Vec<(Vec<u8>, Attributes, String)> = Vec::new();
     loop {
         match reader.read_event() {
             Err(e) => return Err(format!("bad XML at byte {}: {e}", reader.error_position())),
@@ -362,11 +365,7 @@ pub fn received(xml: &str) -> Result<Received, String> {
                 _ => {}
             }
         }
-        b"CommandState" => {
-            if attr(attrs, b"State") == Some(DONE) {
-                out.done = true;
-            }
-        }
+        b"CommandState" if attr(attrs, b"State") == Some(DONE) => out.done = true,
         b"ExitCode" => match text.trim().parse() {
             Ok(code) => out.exit_code = Some(code),
             Err(_) => error = Some(format!("exit code `{}` is not a number", text.trim())),
