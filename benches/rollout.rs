@@ -7,7 +7,11 @@
 //! - wall(all clusters) / wall(one cluster alone): the price of running HOSTS/2 clusters at once
 //!   against the lower bound (one cluster's chain, with the same lab and the same scale);
 //! - wall(all clusters) / (critical path of the plan's estimates x the lab's time scale);
-//! - the controller's peak RSS (VmHWM).
+//! - the controller's peak RSS (VmHWM);
+//! - NTLM with message encryption against Basic (issue 9): the same all-clusters rollout with
+//!   each, wall time and the controller's CPU time (user + system) per step, as ratios. The lab
+//!   runs with `--allow-unencrypted` so that Basic over HTTP is accepted at all; NTLM is sealed
+//!   either way.
 //!
 //! `cargo bench --bench rollout` (1,000 hosts, lab time scale 0.005), or
 //! `cargo bench --bench rollout -- 200 0.0005` (hosts, time scale). At small scales the fixed
@@ -26,9 +30,9 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_lockstep")
 }
 
-fn inventory(clusters: usize) -> String {
-    let mut y = String::from(
-        "all:\n  vars:\n    ansible_winrm_transport: basic\n    lockstep_allow_basic_over_http: true\n    ansible_user: bench\n    lockstep_password_env: LOCKSTEP_LAB_PASSWORD\n    exchange_version: \"2003\"\n    windows_release: \"2003\"\n    exchange_role: back-end\n    exchange_edition: enterprise\n  children:\n",
+fn inventory(clusters: usize, transport: &str) -> String {
+    let mut y = format!(
+        "all:\n  vars:\n    ansible_winrm_transport: {transport}\n    lockstep_allow_basic_over_http: true\n    ansible_user: bench\n    lockstep_password_env: LOCKSTEP_LAB_PASSWORD\n    exchange_version: \"2003\"\n    windows_release: \"2003\"\n    exchange_role: back-end\n    exchange_edition: enterprise\n  children:\n",
     );
     let sites = 10;
     for s in 0..sites {
@@ -68,8 +72,18 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// Runs the rollout; returns (wall seconds, peak RSS KiB of the controller).
-fn rollout(dir: &Path, state: &str, limit: Option<&str>) -> (f64, u64) {
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &s[s.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Runs the rollout; returns (wall seconds, peak RSS KiB, CPU seconds of the controller).
+fn rollout(dir: &Path, inventory: &str, state: &str, limit: Option<&str>) -> (f64, u64, f64) {
     let mut c = Command::new(bin());
     c.current_dir(dir)
         .env("LOCKSTEP_STATE", dir.join(state))
@@ -78,7 +92,7 @@ fn rollout(dir: &Path, state: &str, limit: Option<&str>) -> (f64, u64) {
             "-q",
             "run",
             "-i",
-            "inventory.yml",
+            inventory,
             "-i",
             "overlay.yml",
             "bench.yml",
@@ -96,9 +110,13 @@ fn rollout(dir: &Path, state: &str, limit: Option<&str>) -> (f64, u64) {
     let mut child = c.spawn().unwrap();
     let pid = child.id();
     let mut peak = 0;
+    let mut cpu = 0.0f64;
     let status = loop {
         if let Some(k) = vm_hwm_kib(pid) {
             peak = peak.max(k);
+        }
+        if let Some(c) = cpu_secs(pid) {
+            cpu = cpu.max(c);
         }
         if let Some(s) = child.try_wait().unwrap() {
             break s;
@@ -111,7 +129,7 @@ fn rollout(dir: &Path, state: &str, limit: Option<&str>) -> (f64, u64) {
         "rollout failed: {}",
         std::fs::read_to_string(dir.join(format!("{state}.err"))).unwrap_or_default()
     );
-    (wall, peak)
+    (wall, peak, cpu)
 }
 
 /// The plan's critical path (seconds of estimate): stages in sequence, longest chain in each.
@@ -148,6 +166,41 @@ fn critical_path(dir: &Path) -> (u64, usize) {
     (per_stage.values().sum(), steps.len())
 }
 
+/// Starts `lockstep lab` for the inventory in `dir`; returns once every host is listed.
+fn start_lab(dir: &Path, scale: f64, hosts: usize) -> std::process::Child {
+    let lab = Command::new(bin())
+        .current_dir(dir)
+        .env("LOCKSTEP_LAB_PASSWORD", PASSWORD)
+        .args([
+            "-q",
+            "lab",
+            "-i",
+            "inventory.yml",
+            "--overlay",
+            "overlay.yml",
+            "--allow-unencrypted",
+        ])
+        .args(["--time-scale", &scale.to_string()])
+        .stdout(Stdio::from(
+            std::fs::File::create(dir.join("lab.out")).unwrap(),
+        ))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = Instant::now();
+    while std::fs::read_to_string(dir.join("lab.out"))
+        .map(|s| s.lines().count() < hosts)
+        .unwrap_or(true)
+    {
+        assert!(
+            up.elapsed() < Duration::from_secs(120),
+            "lab did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lab
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -158,42 +211,25 @@ fn main() {
     let clusters = hosts / 2;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("inventory.yml"), inventory(clusters)).unwrap();
+    std::fs::write(
+        dir.path().join("inventory.yml"),
+        inventory(clusters, "basic"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("ntlm.yml"), inventory(clusters, "ntlm")).unwrap();
     std::fs::write(dir.path().join("bench.yml"), playbook(repo)).unwrap();
     let (critical, steps) = critical_path(dir.path());
 
-    let mut lab = Command::new(bin())
-        .current_dir(dir.path())
-        .env("LOCKSTEP_LAB_PASSWORD", PASSWORD)
-        .args([
-            "-q",
-            "lab",
-            "-i",
-            "inventory.yml",
-            "--overlay",
-            "overlay.yml",
-        ])
-        .args(["--time-scale", &scale.to_string()])
-        .stdout(Stdio::from(
-            std::fs::File::create(dir.path().join("lab.out")).unwrap(),
-        ))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let up = Instant::now();
-    while std::fs::read_to_string(dir.path().join("lab.out"))
-        .map(|s| s.lines().count() < hosts)
-        .unwrap_or(true)
-    {
-        assert!(
-            up.elapsed() < Duration::from_secs(120),
-            "lab did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut lab = start_lab(dir.path(), scale, hosts);
 
-    let (one, _) = rollout(dir.path(), "one.db", Some("CL0000"));
-    let (all, peak_kib) = rollout(dir.path(), "all.db", None);
+    let (one, _, _) = rollout(dir.path(), "inventory.yml", "one.db", Some("CL0000"));
+    let (all, peak_kib, cpu_basic) = rollout(dir.path(), "inventory.yml", "all.db", None);
+    // The lab's nodes are at SP2 now: the NTLM rollout gets a fresh lab (same ports, same fleet).
+    let _ = lab.kill();
+    let _ = lab.wait();
+    let _ = std::fs::remove_file(dir.path().join("lab.out"));
+    let mut lab = start_lab(dir.path(), scale, hosts);
+    let (all_ntlm, _, cpu_ntlm) = rollout(dir.path(), "ntlm.yml", "ntlm.db", None);
     let _ = lab.kill();
     let _ = lab.wait();
 
@@ -212,5 +248,17 @@ fn main() {
     println!(
         "  controller peak RSS                         {:8.1} MiB",
         peak_kib as f64 / 1024.0
+    );
+    let per_step = |cpu: f64| cpu * 1000.0 / steps as f64;
+    println!("  NTLM + message encryption against Basic (all clusters, one lab each):");
+    println!(
+        "    wall        basic {all:8.2} s   ntlm {all_ntlm:8.2} s   ratio {:6.3}",
+        all_ntlm / all
+    );
+    println!(
+        "    CPU / step  basic {:8.3} ms  ntlm {:8.3} ms  ratio {:6.3}",
+        per_step(cpu_basic),
+        per_step(cpu_ntlm),
+        cpu_ntlm / cpu_basic.max(1e-9)
     );
 }

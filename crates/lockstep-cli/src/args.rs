@@ -472,9 +472,15 @@ pub struct LabArgs {
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
 
-    /// Serve HTTPS with a generated self-signed certificate (written beside the endpoints).
+    /// Serve HTTPS with certificates signed by a generated lab CA; the CA certificate is written
+    /// beside the endpoints (or the overlay) as `NAME.ca.pem`, and the overlay trusts it.
     #[arg(long)]
     pub https: bool,
+
+    /// Rehearse weakened nodes (`AllowUnencrypted=true`): accept Basic and unsealed NTLM over
+    /// plain HTTP, which Windows' default configuration (and the lab's) refuses.
+    #[arg(long)]
+    pub allow_unencrypted: bool,
 
     /// Multiply simulated durations (installers, reboots) by this factor.
     #[arg(long, value_name = "FACTOR")]

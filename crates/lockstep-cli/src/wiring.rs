@@ -111,6 +111,7 @@ pub fn transport(
             verify_tls: c.verify_tls,
             allow_basic_over_http: c.allow_basic_over_http,
             codepage: c.codepage,
+            ca_trust_path: c.ca_trust_path.as_ref().map(std::path::PathBuf::from),
             oem_codepage: oem,
         });
     }

@@ -233,7 +233,7 @@ pub enum Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
-    /// Plain HTTP (port 5985 by default): the node must allow unencrypted traffic.
+    /// Plain HTTP (port 5985 by default): NTLM bodies are sealed (message encryption).
     #[default]
     Http,
     /// HTTPS (port 5986 by default).
@@ -244,7 +244,8 @@ pub enum Scheme {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Auth {
-    /// NTLMv2 (unsealed over HTTP).
+    /// NTLMv2 in the `Negotiate` scheme, bodies sealed over HTTP (Ansible's `ntlm` and
+    /// `negotiate`).
     #[default]
     Ntlm,
     /// HTTP Basic: over plain HTTP only with [`Connection::allow_basic_over_http`].
@@ -287,6 +288,10 @@ pub struct Connection {
     pub allow_basic_over_http: bool,
     /// Code page to ask the shell for (`WINRS_CODEPAGE`); `None` asks for 65001 (UTF-8).
     pub codepage: Option<u32>,
+    /// A PEM file of CA certificates trusted for HTTPS besides the system trust store
+    /// (`ansible_winrm_ca_trust_path`).
+    #[serde(default)]
+    pub ca_trust_path: Option<String>,
 }
 
 /// What an Exchange server runs: present on the hosts whose inventory sets `exchange_version`.

@@ -46,6 +46,7 @@ fn fleet(clusters: usize) -> Fleet {
                     verify_tls: true,
                     allow_basic_over_http: false,
                     codepage: None,
+                    ca_trust_path: None,
                 },
                 groups: vec![],
                 vars: BTreeMap::new(),

@@ -81,7 +81,12 @@ fn setup() -> Fleet {
     let (server, workers) = runtime.block_on(async {
         let backend = Arc::new(TestBackend::new(hosts));
         let started = Instant::now();
-        let server = LabServer::start(backend, ServerConfig::with_credentials(USER, PASSWORD))
+        let config = ServerConfig {
+            // The bench's raw client sends unsealed Basic requests: the weakened-node opt-in.
+            allow_unencrypted: true,
+            ..ServerConfig::with_credentials(USER, PASSWORD)
+        };
+        let server = LabServer::start(backend, config)
             .await
             .unwrap();
         let start_time = started.elapsed();

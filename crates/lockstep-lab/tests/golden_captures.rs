@@ -255,7 +255,11 @@ async fn replay(file: &str) {
     let backend = Arc::new(Golden::default());
     let server = LabServer::start(
         backend.clone(),
-        ServerConfig::with_credentials("vagrant", "pw"),
+        // The captures' requests are replayed unsealed: the weakened-node opt-in.
+        ServerConfig {
+            allow_unencrypted: true,
+            ..ServerConfig::with_credentials("vagrant", "pw")
+        },
     )
     .await
     .unwrap();

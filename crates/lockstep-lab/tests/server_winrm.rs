@@ -33,9 +33,17 @@ fn client(port: u16, auth: AuthMethod, password: &str, codepage: u32, timeout: u
 }
 
 async fn start(backend: Arc<TestBackend>) -> LabServer {
-    LabServer::start(backend, ServerConfig::with_credentials(USER, PASSWORD))
-        .await
-        .unwrap()
+    LabServer::start(
+        backend,
+        ServerConfig {
+            // winrm-rs 1.1 (this test's client) cannot seal: the lab's opt-in for a weakened
+            // node (AllowUnencrypted=true) lets it exercise the protocol layer.
+            allow_unencrypted: true,
+            ..ServerConfig::with_credentials(USER, PASSWORD)
+        },
+    )
+    .await
+    .unwrap()
 }
 
 /// Runs one command to completion with the low-level calls; TimedOut faults are empty polls.

@@ -876,7 +876,13 @@ impl InventoryLoader<'_> {
                 enum_value(
                     one,
                     "ansible_winrm_transport",
-                    &[("ntlm", Auth::Ntlm), ("basic", Auth::Basic)],
+                    // `negotiate` without Kerberos is NTLM in the Negotiate scheme, what
+                    // Lockstep's NTLM sends anyway.
+                    &[
+                        ("ntlm", Auth::Ntlm),
+                        ("negotiate", Auth::Ntlm),
+                        ("basic", Auth::Basic),
+                    ],
                     sink,
                 )
             }
@@ -891,6 +897,9 @@ impl InventoryLoader<'_> {
             ),
             None => Some(true),
         };
+        let ca_trust_path = get("ansible_winrm_ca_trust_path")
+            .and_then(|v| scalar(v, "ansible_winrm_ca_trust_path", sink))
+            .map(str::to_owned);
         let allow_basic_over_http = match get("lockstep_allow_basic_over_http") {
             Some(v) => match v.as_bool() {
                 Some(b) => b,
@@ -966,6 +975,7 @@ impl InventoryLoader<'_> {
             verify_tls: verify_tls?,
             allow_basic_over_http,
             codepage,
+            ca_trust_path,
         })
     }
 

@@ -23,7 +23,11 @@ fn roundtrip(c: &mut Criterion) {
     let server = rt.block_on(async {
         LabServer::start(
             Arc::new(TestBackend::new(1)),
-            ServerConfig::with_credentials(USER, PASSWORD),
+            // Basic over HTTP needs the weakened-node opt-in; NTLM is sealed either way.
+            ServerConfig {
+                allow_unencrypted: true,
+                ..ServerConfig::with_credentials(USER, PASSWORD)
+            },
         )
         .await
         .unwrap()

@@ -1,25 +1,37 @@
-//! The WinRM [`Transport`](lockstep_core::Transport) of Lockstep, over the winrm-rs 1.1 client.
+//! The WinRM [`Transport`](lockstep_core::Transport) of Lockstep: reaches a Windows server
+//! configured as it ships (`AllowUnencrypted=false`).
 //!
-//! [`WinrmTransport`] holds one winrm-rs client per node ([`NodeTarget`]: address, port, scheme,
-//! NTLM or Basic, credentials as a redacting [`Secret`], code pages) and runs cmd.exe command
-//! lines in pooled shells, at most [`Limits::per_host`] at once per node and [`Limits::total`]
-//! overall. It drives the low-level WinRM calls itself: Create (once per pooled shell), Command,
-//! then Receive in a loop where the `w:TimedOut` fault of a long poll is an empty poll, so an
-//! installer may stay silent for an hour; Signal terminate when the step timeout passes. Only a
-//! request that cannot have started the command (no connection could be made) is retried, with
-//! exponential backoff; once a Command may have reached the node a failure is
-//! [`TransportError::Interrupted`](lockstep_core::TransportError::Interrupted) and the command is
-//! never re-sent. An NTLM request refused with 401 is sent again a few times ([`AUTH_RETRIES`]):
-//! a 401 means the node processed nothing, and winrm-rs 1.1 sometimes splits the two NTLM legs
-//! across pooled connections on a multi-threaded runtime. Output is decoded from the shell's code page ([`codepage`]), falling back to the
-//! node's OEM code page; WQL answers become [`WmiObject`](lockstep_core::WmiObject)s
-//! ([`wql::parse_items`]).
+//! [`WinrmTransport`] keeps, per node ([`NodeTarget`]: address, port, scheme, NTLM or Basic,
+//! credentials as a redacting [`Secret`], code pages, CA file), a pool of AUTHENTICATED
+//! connections and a pool of cmd shells, and runs command lines at most [`Limits::per_host`] at
+//! once per node and [`Limits::total`] overall. A command on a pooled shell costs two HTTP round
+//! trips (Command, Receive); Receive loops where the `w:TimedOut` fault of a long poll is an empty
+//! poll, so an installer may stay silent for an hour; Signal terminate when the step timeout
+//! passes. Only a request that cannot have started the command (no connection, or a pooled
+//! connection the node had closed before anything was written) is sent again; once a Command may
+//! have reached the node a failure is
+//! [`TransportError::Interrupted`](lockstep_core::TransportError::Interrupted). Shells are
+//! deleted by [`WinrmTransport::close`] and [`Transport::reset`](lockstep_core::Transport::reset).
 //!
-//! Security: NTLM messages are not sealed (winrm-rs 1.1 cannot seal over HTTP), so a node reached
-//! over HTTP needs `AllowUnencrypted=true` in its WinRM service configuration; prefer HTTPS.
-//! Basic over plain HTTP is refused unless explicitly allowed. HTTPS certificates are verified
-//! against the web PKI roots unless `verify_tls` is false. Passwords never reach a log or a
-//! `Debug` output.
+//! Security: NTLM (NTLMv2 from the `sspi` crate) authenticates each TCP connection once (both legs
+//! on that connection, then many messages on it); over plain HTTP every body is sealed and signed
+//! with the NTLM session keys (MS-WSMV 2.2.9.1 `multipart/encrypted`), as a default Windows
+//! listener demands. HTTPS is verified against the system trust store plus an optional CA file
+//! (`ansible_winrm_ca_trust_path`); `verify_tls: false` is for rehearsals only. Basic over plain
+//! HTTP is refused unless explicitly allowed (and a default node refuses it anyway). Passwords never
+//! reach a log or a `Debug` output.
+//!
+//! Why its own connection layer ([`http`](crate) module) instead of winrm-rs 1.1.2, which an
+//! earlier version used and which was measured against the lab: winrm-rs redoes the whole NTLM
+//! handshake for every SOAP message (6 HTTP requests per command instead of 2; NTLM cost 8x Basic
+//! at 200 hosts), leaves the two legs to reqwest's pool so they sometimes travel on different
+//! connections (spurious 401s that halted healthy rollouts), spawns a `hostname` process per NTLM
+//! request when `$HOSTNAME` is unset, cannot trust an enterprise CA (web PKI roots only), and its
+//! message sealing had never met a server that checks it. Its SOAP envelopes are private, so the
+//! messages are written here too ([`soap`](crate) module), from MS-WSMV and Windows' captures.
+//!
+//! Output is decoded from the shell's code page ([`codepage`]), falling back to the node's OEM
+//! code page; WQL answers become [`WmiObject`](lockstep_core::WmiObject)s ([`wql::parse_items`]).
 //!
 //! This crate depends on `lockstep-core` only among the workspace crates; it knows nothing of the
 //! engine, the store or the lab (which stays an independent oracle of the protocol).
@@ -27,9 +39,12 @@
 
 pub mod codepage;
 mod failure;
+mod http;
+mod soap;
 mod target;
+mod tls;
 mod transport;
 pub mod wql;
 
 pub use target::{Limits, NodeTarget, Secret};
-pub use transport::{NodeStats, WinrmTransport, AUTH_RETRIES};
+pub use transport::{NodeStats, WinrmTransport};

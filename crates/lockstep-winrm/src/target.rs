@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use lockstep_core::{Auth, Connection, Name, Scheme};
-use winrm_rs::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretString};
 
 /// A password. Its `Debug` never shows it, it is zeroed when dropped, and it is only handed to
 /// the WinRM client.
@@ -61,6 +61,9 @@ pub struct NodeTarget {
     pub allow_basic_over_http: bool,
     /// Code page the shell asks for (`WINRS_CODEPAGE`); `None` asks for 65001 (UTF-8).
     pub codepage: Option<u32>,
+    /// A PEM file of CA certificates trusted for HTTPS besides the system trust store
+    /// (`ansible_winrm_ca_trust_path`).
+    pub ca_trust_path: Option<std::path::PathBuf>,
     /// The node's OEM code page (437, 850, 852, 932): output that is not valid in the requested
     /// code page is decoded with it.
     pub oem_codepage: u32,
@@ -86,6 +89,7 @@ impl NodeTarget {
             verify_tls: true,
             allow_basic_over_http: false,
             codepage: None,
+            ca_trust_path: None,
             oem_codepage: 437,
         }
     }
@@ -110,6 +114,10 @@ impl NodeTarget {
             verify_tls: connection.verify_tls,
             allow_basic_over_http: connection.allow_basic_over_http,
             codepage: connection.codepage,
+            ca_trust_path: connection
+                .ca_trust_path
+                .as_ref()
+                .map(std::path::PathBuf::from),
             oem_codepage,
         }
     }

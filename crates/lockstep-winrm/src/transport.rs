@@ -1,8 +1,8 @@
-//! [`WinrmTransport`]: the engine's [`Transport`] over winrm-rs.
+//! [`WinrmTransport`]: the engine's [`Transport`] over Lockstep's own WinRM connection layer
+//! ([`crate::http`]) and messages ([`crate::soap`]).
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,29 +11,22 @@ use async_trait::async_trait;
 use lockstep_core::{Auth, CommandOutput, Name, Scheme, Transport, TransportError, WmiObject};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use winrm_rs::{
-    AuthMethod, EncryptionMode, WinrmClient, WinrmConfig, WinrmCredentials, WinrmError,
-};
 
 use crate::codepage;
 use crate::failure::Failure;
+use crate::http::{Connection, Endpoint, Mechanism, Traffic};
+use crate::soap;
 use crate::target::{Limits, NodeTarget};
 use crate::wql::parse_items;
+
+/// A pooled connection idle longer than this is closed rather than reused: Windows (http.sys)
+/// drops idle connections after 120 s, and a request written into a connection the node is
+/// closing may or may not have arrived.
+const MAX_IDLE: Duration = Duration::from_secs(60);
 
 /// Output kept per stream of one command: the tail beyond this is all a report can show anyway
 /// (the engine keeps the last 64 KiB).
 const MAX_STREAM_BYTES: usize = 8 * 1024 * 1024;
-
-/// How many times an NTLM request refused with 401 is sent again before the credentials are
-/// declared rejected.
-///
-/// NTLM authenticates a TCP connection: the Negotiate leg and the Authenticate leg (which carries
-/// the SOAP body) must travel on the same connection. winrm-rs 1.1 leaves that to reqwest's
-/// connection pool, and on a multi-threaded runtime the pool sometimes has not taken the first
-/// connection back when the second leg starts, so the second leg goes out on a new connection and
-/// the node answers 401. A 401 means the node did not process the body (nothing started), so
-/// sending the request again is safe; wrong credentials are still rejected every time.
-pub const AUTH_RETRIES: u32 = 4;
 
 /// Counters of one node's traffic, for tests and diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,8 +39,12 @@ pub struct NodeStats {
     pub empty_polls: u64,
     /// Requests retried because the node could not be reached.
     pub retries: u64,
-    /// NTLM requests re-sent after a spurious 401 (see [`AUTH_RETRIES`]).
-    pub auth_retries: u64,
+    /// HTTP requests sent (NTLM handshake legs included).
+    pub http_requests: u64,
+    /// TCP connections opened (each NTLM connection authenticates once).
+    pub connections: u64,
+    /// Shells deleted (WinRM Delete answered).
+    pub shells_deleted: u64,
 }
 
 #[derive(Default)]
@@ -56,7 +53,7 @@ struct Counters {
     commands_sent: AtomicU64,
     empty_polls: AtomicU64,
     retries: AtomicU64,
-    auth_retries: AtomicU64,
+    shells_deleted: AtomicU64,
 }
 
 /// A shell checked out of a node's pool.
@@ -75,15 +72,62 @@ struct Pool {
 
 struct Node {
     target: NodeTarget,
-    client: WinrmClient,
+    endpoint: Endpoint,
+    envelope: soap::Envelope,
+    /// Idle authenticated connections, with when they were last used.
+    connections: Mutex<Vec<(Connection, Instant)>>,
+    traffic: Traffic,
     permits: Semaphore,
     pool: Mutex<Pool>,
     counters: Counters,
 }
 
 impl Node {
-    fn addr(&self) -> &str {
-        &self.target.address
+    /// Sends one SOAP message on an idle authenticated connection, or a new one. A pooled
+    /// connection the node closed fails before anything is written ([`Failure::Connect`]): the
+    /// message then goes on a new connection. Nothing that may have been sent is sent again.
+    async fn call(&self, message: &str) -> Result<String, Failure> {
+        loop {
+            let pooled = {
+                let mut idle = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                idle.retain(|(c, at)| !c.is_closed() && now.duration_since(*at) < MAX_IDLE);
+                idle.pop().map(|(c, _)| c)
+            };
+            let (mut connection, reused) = match pooled {
+                Some(c) => (c, true),
+                None => (
+                    Connection::open(&self.endpoint, &self.traffic).await?,
+                    false,
+                ),
+            };
+            let result = connection
+                .send(&self.endpoint, message, &self.traffic)
+                .await;
+            match &result {
+                Ok(_) | Err(Failure::Fault(_)) | Err(Failure::PollTimedOut) => {
+                    let mut idle = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+                    idle.push((connection, Instant::now()));
+                }
+                Err(Failure::Connect(_)) if reused => continue,
+                Err(_) => {}
+            }
+            return result;
+        }
+    }
+
+    /// Deletes a shell; `true` when the node confirmed.
+    async fn delete(&self, shell: &str) -> bool {
+        match self.call(&self.envelope.delete(shell)).await {
+            Ok(_) => {
+                self.counters.shells_deleted.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(host = %self.target.name, error = %e.detail(), "shell delete failed");
+                false
+            }
+        }
     }
 
     fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
@@ -126,34 +170,8 @@ impl Node {
     fn delete_in_background(self: &Arc<Self>, shell: String) {
         let node = Arc::clone(self);
         tokio::spawn(async move {
-            if let Err(e) = node.client.delete_shell(node.addr(), &shell).await {
-                tracing::debug!(host = %node.target.name, error = %e, "best-effort shell delete failed");
-            }
+            node.delete(&shell).await;
         });
-    }
-
-    /// Runs one WinRM request, sending it again (NTLM only) after a 401: see [`AUTH_RETRIES`].
-    async fn retry_401<T, F, Fut>(&self, mut call: F) -> Result<T, WinrmError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, WinrmError>>,
-    {
-        let mut sent_again = 0;
-        loop {
-            match call().await {
-                Err(e)
-                    if self.target.auth == Auth::Ntlm
-                        && sent_again < AUTH_RETRIES
-                        && matches!(Failure::of(&e), Failure::AuthRejected(_)) =>
-                {
-                    sent_again += 1;
-                    self.counters.auth_retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(host = %self.target.name, sent_again, "NTLM request refused with 401, sending it again");
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(sent_again))).await;
-                }
-                other => return other,
-            }
-        }
     }
 
     fn stats(&self) -> NodeStats {
@@ -162,13 +180,14 @@ impl Node {
             commands_sent: self.counters.commands_sent.load(Ordering::Relaxed),
             empty_polls: self.counters.empty_polls.load(Ordering::Relaxed),
             retries: self.counters.retries.load(Ordering::Relaxed),
-            auth_retries: self.counters.auth_retries.load(Ordering::Relaxed),
+            http_requests: self.traffic.requests.load(Ordering::Relaxed),
+            connections: self.traffic.connections.load(Ordering::Relaxed),
+            shells_deleted: self.counters.shells_deleted.load(Ordering::Relaxed),
         }
     }
 }
 
-/// The [`Transport`] over WinRM: one winrm-rs client per node, one reusable cmd shell per
-/// concurrent command, a Receive long-poll loop that survives silent commands of any length, and
+/// The [`Transport`] over WinRM: authenticated connections and reusable cmd shells per node, a Receive long-poll loop that survives silent commands of any length, and
 /// retries only where the command cannot have started.
 pub struct WinrmTransport {
     nodes: HashMap<String, Arc<Node>>,
@@ -208,7 +227,7 @@ impl WinrmTransport {
     /// zero limit.
     pub fn new(nodes: Vec<NodeTarget>, limits: Limits) -> Result<Self, TransportError> {
         let mut map = HashMap::new();
-        let proxy_configured = proxy_configured();
+        let mut tls_configs = crate::tls::Configs::default();
         for target in nodes {
             let host = target.name.clone();
             if limits.per_host == 0 || limits.total == 0 {
@@ -237,46 +256,39 @@ impl WinrmTransport {
                     format!("OEM code page `{}` is not supported", target.oem_codepage),
                 ));
             }
-            let tls_unused = target.scheme == Scheme::Http && !proxy_configured;
-            let config = WinrmConfig {
-                port: target.port,
-                use_tls: target.scheme == Scheme::Https,
-                // A plain-HTTP client with no proxy never negotiates TLS (redirects are off), yet
-                // building its verifier loads and parses the whole system root store: 90 MB and
-                // 2 s of CPU over 1,000 nodes. `NoVerifier` skips that load and verifies nothing
-                // that could ever be presented. With a proxy (which may be HTTPS) the roots stay.
-                accept_invalid_certs: (target.scheme == Scheme::Https && !target.verify_tls)
-                    || tls_unused,
-                connect_timeout_secs: whole_secs(limits.connect_timeout),
-                operation_timeout_secs: whole_secs(limits.operation_timeout),
-                auth_method: match target.auth {
-                    Auth::Ntlm => AuthMethod::Ntlm,
-                    Auth::Basic => AuthMethod::Basic,
-                },
-                // We retry ourselves, only where the command cannot have started.
-                max_retries: 0,
-                codepage: cp,
-                // winrm-rs 1.1 cannot seal NTLM messages over HTTP.
-                encryption: EncryptionMode::Never,
-                // We cap output ourselves.
-                max_output_bytes: None,
-                ..WinrmConfig::default()
+            let mechanism = match target.auth {
+                Auth::Ntlm => Mechanism::Ntlm,
+                Auth::Basic => Mechanism::Basic,
             };
-            let credentials = credentials(&target);
-            let build = || WinrmClient::new(config, credentials);
-            let client = if tls_unused {
-                // winrm-rs warns that certificate checks are off: there is no certificate here.
-                tracing::subscriber::with_default(
-                    tracing::subscriber::NoSubscriber::default(),
-                    build,
-                )
-            } else {
-                build()
-            }
-            .map_err(|e| config_error(&host, format!("cannot build the WinRM client: {e}")))?;
+            let tls = match target.scheme {
+                Scheme::Http => None,
+                Scheme::Https => Some(
+                    tls_configs
+                        .get(&target)
+                        .map_err(|detail| config_error(&host, detail))?,
+                ),
+            };
+            let endpoint = Endpoint {
+                address: target.address.clone(),
+                port: target.port,
+                scheme: target.scheme,
+                tls,
+                mechanism,
+                user: target.user.clone(),
+                password: target.password.clone(),
+                connect_timeout: limits.connect_timeout,
+            };
+            let envelope = soap::Envelope {
+                endpoint: endpoint.url(),
+                operation_timeout_secs: whole_secs(limits.operation_timeout),
+                max_envelope_size: 153_600,
+            };
             let node = Node {
                 permits: Semaphore::new(limits.per_host),
-                client,
+                endpoint,
+                envelope,
+                connections: Mutex::new(Vec::new()),
+                traffic: Traffic::default(),
                 target,
                 pool: Mutex::new(Pool::default()),
                 counters: Counters::default(),
@@ -317,13 +329,12 @@ impl WinrmTransport {
         let deletes = self.nodes.values().flat_map(|node| {
             node.reset().into_iter().map(move |shell| async move {
                 let _permit = self.total.acquire().await;
-                let delete = node.client.delete_shell(node.addr(), &shell);
-                match tokio::time::timeout(self.limits.connect_timeout * 2, delete).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        tracing::debug!(host = %node.target.name, error = %e, "shell delete failed")
-                    }
-                    Err(_) => tracing::debug!(host = %node.target.name, "shell delete timed out"),
+                let delete = node.delete(&shell);
+                if tokio::time::timeout(self.limits.connect_timeout * 2, delete)
+                    .await
+                    .is_err()
+                {
+                    tracing::debug!(host = %node.target.name, "shell delete timed out");
                 }
             })
         });
@@ -370,10 +381,14 @@ impl WinrmTransport {
                 return Ok(lease);
             }
             let generation = node.generation();
-            match node
-                .retry_401(|| node.client.create_shell(node.addr()))
+            let created = node
+                .call(&node.envelope.create(node.target.shell_codepage()))
                 .await
-            {
+                .and_then(|xml| {
+                    soap::text_of(&xml, "ShellId")
+                        .ok_or_else(|| Failure::Protocol("Create answer without ShellId".into()))
+                });
+            match created {
                 Ok(id) => {
                     node.counters.shells_created.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(host = %host, shell = %id, "shell created");
@@ -383,7 +398,7 @@ impl WinrmTransport {
                         reused: false,
                     });
                 }
-                Err(e) => match Failure::of(&e) {
+                Err(e) => match e {
                     Failure::Connect(d) | Failure::Broken(d) => {
                         if !self.backoff(node, attempt, deadline).await {
                             return Err(TransportError::Unreachable {
@@ -402,6 +417,33 @@ impl WinrmTransport {
                 },
             }
         }
+    }
+
+    /// Enumerate + Pull until the end of a WQL answer; the raw items.
+    async fn enumerate(
+        &self,
+        node: &Node,
+        namespace: &str,
+        query: &str,
+    ) -> Result<String, Failure> {
+        let xml = node
+            .call(&node.envelope.enumerate(namespace, query))
+            .await?;
+        let (mut items, mut context, mut ended) =
+            soap::enumeration(&xml).map_err(Failure::Protocol)?;
+        while let (false, Some(ctx)) = (ended, context.take()) {
+            let xml = node.call(&node.envelope.pull(namespace, &ctx)).await?;
+            let (more, next, end) = soap::enumeration(&xml).map_err(Failure::Protocol)?;
+            items.push_str(&more);
+            if items.len() > MAX_STREAM_BYTES {
+                return Err(Failure::Protocol(format!(
+                    "the WQL answer exceeds {MAX_STREAM_BYTES} bytes"
+                )));
+            }
+            context = next;
+            ended = end;
+        }
+        Ok(items)
     }
 
     fn auth_rejected(&self, node: &Node) -> TransportError {
@@ -432,15 +474,16 @@ impl WinrmTransport {
                     detail: format!("no shell within the {} s timeout", timeout.as_secs()),
                 })??;
             node.counters.commands_sent.fetch_add(1, Ordering::Relaxed);
-            match node
-                .retry_401(|| {
-                    node.client
-                        .execute_command(node.addr(), &lease.id, command, &[])
-                })
+            let started = node
+                .call(&node.envelope.command(&lease.id, command))
                 .await
-            {
+                .and_then(|xml| {
+                    soap::text_of(&xml, "CommandId")
+                        .ok_or_else(|| Failure::Protocol("Command answer without CommandId".into()))
+                });
+            match started {
                 Ok(id) => break (lease, id),
-                Err(e) => match Failure::of(&e) {
+                Err(e) => match e {
                     Failure::Connect(d) => {
                         // Not sent. The shell may be gone with a reboot: start from a new one.
                         if !self.backoff(node, &mut attempt, deadline).await {
@@ -485,10 +528,12 @@ impl WinrmTransport {
             if now >= deadline {
                 return Err(self.terminate(node, lease, &command_id, timeout).await);
             }
-            let poll = node.retry_401(|| {
-                node.client
-                    .receive_output(node.addr(), &lease.id, &command_id)
-            });
+            let message = node.envelope.receive(&lease.id, &command_id);
+            let poll = async {
+                node.call(&message)
+                    .await
+                    .and_then(|xml| soap::received(&xml).map_err(Failure::Protocol))
+            };
             match tokio::time::timeout(deadline - now, poll).await {
                 Err(_) => return Err(self.terminate(node, lease, &command_id, timeout).await),
                 Ok(Ok(out)) => {
@@ -498,7 +543,7 @@ impl WinrmTransport {
                         break out.exit_code;
                     }
                 }
-                Ok(Err(e)) => match Failure::of(&e) {
+                Ok(Err(e)) => match e {
                     Failure::PollTimedOut => {
                         node.counters.empty_polls.fetch_add(1, Ordering::Relaxed);
                     }
@@ -514,21 +559,9 @@ impl WinrmTransport {
             }
         };
 
-        // Release the finished command as Windows clients do; a shell that cannot take that is
-        // not reused.
-        match node
-            .retry_401(|| {
-                node.client
-                    .signal_terminate(node.addr(), &lease.id, &command_id)
-            })
-            .await
-        {
-            Ok(()) => node.give_back(lease),
-            Err(e) => {
-                tracing::debug!(host = %host, error = %e, "signal after completion failed; dropping the shell");
-                node.delete_in_background(lease.id);
-            }
-        }
+        // The command is done and its exit received: the shell takes the next command as it is
+        // (no Signal: one round trip less per command; Windows and the lab accept that).
+        node.give_back(lease);
 
         let exit_code = exit_code.ok_or_else(|| TransportError::Protocol {
             host: host.clone(),
@@ -553,13 +586,13 @@ impl WinrmTransport {
     ) -> TransportError {
         let host = &node.target.name;
         tracing::warn!(host = %host, secs = timeout.as_secs(), "command timed out, terminating it");
-        let signal = node.retry_401(|| {
-            node.client
-                .signal_terminate(node.addr(), &lease.id, command_id)
-        });
+        let message = node.envelope.terminate(&lease.id, command_id);
+        let signal = node.call(&message);
         match tokio::time::timeout(self.limits.operation_timeout, signal).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(host = %host, error = %e, "terminate signal failed"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(host = %host, error = %e.detail(), "terminate signal failed")
+            }
             Err(_) => tracing::warn!(host = %host, "terminate signal got no answer"),
         }
         node.delete_in_background(lease.id);
@@ -567,25 +600,6 @@ impl WinrmTransport {
             host: host.clone(),
             secs: timeout.as_secs(),
         }
-    }
-}
-
-/// Whether the environment names a proxy that reqwest would use for plain-HTTP requests.
-fn proxy_configured() -> bool {
-    ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
-}
-
-fn credentials(target: &NodeTarget) -> WinrmCredentials {
-    let password = target.password.expose();
-    match target.auth {
-        // NTLM carries the domain separately; `user@domain` goes whole as the user name.
-        Auth::Ntlm => match target.user.split_once('\\') {
-            Some((domain, user)) => WinrmCredentials::new(user, password, domain),
-            None => WinrmCredentials::new(target.user.as_str(), password, ""),
-        },
-        Auth::Basic => WinrmCredentials::new(target.user.as_str(), password, ""),
     }
 }
 
@@ -642,17 +656,14 @@ impl Transport for WinrmTransport {
         let deadline = Instant::now() + self.limits.operation_timeout * 4;
         let mut attempt = 0u32;
         loop {
-            match node
-                .retry_401(|| node.client.run_wql(node.addr(), query, Some(&namespace)))
-                .await
-            {
+            match self.enumerate(node, &namespace, query).await {
                 Ok(items) => {
                     return parse_items(&items).map_err(|d| TransportError::Protocol {
                         host: host.clone(),
                         detail: format!("WQL items: {d}"),
                     })
                 }
-                Err(e) => match Failure::of(&e) {
+                Err(e) => match e {
                     Failure::Connect(d) | Failure::Broken(d) => {
                         if !self.backoff(node, &mut attempt, deadline).await {
                             return Err(TransportError::Unreachable {

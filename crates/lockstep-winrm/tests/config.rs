@@ -114,6 +114,7 @@ fn targets_come_from_inventory_connections() {
         verify_tls: true,
         allow_basic_over_http: false,
         codepage: Some(852),
+        ca_trust_path: None,
     };
     let t = NodeTarget::from_connection(
         Name::host("PRG-N1").unwrap(),

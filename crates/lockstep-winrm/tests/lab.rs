@@ -15,7 +15,7 @@ use lockstep_lab::backend::{
 };
 use lockstep_lab::server::test_backend::TestBackend;
 use lockstep_lab::server::{LabServer, ServerConfig, TlsOptions};
-use lockstep_winrm::{Limits, NodeTarget, Secret, WinrmTransport, AUTH_RETRIES};
+use lockstep_winrm::{Limits, NodeTarget, Secret, WinrmTransport};
 use tokio::sync::{mpsc, oneshot};
 
 const USER: &str = "labadmin";
@@ -329,45 +329,57 @@ async fn code_pages_round_trip_non_ascii_text() {
 }
 
 #[tokio::test]
-async fn basic_auth_works_when_allowed_and_wrong_passwords_are_rejected_without_retry() {
+async fn basic_over_http_is_refused_by_a_default_node_and_works_where_allowed() {
+    // A node with Windows' defaults (AllowUnencrypted=false) refuses Basic over HTTP.
     let lab = Lab::start(vec![host_info("NODE1", 437, "en-US")]).await;
     let mut basic = lab.target("NODE1", 437);
     basic.auth = Auth::Basic;
     basic.allow_basic_over_http = true;
     let tr = WinrmTransport::new(vec![basic.clone()], limits()).unwrap();
+    let err = tr.run(&name("NODE1"), "echo basic", T).await.unwrap_err();
+    assert!(matches!(err, TransportError::AuthRejected { .. }), "{err}");
+    assert!(lab.backend.started("NODE1").is_empty());
+    lab.server.shutdown().await;
+
+    // A node weakened on purpose (the lab's opt-in) takes it.
+    let weakened = ServerConfig {
+        allow_unencrypted: true,
+        ..ServerConfig::with_credentials(USER, PASSWORD)
+    };
+    let lab = Lab::start_with(vec![host_info("NODE1", 437, "en-US")], weakened).await;
+    basic.port = lab.target("NODE1", 437).port;
+    let tr = WinrmTransport::new(vec![basic], limits()).unwrap();
     let out = tr.run(&name("NODE1"), "echo basic", T).await.unwrap();
     assert_eq!(out.stdout, "basic\r\n");
+    lab.server.shutdown().await;
+}
 
-    for auth in [Auth::Basic, Auth::Ntlm] {
-        let mut wrong = basic.clone();
-        wrong.auth = auth;
-        wrong.password = Secret::new("not-the-password");
-        let tr = WinrmTransport::new(vec![wrong], limits()).unwrap();
-        let err = tr.run(&name("NODE1"), "echo x", T).await.unwrap_err();
-        assert_eq!(
-            err,
-            TransportError::AuthRejected {
-                host: name("NODE1"),
-                user: USER.to_owned()
-            },
-            "{auth:?}"
-        );
-        let err = tr
-            .wql(&name("NODE1"), "root/cimv2", "SELECT * FROM Win32_Service")
-            .await;
-        assert!(matches!(err, Err(TransportError::AuthRejected { .. })));
-        let stats = tr.stats(&name("NODE1")).unwrap();
-        assert_eq!(stats.retries, 0, "{stats:?}");
-        // NTLM sends a refused request again a bounded number of times (a 401 can be a pooled
-        // connection race); Basic never does. Nothing ever reached a shell.
-        let expected = if auth == Auth::Ntlm {
-            2 * AUTH_RETRIES
-        } else {
-            0
-        };
-        assert_eq!(stats.auth_retries, u64::from(expected), "{auth:?}");
-        assert_eq!(stats.shells_created, 0);
-    }
+#[tokio::test]
+async fn wrong_passwords_are_rejected_once_without_resending() {
+    let lab = Lab::start(vec![host_info("NODE1", 437, "en-US")]).await;
+    let mut wrong = lab.target("NODE1", 437);
+    wrong.password = Secret::new("not-the-password");
+    let tr = WinrmTransport::new(vec![wrong], limits()).unwrap();
+    let err = tr.run(&name("NODE1"), "echo x", T).await.unwrap_err();
+    assert_eq!(
+        err,
+        TransportError::AuthRejected {
+            host: name("NODE1"),
+            user: USER.to_owned()
+        }
+    );
+    let err = tr
+        .wql(&name("NODE1"), "root/cimv2", "SELECT * FROM Win32_Service")
+        .await;
+    assert!(matches!(err, Err(TransportError::AuthRejected { .. })));
+    let stats = tr.stats(&name("NODE1")).unwrap();
+    assert_eq!(stats.retries, 0, "{stats:?}");
+    // Each attempt is one NTLM handshake (NEGOTIATE, AUTHENTICATE) on one connection, refused
+    // once: nothing is sent again and no SOAP body ever leaves.
+    assert_eq!(stats.http_requests, 4, "{stats:?}");
+    assert_eq!(stats.connections, 2, "{stats:?}");
+    assert_eq!(stats.shells_created, 0);
+
     // NTLM with a `DOMAIN\user` name.
     let mut domain_user = lab.target("NODE1", 437);
     domain_user.user = format!("LAB\\{USER}");
@@ -528,7 +540,7 @@ async fn wql_returns_objects() {
 }
 
 #[tokio::test]
-async fn https_verifies_certificates_unless_told_not_to() {
+async fn https_verifies_certificates_against_a_ca_file_unless_told_not_to() {
     let config = ServerConfig {
         tls: Some(TlsOptions::default()),
         ..ServerConfig::with_credentials(USER, PASSWORD)
@@ -536,12 +548,44 @@ async fn https_verifies_certificates_unless_told_not_to() {
     let lab = Lab::start_with(vec![host_info("NODE1", 437, "en-US")], config).await;
     let mut t = lab.target("NODE1", 437);
     t.scheme = Scheme::Https;
-    // The lab's certificate is self-signed: verification fails before anything is sent.
+    // The lab CA is in no trust store: verification fails before anything is sent.
     let tr = WinrmTransport::new(vec![t.clone()], limits()).unwrap();
     let err = tr.run(&name("NODE1"), "echo tls", T).await.unwrap_err();
     assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
     assert!(lab.backend.started("NODE1").is_empty());
 
+    // Trusting the lab CA (what `ansible_winrm_ca_trust_path` names): verified, NTLM unsealed
+    // inside TLS, and Basic too.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("lab-ca.pem");
+    std::fs::write(&ca, lab.server.cert_pem().unwrap()).unwrap();
+    t.ca_trust_path = Some(ca.clone());
+    let mut basic = t.clone();
+    basic.auth = Auth::Basic;
+    let tr = WinrmTransport::new(vec![t.clone()], limits()).unwrap();
+    assert_eq!(
+        tr.run(&name("NODE1"), "echo tls", T).await.unwrap().stdout,
+        "tls\r\n"
+    );
+    let tr = WinrmTransport::new(vec![basic], limits()).unwrap();
+    assert_eq!(
+        tr.run(&name("NODE1"), "echo basic", T)
+            .await
+            .unwrap()
+            .stdout,
+        "basic\r\n"
+    );
+
+    // A CA file that is not PEM is a configuration error naming it.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    t.ca_trust_path = Some(junk);
+    let err = WinrmTransport::new(vec![t.clone()], limits()).unwrap_err();
+    assert!(err.to_string().contains("junk.pem"), "{err}");
+
+    // Rehearsal only: no verification.
+    t.ca_trust_path = None;
     t.verify_tls = false;
     let tr = WinrmTransport::new(vec![t], limits()).unwrap();
     assert_eq!(
@@ -598,31 +642,41 @@ async fn http_500_without_a_fault_is_a_protocol_error_and_not_retried() {
     lab.server.shutdown().await;
 }
 
-/// On a multi-threaded runtime (the engine's), reqwest's pool sometimes sends the second NTLM
-/// leg on a new connection and the node answers 401; the transport must absorb that. Without
-/// `AUTH_RETRIES` this failed within a few hundred commands on every run.
+/// NTLM authenticates the connection once; then every message travels sealed on it: two HTTP
+/// requests per command on a reused shell (Command, Receive), on a multi-threaded runtime (the
+/// engine's), with no 401 and nothing sent twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_ntlm_requests_on_a_multi_threaded_runtime() {
+async fn many_ntlm_requests_on_one_authenticated_connection() {
     let lab = Lab::start(vec![host_info("NODE1", 437, "en-US")]).await;
     lab.backend
         .inner
         .set_wql("Win32_OperatingSystem", vec![WmiObject::new()]);
     let tr = WinrmTransport::new(vec![lab.target("NODE1", 437)], limits()).unwrap();
+    let node = name("NODE1");
+    tr.run(&node, "echo first", T).await.unwrap();
+    let before = tr.stats(&node).unwrap();
+    // Handshake (2), Create, Command, Receive.
+    assert_eq!(before.http_requests, 5, "{before:?}");
     for i in 0..300 {
-        let out = tr.run(&name("NODE1"), &format!("echo {i}"), T).await;
+        let out = tr.run(&node, &format!("echo {i}"), T).await;
         assert_eq!(out.map(|o| o.stdout), Ok(format!("{i}\r\n")), "command {i}");
         if i % 10 == 0 {
             let q = tr
-                .wql(
-                    &name("NODE1"),
-                    "root/cimv2",
-                    "SELECT * FROM Win32_OperatingSystem",
-                )
+                .wql(&node, "root/cimv2", "SELECT * FROM Win32_OperatingSystem")
                 .await;
             assert!(q.is_ok(), "query {i}: {q:?}");
         }
     }
-    assert_eq!(lab.backend.started("NODE1").len(), 300);
+    let after = tr.stats(&node).unwrap();
+    assert_eq!(after.connections, 1, "{after:?}");
+    assert_eq!(after.shells_created, 1, "{after:?}");
+    // 300 commands of 2 requests each, 30 one-request queries: nothing else.
+    assert_eq!(
+        after.http_requests - before.http_requests,
+        300 * 2 + 30,
+        "{after:?}"
+    );
+    assert_eq!(lab.backend.started("NODE1").len(), 301);
     lab.server.shutdown().await;
 }
 
@@ -643,5 +697,37 @@ async fn the_step_timeout_bounds_the_wait_for_a_shell() {
         .unwrap_err();
     assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
     assert!(lab.backend.started("NODE1").is_empty());
+    lab.server.shutdown().await;
+}
+
+/// Shells left open count against `MaxShellsPerUser`: a node at its quota refuses Create with
+/// `w:QuotaLimit`, reported as that (not as an unreachable node); `close` deletes the idle shells
+/// and frees the quota.
+#[tokio::test]
+async fn close_deletes_idle_shells_and_a_shell_quota_is_reported_as_such() {
+    let config = ServerConfig {
+        max_shells_per_user: 1,
+        ..ServerConfig::with_credentials(USER, PASSWORD)
+    };
+    let lab = Lab::start_with(vec![host_info("NODE1", 437, "en-US")], config).await;
+    let node = name("NODE1");
+    let first = WinrmTransport::new(vec![lab.target("NODE1", 437)], limits()).unwrap();
+    first.run(&node, "echo one", T).await.unwrap();
+    let second = WinrmTransport::new(vec![lab.target("NODE1", 437)], limits()).unwrap();
+    let err = second.run(&node, "echo two", T).await.unwrap_err();
+    match &err {
+        TransportError::Protocol { detail, .. } => {
+            assert!(detail.contains("w:QuotaLimit"), "{detail}");
+            assert!(detail.contains("maximum number of 1 shells"), "{detail}");
+        }
+        other => panic!("expected the quota fault, got {other}"),
+    }
+    assert_eq!(second.stats(&node).unwrap().retries, 0);
+    first.close().await;
+    assert_eq!(first.stats(&node).unwrap().shells_deleted, 1);
+    assert_eq!(
+        second.run(&node, "echo two", T).await.unwrap().stdout,
+        "two\r\n"
+    );
     lab.server.shutdown().await;
 }

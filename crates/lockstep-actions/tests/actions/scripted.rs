@@ -346,6 +346,7 @@ fn host(name: &str, role: Role, cluster: Option<&str>, build: &str, edition: Edi
             verify_tls: true,
             allow_basic_over_http: false,
             codepage: None,
+            ca_trust_path: None,
         },
         groups: Vec::new(),
         vars: BTreeMap::new(),

@@ -58,7 +58,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let lab = Lab::start(
         &fleet,
         config,
-        crate::commands::lab::lab_server_config(&user, &password, false),
+        crate::commands::lab::lab_server_config(&user, &password, false, false),
         recorder,
     )
     .await
@@ -152,6 +152,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         }
     }
     let after = read_builds().await;
+    transport.close().await;
     lab.shutdown().await;
     let violations = lockstep_lab::verify_file(&args.record)
         .with_context(|| format!("cannot check lab record `{}`", args.record.display()))?;

@@ -13,9 +13,16 @@ use crate::args::{FaultArgs, GlobalArgs, LabAction, LabArgs};
 use crate::exit::{BadInput, ExitStatus};
 use crate::inputs;
 
-/// The lab's server settings: one account, HTTP or HTTPS with a generated certificate.
-pub fn lab_server_config(user: &str, password: &str, https: bool) -> ServerConfig {
+/// The lab's server settings: one account, HTTP or HTTPS (a lab CA), Windows' defaults unless
+/// `allow_unencrypted`.
+pub fn lab_server_config(
+    user: &str,
+    password: &str,
+    https: bool,
+    allow_unencrypted: bool,
+) -> ServerConfig {
     let mut config = ServerConfig::with_credentials(user, password);
+    config.allow_unencrypted = allow_unencrypted;
     if https {
         config.tls = Some(lockstep_lab::server::TlsOptions::default());
     }
@@ -52,8 +59,14 @@ pub fn lab_user(fleet: &Fleet) -> String {
         .unwrap_or_else(|| "svc-lockstep".into())
 }
 
-/// An Ansible inventory overlay pointing every host at its lab endpoint.
-pub fn overlay(endpoints: &BTreeMap<String, String>, user: &str, password_env: &str) -> String {
+/// An Ansible inventory overlay pointing every host at its lab endpoint; HTTPS endpoints trust
+/// the lab CA written at `ca` (certificate checks are never turned off).
+pub fn overlay(
+    endpoints: &BTreeMap<String, String>,
+    user: &str,
+    password_env: &str,
+    ca: Option<&Path>,
+) -> String {
     let mut y = String::from(
         "# Written by `lockstep lab`: points every host at its lab endpoint.\n# Use: lockstep run -i inventory/lab.yml -i THIS_FILE PLAYBOOK\nall:\n  hosts:\n",
     );
@@ -72,8 +85,12 @@ pub fn overlay(endpoints: &BTreeMap<String, String>, user: &str, password_env: &
             e.port,
             user.replace('\'', "''")
         );
-        if scheme == "https" {
-            y.push_str("      ansible_winrm_server_cert_validation: ignore\n");
+        if let (true, Some(ca)) = (scheme == "https", ca) {
+            let _ = writeln!(
+                y,
+                "      ansible_winrm_ca_trust_path: '{}'",
+                ca.display().to_string().replace('\'', "''")
+            );
         }
     }
     y
@@ -120,19 +137,41 @@ pub async fn run(args: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let lab = Lab::start(
         &fleet,
         config,
-        lab_server_config(&user, &password, args.https),
+        lab_server_config(&user, &password, args.https, args.allow_unencrypted),
         recorder,
     )
     .await
     .context("the lab could not start")?;
     let endpoints = lab.endpoints();
+    // The lab CA (HTTPS): written beside the endpoints (or the overlay) as `NAME.ca.pem`.
+    let ca = match (
+        lab.cert_pem(),
+        args.endpoints.as_ref().or(args.overlay.as_ref()),
+    ) {
+        (Some(pem), Some(beside)) => {
+            let path = std::path::absolute(beside.with_extension("ca.pem"))
+                .unwrap_or_else(|_| beside.with_extension("ca.pem"));
+            std::fs::write(&path, pem)
+                .with_context(|| format!("cannot write the lab CA `{}`", path.display()))?;
+            let _ = writeln!(
+                std::io::stderr(),
+                "lab: HTTPS certificates signed by the lab CA in `{}` (trust it with `ansible_winrm_ca_trust_path`)",
+                path.display()
+            );
+            Some(path)
+        }
+        _ => None,
+    };
     if let Some(p) = &args.endpoints {
         std::fs::write(p, serde_json::to_string_pretty(&endpoints)?)
             .with_context(|| format!("cannot write endpoints `{}`", p.display()))?;
     }
     if let Some(p) = &args.overlay {
-        std::fs::write(p, overlay(&endpoints, &user, &args.password_env))
-            .with_context(|| format!("cannot write overlay `{}`", p.display()))?;
+        std::fs::write(
+            p,
+            overlay(&endpoints, &user, &args.password_env, ca.as_deref()),
+        )
+        .with_context(|| format!("cannot write overlay `{}`", p.display()))?;
     }
     {
         let mut out = std::io::stdout().lock();

@@ -271,6 +271,8 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let offline = plan(&fleet, &playbook, &opts)?;
     let hosts = wiring::plan_hosts(&offline, &fleet);
     let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
+    // Kept to delete the idle shells when the run ends or halts.
+    let shells = transport.clone();
     // One controller per host: every host the run will touch is leased before the first remote
     // action (discovery included). `--check` changes nothing and takes no lease.
     let leased = if args.check {
@@ -282,7 +284,7 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         }
         Some((Leases(store.clone()), store))
     };
-    let transport = match &leased {
+    let transport: Arc<dyn lockstep_core::Transport> = match &leased {
         Some((_, store)) => wiring::FencedTransport::wrap(transport, store.fence()),
         None => transport,
     };
@@ -345,6 +347,8 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             .await
             .context("the run could not be driven")?,
     };
+    // Ended or halted: delete the idle shells (a shell whose command may still run is not idle).
+    shells.close().await;
     drop(leases);
     Ok(finish(
         &outcome,
@@ -432,6 +436,7 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
     let (playbook, _) = inputs::load_playbook(&meta.playbook, &fleet)?;
     let hosts = wiring::plan_hosts(&record.plan, &fleet);
     let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
+    let shells = transport.clone();
     if let Some(status) = take_hosts(store.as_ref(), &hosts, Some(&run))? {
         return Ok(status);
     }
@@ -512,6 +517,7 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
         }
         Err(e) => return Err(anyhow::Error::new(e).context("the run could not be resumed")),
     };
+    shells.close().await;
     Ok(finish(
         &outcome,
         &wiring::state_shown(global),

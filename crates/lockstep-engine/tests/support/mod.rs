@@ -772,6 +772,7 @@ pub fn host(name: &str, site: &str, role: Role) -> Host {
             verify_tls: true,
             allow_basic_over_http: false,
             codepage: None,
+            ca_trust_path: None,
         },
         groups: vec![],
         vars: BTreeMap::new(),

@@ -1,9 +1,12 @@
-//! HTTP authentication of one connection: Basic per request, NTLM per TCP connection.
+//! HTTP authentication of one connection: Basic per request; NTLM, raw or wrapped in SPNEGO
+//! (`Authorization: Negotiate`), per TCP connection, with the session security that message
+//! encryption needs.
 
 use base64::Engine as _;
 
 use super::config::{AuthSchemes, Password};
-use super::ntlm;
+use super::seal::NtlmSecurity;
+use super::{ntlm, spnego};
 
 /// NTLM progress of one TCP connection (a new connection restarts the handshake).
 #[derive(Debug, Default)]
@@ -11,17 +14,35 @@ pub enum ConnAuth {
     /// Nothing yet.
     #[default]
     Fresh,
-    /// CHALLENGE sent with this server challenge; waiting for AUTHENTICATE.
-    Challenged([u8; 8]),
+    /// CHALLENGE sent; waiting for AUTHENTICATE.
+    Challenged {
+        /// The server challenge of the CHALLENGE_MESSAGE.
+        server_challenge: [u8; 8],
+        /// `Some(mechTypes DER)` when the client speaks SPNEGO.
+        spnego: Option<Vec<u8>>,
+    },
     /// NTLM succeeded on this connection: later requests need no header.
-    Authenticated,
+    Authenticated {
+        /// Signing and sealing keys, when the client negotiated them (boxed: RC4 state).
+        security: Option<Box<NtlmSecurity>>,
+    },
+}
+
+impl ConnAuth {
+    /// The session security of an NTLM-authenticated connection.
+    pub fn security(&mut self) -> Option<&mut NtlmSecurity> {
+        match self {
+            ConnAuth::Authenticated { security } => security.as_deref_mut(),
+            _ => None,
+        }
+    }
 }
 
 /// What to do with a request, authentication-wise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Serve it.
-    Allow,
+    /// Serve it; `Some(header)`: add `WWW-Authenticate: <header>` (the final SPNEGO token).
+    Allow(Option<String>),
     /// Answer 401 with `WWW-Authenticate: <scheme> <token>` (NTLM CHALLENGE).
     Challenge(String),
     /// Answer 401 offering every enabled scheme.
@@ -35,6 +56,7 @@ pub struct Authenticator {
     password: Password,
     domain: String,
     schemes: AuthSchemes,
+    basic_allowed: bool,
 }
 
 /// `labadmin` from `LAB\labadmin`, `labadmin@lab` or `labadmin`.
@@ -43,14 +65,26 @@ fn bare_user(user: &str) -> &str {
     user.split('@').next().unwrap_or(user)
 }
 
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 impl Authenticator {
-    /// An authenticator for one account.
-    pub fn new(user: &str, password: Password, domain: &str, schemes: AuthSchemes) -> Self {
+    /// An authenticator for one account. `basic_allowed` is false on a plain-HTTP listener
+    /// that does not allow unencrypted traffic: Windows neither offers nor accepts Basic there.
+    pub fn new(
+        user: &str,
+        password: Password,
+        domain: &str,
+        schemes: AuthSchemes,
+        basic_allowed: bool,
+    ) -> Self {
         Authenticator {
             user: bare_user(user).to_owned(),
             password,
             domain: domain.to_owned(),
             schemes,
+            basic_allowed: schemes.basic && basic_allowed,
         }
     }
 
@@ -65,7 +99,7 @@ impl Authenticator {
         if self.schemes.ntlm {
             offers.push("Negotiate");
         }
-        if self.schemes.basic {
+        if self.basic_allowed {
             offers.push("Basic realm=\"WSMAN\"");
         }
         offers
@@ -80,8 +114,8 @@ impl Authenticator {
         computer: &str,
     ) -> Decision {
         let Some(header) = authorization else {
-            return if matches!(conn, ConnAuth::Authenticated) {
-                Decision::Allow
+            return if matches!(conn, ConnAuth::Authenticated { .. }) {
+                Decision::Allow(None)
             } else {
                 Decision::Reject
             };
@@ -89,7 +123,7 @@ impl Authenticator {
         let (scheme, token) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
         let token = token.trim();
         if scheme.eq_ignore_ascii_case("Basic") {
-            if !self.schemes.basic {
+            if !self.basic_allowed {
                 return Decision::Reject;
             }
             let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(token) else {
@@ -100,7 +134,7 @@ impl Authenticator {
                 return Decision::Reject;
             };
             if self.user_matches(user) && password == self.password.expose() {
-                Decision::Allow
+                Decision::Allow(None)
             } else {
                 tracing::debug!(user = %user, host = %computer, "Basic authentication refused");
                 Decision::Reject
@@ -113,50 +147,111 @@ impl Authenticator {
                 *conn = ConnAuth::Fresh;
                 return Decision::Reject;
             };
-            match ntlm::message_type(&bytes) {
-                Some(1) => match ntlm::challenge(&bytes, computer, &self.domain) {
-                    Ok((message, server_challenge)) => {
-                        *conn = ConnAuth::Challenged(server_challenge);
-                        let b64 = base64::engine::general_purpose::STANDARD.encode(message);
-                        Decision::Challenge(format!("{scheme} {b64}"))
-                    }
-                    Err(_) => {
-                        *conn = ConnAuth::Fresh;
-                        Decision::Reject
-                    }
-                },
-                Some(3) => {
-                    let ConnAuth::Challenged(server_challenge) = *conn else {
-                        // AUTHENTICATE without a CHALLENGE on this connection.
-                        *conn = ConnAuth::Fresh;
-                        return Decision::Reject;
-                    };
-                    let result = ntlm::verify(
-                        &bytes,
-                        &server_challenge,
-                        self.password.expose(),
-                        &[&self.domain, computer],
-                        |u| self.user_matches(u),
-                    );
-                    match result {
-                        Ok(_) => {
-                            *conn = ConnAuth::Authenticated;
-                            Decision::Allow
-                        }
-                        Err(e) => {
-                            tracing::debug!(host = %computer, error = %e, "NTLM authentication refused");
-                            *conn = ConnAuth::Fresh;
-                            Decision::Reject
-                        }
-                    }
-                }
-                _ => {
-                    *conn = ConnAuth::Fresh;
-                    Decision::Reject
-                }
+            let decision = self.ntlm_leg(scheme, &bytes, conn, computer);
+            if decision == Decision::Reject {
+                *conn = ConnAuth::Fresh;
             }
+            decision
         } else {
             Decision::Reject
+        }
+    }
+
+    /// One NTLM leg, raw or in SPNEGO.
+    fn ntlm_leg(
+        &self,
+        scheme: &str,
+        bytes: &[u8],
+        conn: &mut ConnAuth,
+        computer: &str,
+    ) -> Decision {
+        let (inner, incoming) = if spnego::is_spnego(bytes) {
+            let Some(incoming) = spnego::parse(bytes) else {
+                return Decision::Reject;
+            };
+            let Some(inner) = incoming.mech_token.clone() else {
+                return Decision::Reject;
+            };
+            (inner, Some(incoming))
+        } else {
+            (bytes.to_vec(), None)
+        };
+        match ntlm::message_type(&inner) {
+            Some(1) => {
+                let mech_types = match &incoming {
+                    Some(i) if !i.offers_ntlm => return Decision::Reject,
+                    Some(i) => Some(i.mech_types.clone().unwrap_or_default()),
+                    None => None,
+                };
+                let Ok((message, server_challenge)) =
+                    ntlm::challenge(&inner, computer, &self.domain)
+                else {
+                    return Decision::Reject;
+                };
+                let token = match mech_types {
+                    Some(_) => spnego::response(
+                        spnego::NegState::AcceptIncomplete,
+                        true,
+                        Some(&message),
+                        None,
+                    ),
+                    None => message,
+                };
+                *conn = ConnAuth::Challenged {
+                    server_challenge,
+                    spnego: mech_types,
+                };
+                Decision::Challenge(format!("{scheme} {}", b64(&token)))
+            }
+            Some(3) => {
+                let ConnAuth::Challenged {
+                    server_challenge,
+                    spnego: mech_types,
+                } = std::mem::take(conn)
+                else {
+                    // AUTHENTICATE without a CHALLENGE on this connection.
+                    return Decision::Reject;
+                };
+                let verified = match ntlm::verify(
+                    &inner,
+                    &server_challenge,
+                    self.password.expose(),
+                    &[&self.domain, computer],
+                    |u| self.user_matches(u),
+                ) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::debug!(host = %computer, error = %e, "NTLM authentication refused");
+                        return Decision::Reject;
+                    }
+                };
+                let mut security = NtlmSecurity::new(&verified).map(Box::new);
+                let mut header = None;
+                if let (Some(mech_types), Some(incoming)) = (mech_types, incoming) {
+                    // MS-SPNG: a client mechListMIC is verified (and answered with ours).
+                    let mut server_mic = None;
+                    if let Some(mic) = &incoming.mech_list_mic {
+                        let Some(sec) = security.as_deref_mut() else {
+                            return Decision::Reject;
+                        };
+                        if !sec.verify_mech_list_mic(&mech_types, mic) {
+                            tracing::debug!(host = %computer, "SPNEGO mechListMIC does not verify");
+                            return Decision::Reject;
+                        }
+                        server_mic = Some(sec.mech_list_mic(&mech_types));
+                    }
+                    let token = spnego::response(
+                        spnego::NegState::AcceptCompleted,
+                        false,
+                        None,
+                        server_mic.as_ref().map(|m| m.as_slice()),
+                    );
+                    header = Some(format!("{scheme} {}", b64(&token)));
+                }
+                *conn = ConnAuth::Authenticated { security };
+                Decision::Allow(header)
+            }
+            _ => Decision::Reject,
         }
     }
 }
@@ -171,6 +266,7 @@ mod tests {
             Password::new("pw"),
             "LAB",
             AuthSchemes::default(),
+            true,
         )
     }
 
@@ -188,7 +284,7 @@ mod tests {
         for user in ["labadmin", "LAB\\LabAdmin", "labadmin@lab.local"] {
             assert_eq!(
                 a.decide(Some(&basic(user, "pw")), &mut conn, "h"),
-                Decision::Allow
+                Decision::Allow(None)
             );
         }
         assert_eq!(
@@ -233,10 +329,10 @@ mod tests {
         let type3 = ntlm::client::authenticate(&type2, "labadmin", "", "pw");
         assert_eq!(
             a.decide(Some(&negotiate_header(&type3)), &mut first, "NODE1"),
-            Decision::Allow
+            Decision::Allow(None)
         );
         // Later requests on the same connection need no header.
-        assert_eq!(a.decide(None, &mut first, "NODE1"), Decision::Allow);
+        assert_eq!(a.decide(None, &mut first, "NODE1"), Decision::Allow(None));
         // A new connection must restart the handshake: no header is refused, and replaying
         // the first connection's AUTHENTICATE without a CHALLENGE of its own is refused.
         let mut second = ConnAuth::Fresh;
@@ -263,6 +359,23 @@ mod tests {
     }
 
     #[test]
+    fn basic_is_neither_offered_nor_accepted_where_unencrypted_traffic_is_refused() {
+        let a = Authenticator::new(
+            "labadmin",
+            Password::new("pw"),
+            "LAB",
+            AuthSchemes::default(),
+            false,
+        );
+        assert_eq!(a.offers(), vec!["Negotiate"]);
+        let mut conn = ConnAuth::Fresh;
+        assert_eq!(
+            a.decide(Some(&basic("labadmin", "pw")), &mut conn, "h"),
+            Decision::Reject
+        );
+    }
+
+    #[test]
     fn negotiate_without_challenge_is_refused() {
         let a = auth();
         let mut conn = ConnAuth::Fresh;
@@ -286,6 +399,7 @@ mod tests {
                 basic: false,
                 ntlm: true,
             },
+            true,
         );
         assert_eq!(a.offers(), vec!["Negotiate"]);
         let mut conn = ConnAuth::Fresh;

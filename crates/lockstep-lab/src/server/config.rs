@@ -92,6 +92,13 @@ pub struct ServerConfig {
     pub availability_poll: Duration,
     /// Largest request body accepted (Windows' default `MaxEnvelopeSizekb` is 500 KiB).
     pub max_request_bytes: usize,
+    /// `AllowUnencrypted` of the WinRM service: `false` (Windows' default) makes a plain-HTTP
+    /// listener refuse Basic and every NTLM/Negotiate body that is not sealed (MS-WSMV
+    /// 2.2.9.1). `true` rehearses an old, weakened configuration. HTTPS ignores it.
+    pub allow_unencrypted: bool,
+    /// `MaxShellsPerUser`: open shells per host beyond which Create gets the `w:QuotaLimit`
+    /// fault (Windows' default 30; 5 on the WinRM 1.1 of Windows Server 2003 R2).
+    pub max_shells_per_user: usize,
 }
 
 impl Default for ServerConfig {
@@ -106,6 +113,8 @@ impl Default for ServerConfig {
             base_port: None,
             availability_poll: Duration::from_millis(100),
             max_request_bytes: 512 * 1024,
+            allow_unencrypted: false,
+            max_shells_per_user: 30,
         }
     }
 }

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 use super::auth::{Authenticator, ConnAuth, Decision};
 use super::handler::{Handler, HostRuntime, Outcome};
+use super::seal;
 use crate::backend::Availability;
 
 /// State shared by every listener and connection.
@@ -33,6 +34,8 @@ pub struct Shared {
     pub auth: Authenticator,
     /// HTTPS acceptor, when serving TLS.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Plain HTTP without `AllowUnencrypted`: NTLM/Negotiate bodies must be sealed.
+    pub require_encryption: bool,
     /// Largest accepted body.
     pub max_request_bytes: usize,
     /// Set to `true` at shutdown.
@@ -249,6 +252,11 @@ async fn serve_request(
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let encrypted = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(seal::is_encrypted);
     let method = req.method().clone();
     let path_ok = req.uri().path().eq_ignore_ascii_case("/wsman");
     let body = match Limited::new(req.into_body(), shared.max_request_bytes)
@@ -264,30 +272,85 @@ async fn serve_request(
             .auth
             .decide(authorization.as_deref(), &mut state, name)
     };
-    match decision {
-        Decision::Allow => {}
+    let final_token = match decision {
+        Decision::Allow(token) => token,
         Decision::Challenge(token) => return Ok(unauthorized(shared, Some(token))),
         Decision::Reject => return Ok(unauthorized(shared, None)),
-    }
+    };
     if method != Method::POST {
         return Ok(plain(StatusCode::METHOD_NOT_ALLOWED));
     }
     if !path_ok {
         return Ok(plain(StatusCode::NOT_FOUND));
     }
+    // Message encryption (MS-WSMV 2.2.9.1): a sealed body is unsealed with the connection's
+    // NTLM session; a plain body is refused on a listener that requires encryption, except the
+    // empty POST clients send to authenticate before sealing anything.
+    let body: Bytes = if encrypted {
+        let mut state = conn_auth.lock().unwrap();
+        let unsealed = match state.security() {
+            None => Err(seal::SealError::NotSealed),
+            Some(security) => {
+                seal::parse(&body).and_then(|(sig, sealed)| security.unseal(sig, sealed))
+            }
+        };
+        match unsealed {
+            Ok(plain_body) => Bytes::from(plain_body),
+            Err(e) => {
+                tracing::debug!(host = %name, error = %e, "encrypted body refused");
+                *state = ConnAuth::Fresh;
+                return Ok(plain(StatusCode::BAD_REQUEST));
+            }
+        }
+    } else if body.is_empty() {
+        let mut response = plain(StatusCode::OK);
+        if let Some(token) = final_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            response.headers_mut().insert(WWW_AUTHENTICATE, token);
+        }
+        return Ok(response);
+    } else {
+        if shared.require_encryption {
+            // (Basic never gets here: it is refused outright on such a listener.)
+            tracing::debug!(host = %name, "unencrypted body refused (AllowUnencrypted=false)");
+            *conn_auth.lock().unwrap() = ConnAuth::Fresh;
+            return Ok(unauthorized(shared, None));
+        }
+        body
+    };
     if faults.http_500 {
         return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR));
     }
     match shared.handler.handle(host, &body, client_ip, &faults).await {
         Outcome::DropConnection => Err(CloseConnection),
         Outcome::Reply { status, body } => {
-            let mut response = Response::new(Full::new(Bytes::from(body)));
-            *response.status_mut() =
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/soap+xml;charset=UTF-8"),
-            );
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = if encrypted {
+                let mut state = conn_auth.lock().unwrap();
+                let Some(security) = state.security() else {
+                    return Err(CloseConnection);
+                };
+                let (sig, sealed) = security.seal(body.as_bytes());
+                let mut response = Response::new(Full::new(Bytes::from(seal::frame(
+                    &sig,
+                    &sealed,
+                    body.len(),
+                ))));
+                if let Ok(value) = HeaderValue::from_str(&seal::content_type()) {
+                    response.headers_mut().insert(CONTENT_TYPE, value);
+                }
+                response
+            } else {
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/soap+xml;charset=UTF-8"),
+                );
+                response
+            };
+            *response.status_mut() = status;
+            if let Some(token) = final_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
+                response.headers_mut().insert(WWW_AUTHENTICATE, token);
+            }
             Ok(response)
         }
     }

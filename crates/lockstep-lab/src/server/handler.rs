@@ -168,6 +168,7 @@ impl HostRuntime {
 pub struct Handler {
     backend: Arc<dyn Backend>,
     owner: String,
+    max_shells: usize,
 }
 
 impl std::fmt::Debug for Handler {
@@ -181,7 +182,18 @@ impl std::fmt::Debug for Handler {
 impl Handler {
     /// A handler whose shells report `owner` as their owner.
     pub fn new(backend: Arc<dyn Backend>, owner: String) -> Self {
-        Handler { backend, owner }
+        Handler {
+            backend,
+            owner,
+            max_shells: usize::MAX,
+        }
+    }
+
+    /// Refuses a Create beyond `max` open shells of the (single) lab user on one host, with
+    /// Windows' `MaxShellsPerUser` fault.
+    pub fn with_max_shells(mut self, max: usize) -> Self {
+        self.max_shells = max;
+        self
     }
 
     /// The backend.
@@ -244,11 +256,15 @@ impl Handler {
             .filter(|cp| codepage::is_supported(*cp))
             .unwrap_or(host.info.oem_codepage);
         let shell_id = response::new_id();
-        host.shells
-            .lock()
-            .unwrap()
-            .shells
-            .insert(shell_id.clone(), Arc::new(Shell::new(codepage)));
+        {
+            let mut table = host.shells.lock().unwrap();
+            if table.shells.len() >= self.max_shells {
+                return Err(Fault::shell_quota(self.max_shells));
+            }
+            table
+                .shells
+                .insert(shell_id.clone(), Arc::new(Shell::new(codepage)));
+        }
         tracing::debug!(host = %host.info.name, shell = %shell_id, codepage, "shell created");
         Ok(response::create_response(
             &host.info.locale,
@@ -282,11 +298,12 @@ impl Handler {
         }
         let handle = self.backend.start(&host.info.name, &line);
         let command_id = response::new_id();
-        shell
-            .commands
-            .lock()
-            .unwrap()
-            .insert(command_id.clone(), Arc::new(Command::new(handle)));
+        let mut commands = shell.commands.lock().unwrap();
+        // A client need not Signal a command whose exit it received (Lockstep does not: one round
+        // trip less per command); forget such commands when the shell starts another.
+        commands.retain(|_, c| !c.finished());
+        commands.insert(command_id.clone(), Arc::new(Command::new(handle)));
+        drop(commands);
         tracing::debug!(host = %host.info.name, command = %command_id, line = %line, "command started");
         Ok(response::command_response(
             &host.info.locale,

@@ -4,7 +4,7 @@
 //! [`LabServer::start`] binds one listener per host of a [`Backend`] and serves `POST /wsman`
 //! with SOAP 1.2: the Windows Remote Shell (Create, Command, Receive long poll, Send, Signal,
 //! Delete), WS-Enumeration of WQL queries (Enumerate, Pull, Release), Basic and NTLMv2
-//! authentication, optional HTTPS with a generated certificate, per-host code pages, and the
+//! authentication with message encryption, optional HTTPS with a lab CA, per-host code pages, and the
 //! protocol faults the backend arms ([`crate::backend::ProtocolFaults`]). Responses follow the
 //! real Windows captures in `tests/captures/` (golden tests compare them element by element).
 //!
@@ -32,13 +32,23 @@
 //! - **Options** (`WINRS_CODEPAGE`) are read from the header, and also from a `wsman:OptionSet`
 //!   placed directly under the envelope, where winrm-rs 1.1 writes them. Without the option the
 //!   host's OEM code page is used; unsupported code pages fall back to it too.
-//! - **Authentication**: a 401 offers `Negotiate` and `Basic realm="WSMAN"`. NTLM is bound to
-//!   the TCP connection (a new connection must run the handshake again); the NTLMv2 proof is
-//!   verified against the NT hash of [`ServerConfig::password`]; sealed (encrypted) messages
-//!   are not supported, as on a listener with `AllowUnencrypted=true`.
-//! - **Not modelled**: shell idle timeouts, PSRP (PowerShell remoting) shells, Kerberos and
-//!   CredSSP, NTLM message sealing, the code page reaching the backend (`chcp` in a 65001 shell
-//!   prints what the model says).
+//! - **Authentication** (Windows' defaults): a 401 offers `Negotiate` (and `Basic realm="WSMAN"`
+//!   where Basic is allowed). NTLMv2, raw or wrapped in SPNEGO (with the mechListMIC checked and
+//!   answered), is bound to the TCP connection; the proof is verified against the NT hash of
+//!   [`ServerConfig::password`]. On plain HTTP with `allow_unencrypted: false` (the default, as
+//!   on Windows) Basic is neither offered nor accepted, and an NTLM body must be sealed with the
+//!   session keys (MS-WSMV 2.2.9.1 `multipart/encrypted`; answers are sealed back): an unsealed
+//!   body gets 401. An empty authenticated POST (how pywinrm and pypsrp authenticate before
+//!   sealing) gets an empty 200. HTTPS accepts sealed and unsealed bodies, and Basic.
+//! - **HTTPS**: a lab CA signs each listener's certificate; [`LabServer::cert_pem`] is the CA a
+//!   client trusts (no client needs certificate checks off).
+//! - **Not modelled**: shell idle timeouts and quotas, PSRP (PowerShell remoting) shells,
+//!   Kerberos and CredSSP, the double hop, the code page reaching the backend (`chcp` in a 65001
+//!   shell prints what the model says).
+//!
+//! Written from MS-NLMP, MS-SPNG and MS-WSMV with RustCrypto primitives (`md4`, `md-5`, `hmac`,
+//! `rc4`); checked by pywinrm and pypsrp with their defaults (`tests/server_interop.rs`). It shares
+//! no code with Lockstep's client.
 //!
 //! File descriptors: every host holds one listening socket plus one per open connection. The
 //! crate forbids `unsafe`, so it cannot raise `RLIMIT_NOFILE` itself; [`LabServer::start`]
@@ -54,7 +64,9 @@ mod ns;
 mod ntlm;
 mod request;
 mod response;
+mod seal;
 mod shells;
+mod spnego;
 pub mod test_backend;
 mod tls;
 
@@ -125,7 +137,8 @@ impl LabServer {
     /// let server = LabServer::start(backend, ServerConfig::default()).await?;
     /// for (host, url) in server.endpoints() {
     ///     // e.g. NODE1 -> http://127.0.0.1:41234/wsman; log in as DEFAULT_LAB_USER with
-    ///     // DEFAULT_LAB_PASSWORD, Basic or NTLM (unsealed).
+    ///     // DEFAULT_LAB_PASSWORD, NTLM with message encryption (Basic only over HTTPS or
+    ///     // with `allow_unencrypted`).
     ///     let _ = (host, url);
     /// }
     /// server.shutdown().await;
@@ -153,13 +166,16 @@ impl LabServer {
         let tls = config.tls.as_ref().map(tls::generate).transpose()?;
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(endpoint::Shared {
-            handler: handler::Handler::new(backend.clone(), config.user.clone()),
+            handler: handler::Handler::new(backend.clone(), config.user.clone())
+                .with_max_shells(config.max_shells_per_user),
             auth: auth::Authenticator::new(
                 &config.user,
                 config.password.clone(),
                 &config.domain,
                 config.auth,
+                tls.is_some() || config.allow_unencrypted,
             ),
+            require_encryption: tls.is_none() && !config.allow_unencrypted,
             tls: tls.as_ref().map(|t| t.acceptor.clone()),
             max_request_bytes: config.max_request_bytes,
             shutdown: shutdown.clone(),
@@ -223,7 +239,8 @@ impl LabServer {
         self.endpoints.clone()
     }
 
-    /// The generated certificate (PEM) when serving HTTPS.
+    /// The lab CA certificate (PEM) that signed the listeners' certificate, when serving HTTPS:
+    /// what a client adds to its trust store.
     pub fn cert_pem(&self) -> Option<String> {
         self.cert_pem.clone()
     }

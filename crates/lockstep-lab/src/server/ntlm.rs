@@ -1,9 +1,10 @@
 //! The server side of NTLMv2 (MS-NLMP): build the CHALLENGE_MESSAGE for a NEGOTIATE_MESSAGE
 //! and verify the AUTHENTICATE_MESSAGE's NTLMv2 response with the user's NT hash.
 //!
-//! Only authentication is implemented: no signing or sealing (the lab serves unsealed SOAP,
-//! like a Windows listener with `AllowUnencrypted`). NTLMv1 responses are refused, as by a
-//! Windows server at `LmCompatibilityLevel` 5.
+//! A verified AUTHENTICATE_MESSAGE yields the exported session key and the negotiated flags,
+//! from which [`super::seal`] derives the signing and sealing keys of message encryption.
+//! NTLMv1 responses are refused, as by a Windows server at `LmCompatibilityLevel` 5. The MIC
+//! field of the AUTHENTICATE_MESSAGE is not checked.
 
 use hmac::{Hmac, Mac};
 use md4::{Digest, Md4};
@@ -13,17 +14,23 @@ const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
 
 const NEGOTIATE_UNICODE: u32 = 0x0000_0001;
 const REQUEST_TARGET: u32 = 0x0000_0004;
-const NEGOTIATE_SIGN: u32 = 0x0000_0010;
-const NEGOTIATE_SEAL: u32 = 0x0000_0020;
+/// Integrity (signatures) negotiated.
+pub const NEGOTIATE_SIGN: u32 = 0x0000_0010;
+/// Confidentiality (sealing) negotiated.
+pub const NEGOTIATE_SEAL: u32 = 0x0000_0020;
 const NEGOTIATE_NTLM: u32 = 0x0000_0200;
 const NEGOTIATE_ALWAYS_SIGN: u32 = 0x0000_8000;
 const TARGET_TYPE_DOMAIN: u32 = 0x0001_0000;
-const NEGOTIATE_EXTENDED_SESSIONSECURITY: u32 = 0x0008_0000;
+/// NTLM2 session security (the only kind the lab seals with).
+pub const NEGOTIATE_EXTENDED_SESSIONSECURITY: u32 = 0x0008_0000;
 const NEGOTIATE_TARGET_INFO: u32 = 0x0080_0000;
 const NEGOTIATE_VERSION: u32 = 0x0200_0000;
-const NEGOTIATE_128: u32 = 0x2000_0000;
-const NEGOTIATE_KEY_EXCH: u32 = 0x4000_0000;
-const NEGOTIATE_56: u32 = 0x8000_0000;
+/// 128-bit session keys.
+pub const NEGOTIATE_128: u32 = 0x2000_0000;
+/// The client sent an encrypted random session key.
+pub const NEGOTIATE_KEY_EXCH: u32 = 0x4000_0000;
+/// 56-bit session keys.
+pub const NEGOTIATE_56: u32 = 0x8000_0000;
 
 /// Why an NTLM message was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -179,6 +186,26 @@ pub struct Identity {
     pub domain: String,
 }
 
+/// A verified AUTHENTICATE_MESSAGE: who, the negotiated flags and the exported session key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Who authenticated.
+    pub identity: Identity,
+    /// The flags of the AUTHENTICATE_MESSAGE (what was negotiated).
+    pub flags: u32,
+    /// The exported session key (MS-NLMP 3.2.5.1.2), input of signing and sealing keys.
+    pub session_key: [u8; 16],
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified")
+            .field("identity", &self.identity)
+            .field("flags", &format_args!("{:#010x}", self.flags))
+            .finish_non_exhaustive()
+    }
+}
+
 /// Verifies an AUTHENTICATE_MESSAGE against `server_challenge`: the user must satisfy
 /// `user_ok` and the NTLMv2 proof must match `password` under one of the domains the client
 /// may have hashed with (the one it sent, none, or one of `extra_domains`).
@@ -188,7 +215,7 @@ pub fn verify(
     password: &str,
     extra_domains: &[&str],
     user_ok: impl Fn(&str) -> bool,
-) -> Result<Identity, NtlmError> {
+) -> Result<Verified, NtlmError> {
     if message_type(authenticate) != Some(3) || authenticate.len() < 64 {
         return Err(NtlmError::Malformed("expected an AUTHENTICATE_MESSAGE"));
     }
@@ -231,7 +258,25 @@ pub fn verify(
             .zip(proof)
             .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if diff == 0 {
-            return Ok(identity);
+            // NTLMv2: KeyExchangeKey = SessionBaseKey = HMAC_MD5(ResponseKeyNT, NTProofStr).
+            let key_exchange_key = hmac_md5(&key, &[proof]);
+            let session_key = if flags & NEGOTIATE_KEY_EXCH != 0 {
+                let encrypted = field(authenticate, 52)?;
+                let Ok(mut exported) = <[u8; 16]>::try_from(encrypted) else {
+                    return Err(NtlmError::Malformed(
+                        "encrypted random session key is not 16 bytes",
+                    ));
+                };
+                super::seal::rc4_once(&key_exchange_key, &mut exported);
+                exported
+            } else {
+                key_exchange_key
+            };
+            return Ok(Verified {
+                identity,
+                flags,
+                session_key,
+            });
         }
     }
     Err(NtlmError::WrongPassword(identity.user))
@@ -314,7 +359,7 @@ mod tests {
         assert_eq!(message_type(&type2), Some(2));
         let good = authenticate(&type2, "labadmin", "LAB", "pw-1");
         let who = verify(&good, &challenge_bytes, "pw-1", &[], |u| u == "labadmin").unwrap();
-        assert_eq!(who.domain, "LAB");
+        assert_eq!(who.identity.domain, "LAB");
         let bad = authenticate(&type2, "labadmin", "LAB", "pw-2");
         assert_eq!(
             verify(&bad, &challenge_bytes, "pw-1", &[], |u| u == "labadmin"),

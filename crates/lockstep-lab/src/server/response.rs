@@ -331,6 +331,18 @@ impl Fault {
         }
     }
 
+    /// `w:QuotaLimit` (2150859173, `ERROR_WSMAN_QUOTA_MAX_SHELLS`): `MaxShellsPerUser` reached.
+    pub fn shell_quota(max: usize) -> Fault {
+        Fault {
+            code: "s:Receiver",
+            subcode: "w:QuotaLimit",
+            reason: format!("The WS-Management service cannot process the request. This user is allowed a maximum number of {max} shells, which has been exceeded. Reduce the number of shells or increase the quota limit. "),
+            detail: None,
+            wsman_code: 2_150_859_173,
+            message: format!("The WS-Management service cannot process the request. This user is allowed a maximum number of {max} shells, which has been exceeded. Reduce the number of shells or increase the quota limit. "),
+        }
+    }
+
     /// `a:ActionNotSupported` (2150858754).
     pub fn action_not_supported(action: &str) -> Fault {
         Fault {

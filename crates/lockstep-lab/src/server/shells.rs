@@ -139,6 +139,13 @@ impl Command {
         }
     }
 
+    /// The process exited and everything it wrote was delivered: nothing left to Receive.
+    pub fn finished(&self) -> bool {
+        self.io
+            .try_lock()
+            .is_ok_and(|io| io.exit.is_some() && io.pending.is_empty() && io.events.is_empty())
+    }
+
     fn interrupted(&self) -> bool {
         self.control.lock().unwrap().interrupted
     }

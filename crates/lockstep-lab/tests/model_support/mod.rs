@@ -42,6 +42,7 @@ pub fn host(name: &str, site: &str, role: Role, product: Product, build: Version
             verify_tls: true,
             allow_basic_over_http: false,
             codepage: None,
+            ca_trust_path: None,
         },
         groups: vec![],
         vars: BTreeMap::new(),

@@ -1,0 +1,153 @@
+//! The lab against clients no one here wrote, with their DEFAULT settings: pywinrm (NTLM with
+//! message encryption `auto` and `always`) and pypsrp (Negotiate/SPNEGO, encryption `auto`),
+//! over HTTP (sealed bodies, as a default Windows listener demands) and over HTTPS (verified
+//! against the lab CA). Also what such a listener refuses: unsealed NTLM bodies and Basic over
+//! HTTP, and a wrong password.
+//!
+//! Needs `LOCKSTEP_PYTHON`: a Python that can `import winrm, pypsrp` (`.ci/run` makes a venv and
+//! exports it). Required in CI: with `CI=true` and no such Python the test FAILS; elsewhere it
+//! says why it did nothing.
+
+#![allow(clippy::print_stderr)] // says why the interoperability check did not run, or what it got
+
+use std::sync::Arc;
+
+use lockstep_lab::server::test_backend::TestBackend;
+use lockstep_lab::server::{LabServer, ServerConfig, TlsOptions};
+
+const USER: &str = "labadmin";
+const PASSWORD: &str = "Py-Pass-1";
+
+const SCRIPT: &str = r#"
+import json, sys
+from urllib.parse import urlparse
+url, user, password, ca = sys.argv[1:5]
+https = url.startswith('https')
+out = {}
+
+def attempt(name, fn):
+    try:
+        out[name] = fn()
+    except Exception as e:
+        out[name] = 'error: %s: %s' % (type(e).__name__, e)
+
+import winrm
+def pywinrm(enc=None, pw=password, transport='ntlm'):
+    kw = {'transport': transport}
+    if enc is not None:
+        kw['message_encryption'] = enc
+    if https:
+        kw['ca_trust_path'] = ca
+    s = winrm.Session(url, auth=(user, pw), **kw)
+    r = s.run_cmd('echo', ['hello', 'pywinrm'])
+    e = s.run_cmd('err', ['bad'])
+    return [r.std_out.decode('ascii'), r.status_code, e.std_err.decode('ascii'), e.status_code]
+
+attempt('pywinrm_default', lambda: pywinrm())
+attempt('pywinrm_always', lambda: pywinrm('always'))
+attempt('pywinrm_wrong_password', lambda: pywinrm(pw='wrong'))
+attempt('pywinrm_never', lambda: pywinrm('never'))
+attempt('pywinrm_basic', lambda: pywinrm(transport='basic'))
+
+from pypsrp.client import Client
+def pypsrp():
+    u = urlparse(url)
+    c = Client(u.hostname, port=u.port, username=user, password=password, ssl=https,
+               cert_validation=ca if https else True)
+    stdout, stderr, rc = c.execute_cmd('echo hello pypsrp')
+    return [stdout, rc]
+attempt('pypsrp_default', pypsrp)
+print(json.dumps(out))
+"#;
+
+fn python() -> Option<String> {
+    match std::env::var("LOCKSTEP_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but LOCKSTEP_PYTHON is not set: .ci/run must provide pywinrm and pypsrp"
+            );
+            eprintln!("LOCKSTEP_PYTHON is not set: pywinrm/pypsrp interoperability NOT checked");
+            None
+        }
+    }
+}
+
+async fn run(python: &str, url: &str, ca: &str) -> serde_json::Value {
+    let output = tokio::process::Command::new(python)
+        .args(["-c", SCRIPT, url, USER, PASSWORD, ca])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{url}: {stderr}");
+    let result = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    eprintln!("{url}: {result}");
+    result
+}
+
+fn assert_works(result: &serde_json::Value, client: &str, scheme: &str) {
+    assert_eq!(
+        result[client],
+        serde_json::json!(["hello pywinrm\r\n", 0, "bad\r\n", 1]),
+        "{client} over {scheme}: {result:#}"
+    );
+}
+
+#[tokio::test]
+async fn pywinrm_and_pypsrp_with_defaults_over_http_and_https() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+
+    // HTTP, Windows' defaults: AllowUnencrypted=false.
+    let http = LabServer::start(
+        Arc::new(TestBackend::new(1)),
+        ServerConfig::with_credentials(USER, PASSWORD),
+    )
+    .await
+    .unwrap();
+    let result = run(&python, &http.endpoints()["NODE1"], "").await;
+    assert_works(&result, "pywinrm_default", "http");
+    assert_works(&result, "pywinrm_always", "http");
+    assert_eq!(
+        result["pypsrp_default"],
+        serde_json::json!(["hello pypsrp\r\n", 0]),
+        "{result:#}"
+    );
+    for refused in ["pywinrm_wrong_password", "pywinrm_never", "pywinrm_basic"] {
+        let text = result[refused].as_str().unwrap_or_default();
+        assert!(
+            text.starts_with("error: InvalidCredentialsError"),
+            "{refused} must be refused over HTTP: {result:#}"
+        );
+    }
+    http.shutdown().await;
+
+    // HTTPS with a certificate signed by the lab CA, which the clients are told to trust.
+    let mut config = ServerConfig::with_credentials(USER, PASSWORD);
+    config.tls = Some(TlsOptions::default());
+    let https = LabServer::start(Arc::new(TestBackend::new(1)), config)
+        .await
+        .unwrap();
+    let ca = dir.path().join("lab-ca.pem");
+    std::fs::write(&ca, https.cert_pem().unwrap()).unwrap();
+    let result = run(&python, &https.endpoints()["NODE1"], ca.to_str().unwrap()).await;
+    assert_works(&result, "pywinrm_default", "https");
+    assert_works(&result, "pywinrm_always", "https");
+    assert_works(&result, "pywinrm_never", "https");
+    assert_works(&result, "pywinrm_basic", "https");
+    assert_eq!(
+        result["pypsrp_default"],
+        serde_json::json!(["hello pypsrp\r\n", 0]),
+        "{result:#}"
+    );
+    assert!(
+        result["pywinrm_wrong_password"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("error: InvalidCredentialsError"),
+        "{result:#}"
+    );
+    https.shutdown().await;
+}

@@ -1,0 +1,486 @@
+//! Lockstep's own WinRM connection layer: one HTTP/1.1 connection, authenticated ONCE (NTLM
+//! authenticates a TCP connection, not a request), then many SOAP messages on it, sealed with
+//! the NTLM session keys when the connection is plain HTTP (MS-WSMV 2.2.9.1 message
+//! encryption, what a default Windows listener demands).
+//!
+//! Why not winrm-rs 1.1.2's client: it runs the whole NTLM handshake again for every SOAP
+//! message (3 HTTP requests per message), leaves the two legs to reqwest's pool (so they can
+//! travel on different connections and get a spurious 401), starts a `hostname` process per
+//! NTLM request when `$HOSTNAME` is unset, and trusts only the built-in web PKI roots. This layer
+//! keeps the handshake and the session on one connection it owns; the NTLM protocol and its
+//! session security come from the `sspi` crate (Devolutions), TLS from rustls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, WWW_AUTHENTICATE};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use lockstep_core::Scheme;
+use sspi::{
+    AuthIdentity, BufferType, ClientRequestFlags, CredentialUse, DataRepresentation,
+    EncryptionFlags, Ntlm, SecurityBuffer, SecurityBufferRef, SecurityStatus, Sspi, SspiImpl,
+    Username,
+};
+
+use crate::failure::Failure;
+use crate::target::Secret;
+
+/// How a connection authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    /// `Authorization: Basic` on every request (HTTPS, or an explicitly allowed HTTP).
+    Basic,
+    /// NTLMv2 in `Authorization: Negotiate`, once per connection; sealed bodies over HTTP.
+    Ntlm,
+}
+
+/// Where and how to connect: shared by every connection to one node.
+pub struct Endpoint {
+    /// Address to connect to.
+    pub address: String,
+    /// TCP port.
+    pub port: u16,
+    /// HTTP or HTTPS.
+    pub scheme: Scheme,
+    /// TLS client configuration (HTTPS only).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The authentication mechanism.
+    pub mechanism: Mechanism,
+    /// User name as given (`DOMAIN\user`, `user@domain`, `user`).
+    pub user: String,
+    /// Password.
+    pub password: Secret,
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("scheme", &self.scheme)
+            .field("mechanism", &self.mechanism)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// `http(s)://address:port/wsman`.
+    pub fn url(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        let host = if self.address.contains(':') {
+            format!("[{}]", self.address)
+        } else {
+            self.address.clone()
+        };
+        format!("{scheme}://{host}:{}/wsman", self.port)
+    }
+
+    fn host_header(&self) -> String {
+        format!("{}:{}", self.address, self.port)
+    }
+
+    /// Message encryption applies: NTLM over plain HTTP.
+    fn seals(&self) -> bool {
+        self.mechanism == Mechanism::Ntlm && self.scheme == Scheme::Http
+    }
+
+    fn basic_header(&self) -> String {
+        let raw = format!("{}:{}", self.user, self.password.expose());
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+}
+
+/// Counters of HTTP traffic, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// HTTP requests sent (handshake legs included).
+    pub requests: std::sync::atomic::AtomicU64,
+    /// Connections opened (TCP connects that succeeded).
+    pub connections: std::sync::atomic::AtomicU64,
+}
+
+/// One authenticated connection to a node.
+pub struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+    /// The NTLM session, when bodies are sealed.
+    session: Option<Box<Ntlm>>,
+}
+
+const ENCRYPTED_CONTENT_TYPE: &str = "multipart/encrypted;protocol=\"application/HTTP-SPNEGO-session-encrypted\";boundary=\"Encrypted Boundary\"";
+const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
+
+fn sspi_failure(what: &str, e: sspi::Error) -> Failure {
+    Failure::Protocol(format!("{what}: {e}"))
+}
+
+impl Connection {
+    /// Connects (TCP, then TLS for HTTPS) and, for NTLM, authenticates the connection with an
+    /// empty POST (two round trips, as pywinrm and Windows clients do). A failure before any
+    /// SOAP body was sent is [`Failure::Connect`] or [`Failure::AuthRejected`].
+    pub async fn open(endpoint: &Endpoint, traffic: &Traffic) -> Result<Connection, Failure> {
+        let addr = (endpoint.address.as_str(), endpoint.port);
+        let tcp = tokio::time::timeout(
+            endpoint.connect_timeout,
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        .map_err(|_| {
+            Failure::Connect(format!(
+                "no TCP connection to {} within {} s",
+                endpoint.host_header(),
+                endpoint.connect_timeout.as_secs()
+            ))
+        })?
+        .map_err(|e| Failure::Connect(format!("{}: {e}", endpoint.host_header())))?;
+        let _ = tcp.set_nodelay(true);
+        traffic
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sender = match (&endpoint.scheme, &endpoint.tls) {
+            (Scheme::Https, Some(config)) => {
+                let name = rustls::pki_types::ServerName::try_from(endpoint.address.clone())
+                    .map_err(|e| {
+                        Failure::Protocol(format!("`{}` is not a TLS name: {e}", endpoint.address))
+                    })?;
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                let tls =
+                    tokio::time::timeout(endpoint.connect_timeout, connector.connect(name, tcp))
+                        .await
+                        .map_err(|_| Failure::Connect("TLS handshake timed out".to_owned()))?
+                        .map_err(|e| {
+                            Failure::Connect(format!("TLS with {}: {e}", endpoint.host_header()))
+                        })?;
+                handshake(TokioIo::new(tls)).await?
+            }
+            _ => handshake(TokioIo::new(tcp)).await?,
+        };
+        let mut connection = Connection {
+            sender,
+            session: None,
+        };
+        if endpoint.mechanism == Mechanism::Ntlm {
+            connection.authenticate(endpoint, traffic).await?;
+        }
+        Ok(connection)
+    }
+
+    /// Whether the peer closed the connection (a pooled connection is then dropped).
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    /// NEGOTIATE → CHALLENGE → AUTHENTICATE on this connection.
+    async fn authenticate(
+        &mut self,
+        endpoint: &Endpoint,
+        traffic: &Traffic,
+    ) -> Result<(), Failure> {
+        let (account, domain) = match endpoint.user.split_once('\\') {
+            Some((domain, user)) => (user, Some(domain)),
+            None => (endpoint.user.as_str(), None),
+        };
+        let username = Username::new(account, domain)
+            .map_err(|e| Failure::Protocol(format!("user `{}`: {e}", endpoint.user)))?;
+        let identity = AuthIdentity {
+            username,
+            password: endpoint.password.expose().to_owned().into(),
+        };
+        let mut ntlm = Ntlm::new();
+        let mut credentials = ntlm
+            .acquire_credentials_handle()
+            .with_credential_use(CredentialUse::Outbound)
+            .with_auth_data(&identity)
+            .execute(&mut ntlm)
+            .map_err(|e| sspi_failure("NTLM credentials", e))?;
+        let target = format!("HTTP/{}", endpoint.address);
+        let flags = ClientRequestFlags::CONFIDENTIALITY
+            | ClientRequestFlags::INTEGRITY
+            | ClientRequestFlags::SEQUENCE_DETECT
+            | ClientRequestFlags::REPLAY_DETECT
+            | ClientRequestFlags::ALLOCATE_MEMORY;
+        let mut input: Option<Vec<u8>> = None;
+        loop {
+            let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
+            let mut input_buffers = input
+                .take()
+                .map(|token| vec![SecurityBuffer::new(token, BufferType::Token)])
+                .unwrap_or_default();
+            let mut builder = ntlm
+                .initialize_security_context()
+                .with_credentials_handle(&mut credentials.credentials_handle)
+                .with_context_requirements(flags)
+                .with_target_data_representation(DataRepresentation::Native)
+                .with_target_name(&target)
+                .with_output(&mut output);
+            if !input_buffers.is_empty() {
+                builder = builder.with_input(&mut input_buffers);
+            }
+            let result = ntlm
+                .initialize_security_context_impl(&mut builder)
+                .and_then(|mut g| g.resolve_to_result())
+                .map_err(|e| sspi_failure("NTLM", e))?;
+            if matches!(
+                result.status,
+                SecurityStatus::CompleteNeeded | SecurityStatus::CompleteAndContinue
+            ) {
+                ntlm.complete_auth_token(&mut output)
+                    .map_err(|e| sspi_failure("NTLM", e))?;
+            }
+            let token = std::mem::take(&mut output[0].buffer);
+            let header = format!(
+                "Negotiate {}",
+                base64::engine::general_purpose::STANDARD.encode(&token)
+            );
+            let request = self.request(endpoint, Some(header), None, Bytes::new());
+            let response = self.round_trip(request, traffic).await?;
+            let status = response.status();
+            let challenge = response
+                .headers()
+                .get_all(WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|v| v.strip_prefix("Negotiate ").map(str::to_owned));
+            // Read the (empty) body so the connection can carry the next request.
+            let _ = response.into_body().collect().await;
+            let continues = matches!(
+                result.status,
+                SecurityStatus::ContinueNeeded | SecurityStatus::CompleteAndContinue
+            );
+            match (continues, status, challenge) {
+                (true, StatusCode::UNAUTHORIZED, Some(token)) => {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(token.trim())
+                        .map_err(|e| Failure::Protocol(format!("NTLM challenge: {e}")))?;
+                    input = Some(bytes);
+                }
+                (false, s, _) if s.is_success() => break,
+                (_, StatusCode::UNAUTHORIZED, _) => {
+                    return Err(Failure::AuthRejected(
+                        "the node refused the NTLM credentials (HTTP 401)".to_owned(),
+                    ))
+                }
+                (_, s, _) => {
+                    return Err(Failure::Protocol(format!(
+                        "NTLM handshake answered HTTP {s}"
+                    )))
+                }
+            }
+        }
+        if endpoint.seals() {
+            self.session = Some(Box::new(ntlm));
+        }
+        Ok(())
+    }
+
+    fn request(
+        &self,
+        endpoint: &Endpoint,
+        authorization: Option<String>,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Request<Full<Bytes>> {
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri("/wsman")
+            .header(HOST, endpoint.host_header())
+            .header(CONTENT_LENGTH, body.len())
+            .header("User-Agent", "Lockstep WinRM");
+        if let Some(auth) = authorization {
+            builder = builder.header(AUTHORIZATION, auth);
+        }
+        if let Some(ct) = content_type {
+            builder = builder.header(CONTENT_TYPE, ct);
+        }
+        builder
+            .body(Full::new(body))
+            .expect("a request of valid parts")
+    }
+
+    async fn round_trip(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        traffic: &Traffic,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
+        // A connection the peer closed fails here, before anything is written.
+        self.sender
+            .ready()
+            .await
+            .map_err(|e| Failure::Connect(format!("connection closed: {e}")))?;
+        traffic
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.sender
+            .send_request(request)
+            .await
+            .map_err(|e| Failure::Broken(format!("HTTP: {e}")))
+    }
+
+    /// Sends one SOAP message and returns the SOAP answer (HTTP 200), or the classified failure
+    /// (a SOAP fault with HTTP 500 is [`Failure::Fault`] or [`Failure::PollTimedOut`]).
+    pub async fn send(
+        &mut self,
+        endpoint: &Endpoint,
+        soap: &str,
+        traffic: &Traffic,
+    ) -> Result<String, Failure> {
+        let authorization =
+            (endpoint.mechanism == Mechanism::Basic).then(|| endpoint.basic_header());
+        let request = match self.session.as_deref_mut() {
+            Some(ntlm) => {
+                let body = seal(ntlm, soap.as_bytes())?;
+                self.request(
+                    endpoint,
+                    authorization,
+                    Some(ENCRYPTED_CONTENT_TYPE),
+                    body.into(),
+                )
+            }
+            None => self.request(
+                endpoint,
+                authorization,
+                Some(SOAP_CONTENT_TYPE),
+                Bytes::from(soap.to_owned()),
+            ),
+        };
+        let response = self.round_trip(request, traffic).await?;
+        let status = response.status();
+        let encrypted = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/encrypted"));
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Failure::Broken(format!("reading the answer: {e}")))?
+            .to_bytes();
+        let body = if encrypted {
+            let Some(ntlm) = self.session.as_deref_mut() else {
+                return Err(Failure::Protocol(
+                    "the node sealed an answer on a connection without a session".to_owned(),
+                ));
+            };
+            unseal(ntlm, &body)?
+        } else if self.session.is_some() && !body.is_empty() {
+            return Err(Failure::Protocol(format!(
+                "the node answered HTTP {status} unsealed on a sealed connection"
+            )));
+        } else {
+            body.to_vec()
+        };
+        let text = String::from_utf8(body)
+            .map_err(|_| Failure::Protocol("the answer is not UTF-8".to_owned()))?;
+        match status {
+            StatusCode::OK => Ok(text),
+            StatusCode::UNAUTHORIZED => Err(Failure::AuthRejected(
+                "the node refused the credentials (HTTP 401)".to_owned(),
+            )),
+            s => match crate::soap::fault(&text) {
+                Some(f) if f.is_timed_out() => Err(Failure::PollTimedOut),
+                Some(f) => Err(Failure::Fault(f.to_string())),
+                None => Err(Failure::Protocol(format!("the node answered HTTP {s}"))),
+            },
+        }
+    }
+}
+
+async fn handshake<IO>(io: TokioIo<IO>) -> Result<SendRequest<Full<Bytes>>, Failure>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| Failure::Connect(format!("HTTP handshake: {e}")))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::trace!(error = %e, "WinRM connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+const BOUNDARY: &str = "--Encrypted Boundary";
+const PROTOCOL: &str = "application/HTTP-SPNEGO-session-encrypted";
+
+/// Seals `plain` and frames it as MS-WSMV 2.2.9.1 says.
+fn seal(ntlm: &mut Ntlm, plain: &[u8]) -> Result<Vec<u8>, Failure> {
+    let mut signature = vec![0u8; 16];
+    let mut data = plain.to_vec();
+    {
+        let mut buffers = [
+            SecurityBufferRef::token_buf(&mut signature),
+            SecurityBufferRef::data_buf(&mut data),
+        ];
+        ntlm.encrypt_message(EncryptionFlags::empty(), &mut buffers)
+            .map_err(|e| sspi_failure("sealing", e))?;
+    }
+    let mut out = Vec::with_capacity(data.len() + 256);
+    out.extend_from_slice(
+        format!(
+            "{BOUNDARY}\r\n\tContent-Type: {PROTOCOL}\r\n\tOriginalContent: type={SOAP_CONTENT_TYPE};Length={}\r\n{BOUNDARY}\r\n\tContent-Type: application/octet-stream\r\n",
+            plain.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&(signature.len() as u32).to_le_bytes());
+    out.extend_from_slice(&signature);
+    out.extend_from_slice(&data);
+    out.extend_from_slice(format!("{BOUNDARY}--\r\n").as_bytes());
+    Ok(out)
+}
+
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    haystack
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+/// Reads a sealed answer: checks the framing, unseals and verifies the signature.
+fn unseal(ntlm: &mut Ntlm, body: &[u8]) -> Result<Vec<u8>, Failure> {
+    let bad = |what: &str| Failure::Protocol(format!("sealed answer: {what}"));
+    let octets = b"\tContent-Type: application/octet-stream\r\n";
+    let headers_end = find(body, octets, 0).ok_or_else(|| bad("no octet-stream part"))?;
+    let headers = String::from_utf8_lossy(&body[..headers_end]);
+    let length: usize = headers
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("Length="))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| bad("no Length"))?;
+    let data = &body[headers_end + octets.len()..];
+    if data.len() < 4 {
+        return Err(bad("truncated"));
+    }
+    let sig_len = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize;
+    let rest = &data[4..];
+    if sig_len != 16 || rest.len() < sig_len + length {
+        return Err(bad("lengths do not match"));
+    }
+    let mut signature = rest[..sig_len].to_vec();
+    let mut sealed = rest[sig_len..sig_len + length].to_vec();
+    {
+        let mut buffers = [
+            SecurityBufferRef::token_buf(&mut signature),
+            SecurityBufferRef::data_buf(&mut sealed),
+        ];
+        ntlm.decrypt_message(&mut buffers)
+            .map_err(|e| Failure::Protocol(format!("sealed answer does not verify: {e}")))?;
+    }
+    Ok(sealed)
+}
