@@ -138,6 +138,14 @@ pub enum PlanError {
         /// What went wrong.
         message: String,
     },
+    /// A condition (`that`, `unless`, `expect`) does not parse or reads a fact no probe gives.
+    #[error("step `{step}`: {message}")]
+    Condition {
+        /// Step id (playbook).
+        step: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A template uses a variable that is not defined for this step.
     #[error("step `{step}` of `{unit}`: variable `{variable}` is undefined")]
     Undefined {
