@@ -33,8 +33,8 @@ pub use halt::HaltClass;
 pub use name::{Name, NameError, NameKind};
 pub use plan::{Action, Judge, Plan, PlanHash, PlannedStage, PlannedStep, StepIndex};
 pub use playbook::{
-    ActionSpec, FailureBudget, Gate, JudgeSpec, PackageKind, Phase, Playbook, PreflightCheck,
-    Procedure, RebootPolicy, Rollout, Scope, Stage, StepSpec, Target,
+    ActionSpec, Batch, FailureBudget, Gate, JudgeSpec, PackageKind, Phase, Playbook,
+    PreflightCheck, Procedure, RebootPolicy, Rollout, Scope, Stage, StepSpec, Target,
 };
 pub use probe::{FactDef, FactProbe};
 pub use store::{

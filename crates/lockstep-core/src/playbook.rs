@@ -471,6 +471,50 @@ pub struct Rollout {
     pub max_parallel_per_site: u32,
     /// Failure budget.
     pub failure_budget: FailureBudget,
+    /// Waves of hosts (Ansible's `serial: [1, 10%, 50%]`): batch sizes over the planned units
+    /// in inventory order, the last size repeating; empty: no waves. Exclusive with `stages`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serial: Vec<Batch>,
+    /// Gate before every wave but the first (approval, soak).
+    #[serde(default)]
+    pub wave_gate: Gate,
+    /// A condition over facts checked on every host of a wave before the next wave changes
+    /// anything (after the gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave_health: Option<String>,
+}
+
+/// One entry of `serial`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Batch {
+    /// This many units.
+    Count(u32),
+    /// This percentage of all planned units (at least one), as Ansible rounds it (down).
+    Percent(u32),
+}
+
+impl Batch {
+    /// The wave sizes for `total` units: each entry in turn, the last repeating, the final
+    /// wave holding what is left.
+    pub fn sizes(serial: &[Batch], total: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut left = total;
+        let mut i = 0;
+        while left > 0 && !serial.is_empty() {
+            let b = serial[i.min(serial.len() - 1)];
+            let n = match b {
+                Batch::Count(n) => n as usize,
+                Batch::Percent(p) => total * p as usize / 100,
+            }
+            .max(1)
+            .min(left);
+            out.push(n);
+            left -= n;
+            i += 1;
+        }
+        out
+    }
 }
 
 impl Default for Rollout {
@@ -480,7 +524,31 @@ impl Default for Rollout {
             max_parallel_sites: 1,
             max_parallel_per_site: 0,
             failure_budget: FailureBudget::default(),
+            serial: Vec::new(),
+            wave_gate: Gate::None,
+            wave_health: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod wave_tests {
+    use super::Batch::{self, Count, Percent};
+
+    #[test]
+    fn waves_follow_ansible_serial() {
+        // 20 servers in waves of 1, 10% and the rest (50% repeating).
+        assert_eq!(
+            Batch::sizes(&[Count(1), Percent(10), Percent(50)], 20),
+            [1, 2, 10, 7]
+        );
+        assert_eq!(Batch::sizes(&[Count(3)], 7), [3, 3, 1]);
+        // A percentage below one unit still makes progress.
+        assert_eq!(Batch::sizes(&[Percent(10)], 3), [1, 1, 1]);
+        assert_eq!(Batch::sizes(&[Percent(100)], 4), [4]);
+        assert!(Batch::sizes(&[Count(2)], 0).is_empty());
+        let total: usize = Batch::sizes(&[Count(1), Percent(30)], 101).iter().sum();
+        assert_eq!(total, 101);
     }
 }
 

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use lockstep_core::{
-    probe::EXCHANGE_BUILD, Action, ActionSpec, Availability, Cluster, Condition, FactDef,
-    FactProbe, Fleet, FrontEndScope, HaltClass, Host, Name, NameKind, PackageKind, Phase, Plan,
-    PlanHash, PlannedStage, PlannedStep, Playbook, Procedure, Product, Role, Scope, StepIndex,
-    StepSpec, WindowsRelease,
+    probe::EXCHANGE_BUILD, Action, ActionSpec, Availability, Batch, Cluster, Condition, FactDef,
+    FactProbe, Fleet, FrontEndScope, Gate, HaltClass, Host, Name, NameKind, PackageKind, Phase,
+    Plan, PlanHash, PlannedStage, PlannedStep, Playbook, Procedure, Product, Role, Scope,
+    StepIndex, StepSpec, WindowsRelease,
 };
 use minijinja::value::Value;
 
@@ -203,32 +203,11 @@ impl<'a> Planner<'a> {
                 procedure: procedure.id().to_owned(),
             });
         }
-        let stages = self.stages(&units);
-        let mut planned = Vec::new();
-        for (stage_name, sites, gate, max_parallel, pass) in stages {
-            let stage_idx = planned.len();
-            let mut kept_sites = Vec::new();
-            for &site in &sites {
-                let site_units: Vec<&Unit> = units
-                    .iter()
-                    .filter(|u| u.site == site && (pass == Pass::Only || u.pass == pass))
-                    .collect();
-                if site_units.is_empty() {
-                    continue;
-                }
-                kept_sites.push(fleet.sites[site].name.clone());
-                self.emit_site(stage_idx, &site_units);
-            }
-            if kept_sites.is_empty() {
-                continue;
-            }
-            planned.push(PlannedStage {
-                name: stage_name,
-                sites: kept_sites,
-                gate,
-                max_parallel_sites: max_parallel,
-            });
-        }
+        let planned = if pb.rollout.serial.is_empty() {
+            self.staged(&units)
+        } else {
+            self.waves(&units)
+        };
         if !self.errors.is_empty() {
             return Err(PlanErrors(self.errors));
         }
@@ -258,6 +237,139 @@ impl<'a> Planner<'a> {
         }
         plan.hash = crate::hash::plan_hash(&plan);
         Ok(plan)
+    }
+
+    /// Stages of sites (`rollout.stages`), each site's units in it.
+    fn staged(&mut self, units: &[Unit]) -> Vec<PlannedStage> {
+        let fleet = self.fleet;
+        let stages = self.stages(units);
+        let mut planned = Vec::new();
+        for (stage_name, sites, gate, max_parallel, pass) in stages {
+            let stage_idx = planned.len();
+            let mut kept_sites = Vec::new();
+            for &site in &sites {
+                let site_units: Vec<&Unit> = units
+                    .iter()
+                    .filter(|u| u.site == site && (pass == Pass::Only || u.pass == pass))
+                    .collect();
+                if site_units.is_empty() {
+                    continue;
+                }
+                kept_sites.push(fleet.sites[site].name.clone());
+                self.emit_site(stage_idx, &site_units);
+            }
+            if kept_sites.is_empty() {
+                continue;
+            }
+            planned.push(PlannedStage {
+                name: stage_name,
+                sites: kept_sites,
+                gate,
+                max_parallel_sites: max_parallel,
+            });
+        }
+        planned
+    }
+
+    /// Waves (`rollout.serial`): the planned units in inventory order cut into batches; before
+    /// every wave but the first, its gate and, with `wave_health`, a stage of read-only checks
+    /// on every host of the previous wave (a stage of its own, so no site waits on another).
+    fn waves(&mut self, units: &[Unit]) -> Vec<PlannedStage> {
+        let pb = self.pb;
+        let fleet = self.fleet;
+        if matches!(
+            pb.procedure,
+            Procedure::E3FrontBack | Procedure::E2FrontBack
+        ) {
+            self.errors.push(PlanError::WavesNotForProcedure {
+                procedure: pb.procedure.id().to_owned(),
+            });
+            return Vec::new();
+        }
+        let health = pb.rollout.wave_health.as_ref().map(|h| StepSpec {
+            id: Name::ident("wave-health").expect("a valid id"),
+            name: format!("`{h}` on {{{{ node }}}} before the next wave"),
+            rule: "wave-health".to_owned(),
+            action: ActionSpec::Assert {
+                that: Some(h.clone()),
+            },
+            when: None,
+            timeout_secs: None,
+        });
+        let sizes = Batch::sizes(&pb.rollout.serial, units.len());
+        let mut planned: Vec<PlannedStage> = Vec::new();
+        let mut prev_hosts: Vec<usize> = Vec::new();
+        let mut at = 0;
+        for (k, n) in sizes.into_iter().enumerate() {
+            let wave = &units[at..at + n];
+            at += n;
+            let mut gate = if k == 0 {
+                Gate::None
+            } else {
+                pb.rollout.wave_gate.clone()
+            };
+            if let (Some(spec), true) = (&health, k > 0) {
+                let stage_idx = planned.len();
+                let mut sites: Vec<Name> = Vec::new();
+                for &hi in &prev_hosts {
+                    let h = &fleet.hosts[hi];
+                    let Some(site) = fleet.sites.iter().position(|s| s.name == h.site) else {
+                        continue;
+                    };
+                    let start = self.steps.len();
+                    self.blocks.clear();
+                    self.ctx_cache = None;
+                    if self
+                        .emit(stage_idx, site, spec, hi, At::Node(hi), 0, None, None, &[])
+                        .is_some()
+                        && !sites.contains(&fleet.sites[site].name)
+                    {
+                        sites.push(fleet.sites[site].name.clone());
+                    }
+                    self.mark_out_of_service(start);
+                }
+                planned.push(PlannedStage {
+                    name: format!("health-before-wave-{}", k + 1),
+                    sites,
+                    gate,
+                    max_parallel_sites: pb.rollout.max_parallel_sites,
+                });
+                gate = Gate::None;
+            }
+            let stage_idx = planned.len();
+            let mut site_ids: Vec<usize> = wave.iter().map(|u| u.site).collect();
+            site_ids.sort_unstable();
+            site_ids.dedup();
+            for &site in &site_ids {
+                let su: Vec<&Unit> = wave.iter().filter(|u| u.site == site).collect();
+                self.emit_site(stage_idx, &su);
+            }
+            prev_hosts = wave.iter().flat_map(|u| self.unit_hosts(u)).collect();
+            planned.push(PlannedStage {
+                name: format!("wave-{}", k + 1),
+                sites: site_ids
+                    .iter()
+                    .map(|&i| fleet.sites[i].name.clone())
+                    .collect(),
+                gate,
+                max_parallel_sites: pb.rollout.max_parallel_sites,
+            });
+        }
+        planned
+    }
+
+    /// The hosts of a unit (a host, a pool's members, a cluster's nodes).
+    fn unit_hosts(&self, u: &Unit) -> Vec<usize> {
+        let fleet = self.fleet;
+        let names: Vec<&Name> = match u.kind {
+            UnitKind::Host(hi) => return vec![hi],
+            UnitKind::Pool(pi) => fleet.pools[pi].members.iter().collect(),
+            UnitKind::Cluster(ci) => fleet.clusters[ci].nodes.iter().collect(),
+        };
+        names
+            .into_iter()
+            .filter_map(|n| self.selector.host_index(n.as_str()))
+            .collect()
     }
 
     /// Phase scopes the procedure uses; read-only `all-nodes` steps.

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use lockstep_core::probe::EXCHANGE_BUILD;
 use lockstep_core::{
-    ActionSpec, Condition, FactDef, FactProbe, FailureBudget, Fleet, Gate, Name, NameKind,
+    ActionSpec, Batch, Condition, FactDef, FactProbe, FailureBudget, Fleet, Gate, Name, NameKind,
     PackageKind, Phase, Playbook, Procedure, Rollout, Scope, Stage, StepSpec, Target,
 };
 
@@ -690,12 +690,16 @@ impl PlaybookLoader<'_> {
     /// step's own JSON (`expect`), every fact it reads is declared (or `exchange_build`,
     /// `target`).
     fn step_condition(&mut self, step: &str, key: &str, node: &Node) -> bool {
+        self.condition_at(&format!("step {}", q(step)), key, node)
+    }
+
+    /// A condition at `node`; `step` names its place in messages (``step `x` ``, `` `rollout` ``).
+    fn condition_at(&mut self, step: &str, key: &str, node: &Node) -> bool {
         let Some(text) = node.as_str().filter(|_| !node.is_null()) else {
             self.sink.error(
                 &node.pos,
                 format!(
-                    "step {}: `{key}` must be a condition, found {}",
-                    q(step),
+                    "{step}: `{key}` must be a condition, found {}",
                     node.describe()
                 ),
             );
@@ -704,8 +708,7 @@ impl PlaybookLoader<'_> {
         let c = match Condition::parse(text) {
             Ok(c) => c,
             Err(e) => {
-                self.sink
-                    .error(&node.pos, format!("step {}, `{key}`: {e}", q(step)));
+                self.sink.error(&node.pos, format!("{step}, `{key}`: {e}"));
                 return false;
             }
         };
@@ -720,8 +723,7 @@ impl PlaybookLoader<'_> {
                 self.sink.error(
                     &node.pos,
                     format!(
-                        "step {}, `{key}`: fact {} is not declared under `facts:`{}",
-                        q(step),
+                        "{step}, `{key}`: fact {} is not declared under `facts:`{}",
                         q(f),
                         hint(f, &known)
                     ),
@@ -761,6 +763,9 @@ impl PlaybookLoader<'_> {
                 "max_parallel_per_site",
                 "failure_budget",
                 "stages",
+                "serial",
+                "wave_gate",
+                "wave_health",
             ],
             self.sink,
         ) {
@@ -805,7 +810,86 @@ impl PlaybookLoader<'_> {
                 None => ok = false,
             }
         }
+        if let Some(serial) = node.get("serial") {
+            match self.serial(serial) {
+                Some(b) => r.serial = b,
+                None => ok = false,
+            }
+            if node.get("stages").is_some() {
+                self.sink.error(
+                    &serial.pos,
+                    "`serial` (waves of hosts) and `stages` (sets of sites) cannot be combined: use one",
+                );
+                ok = false;
+            }
+        }
+        for key in ["wave_gate", "wave_health"] {
+            if let (Some(n), None) = (node.get(key), node.get("serial")) {
+                self.sink.error(
+                    &n.pos,
+                    format!("`{key}` needs `serial` (it applies between waves)"),
+                );
+                ok = false;
+            }
+        }
+        if let Some(g) = node.get("wave_gate") {
+            match self.gate(g) {
+                Some(g) => r.wave_gate = g,
+                None => ok = false,
+            }
+        }
+        if let Some(h) = node.get("wave_health") {
+            if self.condition_at("`rollout`", "wave_health", h) {
+                r.wave_health = h.as_str().map(str::to_owned);
+            } else {
+                ok = false;
+            }
+        }
         ok.then_some(r)
+    }
+
+    /// `serial: [1, 10%, 50%]` (or one value): counts of at least 1, percentages 1-100.
+    fn serial(&mut self, node: &Node) -> Option<Vec<Batch>> {
+        let items: Vec<&Node> = match &node.kind {
+            Kind::Seq(items) if !items.is_empty() => items.iter().collect(),
+            Kind::Scalar { .. } if !node.is_null() => vec![node],
+            _ => {
+                self.sink.error(
+                    &node.pos,
+                    format!("`serial` must be a count, a percentage or a list of them (`[1, 10%, 50%]`), found {}", node.describe()),
+                );
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for i in items {
+            let text = i.as_str().unwrap_or_default().trim();
+            let b = match text.strip_suffix('%') {
+                Some(p) => p
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|p| (1..=100).contains(p))
+                    .map(Batch::Percent),
+                None => text
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .map(Batch::Count),
+            };
+            match b {
+                Some(b) => out.push(b),
+                None => {
+                    self.sink.error(
+                        &i.pos,
+                        format!("`serial` entry {} is not a count of at least 1 or a percentage from 1% to 100%", q(&i.to_text())),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
     }
 
     fn stages(&mut self, node: &Node) -> Option<Vec<Stage>> {

@@ -216,3 +216,96 @@ fn a_generic_playbook_plans_with_target_expanded_facts_attached_and_declared_win
     assert_eq!(mine[1].timeout_secs, 3600);
     assert_eq!(mine[2].timeout_secs, 1800);
 }
+
+#[test]
+fn serial_waves_with_a_soak_and_a_health_probe_between_them() {
+    use lockstep_core::{Action, Batch, Gate};
+    let fleet = fleet();
+    let text = GENERIC.replace(
+        "vars:\n",
+        "rollout:\n  serial: [1, 10%, 50%]\n  wave_gate: { soak: 10m }\n  wave_health: \"kb and spooler == Running\"\nvars:\n",
+    );
+    let pb = load_playbook(&SourceFile::new(FILE, &text), &fleet).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        pb.rollout.serial,
+        [Batch::Count(1), Batch::Percent(10), Batch::Percent(50)]
+    );
+    let plan = lockstep_plan::plan(&fleet, &pb, &lockstep_plan::PlanOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let hosts_of = |stage: usize| -> Vec<String> {
+        let mut v: Vec<String> = plan
+            .steps
+            .iter()
+            .filter(|s| s.stage == stage)
+            .map(|s| s.host.to_string())
+            .collect();
+        v.dedup();
+        v
+    };
+    let total: usize = plan
+        .stages
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.name.starts_with("wave-"))
+        .map(|(i, _)| hosts_of(i).len())
+        .sum();
+    let sizes = Batch::sizes(&pb.rollout.serial, total);
+    assert!(
+        sizes.len() >= 2,
+        "the lab has enough servers for two waves: {sizes:?}"
+    );
+    let mut expected_names = vec!["wave-1".to_owned()];
+    for k in 2..=sizes.len() {
+        expected_names.push(format!("health-before-wave-{k}"));
+        expected_names.push(format!("wave-{k}"));
+    }
+    let names: Vec<&str> = plan.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, expected_names);
+    let mut k = 0;
+    for (i, st) in plan.stages.iter().enumerate() {
+        if st.name.starts_with("wave-") {
+            assert_eq!(hosts_of(i).len(), sizes[k], "{}", st.name);
+            // The soak sits on the health stage; the wave itself starts right after the checks.
+            assert_eq!(st.gate, Gate::None, "{}", st.name);
+            k += 1;
+        } else {
+            assert_eq!(st.gate, Gate::Soak { secs: 600 });
+            // Every host of the previous wave is checked, read-only, with the declared facts.
+            assert_eq!(hosts_of(i), hosts_of(i - 1), "{}", st.name);
+            for s in plan.steps.iter().filter(|s| s.stage == i) {
+                match &s.action {
+                    Action::Assert { that, facts, .. } => {
+                        assert_eq!(that.to_string(), "kb and spooler == Running");
+                        assert_eq!(facts.len(), 2);
+                    }
+                    other => panic!("{other:?}"),
+                }
+                assert!(!s.action.is_change() && !s.out_of_service);
+            }
+        }
+    }
+}
+
+#[test]
+fn serial_is_checked() {
+    let with = |r: &str| GENERIC.replace("vars:\n", &format!("rollout:\n{r}vars:\n"));
+    let d = errors(&with("  serial: [0, 150%]\n"));
+    assert_eq!(
+        d.0.iter()
+            .filter(|x| x.message.contains("is not a count of at least 1"))
+            .count(),
+        2,
+        "{d}"
+    );
+    let d = errors(&with("  wave_health: kb\n"));
+    assert!(
+        d.to_string().contains("`wave_health` needs `serial`"),
+        "{d}"
+    );
+    let d = errors(&with("  serial: 2\n  wave_health: \"nope\"\n"));
+    assert!(d.to_string().contains("fact `nope` is not declared"), "{d}");
+    let d = errors(&with(
+        "  serial: 2\n  stages: [{ name: a, sites: [\"*\"] }]\n",
+    ));
+    assert!(d.to_string().contains("cannot be combined"), "{d}");
+}
