@@ -13,8 +13,14 @@ mod codepages;
 mod crash;
 #[path = "it/e2e.rs"]
 mod e2e;
+#[path = "it/exec.rs"]
+mod exec;
+#[path = "it/facts.rs"]
+mod facts;
 #[path = "it/faults.rs"]
 mod faults;
+#[path = "it/inventory_oracle.rs"]
+mod inventory_oracle;
 #[path = "it/operator.rs"]
 mod operator;
 #[path = "it/plan_snapshots.rs"]

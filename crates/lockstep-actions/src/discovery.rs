@@ -1,5 +1,10 @@
-//! [`discover`]: what the fleet really runs (builds, editions, Cluster service, boot times,
-//! group owners), and [`Discovery::differences`] against the inventory.
+//! Reading the live fleet: [`discover`] (what a run reads before planning) and
+//! [`discover_with`] (what `lockstep facts` reads) run the same [`FactProbe`]s through the same
+//! code; [`Discovery::differences`] is what blocks a run, [`Discovery::drift`] what `lockstep
+//! facts` shows, [`Discovery::to_facts`] what the state store keeps.
+//!
+//! Each probe has one command line or query (in [`crate::render`]) and one parser (in
+//! [`crate::parse`] / the node reads of `remote.rs`): nothing here formats a command.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -7,20 +12,142 @@ use std::pin::Pin;
 
 use futures::stream::{self, StreamExt};
 
-use lockstep_core::{Edition, Fleet, Name, Transport, Version};
+use lockstep_core::{Edition, Fact, Fleet, Name, Transport, TransportError, Version};
 
 use crate::error::ActionError;
-use crate::parse::SERVICE_RUNNING;
+use crate::parse::{Disk, WindowsVersion, SERVICE_RUNNING};
 use crate::remote::{get_ci, Node, ServiceState};
 use crate::render::SC_QUERY_CLUSSVC;
 
 type NodeRead<'a> =
     Pin<Box<dyn Future<Output = (&'a Name, Result<NodeFacts, ActionError>)> + Send + 'a>>;
 
-/// Hosts read at once during discovery.
-const DISCOVERY_CONCURRENCY: usize = 16;
+/// Hosts read at once during discovery (a run's and `lockstep facts`'), under the transport's
+/// own connection limits.
+pub const DISCOVERY_CONCURRENCY: usize = 16;
 
-/// What one node reported.
+/// One thing discovery can read from the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FactProbe {
+    /// Windows product name, version and build (`reg query` of `Windows NT\CurrentVersion`).
+    Windows,
+    /// Exchange build and edition (`reg query` of `Exchange\Setup`).
+    Exchange,
+    /// Whether the Cluster service runs (`sc query clussvc`), on cluster nodes.
+    ClusterService,
+    /// `LastBootUpTime` (WQL `Win32_OperatingSystem`).
+    BootTime,
+    /// Whether a restart is pending (`PendingFileRenameOperations`).
+    PendingRestart,
+    /// Free space of the local fixed disks (WQL `Win32_LogicalDisk`).
+    FreeDisk,
+    /// Installed hotfixes (WQL `Win32_QuickFixEngineering`).
+    Hotfixes,
+    /// The owner node of every cluster group (WQL `MSCluster_NodeToActiveGroup`), asked of a
+    /// node whose Cluster service runs.
+    Owners,
+}
+
+impl FactProbe {
+    /// Every built-in probe, in display order.
+    pub const ALL: [FactProbe; 8] = [
+        FactProbe::Windows,
+        FactProbe::Exchange,
+        FactProbe::ClusterService,
+        FactProbe::BootTime,
+        FactProbe::PendingRestart,
+        FactProbe::FreeDisk,
+        FactProbe::Hotfixes,
+        FactProbe::Owners,
+    ];
+
+    /// What a run reads before planning.
+    pub const RUN: [FactProbe; 4] = [
+        FactProbe::Exchange,
+        FactProbe::ClusterService,
+        FactProbe::BootTime,
+        FactProbe::Owners,
+    ];
+
+    /// The name `--probe` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            FactProbe::Windows => "windows",
+            FactProbe::Exchange => "exchange",
+            FactProbe::ClusterService => "cluster-service",
+            FactProbe::BootTime => "boot-time",
+            FactProbe::PendingRestart => "pending-restart",
+            FactProbe::FreeDisk => "free-disk",
+            FactProbe::Hotfixes => "hotfixes",
+            FactProbe::Owners => "owners",
+        }
+    }
+
+    /// The probe called `name` (case-insensitive).
+    pub fn from_name(name: &str) -> Option<FactProbe> {
+        FactProbe::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+/// Why a host could not be asked anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UnreachableKind {
+    /// The connection was refused.
+    Refused,
+    /// No connection (no route, name not resolved, TLS failed).
+    Network,
+    /// The node rejected the credentials.
+    Credentials,
+    /// The node did not answer in time.
+    Timeout,
+    /// The connection broke while a command ran.
+    Dropped,
+    /// The node answered something WinRM does not allow.
+    Protocol,
+    /// No connection settings or credentials for the host.
+    Settings,
+}
+
+impl UnreachableKind {
+    /// The kind of a transport failure.
+    pub fn of(err: &TransportError) -> Self {
+        match err {
+            TransportError::Unreachable { detail, .. } => {
+                let d = detail.to_ascii_lowercase();
+                if d.contains("refused") {
+                    UnreachableKind::Refused
+                } else if d.contains("timed out") || d.contains("timeout") {
+                    UnreachableKind::Timeout
+                } else {
+                    UnreachableKind::Network
+                }
+            }
+            TransportError::AuthRejected { .. } => UnreachableKind::Credentials,
+            TransportError::TimedOut { .. } => UnreachableKind::Timeout,
+            TransportError::Interrupted { .. } => UnreachableKind::Dropped,
+            TransportError::Protocol { .. } => UnreachableKind::Protocol,
+            TransportError::Config { .. } => UnreachableKind::Settings,
+        }
+    }
+
+    /// One word for tables (`refused`, `credentials`, `timeout`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnreachableKind::Refused => "refused",
+            UnreachableKind::Network => "network",
+            UnreachableKind::Credentials => "credentials",
+            UnreachableKind::Timeout => "timeout",
+            UnreachableKind::Dropped => "dropped",
+            UnreachableKind::Protocol => "protocol",
+            UnreachableKind::Settings => "settings",
+        }
+    }
+}
+
+/// What one node reported. A field is `None` when its probe was not asked or could not be read
+/// (then `unread` says why).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NodeFacts {
     /// Installed Exchange build (registry), if it could be read.
@@ -32,6 +159,16 @@ pub struct NodeFacts {
     pub cluster_service: Option<bool>,
     /// `LastBootUpTime` (CIM datetime).
     pub boot_time: Option<String>,
+    /// Windows product, version and build.
+    pub windows: Option<WindowsVersion>,
+    /// Whether a restart is pending.
+    pub pending_restart: Option<bool>,
+    /// Local fixed disks.
+    pub disks: Option<Vec<Disk>>,
+    /// Installed hotfix ids, sorted.
+    pub hotfixes: Option<Vec<String>>,
+    /// Probe name -> why the node's answer could not be read (the node itself answered).
+    pub unread: BTreeMap<String, String>,
 }
 
 /// The live state of the discovered hosts.
@@ -44,13 +181,40 @@ pub struct Discovery {
     pub owners: BTreeMap<String, String>,
     /// Hosts (or clusters, when no node could answer for them) that could not be read, with why.
     pub unreachable: Vec<(String, String)>,
+    /// The hosts of `unreachable` that could not be asked at all, by kind of failure.
+    pub unreachable_kinds: BTreeMap<String, UnreachableKind>,
 }
 
-/// Reads every host of `hosts` (registry build and edition, Cluster service state for cluster
-/// nodes, boot time), at most 16 hosts at once, then the group owners of every cluster they
-/// belong to, asked of a node whose Cluster service runs. A host that fails is listed in
-/// `unreachable` and the rest go on; discovery itself never fails.
+/// What a run reads before planning ([`FactProbe::RUN`]): every host of `hosts` (registry
+/// build and edition, Cluster service state for cluster nodes, boot time), at most
+/// [`DISCOVERY_CONCURRENCY`] hosts at once, then the group owners of every cluster they belong
+/// to, asked of a node whose Cluster service runs. A host that fails, or shows no Exchange build
+/// or no Cluster service state, is listed in `unreachable` and the rest go on; discovery itself
+/// never fails.
 pub async fn discover(t: &dyn Transport, fleet: &Fleet, hosts: &[Name]) -> Discovery {
+    read(t, fleet, hosts, &FactProbe::RUN, true).await
+}
+
+/// What `lockstep facts` reads: the `probes` of every host of `hosts`, with the same code,
+/// concurrency and order as [`discover`]. Only a host that cannot be asked at all (refused,
+/// credentials, timeout...) is unreachable; a probe whose answer cannot be read is noted in the
+/// host's `unread` and the other probes go on.
+pub async fn discover_with(
+    t: &dyn Transport,
+    fleet: &Fleet,
+    hosts: &[Name],
+    probes: &[FactProbe],
+) -> Discovery {
+    read(t, fleet, hosts, probes, false).await
+}
+
+async fn read(
+    t: &dyn Transport,
+    fleet: &Fleet,
+    hosts: &[Name],
+    probes: &[FactProbe],
+    strict: bool,
+) -> Discovery {
     let mut d = Discovery::default();
     let mut clusters: Vec<Name> = Vec::new();
     for host in hosts {
@@ -69,7 +233,8 @@ pub async fn discover(t: &dyn Transport, fleet: &Fleet, hosts: &[Name]) -> Disco
             let is_node = fleet
                 .host(host.as_str())
                 .is_some_and(|h| h.cluster.is_some());
-            Box::pin(async move { (host, node_facts(t, host, is_node).await) }) as NodeRead<'_>
+            Box::pin(async move { (host, node_facts(t, host, is_node, probes, strict).await) })
+                as NodeRead<'_>
         })
         .collect();
     let results: Vec<(&Name, Result<NodeFacts, ActionError>)> = stream::iter(reads)
@@ -83,9 +248,16 @@ pub async fn discover(t: &dyn Transport, fleet: &Fleet, hosts: &[Name]) -> Disco
             }
             Err(e) => {
                 tracing::warn!(host = %host, error = %e, "discovery failed");
+                if let Some(te) = &e.transport {
+                    d.unreachable_kinds
+                        .insert(host.to_string(), UnreachableKind::of(te));
+                }
                 d.unreachable.push((host.to_string(), e.message));
             }
         }
+    }
+    if !probes.contains(&FactProbe::Owners) {
+        return d;
     }
     for cname in clusters {
         let Some(cluster) = fleet.cluster(cname.as_str()) else {
@@ -105,6 +277,14 @@ pub async fn discover(t: &dyn Transport, fleet: &Fleet, hosts: &[Name]) -> Disco
         candidates.extend(cluster.nodes.iter().filter(|n| {
             !d.nodes.contains_key(n.as_str()) && !d.unreachable.iter().any(|(h, _)| h == n.as_str())
         }));
+        if !strict {
+            // Nodes read without a Cluster service state (not asked) are worth a try too.
+            candidates.extend(cluster.nodes.iter().filter(|n| {
+                d.nodes
+                    .get(n.as_str())
+                    .is_some_and(|f| f.cluster_service.is_none())
+            }));
+        }
         let mut last_err = String::from("no node of the cluster has its Cluster service running");
         let mut found = false;
         for n in candidates {
@@ -133,28 +313,86 @@ pub async fn discover(t: &dyn Transport, fleet: &Fleet, hosts: &[Name]) -> Disco
     d
 }
 
+/// Reads `probes` of one host. A transport failure is the host's error; any other failure is
+/// the host's error when `strict` (a run's discovery: no Exchange build, no Cluster service
+/// state), else a note in `unread`.
 async fn node_facts(
     t: &dyn Transport,
     host: &Name,
     is_node: bool,
+    probes: &[FactProbe],
+    strict: bool,
 ) -> Result<NodeFacts, ActionError> {
     let node = Node::new(t, host);
-    let b = node.build().await?;
-    let cluster_service = if is_node {
-        match node.service_state(SC_QUERY_CLUSSVC).await? {
-            ServiceState::Missing => Some(false),
-            ServiceState::State(s) => Some(s == SERVICE_RUNNING),
+    let mut f = NodeFacts::default();
+    // A probe's failure: the host's when the node could not be asked (or when strict), else a
+    // note.
+    let note = |f: &mut NodeFacts, p: FactProbe, e: ActionError| -> Result<(), ActionError> {
+        if e.transport.is_some() || (strict && p != FactProbe::BootTime) {
+            return Err(e);
         }
-    } else {
-        None
+        f.unread.insert(p.name().to_owned(), e.message);
+        Ok(())
     };
-    let boot_time = node.boot_time().await.ok();
-    Ok(NodeFacts {
-        build: Some(b.build),
-        edition: b.edition,
-        cluster_service,
-        boot_time,
-    })
+    for &p in probes {
+        match p {
+            FactProbe::Windows => match node.windows().await {
+                Ok(w) => f.windows = Some(w),
+                Err(e) => note(&mut f, p, e)?,
+            },
+            FactProbe::Exchange => match node.build().await {
+                Ok(b) => {
+                    f.build = Some(b.build);
+                    f.edition = b.edition;
+                }
+                Err(e) => note(&mut f, p, e)?,
+            },
+            FactProbe::ClusterService if is_node => {
+                match node.service_state(SC_QUERY_CLUSSVC).await {
+                    Ok(ServiceState::Missing) => f.cluster_service = Some(false),
+                    Ok(ServiceState::State(s)) => f.cluster_service = Some(s == SERVICE_RUNNING),
+                    Err(e) => note(&mut f, p, e)?,
+                }
+            }
+            FactProbe::ClusterService => {}
+            FactProbe::BootTime => match node.boot_time().await {
+                Ok(b) => f.boot_time = Some(b),
+                Err(e) => note(&mut f, p, e)?,
+            },
+            FactProbe::PendingRestart => match node.pending_reboot().await {
+                Ok(b) => f.pending_restart = Some(b),
+                Err(e) => note(&mut f, p, e)?,
+            },
+            FactProbe::FreeDisk => match node.fixed_disks().await {
+                Ok(d) => f.disks = Some(d),
+                Err(e) => note(&mut f, p, e)?,
+            },
+            FactProbe::Hotfixes => match node.hotfixes().await {
+                Ok(mut h) => {
+                    h.sort();
+                    h.dedup();
+                    f.hotfixes = Some(h);
+                }
+                Err(e) => note(&mut f, p, e)?,
+            },
+            // Read per cluster once every host is in.
+            FactProbe::Owners => {}
+        }
+    }
+    Ok(f)
+}
+
+/// How the inventory names a Windows release and the `major.minor` NT version it runs, where
+/// that version identifies the release (`CurrentVersion` stays `6.3` from Windows 10 on).
+fn nt_version(r: lockstep_core::WindowsRelease) -> Option<(&'static str, &'static str)> {
+    use lockstep_core::WindowsRelease::*;
+    #[allow(unreachable_patterns)] // releases added later are not told apart by NT version
+    match r {
+        Nt4 => Some(("NT 4.0", "4.0")),
+        Windows2000 => Some(("2000", "5.0")),
+        Windows2003 => Some(("Server 2003", "5.2")),
+        _ => None,
+    }
 }
 
 impl Discovery {
@@ -220,8 +458,7 @@ impl Discovery {
             // Owners themselves are a planning input taken live (groups fail over); what must
             // agree is that every group exists and, on an active/passive cluster (N+1 included:
             // at least one passive node), that some node hosts no Exchange virtual server.
-            let live_owner =
-                |group: &Name| get_ci(&self.owners, &format!("{}/{}", c.name, group)).cloned();
+            let live_owner = |group: &Name| self.owner(&c.name, group);
             let groups =
                 std::iter::once(&c.cluster_group).chain(c.virtual_servers.iter().map(|v| &v.group));
             for group in groups {
@@ -249,6 +486,175 @@ impl Discovery {
                     ));
                 }
             }
+        }
+        out
+    }
+
+    /// The live owner of `group` of `cluster`.
+    pub fn owner(&self, cluster: &Name, group: &Name) -> Option<String> {
+        get_ci(&self.owners, &format!("{cluster}/{group}")).cloned()
+    }
+
+    /// Everything the live fleet shows that the inventory says otherwise, for a person reading
+    /// `lockstep facts`: keyed by host (build, product line, edition, Windows version) and by
+    /// cluster (group owners, missing groups). Unlike [`Discovery::differences`], a build newer
+    /// than the inventory's and a group owned by another node are listed too: they block
+    /// nothing, but the inventory is out of date.
+    pub fn drift(&self, fleet: &Fleet, hosts: &[Name]) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut clusters: Vec<&Name> = Vec::new();
+        for host in hosts {
+            let Some(inv) = fleet.host(host.as_str()) else {
+                continue;
+            };
+            if let Some(c) = &inv.cluster {
+                if !clusters.contains(&c) {
+                    clusters.push(c);
+                }
+            }
+            let Some(live) = self.nodes.get(host.as_str()) else {
+                continue;
+            };
+            let mut items = Vec::new();
+            if let Some(b) = live.build {
+                if !inv.product.owns(b) {
+                    items.push(format!(
+                        "inventory says {}, node runs build {b}",
+                        inv.product
+                    ));
+                } else if let Some(ib) = inv.build.filter(|ib| *ib != b) {
+                    let how = if b > ib { "newer" } else { "older" };
+                    items.push(format!(
+                        "inventory says build {ib}, node runs the {how} {b} ({})",
+                        inv.product.describe(b)
+                    ));
+                }
+            }
+            if let Some(e) = live.edition.filter(|e| *e != inv.edition) {
+                items.push(format!(
+                    "inventory says edition {}, node runs {e}",
+                    inv.edition
+                ));
+            }
+            if let (Some(w), Some((label, nt))) = (&live.windows, nt_version(inv.windows)) {
+                if w.version != nt {
+                    items.push(format!(
+                        "inventory says Windows {label} (NT {nt}), node runs {} ({})",
+                        w.full(),
+                        w.product.as_deref().unwrap_or("unnamed")
+                    ));
+                }
+            }
+            if !items.is_empty() {
+                out.insert(inv.name.to_string(), items);
+            }
+        }
+        for cname in clusters {
+            let Some(c) = fleet.cluster(cname.as_str()) else {
+                continue;
+            };
+            if !self.owners.keys().any(|k| {
+                k.split_once('/')
+                    .is_some_and(|(cl, _)| c.name.eq_ignore_case(cl))
+            }) {
+                continue; // owners not read
+            }
+            let mut items = Vec::new();
+            let expected = std::iter::once((&c.cluster_group, &c.cluster_group_owner))
+                .chain(c.virtual_servers.iter().map(|v| (&v.group, &v.owner)));
+            for (group, owner) in expected {
+                match self.owner(&c.name, group) {
+                    None => items.push(format!("group `{group}` was not found on the cluster")),
+                    Some(live) if !owner.eq_ignore_case(&live) => items.push(format!(
+                        "group `{group}`: inventory says owner {owner}, live owner {live}"
+                    )),
+                    Some(_) => {}
+                }
+            }
+            if !items.is_empty() {
+                out.insert(c.name.to_string(), items);
+            }
+        }
+        out
+    }
+
+    /// The facts as the state store keeps them, read at `at_ms`: per host `windows.product`,
+    /// `windows.version`, `exchange.build`, `exchange.edition`, `cluster.service`
+    /// (`running`/`stopped`), `boot.time`, `reboot.pending` (`true`/`false`),
+    /// `disk.<C:>.free_bytes`, `disk.<C:>.size_bytes`, `hotfixes` (comma-separated),
+    /// `unread.<probe>`; per cluster `group.<G>.owner`; `unreachable` (`kind: why`) for hosts
+    /// and clusters that could not be read.
+    pub fn to_facts(&self, fleet: &Fleet, at_ms: u64) -> Vec<Fact> {
+        let mut out = Vec::new();
+        let mut push = |host: &Name, key: String, value: String| {
+            out.push(Fact {
+                host: host.clone(),
+                key,
+                value,
+                at_ms,
+            })
+        };
+        let name_of = |s: &str| -> Option<Name> {
+            fleet
+                .host(s)
+                .map(|h| h.name.clone())
+                .or_else(|| fleet.cluster(s).map(|c| c.name.clone()))
+        };
+        for (host, f) in &self.nodes {
+            let Some(h) = name_of(host) else { continue };
+            if let Some(w) = &f.windows {
+                if let Some(p) = &w.product {
+                    push(&h, "windows.product".into(), p.clone());
+                }
+                push(&h, "windows.version".into(), w.full());
+            }
+            if let Some(b) = f.build {
+                push(&h, "exchange.build".into(), b.to_string());
+            }
+            if let Some(e) = f.edition {
+                push(&h, "exchange.edition".into(), e.to_string());
+            }
+            if let Some(c) = f.cluster_service {
+                let v = if c { "running" } else { "stopped" };
+                push(&h, "cluster.service".into(), v.into());
+            }
+            if let Some(b) = &f.boot_time {
+                push(&h, "boot.time".into(), b.clone());
+            }
+            if let Some(p) = f.pending_restart {
+                push(&h, "reboot.pending".into(), p.to_string());
+            }
+            for d in f.disks.iter().flatten() {
+                push(
+                    &h,
+                    format!("disk.{}.free_bytes", d.device),
+                    d.free_bytes.to_string(),
+                );
+                if let Some(s) = d.size_bytes {
+                    push(&h, format!("disk.{}.size_bytes", d.device), s.to_string());
+                }
+            }
+            if let Some(hf) = &f.hotfixes {
+                push(&h, "hotfixes".into(), hf.join(","));
+            }
+            for (probe, why) in &f.unread {
+                push(&h, format!("unread.{probe}"), why.clone());
+            }
+        }
+        for (key, owner) in &self.owners {
+            let Some((cluster, group)) = key.split_once('/') else {
+                continue;
+            };
+            let Some(c) = name_of(cluster) else { continue };
+            push(&c, format!("group.{group}.owner"), owner.clone());
+        }
+        for (host, why) in &self.unreachable {
+            let Some(h) = name_of(host) else { continue };
+            let kind = self
+                .unreachable_kinds
+                .get(host)
+                .map_or("unreadable", |k| k.as_str());
+            push(&h, "unreachable".into(), format!("{kind}: {why}"));
         }
         out
     }

@@ -17,6 +17,9 @@ pub struct ActionError {
     pub output: String,
     /// The command's exit code, when a command finished.
     pub exit_code: Option<i32>,
+    /// The transport failure behind the error, when the node could not be asked at all
+    /// (refused, credentials, timeout): `lockstep facts` reports hosts by it.
+    pub transport: Option<Box<TransportError>>,
 }
 
 impl ActionError {
@@ -28,6 +31,7 @@ impl ActionError {
             message: message.into(),
             output: String::new(),
             exit_code: None,
+            transport: None,
         }
     }
 
@@ -71,10 +75,12 @@ impl ActionError {
             | TransportError::Protocol { .. }
             | TransportError::Config { .. } => HaltClass::StepFailed,
         };
-        Self::new(
+        let mut e = Self::new(
             class,
             host,
             format!("{what} on host `{host}` failed: {err}"),
-        )
+        );
+        e.transport = Some(Box::new(err.clone()));
+        e
     }
 }

@@ -2,7 +2,6 @@
 //! line or query and of its reader. Every read is locale-independent: registry data, WQL
 //! properties, JSON printed by `ConvertTo-Json`.
 
-use base64::Engine as _;
 use lockstep_core::{Condition, FactDef, FactProbe, FactValue};
 
 use crate::error::ActionError;
@@ -10,16 +9,6 @@ use crate::parse;
 use crate::remote::{joined, QUERY_TIMEOUT};
 use crate::render::NS_CIMV2;
 use crate::Ctx;
-
-/// `powershell.exe -NoProfile -NonInteractive -EncodedCommand <base64 of the UTF-16LE script>`:
-/// nothing in the script is seen by cmd.exe.
-pub fn powershell_line(script: &str) -> String {
-    let utf16: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
-    format!(
-        "powershell.exe -NoProfile -NonInteractive -EncodedCommand {}",
-        base64::engine::general_purpose::STANDARD.encode(utf16)
-    )
-}
 
 /// The script that prints a PowerShell expression's value as one line of JSON.
 pub fn json_script(expression: &str) -> String {
@@ -129,7 +118,10 @@ pub(crate) async fn read(ctx: &Ctx<'_>, def: &FactDef) -> Result<FactValue, Acti
         }
         FactProbe::Powershell { expression } => {
             let out = node
-                .run(&powershell_line(&json_script(expression)), QUERY_TIMEOUT)
+                .run(
+                    &crate::render::powershell(&json_script(expression)),
+                    QUERY_TIMEOUT,
+                )
                 .await?;
             if out.exit_code != 0 {
                 return Err(ActionError::step_failed(

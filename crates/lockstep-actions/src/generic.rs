@@ -10,7 +10,7 @@ use lockstep_core::{Condition, FactDef, FactValue, HaltClass, Judge};
 use tokio::time::Instant;
 
 use crate::error::ActionError;
-use crate::facts::{self, json_fact, json_path, powershell_line, shown};
+use crate::facts::{self, json_fact, json_path, shown};
 use crate::remote::joined;
 use crate::{Ctx, FactOut, Outcome, Probe};
 
@@ -24,7 +24,7 @@ fn fact_outs(ctx: &Ctx<'_>, values: &[(String, FactValue)]) -> Vec<FactOut> {
 /// The command line a generic step sends.
 pub fn line(action_text: &str, powershell: bool) -> String {
     if powershell {
-        powershell_line(action_text)
+        crate::render::powershell(action_text)
     } else {
         action_text.to_owned()
     }

@@ -59,7 +59,10 @@ pub mod render;
 mod services;
 
 pub use build::{read_build, NodeBuild};
-pub use discovery::{discover, Discovery, NodeFacts};
+pub use discovery::{
+    discover, discover_with, Discovery, FactProbe, NodeFacts, UnreachableKind,
+    DISCOVERY_CONCURRENCY,
+};
 pub use error::ActionError;
 pub use gates::edition_allowed;
 pub use install::{install_verdict, InstallVerdict};

@@ -191,6 +191,57 @@ pub fn exchange_edition(values: &[RegValue]) -> Option<Edition> {
     }
 }
 
+/// What the Windows version key says (`HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowsVersion {
+    /// `ProductName` (registry data, never localised: `Microsoft Windows Server 2003`).
+    pub product: Option<String>,
+    /// `CurrentVersion` (`5.2`; Windows 10 / Server 2016 and later keep `6.3` here).
+    pub version: String,
+    /// `CurrentBuildNumber` (`3790`, `17763`).
+    pub build: u32,
+    /// `UBR`, the update build revision of Windows 10 / Server 2016 and later.
+    pub ubr: Option<u32>,
+}
+
+impl WindowsVersion {
+    /// `major.minor.build` (`5.2.3790`), with `.UBR` when the node has one (`6.3.17763.5696`).
+    pub fn full(&self) -> String {
+        match self.ubr {
+            Some(u) => format!("{}.{}.{u}", self.version, self.build),
+            None => format!("{}.{}", self.version, self.build),
+        }
+    }
+}
+
+/// The Windows version from the values of the `CurrentVersion` key, or `None` without a
+/// `CurrentVersion` and a numeric `CurrentBuildNumber`.
+pub fn windows_version(values: &[RegValue]) -> Option<WindowsVersion> {
+    let version = reg_value(values, "CurrentVersion")?.data.trim().to_owned();
+    let build = reg_value(values, "CurrentBuildNumber")?
+        .data
+        .trim()
+        .parse()
+        .ok()?;
+    Some(WindowsVersion {
+        product: reg_value(values, "ProductName").map(|v| v.data.trim().to_owned()),
+        version,
+        build,
+        ubr: reg_value(values, "UBR").and_then(|v| reg_dword(&v.data)),
+    })
+}
+
+/// A local fixed disk as `Win32_LogicalDisk` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    /// `C:`.
+    pub device: String,
+    /// Free bytes.
+    pub free_bytes: u64,
+    /// Size in bytes, when the provider gives it.
+    pub size_bytes: Option<u64>,
+}
+
 /// One process of `tasklist /fo csv /nh` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskListEntry {
@@ -433,6 +484,19 @@ mod tests {
             Some("20261121081131.000000+000".to_owned())
         );
         assert_eq!(boot_time("yesterday"), None);
+    }
+
+    #[test]
+    fn windows_version_from_the_registry() {
+        let w2003 = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\n    ProductName    REG_SZ    Microsoft Windows Server 2003\n    CurrentVersion    REG_SZ    5.2\n    CurrentBuildNumber    REG_SZ    3790\n";
+        let v = windows_version(&reg_values(w2003)).unwrap();
+        assert_eq!(v.full(), "5.2.3790");
+        assert_eq!(v.product.as_deref(), Some("Microsoft Windows Server 2003"));
+        let w2019 = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\n\tCurrentVersion\tREG_SZ\t6.3\n\tCurrentBuildNumber\tREG_SZ\t17763\n\tUBR\tREG_DWORD\t0x1640\n";
+        let v = windows_version(&reg_values(w2019)).unwrap();
+        assert_eq!((v.build, v.ubr), (17763, Some(5696)));
+        assert_eq!(v.full(), "6.3.17763.5696");
+        assert_eq!(windows_version(&reg_values("ERROR: x\n")), None);
     }
 
     #[test]

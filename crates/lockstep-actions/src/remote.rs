@@ -236,6 +236,42 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// The Windows product, version and build from the registry.
+    pub async fn windows(&self) -> Result<parse::WindowsVersion, ActionError> {
+        let out = self.run(render::REG_WINDOWS_VERSION, QUERY_TIMEOUT).await?;
+        match (
+            out.exit_code,
+            parse::windows_version(&parse::reg_values(&out.stdout)),
+        ) {
+            (0, Some(v)) => Ok(v),
+            (code, _) => Err(ActionError::step_failed(
+                self.host,
+                format!(
+                    "host `{}` shows no Windows version: the key \
+                     `HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion` lacks \
+                     `CurrentVersion` or `CurrentBuildNumber` (exit {code})",
+                    self.host
+                ),
+            )
+            .with_output(joined(&out), Some(code))),
+        }
+    }
+
+    /// The local fixed disks (WQL `Win32_LogicalDisk`, `DriveType` 3), in the order listed.
+    pub async fn fixed_disks(&self) -> Result<Vec<parse::Disk>, ActionError> {
+        let rows = self.wql(NS_CIMV2, render::WQL_FIXED_DISKS).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|o| {
+                Some(parse::Disk {
+                    device: prop(o, "DeviceID")?.trim().to_owned(),
+                    free_bytes: prop(o, "FreeSpace")?.trim().parse().ok()?,
+                    size_bytes: prop(o, "Size").and_then(|s| s.trim().parse().ok()),
+                })
+            })
+            .collect())
+    }
+
     /// The Exchange build and edition from the registry.
     pub async fn build(&self) -> Result<NodeBuild, ActionError> {
         let out = self.run(render::REG_EXCHANGE_SETUP, QUERY_TIMEOUT).await?;

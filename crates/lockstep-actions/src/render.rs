@@ -27,9 +27,16 @@ pub const WQL_PROCESSES: &str = "SELECT Name FROM Win32_Process";
 pub const WQL_OS: &str = "SELECT LastBootUpTime, Version, OSLanguage FROM Win32_OperatingSystem";
 /// WQL: installed hotfixes.
 pub const WQL_HOTFIXES: &str = "SELECT HotFixID FROM Win32_QuickFixEngineering";
+/// WQL: local fixed disks (`DriveType` 3) with their free space and size in bytes.
+pub const WQL_FIXED_DISKS: &str =
+    "SELECT DeviceID, FreeSpace, Size FROM Win32_LogicalDisk WHERE DriveType = 3";
 
 /// `reg query` of the Exchange Setup key (build and edition).
 pub const REG_EXCHANGE_SETUP: &str = r#"reg query "HKLM\SOFTWARE\Microsoft\Exchange\Setup""#;
+/// `reg query` of the Windows version key (`ProductName`, `CurrentVersion`,
+/// `CurrentBuildNumber`, and `UBR` from Windows 10 / Server 2016 on).
+pub const REG_WINDOWS_VERSION: &str =
+    r#"reg query "HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion""#;
 /// `reg query` of the pending-reboot marker: exit 0 = a reboot is pending, exit 1 = none.
 pub const REG_PENDING_REBOOT: &str = r#"reg query "HKLM\SYSTEM\CurrentControlSet\Control\Session Manager" /v PendingFileRenameOperations"#;
 /// Restart now.
@@ -88,6 +95,17 @@ pub fn installer(package: &Name, args: &Name) -> String {
     } else {
         format!("{} {}", package.cmd_quoted(), args)
     }
+}
+
+/// `powershell.exe -NoProfile -NonInteractive -EncodedCommand <base64 of the UTF-16LE script>`:
+/// the script reaches PowerShell byte for byte, with no cmd.exe quoting in between.
+pub fn powershell(script: &str) -> String {
+    use base64::Engine as _;
+    let utf16: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    format!(
+        "powershell.exe -NoProfile -NonInteractive -EncodedCommand {}",
+        base64::engine::general_purpose::STANDARD.encode(utf16)
+    )
 }
 
 fn wql_line(ns: &str, q: &str) -> String {
@@ -275,4 +293,21 @@ fn generic_lines(text: &str, powershell: bool, judge: &lockstep_core::Judge) -> 
         lines.push(SHUTDOWN_REBOOT.to_owned());
     }
     lines
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn powershell_scripts_are_sent_as_utf16le_base64() {
+        // `Get-Date` in UTF-16LE, base64: what `[Convert]::ToBase64String(
+        // [Text.Encoding]::Unicode.GetBytes('Get-Date'))` prints on Windows.
+        assert_eq!(
+            powershell("Get-Date"),
+            "powershell.exe -NoProfile -NonInteractive -EncodedCommand RwBlAHQALQBEAGEAdABlAA=="
+        );
+        // Quotes, pipes and non-ASCII pass through the encoding untouched by cmd.exe.
+        let line = powershell("'Přerov' | ConvertTo-Json -Compress");
+        assert!(!line.contains('|') && !line.contains('\''), "{line}");
+    }
 }

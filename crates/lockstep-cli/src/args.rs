@@ -130,6 +130,14 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the lab: a simulated Windows/Exchange fleet speaking WinRM on loopback.
     Lab(LabArgs),
+    /// Show the inventory as Lockstep understood it, in `ansible-inventory`'s forms.
+    Inventory(InventoryArgs),
+    /// Read the fleet as it is (Windows and Exchange builds, Cluster service, group owners,
+    /// pending restart, free disk, hotfixes), with the drift from the inventory.
+    Facts(FactsArgs),
+    /// Run one command on the selected hosts, in parallel, and show each host's exit code and
+    /// output.
+    Exec(ExecArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -143,17 +151,65 @@ pub enum Command {
 /// Where the inventory and playbook come from.
 #[derive(Debug, Args, Clone)]
 pub struct SpecArgs {
-    /// Inventory file(s), merged in order (Ansible YAML). Default: the built-in lab inventory.
-    #[arg(short, long = "inventory", value_name = "FILE")]
+    /// Inventory sources, merged in order: Ansible YAML or INI files, or directories of them
+    /// (with `group_vars/` and `host_vars/` beside). Default: the built-in lab inventory.
+    #[arg(short, long = "inventory", value_name = "PATH")]
     pub inventories: Vec<PathBuf>,
 
-    /// Limit to hosts, groups, sites or clusters (patterns, comma-separated, `!` excludes).
+    /// Limit to hosts, groups, sites or clusters (patterns, comma-separated, `!` excludes,
+    /// `~REGEX`, `@FILE` for a file of names one per line such as a retry file).
     #[arg(short, long, value_name = "PATTERN")]
     pub limit: Option<String>,
 
-    /// Extra variable for the playbook, above inventory and playbook variables (repeatable).
-    #[arg(short = 'e', long = "extra-var", value_name = "NAME=VALUE")]
+    /// Extra variables for the playbook, above inventory and playbook variables (repeatable):
+    /// `NAME=VALUE ...`, a JSON or YAML mapping, or `@FILE` (YAML or JSON).
+    #[arg(short = 'e', long = "extra-var", value_name = "VARS")]
     pub extra_vars: Vec<String>,
+
+    /// Vault passwords for `!vault` values and vaulted files.
+    #[command(flatten)]
+    pub vault: VaultArgs,
+}
+
+/// Where Ansible Vault passwords come from (as `ansible-playbook` takes them).
+#[derive(Debug, Args, Clone, Default)]
+pub struct VaultArgs {
+    /// A file whose first line is the vault password (mode 0600 or stricter).
+    #[arg(long, env = "ANSIBLE_VAULT_PASSWORD_FILE", value_name = "FILE")]
+    pub vault_password_file: Option<PathBuf>,
+
+    /// Ask for the vault password on the terminal.
+    #[arg(long)]
+    pub ask_vault_pass: bool,
+
+    /// A labelled vault password: `LABEL@FILE` or `LABEL@prompt` (repeatable).
+    #[arg(long = "vault-id", value_name = "LABEL@SOURCE")]
+    pub vault_ids: Vec<String>,
+}
+
+/// `lockstep inventory`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("action").required(true).args(["list", "graph"]))]
+pub struct InventoryArgs {
+    /// Inventory sources, merged in order (files or directories).
+    #[arg(short, long = "inventory", value_name = "PATH")]
+    pub inventories: Vec<PathBuf>,
+
+    /// Print every group and host with its variables, as `ansible-inventory --list` (JSON).
+    #[arg(long)]
+    pub list: bool,
+
+    /// Print the group tree, as `ansible-inventory --graph`.
+    #[arg(long)]
+    pub graph: bool,
+
+    /// Also read `group_vars/` and `host_vars/` beside the playbooks in this folder.
+    #[arg(long, value_name = "DIR")]
+    pub playbook_dir: Option<PathBuf>,
+
+    /// Vault passwords.
+    #[command(flatten)]
+    pub vault: VaultArgs,
 }
 
 /// `lockstep check`.
@@ -300,6 +356,74 @@ pub struct DemoArgs {
     pub playbooks: Vec<String>,
 }
 
+/// `lockstep facts`.
+#[derive(Debug, Args)]
+pub struct FactsArgs {
+    /// Inventory and targeting.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+
+    /// Read only these probes (repeatable or comma-separated): windows, exchange,
+    /// cluster-service, boot-time, pending-restart, free-disk, hotfixes, owners. Default: all.
+    #[arg(long = "probe", value_name = "NAME", value_delimiter = ',')]
+    pub probes: Vec<String>,
+
+    /// Read the hosts this playbook would touch (a file or a built-in name), within `--limit`.
+    #[arg(long, value_name = "PLAYBOOK")]
+    pub playbook: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FactsFormat::Text)]
+    pub format: FactsFormat,
+}
+
+/// Output format of `facts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FactsFormat {
+    /// A table grouped by site and cluster.
+    Text,
+    /// One JSON document.
+    Json,
+    /// One line per host.
+    Csv,
+}
+
+/// `lockstep exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Inventory and targeting (`--limit` is required).
+    #[command(flatten)]
+    pub spec: SpecArgs,
+
+    /// Hosts running the command at once.
+    #[arg(short, long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub forks: u32,
+
+    /// Run even when the selection holds several nodes of one cluster.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Run this PowerShell script instead of a cmd.exe command (sent with -EncodedCommand).
+    #[arg(long, value_name = "SCRIPT", conflicts_with = "command")]
+    pub powershell: Option<String>,
+
+    /// Seconds a host's command may run before it is terminated.
+    #[arg(long, default_value_t = 600, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// The cmd.exe command line, after `--`.
+    #[arg(
+        last = true,
+        value_name = "COMMAND",
+        required_unless_present = "powershell"
+    )]
+    pub command: Vec<String>,
+}
+
 /// `lockstep lab`.
 #[derive(Debug, Args)]
 pub struct LabArgs {
@@ -383,6 +507,33 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exec_takes_the_command_after_two_dashes() {
+        let cli = Cli::try_parse_from([
+            "lockstep", "exec", "-l", "prague", "--forks", "3", "--", "sc", "query", "clussvc",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Exec(e) => {
+                assert_eq!(e.command, ["sc", "query", "clussvc"]);
+                assert_eq!((e.forks, e.yes, e.powershell), (3, false, None));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["lockstep", "exec", "-l", "x"]).is_err());
+        assert!(Cli::try_parse_from([
+            "lockstep",
+            "exec",
+            "-l",
+            "x",
+            "--powershell",
+            "Get-Date",
+            "--",
+            "hostname"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub enum ExitStatus {
     Halted,
     /// The run waits for an operator (`lockstep approve`, then `lockstep resume`).
     Waiting,
+    /// Some hosts could not be read (`facts`), or did not all run the command with exit code 0
+    /// (`exec`: a non-zero exit code, or unreachable).
+    HostsFailed,
 }
 
 impl ExitStatus {
@@ -27,6 +30,7 @@ impl ExitStatus {
             ExitStatus::BadInput => 2,
             ExitStatus::Halted => 3,
             ExitStatus::Waiting => 4,
+            ExitStatus::HostsFailed => 5,
         }
     }
 }

@@ -13,7 +13,8 @@ use crate::exit::BadInput;
 /// The name under which the built-in inventory is recorded in run metadata.
 pub const EMBEDDED_INVENTORY: &str = "builtin:inventory/lab.yml";
 
-fn bad(d: Diagnostics) -> anyhow::Error {
+/// Every diagnostic as one bad-input error (exit 2).
+pub fn bad(d: Diagnostics) -> anyhow::Error {
     anyhow::Error::new(BadInput(d.to_string()))
 }
 
@@ -25,19 +26,19 @@ pub fn load_fleet(paths: &[PathBuf]) -> Result<(Fleet, Vec<String>)> {
         let fleet = lockstep_spec::load_inventory(&[file]).map_err(bad)?;
         return Ok((fleet, vec![EMBEDDED_INVENTORY.to_owned()]));
     }
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    for p in paths {
-        match SourceFile::read(p) {
-            Ok(f) => files.push(f),
-            Err(d) => errors.extend(d.0),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(bad(Diagnostics(errors)));
-    }
+    let files = inventory_files(paths, &[], &crate::args::VaultArgs::default())?;
     let fleet = lockstep_spec::load_inventory(&files).map_err(bad)?;
     Ok((fleet, paths.iter().map(|p| absolute(p)).collect()))
+}
+
+/// Every file the inventory sources stand for (directories walked, `group_vars/` and
+/// `host_vars/` beside each source and beside `vars_dirs`), vaulted files decrypted.
+pub fn inventory_files(
+    paths: &[PathBuf],
+    vars_dirs: &[PathBuf],
+    _vault: &crate::args::VaultArgs,
+) -> Result<Vec<SourceFile>> {
+    lockstep_spec::read_inventory_sources(paths, vars_dirs).map_err(bad)
 }
 
 /// The path as recorded in a run: absolute, so `resume` works from any folder.

@@ -44,7 +44,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
     let global = &cli.global;
     match &cli.command {
         Command::Check(a) => commands::check::run(a),
-        Command::Plan(a) => commands::plan::run(a),
+        Command::Inventory(a) => commands::inventory::run(a),
+        Command::Plan(a) => commands::plan::run(a, global),
         Command::Status(a) => commands::status::status(a, global),
         Command::Approve(a) => commands::status::approve(a, global),
         Command::Report(a) => commands::status::report(a, global),
@@ -52,6 +53,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Resume(a) => runtime()?.block_on(commands::run::resume(a, global)),
         Command::Demo(a) => runtime()?.block_on(commands::demo::run(a, global)),
         Command::Lab(a) => runtime()?.block_on(commands::lab::run(a, global)),
+        Command::Facts(a) => runtime()?.block_on(commands::facts::run(a, global)),
+        Command::Exec(a) => runtime()?.block_on(commands::exec::run(a, global)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "lockstep", &mut std::io::stdout());

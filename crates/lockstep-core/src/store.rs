@@ -247,4 +247,20 @@ pub trait StateStore: Send + Sync {
     /// Replaces the run's plan (`lockstep resume --replan`): step records whose ids survive keep
     /// their state.
     fn replace_plan(&self, run: &RunId, plan: &Plan) -> Result<(), StoreError>;
+
+    /// Keeps facts read from the fleet outside any run (`lockstep facts`), each with the time it
+    /// was read, in one durable write. A backend that keeps none says so.
+    fn put_fleet_facts(&self, facts: &[Fact]) -> Result<(), StoreError> {
+        let _ = facts;
+        Err(StoreError::Backend {
+            path: String::new(),
+            detail: "this state store does not keep fleet facts".to_owned(),
+        })
+    }
+
+    /// The latest reading of every host `put_fleet_facts` was given: for each host, the facts
+    /// written with its newest time, sorted by host then in write order. Empty when none.
+    fn latest_fleet_facts(&self) -> Result<Vec<Fact>, StoreError> {
+        Ok(Vec::new())
+    }
 }

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `lab-started` | `hosts` (name, role, product, edition, windows, build, cluster, site, hotfixes), `groups` (cluster, group, evs, version, owner): the header, always first |
 //! | `command` | `line`: a command line started on `host` |
+//! | `command-finished` | `line`, `exit_code`: a command that runs for a while (`ping -n N`) ended; other commands end as they start |
 //! | `service` | `name`, `state` (`running`/`stopped`) |
 //! | `cluster-service` | `state` (`up`/`down`) |
 //! | `group-moved` | `group`, `from`, `to`, `cause` (`move`, `failover`, `arbitrate`) |
@@ -108,6 +109,13 @@ pub enum RecordEvent {
     Command {
         /// The line as received.
         line: String,
+    },
+    /// A command that runs for a while (`ping -n N`) ended.
+    CommandFinished {
+        /// The line as received.
+        line: String,
+        /// Its exit code.
+        exit_code: i32,
     },
     /// A service changed state.
     Service {

@@ -393,6 +393,7 @@ impl Checker {
                 self.check_group(&cluster, group, t);
             }
             RecordEvent::Command { .. }
+            | RecordEvent::CommandFinished { .. }
             | RecordEvent::Service { .. }
             | RecordEvent::EventLog { .. }
             | RecordEvent::Fault { .. }

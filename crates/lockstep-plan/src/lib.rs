@@ -65,6 +65,26 @@ pub use rules::{check_rules, check_rules_with_owners, RuleViolation};
 
 use lockstep_core::{Fleet, Plan, Playbook};
 
+/// The hosts `patterns` select (the `--limit` syntax; an empty list selects every host), in
+/// fleet order; every pattern that matches nothing is an error.
+pub fn select_hosts(
+    fleet: &Fleet,
+    patterns: &[String],
+) -> Result<Vec<lockstep_core::Name>, PlanErrors> {
+    let mut errors = Vec::new();
+    let sel = select::Selector::new(fleet).select(patterns, true, &mut errors);
+    if !errors.is_empty() {
+        return Err(PlanErrors(errors));
+    }
+    Ok(fleet
+        .hosts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| sel.contains(*i))
+        .map(|(_, h)| h.name.clone())
+        .collect())
+}
+
 /// Plans `playbook` over `fleet`: the same inputs always give the same plan, byte for byte.
 /// Returns every error found when the plan cannot be made.
 pub fn plan(fleet: &Fleet, playbook: &Playbook, opts: &PlanOptions) -> Result<Plan, PlanErrors> {

@@ -1,11 +1,11 @@
 //! Ansible YAML inventories, read as Ansible reads them: groups, children, hosts and variable
 //! precedence, before anything Lockstep-specific is looked at.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use lockstep_core::Name;
 
-use crate::diag::{hint, q, Diagnostics, Pos, Sink, SourceFile};
+use crate::diag::{did_you_mean, hint, q, Diagnostics, Pos, Sink, SourceFile};
 use crate::tree::{self, Kind, Node};
 
 /// A group as the inventory declares it (merged over every file and every mention).
@@ -96,6 +96,8 @@ pub(crate) struct MergedVar {
 pub(crate) struct RawGroup {
     pub pos: Option<Pos>,
     pub direct_hosts: Vec<String>,
+    /// The same hosts, for constant-time membership tests.
+    pub direct_set: HashSet<String>,
     pub children: Vec<(String, Pos)>,
     /// Variables written in the inventory file.
     pub vars: BTreeMap<String, Var>,
@@ -170,14 +172,25 @@ impl Raw {
     /// group order) < `group_vars/` files (by group order) < inventory-file host vars <
     /// `host_vars/` files.
     pub fn merged_vars(&self, host: &str) -> BTreeMap<String, MergedVar> {
+        self.merged_vars_with(host, false)
+    }
+
+    /// [`Raw::merged_vars`], with the group-defining `lockstep_*` variables kept when
+    /// `everything` (as Ansible itself would show them).
+    pub fn merged_vars_with(&self, host: &str, everything: bool) -> BTreeMap<String, MergedVar> {
         let mut out = BTreeMap::new();
         let order = self.merge_order(host);
         let mut rank = 0;
         let layer =
             |vars: &BTreeMap<String, Var>, rank: usize, out: &mut BTreeMap<String, MergedVar>| {
                 for (k, v) in vars {
-                    if LOCKSTEP_GROUP_VARS.contains(&k.as_str())
-                        || LOCKSTEP_ALL_VARS.contains(&k.as_str())
+                    // Ansible reads it as the group's priority, never as a variable.
+                    if k == "ansible_group_priority" {
+                        continue;
+                    }
+                    if !everything
+                        && (LOCKSTEP_GROUP_VARS.contains(&k.as_str())
+                            || LOCKSTEP_ALL_VARS.contains(&k.as_str()))
                     {
                         continue;
                     }
@@ -289,7 +302,7 @@ pub(crate) fn read_raw(files: &[SourceFile], sink: &mut Sink) -> Raw {
             vars_files.push((which, file));
             continue;
         }
-        let root = match tree::parse(file) {
+        let root = match parse_inventory(file) {
             Ok(n) => n,
             Err(d) => {
                 sink.extend(d);
@@ -313,9 +326,7 @@ pub(crate) fn read_raw(files: &[SourceFile], sink: &mut Sink) -> Raw {
             let Some(name) = group_name(k, sink) else {
                 continue;
             };
-            if name != "all" {
-                add_child(&mut raw, "all", &name, &k.pos);
-            }
+            // A top-level group is a child of `all` only if nothing else claims it (`link`).
             read_group(&mut raw, &name, k, v, sink);
         }
     }
@@ -353,6 +364,29 @@ pub(crate) fn read_raw(files: &[SourceFile], sink: &mut Sink) -> Raw {
     raw
 }
 
+/// Reads an inventory file as Ansible's plugins would: `.ini` files as INI; `.yml`, `.yaml` and
+/// `.json` as YAML; any other file as YAML if it is a YAML mapping, else as INI.
+fn parse_inventory(file: &SourceFile) -> Result<Node, Diagnostics> {
+    let ext = std::path::Path::new(&file.path)
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("ini") => crate::ini::parse(file),
+        Some("yml" | "yaml" | "json") => tree::parse(file),
+        _ => match tree::parse(file) {
+            Ok(n) if n.as_map().is_some() => Ok(n),
+            yaml => match crate::ini::parse(file) {
+                Ok(n) => Ok(n),
+                Err(ini) => match yaml {
+                    // Neither: the INI errors say more about a file that is not a YAML mapping.
+                    Ok(_) => Err(ini),
+                    Err(y) => Err(y),
+                },
+            },
+        },
+    }
+}
+
 /// A `group_vars/` or `host_vars/` file, and whose variables it holds.
 enum VarsFile {
     Group(String),
@@ -374,7 +408,7 @@ fn vars_file(path: &str) -> Option<VarsFile> {
                 .or_else(|| f.strip_suffix(".json"))
                 .unwrap_or(f)
         }
-        3 => parts[i + 1],
+        n if n >= 3 => parts[i + 1],
         _ => return None,
     };
     Some(if parts[i] == "group_vars" {
@@ -461,15 +495,28 @@ fn read_group(raw: &mut Raw, name: &str, key: &Node, node: &Node, sink: &mut Sin
             }
             other => {
                 let word = other.unwrap_or("");
-                sink.error(
-                    &k.pos,
-                    format!(
-                        "unknown key {} in group {} (a group has `hosts`, `vars` and `children`){}",
+                if did_you_mean(word, GROUP_KEYS).is_some() || v.as_map().is_some() {
+                    sink.error(
+                        &k.pos,
+                        format!(
+                            "unknown key {} in group {} (a group has `hosts`, `vars` and \
+                             `children`){}",
+                            q(word),
+                            q(name),
+                            hint(word, GROUP_KEYS)
+                        ),
+                    );
+                } else {
+                    // Ansible skips such keys with a warning (a top-level YAML anchor holder
+                    // such as `x-defaults: &d {port: 5986}` becomes an empty group).
+                    tracing::warn!(
+                        "{}:{}: skipping key {} of group {}: not `hosts`, `vars` or `children`",
+                        k.pos.file,
+                        k.pos.line,
                         q(word),
-                        q(name),
-                        hint(word, GROUP_KEYS)
-                    ),
-                );
+                        q(name)
+                    );
+                }
             }
         }
     }
@@ -556,14 +603,18 @@ fn read_hosts(raw: &mut Raw, group: &str, node: &Node, sink: &mut Sink) {
             // The same host under several groups: its variables merge, later ones win.
             h.vars.extend(vars.clone());
             let g = raw.groups.entry(group.to_owned()).or_default();
-            if !g.direct_hosts.contains(&name) {
+            if g.direct_set.insert(name.clone()) {
                 g.direct_hosts.push(name);
             }
         }
     }
 }
 
-/// Expands Ansible's `name[01:10]` / `name[a:c]` host ranges (one range per pattern).
+/// The most hosts one pattern may expand to.
+const MAX_RANGE_HOSTS: usize = 100_000;
+
+/// Expands Ansible's host ranges: `web[01:10].contoso.com`, `db-[a:c]`, `n[0:20:5]`, several in
+/// one pattern.
 fn expand_range(pattern: &str) -> Result<Vec<String>, String> {
     let (Some(open), Some(close)) = (pattern.find('['), pattern.find(']')) else {
         return Ok(vec![pattern.to_owned()]);
@@ -585,25 +636,38 @@ fn expand_range(pattern: &str) -> Result<Vec<String>, String> {
         Some(s) => s.parse().map_err(|_| bad())?,
         None => 1,
     };
-    if step == 0 {
+    if step == 0 || parts.next().is_some() {
         return Err(bad());
     }
-    let mut out = Vec::new();
+    let mut items = Vec::new();
     if let (Ok(x), Ok(y)) = (a.parse::<u32>(), b.parse::<u32>()) {
-        if x > y || y - x > 10_000 {
+        if x > y || (y - x) as usize / step >= MAX_RANGE_HOSTS {
             return Err(bad());
         }
         let width = if a.starts_with('0') { a.len() } else { 0 };
         for i in (x..=y).step_by(step) {
-            out.push(format!("{head}{i:0width$}{tail}"));
+            items.push(format!("{i:0width$}"));
         }
     } else if a.len() == 1 && b.len() == 1 && a <= b {
         let (x, y) = (a.as_bytes()[0], b.as_bytes()[0]);
         for c in (x..=y).step_by(step) {
-            out.push(format!("{head}{}{tail}", c as char));
+            items.push((c as char).to_string());
         }
     } else {
         return Err(bad());
+    }
+    let tails = expand_range(tail)?;
+    if items.len().saturating_mul(tails.len()) > MAX_RANGE_HOSTS {
+        return Err(format!(
+            "host pattern {} expands to more than {MAX_RANGE_HOSTS} hosts",
+            q(pattern)
+        ));
+    }
+    let mut out = Vec::with_capacity(items.len() * tails.len());
+    for i in &items {
+        for t in &tails {
+            out.push(format!("{head}{i}{t}"));
+        }
     }
     Ok(out)
 }
@@ -851,7 +915,7 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
         .get_mut("ungrouped")
         .map(|g| {
             for h in ungrouped {
-                if !g.direct_hosts.contains(&h) {
+                if g.direct_set.insert(h.clone()) {
                     g.direct_hosts.push(h);
                 }
             }
@@ -977,6 +1041,17 @@ mod tests {
             vec!["db-a", "db-b", "db-c"]
         );
         assert!(expand_range("x[3:1]").is_err());
+        assert_eq!(
+            expand_range("web[1:2]-[a:b].contoso.com").unwrap(),
+            vec![
+                "web1-a.contoso.com",
+                "web1-b.contoso.com",
+                "web2-a.contoso.com",
+                "web2-b.contoso.com"
+            ]
+        );
+        assert_eq!(expand_range("n[0:10:5]").unwrap(), vec!["n0", "n5", "n10"]);
+        assert!(expand_range("x[0:99999][0:99999]").is_err());
     }
 
     #[test]

@@ -23,18 +23,80 @@ impl SourceFile {
     }
 
     /// Reads a file; a read failure (or text that is not UTF-8) is a diagnostic at `1:1`.
+    ///
+    /// Hostile input is refused before it costs anything: only regular files are opened (a FIFO
+    /// would block, `/dev/zero` never ends), at most [`MAX_FILE_BYTES`] are read, and a NUL byte
+    /// (which YAML parsers treat as the end of the text) is an error at its line and column.
     pub fn read(path: &Path) -> Result<SourceFile, Diagnostics> {
+        use std::io::Read as _;
         let shown = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok(SourceFile { path: shown, text }),
-            Err(e) => Err(Diagnostics(vec![Diagnostic {
+        let fail = |line: usize, col: usize, message: String| {
+            Diagnostics(vec![Diagnostic {
                 file: shown.clone(),
-                line: 1,
-                col: 1,
-                message: format!("cannot read `{shown}`: {e}"),
-            }])),
+                line,
+                col,
+                message,
+            }])
+        };
+        let meta = std::fs::metadata(path)
+            .map_err(|e| fail(1, 1, format!("cannot read `{shown}`: {e}")))?;
+        if !meta.is_file() {
+            let what = if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file (a FIFO, socket or device)"
+            };
+            return Err(fail(1, 1, format!("cannot read `{shown}`: it is {what}")));
         }
+        let too_big = |n: u64| {
+            fail(
+                1,
+                1,
+                format!(
+                    "`{shown}` is {n} bytes or more; inventory, playbook and variable files are \
+                     limited to {} MiB",
+                    MAX_FILE_BYTES >> 20
+                ),
+            )
+        };
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(too_big(meta.len()));
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| fail(1, 1, format!("cannot read `{shown}`: {e}")))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(too_big(bytes.len() as u64));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let (line, col) = line_col(&e.as_bytes()[..e.utf8_error().valid_up_to()]);
+            fail(line, col, format!("`{shown}` is not UTF-8 text"))
+        })?;
+        if let Some(i) = text.find('\0') {
+            let (line, col) = line_col(&text.as_bytes()[..i]);
+            return Err(fail(
+                line,
+                col,
+                "a NUL byte is not allowed in the text".into(),
+            ));
+        }
+        Ok(SourceFile { path: shown, text })
     }
+}
+
+/// The largest file [`SourceFile::read`] accepts (a 40,000-host inventory is about 4 MiB).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// The 1-based line and column just after `before`.
+fn line_col(before: &[u8]) -> (usize, usize) {
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let col = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+    (line, col)
 }
 
 /// One error, at a place in a file.

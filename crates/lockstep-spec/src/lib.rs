@@ -1,7 +1,9 @@
 //! Loads and validates Lockstep's YAML inputs, the inventory and the playbooks, into the
 //! `lockstep-core` types ([`lockstep_core::Fleet`], [`lockstep_core::Playbook`]).
 //!
-//! Inventories are ordinary Ansible YAML inventories, read as Ansible reads them (`all`, `hosts`,
+//! Inventories are ordinary Ansible inventories, YAML or INI (`ini`), files or directories found
+//! by [`read_inventory_sources`] with the `group_vars/` and `host_vars/` beside them, read as
+//! Ansible reads them (`all`, `hosts`,
 //! `vars`, `children` to any depth, host ranges, `ungrouped`, Ansible's variable precedence:
 //! `all` < parent groups < child groups, same depth by `ansible_group_priority` then by name <
 //! host vars; `group_vars/NAME.yml` and `host_vars/NAME.yml` files passed among the sources
@@ -21,21 +23,30 @@
 //! budgets) are then read by `serde_yaml`, and templates are compiled (syntax only) by
 //! `minijinja`. [`embedded`] holds the shipped inventory and playbooks.
 //!
+//! [`inventory_list`] and [`inventory_graph`] show what was understood in the forms of
+//! `ansible-inventory --list` and `--graph`.
+//!
 //! Main types: [`SourceFile`], [`Diagnostic`], [`Diagnostics`], [`AnsibleInventory`]. The crate
 //! depends on `lockstep-core` only among the workspace crates, does no I/O beyond
-//! [`SourceFile::read`], never stores or prints a password, and must not depend on the planner,
+//! [`SourceFile::read`] (bounded: regular files only, size cap, no NUL bytes) and
+//! [`read_inventory_sources`] (directory listings), never stores or prints a password, and must not depend on the planner,
 //! engine, transport or lab.
 #![deny(missing_docs)]
 
 mod ansible;
 mod diag;
 pub mod embedded;
+mod ini;
 mod inventory;
+mod list;
 mod playbook;
 mod rules;
+mod sources;
 mod tree;
 
 pub use ansible::{load_ansible_inventory, AnsibleGroup, AnsibleHost, AnsibleInventory};
-pub use diag::{Diagnostic, Diagnostics, SourceFile};
+pub use diag::{Diagnostic, Diagnostics, SourceFile, MAX_FILE_BYTES};
 pub use inventory::load_inventory;
+pub use list::{inventory_graph, inventory_list};
 pub use playbook::load_playbook;
+pub use sources::read_inventory_sources;

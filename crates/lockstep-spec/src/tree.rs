@@ -145,12 +145,24 @@ impl Node {
 /// position.
 pub(crate) fn parse(file: &SourceFile) -> Result<Node, Diagnostics> {
     let name: Rc<str> = Rc::from(file.path.as_str());
+    if let Some(i) = file.text.find('\0') {
+        let before = &file.text[..i];
+        return Err(Diagnostics(vec![Diagnostic {
+            file: file.path.clone(),
+            line: before.matches('\n').count() + 1,
+            col: before.rsplit('\n').next().unwrap_or("").chars().count() + 1,
+            message: "a NUL byte is not allowed in the text".into(),
+        }]));
+    }
     let mut builder = Builder {
         file: name.clone(),
         stack: Vec::new(),
         anchors: HashMap::new(),
         docs: Vec::new(),
         errors: Vec::new(),
+        nodes: 0,
+        budget: MAX_ALIAS_NODES.max(file.text.len() / 2),
+        exhausted: false,
     };
     let mut parser = Parser::new_from_str(&file.text);
     if let Err(e) = parser.load(&mut builder, true) {
@@ -186,18 +198,32 @@ pub(crate) fn parse(file: &SourceFile) -> Result<Node, Diagnostics> {
     }))
 }
 
+/// How many nodes aliases (`*name`) may add to a document in all, at least: each alias copies
+/// its anchor's whole sub-tree, so a few lines ("billion laughs") could otherwise ask for
+/// billions of nodes. A larger text gets a budget of half its length.
+pub(crate) const MAX_ALIAS_NODES: usize = 200_000;
+
 enum Frame {
-    Seq(Node, usize),
-    /// The mapping, its anchor, a key waiting for its value, keys brought in by merge keys.
-    Map(Node, usize, Option<Node>, Vec<String>),
+    /// The sequence, its anchor, the node count when it started.
+    Seq(Node, usize, usize),
+    /// The mapping, its anchor, a key waiting for its value, keys brought in by merge keys, the
+    /// node count when it started.
+    Map(Node, usize, Option<Node>, Vec<String>, usize),
 }
 
 struct Builder {
     file: Rc<str>,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchored node and how many nodes it holds.
+    anchors: HashMap<usize, (Node, usize)>,
     docs: Vec<Node>,
     errors: Vec<Diagnostic>,
+    /// Nodes built so far (aliases count the nodes they copy).
+    nodes: usize,
+    /// Nodes aliases may still add.
+    budget: usize,
+    /// The alias budget ran out: every further event is ignored.
+    exhausted: bool,
 }
 
 impl Builder {
@@ -209,13 +235,13 @@ impl Builder {
         }
     }
 
-    fn push_node(&mut self, node: Node, anchor: usize) {
+    fn push_node(&mut self, node: Node, anchor: usize, size: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
-            Some(Frame::Seq(seq, _)) => {
+            Some(Frame::Seq(seq, _, _)) => {
                 if let Kind::Seq(items) = &mut seq.kind {
                     if items.is_empty() && before(&node.pos, &seq.pos) {
                         seq.pos = node.pos.clone();
@@ -223,7 +249,7 @@ impl Builder {
                     items.push(node);
                 }
             }
-            Some(Frame::Map(map, _, pending, merged)) => match pending.take() {
+            Some(Frame::Map(map, _, pending, merged, _)) => match pending.take() {
                 None => {
                     // The parser marks a block mapping after its first key: start it at the key.
                     if matches!(&map.kind, Kind::Map(e) if e.is_empty())
@@ -300,6 +326,9 @@ fn tag_text(tag: Option<yaml_rust2::parser::Tag>) -> Option<String> {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.exhausted {
+            return;
+        }
         match ev {
             Event::Scalar(value, style, anchor, tag) => {
                 let node = Node {
@@ -310,7 +339,8 @@ impl MarkedEventReceiver for Builder {
                         plain: style == TScalarStyle::Plain,
                     },
                 };
-                self.push_node(node, anchor);
+                self.nodes += 1;
+                self.push_node(node, anchor, 1);
             }
             Event::SequenceStart(anchor, tag) => {
                 let node = Node {
@@ -318,7 +348,8 @@ impl MarkedEventReceiver for Builder {
                     tag: tag_text(tag),
                     kind: Kind::Seq(Vec::new()),
                 };
-                self.stack.push(Frame::Seq(node, anchor));
+                self.nodes += 1;
+                self.stack.push(Frame::Seq(node, anchor, self.nodes));
             }
             Event::MappingStart(anchor, tag) => {
                 let node = Node {
@@ -326,25 +357,48 @@ impl MarkedEventReceiver for Builder {
                     tag: tag_text(tag),
                     kind: Kind::Map(Vec::new()),
                 };
-                self.stack.push(Frame::Map(node, anchor, None, Vec::new()));
+                self.nodes += 1;
+                self.stack
+                    .push(Frame::Map(node, anchor, None, Vec::new(), self.nodes));
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq(n, a)) | Some(Frame::Map(n, a, _, _)) => (n, a),
+                let (node, anchor, start) = match self.stack.pop() {
+                    Some(Frame::Seq(n, a, s)) | Some(Frame::Map(n, a, _, _, s)) => (n, a, s),
                     None => return,
                 };
-                self.push_node(node, anchor);
+                let size = self.nodes + 1 - start;
+                self.push_node(node, anchor, size);
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
-                    pos: self.pos(mark),
-                    tag: None,
-                    kind: Kind::Scalar {
-                        value: String::new(),
-                        plain: true,
+                let (node, size) = self.anchors.get(&id).cloned().unwrap_or((
+                    Node {
+                        pos: self.pos(mark),
+                        tag: None,
+                        kind: Kind::Scalar {
+                            value: String::new(),
+                            plain: true,
+                        },
                     },
-                });
-                self.push_node(node, 0);
+                    1,
+                ));
+                if size > self.budget {
+                    let pos = self.pos(mark);
+                    self.errors.push(Diagnostic {
+                        file: pos.file.to_string(),
+                        line: pos.line,
+                        col: pos.col,
+                        message: format!(
+                            "aliases expand to more than {} nodes (an alias bomb?); write the \
+                             values out or use fewer nested aliases",
+                            MAX_ALIAS_NODES
+                        ),
+                    });
+                    self.exhausted = true;
+                    return;
+                }
+                self.budget -= size;
+                self.nodes += size;
+                self.push_node(node, 0, size);
             }
             Event::Nothing
             | Event::StreamStart
@@ -388,6 +442,34 @@ mod tests {
         assert!(e.0[0]
             .message
             .contains("duplicate key `a` (first at line 1)"));
+    }
+
+    #[test]
+    fn alias_bombs_stop_at_the_budget() {
+        let mut y = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            y.push_str(&format!(
+                "a{i}: &a{i} [{}]\n",
+                vec![format!("*a{}", i - 1); 10].join(", ")
+            ));
+        }
+        let e = parse(&SourceFile::new("bomb.yml", y)).unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        assert!(
+            e.0[0].message.contains("aliases expand to more than"),
+            "{e}"
+        );
+        // The alias that crossed the budget is named by its line.
+        assert!(e.0[0].line > 1 && e.0[0].line <= 10, "{e}");
+        // Aliases within the budget still work.
+        assert!(parse(&SourceFile::new("ok.yml", "a: &a [1, 2]\nb: *a\n")).is_ok());
+    }
+
+    #[test]
+    fn a_nul_byte_is_an_error_where_it_is() {
+        let e = parse(&SourceFile::new("n.yml", "a: 1\nb: x\0: [\n")).unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].col), (2, 5));
+        assert!(e.0[0].message.contains("NUL"));
     }
 
     #[test]

@@ -65,4 +65,15 @@ CREATE TABLE approvals (
     PRIMARY KEY (run, seq)
 );
 "#,
+    // 2: facts read outside any run (`lockstep facts`), with the time each was read.
+    r#"
+CREATE TABLE fleet_facts (
+    seq   INTEGER PRIMARY KEY AUTOINCREMENT,
+    host  TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE INDEX fleet_facts_by_host ON fleet_facts (host, at_ms);
+"#,
 ];

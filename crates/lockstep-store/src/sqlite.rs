@@ -583,6 +583,59 @@ impl StateStore for SqliteStore {
         tx.commit().map_err(|e| self.err(e))
     }
 
+    fn put_fleet_facts(&self, facts: &[Fact]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO fleet_facts (host, key, value, at_ms) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(|e| self.err(e))?;
+            for f in facts {
+                stmt.execute(params![f.host.as_str(), f.key, f.value, f.at_ms as i64])
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn latest_fleet_facts(&self) -> Result<Vec<Fact>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT host, key, value, at_ms FROM fleet_facts f
+                 WHERE at_ms = (SELECT MAX(at_ms) FROM fleet_facts g WHERE g.host = f.host)
+                 ORDER BY host, seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (host, key, value, at_ms) = row.map_err(|e| self.err(e))?;
+            let host = Name::host(&host)
+                .map_err(|e| self.corrupt(format!("a fleet fact has a bad host: {e}")))?;
+            out.push(Fact {
+                host,
+                key,
+                value,
+                at_ms: at_ms as u64,
+            });
+        }
+        Ok(out)
+    }
+
     fn replace_plan(&self, run: &RunId, plan: &Plan) -> Result<(), StoreError> {
         let plan_json = self.encode_json(plan)?;
         let mut conn = self.conn();

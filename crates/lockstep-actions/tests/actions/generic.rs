@@ -1,7 +1,8 @@
 //! The generic steps (`command`, `powershell`, `wait-until`, `assert`) and declared facts:
 //! exact lines sent, judgement by exit code and JSON, `unless` keeping a change exactly-once.
 
-use lockstep_actions::facts::{powershell_line, registry_line};
+use lockstep_actions::facts::registry_line;
+use lockstep_actions::render::powershell as powershell_line;
 use lockstep_actions::{execute, probe, Probe};
 use lockstep_core::{
     Action, Availability, Condition, FactDef, FactProbe, HaltClass, Judge, WmiObject,
@@ -46,15 +47,6 @@ fn hotfix_rows(present: bool) -> Reply {
 const HOTFIX_WQL: &str =
     "SELECT HotFixID FROM Win32_QuickFixEngineering WHERE HotFixID = 'KB5034441'";
 const WUSA: &str = r#"wusa.exe "C:\stage\kb5034441.msu" /quiet /norestart"#;
-
-#[test]
-fn powershell_is_sent_encoded_utf16le() {
-    // The same encoding `powershell.exe -EncodedCommand` documents: base64 of UTF-16LE.
-    assert_eq!(
-        powershell_line("Get-Date"),
-        "powershell.exe -NoProfile -NonInteractive -EncodedCommand RwBlAHQALQBEAGEAdABlAA=="
-    );
-}
 
 #[tokio::test]
 async fn a_command_is_judged_by_its_exit_codes() {

@@ -3,6 +3,9 @@
 pub mod check;
 pub mod demo;
 pub mod dry_run;
+pub mod exec;
+pub mod facts;
+pub mod inventory;
 pub mod lab;
 pub mod plan;
 pub mod run;

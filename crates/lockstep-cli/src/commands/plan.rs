@@ -4,12 +4,12 @@ use std::io::Write as _;
 
 use anyhow::Result;
 
-use crate::args::{Format, PlanArgs};
+use crate::args::{Format, GlobalArgs, PlanArgs};
 use crate::exit::{BadInput, ExitStatus};
 use crate::inputs;
 
 /// Plans the playbook offline (topology from the inventory) and prints it.
-pub fn run(args: &PlanArgs) -> Result<ExitStatus> {
+pub fn run(args: &PlanArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let (fleet, _) = inputs::load_fleet(&args.spec.inventories)?;
     let (playbook, _) = inputs::load_playbook(&args.playbook, &fleet)?;
     let opts = inputs::plan_options(&args.spec)?;
@@ -22,6 +22,10 @@ pub fn run(args: &PlanArgs) -> Result<ExitStatus> {
             serde_json::to_writer_pretty(&mut out, &plan)?;
             writeln!(out)?;
         }
+    }
+    let hosts = crate::wiring::plan_hosts(&plan, &fleet);
+    if let Some(note) = crate::commands::facts::age_note(global, &hosts) {
+        let _ = writeln!(std::io::stderr(), "note: {note}");
     }
     Ok(ExitStatus::Success)
 }

@@ -431,6 +431,48 @@ impl State {
         }
     }
 
+    /// `ping [-n N] TARGET`: the Windows sleep idiom (`ping -n 6 127.0.0.1` waits about five
+    /// seconds): N echoes one second apart, every one answered, exit 0. Real time, not scaled.
+    pub(crate) fn cmd_ping(&self, args: &[String]) -> Action {
+        let mut count: u32 = 4;
+        let mut target = None;
+        let mut i = 0;
+        while i < args.len() {
+            if switch(&args[i], "n").is_some() {
+                match args.get(i + 1).and_then(|n| n.parse().ok()) {
+                    Some(n) if (1..=3600).contains(&n) => count = n,
+                    _ => {
+                        return Action::Done(Out::err(
+                            1,
+                            "Bad value for option -n, valid range is from 1 to 4294967295.\n",
+                        ))
+                    }
+                }
+                i += 1;
+            } else {
+                target = Some(args[i].clone());
+            }
+            i += 1;
+        }
+        let Some(target) = target else {
+            return Action::Done(Out::err(
+                1,
+                "\nUsage: ping [-t] [-a] [-n count] [-l size] target_name\n",
+            ));
+        };
+        let mut out = format!("\nPinging {target} with 32 bytes of data:\n\n");
+        for _ in 0..count {
+            out.push_str(&format!("Reply from {target}: bytes=32 time<1ms TTL=128\n"));
+        }
+        out.push_str(&format!(
+            "\nPing statistics for {target}:\n    Packets: Sent = {count}, Received = {count}, Lost = 0 (0% loss),\n"
+        ));
+        Action::Wait(
+            std::time::Duration::from_secs(u64::from(count - 1)),
+            Out::ok(out),
+        )
+    }
+
     /// `shutdown /r [/t N] [/f]`.
     pub(crate) fn cmd_shutdown(&mut self, h: usize, args: &[String]) -> Action {
         if !args.iter().any(|a| switch(a, "r").is_some()) {

@@ -27,6 +27,9 @@ pub(crate) enum Action {
     Restart(Out),
     /// An installer runs for a while.
     Install(InstallJob),
+    /// A command that waits this long in real time (`ping -n N`: the Windows sleep idiom), then
+    /// finishes with this output; its end is recorded.
+    Wait(Duration, Out),
 }
 
 /// The simulated Windows / failover-cluster / Exchange fleet. Shared as an `Arc`; every method
@@ -111,6 +114,46 @@ impl World {
                 st.finish_boot(h);
             }
         }
+    }
+
+    fn spawn_wait(
+        &self,
+        host: &str,
+        line: &str,
+        wait: Duration,
+        out: Out,
+        tx: Tx,
+        term: oneshot::Receiver<()>,
+    ) {
+        let Some(me) = self.me.upgrade() else { return };
+        let h = self.lock().find(host);
+        let line = line.to_owned();
+        let finish = move |me: &World, code: i32| {
+            me.lock().record(
+                h,
+                RecordEvent::CommandFinished {
+                    line,
+                    exit_code: code,
+                },
+            );
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            finish(&me, out.code);
+            send(&tx, out);
+            return;
+        };
+        rt.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {
+                    finish(&me, out.code);
+                    send(&tx, out);
+                }
+                Ok(()) = term => {
+                    finish(&me, CTRL_C_EXIT);
+                    let _ = tx.send(ProcessEvent::Exit(CTRL_C_EXIT));
+                }
+            }
+        });
     }
 
     fn spawn_install(&self, job: InstallJob, tx: Tx, term: oneshot::Receiver<()>) {
@@ -245,6 +288,7 @@ impl Backend for World {
                 }
             }
             Action::Install(job) => self.spawn_install(job, tx, term_rx),
+            Action::Wait(d, out) => self.spawn_wait(host, command_line, d, out, tx, term_rx),
         }
         ProcessHandle {
             events: rx,
@@ -304,6 +348,7 @@ impl State {
             "tasklist" => self.cmd_tasklist(h, args),
             "wlbs" | "nlb" if self.hosts[h].pool.is_some() => self.cmd_wlbs(h, args),
             "shutdown" => return self.cmd_shutdown(h, args),
+            "ping" => return self.cmd_ping(args),
             "hostname" => Out::ok(format!("{}\n", self.hosts[h].name)),
             "ver" => Out::ok(self.ver(h)),
             "chcp" => Out::ok(format!(

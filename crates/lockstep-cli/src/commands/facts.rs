@@ -1,0 +1,567 @@
+//! `lockstep facts`: the fleet as it is, read live with a run's discovery code
+//! ([`lockstep_actions::discover_with`]), shown grouped by site and cluster with the drift from
+//! the inventory, and kept in the state store with the time it was read.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+
+use anyhow::Result;
+use lockstep_actions::{Discovery, FactProbe, NodeFacts};
+use lockstep_core::{Fleet, Host, Name, StateStore as _};
+use lockstep_report::time::utc;
+use serde_json::{json, Value};
+
+use crate::args::{FactsArgs, FactsFormat, GlobalArgs};
+use crate::exit::{BadInput, ExitStatus};
+use crate::{inputs, wiring};
+
+/// The probes named by `--probe` (every one when none is named); every unknown name is
+/// reported at once.
+pub fn probes(names: &[String]) -> Result<Vec<FactProbe>> {
+    if names.is_empty() {
+        return Ok(FactProbe::ALL.to_vec());
+    }
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for n in names.iter().filter(|n| !n.trim().is_empty()) {
+        match FactProbe::from_name(n) {
+            Some(p) if !out.contains(&p) => out.push(p),
+            Some(_) => {}
+            None => errors.push(format!(
+                "error: `--probe {n}`: no such probe (probes: {})",
+                FactProbe::ALL.map(FactProbe::name).join(", ")
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(anyhow::Error::new(BadInput(errors.join("\n"))));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The hosts a command selects: those the playbook's plan touches (within `--limit`), or those
+/// `--limit` selects (every host without one).
+pub fn selected_hosts(
+    fleet: &Fleet,
+    spec: &crate::args::SpecArgs,
+    playbook: Option<&str>,
+) -> Result<Vec<Name>> {
+    match playbook {
+        Some(pb) => {
+            let (playbook, _) = inputs::load_playbook(pb, fleet)?;
+            let opts = inputs::plan_options(spec)?;
+            let plan = crate::commands::run::plan(fleet, &playbook, &opts)?;
+            Ok(wiring::plan_hosts(&plan, fleet))
+        }
+        None => lockstep_plan::select_hosts(fleet, &inputs::limit_patterns(&spec.limit))
+            .map_err(|e| anyhow::Error::new(BadInput(e.to_string()))),
+    }
+}
+
+/// `lockstep facts`.
+pub async fn run(args: &FactsArgs, global: &GlobalArgs) -> Result<ExitStatus> {
+    let (fleet, _) = inputs::load_fleet(&args.spec.inventories)?;
+    let probes = probes(&args.probes)?;
+    let hosts = selected_hosts(&fleet, &args.spec, args.playbook.as_deref())?;
+    let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
+    let d = lockstep_actions::discover_with(transport.as_ref(), &fleet, &hosts, &probes).await;
+    let at_ms = lockstep_core::now_ms();
+    let store = wiring::store(global)?;
+    let kept = store.put_fleet_facts(&d.to_facts(&fleet, at_ms));
+    let report = Report::new(&fleet, &hosts, &d, at_ms);
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        FactsFormat::Text => out.write_all(report.text().as_bytes())?,
+        FactsFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report.json())?;
+            writeln!(out)?;
+        }
+        FactsFormat::Csv => out.write_all(report.csv().as_bytes())?,
+    }
+    out.flush()?;
+    let mut err = std::io::stderr().lock();
+    match kept {
+        Ok(()) => {
+            let _ = writeln!(
+                err,
+                "{} hosts read, {} unreachable; facts kept in {}",
+                hosts.len() - report.unreachable_hosts(),
+                report.unreachable_hosts(),
+                global.state.display()
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(err, "warning: the facts were not kept: {e}");
+        }
+    }
+    Ok(if d.unreachable.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::HostsFailed
+    })
+}
+
+/// How old the kept facts of `hosts` are, for a preview (`lockstep plan`): `None` when the state
+/// file does not exist or holds no facts of them. Never creates the state file.
+pub fn age_note(global: &GlobalArgs, hosts: &[Name]) -> Option<String> {
+    if !global.state.exists() {
+        return None;
+    }
+    let store = lockstep_store::SqliteStore::open(&global.state).ok()?;
+    let facts = store.latest_fleet_facts().ok()?;
+    let mut read: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in &facts {
+        if let Some(h) = hosts.iter().find(|h| h.eq_ignore_case(f.host.as_str())) {
+            read.insert(h.as_str(), f.at_ms);
+        }
+    }
+    let oldest = *read.values().min()?;
+    let age = lockstep_core::now_ms().saturating_sub(oldest);
+    Some(format!(
+        "facts of {} of these {} hosts were read by `lockstep facts`, the oldest {} ago; this plan uses the inventory as written (`lockstep run` reads the fleet live)",
+        read.len(),
+        hosts.len(),
+        lockstep_report::time::duration(age)
+    ))
+}
+
+/// The hosts of one cluster (`Some`) or a site's standalone hosts (`None`).
+type Part<'a> = (Option<&'a str>, Vec<&'a Host>);
+
+/// What `lockstep facts` shows, in display order.
+struct Report<'a> {
+    fleet: &'a Fleet,
+    /// Site -> its clusters' hosts, then its standalone hosts.
+    groups: Vec<(&'a str, Vec<Part<'a>>)>,
+    d: &'a Discovery,
+    drift: BTreeMap<String, Vec<String>>,
+    at_ms: u64,
+}
+
+impl<'a> Report<'a> {
+    fn new(fleet: &'a Fleet, hosts: &[Name], d: &'a Discovery, at_ms: u64) -> Self {
+        let mut groups = Vec::new();
+        for site in &fleet.sites {
+            let in_site: Vec<&Host> = hosts
+                .iter()
+                .filter_map(|h| fleet.host(h.as_str()))
+                .filter(|h| h.site == site.name)
+                .collect();
+            if in_site.is_empty() {
+                continue;
+            }
+            let mut parts: Vec<Part<'_>> = Vec::new();
+            for c in fleet.clusters.iter().filter(|c| c.site == site.name) {
+                let nodes: Vec<&Host> = in_site
+                    .iter()
+                    .copied()
+                    .filter(|h| h.cluster.as_ref() == Some(&c.name))
+                    .collect();
+                if !nodes.is_empty() {
+                    parts.push((Some(c.name.as_str()), nodes));
+                }
+            }
+            let standalone: Vec<&Host> = in_site
+                .iter()
+                .copied()
+                .filter(|h| h.cluster.is_none())
+                .collect();
+            if !standalone.is_empty() {
+                parts.push((None, standalone));
+            }
+            groups.push((site.name.as_str(), parts));
+        }
+        Report {
+            fleet,
+            groups,
+            d,
+            drift: d.drift(fleet, hosts),
+            at_ms,
+        }
+    }
+
+    fn unreachable(&self, name: &str) -> Option<(&'static str, &'a str)> {
+        self.d
+            .unreachable
+            .iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case(name))
+            .map(|(h, why)| {
+                let kind = self
+                    .d
+                    .unreachable_kinds
+                    .get(h)
+                    .map_or("unreadable", |k| k.as_str());
+                (kind, why.as_str())
+            })
+    }
+
+    fn unreachable_hosts(&self) -> usize {
+        self.groups
+            .iter()
+            .flat_map(|(_, parts)| parts.iter().flat_map(|(_, hs)| hs.iter()))
+            .filter(|h| self.unreachable(h.name.as_str()).is_some())
+            .count()
+    }
+
+    fn owners(&self, cluster: &str) -> Vec<(String, String)> {
+        self.d
+            .owners
+            .iter()
+            .filter_map(|(k, node)| {
+                let (c, g) = k.split_once('/')?;
+                c.eq_ignore_ascii_case(cluster)
+                    .then(|| (g.to_owned(), node.clone()))
+            })
+            .collect()
+    }
+
+    fn exchange(&self, h: &Host, f: &NodeFacts) -> String {
+        match f.build {
+            Some(b) => {
+                let sp = h
+                    .product
+                    .service_packs()
+                    .iter()
+                    .rev()
+                    .find(|(_, v)| v.build == b.build)
+                    .map(|(n, _)| format!(" {n}"))
+                    .unwrap_or_else(|| {
+                        if h.product.rtm().build == b.build {
+                            " RTM".into()
+                        } else {
+                            String::new()
+                        }
+                    });
+                format!("{b}{sp}")
+            }
+            None => "-".into(),
+        }
+    }
+
+    fn text(&self) -> String {
+        let header = [
+            "HOST", "WINDOWS", "EXCHANGE", "EDITION", "CLUSSVC", "RESTART", "FREE", "HOTFIXES",
+            "BOOTED",
+        ];
+        let mut out = String::new();
+        let mut rows: Vec<(usize, Vec<String>, Vec<String>)> = Vec::new(); // (indent, cells, notes)
+        let mut lines: Vec<Line> = Vec::new();
+        for (site, parts) in &self.groups {
+            let locale = self
+                .fleet
+                .site(site)
+                .map(|s| s.locale.tag())
+                .unwrap_or_default();
+            lines.push(Line::Title(format!("site {site} ({locale})")));
+            for (cluster, hosts) in parts {
+                match cluster {
+                    Some(c) => {
+                        let owners = self
+                            .owners(c)
+                            .into_iter()
+                            .map(|(g, n)| format!("{g} on {n}"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let owners = if owners.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {owners}")
+                        };
+                        lines.push(Line::Title(format!("  cluster {c}{owners}")));
+                        for note in self.drift.get(*c).into_iter().flatten() {
+                            lines.push(Line::Title(format!("    drift: {note}")));
+                        }
+                        if let Some((kind, why)) = self.unreachable(c) {
+                            lines.push(Line::Title(format!("    unreadable ({kind}): {why}")));
+                        }
+                    }
+                    None => lines.push(Line::Title("  standalone".into())),
+                }
+                lines.push(Line::Row(rows.len()));
+                rows.push((4, header.map(str::to_owned).to_vec(), Vec::new()));
+                for h in hosts {
+                    lines.push(Line::Row(rows.len()));
+                    rows.push((4, self.cells(h), self.notes(h)));
+                }
+            }
+        }
+        let mut widths = vec![0usize; header.len()];
+        for (_, cells, _) in &rows {
+            for (i, c) in cells.iter().enumerate() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+        for line in lines {
+            match line {
+                Line::Title(t) => {
+                    out.push_str(&t);
+                    out.push('\n');
+                }
+                Line::Row(i) => {
+                    let (indent, cells, notes) = &rows[i];
+                    let mut l = " ".repeat(*indent);
+                    for (j, c) in cells.iter().enumerate() {
+                        if j + 1 == cells.len() {
+                            l.push_str(c);
+                        } else {
+                            l.push_str(&format!("{c:<w$}  ", w = widths[j]));
+                        }
+                    }
+                    out.push_str(l.trim_end());
+                    out.push('\n');
+                    for n in notes {
+                        out.push_str(&format!("{}  {n}\n", " ".repeat(*indent)));
+                    }
+                }
+            }
+        }
+        out.push_str(&format!("read at {}\n", utc(self.at_ms)));
+        out
+    }
+
+    fn cells(&self, h: &Host) -> Vec<String> {
+        let name = h.name.to_string();
+        if let Some((kind, _)) = self.unreachable(h.name.as_str()) {
+            return vec![name, format!("UNREACHABLE ({kind})")]
+                .into_iter()
+                .chain(std::iter::repeat_n(String::new(), 7))
+                .collect();
+        }
+        let Some(f) = self.d.nodes.get(h.name.as_str()) else {
+            return vec![name, "-".into()]
+                .into_iter()
+                .chain(std::iter::repeat_n(String::new(), 7))
+                .collect();
+        };
+        let yes_no = |b: Option<bool>, yes: &str, no: &str| match b {
+            Some(true) => yes.to_owned(),
+            Some(false) => no.to_owned(),
+            None => "-".to_owned(),
+        };
+        let free = match &f.disks {
+            Some(ds) if !ds.is_empty() => ds
+                .iter()
+                .map(|d| format!("{} {}", d.device, gib(d.free_bytes)))
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => "-".into(),
+        };
+        vec![
+            name,
+            f.windows.as_ref().map_or("-".into(), |w| w.full()),
+            self.exchange(h, f),
+            f.edition.map_or("-".into(), |e| e.to_string()),
+            yes_no(f.cluster_service, "running", "stopped"),
+            yes_no(f.pending_restart, "pending", "no"),
+            free,
+            f.hotfixes
+                .as_ref()
+                .map_or("-".into(), |h| h.len().to_string()),
+            f.boot_time.as_deref().map_or("-".into(), cim_short),
+        ]
+    }
+
+    /// Lines under a host's row: why it is unreachable, its drift, probes that could not be read.
+    fn notes(&self, h: &Host) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some((_, why)) = self.unreachable(h.name.as_str()) {
+            out.push(format!("  {why}"));
+        }
+        for d in self.drift.get(h.name.as_str()).into_iter().flatten() {
+            out.push(format!("  drift: {d}"));
+        }
+        if let Some(f) = self.d.nodes.get(h.name.as_str()) {
+            for (p, why) in &f.unread {
+                out.push(format!("  {p} unreadable: {why}"));
+            }
+        }
+        out
+    }
+
+    fn host_json(&self, h: &Host) -> Value {
+        let mut v = json!({
+            "host": h.name.as_str(),
+            "site": h.site.as_str(),
+            "cluster": h.cluster.as_ref().map(|c| c.as_str()),
+            "drift": self.drift.get(h.name.as_str()).cloned().unwrap_or_default(),
+        });
+        if let Some((kind, why)) = self.unreachable(h.name.as_str()) {
+            v["reachable"] = json!(false);
+            v["unreachable"] = json!({ "kind": kind, "reason": why });
+            return v;
+        }
+        v["reachable"] = json!(true);
+        let Some(f) = self.d.nodes.get(h.name.as_str()) else {
+            return v;
+        };
+        v["windows"] = f.windows.as_ref().map_or(Value::Null, |w| {
+            json!({ "product": w.product, "version": w.full(), "build": w.build, "ubr": w.ubr })
+        });
+        v["exchange"] = f.build.map_or(Value::Null, |b| {
+            json!({
+                "build": b.to_string(),
+                "edition": f.edition.map(|e| e.to_string()),
+                "version": h.product.describe(b),
+            })
+        });
+        v["cluster_service"] = f.cluster_service.map_or(Value::Null, |c| {
+            json!(if c { "running" } else { "stopped" })
+        });
+        v["boot_time"] = json!(f.boot_time);
+        v["pending_restart"] = json!(f.pending_restart);
+        v["disks"] = f.disks.as_ref().map_or(Value::Null, |ds| {
+            ds.iter()
+                .map(|d| {
+                    json!({ "device": d.device, "free_bytes": d.free_bytes, "size_bytes": d.size_bytes })
+                })
+                .collect()
+        });
+        v["hotfixes"] = json!(f.hotfixes);
+        v["unread"] = json!(f.unread);
+        v
+    }
+
+    fn json(&self) -> Value {
+        let mut hosts = Vec::new();
+        let mut clusters = Vec::new();
+        for (_, parts) in &self.groups {
+            for (cluster, hs) in parts {
+                if let Some(c) = cluster {
+                    let mut cv = json!({
+                        "cluster": c,
+                        "owners": self.owners(c).into_iter().collect::<BTreeMap<_, _>>(),
+                        "drift": self.drift.get(*c).cloned().unwrap_or_default(),
+                    });
+                    if let Some((kind, why)) = self.unreachable(c) {
+                        cv["unreadable"] = json!({ "kind": kind, "reason": why });
+                    }
+                    clusters.push(cv);
+                }
+                hosts.extend(hs.iter().map(|h| self.host_json(h)));
+            }
+        }
+        json!({
+            "read_at_ms": self.at_ms,
+            "read_at": utc(self.at_ms),
+            "hosts": hosts,
+            "clusters": clusters,
+        })
+    }
+
+    fn csv(&self) -> String {
+        let mut out = String::from(
+            "host,site,cluster,reachable,unreachable_kind,windows_version,windows_product,exchange_build,exchange_edition,cluster_service,pending_restart,free_bytes,hotfixes,boot_time,drift,reason\n",
+        );
+        for (_, parts) in &self.groups {
+            for (cluster, hs) in parts {
+                for h in hs {
+                    let un = self.unreachable(h.name.as_str());
+                    let f = self.d.nodes.get(h.name.as_str());
+                    let opt = |s: Option<String>| s.unwrap_or_default();
+                    let cells = [
+                        h.name.to_string(),
+                        h.site.to_string(),
+                        cluster.unwrap_or_default().to_owned(),
+                        un.is_none().to_string(),
+                        un.map(|(k, _)| k.to_owned()).unwrap_or_default(),
+                        opt(f.and_then(|f| f.windows.as_ref().map(|w| w.full()))),
+                        opt(f.and_then(|f| f.windows.as_ref().and_then(|w| w.product.clone()))),
+                        opt(f.and_then(|f| f.build.map(|b| b.to_string()))),
+                        opt(f.and_then(|f| f.edition.map(|e| e.to_string()))),
+                        opt(f.and_then(|f| {
+                            f.cluster_service
+                                .map(|c| if c { "running" } else { "stopped" }.to_owned())
+                        })),
+                        opt(f.and_then(|f| f.pending_restart.map(|p| p.to_string()))),
+                        opt(f.and_then(|f| {
+                            f.disks.as_ref().map(|ds| {
+                                ds.iter()
+                                    .map(|d| format!("{}={}", d.device, d.free_bytes))
+                                    .collect::<Vec<_>>()
+                                    .join(";")
+                            })
+                        })),
+                        opt(f.and_then(|f| f.hotfixes.as_ref().map(|h| h.join(";")))),
+                        opt(f.and_then(|f| f.boot_time.clone())),
+                        self.drift
+                            .get(h.name.as_str())
+                            .map(|d| d.join("; "))
+                            .unwrap_or_default(),
+                        un.map(|(_, w)| w.to_owned()).unwrap_or_default(),
+                    ];
+                    let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
+                    out.push_str(&line.join(","));
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+}
+
+enum Line {
+    Title(String),
+    Row(usize),
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Bytes as GiB with one decimal.
+fn gib(bytes: u64) -> String {
+    format!("{:.1}G", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// A CIM datetime (`20261121081131.000000+000`) as `2026-11-21 08:11`.
+fn cim_short(s: &str) -> String {
+    let b = s.as_bytes();
+    if b.len() >= 12 && b[..12].iter().all(u8::is_ascii_digit) {
+        format!(
+            "{}-{}-{} {}:{}",
+            &s[0..4],
+            &s[4..6],
+            &s[6..8],
+            &s[8..10],
+            &s[10..12]
+        )
+    } else {
+        s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_names_are_checked_all_at_once() {
+        assert_eq!(probes(&[]).unwrap().len(), FactProbe::ALL.len());
+        assert_eq!(
+            probes(&["hotfixes".into(), "Windows".into(), "hotfixes".into()]).unwrap(),
+            [FactProbe::Windows, FactProbe::Hotfixes]
+        );
+        let e = probes(&["disk".into(), "exchange".into(), "kb".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`--probe disk`") && e.contains("`--probe kb`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn times_and_fields() {
+        assert_eq!(cim_short("20261121081131.000000+000"), "2026-11-21 08:11");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"x\""), "\"say \"\"x\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(gib(21_474_836_480), "20.0G");
+    }
+}

@@ -1,0 +1,219 @@
+//! `lockstep facts` against the lab: the fleet's builds before and after every shipped rollout
+//! match the lab's own record; a host refusing connections is listed as unreachable with a
+//! non-zero exit code; wrong credentials are named as such; facts are kept with their time.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::util::{code, lab_inventory, lockstep, text, Lab};
+
+fn facts(lab: &Lab, extra: &[&str]) -> (i32, Value, String) {
+    let inv = lab_inventory();
+    let mut args = vec![
+        "facts",
+        "-i",
+        inv.to_str().unwrap(),
+        "-i",
+        "overlay.yml",
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let o = lab.run(&args);
+    let v: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    (code(&o), v, text(&o))
+}
+
+/// Host -> Exchange build, from a `facts --format json` document (every host must be reachable).
+fn builds(v: &Value) -> BTreeMap<String, String> {
+    v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            assert_eq!(h["reachable"], true, "{h}");
+            (
+                h["host"].as_str().unwrap().to_owned(),
+                h["exchange"]["build"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Host -> build by the lab's record: the header's build, then every install's `version_after`.
+fn recorded_builds(lab: &Lab) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for r in lab.records() {
+        match r["event"].as_str() {
+            Some("lab-started") => {
+                for h in r["hosts"].as_array().unwrap() {
+                    m.insert(
+                        h["name"].as_str().unwrap().to_owned(),
+                        h["build"].as_str().unwrap().to_owned(),
+                    );
+                }
+            }
+            Some("install-finished") => {
+                m.insert(
+                    r["host"].as_str().unwrap().to_owned(),
+                    r["version_after"].as_str().unwrap().to_owned(),
+                );
+            }
+            _ => {}
+        }
+    }
+    m
+}
+
+#[test]
+fn builds_before_and_after_every_rollout_match_the_lab_record() {
+    let lab = Lab::start(None);
+    let (c, before, t) = facts(&lab, &[]);
+    assert_eq!(c, 0, "{t}");
+    let before = builds(&before);
+    assert_eq!(before, recorded_builds(&lab), "before any rollout");
+    assert!(before.len() > 50, "every lab host is read: {before:?}");
+
+    for pb in lockstep::commands::demo::DEMO_ORDER {
+        let o = lab.rollout(pb, &["-e", "evs_upgrade_tool=labctl evs upgrade"]);
+        assert_eq!(code(&o), 0, "{pb}: {}", text(&o));
+    }
+    let (c, after_doc, t) = facts(&lab, &[]);
+    assert_eq!(c, 0, "{t}");
+    let after = builds(&after_doc);
+    let recorded = recorded_builds(&lab);
+    assert_eq!(after, recorded, "after the rollouts");
+    // Every host the record shows an installer finishing on moved, and the table says the
+    // inventory is now behind it.
+    let installed: Vec<String> = lab
+        .records()
+        .iter()
+        .filter(|r| r["event"] == "install-finished")
+        .map(|r| r["host"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(installed.len() > 40, "{installed:?}");
+    let moved = before.iter().filter(|(h, b)| after[*h] != **b).count();
+    assert!(moved > 40, "builds moved on {moved} hosts");
+    let prg_n1 = after_doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "PRG-N1")
+        .unwrap();
+    assert!(
+        prg_n1["drift"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d.as_str().unwrap().contains("newer")),
+        "{prg_n1}"
+    );
+}
+
+#[test]
+fn a_refusing_host_is_unreachable_and_the_exit_code_says_so() {
+    let lab = Lab::start(None);
+    lab.fault("PRG-N2", "refuse", None);
+    let (c, v, t) = facts(&lab, &["-l", "prague"]);
+    assert_eq!(c, 5, "{t}");
+    let hosts = v["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 7, "no host dropped: {v}");
+    for h in hosts {
+        if h["host"] == "PRG-N2" {
+            assert_eq!(h["reachable"], false, "{h}");
+            assert_eq!(h["unreachable"]["kind"], "refused", "{h}");
+        } else {
+            assert_eq!(h["reachable"], true, "{h}");
+            assert!(
+                h["windows"]["version"].as_str().unwrap().starts_with("5."),
+                "{h}"
+            );
+            assert!(h["disks"][0]["free_bytes"].as_u64().unwrap() > 0, "{h}");
+        }
+    }
+    // The owners came from the node still up.
+    assert_eq!(v["clusters"][0]["owners"]["Cluster Group"], "PRG-N1", "{v}");
+
+    // The table and CSV say the same.
+    let inv = lab_inventory();
+    let inv = inv.to_str().unwrap();
+    let o = lab.run(&["facts", "-i", inv, "-i", "overlay.yml", "-l", "prague"]);
+    assert_eq!(code(&o), 5, "{}", text(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    let row = table.lines().find(|l| l.contains("PRG-N2")).unwrap();
+    assert!(row.contains("UNREACHABLE (refused)"), "{table}");
+    let o = lab.run(&[
+        "facts",
+        "-i",
+        inv,
+        "-i",
+        "overlay.yml",
+        "-l",
+        "prague",
+        "--format",
+        "csv",
+    ]);
+    let csv = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(csv.lines().count(), 8, "{csv}");
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("PRG-N2,prague,PRGCL1,false,refused,")),
+        "{csv}"
+    );
+
+    // Kept with the time they were read.
+    let store = lockstep_store::SqliteStore::open(&lab.path().join("state.db")).unwrap();
+    let kept = lockstep_core::StateStore::latest_fleet_facts(&store).unwrap();
+    let n2 = kept.iter().find(|f| f.host.as_str() == "PRG-N2").unwrap();
+    assert_eq!(n2.key, "unreachable");
+    assert!(n2.value.starts_with("refused: "), "{n2:?}");
+    assert!(n2.at_ms > 1_700_000_000_000);
+    assert!(kept
+        .iter()
+        .any(|f| f.host.as_str() == "PRG-N1" && f.key == "exchange.build"));
+
+    // A later plan says how old its preview is.
+    let o = lab.run(&["plan", "-i", inv, "e3-cluster"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("were read by `lockstep facts`, the oldest"),
+        "{err}"
+    );
+
+    // Wrong credentials are named as such (and never printed).
+    let o = lockstep(lab.path())
+        .env("LOCKSTEP_LAB_PASSWORD", "not-the-lab-password")
+        .args([
+            "facts",
+            "-i",
+            inv,
+            "-i",
+            "overlay.yml",
+            "-l",
+            "PRG-FE01",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 5, "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["hosts"][0]["unreachable"]["kind"], "credentials", "{v}");
+    assert!(!text(&o).contains("not-the-lab-password"));
+
+    // A probe name that does not exist is bad input, nothing read.
+    let o = lab.run(&[
+        "facts",
+        "-i",
+        inv,
+        "-i",
+        "overlay.yml",
+        "--probe",
+        "disk-space",
+    ]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("`--probe disk-space`"), "{}", text(&o));
+}
