@@ -19,6 +19,8 @@ mod exec;
 mod facts;
 #[path = "it/faults.rs"]
 mod faults;
+#[path = "it/generic.rs"]
+mod generic;
 #[path = "it/inventory_oracle.rs"]
 mod inventory_oracle;
 #[path = "it/operator.rs"]

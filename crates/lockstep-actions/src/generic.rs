@@ -127,16 +127,67 @@ pub(crate) async fn run(
     })
 }
 
-/// The probe of `command`/`powershell`: done when `unless` holds; otherwise not done (a
-/// read-only step is safe to run again; a change without `unless` runs again on resume).
-pub(crate) async fn probe_run(ctx: &Ctx<'_>, judge: &Judge) -> Result<Probe, ActionError> {
-    match &judge.unless {
-        Some(c) => Ok(if facts::check(ctx, c, &judge.facts).await?.0 {
-            Probe::Done
-        } else {
-            Probe::NotDone
-        }),
-        None => Ok(Probe::NotDone),
+/// The image a command line starts (`"C:\\x\\update.exe" /q` -> `update.exe`, `net stop` ->
+/// `net.exe`), as `Win32_Process.Name` shows it.
+pub fn image_of(command: &str) -> Option<String> {
+    let c = command.trim_start();
+    let first = match c.strip_prefix('"') {
+        Some(rest) => rest.split('"').next()?,
+        None => c.split_whitespace().next()?,
+    };
+    let file = first.rsplit(['\\', '/']).next()?.trim();
+    if file.is_empty() {
+        return None;
+    }
+    Some(if file.contains('.') {
+        file.to_owned()
+    } else {
+        format!("{file}.exe")
+    })
+}
+
+/// The probe of `command`/`powershell`: done when `unless` holds; in progress when the program
+/// a `command` change starts is still running on the node (a controller killed mid-install must
+/// not start the installer again: it waits for it); otherwise not done (a read-only step is
+/// safe to run again; a change without `unless` runs again on resume).
+pub(crate) async fn probe_run(
+    ctx: &Ctx<'_>,
+    text: &str,
+    powershell: bool,
+    judge: &Judge,
+) -> Result<Probe, ActionError> {
+    if let Some(c) = &judge.unless {
+        if facts::check(ctx, c, &judge.facts).await?.0 {
+            return Ok(Probe::Done);
+        }
+    }
+    if !powershell && !judge.read_only {
+        if let Some(image) = image_of(text) {
+            let running = ctx.node().processes().await?;
+            if running.iter().any(|p| p.eq_ignore_ascii_case(&image)) {
+                return Ok(Probe::InProgress);
+            }
+        }
+    }
+    Ok(Probe::NotDone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_of;
+
+    #[test]
+    fn images_of_command_lines() {
+        assert_eq!(
+            image_of(r#""\\fs01\install$\sp2\update.exe" /q"#).as_deref(),
+            Some("update.exe")
+        );
+        assert_eq!(
+            image_of("wusa.exe \"C:\\x.msu\" /quiet").as_deref(),
+            Some("wusa.exe")
+        );
+        assert_eq!(image_of("  net stop SNMP").as_deref(), Some("net.exe"));
+        assert_eq!(image_of(""), None);
     }
 }
 

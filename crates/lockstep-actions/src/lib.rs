@@ -28,7 +28,7 @@
 //! | FailoverTest | a move per node | online on each node in turn | not done |
 //! | Confirm | the site command or [`Outcome::Waiting`] | exit 0 | not done |
 //! | NlbDrain/NlbStart | `wlbs drainstop` / `wlbs start` | `wlbs query` exit 1007 / 1005 | same |
-//! | Command | the playbook's cmd.exe line (skipped when `unless` holds) | exit code in `ok_exit_codes`/`restart_exit_codes` (then a restart) | `unless` holds |
+//! | Command | the playbook's cmd.exe line (skipped when `unless` holds) | exit code in `ok_exit_codes`/`restart_exit_codes` (then a restart) | `unless` holds / its program still running |
 //! | Powershell | `powershell.exe -NoProfile -NonInteractive -EncodedCommand B64` | the same, and `expect` over its JSON output | `unless` holds |
 //! | WaitUntil | the facts' probes, every `every_secs` | the condition holds within the timeout | it holds now |
 //! | Assert | the facts' probes | the condition holds (else the step's halt class) | not done |
@@ -229,9 +229,8 @@ pub async fn probe(ctx: &Ctx<'_>) -> Result<Probe, ActionError> {
         Action::AssertVersion { expected, .. } => gates::probe_version(ctx, *expected).await,
         Action::NlbDrain => nlb::probe(ctx, parse::WLBS_STOPPED).await,
         Action::NlbStart => nlb::probe(ctx, parse::WLBS_CONVERGED).await,
-        Action::Command { judge, .. } | Action::Powershell { judge, .. } => {
-            generic::probe_run(ctx, judge).await
-        }
+        Action::Command { command, judge } => generic::probe_run(ctx, command, false, judge).await,
+        Action::Powershell { script, judge } => generic::probe_run(ctx, script, true, judge).await,
         Action::WaitUntil { that, facts, .. } => generic::probe_condition(ctx, that, facts).await,
         // Read-only or operator steps, and steps whose effect cannot be seen live (the EVS
         // version, a finished failover tour): running them again is safe.

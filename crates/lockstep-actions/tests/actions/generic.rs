@@ -100,9 +100,19 @@ async fn unless_skips_a_change_already_in_place_and_makes_the_probe_done() {
 }
 
 #[tokio::test]
-async fn unless_not_holding_runs_the_change_and_the_probe_says_not_done() {
+async fn unless_not_holding_runs_the_change_and_the_probe_says_not_done_or_in_progress() {
     let t = Scripted::new();
     t.on_wql(FE, "root/cimv2", HOTFIX_WQL, vec![hotfix_rows(false)]);
+    // After a crash mid-install the installer may still run: wait for it, never start another.
+    t.on_wql(
+        FE,
+        "root/cimv2",
+        lockstep_actions::render::WQL_PROCESSES,
+        vec![
+            processes(&["svchost.exe", "WUSA.EXE"]),
+            processes(&["svchost.exe"]),
+        ],
+    );
     t.on_run(FE, WUSA, vec![ok()]);
     let f = fleet();
     let s = step(
@@ -113,6 +123,7 @@ async fn unless_not_holding_runs_the_change_and_the_probe_says_not_done() {
         },
     );
     let c = ctx(&t, &f, &s);
+    assert_eq!(probe(&c).await.unwrap(), Probe::InProgress);
     assert_eq!(probe(&c).await.unwrap(), Probe::NotDone);
     execute(&c).await.unwrap();
     assert_eq!(t.changes(), vec![format!("PRG-FE1> {WUSA}")]);
