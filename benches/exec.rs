@@ -114,6 +114,8 @@ fn main() {
     let o = lockstep(dir.path())
         .args([
             "lab",
+            "-i",
+            "inventory.yml",
             "fault",
             "--endpoints",
             "endpoints.json",

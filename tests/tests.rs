@@ -29,6 +29,8 @@ mod operator;
 mod plan_snapshots;
 #[path = "it/resume.rs"]
 mod resume;
+#[path = "it/safety.rs"]
+mod safety;
 #[path = "it/secrets.rs"]
 mod secrets;
 #[path = "it/terminal.rs"]

@@ -61,7 +61,7 @@ fn sigkill_at_random_points_then_resume_completes_without_repeating_an_installer
                 ])
                 .args(["-e", "evs_upgrade_tool=labctl evs upgrade"]);
             } else {
-                let id = now[0]["id"].as_str().unwrap().to_owned();
+                let id = now[0]["run"].as_str().unwrap().to_owned();
                 cmd.args(["resume", &id, "--yes", "--soak-scale", "0"]);
             }
             if kills >= KILLS_PER_PLAYBOOK {
@@ -98,10 +98,7 @@ fn sigkill_at_random_points_then_resume_completes_without_repeating_an_installer
         }
         total_kills += kills;
         let latest = &runs(&lab)[0];
-        assert_eq!(
-            latest["status"]["status"], "finished",
-            "seed {seed}: {latest}"
-        );
+        assert_eq!(latest["state"], "finished", "seed {seed}: {latest}");
     }
     assert!(
         total_kills >= 30,

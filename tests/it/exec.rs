@@ -165,6 +165,11 @@ fn several_nodes_of_one_cluster_need_yes_and_powershell_is_encoded() {
     let (c, v, t) = exec(&lab, &["-l", "PRG-FE01", "--powershell", "Get-Date"]);
     assert_eq!(c, 5, "{t}");
     assert_eq!(v[0]["exit_code"], 1, "{t}");
+    // cmd.exe's refusal in the node's language (cs-CZ) arrives decoded from the shell's code page.
+    assert!(
+        v[0]["stderr"].as_str().unwrap().contains("není názvem"),
+        "{t}"
+    );
     let sent: Vec<String> = lab
         .records()
         .iter()
@@ -175,5 +180,57 @@ fn several_nodes_of_one_cluster_need_yes_and_powershell_is_encoded() {
         sent,
         ["powershell.exe -NoProfile -NonInteractive -EncodedCommand RwBlAHQALQBEAGEAdABlAA=="],
         "{t}"
+    );
+}
+
+#[test]
+fn hosts_of_a_rollout_being_driven_are_not_touched() {
+    // Slow installers, so that the rollout is still being driven when exec asks.
+    let lab = Lab::start(Some("time_scale: 0.05\n"));
+    let inv = lab_inventory();
+    let mut child = crate::util::lockstep(lab.path())
+        .args([
+            "run",
+            "-i",
+            inv.to_str().unwrap(),
+            "-i",
+            "overlay.yml",
+            "e3-nc",
+            "--yes",
+        ])
+        .args(["--soak-scale", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for an installer to start: the run is stored and its controller holds it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let host = loop {
+        let started = std::fs::read_to_string(lab.path().join("record.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|r| r["event"] == "install-started")
+            .map(|r| r["host"].as_str().unwrap().to_owned());
+        if let Some(h) = started {
+            break h;
+        }
+        assert!(std::time::Instant::now() < deadline, "no installer started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let before = lab.records().len();
+    let (c, _, t) = exec(&lab, &["-l", &host, "--", "hostname"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(c, 2, "{t}");
+    assert!(
+        t.contains(&format!("host `{host}` is held by run `r")),
+        "{t}"
+    );
+    assert!(
+        !lab.records()[before..]
+            .iter()
+            .any(|r| r["event"] == "command" && r["line"] == "hostname"),
+        "nothing was sent"
     );
 }

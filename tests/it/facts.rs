@@ -217,3 +217,34 @@ fn a_refusing_host_is_unreachable_and_the_exit_code_says_so() {
     assert_eq!(code(&o), 2, "{}", text(&o));
     assert!(text(&o).contains("`--probe disk-space`"), "{}", text(&o));
 }
+
+#[test]
+fn the_demo_reads_the_builds_before_and_after_like_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = crate::util::run(dir.path(), &["demo", "--playbooks", "e3-nc"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    // The hosts whose build the lab's record shows changing.
+    let record = std::fs::read_to_string(dir.path().join(".lockstep/demo-record.jsonl")).unwrap();
+    let mut start = BTreeMap::new();
+    let mut end = BTreeMap::new();
+    for l in record.lines() {
+        let r: Value = serde_json::from_str(l).unwrap();
+        if r["event"] == "lab-started" {
+            for h in r["hosts"].as_array().unwrap() {
+                start.insert(h["name"].as_str().unwrap().to_owned(), h["build"].clone());
+            }
+        } else if r["event"] == "install-finished" {
+            end.insert(
+                r["host"].as_str().unwrap().to_owned(),
+                r["version_after"].clone(),
+            );
+        }
+    }
+    let moved = end.iter().filter(|(h, b)| start[*h] != **b).count();
+    assert!(moved > 0, "{record}");
+    assert!(
+        out.contains(&format!("builds: {moved} of {} hosts moved", start.len())),
+        "{out}"
+    );
+}

@@ -17,6 +17,7 @@ use crate::util::{repo, run, text};
 
 /// The path of an Ansible command line tool (`ansible-inventory`, `ansible-vault`), or `None`
 /// outside CI when ansible-core is not installed.
+#[allow(clippy::print_stderr)] // a skipped oracle must be visible in the test log
 pub fn ansible_tool(tool: &str) -> Option<PathBuf> {
     let from_env = std::env::var_os("LOCKSTEP_ANSIBLE_BIN").map(|d| PathBuf::from(d).join(tool));
     let found = from_env.filter(|p| p.is_file()).or_else(|| {

@@ -8,7 +8,7 @@ use crate::util::{code, lab_inventory, lockstep, text, Lab};
 fn latest_run(lab: &Lab) -> Option<String> {
     let o = lab.run(&["status", "--format", "json"]);
     let runs: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).ok()?;
-    runs.first()?["id"].as_str().map(str::to_owned)
+    runs.first()?["run"].as_str().map(str::to_owned)
 }
 
 #[test]

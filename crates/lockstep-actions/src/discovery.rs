@@ -1,5 +1,5 @@
 //! Reading the live fleet: [`discover`] (what a run reads before planning) and
-//! [`discover_with`] (what `lockstep facts` reads) run the same [`FactProbe`]s through the same
+//! [`discover_with`] (what `lockstep facts` reads) run the same [`BuiltinProbe`]s through the same
 //! code; [`Discovery::differences`] is what blocks a run, [`Discovery::drift`] what `lockstep
 //! facts` shows, [`Discovery::to_facts`] what the state store keeps.
 //!
@@ -12,9 +12,13 @@ use std::pin::Pin;
 
 use futures::stream::{self, StreamExt};
 
-use lockstep_core::{Edition, Fact, Fleet, Name, Transport, TransportError, Version};
+use lockstep_core::{
+    Action, Edition, Fact, Fleet, HaltClass, Name, Plan, PreflightCheck, Transport, TransportError,
+    Version,
+};
 
 use crate::error::ActionError;
+use crate::gates::{edition_allowed, tier_order, TierOrder};
 use crate::parse::{Disk, WindowsVersion, SERVICE_RUNNING};
 use crate::remote::{get_ci, Node, ServiceState};
 use crate::render::SC_QUERY_CLUSSVC;
@@ -28,7 +32,7 @@ pub const DISCOVERY_CONCURRENCY: usize = 16;
 
 /// One thing discovery can read from the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum FactProbe {
+pub enum BuiltinProbe {
     /// Windows product name, version and build (`reg query` of `Windows NT\CurrentVersion`).
     Windows,
     /// Exchange build and edition (`reg query` of `Exchange\Setup`).
@@ -48,44 +52,44 @@ pub enum FactProbe {
     Owners,
 }
 
-impl FactProbe {
+impl BuiltinProbe {
     /// Every built-in probe, in display order.
-    pub const ALL: [FactProbe; 8] = [
-        FactProbe::Windows,
-        FactProbe::Exchange,
-        FactProbe::ClusterService,
-        FactProbe::BootTime,
-        FactProbe::PendingRestart,
-        FactProbe::FreeDisk,
-        FactProbe::Hotfixes,
-        FactProbe::Owners,
+    pub const ALL: [BuiltinProbe; 8] = [
+        BuiltinProbe::Windows,
+        BuiltinProbe::Exchange,
+        BuiltinProbe::ClusterService,
+        BuiltinProbe::BootTime,
+        BuiltinProbe::PendingRestart,
+        BuiltinProbe::FreeDisk,
+        BuiltinProbe::Hotfixes,
+        BuiltinProbe::Owners,
     ];
 
     /// What a run reads before planning.
-    pub const RUN: [FactProbe; 4] = [
-        FactProbe::Exchange,
-        FactProbe::ClusterService,
-        FactProbe::BootTime,
-        FactProbe::Owners,
+    pub const RUN: [BuiltinProbe; 4] = [
+        BuiltinProbe::Exchange,
+        BuiltinProbe::ClusterService,
+        BuiltinProbe::BootTime,
+        BuiltinProbe::Owners,
     ];
 
     /// The name `--probe` takes.
     pub fn name(self) -> &'static str {
         match self {
-            FactProbe::Windows => "windows",
-            FactProbe::Exchange => "exchange",
-            FactProbe::ClusterService => "cluster-service",
-            FactProbe::BootTime => "boot-time",
-            FactProbe::PendingRestart => "pending-restart",
-            FactProbe::FreeDisk => "free-disk",
-            FactProbe::Hotfixes => "hotfixes",
-            FactProbe::Owners => "owners",
+            BuiltinProbe::Windows => "windows",
+            BuiltinProbe::Exchange => "exchange",
+            BuiltinProbe::ClusterService => "cluster-service",
+            BuiltinProbe::BootTime => "boot-time",
+            BuiltinProbe::PendingRestart => "pending-restart",
+            BuiltinProbe::FreeDisk => "free-disk",
+            BuiltinProbe::Hotfixes => "hotfixes",
+            BuiltinProbe::Owners => "owners",
         }
     }
 
     /// The probe called `name` (case-insensitive).
-    pub fn from_name(name: &str) -> Option<FactProbe> {
-        FactProbe::ALL
+    pub fn from_name(name: &str) -> Option<BuiltinProbe> {
+        BuiltinProbe::ALL
             .into_iter()
             .find(|p| p.name().eq_ignore_ascii_case(name.trim()))
     }
@@ -185,14 +189,14 @@ pub struct Discovery {
     pub unreachable_kinds: BTreeMap<String, UnreachableKind>,
 }
 
-/// What a run reads before planning ([`FactProbe::RUN`]): every host of `hosts` (registry
+/// What a run reads before planning ([`BuiltinProbe::RUN`]): every host of `hosts` (registry
 /// build and edition, Cluster service state for cluster nodes, boot time), at most
 /// [`DISCOVERY_CONCURRENCY`] hosts at once, then the group owners of every cluster they belong
 /// to, asked of a node whose Cluster service runs. A host that fails, or shows no Exchange build
 /// or no Cluster service state, is listed in `unreachable` and the rest go on; discovery itself
 /// never fails.
 pub async fn discover(t: &dyn Transport, fleet: &Fleet, hosts: &[Name]) -> Discovery {
-    read(t, fleet, hosts, &FactProbe::RUN, true).await
+    read(t, fleet, hosts, &BuiltinProbe::RUN, true).await
 }
 
 /// What `lockstep facts` reads: the `probes` of every host of `hosts`, with the same code,
@@ -203,7 +207,7 @@ pub async fn discover_with(
     t: &dyn Transport,
     fleet: &Fleet,
     hosts: &[Name],
-    probes: &[FactProbe],
+    probes: &[BuiltinProbe],
 ) -> Discovery {
     read(t, fleet, hosts, probes, false).await
 }
@@ -212,7 +216,7 @@ async fn read(
     t: &dyn Transport,
     fleet: &Fleet,
     hosts: &[Name],
-    probes: &[FactProbe],
+    probes: &[BuiltinProbe],
     strict: bool,
 ) -> Discovery {
     let mut d = Discovery::default();
@@ -256,7 +260,7 @@ async fn read(
             }
         }
     }
-    if !probes.contains(&FactProbe::Owners) {
+    if !probes.contains(&BuiltinProbe::Owners) {
         return d;
     }
     for cname in clusters {
@@ -320,54 +324,63 @@ async fn node_facts(
     t: &dyn Transport,
     host: &Name,
     is_node: bool,
-    probes: &[FactProbe],
+    probes: &[BuiltinProbe],
     strict: bool,
 ) -> Result<NodeFacts, ActionError> {
     let node = Node::new(t, host);
     let mut f = NodeFacts::default();
-    // A probe's failure: the host's when the node could not be asked (or when strict), else a
-    // note.
-    let note = |f: &mut NodeFacts, p: FactProbe, e: ActionError| -> Result<(), ActionError> {
-        if e.transport.is_some() || (strict && p != FactProbe::BootTime) {
-            return Err(e);
-        }
-        f.unread.insert(p.name().to_owned(), e.message);
-        Ok(())
-    };
+    // The last SOAP fault a probe got: the node answered, so it is a note unless every probe
+    // got one.
+    let mut fault: Option<ActionError> = None;
+    let mut note =
+        |f: &mut NodeFacts, p: BuiltinProbe, e: ActionError| -> Result<(), ActionError> {
+            let answered = matches!(
+                e.transport.as_deref(),
+                None | Some(TransportError::Protocol { .. })
+            );
+            if !answered || (strict && p != BuiltinProbe::BootTime) {
+                return Err(e);
+            }
+            f.unread.insert(p.name().to_owned(), e.message.clone());
+            if e.transport.is_some() {
+                fault = Some(e);
+            }
+            Ok(())
+        };
     for &p in probes {
         match p {
-            FactProbe::Windows => match node.windows().await {
+            BuiltinProbe::Windows => match node.windows().await {
                 Ok(w) => f.windows = Some(w),
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::Exchange => match node.build().await {
+            BuiltinProbe::Exchange => match node.build().await {
                 Ok(b) => {
                     f.build = Some(b.build);
                     f.edition = b.edition;
                 }
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::ClusterService if is_node => {
+            BuiltinProbe::ClusterService if is_node => {
                 match node.service_state(SC_QUERY_CLUSSVC).await {
                     Ok(ServiceState::Missing) => f.cluster_service = Some(false),
                     Ok(ServiceState::State(s)) => f.cluster_service = Some(s == SERVICE_RUNNING),
                     Err(e) => note(&mut f, p, e)?,
                 }
             }
-            FactProbe::ClusterService => {}
-            FactProbe::BootTime => match node.boot_time().await {
+            BuiltinProbe::ClusterService => {}
+            BuiltinProbe::BootTime => match node.boot_time().await {
                 Ok(b) => f.boot_time = Some(b),
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::PendingRestart => match node.pending_reboot().await {
+            BuiltinProbe::PendingRestart => match node.pending_reboot().await {
                 Ok(b) => f.pending_restart = Some(b),
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::FreeDisk => match node.fixed_disks().await {
+            BuiltinProbe::FreeDisk => match node.fixed_disks().await {
                 Ok(d) => f.disks = Some(d),
                 Err(e) => note(&mut f, p, e)?,
             },
-            FactProbe::Hotfixes => match node.hotfixes().await {
+            BuiltinProbe::Hotfixes => match node.hotfixes().await {
                 Ok(mut h) => {
                     h.sort();
                     h.dedup();
@@ -376,10 +389,22 @@ async fn node_facts(
                 Err(e) => note(&mut f, p, e)?,
             },
             // Read per cluster once every host is in.
-            FactProbe::Owners => {}
+            BuiltinProbe::Owners => {}
         }
     }
-    Ok(f)
+    let asked = probes
+        .iter()
+        .filter(|p| match p {
+            BuiltinProbe::Owners => false,
+            BuiltinProbe::ClusterService => is_node,
+            _ => true,
+        })
+        .count();
+    match fault {
+        // Every probe got a fault: the node is not usable, whatever it answered.
+        Some(e) if asked > 0 && f.unread.len() == asked => Err(e),
+        _ => Ok(f),
+    }
 }
 
 /// How the inventory names a Windows release and the `major.minor` NT version it runs, where
@@ -396,6 +421,75 @@ fn nt_version(r: lockstep_core::WindowsRelease) -> Option<(&'static str, &'stati
 }
 
 impl Discovery {
+    /// Every halt of `plan` that this discovery already makes certain, one sentence each with
+    /// its class, so that a run halts before its first change rather than after: the tier order
+    /// (E3-FB / E2-FB: a front-end below the target that the plan does not upgrade in an earlier
+    /// stage) and the package's editions (E2-ED, for every host whose preflight checks it).
+    /// Empty = nothing known stops the run. Hosts not read are in `unreachable`, not here.
+    pub fn halts(&self, fleet: &Fleet, plan: &Plan) -> Vec<(HaltClass, String)> {
+        let mut out = Vec::new();
+        // One halt per requirement's shortfall; stages with the same shortfall are merged.
+        type Merged = (TierOrder, Vec<Name>, Vec<(Name, Version)>);
+        let mut tiers: Vec<Merged> = Vec::new();
+        for req in tier_order(fleet, plan) {
+            let build = |fe: &Name| Ok(get_ci(&self.nodes, fe.as_str()).and_then(|f| f.build));
+            // Unread hosts are reported as unreachable already.
+            let unread = |fe: &Name| self.unreachable.iter().any(|(h, _)| fe.eq_ignore_case(h));
+            let skip = |fe: &Name| unread(fe) || req.upgraded_earlier(plan, fe);
+            let (below, _) = req.shortfall(build, skip);
+            if below.is_empty() {
+                continue;
+            }
+            match tiers
+                .iter_mut()
+                .find(|(r, _, b)| r.rule == req.rule && r.target == req.target && *b == below)
+            {
+                Some((_, backs, _)) => backs.extend(req.back_ends.iter().cloned()),
+                None => tiers.push((req.clone(), req.back_ends.clone(), below)),
+            }
+        }
+        for (req, backs, below) in tiers {
+            out.extend(req.halt(&backs, &below, &[]));
+        }
+        let mut seen: Vec<&Name> = Vec::new();
+        for step in &plan.steps {
+            let Action::Preflight {
+                checks, editions, ..
+            } = &step.action
+            else {
+                continue;
+            };
+            if !checks.contains(&PreflightCheck::EditionMatches) || seen.contains(&&step.host) {
+                continue;
+            }
+            seen.push(&step.host);
+            let live = get_ci(&self.nodes, step.host.as_str()).and_then(|f| f.edition);
+            let inventory = fleet.host(step.host.as_str()).map(|h| h.edition);
+            let Some(e) = live.or(inventory) else {
+                continue;
+            };
+            if !edition_allowed(e, editions) {
+                let wanted = if editions.is_empty() {
+                    "every edition but Conferencing".to_owned()
+                } else {
+                    editions
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                out.push((
+                    HaltClass::VersionMismatch,
+                    format!(
+                        "E2-ED: host `{}` runs the {e} edition; the package is for {wanted}. `resume` cannot fix this: the host needs its own package (a playbook whose target editions include {e}), or leave it out with --limit",
+                        step.host
+                    ),
+                ));
+            }
+        }
+        out
+    }
+
     /// Where the live fleet disagrees with the inventory, one sentence each, for the hosts in
     /// `hosts` and their clusters: product line, edition, an installed build OLDER than the
     /// inventory gives (newer is progress), every cluster group and EVS group the inventory lists
@@ -657,5 +751,47 @@ impl Discovery {
             push(&h, "unreachable".into(), format!("{kind}: {why}"));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_kinds_from_transport_failures() {
+        let h = Name::host("PRG-N1").unwrap();
+        let unreachable = |d: &str| TransportError::Unreachable {
+            host: h.clone(),
+            detail: d.into(),
+        };
+        let kind = |e: &TransportError| UnreachableKind::of(e).as_str();
+        assert_eq!(
+            kind(&unreachable(
+                "tcp connect error: Connection refused (os error 111)"
+            )),
+            "refused"
+        );
+        assert_eq!(kind(&unreachable("operation timed out")), "timeout");
+        assert_eq!(kind(&unreachable("dns error: no such host")), "network");
+        let auth = TransportError::AuthRejected {
+            host: h.clone(),
+            user: "u".into(),
+        };
+        assert_eq!(kind(&auth), "credentials");
+        let slow = TransportError::TimedOut {
+            host: h.clone(),
+            secs: 120,
+        };
+        assert_eq!(kind(&slow), "timeout");
+        let cut = TransportError::Interrupted {
+            host: h,
+            detail: "reset".into(),
+        };
+        assert_eq!(kind(&cut), "dropped");
+        for p in BuiltinProbe::ALL {
+            assert_eq!(BuiltinProbe::from_name(&p.name().to_uppercase()), Some(p));
+        }
+        assert_eq!(BuiltinProbe::from_name("disk"), None);
     }
 }

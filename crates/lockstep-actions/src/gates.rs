@@ -1,7 +1,11 @@
-//! Version and precondition gates: AssertVersion (E3-CLUSTER.18) and Preflight (G5, G6, E2-ED,
-//! product line, pending reboot, Cluster service running).
+//! Version and precondition gates: AssertVersion (E3-CLUSTER.18), Preflight (G5, G6, E2-ED,
+//! product line, pending reboot, Cluster service running) and the tier order (E3-FB, E2-FB),
+//! judged before the first change from discovery and again, live, before each stage starts.
 
-use lockstep_core::{Edition, HaltClass, Name, PreflightCheck, Product, Version};
+use lockstep_core::{
+    Action, Edition, Fleet, FrontEndScope, HaltClass, Name, Plan, PreflightCheck, Product, Role,
+    Transport, Version,
+};
 
 use crate::error::ActionError;
 use crate::parse::SERVICE_RUNNING;
@@ -204,4 +208,201 @@ pub(crate) async fn preflight(
         facts: Vec::new(),
         message: format!("preflight passed on `{host}`: {}", passed.join(", ")),
     })
+}
+
+/// Front-ends below the target (with their build), and front-ends whose build could not be read
+/// (with why).
+pub type Shortfall = (Vec<(Name, Version)>, Vec<(Name, String)>);
+
+/// One tier-order requirement of a plan (E3-FB / E2-FB): before stage `stage` installs the
+/// target on a back-end, every front-end in `front_ends` runs `target` or later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierOrder {
+    /// `E3-FB` or `E2-FB`.
+    pub rule: &'static str,
+    /// The stage whose back-end installs need it.
+    pub stage: usize,
+    /// Product line.
+    pub product: Product,
+    /// The build every front-end must run.
+    pub target: Version,
+    /// The back-ends of the stage that install the target.
+    pub back_ends: Vec<Name>,
+    /// The front-ends the rule covers (the organisation's, or the site's with site scope).
+    pub front_ends: Vec<Name>,
+}
+
+/// The tier-order requirements of `plan` over `fleet`: one per stage, product, target and
+/// front-end scope that has a back-end installing the playbook's package.
+pub fn tier_order(fleet: &Fleet, plan: &Plan) -> Vec<TierOrder> {
+    let mut out: Vec<TierOrder> = Vec::new();
+    for step in &plan.steps {
+        let Action::Install {
+            target: Some(target),
+            prerequisite: None,
+            product,
+            ..
+        } = &step.action
+        else {
+            continue;
+        };
+        if step.role != Role::BackEnd {
+            continue;
+        }
+        let site = match fleet.front_end_scope {
+            FrontEndScope::Organisation => None,
+            FrontEndScope::Site => Some(&step.site),
+        };
+        let front_ends: Vec<Name> = fleet
+            .hosts
+            .iter()
+            .filter(|h| {
+                h.role == Role::FrontEnd
+                    && h.product == *product
+                    && site.is_none_or(|s| h.site.eq_ignore_case(s.as_str()))
+            })
+            .map(|h| h.name.clone())
+            .collect();
+        if let Some(req) = out.iter_mut().find(|r| {
+            r.stage == step.stage
+                && r.product == *product
+                && r.target == *target
+                && r.front_ends == front_ends
+        }) {
+            if !req.back_ends.contains(&step.host) {
+                req.back_ends.push(step.host.clone());
+            }
+            continue;
+        }
+        out.push(TierOrder {
+            rule: if *product == Product::Exchange2000 {
+                "E2-FB"
+            } else {
+                "E3-FB"
+            },
+            stage: step.stage,
+            product: *product,
+            target: *target,
+            back_ends: vec![step.host.clone()],
+            front_ends,
+        });
+    }
+    out
+}
+
+impl TierOrder {
+    /// Whether `plan` itself installs the target on front-end `fe` in a stage before this one
+    /// (then the rule is checked again, live, when this stage starts).
+    pub fn upgraded_earlier(&self, plan: &Plan, fe: &Name) -> bool {
+        plan.steps.iter().any(|s| {
+            s.stage < self.stage
+                && s.host.eq_ignore_case(fe.as_str())
+                && matches!(&s.action, Action::Install { target: Some(t), prerequisite: None, .. } if *t >= self.target)
+        })
+    }
+
+    /// The front-ends that do not satisfy the rule, given each front-end's build (`Ok(None)`:
+    /// not read, `Err`: why it could not be read): those below the target, and those unread.
+    /// `skip` names front-ends not to judge.
+    pub fn shortfall(
+        &self,
+        build: impl Fn(&Name) -> Result<Option<Version>, String>,
+        skip: impl Fn(&Name) -> bool,
+    ) -> Shortfall {
+        let mut below = Vec::new();
+        let mut unread = Vec::new();
+        for fe in self.front_ends.iter().filter(|f| !skip(f)) {
+            match build(fe) {
+                Ok(Some(v)) if v >= self.target => {}
+                Ok(Some(v)) => below.push((fe.clone(), v)),
+                Ok(None) => unread.push((fe.clone(), "build not read".to_owned())),
+                Err(why) => unread.push((fe.clone(), why)),
+            }
+        }
+        (below, unread)
+    }
+
+    /// The halt for a shortfall (`None` when there is none), naming the back-ends held back and
+    /// the front-ends grouped by build.
+    pub fn halt(
+        &self,
+        back_ends: &[Name],
+        below: &[(Name, Version)],
+        unread: &[(Name, String)],
+    ) -> Option<(HaltClass, String)> {
+        let names = |v: &mut dyn Iterator<Item = &Name>| {
+            v.map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        };
+        let head = format!(
+            "{}: every front-end must run {} before any back-end is upgraded (back-ends held back: {})",
+            self.rule,
+            self.product.describe(self.target),
+            names(&mut back_ends.iter())
+        );
+        if !below.is_empty() {
+            let mut builds: Vec<Version> = below.iter().map(|(_, v)| *v).collect();
+            builds.sort();
+            builds.dedup();
+            let groups: Vec<String> = builds
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{} at {}",
+                        names(&mut below.iter().filter(|(_, v)| v == b).map(|(n, _)| n)),
+                        self.product.describe(*b)
+                    )
+                })
+                .collect();
+            Some((
+                HaltClass::VersionMismatch,
+                format!(
+                    "{head}; {} front-end(s) below it: {} (upgrade the front-ends first, e.g. with the front-end/back-end playbook)",
+                    below.len(),
+                    groups.join("; ")
+                ),
+            ))
+        } else if !unread.is_empty() {
+            Some((
+                HaltClass::NodeUnreachable,
+                format!(
+                    "{head}; could not read: {}",
+                    unread
+                        .iter()
+                        .map(|(n, why)| format!("`{n}` ({why})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// The tier-order rule checked live before stage `stage` starts: reads the build of every
+/// front-end a back-end install of the stage depends on. `None`: it holds.
+pub async fn tier_order_now(
+    t: &dyn Transport,
+    fleet: &Fleet,
+    plan: &Plan,
+    stage: usize,
+) -> Option<(HaltClass, String)> {
+    for req in tier_order(fleet, plan)
+        .into_iter()
+        .filter(|r| r.stage == stage)
+    {
+        let mut builds = std::collections::BTreeMap::new();
+        for fe in &req.front_ends {
+            let b = crate::read_build(t, fe)
+                .await
+                .map(|b| Some(b.build))
+                .map_err(|e| e.message);
+            builds.insert(fe.clone(), b);
+        }
+        let (below, unread) = req.shortfall(|fe| builds[fe].clone(), |_| false);
+        if let Some(halt) = req.halt(&req.back_ends, &below, &unread) {
+            return Some(halt);
+        }
+    }
+    None
 }

@@ -172,25 +172,6 @@ pub(crate) async fn probe_run(
     Ok(Probe::NotDone)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::image_of;
-
-    #[test]
-    fn images_of_command_lines() {
-        assert_eq!(
-            image_of(r#""\\fs01\install$\sp2\update.exe" /q"#).as_deref(),
-            Some("update.exe")
-        );
-        assert_eq!(
-            image_of("wusa.exe \"C:\\x.msu\" /quiet").as_deref(),
-            Some("wusa.exe")
-        );
-        assert_eq!(image_of("  net stop SNMP").as_deref(), Some("net.exe"));
-        assert_eq!(image_of(""), None);
-    }
-}
-
 /// `assert`.
 pub(crate) async fn assert(
     ctx: &Ctx<'_>,
@@ -267,4 +248,23 @@ pub(crate) async fn probe_condition(
     } else {
         Probe::NotDone
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_of;
+
+    #[test]
+    fn images_of_command_lines() {
+        assert_eq!(
+            image_of(r#""\\fs01\install$\sp2\update.exe" /q"#).as_deref(),
+            Some("update.exe")
+        );
+        assert_eq!(
+            image_of("wusa.exe \"C:\\x.msu\" /quiet").as_deref(),
+            Some("wusa.exe")
+        );
+        assert_eq!(image_of("  net stop SNMP").as_deref(), Some("net.exe"));
+        assert_eq!(image_of(""), None);
+    }
 }

@@ -6,7 +6,9 @@
 //! step, its timeout); they return an [`Outcome`] / [`Probe`] or an [`ActionError`] carrying the
 //! [`lockstep_core::HaltClass`] the run halts with. [`render()`] lists the command lines for
 //! `--check`; [`read_build`] reads a node's Exchange build; [`discover`] reads the live fleet
-//! and [`Discovery::differences`] compares it with the inventory. Results are judged only by
+//! before a run and [`Discovery::differences`] compares it with the inventory;
+//! [`discover_with`] runs the same [`BuiltinProbe`]s for `lockstep facts` ([`Discovery::drift`],
+//! [`Discovery::to_facts`]). Results are judged only by
 //! exit codes and locale-independent values (sc state numbers, registry data, WQL properties):
 //! never by localised words. The pure parsers live in [`parse`].
 //!
@@ -60,11 +62,11 @@ mod services;
 
 pub use build::{read_build, NodeBuild};
 pub use discovery::{
-    discover, discover_with, Discovery, FactProbe, NodeFacts, UnreachableKind,
+    discover, discover_with, BuiltinProbe, Discovery, NodeFacts, UnreachableKind,
     DISCOVERY_CONCURRENCY,
 };
 pub use error::ActionError;
-pub use gates::edition_allowed;
+pub use gates::{edition_allowed, tier_order, tier_order_now, Shortfall, TierOrder};
 pub use install::{install_verdict, InstallVerdict};
 pub use render::render;
 

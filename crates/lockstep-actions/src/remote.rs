@@ -61,7 +61,7 @@ pub(crate) fn joined(out: &CommandOutput) -> String {
 }
 
 /// Finds `key` in a map case-insensitively (Windows compares names that way).
-pub(crate) fn get_ci<'m>(map: &'m BTreeMap<String, String>, key: &str) -> Option<&'m String> {
+pub(crate) fn get_ci<'m, V>(map: &'m BTreeMap<String, V>, key: &str) -> Option<&'m V> {
     map.iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(key))
         .map(|(_, v)| v)

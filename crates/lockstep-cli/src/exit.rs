@@ -63,6 +63,14 @@ pub fn status_of(err: &anyhow::Error) -> ExitStatus {
     }
 }
 
+/// Whether the error is standard output closed by its reader (`| head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Renders an error and its causes: `error: top` then `  caused by: ...` lines.
 pub fn render(err: &anyhow::Error) -> String {
     let mut out = String::new();

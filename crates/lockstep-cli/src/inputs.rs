@@ -83,8 +83,15 @@ pub fn playbook_source(arg: &str) -> Result<SourceFile> {
                 .map(|s| s.to_string_lossy().into_owned())
         })
         .collect();
+    let closest = names
+        .iter()
+        .map(|n| (strsim::jaro_winkler(&stem.to_ascii_lowercase(), n), n))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| format!("; did you mean `{n}`?"))
+        .unwrap_or_default();
     Err(anyhow::Error::new(BadInput(format!(
-        "error: playbook `{arg}` is neither a file nor a built-in playbook (built-in: {})",
+        "error: playbook `{arg}` is neither a file nor a built-in playbook{closest} (built-in: {})",
         names.join(", ")
     ))))
 }

@@ -32,6 +32,10 @@ pub fn run_cli() -> ExitStatus {
     logging::init(&cli.global);
     match dispatch(cli) {
         Ok(status) => status,
+        Err(err) if exit::is_broken_pipe(&err) => {
+            // `lockstep report | head`: the reader left; nothing to say about it.
+            ExitStatus::Success
+        }
         Err(err) => {
             let status = exit::status_of(&err);
             let _ = writeln!(std::io::stderr(), "{}", exit::render(&err));

@@ -113,7 +113,9 @@ impl Write for StderrWriter {
 pub fn init(global: &GlobalArgs) {
     let default = match (global.quiet, global.verbose) {
         (true, _) => "error",
-        (false, 0) => "warn,lockstep=info",
+        // The run's events already reach stderr one line each (progress); the engine's own
+        // info lines would repeat them. They stay in the run's log file.
+        (false, 0) => "warn",
         (false, 1) => "debug,hyper=info,reqwest=info,rustls=info",
         (false, _) => "trace",
     };
@@ -230,8 +232,9 @@ impl EventSink for RunLogSink {
                 class,
                 reason,
                 next,
+                standing,
             } => {
-                tracing::warn!(target: RUN_TARGET, class = %class, "HALTED: {reason}; next: {next}");
+                tracing::warn!(target: RUN_TARGET, class = %class, "HALTED: {reason}; {standing}; next: {next}");
             }
             Event::RunFinished {
                 run,

@@ -74,7 +74,8 @@ pub fn sentence(event: &Event) -> Option<String> {
             class,
             reason,
             next,
-        } => format!("HALTED ({class}): {reason}\n        next: {next}"),
+            standing,
+        } => format!("HALTED ({class}): {reason}\n        now: {standing}\n        next: {next}"),
         Event::RunFinished {
             run,
             status,
@@ -110,9 +111,18 @@ pub struct JsonSink {
 
 impl EventSink for JsonSink {
     fn emit(&self, event: &Event) {
+        // Every event carries when it happened (RFC 3339, UTC, milliseconds).
+        let mut value = match serde_json::to_value(event) {
+            Ok(v) => v,
+            Err(_) => return,
+        };
+        if let Some(map) = value.as_object_mut() {
+            let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+            map.insert("at".to_owned(), serde_json::Value::String(at));
+        }
         let _g = self.lock.lock();
         let mut out = std::io::stdout().lock();
-        if serde_json::to_writer(&mut out, event).is_ok() {
+        if serde_json::to_writer(&mut out, &value).is_ok() {
             let _ = writeln!(out);
             let _ = out.flush();
         }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lockstep_core::{Fleet, Name, PlannedStep, Transport, Version};
+use lockstep_core::{Fleet, Plan, PlannedStep, Transport};
 
-use lockstep_engine::runner::{FactOut, Outcome, Probe, StepError, StepRunner};
+use lockstep_engine::runner::{FactOut, Outcome, Probe, StageHalt, StepError, StepRunner};
 
 /// Runs plan steps with the built-in actions over a transport.
 pub struct BuiltinRunner {
@@ -99,10 +99,12 @@ impl StepRunner for BuiltinRunner {
         )
     }
 
-    async fn read_build(&self, host: &Name) -> Result<Version, StepError> {
-        lockstep_actions::read_build(self.transport.as_ref(), host)
+    async fn before_stage(&self, plan: &Plan, stage: usize) -> Result<(), StageHalt> {
+        match lockstep_actions::tier_order_now(self.transport.as_ref(), &self.fleet, plan, stage)
             .await
-            .map(|b| b.build)
-            .map_err(err)
+        {
+            None => Ok(()),
+            Some((class, reason)) => Err(StageHalt { class, reason }),
+        }
     }
 }

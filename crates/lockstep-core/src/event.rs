@@ -70,8 +70,11 @@ pub enum Event {
         class: HaltClass,
         /// Why.
         reason: String,
-        /// What to do next.
+        /// What to do next (and what `lockstep resume` will do, or that it cannot help).
         next: String,
+        /// What the run changed and what it left out of service ([`crate::Standing`]), or
+        /// "nothing was changed".
+        standing: String,
     },
     /// The run ended (finished, halted or waiting).
     RunFinished {

@@ -29,7 +29,7 @@ pub use fleet::{
     Auth, Cluster, ClusterMode, Connection, Fleet, FrontEndScope, Host, Locale, Pool, Role, Scheme,
     SecretSource, Site, VirtualServer, WindowsRelease,
 };
-pub use halt::HaltClass;
+pub use halt::{HaltClass, Standing};
 pub use name::{Name, NameError, NameKind};
 pub use plan::{Action, Judge, Plan, PlanHash, PlannedStage, PlannedStep, StepIndex};
 pub use playbook::{

@@ -193,6 +193,14 @@ impl Action {
         }
     }
 
+    /// Whether the step, when it waits for the operator, waits for something a person must DO
+    /// on the fleet (Upgrade Exchange Virtual Server without a site command), not just
+    /// acknowledge (backups taken, notes read). Such a step is never approved by `--yes` nor by
+    /// a bare `lockstep approve`: only by `lockstep approve RUN STEP` naming it.
+    pub fn needs_named_approval(&self) -> bool {
+        matches!(self, Action::UpgradeVirtualServer { command: None, .. })
+    }
+
     /// A short kebab-case name of the action (`move-group`).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -327,10 +335,12 @@ impl Plan {
         let mut stage_longest = vec![0u64; self.stages.len().max(1)];
         for (i, s) in self.steps.iter().enumerate() {
             let start = s.after.iter().map(|&d| finish[d]).max().unwrap_or(0);
-            finish[i] = start + s.estimate_secs;
+            finish[i] = start.saturating_add(s.estimate_secs);
             let slot = s.stage.min(stage_longest.len() - 1);
             stage_longest[slot] = stage_longest[slot].max(finish[i]);
         }
-        stage_longest.into_iter().sum()
+        stage_longest
+            .into_iter()
+            .fold(0u64, |a, b| a.saturating_add(b))
     }
 }

@@ -81,7 +81,6 @@ async fn drive(plan: &Plan, ms_per_sec: f64) -> f64 {
         Arc::new(runner),
         Arc::new(NullStore),
         Arc::new(NullSink),
-        Arc::default(),
         EngineOptions {
             soak_scale: 0.0,
             ..EngineOptions::default()

@@ -4,7 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use lockstep_core::{
-    EventSink, Fleet, Gate, Plan, RunId, RunMeta, RunRecord, StateStore, StepState,
+    Event, EventSink, Gate, HaltClass, Plan, RunId, RunMeta, RunRecord, RunStatus, StateStore,
+    StepState,
 };
 
 use crate::error::EngineError;
@@ -31,13 +32,12 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine over these backends. `fleet` is the inventory the plan was made from (the
-    /// front-end/back-end gate reads its front-ends).
+    /// An engine over these backends. It holds no rule of its own: live rules reach it through
+    /// [`StepRunner::before_stage`] and the runner's steps.
     pub fn new(
         runner: Arc<dyn StepRunner>,
         store: Arc<dyn StateStore>,
         events: Arc<dyn EventSink>,
-        fleet: Arc<Fleet>,
         options: EngineOptions,
     ) -> Engine {
         Engine {
@@ -45,7 +45,6 @@ impl Engine {
                 runner,
                 store: Arc::clone(&store),
                 events,
-                fleet,
             },
             store,
             options,
@@ -80,6 +79,60 @@ impl Engine {
         tracing::info!(%run, plan = plan.hash.short(), steps = plan.steps.len(), "run started");
         let exec = Executor::new(self.shared(&run, plan, &stop), &[], &[], stop);
         exec.drive(false).await
+    }
+
+    /// Records a run that halts before its first step: what was known before any change (live
+    /// discovery) stops it. The run is stored with status halted and every step pending, so
+    /// `lockstep resume` resumes this run (checking again) and not another; the events are the
+    /// ones of any halted drive (`run-started`, `halted`, `run-finished`).
+    ///
+    /// `existing` is a stored run that changed nothing yet (a resume that halts again): its plan
+    /// is replaced by `plan` and its status set; `meta` is then not used.
+    pub fn halt_before_start(
+        &self,
+        existing: Option<&RunId>,
+        plan: Plan,
+        meta: RunMeta,
+        class: HaltClass,
+        reason: String,
+    ) -> Result<RunOutcome, EngineError> {
+        let run = match existing {
+            Some(r) => r.clone(),
+            None => self.store.create_run(&plan, &meta)?,
+        };
+        let _lock = self.store.lock_run(&run)?;
+        if existing.is_some() {
+            self.store.replace_plan(&run, &plan)?;
+        }
+        tracing::debug!(%run, %class, "run halted before its first change");
+        let events = &self.backends.events;
+        events.emit(&Event::RunStarted {
+            run: run.clone(),
+            plan: plan.hash.clone(),
+            steps: plan.steps.len(),
+            complete: 0,
+            resumed: false,
+        });
+        events.emit(&Event::Halted {
+            class,
+            reason: reason.clone(),
+            next: class.next_step().to_owned(),
+            standing: lockstep_core::Standing::default().describe(),
+        });
+        self.store.set_status(
+            &run,
+            &RunStatus::Halted {
+                class,
+                reason: reason.clone(),
+            },
+        )?;
+        events.emit(&Event::RunFinished {
+            run: run.clone(),
+            status: "halted".to_owned(),
+            complete: 0,
+            total: plan.steps.len(),
+        });
+        Ok(RunOutcome::Halted { run, class, reason })
     }
 
     /// Resumes a run: takes its lock, re-probes every step an earlier drive left running (or
@@ -124,9 +177,9 @@ impl Engine {
         exec.drive(true).await
     }
 
-    /// Records approvals. `Some(id)` approves that step or gate (`gate:<stage name>`);
-    /// `None` approves every step waiting for the operator and the approval gate the run waits
-    /// at, if any. Returns the ids approved; `resume` then continues.
+    /// Records approvals. `Some(id)` approves that waiting step or gate (`gate:<stage name>`);
+    /// `None` approves every waiting step a person acknowledges (not one they must perform:
+    /// those only by name) or, when no step waits, the approval gate the run waits at. Returns the ids approved; `resume` then continues.
     pub fn approve(&self, run: &RunId, what: Option<&str>) -> Result<Vec<String>, EngineError> {
         approve(self.store.as_ref(), run, what)
     }
@@ -153,6 +206,21 @@ pub fn approve(
                     run: run.clone(),
                     what: id.to_owned(),
                 });
+            }
+            if record.plan.step(id).is_some() {
+                let state = record
+                    .steps
+                    .iter()
+                    .find(|s| s.step == id)
+                    .map(|s| s.state)
+                    .unwrap_or(StepState::Pending);
+                if state != StepState::Waiting {
+                    return Err(EngineError::NotWaiting {
+                        run: run.clone(),
+                        step: id.to_owned(),
+                        state: state.as_str().to_owned(),
+                    });
+                }
             }
             vec![id.to_owned()]
         }
@@ -190,13 +258,23 @@ fn waiting_approvals(record: &RunRecord) -> Vec<String> {
                 .unwrap_or(StepState::Pending)
         })
         .collect();
-    let mut ids: Vec<String> = plan
+    let waiting: Vec<&lockstep_core::PlannedStep> = plan
         .steps
         .iter()
         .zip(&state)
         .filter(|(s, st)| **st == StepState::Waiting && !approved.contains(s.id.as_str()))
-        .map(|(s, _)| s.id.clone())
+        .map(|(s, _)| s)
         .collect();
+    // Steps an operator must perform are approved only by name.
+    let mut ids: Vec<String> = waiting
+        .iter()
+        .filter(|s| !s.action.needs_named_approval())
+        .map(|s| s.id.clone())
+        .collect();
+    if !waiting.is_empty() {
+        // The run waits for its steps, not at a gate: a gate further on is not waiting yet.
+        return ids;
+    }
     // A pending step is blocked when a step it depends on failed or is blocked (topological).
     let mut blocked = vec![false; state.len()];
     for (i, s) in plan.steps.iter().enumerate() {
@@ -213,12 +291,12 @@ fn waiting_approvals(record: &RunRecord) -> Vec<String> {
         .map(|i| plan.steps[i].stage)
         .min();
     if let Some(k) = first_open_stage {
-        let untouched = plan
-            .steps
-            .iter()
-            .zip(&state)
-            .filter(|(s, _)| s.stage == k)
-            .all(|(_, st)| *st == StepState::Pending);
+        // The gate waits only when every earlier stage is complete and none of its steps started.
+        let untouched = plan.steps.iter().zip(&state).all(|(s, st)| {
+            s.stage > k
+                || (s.stage < k && st.is_complete())
+                || (s.stage == k && *st == StepState::Pending)
+        });
         if let Some(stage) = plan.stages.get(k) {
             let id = gate_id(&stage.name);
             if untouched

@@ -37,6 +37,16 @@ pub enum EngineError {
         /// What was to be approved.
         what: String,
     },
+    /// `approve` named a step that is not waiting for the operator now.
+    #[error("step `{step}` of run `{run}` is not waiting for the operator (it is {state}); only a waiting step can be approved")]
+    NotWaiting {
+        /// Run.
+        run: RunId,
+        /// The step.
+        step: String,
+        /// Its state.
+        state: String,
+    },
     /// A step's task panicked (a bug in a runner).
     #[error("step `{step}` of run `{run}` panicked: {detail}")]
     StepPanicked {

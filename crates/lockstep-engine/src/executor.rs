@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lockstep_core::{Event, Gate, HaltClass, Name, RunId, RunStatus, StepRecord, StepState};
+use lockstep_core::{
+    Event, Gate, HaltClass, Name, RunId, RunStatus, Standing, StepRecord, StepState,
+};
 use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -189,6 +191,10 @@ impl Executor {
                 if let Some(outcome) = self.pass_gate(k).await? {
                     return Ok(outcome);
                 }
+                if let Err(h) = sh.runner.before_stage(&sh.plan, k).await {
+                    self.set_halt(h.class, h.reason);
+                    return self.finish(None);
+                }
             }
             let name = sh
                 .plan
@@ -213,9 +219,10 @@ impl Executor {
             if self.state[i] != StepState::Waiting {
                 continue;
             }
-            let id = &sh.plan.steps[i].id;
+            let step = &sh.plan.steps[i];
+            let id = &step.id;
             let approved = self.approvals.contains(id);
-            if !approved && !sh.options.auto_approve {
+            if !approved && (!sh.options.auto_approve || step.action.needs_named_approval()) {
                 continue;
             }
             if !approved {
@@ -275,6 +282,9 @@ impl Executor {
                 });
                 self.finish(Some(reason)).map(Some)
             }
+            // A soak watches what the earlier stages changed: before the first stage that has
+            // steps there is nothing to watch.
+            Gate::Soak { .. } if !sh.plan.steps.iter().any(|s| s.stage < k) => Ok(None),
             Gate::Soak { secs } => {
                 let wait =
                     Duration::try_from_secs_f64(*secs as f64 * sh.options.soak_scale.max(0.0))
@@ -357,17 +367,21 @@ impl Executor {
             .filter(|&&i| self.state[i] == StepState::Waiting)
             .map(|&i| {
                 let s = &sh.plan.steps[i];
-                format!(
-                    "step `{}` on host `{}` waits for the operator",
-                    s.id, s.host
-                )
+                if s.action.needs_named_approval() {
+                    format!(
+                        "step `{}` on host `{}` waits for the operator to perform it, then `lockstep approve {} {}` naming it (`--yes` does not approve it)",
+                        s.id, s.host, sh.run, s.id
+                    )
+                } else {
+                    format!(
+                        "step `{}` on host `{}` waits for the operator's acknowledgement (`lockstep approve {}`)",
+                        s.id, s.host, sh.run
+                    )
+                }
             })
             .collect();
         if !waiting.is_empty() {
-            return StageEnd::Waiting(format!(
-                "{}: `lockstep approve`, then `lockstep resume`",
-                waiting.join("; ")
-            ));
+            return StageEnd::Waiting(format!("{}; then `lockstep resume`", waiting.join("; ")));
         }
         StageEnd::Settled
     }
@@ -580,6 +594,7 @@ impl Executor {
                 class,
                 reason: reason.clone(),
                 next: class.next_step().to_owned(),
+                standing: Standing::of(&sh.plan, &self.state).describe(),
             });
             (
                 RunStatus::Halted {

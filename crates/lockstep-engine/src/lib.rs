@@ -8,8 +8,9 @@
 //! chains) per site active at once. Every step transition is written to the
 //! [`lockstep_core::StateStore`] before the next remote action starts, so that [`Engine::resume`]
 //! can re-probe what a dead controller left running and never run a finished step again. Halts
-//! (a failed step over the failure budget, the front-end/back-end gate E3-FB/E2-FB, an operator
-//! [`StopSignal`]) stop at a safe point: nothing new starts, running steps finish.
+//! (a failed step over the failure budget, a live check of the runner before a stage starts, an
+//! operator [`StopSignal`]) stop at a safe point: nothing new starts, running steps finish. The
+//! engine holds no rule of KB 328839: rules reach it through the plan and the runner.
 //!
 //! The engine reaches nodes only through its own [`StepRunner`] trait (the integrator adapts
 //! `lockstep-actions` to it) and must never depend on WinRM, SQLite, the lab or the actions crate.
@@ -29,5 +30,5 @@ pub use engine::{approve, Engine};
 pub use error::EngineError;
 pub use options::EngineOptions;
 pub use outcome::RunOutcome;
-pub use runner::{FactOut, Outcome, Probe, StepError, StepRunner};
+pub use runner::{FactOut, Outcome, Probe, StageHalt, StepError, StepRunner};
 pub use stop::StopSignal;

@@ -10,7 +10,7 @@ pub struct EngineOptions {
     pub auto_approve: bool,
     /// Multiplier of soak gates' seconds: 1.0 for real runs, 0.0 in tests.
     pub soak_scale: f64,
-    /// Extra attempts of read-only calls (probes, `read_build`, and steps whose action changes
+    /// Extra attempts of read-only calls (probes, and steps whose action changes
     /// nothing) that failed with `NodeUnreachable`. Nothing that may have changed a node is ever
     /// retried by the engine: transport-level retries belong to the transport.
     pub retries: u32,
@@ -18,7 +18,8 @@ pub struct EngineOptions {
     pub retry_backoff: Duration,
     /// Bytes of a step's output kept in the store (the tail is kept).
     pub output_limit: usize,
-    /// On resume, how often a step whose probe says `InProgress` is probed again.
+    /// On resume, the longest wait before a step whose probe says `InProgress` is probed again
+    /// (it is probed at once, then after 250 ms, doubling up to this).
     pub probe_interval: Duration,
     /// On resume, how many `InProgress` answers a step may give before the run halts.
     pub probe_attempts: u32,

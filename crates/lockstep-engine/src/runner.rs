@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lockstep_core::{HaltClass, Name, PlannedStep, Version};
+use lockstep_core::{HaltClass, Name, Plan, PlannedStep};
 
 /// A fact an action learnt on a node (stored with `put_fact` before the step is marked done).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +98,22 @@ pub trait StepRunner: Send + Sync {
     /// Whether the step's effect is already in place (read-only).
     async fn probe(&self, step: &PlannedStep) -> Result<Probe, StepError>;
 
-    /// The installed build of the product on `host` (read-only; the front-end/back-end gate).
-    async fn read_build(&self, host: &Name) -> Result<Version, StepError>;
+    /// Read-only checks that must hold, live, before stage `stage` of `plan` starts changing
+    /// anything: the rules that need the fleet's state at that moment (the actions' tier order,
+    /// when front-ends are upgraded by an earlier stage of the same run). `Err` halts the run
+    /// with nothing of the stage started. The engine knows no rule itself; the default checks
+    /// nothing.
+    async fn before_stage(&self, plan: &Plan, stage: usize) -> Result<(), StageHalt> {
+        let _ = (plan, stage);
+        Ok(())
+    }
+}
+
+/// Why a stage must not start (see [`StepRunner::before_stage`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageHalt {
+    /// The halt class.
+    pub class: HaltClass,
+    /// Why, naming the rule and the hosts.
+    pub reason: String,
 }

@@ -1,16 +1,14 @@
 //! [`StepTask`]: one step's life on the node, as a task: probe (on resume), gates, checkpoint,
 //! execute, facts, checkpoint. Every transition is durable before the next remote call.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lockstep_core::{
-    now_ms, Action, Event, EventSink, Fact, Fleet, FrontEndScope, HaltClass, Name, Plan,
-    PlannedStep, Product, Role, RunId, StateStore, StepRecord, StepState,
+    now_ms, Event, EventSink, Fact, HaltClass, Name, Plan, PlannedStep, RunId, StateStore,
+    StepRecord, StepState,
 };
-use tokio::sync::Mutex;
 
 use crate::error::EngineError;
 use crate::options::EngineOptions;
@@ -50,16 +48,12 @@ const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How long after a step's timeout the engine gives up on a runner that has not returned.
 const TIMEOUT_GRACE: Duration = Duration::from_secs(30);
 
-/// Result of the front-end/back-end gate, cached per drive.
-type GateResult = Result<(), (HaltClass, String)>;
-
 /// The backends an engine drives runs with.
 #[derive(Clone)]
 pub(crate) struct Backends {
     pub runner: Arc<dyn StepRunner>,
     pub store: Arc<dyn StateStore>,
     pub events: Arc<dyn EventSink>,
-    pub fleet: Arc<Fleet>,
 }
 
 /// What every step task of a drive shares.
@@ -67,13 +61,11 @@ pub(crate) struct Shared {
     pub runner: Arc<dyn StepRunner>,
     pub store: Arc<dyn StateStore>,
     pub events: Arc<dyn EventSink>,
-    pub fleet: Arc<Fleet>,
     pub options: EngineOptions,
     pub run: RunId,
     pub plan: Arc<Plan>,
     pub t0: Instant,
     pub stop: StopSignal,
-    fb_cache: Mutex<HashMap<(Product, Option<String>), GateResult>>,
 }
 
 impl Shared {
@@ -89,19 +81,16 @@ impl Shared {
             runner,
             store,
             events,
-            fleet,
         } = backends;
         Shared {
             runner,
             store,
             events,
-            fleet,
             options,
             run,
             plan,
             t0: Instant::now(),
             stop,
-            fb_cache: Mutex::new(HashMap::new()),
         }
     }
 
@@ -148,79 +137,18 @@ impl Shared {
             }
         }
     }
+}
 
-    /// E3-FB / E2-FB: before the first install of the target on a back-end, every front-end of
-    /// the same product (organisation-wide, or the site's with `FrontEndScope::Site`) must be at
-    /// or above the target. Checked once per drive and product/scope.
-    async fn front_end_gate(&self, step: &PlannedStep) -> GateResult {
-        let Action::Install {
-            target: Some(target),
-            prerequisite: None,
-            product,
-            ..
-        } = &step.action
-        else {
-            return Ok(());
-        };
-        if step.role != Role::BackEnd {
-            return Ok(());
-        }
-        let scope = match self.fleet.front_end_scope {
-            FrontEndScope::Organisation => None,
-            FrontEndScope::Site => Some(step.site.as_str().to_ascii_lowercase()),
-        };
-        let key = (*product, scope.clone());
-        let mut cache = self.fb_cache.lock().await;
-        if let Some(known) = cache.get(&key) {
-            return known.clone();
-        }
-        let rule = if *product == Product::Exchange2000 {
-            "E2-FB"
-        } else {
-            "E3-FB"
-        };
-        let mut below = Vec::new();
-        let mut unread: Vec<(HaltClass, String)> = Vec::new();
-        let front_ends = self.fleet.hosts.iter().filter(|h| {
-            h.role == Role::FrontEnd
-                && h.product == *product
-                && scope
-                    .as_ref()
-                    .is_none_or(|s| h.site.as_str().eq_ignore_ascii_case(s))
-        });
-        for fe in front_ends {
-            match self.read_only(|| self.runner.read_build(&fe.name)).await {
-                Ok(v) if v >= *target => {}
-                Ok(v) => below.push(format!("`{}` ({})", fe.name, product.describe(v))),
-                Err(e) => unread.push((e.class, format!("`{}` ({})", fe.name, e.message))),
-            }
-        }
-        let result = if !below.is_empty() {
-            Err((
-                HaltClass::VersionMismatch,
-                format!(
-                    "{rule}: back-end `{}` must not be upgraded before every front-end is at {}; below it: {}",
-                    step.host,
-                    product.describe(*target),
-                    below.join(", ")
-                ),
-            ))
-        } else if let Some((class, _)) = unread.first() {
-            Err((
-                *class,
-                format!(
-                    "{rule}: back-end `{}` must not be upgraded before every front-end is at {}; could not read: {}",
-                    step.host,
-                    product.describe(*target),
-                    unread.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            ))
-        } else {
-            Ok(())
-        };
-        cache.insert(key, result.clone());
-        result
-    }
+/// The first wait before re-probing a step found in progress on resume.
+const FIRST_PROBE_WAIT: Duration = Duration::from_millis(250);
+
+/// The wait after the `n`-th probe (from 1) that found a step in progress: 250 ms, doubling,
+/// capped at `ceiling` (the step was probed at once; most in-flight steps end within seconds).
+pub(crate) fn probe_backoff(n: u32, ceiling: Duration) -> Duration {
+    let factor = 1u32
+        .checked_shl(n.saturating_sub(1).min(31))
+        .unwrap_or(u32::MAX);
+    FIRST_PROBE_WAIT.saturating_mul(factor).min(ceiling)
 }
 
 /// Keeps the last `limit` bytes of `s` (cut at a character boundary).
@@ -270,9 +198,6 @@ impl StepTask {
                 Err(e) => return self.fail(step, e, None),
             }
         }
-        if let Err((class, reason)) = sh.front_end_gate(step).await {
-            return StepEnd::Halt { class, reason };
-        }
         self.attempts += 1;
         let started = now_ms();
         let mut running = self.record(StepState::Running);
@@ -318,7 +243,7 @@ impl StepTask {
             Ok(Outcome::Waiting { instructions }) => {
                 let mut rec = self.record(StepState::Waiting);
                 rec.started_ms = Some(started);
-                if sh.options.auto_approve {
+                if sh.options.auto_approve && !step.action.needs_named_approval() {
                     if let Err(e) = sh.store.approve(&sh.run, &step.id) {
                         return Self::fatal(e.into());
                     }
@@ -357,7 +282,7 @@ impl StepTask {
                 }
                 Probe::NotDone => return Ok(None),
                 Probe::InProgress => {
-                    in_progress += 1;
+                    in_progress = in_progress.saturating_add(1);
                     if in_progress > sh.options.probe_attempts {
                         return Ok(Some(StepEnd::Halt {
                             class: HaltClass::Precondition,
@@ -368,7 +293,7 @@ impl StepTask {
                         }));
                     }
                     tokio::select! {
-                        _ = tokio::time::sleep(sh.options.probe_interval) => {}
+                        _ = tokio::time::sleep(probe_backoff(in_progress, sh.options.probe_interval)) => {}
                         _ = sh.stop.triggered() => {
                             return Ok(Some(StepEnd::Halt {
                                 class: HaltClass::OperatorStop,
@@ -398,8 +323,11 @@ impl StepTask {
                 // it and reports what it saw); the engine's own deadline, a grace later, only
                 // catches a runner that does not return.
                 Some(t) => {
-                    match tokio::time::timeout(t + t.min(TIMEOUT_GRACE), sh.runner.execute(step, t))
-                        .await
+                    match tokio::time::timeout(
+                        t.saturating_add(t.min(TIMEOUT_GRACE)),
+                        sh.runner.execute(step, t),
+                    )
+                    .await
                     {
                         Ok(r) => r,
                         Err(_) => Err(StepError::new(
@@ -447,7 +375,22 @@ impl StepTask {
 
 #[cfg(test)]
 mod tests {
-    use super::keep_tail;
+    use super::{keep_tail, probe_backoff};
+    use std::time::Duration;
+
+    #[test]
+    fn an_in_flight_step_is_reprobed_on_a_backoff_not_a_fixed_interval() {
+        // Defect 9 of issue 11: resumes waited a fixed 30 s before the second probe.
+        let ceiling = Duration::from_secs(30);
+        assert_eq!(probe_backoff(1, ceiling), Duration::from_millis(250));
+        assert_eq!(probe_backoff(2, ceiling), Duration::from_millis(500));
+        assert_eq!(probe_backoff(3, ceiling), Duration::from_secs(1));
+        assert_eq!(probe_backoff(10, ceiling), ceiling);
+        // At the bounds: no overflow, the ceiling holds.
+        assert_eq!(probe_backoff(u32::MAX, ceiling), ceiling);
+        assert_eq!(probe_backoff(0, ceiling), Duration::from_millis(250));
+        assert!(probe_backoff(u32::MAX, Duration::MAX) > Duration::from_secs(24 * 3600));
+    }
 
     #[test]
     fn keep_tail_keeps_the_last_bytes_at_a_char_boundary() {

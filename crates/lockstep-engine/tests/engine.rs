@@ -8,10 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lockstep_core::{
-    Event, Fleet, FrontEndScope, Gate, HaltClass, Role, RunMeta, RunStatus, StateStore, StepState,
-    Version,
-};
+use lockstep_core::{Event, Gate, HaltClass, Role, RunMeta, RunStatus, StateStore, StepState};
 use lockstep_engine::{
     Engine, EngineError, EngineOptions, Probe, RunOutcome, StepRunner, StopSignal,
 };
@@ -37,7 +34,7 @@ fn opts() -> EngineOptions {
     }
 }
 
-fn rig_with(options: EngineOptions, fleet: Fleet, ms_per_sec: f64) -> Rig {
+fn rig_with(options: EngineOptions, ms_per_sec: f64) -> Rig {
     let log = Log::default();
     let store = Arc::new(MemStore::new(log.clone()));
     let mut runner = FakeRunner::new(log.clone());
@@ -48,7 +45,6 @@ fn rig_with(options: EngineOptions, fleet: Fleet, ms_per_sec: f64) -> Rig {
         runner.clone(),
         store.clone(),
         Arc::new(events.clone()),
-        Arc::new(fleet),
         options,
     );
     Rig {
@@ -61,7 +57,7 @@ fn rig_with(options: EngineOptions, fleet: Fleet, ms_per_sec: f64) -> Rig {
 }
 
 fn rig() -> Rig {
-    rig_with(opts(), Fleet::default(), 0.0)
+    rig_with(opts(), 0.0)
 }
 
 async fn start(r: &Rig, plan: &lockstep_core::Plan) -> RunOutcome {
@@ -87,7 +83,7 @@ fn pos(log: &[String], line: &str) -> usize {
         .unwrap_or_else(|| panic!("`{line}` not in log"))
 }
 
-fn two_stage_plan() -> lockstep_core::Plan {
+fn fe_then_be_plan() -> lockstep_core::Plan {
     fleet_plan(
         &[
             ("canary", vec![0], Gate::None, 1),
@@ -190,7 +186,7 @@ async fn checkpoints_are_written_before_the_next_remote_call() {
 
 #[tokio::test(start_paused = true)]
 async fn max_parallel_sites_and_per_site_units_are_honoured() {
-    let r = rig_with(opts(), Fleet::default(), 1.0);
+    let r = rig_with(opts(), 1.0);
     let plan = fleet_plan(&[("all", (0..6).collect(), Gate::None, 2)], 3);
     let plan = {
         let mut p = plan;
@@ -216,7 +212,7 @@ async fn max_parallel_sites_and_per_site_units_are_honoured() {
 
 #[tokio::test(start_paused = true)]
 async fn unlimited_plan_takes_exactly_the_critical_path_in_virtual_time() {
-    let r = rig_with(opts(), Fleet::default(), 1.0);
+    let r = rig_with(opts(), 1.0);
     let plan = fleet_plan(
         &[
             ("canary", vec![0], Gate::None, 0),
@@ -289,7 +285,6 @@ async fn auto_approve_passes_gates_and_records_the_approval() {
             auto_approve: true,
             ..opts()
         },
-        Fleet::default(),
         0.0,
     );
     let plan = fleet_plan(
@@ -312,7 +307,6 @@ async fn soak_gate_sleeps_its_scaled_time() {
             soak_scale: 0.5,
             ..opts()
         },
-        Fleet::default(),
         0.0,
     );
     let plan = fleet_plan(
@@ -466,76 +460,49 @@ async fn failed_step_is_reprobed_and_retried_on_resume() {
     assert_eq!(install.attempts, 2);
 }
 
-fn fe_be_fleet(scope: FrontEndScope) -> Fleet {
-    Fleet {
-        hosts: vec![
-            host("FE1", "s0", Role::FrontEnd),
-            host("FE2", "s1", Role::FrontEnd),
-            host("S0-H0", "s0", Role::BackEnd),
-            host("S0-H1", "s0", Role::BackEnd),
-        ],
-        front_end_scope: scope,
-        ..Fleet::default()
-    }
-}
-
-fn be_plan() -> lockstep_core::Plan {
-    let mut b = PlanBuilder::new().stage("back-ends", &["s0"], Gate::None, 1);
-    for h in ["S0-H0", "S0-H1"] {
-        b.chain(0, "s0", Unit::Host, h, Role::BackEnd, CHAIN);
-    }
+fn two_stage_plan() -> lockstep_core::Plan {
+    let mut b = PlanBuilder::new()
+        .stage("front-ends", &["s0"], Gate::None, 1)
+        .stage("back-ends", &["s1"], Gate::None, 1);
+    b.chain(0, "s0", Unit::Host, "S0-H0", Role::FrontEnd, CHAIN);
+    b.chain(1, "s1", Unit::Host, "S1-H0", Role::BackEnd, CHAIN);
     b.build()
 }
 
 #[tokio::test]
-async fn back_end_install_waits_for_every_front_end() {
-    // E3-FB: every front-end at or above the target before any back-end install.
-    let r = rig_with(opts(), fe_be_fleet(FrontEndScope::Organisation), 0.0);
-    r.runner.set_build("FE1", TARGET);
-    r.runner.set_build("FE2", Version::new(6, 5, 7226, 6));
-    let plan = be_plan();
+async fn a_stage_whose_live_check_fails_halts_before_any_of_its_steps() {
+    // Issue 11, defect 1: the engine holds no rule (the tier order now lives in the actions), but
+    // a live check the runner makes before a stage halts the run with nothing of the stage
+    // started, and is made again on resume.
+    let r = rig();
+    let plan = fe_then_be_plan();
+    r.runner
+        .halt_before_stage(1, Some("E3-FB: a front-end is below the target"));
     let out = start(&r, &plan).await;
     let RunOutcome::Halted { run, class, reason } = out else {
         panic!("{out:?}")
     };
     assert_eq!(class, HaltClass::VersionMismatch);
-    assert!(
-        reason.contains("E3-FB") && reason.contains("`FE2`"),
-        "{reason}"
-    );
-    assert!(!reason.contains("`FE1`"), "{reason}");
-    assert_eq!(r.runner.calls_of("S0-H0/install"), 0);
-    assert_eq!(r.runner.calls_of("S0-H1/install"), 0);
-    assert_eq!(r.store.state_of(&run, "S0-H0/install"), StepState::Pending);
-    // Checked once per drive, not once per back-end.
-    let reads = r
-        .log
-        .lines()
+    assert!(reason.contains("E3-FB"), "{reason}");
+    assert_eq!(r.runner.before_stage_calls(), vec![0, 1]);
+    for step in plan.steps.iter().filter(|s| s.stage == 1) {
+        assert_eq!(r.runner.calls_of(&step.id), 0, "{}", step.id);
+        assert_eq!(r.store.state_of(&run, &step.id), StepState::Pending);
+    }
+    assert!(plan
+        .steps
         .iter()
-        .filter(|l| *l == "read_build FE2")
-        .count();
-    assert_eq!(reads, 1);
-    // Once FE2 is upgraded, resume completes.
-    r.runner.set_build("FE2", Version::new(6, 5, 7638, 3));
+        .filter(|s| s.stage == 0)
+        .all(|s| r.store.state_of(&run, &s.id) == StepState::Done));
+    r.runner.halt_before_stage(1, None);
     let out = r
         .engine
         .resume(&run, Some(plan.clone()), false, StopSignal::new())
         .await
         .unwrap();
     assert_eq!(out, RunOutcome::Finished { run: run.clone() });
+    assert_eq!(r.runner.before_stage_calls(), vec![0, 1, 1]);
     assert_all_done_once(&r, &plan, &run);
-}
-
-#[tokio::test]
-async fn site_scope_front_end_gate_ignores_other_sites() {
-    let r = rig_with(opts(), fe_be_fleet(FrontEndScope::Site), 0.0);
-    r.runner.set_build("FE1", TARGET);
-    // FE2 is in another site and unreadable: with site scope it does not matter.
-    let plan = be_plan();
-    let RunOutcome::Finished { .. } = start(&r, &plan).await else {
-        panic!()
-    };
-    assert!(!r.log.lines().iter().any(|l| l == "read_build FE2"));
 }
 
 #[tokio::test]
@@ -590,7 +557,6 @@ async fn auto_approve_completes_operator_steps() {
             auto_approve: true,
             ..opts()
         },
-        Fleet::default(),
         0.0,
     );
     let mut b = PlanBuilder::new().stage("all", &["s0"], Gate::None, 1);
@@ -683,7 +649,6 @@ async fn resume_after_crashes_at_random_points_runs_every_step_once() {
                     r.runner.clone() as Arc<dyn StepRunner>,
                     engine_store as Arc<dyn StateStore>,
                     Arc::new(r.events.clone()),
-                    Arc::new(Fleet::default()),
                     opts(),
                 );
                 let plan = plan.clone();
@@ -997,7 +962,7 @@ async fn random_plans_respect_order_limits_and_the_critical_path() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_0001);
     for case in 0..64 {
         let (plan, max_sites, per_site) = random_plan(&mut rng);
-        let r = rig_with(opts(), Fleet::default(), 1.0);
+        let r = rig_with(opts(), 1.0);
         let t0 = tokio::time::Instant::now();
         let out = start(&r, &plan).await;
         let elapsed = t0.elapsed().as_millis() as u64;
@@ -1046,7 +1011,6 @@ async fn only_steps_that_change_nothing_are_retried() {
             retries: 1,
             ..opts()
         },
-        Fleet::default(),
         0.0,
     );
     let mut plan = fleet_plan(&[("all", vec![0], Gate::None, 1)], 2);
@@ -1076,7 +1040,6 @@ async fn stop_during_a_soak_halts_without_starting_the_stage() {
             soak_scale: 1.0,
             ..opts()
         },
-        Fleet::default(),
         0.0,
     );
     let plan = fleet_plan(
@@ -1237,13 +1200,7 @@ async fn a_store_failure_stops_the_drive_and_the_run_stays_resumable() {
             calls: Default::default(),
             fail_at,
         });
-        let engine = Engine::new(
-            r.runner.clone(),
-            flaky,
-            Arc::new(r.events.clone()),
-            Arc::default(),
-            opts(),
-        );
+        let engine = Engine::new(r.runner.clone(), flaky, Arc::new(r.events.clone()), opts());
         let err = engine
             .start(plan.clone(), RunMeta::default(), StopSignal::new())
             .await
@@ -1299,7 +1256,6 @@ async fn stored_output_keeps_its_tail_within_the_limit() {
             output_limit: 9,
             ..opts()
         },
-        Fleet::default(),
         0.0,
     );
     let plan = fleet_plan(&[("all", vec![0], Gate::None, 1)], 1);
@@ -1320,4 +1276,157 @@ async fn stored_output_keeps_its_tail_within_the_limit() {
     // The installer's last line is what a person needs: the exit code.
     assert_eq!(get("S0-H0/install"), "exit 1603");
     assert_eq!(get("S0-H0/stop"), "-H0/stop`"); // "ran `S0-H0/stop`", last 9 bytes
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_soak_before_the_first_stage_that_has_steps() {
+    // Issue 11, defect 8: `run ... -l tokyo` waited a 30-minute soak before its first step,
+    // because the limit left the stages before the soaked one empty.
+    let r = rig_with(
+        EngineOptions {
+            soak_scale: 1.0,
+            ..opts()
+        },
+        0.0,
+    );
+    let plan = fleet_plan(
+        &[
+            ("canary", vec![], Gate::None, 1),
+            ("wave", vec![0], Gate::Soak { secs: 1800 }, 1),
+        ],
+        1,
+    );
+    assert!(plan.steps.iter().all(|s| s.stage == 1));
+    let t0 = tokio::time::Instant::now();
+    let RunOutcome::Finished { .. } = start(&r, &plan).await else {
+        panic!()
+    };
+    assert!(
+        t0.elapsed() < Duration::from_secs(1800),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(!r
+        .events
+        .all()
+        .iter()
+        .any(|e| matches!(e, Event::GateWaiting { .. })));
+}
+
+#[tokio::test]
+async fn the_largest_timeout_a_playbook_could_give_does_not_overflow() {
+    // Issue 11, defect 5: `timeout_secs: 18446744073709551615` panicked with "overflow when
+    // adding durations" mid-run. Checked arithmetic at the bound: the step runs and the run ends.
+    let r = rig();
+    let mut plan = fleet_plan(&[("all", vec![0], Gate::Soak { secs: u64::MAX }, 1)], 1);
+    for s in &mut plan.steps {
+        s.timeout_secs = u64::MAX;
+        s.estimate_secs = u64::MAX;
+    }
+    let _ = plan.critical_path_secs();
+    let out = start(&r, &plan).await;
+    assert!(matches!(out, RunOutcome::Finished { .. }), "{out:?}");
+}
+
+#[tokio::test]
+async fn yes_does_not_approve_a_step_an_operator_must_perform() {
+    // Issue 11, defect 2: `resume --yes` marked "Upgrade Exchange Virtual Server" done without
+    // anything done. `--yes` answers acknowledgements only; the EVS upgrade needs its name.
+    let r = rig_with(
+        EngineOptions {
+            auto_approve: true,
+            ..opts()
+        },
+        0.0,
+    );
+    let mut b = PlanBuilder::new().stage("all", &["s0"], Gate::None, 1);
+    b.chain(
+        0,
+        "s0",
+        Unit::Host,
+        "S0-H0",
+        Role::Standalone,
+        &[("confirm", 1), ("upgrade-evs", 1), ("assert", 1)],
+    );
+    let plan = b.build();
+    r.runner.script("S0-H0/confirm", Script::Wait);
+    r.runner.script("S0-H0/upgrade-evs", Script::Wait);
+    let out = start(&r, &plan).await;
+    let RunOutcome::Waiting { run, reason } = out else {
+        panic!("{out:?}")
+    };
+    assert!(reason.contains("S0-H0/upgrade-evs"), "{reason}");
+    assert!(reason.contains("--yes` does not approve it"), "{reason}");
+    // The acknowledgement was auto-approved, the physical step was not.
+    assert_eq!(r.store.state_of(&run, "S0-H0/confirm"), StepState::Done);
+    assert_eq!(
+        r.store.state_of(&run, "S0-H0/upgrade-evs"),
+        StepState::Waiting
+    );
+    assert_eq!(r.runner.calls_of("S0-H0/assert"), 0);
+    // A resume with --yes still waits; a bare approve does not approve it either.
+    let out = r
+        .engine
+        .resume(&run, None, false, StopSignal::new())
+        .await
+        .unwrap();
+    assert!(matches!(out, RunOutcome::Waiting { .. }), "{out:?}");
+    assert!(matches!(
+        r.engine.approve(&run, None),
+        Err(EngineError::NothingToApprove { .. })
+    ));
+    assert_eq!(r.runner.calls_of("S0-H0/assert"), 0);
+    // Named, it is approved and the run goes on.
+    assert_eq!(
+        r.engine.approve(&run, Some("S0-H0/upgrade-evs")).unwrap(),
+        ["S0-H0/upgrade-evs"]
+    );
+    let out = r
+        .engine
+        .resume(&run, None, false, StopSignal::new())
+        .await
+        .unwrap();
+    assert_eq!(out, RunOutcome::Finished { run: run.clone() });
+}
+
+#[tokio::test]
+async fn a_bare_approve_passes_no_gate_while_steps_wait() {
+    // Issue 11, defect 3: with the G3 steps at the end of a stage waiting, a bare `approve`
+    // also approved the next stage's gate, and `resume` started it.
+    let r = rig();
+    let mut b = PlanBuilder::new()
+        .stage("canary", &["s0"], Gate::None, 1)
+        .stage("wave", &["s1"], Gate::Approval, 1);
+    b.chain(
+        0,
+        "s0",
+        Unit::Host,
+        "S0-H0",
+        Role::Standalone,
+        &[("install", 1), ("confirm", 1)],
+    );
+    b.chain(1, "s1", Unit::Host, "S1-H0", Role::Standalone, CHAIN);
+    let plan = b.build();
+    r.runner.script("S0-H0/confirm", Script::Wait);
+    let RunOutcome::Waiting { run, .. } = start(&r, &plan).await else {
+        panic!()
+    };
+    assert_eq!(r.engine.approve(&run, None).unwrap(), ["S0-H0/confirm"]);
+    // A named step that is not waiting cannot be approved ahead of time.
+    assert!(matches!(
+        r.engine.approve(&run, Some("S1-H0/install")),
+        Err(EngineError::NotWaiting { .. })
+    ));
+    let out = r
+        .engine
+        .resume(&run, None, false, StopSignal::new())
+        .await
+        .unwrap();
+    let RunOutcome::Waiting { reason, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert!(reason.contains("gate:wave"), "{reason}");
+    assert_eq!(r.runner.calls_of("S1-H0/install"), 0);
+    // Now the gate is what waits.
+    assert_eq!(r.engine.approve(&run, None).unwrap(), ["gate:wave"]);
 }

@@ -210,6 +210,10 @@ fn has_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 
+/// The longest step timeout and soak a playbook may give: 7 days (a longer one is a typo, and
+/// every duration the engine adds to stays far from overflow).
+pub const MAX_DURATION_SECS: u64 = 7 * 86_400;
+
 /// Parses `30m`, `90s`, `2h`, `1h30m`, `1d` into seconds (one home: core).
 pub(crate) fn parse_duration(s: &str) -> Option<u64> {
     lockstep_core::playbook::parse_duration(s)
@@ -1057,7 +1061,17 @@ impl PlaybookLoader<'_> {
                 let s = node.get("soak")?;
                 let text = s.as_str().unwrap_or_default();
                 match parse_duration(text) {
-                    Some(secs) => Some(Gate::Soak { secs }),
+                    Some(secs) if secs <= MAX_DURATION_SECS => Some(Gate::Soak { secs }),
+                    Some(_) => {
+                        self.sink.error(
+                            &s.pos,
+                            format!(
+                                "soak time {} is longer than the limit of 7d",
+                                q(&s.to_text())
+                            ),
+                        );
+                        None
+                    }
                     None => {
                         self.sink.error(
                             &s.pos,
@@ -1262,14 +1276,14 @@ impl PlaybookLoader<'_> {
             Some(t) => match t
                 .as_str()
                 .and_then(|s| s.parse::<u64>().ok())
-                .filter(|n| *n > 0)
+                .filter(|n| *n > 0 && *n <= MAX_DURATION_SECS)
             {
                 Some(n) => Some(Some(n)),
                 None => {
                     self.sink.error(
                         &t.pos,
                         format!(
-                            "`timeout_secs` must be a positive number of seconds, found {}",
+                            "`timeout_secs` must be a positive number of seconds up to 604800 (7 days), found {}",
                             q(&t.to_text())
                         ),
                     );
@@ -1332,7 +1346,10 @@ impl PlaybookLoader<'_> {
             match key {
                 "that" | "unless" | "expect" => ok &= self.step_condition(&shown, key, v),
                 "every" => {
-                    if v.as_str().and_then(parse_duration).is_none_or(|n| n == 0) {
+                    if v.as_str()
+                        .and_then(parse_duration)
+                        .is_none_or(|n| n == 0 || n > MAX_DURATION_SECS)
+                    {
                         self.sink.error(
                             &v.pos,
                             format!(

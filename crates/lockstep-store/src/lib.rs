@@ -2,8 +2,9 @@
 //!
 //! [`SqliteStore`] keeps every run of a state file in one SQLite database in WAL mode: the plan
 //! and its hash, the latest record of every step, an append-only timeline of step
-//! [`Transition`]s, facts learnt on nodes and approvals. Every write is one transaction and is
-//! durable when the call returns: it survives a crash of the controller process
+//! [`Transition`]s, facts learnt on nodes and approvals; and, outside any run, the facts
+//! `lockstep facts` read from the fleet, each with its time (`fleet_facts`). Every write is one
+//! transaction and is durable when the call returns: it survives a crash of the controller process
 //! (`synchronous=NORMAL` in WAL mode by default; `FULL` also survives a power loss, see
 //! [`Durability`] for the figures behind the choice). The schema
 //! evolves through add-only migrations keyed by `PRAGMA user_version`. A controller takes a run

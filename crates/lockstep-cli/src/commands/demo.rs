@@ -5,13 +5,13 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use lockstep_core::RunMeta;
+use lockstep_core::{RunMeta, StateStore as _};
 use lockstep_lab::{Lab, LabConfig, Recorder};
 use secrecy::SecretString;
 
 use crate::args::{DemoArgs, GlobalArgs};
 use crate::commands::lab::lab_user;
-use crate::commands::run::{discover_and_plan, finish, stop_on_ctrl_c, Drive};
+use crate::commands::run::{discover_and_plan, finish, stop_on_ctrl_c, Discovered, Drive};
 use crate::exit::ExitStatus;
 use crate::wiring::DirectCredentials;
 use crate::{inputs, wiring};
@@ -78,7 +78,30 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let transport = wiring::transport(&fleet, &all_hosts, Some(&endpoints), Some(&direct), global)?;
     let store = wiring::store(global)?;
     let fleet = Arc::new(fleet);
-    let drive = Drive::new(fleet.clone(), transport.clone(), store, true, 0.0, global);
+    // The fleet's Exchange builds before and after, read as `lockstep facts` reads them.
+    let read_builds = || async {
+        let d = lockstep_actions::discover_with(
+            transport.as_ref(),
+            &fleet,
+            &all_hosts,
+            &[lockstep_actions::BuiltinProbe::Exchange],
+        )
+        .await;
+        let _ = store.put_fleet_facts(&d.to_facts(&fleet, lockstep_core::now_ms()));
+        d.nodes
+            .into_iter()
+            .filter_map(|(h, f)| Some((h, f.build?)))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = read_builds().await;
+    let drive = Drive::new(
+        fleet.clone(),
+        transport.clone(),
+        store.clone(),
+        true,
+        0.0,
+        global,
+    );
     let order: Vec<String> = if args.playbooks.is_empty() {
         DEMO_ORDER.iter().map(|s| s.to_string()).collect()
     } else {
@@ -102,9 +125,12 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         let extra_vars = opts.extra_vars.clone();
         let (plan, owners) =
             match discover_and_plan(&fleet, &playbook, opts, transport.as_ref()).await? {
-                Ok(p) => p,
-                Err(s) => {
-                    status = s;
+                Discovered::Ready { plan, owners } => (plan, owners),
+                Discovered::Halted {
+                    class, problems, ..
+                } => {
+                    Discovered::print_halt(class, &problems);
+                    status = ExitStatus::Halted;
                     break;
                 }
             };
@@ -120,11 +146,12 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             .engine(&plan, &[])
             .start(plan, meta, stop_on_ctrl_c())
             .await?;
-        status = finish(&outcome, &global.state);
+        status = finish(&outcome, &global.state, drive.store.as_ref());
         if status != ExitStatus::Success {
             break;
         }
     }
+    let after = read_builds().await;
     lab.shutdown().await;
     let violations = lockstep_lab::verify_file(&args.record)
         .with_context(|| format!("cannot check lab record `{}`", args.record.display()))?;
@@ -140,6 +167,21 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         args.record.display(),
         args.record.display()
     )?;
+    let mut moves: std::collections::BTreeMap<String, usize> = Default::default();
+    for (h, b) in &before {
+        if let Some(a) = after.get(h).filter(|a| *a != b) {
+            *moves.entry(format!("{b} -> {a}")).or_default() += 1;
+        }
+    }
+    writeln!(
+        out,
+        "builds: {} of {} hosts moved (read live before and after, as `lockstep facts` does)",
+        moves.values().sum::<usize>(),
+        before.len()
+    )?;
+    for (m, n) in &moves {
+        writeln!(out, "  {m}: {n} host(s)")?;
+    }
     writeln!(
         out,
         "invariants: {} violation(s) of the KB 328839 rules in the lab record",

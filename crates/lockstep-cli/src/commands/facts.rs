@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use anyhow::Result;
-use lockstep_actions::{Discovery, FactProbe, NodeFacts};
+use lockstep_actions::{BuiltinProbe, Discovery, NodeFacts};
 use lockstep_core::{Fleet, Host, Name, StateStore as _};
 use lockstep_report::time::utc;
 use serde_json::{json, Value};
@@ -17,19 +17,19 @@ use crate::{inputs, wiring};
 
 /// The probes named by `--probe` (every one when none is named); every unknown name is
 /// reported at once.
-pub fn probes(names: &[String]) -> Result<Vec<FactProbe>> {
+pub fn probes(names: &[String]) -> Result<Vec<BuiltinProbe>> {
     if names.is_empty() {
-        return Ok(FactProbe::ALL.to_vec());
+        return Ok(BuiltinProbe::ALL.to_vec());
     }
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for n in names.iter().filter(|n| !n.trim().is_empty()) {
-        match FactProbe::from_name(n) {
+        match BuiltinProbe::from_name(n) {
             Some(p) if !out.contains(&p) => out.push(p),
             Some(_) => {}
             None => errors.push(format!(
                 "error: `--probe {n}`: no such probe (probes: {})",
-                FactProbe::ALL.map(FactProbe::name).join(", ")
+                BuiltinProbe::ALL.map(BuiltinProbe::name).join(", ")
             )),
         }
     }
@@ -542,10 +542,10 @@ mod tests {
 
     #[test]
     fn probe_names_are_checked_all_at_once() {
-        assert_eq!(probes(&[]).unwrap().len(), FactProbe::ALL.len());
+        assert_eq!(probes(&[]).unwrap().len(), BuiltinProbe::ALL.len());
         assert_eq!(
             probes(&["hotfixes".into(), "Windows".into(), "hotfixes".into()]).unwrap(),
-            [FactProbe::Windows, FactProbe::Hotfixes]
+            [BuiltinProbe::Windows, BuiltinProbe::Hotfixes]
         );
         let e = probes(&["disk".into(), "exchange".into(), "kb".into()])
             .unwrap_err()

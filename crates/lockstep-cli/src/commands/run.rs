@@ -74,13 +74,7 @@ impl<'a> Drive<'a> {
             Arc::new(RunLogSink::new(&self.global.state)),
             display,
         ]));
-        Engine::new(
-            runner,
-            self.store.clone(),
-            events,
-            self.fleet.clone(),
-            self.options.clone(),
-        )
+        Engine::new(runner, self.store.clone(), events, self.options.clone())
     }
 }
 
@@ -93,47 +87,97 @@ impl Drive<'_> {
     }
 }
 
-/// Live discovery, then the plan with live owners. Returns `Err(status)` after printing the
-/// differences when the fleet disagrees with the inventory (nothing changed).
+/// What live discovery found before the first change.
+pub enum Discovered {
+    /// Nothing known stops the run: the plan with the live group owners.
+    Ready {
+        /// The plan.
+        plan: Plan,
+        /// The live owners it was made with.
+        owners: BTreeMap<String, String>,
+    },
+    /// Something already known would halt the run: it must not change anything.
+    Halted {
+        /// The plan without live owners (what a run of it would be).
+        plan: Plan,
+        /// The class of the halt.
+        class: lockstep_core::HaltClass,
+        /// Every problem found, one sentence each.
+        problems: Vec<String>,
+    },
+}
+
+impl Discovered {
+    /// The halt reason of a `Halted` discovery.
+    pub fn reason(problems: &[String]) -> String {
+        format!(
+            "live discovery before the first change found {} problem(s): {}",
+            problems.len(),
+            problems.join("; ")
+        )
+    }
+
+    /// Prints a `Halted` discovery for `run --check` (no run is stored).
+    pub fn print_halt(class: lockstep_core::HaltClass, problems: &[String]) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "HALTED ({class}): live discovery before the first change found problems; a run would change nothing and halt here"
+        );
+        for p in problems {
+            let _ = writeln!(err, "  - {p}");
+        }
+        let _ = writeln!(err, "  next: {}", class.next_step());
+    }
+}
+
+/// Live discovery of every host of the run (and the front-ends the tier order covers), then
+/// everything it makes knowable before the first change: the inventory's agreement with the
+/// fleet, reachability and credentials of every host, the tier order (E3-FB/E2-FB) against the
+/// live builds, the package's editions (E2-ED). `run` and `run --check` judge it identically.
 pub async fn discover_and_plan(
     fleet: &Fleet,
     playbook: &Playbook,
     opts: PlanOptions,
     transport: &dyn Transport,
-) -> Result<std::result::Result<(Plan, BTreeMap<String, String>), ExitStatus>> {
+) -> Result<Discovered> {
     let offline = plan(fleet, playbook, &opts)?;
     let hosts = wiring::plan_hosts(&offline, fleet);
     let discovery = lockstep_actions::discover(transport, fleet, &hosts).await;
-    let mut problems: Vec<String> = discovery
-        .unreachable
-        .iter()
-        .map(|(h, why)| format!("host `{h}` is unreachable: {why}"))
-        .collect();
-    problems.extend(discovery.differences(fleet, &hosts));
+    let differences = discovery.differences(fleet, &hosts);
+    let mut problems: Vec<String> = differences.clone();
+    problems.extend(
+        discovery
+            .unreachable
+            .iter()
+            .map(|(h, why)| format!("host `{h}` is unreachable: {why}")),
+    );
+    let halts = discovery.halts(fleet, &offline);
+    problems.extend(halts.iter().map(|(_, why)| why.clone()));
     if !problems.is_empty() {
-        // Unreachable nodes alone are a node problem; any real difference is the inventory's.
-        let class = if problems.len() == discovery.unreachable.len() {
+        // A real difference is the inventory's; then unreachable nodes; then the rules.
+        let class = if !differences.is_empty() {
+            lockstep_core::HaltClass::InventoryMismatch
+        } else if !discovery.unreachable.is_empty() {
             lockstep_core::HaltClass::NodeUnreachable
         } else {
-            lockstep_core::HaltClass::InventoryMismatch
+            halts[0].0
         };
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(
-            err,
-            "HALTED ({class}): live discovery before the first change found problems; nothing was changed"
-        );
-        for p in &problems {
-            let _ = writeln!(err, "  - {p}");
-        }
-        let _ = writeln!(err, "  next: {}", class.next_step());
-        return Ok(Err(ExitStatus::Halted));
+        return Ok(Discovered::Halted {
+            plan: offline,
+            class,
+            problems,
+        });
     }
     let owners = discovery.owners.clone();
     let opts = PlanOptions {
         owners: owners.clone(),
         ..opts
     };
-    Ok(Ok((plan(fleet, playbook, &opts)?, owners)))
+    Ok(Discovered::Ready {
+        plan: plan(fleet, playbook, &opts)?,
+        owners,
+    })
 }
 
 /// Plans, mapping planner errors to bad input.
@@ -142,8 +186,9 @@ pub fn plan(fleet: &Fleet, playbook: &Playbook, opts: &PlanOptions) -> Result<Pl
         .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))
 }
 
-/// The exit status of an outcome, printing where things are.
-pub fn finish(outcome: &RunOutcome, state: &std::path::Path) -> ExitStatus {
+/// The exit status of an outcome, printing where things are (for a halt: what the run changed
+/// and left out of service, from the stored run).
+pub fn finish(outcome: &RunOutcome, state: &std::path::Path, store: &dyn StateStore) -> ExitStatus {
     let mut err = std::io::stderr().lock();
     match outcome {
         RunOutcome::Finished { run } => {
@@ -151,9 +196,13 @@ pub fn finish(outcome: &RunOutcome, state: &std::path::Path) -> ExitStatus {
             ExitStatus::Success
         }
         RunOutcome::Halted { run, class, reason } => {
+            let standing = store
+                .load_run(run)
+                .map(|r| standing(&r).describe())
+                .unwrap_or_else(|e| format!("(the stored run could not be read: {e})"));
             let _ = writeln!(
                 err,
-                "run {run} halted ({class}): {reason}\nnext: {}\n      (`lockstep resume {run}`; state in {})",
+                "run {run} halted ({class}): {reason}\nnow:  {standing}\nnext: {}\n      (`lockstep resume {run}`; state in {})",
                 class.next_step(),
                 state.display()
             );
@@ -167,6 +216,27 @@ pub fn finish(outcome: &RunOutcome, state: &std::path::Path) -> ExitStatus {
             ExitStatus::Waiting
         }
     }
+}
+
+/// What a stored run changed and left out of service.
+pub fn standing(record: &lockstep_core::RunRecord) -> lockstep_core::Standing {
+    let by_id: std::collections::HashMap<&str, lockstep_core::StepState> = record
+        .steps
+        .iter()
+        .map(|s| (s.step.as_str(), s.state))
+        .collect();
+    let states: Vec<lockstep_core::StepState> = record
+        .plan
+        .steps
+        .iter()
+        .map(|s| {
+            by_id
+                .get(s.id.as_str())
+                .copied()
+                .unwrap_or(lockstep_core::StepState::Pending)
+        })
+        .collect();
+    lockstep_core::Standing::of(&record.plan, &states)
 }
 
 /// Wires Ctrl-C to a stop at the next safe point.
@@ -206,25 +276,27 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         None,
         global,
     )?;
+    let found = if args.no_discovery {
+        Discovered::Ready {
+            plan: offline,
+            owners: BTreeMap::new(),
+        }
+    } else {
+        discover_and_plan(&fleet, &playbook, opts.clone(), transport.as_ref()).await?
+    };
     if args.check {
-        let (plan, _) = if args.no_discovery {
-            (offline, BTreeMap::new())
-        } else {
-            match discover_and_plan(&fleet, &playbook, opts.clone(), transport.as_ref()).await? {
-                Ok(p) => p,
-                Err(status) => return Ok(status),
+        return match found {
+            Discovered::Ready { plan, .. } => {
+                crate::commands::dry_run::run(&plan, Arc::new(fleet), transport).await
+            }
+            Discovered::Halted {
+                class, problems, ..
+            } => {
+                Discovered::print_halt(class, &problems);
+                Ok(ExitStatus::Halted)
             }
         };
-        return crate::commands::dry_run::run(&plan, Arc::new(fleet), transport).await;
     }
-    let (plan, owners) = if args.no_discovery {
-        (offline, BTreeMap::new())
-    } else {
-        match discover_and_plan(&fleet, &playbook, opts.clone(), transport.as_ref()).await? {
-            Ok(p) => p,
-            Err(status) => return Ok(status),
-        }
-    };
     let store = wiring::store(global)?;
     let drive = Drive::new(
         Arc::new(fleet),
@@ -234,6 +306,14 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         args.soak_scale,
         global,
     );
+    let (plan, owners, halt) = match found {
+        Discovered::Ready { plan, owners } => (plan, owners, None),
+        Discovered::Halted {
+            plan,
+            class,
+            problems,
+        } => (plan, BTreeMap::new(), Some((class, problems))),
+    };
     let meta = RunMeta {
         inventory: inventories.join("\n"),
         playbook: playbook_name,
@@ -242,18 +322,44 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         owners,
         extra_vars: opts.extra_vars,
     };
-    let outcome = drive
-        .engine(&plan, &[])
-        .start(plan, meta, stop_on_ctrl_c())
-        .await
-        .context("the run could not be driven")?;
-    Ok(finish(&outcome, &global.state))
+    let engine = drive.engine(&plan, &[]);
+    let outcome = match halt {
+        // Known before the first change: the run is stored halted, nothing is driven.
+        Some((class, problems)) => engine
+            .halt_before_start(None, plan, meta, class, Discovered::reason(&problems))
+            .context("the run could not be recorded")?,
+        None => engine
+            .start(plan, meta, stop_on_ctrl_c())
+            .await
+            .context("the run could not be driven")?,
+    };
+    Ok(finish(&outcome, &global.state, drive.store.as_ref()))
 }
 
 /// Picks the run: the one named, or the latest.
 pub fn pick_run(store: &dyn StateStore, run: &Option<String>) -> Result<RunId> {
     match run {
-        Some(r) => Ok(RunId(r.clone())),
+        Some(r) => {
+            let id = RunId(r.clone());
+            match store.load_run(&id) {
+                Ok(_) => Ok(id),
+                Err(lockstep_core::StoreError::NoSuchRun(_)) => {
+                    let known: Vec<String> = store
+                        .list_runs()
+                        .map(|l| l.into_iter().map(|s| s.id.0).collect())
+                        .unwrap_or_default();
+                    Err(anyhow::Error::new(BadInput(format!(
+                        "error: no run `{r}` in the state file{}",
+                        match known.last() {
+                            Some(last) =>
+                                format!(" (latest: `{last}`; `lockstep status` lists them)"),
+                            None => String::new(),
+                        }
+                    ))))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
         None => store.latest_run()?.ok_or_else(|| {
             anyhow::Error::new(BadInput(
                 "error: the state file holds no run yet; start one with `lockstep run`".into(),
@@ -292,10 +398,25 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
         owners: meta.owners.clone(),
         extra_vars: meta.extra_vars.clone(),
     };
-    let current = if args.replan {
+    // A run that changed nothing yet (halted by discovery, or stopped before its first step)
+    // is judged again as `run` would: discovery, the knowable halts, a fresh plan.
+    let untouched = record
+        .steps
+        .iter()
+        .all(|s| s.state == lockstep_core::StepState::Pending);
+    let replan = args.replan || untouched;
+    let mut halt = None;
+    let current = if replan {
         match discover_and_plan(&fleet, &playbook, opts, transport.as_ref()).await? {
-            Ok((p, _)) => p,
-            Err(status) => return Ok(status),
+            Discovered::Ready { plan, .. } => plan,
+            Discovered::Halted {
+                plan,
+                class,
+                problems,
+            } => {
+                halt = Some((class, problems));
+                plan
+            }
         }
     } else {
         plan(&fleet, &playbook, &opts)?
@@ -309,9 +430,26 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
         global,
     );
     let complete = complete_steps(&record, &current);
-    let outcome = match drive
-        .engine(&current, &complete)
-        .resume(&run, Some(current), args.replan, stop_on_ctrl_c())
+    let engine = drive.engine(&current, &complete);
+    if let Some((class, problems)) = halt {
+        if !untouched {
+            // Steps ran: the run's state stands as it is; only this resume stops.
+            Discovered::print_halt(class, &problems);
+            return Ok(ExitStatus::Halted);
+        }
+        let outcome = engine
+            .halt_before_start(
+                Some(&run),
+                current,
+                record.meta.clone(),
+                class,
+                Discovered::reason(&problems),
+            )
+            .context("the run could not be recorded")?;
+        return Ok(finish(&outcome, &global.state, drive.store.as_ref()));
+    }
+    let outcome = match engine
+        .resume(&run, Some(current), replan, stop_on_ctrl_c())
         .await
     {
         Ok(o) => o,
@@ -324,7 +462,7 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
         }
         Err(e) => return Err(anyhow::Error::new(e).context("the run could not be resumed")),
     };
-    Ok(finish(&outcome, &global.state))
+    Ok(finish(&outcome, &global.state, drive.store.as_ref()))
 }
 
 /// Which steps of a stored run are complete, in plan order (for the progress display).

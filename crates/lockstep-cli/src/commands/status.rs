@@ -9,7 +9,7 @@ use lockstep_core::{RunRecord, RunStatus, StateStore, StepState};
 
 use crate::args::{ApproveArgs, Format, GlobalArgs, ReportArgs, ReportFormat, StatusArgs};
 use crate::commands::run::pick_run;
-use crate::exit::ExitStatus;
+use crate::exit::{BadInput, ExitStatus};
 use crate::wiring;
 
 fn status_word(s: &RunStatus) -> String {
@@ -106,6 +106,46 @@ pub fn render_run(r: &RunRecord) -> String {
     out
 }
 
+/// The state of a stored run as a word, telling a live controller's run from a dead one's: a
+/// run recorded `running` whose OS lock is free has no controller any more (it was killed).
+fn state_of(store: &dyn StateStore, id: &lockstep_core::RunId, s: &RunStatus) -> &'static str {
+    match s {
+        RunStatus::Running => match store.lock_run(id) {
+            Ok(_free) => "interrupted",
+            Err(_) => "running",
+        },
+        RunStatus::Waiting { .. } => "waiting",
+        RunStatus::Halted { .. } => "halted",
+        RunStatus::Finished => "finished",
+    }
+}
+
+/// The reason of a status in at most `max` characters (whole, for `--format json`).
+fn reason_of(s: &RunStatus, state: &str) -> String {
+    match s {
+        RunStatus::Running if state == "interrupted" => {
+            "no controller drives it (it was stopped or killed): `lockstep resume`".into()
+        }
+        RunStatus::Running => String::new(),
+        RunStatus::Waiting { reason } => reason.clone(),
+        RunStatus::Halted { class, reason } => format!("{class}: {reason}"),
+        RunStatus::Finished => String::new(),
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+fn started_of(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 /// `lockstep status`.
 pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let store = wiring::store(global)?;
@@ -113,24 +153,59 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     match &args.run {
         None => {
             let runs = store.list_runs()?;
+            let rows: Vec<(lockstep_core::RunSummary, &str, String)> = runs
+                .into_iter()
+                .map(|r| {
+                    let state = state_of(store.as_ref(), &r.id, &r.status);
+                    let reason = reason_of(&r.status, state);
+                    (r, state, reason)
+                })
+                .collect();
             match args.format {
                 Format::Json => {
-                    serde_json::to_writer_pretty(&mut out, &runs)?;
+                    // Flat: one object per run, plain fields.
+                    let flat: Vec<serde_json::Value> = rows
+                        .iter()
+                        .map(|(r, state, reason)| {
+                            let class = match &r.status {
+                                RunStatus::Halted { class, .. } => Some(class.as_str()),
+                                _ => None,
+                            };
+                            serde_json::json!({
+                                "run": r.id.0,
+                                "playbook": r.playbook,
+                                "state": state,
+                                "class": class,
+                                "reason": reason,
+                                "complete": r.complete,
+                                "total": r.total,
+                                "started": started_of(r.created_ms),
+                            })
+                        })
+                        .collect();
+                    serde_json::to_writer_pretty(&mut out, &flat)?;
                     writeln!(out)?;
                 }
                 Format::Text => {
-                    if runs.is_empty() {
+                    if rows.is_empty() {
                         writeln!(out, "no runs in {}", global.state.display())?;
-                    }
-                    for r in runs {
+                    } else {
                         writeln!(
                             out,
-                            "{}  {:<22} {:>5}/{:<5} {}",
-                            r.id,
+                            "{:<22}  {:<18} {:<11} {:<20} {:>9}  REASON",
+                            "RUN", "PLAYBOOK", "STATE", "STARTED (UTC)", "STEPS"
+                        )?;
+                    }
+                    for (r, state, reason) in rows {
+                        writeln!(
+                            out,
+                            "{:<22}  {:<18} {:<11} {:<20} {:>9}  {}",
+                            r.id.0,
                             r.playbook,
-                            r.complete,
-                            r.total,
-                            status_word(&r.status)
+                            state,
+                            started_of(r.created_ms),
+                            format!("{}/{}", r.complete, r.total),
+                            shorten(&reason, 72)
                         )?;
                     }
                 }
@@ -146,6 +221,17 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                 }
                 Format::Text => {
                     out.write_all(render_run(&record).as_bytes())?;
+                    let state = state_of(store.as_ref(), &run, &record.status);
+                    if state == "interrupted" {
+                        writeln!(out, "interrupted: {}", reason_of(&record.status, state))?;
+                    }
+                    if !matches!(record.status, RunStatus::Finished) {
+                        writeln!(
+                            out,
+                            "now: {}",
+                            crate::commands::run::standing(&record).describe()
+                        )?;
+                    }
                     let log = crate::logging::run_log_path(&global.state, &run.0);
                     if log.exists() {
                         writeln!(out, "log: {}", log.display())?;
@@ -161,14 +247,41 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
 pub fn approve(args: &ApproveArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let store = wiring::store(global)?;
     let run = pick_run(store.as_ref(), &args.run)?;
-    let approved = match lockstep_engine::approve(store.as_ref(), &run, args.what.as_deref()) {
+    let what = args.step.as_deref().or(args.what.as_deref());
+    let approved = match lockstep_engine::approve(store.as_ref(), &run, what) {
         Ok(a) => a,
         Err(lockstep_engine::EngineError::NothingToApprove { .. }) => Vec::new(),
+        Err(
+            e @ (lockstep_engine::EngineError::UnknownApproval { .. }
+            | lockstep_engine::EngineError::NotWaiting { .. }),
+        ) => return Err(anyhow::Error::new(BadInput(format!("error: {e}")))),
         Err(e) => return Err(e.into()),
     };
     let mut out = std::io::stdout().lock();
     if approved.is_empty() {
-        writeln!(out, "nothing of run {run} is waiting for approval")?;
+        // Steps someone must perform are approved only by name: say which.
+        let record = store.load_run(&run)?;
+        let named: Vec<&str> = record
+            .steps
+            .iter()
+            .filter(|s| s.state == StepState::Waiting)
+            .filter(|s| {
+                record
+                    .plan
+                    .step(&s.step)
+                    .is_some_and(|(_, p)| p.action.needs_named_approval())
+            })
+            .map(|s| s.step.as_str())
+            .collect();
+        if named.is_empty() {
+            writeln!(out, "nothing of run {run} is waiting for approval")?;
+        }
+        for step in named {
+            writeln!(
+                out,
+                "step {step} waits for the operator to perform it; once done: lockstep approve {run} {step}"
+            )?;
+        }
     }
     for a in approved {
         writeln!(out, "approved {a}")?;

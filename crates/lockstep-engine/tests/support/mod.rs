@@ -17,7 +17,7 @@ use lockstep_core::{
     RebootPolicy, Role, RunId, RunLock, RunMeta, RunRecord, RunStatus, RunSummary, Scheme,
     SecretSource, StateStore, StepRecord, StepState, StoreError, Version, WindowsRelease,
 };
-use lockstep_engine::{FactOut, Outcome, Probe, StepError, StepRunner};
+use lockstep_engine::{FactOut, Outcome, Probe, StageHalt, StepError, StepRunner};
 
 /// The target build of the test plans (Exchange 2003 SP2).
 pub const TARGET: Version = Version::new(6, 5, 7638, 2);
@@ -288,7 +288,9 @@ pub enum Script {
 struct RunnerState {
     scripts: HashMap<String, VecDeque<Script>>,
     probes: HashMap<String, VecDeque<Probe>>,
-    builds: HashMap<String, Version>,
+    /// Stages whose `before_stage` check halts, with why.
+    stage_halts: HashMap<usize, String>,
+    before_stage_calls: Vec<usize>,
     /// Steps whose effect is in place on the node.
     done: HashSet<String>,
     /// Times a step's effect was applied.
@@ -355,8 +357,18 @@ impl FakeRunner {
             .extend(answers.iter().copied());
     }
 
-    pub fn set_build(&self, host: &str, v: Version) {
-        self.st.lock().unwrap().builds.insert(host.to_owned(), v);
+    /// Makes the live check before stage `stage` halt (`None`: hold again).
+    pub fn halt_before_stage(&self, stage: usize, why: Option<&str>) {
+        let mut g = self.st.lock().unwrap();
+        match why {
+            Some(w) => g.stage_halts.insert(stage, w.to_owned()),
+            None => g.stage_halts.remove(&stage),
+        };
+    }
+
+    /// The stages `before_stage` was asked about, in order.
+    pub fn before_stage_calls(&self) -> Vec<usize> {
+        self.st.lock().unwrap().before_stage_calls.clone()
     }
 
     /// Marks a step's effect as already in place on the node.
@@ -528,18 +540,16 @@ impl StepRunner for FakeRunner {
         })
     }
 
-    async fn read_build(&self, host: &Name) -> Result<Version, StepError> {
-        if !self.quiet {
-            self.log.push(format!("read_build {host}"));
+    async fn before_stage(&self, _plan: &Plan, stage: usize) -> Result<(), StageHalt> {
+        let mut g = self.st.lock().unwrap();
+        g.before_stage_calls.push(stage);
+        match g.stage_halts.get(&stage) {
+            Some(why) => Err(StageHalt {
+                class: HaltClass::VersionMismatch,
+                reason: why.clone(),
+            }),
+            None => Ok(()),
         }
-        let g = self.st.lock().unwrap();
-        g.builds.get(host.as_str()).copied().ok_or_else(|| {
-            StepError::new(
-                HaltClass::NodeUnreachable,
-                host,
-                format!("host `{host}` does not answer"),
-            )
-        })
     }
 }
 
@@ -571,6 +581,11 @@ pub fn action(kind: &str) -> Action {
         },
         "confirm" => Action::Confirm {
             message: "check the backups (G1)".into(),
+            command: None,
+        },
+        "upgrade-evs" => Action::UpgradeVirtualServer {
+            group: Name::object("EVS1 Group").unwrap(),
+            evs: Name::host("EVS1").unwrap(),
             command: None,
         },
         other => panic!("unknown kind {other}"),
