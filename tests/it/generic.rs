@@ -103,7 +103,7 @@ fn the_generic_playbook_survives_sigkill_and_resume_without_repeating_an_install
         if runs.is_empty() {
             cmd.args(["run", "-i", inv, "-i", "overlay.yml", "generic-waves.yml"]);
         } else {
-            cmd.args(["resume", runs[0]["id"].as_str().unwrap()]);
+            cmd.args(["resume", runs[0]["run"].as_str().unwrap()]);
         }
         cmd.args(["--yes", "--soak-scale", "0"]);
         if kills >= 8 {
@@ -135,11 +135,7 @@ fn the_generic_playbook_survives_sigkill_and_resume_without_repeating_an_install
             }
         }
     }
-    assert_eq!(
-        status(&lab)[0]["status"]["status"],
-        "finished",
-        "seed {seed}"
-    );
+    assert_eq!(status(&lab)[0]["state"], "finished", "seed {seed}");
     lab.assert_invariants();
     lab.assert_each_installer_once(&format!("generic, seed {seed}"));
 }
