@@ -409,15 +409,13 @@ async fn node_facts(
 
 /// How the inventory names a Windows release and the `major.minor` NT version it runs, where
 /// that version identifies the release (`CurrentVersion` stays `6.3` from Windows 10 on).
-fn nt_version(r: lockstep_core::WindowsRelease) -> Option<(&'static str, &'static str)> {
-    use lockstep_core::WindowsRelease::*;
-    #[allow(unreachable_patterns)] // releases added later are not told apart by NT version
-    match r {
-        Nt4 => Some(("NT 4.0", "4.0")),
-        Windows2000 => Some(("2000", "5.0")),
-        Windows2003 => Some(("Server 2003", "5.2")),
-        _ => None,
-    }
+/// Whether the node's build number belongs to release `r` (Server 2016 and later keep
+/// `CurrentVersion` at 6.3, so the build number tells the releases apart).
+fn runs_release(w: &crate::parse::WindowsVersion, r: lockstep_core::WindowsRelease) -> bool {
+    let rtm = r.rtm_build();
+    r.owns(lockstep_core::Version::new(
+        rtm.major, rtm.minor, w.build, 0,
+    ))
 }
 
 impl Discovery {
@@ -464,7 +462,7 @@ impl Discovery {
             }
             seen.push(&step.host);
             let live = get_ci(&self.nodes, step.host.as_str()).and_then(|f| f.edition);
-            let inventory = fleet.host(step.host.as_str()).map(|h| h.edition);
+            let inventory = fleet.host(step.host.as_str()).and_then(|h| h.edition());
             let Some(e) = live.or(inventory) else {
                 continue;
             };
@@ -512,28 +510,31 @@ impl Discovery {
             let Some(live) = self.nodes.get(host.as_str()) else {
                 continue;
             };
+            let Some(x) = &inv.exchange else {
+                continue;
+            };
             if let Some(b) = live.build {
-                if !inv.product.owns(b) {
+                if !x.product.owns(b) {
                     out.push(format!(
                         "host `{host}`: the inventory says {}, the node runs build {b}",
-                        inv.product
+                        x.product
                     ));
-                } else if let Some(ib) = inv.build {
+                } else if let Some(ib) = x.build {
                     // Newer than the inventory says is progress (an earlier run, a manual
                     // install): the probes skip what is done. Older means the inventory is wrong.
                     if b < ib {
                         out.push(format!(
                             "host `{host}`: the inventory says build {ib}, the node runs the older {b} ({})",
-                            inv.product.describe(b)
+                            x.product.describe(b)
                         ));
                     }
                 }
             }
             if let Some(e) = live.edition {
-                if e != inv.edition {
+                if e != x.edition {
                     out.push(format!(
                         "host `{host}`: the inventory says edition {}, the node runs {e}",
-                        inv.edition
+                        x.edition
                     ));
                 }
             }
@@ -610,30 +611,31 @@ impl Discovery {
                 continue;
             };
             let mut items = Vec::new();
-            if let Some(b) = live.build {
-                if !inv.product.owns(b) {
-                    items.push(format!(
-                        "inventory says {}, node runs build {b}",
-                        inv.product
-                    ));
-                } else if let Some(ib) = inv.build.filter(|ib| *ib != b) {
+            if let (Some(b), Some(x)) = (live.build, &inv.exchange) {
+                if !x.product.owns(b) {
+                    items.push(format!("inventory says {}, node runs build {b}", x.product));
+                } else if let Some(ib) = x.build.filter(|ib| *ib != b) {
                     let how = if b > ib { "newer" } else { "older" };
                     items.push(format!(
                         "inventory says build {ib}, node runs the {how} {b} ({})",
-                        inv.product.describe(b)
+                        x.product.describe(b)
                     ));
                 }
             }
-            if let Some(e) = live.edition.filter(|e| *e != inv.edition) {
-                items.push(format!(
-                    "inventory says edition {}, node runs {e}",
-                    inv.edition
-                ));
-            }
-            if let (Some(w), Some((label, nt))) = (&live.windows, nt_version(inv.windows)) {
-                if w.version != nt {
+            if let (Some(e), Some(x)) = (live.edition, &inv.exchange) {
+                if e != x.edition {
                     items.push(format!(
-                        "inventory says Windows {label} (NT {nt}), node runs {} ({})",
+                        "inventory says edition {}, node runs {e}",
+                        x.edition
+                    ));
+                }
+            }
+            if let (Some(w), Some(r)) = (&live.windows, inv.windows) {
+                if !runs_release(w, r) {
+                    let rtm = r.rtm_build();
+                    items.push(format!(
+                        "inventory says {r} (build {}), node runs {} ({})",
+                        rtm.build,
                         w.full(),
                         w.product.as_deref().unwrap_or("unnamed")
                     ));

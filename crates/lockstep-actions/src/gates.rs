@@ -131,7 +131,7 @@ pub(crate) async fn preflight(
                     build = Some(node.build().await?);
                 }
                 let live = build.and_then(|b| b.edition);
-                let inventory = ctx.fleet.host(host.as_str()).map(|h| h.edition);
+                let inventory = ctx.fleet.host(host.as_str()).and_then(|h| h.edition());
                 match live.or(inventory) {
                     Some(e) if edition_allowed(e, editions) => passed.push("edition matches (E2-ED)"),
                     Some(e) => {
@@ -257,8 +257,8 @@ pub fn tier_order(fleet: &Fleet, plan: &Plan) -> Vec<TierOrder> {
             .hosts
             .iter()
             .filter(|h| {
-                h.role == Role::FrontEnd
-                    && h.product == *product
+                h.has_role(Role::FrontEnd)
+                    && h.runs(*product)
                     && site.is_none_or(|s| h.site.eq_ignore_case(s.as_str()))
             })
             .map(|h| h.name.clone())

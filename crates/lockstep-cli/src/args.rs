@@ -306,13 +306,10 @@ pub struct ApproveArgs {
     /// The run (default: the latest).
     pub run: Option<String>,
 
-    /// The waiting step (or gate `gate:STAGE`) to approve, e.g. `SEACL1/EVS1/upgrade-evs`. A step
-    /// an operator must perform (Upgrade Exchange Virtual Server) is approved only by name.
-    /// Default: every acknowledgement waiting now, or the gate the run waits at.
-    #[arg(conflicts_with = "what")]
+    /// The operator step you performed (its id), or a gate (`gate:STAGE`); as `--what`.
     pub step: Option<String>,
 
-    /// The same as STEP.
+    /// The gate (`gate:STAGE`) or step id to approve (default: everything waiting).
     #[arg(long)]
     pub what: Option<String>,
 }

@@ -155,7 +155,7 @@ pub fn plan_hosts(plan: &lockstep_core::Plan, fleet: &Fleet) -> Vec<Name> {
     let front_ends = fleet
         .hosts
         .iter()
-        .filter(|h| h.role == lockstep_core::Role::FrontEnd && h.product == product)
+        .filter(|h| h.has_role(lockstep_core::Role::FrontEnd) && h.runs(product))
         .map(|h| &h.name);
     plan.steps
         .iter()

@@ -1,9 +1,10 @@
 //! Domain types and traits of Lockstep, the Windows/Exchange rollout engine.
 //!
 //! This crate is the bottom of the workspace: every other crate depends on it and it depends on
-//! nothing but `serde`, `thiserror` and `async-trait`. It holds the validated [`Name`] (the only
-//! way a string reaches a remote command line), [`Version`]/[`Product`]/[`Edition`], the fleet
-//! ([`Fleet`], [`Host`], [`Cluster`], [`Pool`], [`Site`]), playbooks as loaded ([`Playbook`]), the
+//! nothing but `serde`, `thiserror`, `async-trait` and `lcid` (MS-LCID's locale catalogue, pure
+//! data). It holds the validated [`Name`] (the only way a string reaches a remote command line),
+//! [`Version`]/[`WindowsRelease`]/[`Product`]/[`Edition`], the fleet ([`Fleet`], [`Host`] with
+//! or without [`Exchange`], [`Cluster`], [`Pool`], [`Site`], [`Locale`]), playbooks as loaded ([`Playbook`]), the
 //! plan ([`Plan`], [`PlannedStep`], [`Action`]), halt classes ([`HaltClass`]) and the three traits
 //! the engine is generic over: [`Transport`], [`StateStore`] and [`EventSink`]. It performs no
 //! I/O and must never depend on WinRM, SQLite, tokio or the lab.
@@ -26,8 +27,8 @@ pub use condition::{Cmp, Condition, ConditionError, FactValue};
 pub use descriptor::{ActionDescriptor, Availability};
 pub use event::{Event, EventSink, NullSink};
 pub use fleet::{
-    Auth, Cluster, ClusterMode, Connection, Fleet, FrontEndScope, Host, Locale, Pool, Role, Scheme,
-    SecretSource, Site, VirtualServer, WindowsRelease,
+    Auth, Cluster, ClusterGroup, ClusterMode, Connection, Exchange, Fleet, FrontEndScope,
+    GroupKind, Host, Locale, Pool, Role, Scheme, SecretSource, Site, VirtualServer,
 };
 pub use halt::{HaltClass, Standing};
 pub use name::{Name, NameError, NameKind};
@@ -42,7 +43,7 @@ pub use store::{
     StepState, StoreError,
 };
 pub use transport::{CommandOutput, Transport, TransportError, WmiObject};
-pub use version::{Edition, Product, Version, VersionParseError};
+pub use version::{Edition, Product, Version, VersionParseError, WindowsRelease};
 
 /// Milliseconds since the Unix epoch (the one clock reading the crates share for records).
 pub fn now_ms() -> u64 {

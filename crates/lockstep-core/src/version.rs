@@ -1,12 +1,13 @@
-//! Exchange products, editions and build numbers.
+//! Build numbers, Windows releases, Exchange products and editions.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// A dotted build number: `6.5.7638.2`. Missing trailing parts compare as zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A dotted build number: `6.5.7638.2`. Missing trailing parts compare as zero; the default is
+/// `0.0.0.0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Version {
     /// Major (6 for Exchange 2000/2003, 5 for 5.5).
     pub major: u32,
@@ -74,6 +75,167 @@ impl<'de> Deserialize<'de> for Version {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A Windows (Server) release, from NT 4.0 to Server 2025.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WindowsRelease {
+    /// Windows NT 4.0.
+    #[serde(rename = "nt4")]
+    Nt4,
+    /// Windows 2000 Server.
+    #[serde(rename = "2000")]
+    Windows2000,
+    /// Windows Server 2003.
+    #[serde(rename = "2003")]
+    Windows2003,
+    /// Windows Server 2003 R2.
+    #[serde(rename = "2003r2")]
+    Windows2003R2,
+    /// Windows Server 2008.
+    #[serde(rename = "2008")]
+    Windows2008,
+    /// Windows Server 2008 R2.
+    #[serde(rename = "2008r2")]
+    Windows2008R2,
+    /// Windows Server 2012.
+    #[serde(rename = "2012")]
+    Windows2012,
+    /// Windows Server 2012 R2.
+    #[serde(rename = "2012r2")]
+    Windows2012R2,
+    /// Windows Server 2016.
+    #[serde(rename = "2016")]
+    Windows2016,
+    /// Windows Server 2019.
+    #[serde(rename = "2019")]
+    Windows2019,
+    /// Windows Server 2022.
+    #[serde(rename = "2022")]
+    Windows2022,
+    /// Windows Server 2025.
+    #[serde(rename = "2025")]
+    Windows2025,
+}
+
+impl WindowsRelease {
+    /// Every release, oldest first.
+    pub const ALL: [WindowsRelease; 12] = [
+        WindowsRelease::Nt4,
+        WindowsRelease::Windows2000,
+        WindowsRelease::Windows2003,
+        WindowsRelease::Windows2003R2,
+        WindowsRelease::Windows2008,
+        WindowsRelease::Windows2008R2,
+        WindowsRelease::Windows2012,
+        WindowsRelease::Windows2012R2,
+        WindowsRelease::Windows2016,
+        WindowsRelease::Windows2019,
+        WindowsRelease::Windows2022,
+        WindowsRelease::Windows2025,
+    ];
+
+    /// The inventory spelling (`windows_release: 2019`, `2008r2`, `nt4`).
+    pub fn tag(self) -> &'static str {
+        match self {
+            WindowsRelease::Nt4 => "nt4",
+            WindowsRelease::Windows2000 => "2000",
+            WindowsRelease::Windows2003 => "2003",
+            WindowsRelease::Windows2003R2 => "2003r2",
+            WindowsRelease::Windows2008 => "2008",
+            WindowsRelease::Windows2008R2 => "2008r2",
+            WindowsRelease::Windows2012 => "2012",
+            WindowsRelease::Windows2012R2 => "2012r2",
+            WindowsRelease::Windows2016 => "2016",
+            WindowsRelease::Windows2019 => "2019",
+            WindowsRelease::Windows2022 => "2022",
+            WindowsRelease::Windows2025 => "2025",
+        }
+    }
+
+    /// Parses an inventory spelling, ignoring case and blanks (`2008 R2` is `2008r2`).
+    pub fn from_tag(s: &str) -> Option<WindowsRelease> {
+        let t: String = s
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        WindowsRelease::ALL.into_iter().find(|r| r.tag() == t)
+    }
+
+    /// The release's kernel version and build at release to manufacturing: `10.0.17763.0` for
+    /// Server 2019 (the revision, the update build revision "UBR", grows with monthly updates).
+    /// Server 2008 shipped at SP1's build 6001; 2003 R2 shares 2003's 3790.
+    pub fn rtm_build(self) -> Version {
+        match self {
+            WindowsRelease::Nt4 => Version::new(4, 0, 1381, 0),
+            WindowsRelease::Windows2000 => Version::new(5, 0, 2195, 0),
+            WindowsRelease::Windows2003 | WindowsRelease::Windows2003R2 => {
+                Version::new(5, 2, 3790, 0)
+            }
+            WindowsRelease::Windows2008 => Version::new(6, 0, 6001, 0),
+            WindowsRelease::Windows2008R2 => Version::new(6, 1, 7600, 0),
+            WindowsRelease::Windows2012 => Version::new(6, 2, 9200, 0),
+            WindowsRelease::Windows2012R2 => Version::new(6, 3, 9600, 0),
+            WindowsRelease::Windows2016 => Version::new(10, 0, 14393, 0),
+            WindowsRelease::Windows2019 => Version::new(10, 0, 17763, 0),
+            WindowsRelease::Windows2022 => Version::new(10, 0, 20348, 0),
+            WindowsRelease::Windows2025 => Version::new(10, 0, 26100, 0),
+        }
+    }
+
+    /// Whether `v` is a build of this release (same major, minor and build number).
+    pub fn owns(self, v: Version) -> bool {
+        let r = self.rtm_build();
+        let build_ok = match self {
+            // Service packs moved these builds on.
+            WindowsRelease::Windows2008 => (6001..=6003).contains(&v.build),
+            WindowsRelease::Windows2008R2 => matches!(v.build, 7600 | 7601),
+            _ => v.build == r.build,
+        };
+        r.major == v.major && r.minor == v.minor && build_ok
+    }
+
+    /// The marketing name (`Windows Server 2019`).
+    pub fn product_name(self) -> &'static str {
+        match self {
+            WindowsRelease::Nt4 => "Windows NT 4.0",
+            WindowsRelease::Windows2000 => "Windows 2000 Server",
+            WindowsRelease::Windows2003 => "Windows Server 2003",
+            WindowsRelease::Windows2003R2 => "Windows Server 2003 R2",
+            WindowsRelease::Windows2008 => "Windows Server 2008",
+            WindowsRelease::Windows2008R2 => "Windows Server 2008 R2",
+            WindowsRelease::Windows2012 => "Windows Server 2012",
+            WindowsRelease::Windows2012R2 => "Windows Server 2012 R2",
+            WindowsRelease::Windows2016 => "Windows Server 2016",
+            WindowsRelease::Windows2019 => "Windows Server 2019",
+            WindowsRelease::Windows2022 => "Windows Server 2022",
+            WindowsRelease::Windows2025 => "Windows Server 2025",
+        }
+    }
+
+    /// Whether the release ships Windows PowerShell with the FailoverClusters module
+    /// (`Get-ClusterNode`, `Suspend-ClusterNode -Drain`): Server 2008 R2 and later.
+    pub fn has_cluster_cmdlets(self) -> bool {
+        self >= WindowsRelease::Windows2008R2
+    }
+
+    /// Whether `cluster.exe` is installed with failover clustering: up to Server 2012 R2
+    /// (an optional feature from 2012 on, gone from 2016).
+    pub fn has_cluster_exe(self) -> bool {
+        self <= WindowsRelease::Windows2012R2
+    }
+
+    /// Whether updates install as `.msu` packages through `wusa.exe`: Server 2008 and later.
+    pub fn uses_msu(self) -> bool {
+        self >= WindowsRelease::Windows2008
+    }
+}
+
+impl fmt::Display for WindowsRelease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.product_name())
     }
 }
 
@@ -195,6 +357,32 @@ mod tests {
         assert!("6.x.1".parse::<Version>().is_err());
         assert!("".parse::<Version>().is_err());
         assert_eq!(sp2.to_string(), "6.5.7638.2");
+    }
+
+    #[test]
+    fn windows_releases_parse_and_carry_their_builds() {
+        for r in WindowsRelease::ALL {
+            assert_eq!(WindowsRelease::from_tag(r.tag()), Some(r));
+            assert!(r.owns(r.rtm_build()), "{r}");
+        }
+        assert_eq!(
+            WindowsRelease::from_tag("2008 R2"),
+            Some(WindowsRelease::Windows2008R2)
+        );
+        assert_eq!(WindowsRelease::from_tag("2017"), None);
+        let ubr: Version = "10.0.17763.5696".parse().unwrap();
+        assert!(WindowsRelease::Windows2019.owns(ubr));
+        assert!(!WindowsRelease::Windows2022.owns(ubr));
+        assert!(WindowsRelease::Windows2019.rtm_build() < ubr);
+        assert!(WindowsRelease::Windows2019.has_cluster_cmdlets());
+        assert!(!WindowsRelease::Windows2019.has_cluster_exe());
+        assert!(WindowsRelease::Windows2003.has_cluster_exe());
+        assert!(!WindowsRelease::Windows2003.has_cluster_cmdlets());
+        // Serde spelling is the inventory spelling.
+        for r in WindowsRelease::ALL {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.tag()));
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lockstep_core::{
-    Auth, Cluster, ClusterMode, Connection, Edition, Fleet, FrontEndScope, Host, Locale, Name,
-    Product, Role, Scheme, SecretSource, Site, Version, VirtualServer, WindowsRelease,
+    Auth, Cluster, ClusterMode, Connection, Edition, Exchange, Fleet, FrontEndScope, Host, Locale,
+    Name, Product, Role, Scheme, SecretSource, Site, Version, VirtualServer, WindowsRelease,
 };
 use lockstep_lab::backend::{Backend, ProcessEvent};
 use lockstep_lab::model::{LabConfig, World};
@@ -26,11 +26,14 @@ fn fleet(clusters: usize) -> Fleet {
             hosts.push(Host {
                 name: Name::host(n).unwrap(),
                 site: Name::ident("s").unwrap(),
-                role: Role::BackEnd,
-                product: Product::Exchange2003,
-                edition: Edition::Enterprise,
-                build: Some(SP1),
-                windows: WindowsRelease::Windows2003,
+                exchange: Some(Exchange {
+                    role: Role::BackEnd,
+                    product: Product::Exchange2003,
+                    edition: Edition::Enterprise,
+                    build: Some(SP1),
+                }),
+                windows: Some(WindowsRelease::Windows2003),
+                os_build: None,
                 cluster: Some(Name::object(&format!("CL{c}")).unwrap()),
                 pool: None,
                 connection: Connection {
@@ -61,13 +64,14 @@ fn fleet(clusters: usize) -> Fleet {
                 owner: Name::host(&names[0]).unwrap(),
                 build: Some(SP1),
             }],
+            groups: Vec::new(),
         });
     }
     Fleet {
         organisation: "Bench".into(),
         sites: vec![Site {
             name: Name::ident("s").unwrap(),
-            locale: Locale::EnUs,
+            locale: Locale::EN_US,
             description: None,
         }],
         hosts,

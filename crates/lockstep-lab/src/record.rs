@@ -20,6 +20,7 @@
 //! | `event-log` | `id`, `source`, `message` (e.g. 1025 `MSExchangeCluster`, T1) |
 //! | `fault` | `action` (`set`, `cleared`, or `used` for a one-shot protocol fault), `fault` (`{"kind":..}` or `null`) |
 //! | `nlb` | `state` (`converged`/`stopped`) |
+//! | `node-paused` | `paused` (a cluster node suspended or resumed: `Suspend-ClusterNode`, `Resume-ClusterNode`) |
 //!
 //! A [`Recorder`] writes to a JSONL file, keeps the records in memory, or drops them; it is a
 //! cheap `Clone` (an `Arc`) and thread-safe. The invariant checker ([`crate::verify`]) reads
@@ -54,12 +55,12 @@ pub struct Record {
 pub struct HostHeader {
     /// Computer name.
     pub name: String,
-    /// Exchange role.
-    pub role: Role,
-    /// Exchange product.
-    pub product: Product,
-    /// Exchange edition.
-    pub edition: Edition,
+    /// Exchange role (`null` on a host without Exchange).
+    pub role: Option<Role>,
+    /// Exchange product (`null` on a host without Exchange).
+    pub product: Option<Product>,
+    /// Exchange edition (`null` on a host without Exchange).
+    pub edition: Option<Edition>,
     /// Windows release.
     pub windows: WindowsRelease,
     /// Exchange build at lab start.
@@ -210,6 +211,11 @@ pub enum RecordEvent {
     Nlb {
         /// `converged` or `stopped`.
         state: String,
+    },
+    /// A cluster node was suspended (paused, `Suspend-ClusterNode`) or resumed.
+    NodePaused {
+        /// True when suspended.
+        paused: bool,
     },
 }
 

@@ -10,7 +10,16 @@
 //!   version;
 //! - `E3-FB` / `E2-FB`: no back-end installer before every front-end of the same product
 //!   (organisation-wide) is at the build that installer brings;
-//! - `ALREADY-AT-TARGET`: no installer run on a node already at its target (build or hotfix).
+//! - `ALREADY-AT-TARGET`: no installer run on a node already at its target (build or hotfix);
+//! - `quorum`: a cluster keeps a majority of its nodes in service (a two-node cluster counts its
+//!   witness: one node of two may be out).
+//!
+//! A node is out of service while its Cluster service is stopped, it restarts, it runs an
+//! installer, or it is suspended (`Suspend-ClusterNode`, `cluster node /pause`).
+//!
+//! The rules belong to the invariants a playbook declares ([`Invariant`], named as in the docs:
+//! `one-node-out-per-cluster`, `quorum`, `tier-order`, `group-on-upgraded-node`, ...);
+//! [`verify_declared`] checks only the declared ones.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -69,6 +78,73 @@ pub enum VerifyError {
     },
 }
 
+/// An invariant a playbook may declare; each rule id the checker reports belongs to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Invariant {
+    /// One node of a cluster out of service at a time (`E3-C1`).
+    OneNodeOutPerCluster,
+    /// A cluster keeps its quorum (`quorum`).
+    Quorum,
+    /// Every node of a tier before any node of the next (`E3-FB`, `E2-FB`).
+    TierOrder,
+    /// A group online only on a node at or above its version (`E3-CLUSTER.12`).
+    GroupOnUpgradedNode,
+    /// No installer on a cluster node whose Cluster service runs (`E3-C`).
+    ClusterServiceStoppedForInstall,
+    /// No installer run on a node already at its target (`ALREADY-AT-TARGET`).
+    ExactlyOnce,
+}
+
+impl Invariant {
+    /// Every invariant the checker knows.
+    pub const ALL: [Invariant; 6] = [
+        Invariant::OneNodeOutPerCluster,
+        Invariant::Quorum,
+        Invariant::TierOrder,
+        Invariant::GroupOnUpgradedNode,
+        Invariant::ClusterServiceStoppedForInstall,
+        Invariant::ExactlyOnce,
+    ];
+
+    /// The name a playbook declares it by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::OneNodeOutPerCluster => "one-node-out-per-cluster",
+            Invariant::Quorum => "quorum",
+            Invariant::TierOrder => "tier-order",
+            Invariant::GroupOnUpgradedNode => "group-on-upgraded-node",
+            Invariant::ClusterServiceStoppedForInstall => "cluster-service-stopped-for-install",
+            Invariant::ExactlyOnce => "exactly-once",
+        }
+    }
+
+    /// The invariant called `name`.
+    pub fn from_name(name: &str) -> Option<Invariant> {
+        Invariant::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// The invariant a reported rule id belongs to.
+    pub fn of_rule(rule: &str) -> Option<Invariant> {
+        Some(match rule {
+            "E3-C1" => Invariant::OneNodeOutPerCluster,
+            "quorum" => Invariant::Quorum,
+            "E3-FB" | "E2-FB" => Invariant::TierOrder,
+            "E3-CLUSTER.12" => Invariant::GroupOnUpgradedNode,
+            "E3-C" => Invariant::ClusterServiceStoppedForInstall,
+            "ALREADY-AT-TARGET" => Invariant::ExactlyOnce,
+            _ => return None,
+        })
+    }
+}
+
+/// Checks `records` against the declared invariants only.
+pub fn verify_declared(records: &[Record], declared: &[Invariant]) -> Vec<Violation> {
+    verify(records)
+        .into_iter()
+        .filter(|v| Invariant::of_rule(&v.rule).is_some_and(|i| declared.contains(&i)))
+        .collect()
+}
+
 /// Reads a JSONL record file and checks it.
 pub fn verify_file(path: &Path) -> Result<Vec<Violation>, VerifyError> {
     Ok(verify(&crate::record::read_records(path)?))
@@ -77,12 +153,13 @@ pub fn verify_file(path: &Path) -> Result<Vec<Violation>, VerifyError> {
 #[derive(Debug, Clone)]
 struct HostState {
     name: String,
-    role: Role,
-    product: Product,
+    role: Option<Role>,
+    product: Option<Product>,
     cluster: Option<String>,
     build: Version,
     clussvc: bool,
     rebooting: bool,
+    paused: bool,
     installing: u32,
     hotfixes: BTreeSet<String>,
     /// Targets of the installers running: (hotfix id, build).
@@ -91,7 +168,8 @@ struct HostState {
 
 impl HostState {
     fn out_of_service(&self) -> bool {
-        self.cluster.is_some() && (!self.clussvc || self.rebooting || self.installing > 0)
+        self.cluster.is_some()
+            && (!self.clussvc || self.rebooting || self.installing > 0 || self.paused)
     }
 }
 
@@ -134,6 +212,10 @@ impl Checker {
         if was || !h.out_of_service() {
             return;
         }
+        self.check_quorum(host, t_ms);
+        let Some(h) = self.hosts.get(&key(host)) else {
+            return;
+        };
         let cluster = h.cluster.clone();
         let me = h.name.clone();
         let members = cluster
@@ -159,6 +241,33 @@ impl Checker {
         let mut hosts = vec![me];
         hosts.extend(others);
         self.violation("E3-C1", hosts, t_ms, msg);
+    }
+
+    /// A cluster keeps a majority of its nodes in service; with two nodes, the witness is the
+    /// third vote.
+    fn check_quorum(&mut self, host: &str, t_ms: u64) {
+        let Some(cluster) = self.hosts.get(&key(host)).and_then(|h| h.cluster.clone()) else {
+            return;
+        };
+        let members = self.members.get(&cluster).cloned().unwrap_or_default();
+        let nodes: Vec<&HostState> = members.iter().filter_map(|k| self.hosts.get(k)).collect();
+        let votes = nodes.len() + usize::from(nodes.len().is_multiple_of(2));
+        let up = nodes.iter().filter(|n| !n.out_of_service()).count()
+            + usize::from(nodes.len().is_multiple_of(2));
+        if up * 2 > votes {
+            return;
+        }
+        let mut out: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.out_of_service())
+            .map(|n| n.name.clone())
+            .collect();
+        out.sort();
+        let msg = format!(
+            "cluster `{cluster}` lost its quorum: {up} of {votes} votes in service (out: `{}`)",
+            out.join("`, `")
+        );
+        self.violation("quorum", out, t_ms, msg);
     }
 
     fn check_group(&mut self, cluster: &str, group: &str, t_ms: u64) {
@@ -216,6 +325,7 @@ impl Checker {
                             build: h.build,
                             clussvc: h.cluster_service,
                             rebooting: false,
+                            paused: false,
                             installing: 0,
                             hotfixes: h.hotfixes.iter().map(|s| s.to_ascii_uppercase()).collect(),
                             pending: Vec::new(),
@@ -305,7 +415,7 @@ impl Checker {
                     );
                 }
                 // E3-FB / E2-FB
-                if let (Role::BackEnd, Some(p), Some(b)) = (h.role, product, target_build) {
+                if let (Some(Role::BackEnd), Some(p), Some(b)) = (h.role, product, target_build) {
                     let rule = match p {
                         Product::Exchange2003 => Some("E3-FB"),
                         Product::Exchange2000 => Some("E2-FB"),
@@ -315,7 +425,11 @@ impl Checker {
                         let mut behind: Vec<String> = self
                             .hosts
                             .values()
-                            .filter(|f| f.role == Role::FrontEnd && f.product == *p && f.build < *b)
+                            .filter(|f| {
+                                f.role == Some(Role::FrontEnd)
+                                    && f.product == Some(*p)
+                                    && f.build < *b
+                            })
                             .map(|f| f.name.clone())
                             .collect();
                         if !behind.is_empty() {
@@ -398,6 +512,12 @@ impl Checker {
             | RecordEvent::EventLog { .. }
             | RecordEvent::Fault { .. }
             | RecordEvent::Nlb { .. } => {}
+            RecordEvent::NodePaused { paused } => {
+                if let Some(h) = self.hosts.get_mut(&key(&host)) {
+                    h.paused = *paused;
+                }
+                self.check_one_at_a_time(&host, was, t);
+            }
         }
     }
 }

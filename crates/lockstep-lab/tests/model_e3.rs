@@ -157,7 +157,7 @@ async fn offline_except(w: &World, ask: &str, group: &str) {
 }
 
 async fn e3_cluster(n: usize, evs: usize) {
-    let fleet = cluster_fleet(n, evs, Locale::EnUs);
+    let fleet = cluster_fleet(n, evs, Locale::EN_US);
     let w = world(&fleet, fast());
     let nodes: Vec<String> = (1..=n).map(|i| format!("N{i}")).collect();
     let groups: Vec<String> = (1..=evs).map(|i| format!("EVS{i} Group")).collect();

@@ -27,7 +27,7 @@ async fn two_thousand_standalone_hosts_install_at_once() {
         organisation: "Scale".into(),
         sites: vec![Site {
             name: Name::ident("s").unwrap(),
-            locale: Locale::EnUs,
+            locale: Locale::EN_US,
             description: None,
         }],
         hosts,
@@ -63,10 +63,11 @@ async fn two_thousand_standalone_hosts_install_at_once() {
 #[tokio::test]
 async fn e2_active_passive() {
     let sp3 = Version::new(6, 0, 6249, 0);
-    let mut fleet = cluster_fleet(2, 1, Locale::ItIt);
+    let mut fleet = cluster_fleet(2, 1, Locale::IT_IT);
     for h in &mut fleet.hosts {
-        h.product = Product::Exchange2000;
-        h.build = Some(Product::Exchange2000.rtm());
+        let x = h.exchange.as_mut().unwrap();
+        x.product = Product::Exchange2000;
+        x.build = Some(Product::Exchange2000.rtm());
     }
     fleet.clusters[0].virtual_servers[0].build = Some(Product::Exchange2000.rtm());
     let w = world(&fleet, fast());
@@ -105,11 +106,12 @@ async fn e2_active_passive() {
 #[tokio::test]
 async fn e5_cluster_installs_on_the_active_node_with_its_group_online() {
     let sp4 = Version::new(5, 5, 2653, 0);
-    let mut fleet = cluster_fleet(2, 1, Locale::NlNl);
+    let mut fleet = cluster_fleet(2, 1, Locale::NL_NL);
     for h in &mut fleet.hosts {
-        h.product = Product::Exchange55;
-        h.windows = lockstep_core::WindowsRelease::Windows2000;
-        h.build = Some(Product::Exchange55.rtm());
+        h.windows = Some(lockstep_core::WindowsRelease::Windows2000);
+        let x = h.exchange.as_mut().unwrap();
+        x.product = Product::Exchange55;
+        x.build = Some(Product::Exchange55.rtm());
     }
     fleet.clusters[0].virtual_servers[0].build = Some(Product::Exchange55.rtm());
     let w = world(&fleet, fast());

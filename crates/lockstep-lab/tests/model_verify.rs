@@ -20,9 +20,9 @@ fn hh(
 ) -> HostHeader {
     HostHeader {
         name: name.into(),
-        role,
-        product,
-        edition: Edition::Enterprise,
+        role: Some(role),
+        product: Some(product),
+        edition: Some(Edition::Enterprise),
         windows: WindowsRelease::Windows2003,
         build,
         cluster: cluster.map(Into::into),
@@ -147,9 +147,10 @@ fn two_nodes_out_of_service_at_once() {
         .clus("N1", false)
         .clus("N2", false)
         .check();
-    assert_eq!(rules(&v), ["E3-C1"]);
-    assert_eq!(v[0].hosts, ["N2", "N1"]);
-    assert_eq!(v[0].t_ms, 2);
+    // Both nodes of two out: the cluster has lost its quorum too.
+    assert_eq!(rules(&v), ["quorum", "E3-C1"]);
+    assert_eq!(v[1].hosts, ["N2", "N1"]);
+    assert_eq!(v[1].t_ms, 2);
     // A restart of one node while the other installs.
     let v = two_node_cluster(Product::Exchange2003, SP1)
         .clus("N2", false)
@@ -157,8 +158,8 @@ fn two_nodes_out_of_service_at_once() {
         .clus("N2", true)
         .ev("N1", RecordEvent::RebootStarted)
         .check();
-    assert_eq!(rules(&v), ["E3-C1"]);
-    assert_eq!(v[0].hosts, ["N1", "N2"]);
+    assert_eq!(rules(&v), ["quorum", "E3-C1"]);
+    assert_eq!(v[1].hosts, ["N1", "N2"]);
 }
 
 #[test]
@@ -337,15 +338,15 @@ async fn stop_both(w: &World) {
 async fn the_models_own_records_catch_what_it_allows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lab.jsonl");
-    let fleet = cluster_fleet(2, 1, Locale::EnUs);
+    let fleet = cluster_fleet(2, 1, Locale::EN_US);
     let w = World::new(&fleet, fast(), Recorder::to_file(&path).unwrap());
     stop_both(&w).await;
     // The last node stopping leaves the groups where they are.
     assert_eq!(w.snapshot().group("EVS1 Group").unwrap().owner, "N2");
     let v = verify_file(&path).unwrap();
-    assert_eq!(rules(&v), ["E3-C1"]);
+    assert_eq!(rules(&v), ["quorum", "E3-C1"]);
     assert_eq!(verify(&w.recorder().records()), v);
-    assert_eq!(v[0].hosts, ["N2", "N1"]);
+    assert_eq!(v[1].hosts, ["N2", "N1"]);
     // The file holds the documented fields.
     let text = std::fs::read_to_string(&path).unwrap();
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();

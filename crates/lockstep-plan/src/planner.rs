@@ -9,7 +9,7 @@ use lockstep_core::{
     probe::EXCHANGE_BUILD, Action, ActionSpec, Availability, Batch, Cluster, Condition, FactDef,
     FactProbe, Fleet, FrontEndScope, Gate, HaltClass, Host, Name, NameKind, PackageKind, Phase,
     Plan, PlanHash, PlannedStage, PlannedStep, Playbook, Procedure, Product, Role, Scope,
-    StepIndex, StepSpec, WindowsRelease,
+    StepIndex, StepSpec,
 };
 use minijinja::value::Value;
 
@@ -70,14 +70,6 @@ fn role_str(r: Role) -> &'static str {
         Role::BackEnd => "back-end",
         Role::Standalone => "standalone",
         Role::Sbs => "sbs",
-    }
-}
-
-fn windows_str(w: WindowsRelease) -> &'static str {
-    match w {
-        WindowsRelease::Nt4 => "nt4",
-        WindowsRelease::Windows2000 => "2000",
-        WindowsRelease::Windows2003 => "2003",
     }
 }
 
@@ -451,7 +443,7 @@ impl<'a> Planner<'a> {
                     continue;
                 };
                 let Some(&n0) = idx.first() else { continue };
-                let fits = fleet.hosts[n0].product == product
+                let fits = fleet.hosts[n0].runs(product)
                     && match procedure {
                         Procedure::E2ActivePassive => {
                             c.mode == lockstep_core::ClusterMode::ActivePassive
@@ -485,9 +477,9 @@ impl<'a> Planner<'a> {
                 for &i in &idx {
                     in_pool[i] = true;
                 }
-                let fits = idx.iter().all(|&i| {
-                    fleet.hosts[i].product == product && fleet.hosts[i].cluster.is_none()
-                });
+                let fits = idx
+                    .iter()
+                    .all(|&i| fleet.hosts[i].runs(product) && fleet.hosts[i].cluster.is_none());
                 if !fits || !taken("pool", &p.name, &idx, &mut self.errors) {
                     continue;
                 }
@@ -511,16 +503,17 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let pass = match procedure {
-                Procedure::E3FrontBack | Procedure::E2FrontBack if h.product == product => {
-                    match h.role {
-                        Role::FrontEnd => Pass::FrontEnds,
-                        Role::BackEnd => Pass::BackEnds,
+                Procedure::E3FrontBack | Procedure::E2FrontBack if h.runs(product) => {
+                    match h.role() {
+                        Some(Role::FrontEnd) => Pass::FrontEnds,
+                        Some(Role::BackEnd) => Pass::BackEnds,
                         _ => continue,
                     }
                 }
-                Procedure::E5Standalone if h.product == product => Pass::Only,
+                Procedure::E5Standalone if h.runs(product) => Pass::Only,
                 Procedure::E3Standalone | Procedure::E2Standalone
-                    if h.product == product && matches!(h.role, Role::Standalone | Role::Sbs) =>
+                    if h.runs(product)
+                        && matches!(h.role(), Some(Role::Standalone | Role::Sbs)) =>
                 {
                     Pass::Only
                 }
@@ -567,10 +560,10 @@ impl<'a> Planner<'a> {
         let target = self.pb.target.build;
         for fe in fleet.hosts.iter().enumerate().filter(|(i, h)| {
             !taken[*i]
-                && h.role == Role::FrontEnd
+                && h.has_role(Role::FrontEnd)
                 && h.cluster.is_none()
-                && h.product == product
-                && h.build.is_none_or(|b| b < target)
+                && h.runs(product)
+                && h.exchange_build().is_none_or(|b| b < target)
         }) {
             let be = units.iter().find(|u| {
                 u.pass == Pass::BackEnds && (!per_site || fleet.sites[u.site].name == fe.1.site)
@@ -831,9 +824,15 @@ impl<'a> Planner<'a> {
                 if let Some(s) = fleet.site(h.site.as_str()) {
                     b.push(("locale", Value::from(s.locale.tag())));
                 }
-                b.push(("windows", Value::from(windows_str(h.windows))));
-                b.push(("role", Value::from(role_str(h.role))));
-                b.push(("product", Value::from(product_str(h.product))));
+                b.push((
+                    "windows",
+                    Value::from(h.windows.map(|w| w.tag()).unwrap_or("")),
+                ));
+                b.push(("role", Value::from(h.role().map(role_str).unwrap_or(""))));
+                b.push((
+                    "product",
+                    Value::from(h.product().map(product_str).unwrap_or("")),
+                ));
                 Arc::from(b)
             })
             .clone()
@@ -1313,7 +1312,7 @@ impl<'a> Planner<'a> {
             cluster: cluster.map(|c| c.name.clone()),
             pool: pool.cloned(),
             host: host.name.clone(),
-            role: host.role,
+            role: host.role().unwrap_or(Role::Standalone),
             out_of_service: false,
             action,
             after: deps.to_vec(),
@@ -1391,7 +1390,10 @@ impl<'a> Planner<'a> {
         let mut block = 0u32;
         let phases: &'a [Phase] = &self.pb.phases;
         let role_ok = |phase: &Phase, hi: usize| {
-            phase.roles.is_empty() || phase.roles.contains(&fleet.hosts[hi].role)
+            phase.roles.is_empty()
+                || fleet.hosts[hi]
+                    .role()
+                    .is_some_and(|r| phase.roles.contains(&r))
         };
         for phase in phases {
             match phase.scope {
@@ -1514,13 +1516,13 @@ impl<'a> Planner<'a> {
         hi: usize,
         deps: Vec<StepIndex>,
     ) -> Vec<StepIndex> {
-        let role = self.fleet.hosts[hi].role;
+        let role = self.fleet.hosts[hi].role();
         let mut frontier = deps;
         let mut block = 0u32;
         let phases: &'a [Phase] = &self.pb.phases;
         for phase in phases {
             if phase.scope != Scope::EachHost
-                || !(phase.roles.is_empty() || phase.roles.contains(&role))
+                || !(phase.roles.is_empty() || role.is_some_and(|r| phase.roles.contains(&r)))
             {
                 continue;
             }
@@ -1571,8 +1573,8 @@ impl<'a> Planner<'a> {
             for spec in &phase.steps {
                 let mut round = Vec::new();
                 for &hi in &members {
-                    let role = fleet.hosts[hi].role;
-                    if !(phase.roles.is_empty() || phase.roles.contains(&role)) {
+                    let role = fleet.hosts[hi].role();
+                    if !(phase.roles.is_empty() || role.is_some_and(|r| phase.roles.contains(&r))) {
                         continue;
                     }
                     if let Some(i) = self.emit(

@@ -1,17 +1,20 @@
-//! From an Ansible inventory to Lockstep's [`Fleet`]: Exchange variables, sites, clusters, pools,
-//! WinRM connections.
+//! From an Ansible inventory to Lockstep's [`Fleet`]: Windows hosts (with or without Exchange),
+//! sites, clusters, pools, WinRM connections.
 //!
-//! A host is an Exchange host when its merged variables set `exchange_version`; hosts without it
-//! (domain controllers, file servers of an ordinary Ansible inventory) are left out of the fleet
-//! and of `Fleet::groups`, but they are still read and checked like Ansible would, and are listed
-//! by [`crate::load_ansible_inventory`].
+//! A host is in the fleet when it is a Windows host Lockstep reaches: its merged variables say
+//! `ansible_connection: winrm`, or set `windows_release`/`windows_build`, or `exchange_version`
+//! (then it is also an Exchange server). Other hosts (Linux machines, network gear, `localhost`)
+//! are left out of the fleet and of `Fleet::groups`, but they are still read and checked like
+//! Ansible would, and are listed by [`crate::load_ansible_inventory`]. A plain Windows host in
+//! no site group joins the implicit site [`DEFAULT_SITE`] (locale en-US); an Exchange host must
+//! name its site.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use lockstep_core::{
-    Auth, Cluster, ClusterMode, Connection, Edition, Fleet, FrontEndScope, Host, Locale, Name,
-    NameKind, Pool, Product, Role, Scheme, SecretSource, Site, Version, VirtualServer,
-    WindowsRelease,
+    Auth, Cluster, ClusterGroup, ClusterMode, Connection, Edition, Exchange, Fleet, FrontEndScope,
+    GroupKind, Host, Locale, Name, NameKind, Pool, Product, Role, Scheme, SecretSource, Site,
+    Version, VirtualServer, WindowsRelease,
 };
 
 use crate::ansible::{env_lookup, read_raw, MergedVar, Raw, PASSWORD_VARS};
@@ -187,17 +190,111 @@ pub(crate) const EDITIONS: &[(&str, Edition)] = &[
     ("conferencing", Edition::Conferencing),
     ("small-business", Edition::SmallBusiness),
 ];
-const WINDOWS: &[(&str, WindowsRelease)] = &[
-    ("nt4", WindowsRelease::Nt4),
-    ("2000", WindowsRelease::Windows2000),
-    ("2003", WindowsRelease::Windows2003),
-];
-const EXCHANGE_VARS: &[&str] = &[
-    "exchange_role",
-    "exchange_edition",
-    "exchange_build",
-    "windows_release",
-];
+const EXCHANGE_VARS: &[&str] = &["exchange_role", "exchange_edition", "exchange_build"];
+
+/// The site of the plain Windows hosts that are in no site group.
+pub const DEFAULT_SITE: &str = "default";
+
+/// Whether a host is one of the fleet's: a Windows host Lockstep reaches over WinRM.
+fn is_fleet_host(vars: &BTreeMap<String, MergedVar>) -> bool {
+    ["exchange_version", "windows_release", "windows_build"]
+        .iter()
+        .any(|k| vars.contains_key(*k))
+        || vars
+            .get("ansible_connection")
+            .is_some_and(|c| c.var.value.as_str() == Some("winrm"))
+}
+
+/// The Windows release and OS build of a host, from `windows_release` and `windows_build`, each
+/// inferring the other; an Exchange host with neither runs its product's usual release. The
+/// flag is false when an error was reported.
+fn windows_of(
+    vars: &BTreeMap<String, MergedVar>,
+    product: Option<Product>,
+    sink: &mut Sink,
+) -> (Option<WindowsRelease>, Option<Version>, bool) {
+    let mut ok = true;
+    let release = match vars.get("windows_release") {
+        Some(v) => {
+            let node = &v.var.value;
+            match scalar(node, "windows_release", sink) {
+                Some(s) => match WindowsRelease::from_tag(s) {
+                    Some(r) => Some(r),
+                    None => {
+                        let tags: Vec<&str> = WindowsRelease::ALL.iter().map(|r| r.tag()).collect();
+                        sink.error(
+                            &node.pos,
+                            format!(
+                                "{} is not a valid `windows_release` (expected {}){}",
+                                q(s),
+                                tags.iter()
+                                    .map(|t| format!("`{t}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
+                                hint(s, &tags)
+                            ),
+                        );
+                        ok = false;
+                        None
+                    }
+                },
+                None => {
+                    ok = false;
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let build = match vars.get("windows_build") {
+        Some(v) => {
+            let b = version_at(&v.var.value, "windows_build", None, sink);
+            ok &= b.is_some();
+            b.map(|b| (b, v.var.value.pos.clone()))
+        }
+        None => None,
+    };
+    let release = match (release, &build) {
+        (Some(r), Some((b, at))) if !r.owns(*b) => {
+            let rtm = r.rtm_build();
+            sink.error(
+                at,
+                format!(
+                    "`windows_build` {} is not a build of {r} (those start with `{}.{}.{}.`)",
+                    q(&b.to_string()),
+                    rtm.major,
+                    rtm.minor,
+                    rtm.build
+                ),
+            );
+            ok = false;
+            Some(r)
+        }
+        (None, Some((b, at))) => match WindowsRelease::ALL.into_iter().find(|r| r.owns(*b)) {
+            Some(r) => Some(r),
+            None => {
+                sink.error(
+                    at,
+                    format!(
+                        "`windows_build` {} is the build of no Windows Server release from NT 4.0 to 2025",
+                        q(&b.to_string())
+                    ),
+                );
+                ok = false;
+                None
+            }
+        },
+        (r, _) => r,
+    };
+    let release = release.or_else(|| {
+        product.map(|p| match p {
+            Product::Exchange2003 => WindowsRelease::Windows2003,
+            Product::Exchange2000 => WindowsRelease::Windows2000,
+            Product::Exchange55 => WindowsRelease::Nt4,
+        })
+    });
+    (release, build.map(|(b, _)| b), ok)
+}
 
 impl InventoryLoader<'_> {
     fn fleet(&mut self) -> Fleet {
@@ -271,23 +368,26 @@ impl InventoryLoader<'_> {
         // Hosts.
         let cluster_by_group: HashMap<&str, &ClusterDef> =
             clusters.iter().map(|c| (c.group.as_str(), c)).collect();
-        let mut hosts: Vec<Host> = Vec::new();
+        let mut hosts: Vec<(&str, Host)> = Vec::new();
         for name in &raw.host_order {
             let vars = raw.merged_vars(name);
-            let Some(version) = vars.get("exchange_version") else {
+            let version = vars.get("exchange_version");
+            if version.is_none() {
                 if let Some(k) = EXCHANGE_VARS.iter().find(|k| vars.contains_key(**k)) {
                     let v = &vars[*k];
                     self.sink.error(
                         &v.var.key_pos,
                         format!(
-                            "host {} sets {} but no `exchange_version` (needed to include it in the fleet)",
+                            "host {} sets {} but no `exchange_version` (needed to make it an Exchange server)",
                             q(name),
                             q(k)
                         ),
                     );
                 }
+            }
+            if !is_fleet_host(&vars) {
                 continue;
-            };
+            }
             let pos = raw.hosts[name].pos.clone();
             if let Some(h) = self.host(
                 name,
@@ -298,32 +398,35 @@ impl InventoryLoader<'_> {
                 &cluster_by_group,
                 &pools,
             ) {
-                hosts.push(h);
+                hosts.push((name.as_str(), h));
             }
         }
-        hosts.sort_by(|a, b| a.name.cmp(&b.name));
-        // Windows compares computer names without case: `PRG-N1` and `prg-n1` are one machine.
+        hosts.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        // Windows compares computer names without case: `PRG-N1` and `prg-n1` are one machine,
+        // and so are `web01.example.com` and `WEB01.corp.example` (both `web01`).
         let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-        for h in &hosts {
+        for (inv, h) in &hosts {
             let key = h.name.as_str().to_ascii_uppercase();
-            if let Some(first) = seen.insert(key, h.name.as_str()) {
-                let pos = raw.hosts[h.name.as_str()].pos.clone();
-                self.sink.error(
-                    &pos,
-                    format!(
-                        "hosts {} and {} differ only in case; Windows treats them as one computer",
-                        q(first),
-                        q(h.name.as_str())
-                    ),
-                );
+            if let Some(first) = seen.insert(key, inv) {
+                let pos = raw.hosts[*inv].pos.clone();
+                let why = if first.eq_ignore_ascii_case(inv) {
+                    "differ only in case; Windows treats them as one computer".to_owned()
+                } else {
+                    format!("are both the computer {}", q(h.name.as_str()))
+                };
+                self.sink
+                    .error(&pos, format!("hosts {} and {} {why}", q(first), q(inv)));
             }
         }
+        // Inventory name (what groups list) to host.
+        let by_inv: HashMap<&str, &Host> = hosts.iter().map(|(i, h)| (*i, h)).collect();
+        let inv_of: HashMap<&str, &str> =
+            hosts.iter().map(|(i, h)| (h.name.as_str(), *i)).collect();
 
         // Clusters.
-        let by_name: HashMap<&str, &Host> = hosts.iter().map(|h| (h.name.as_str(), h)).collect();
         let mut out_clusters = Vec::new();
         for def in &clusters {
-            if let Some(c) = self.cluster(def, &by_name) {
+            if let Some(c) = self.cluster(def, &by_inv) {
                 out_clusters.push(c);
             }
         }
@@ -347,30 +450,31 @@ impl InventoryLoader<'_> {
         for (g, def) in &pools {
             let members: Vec<&Host> = hosts
                 .iter()
+                .map(|(_, h)| h)
                 .filter(|h| {
                     h.pool.as_ref() == Some(&def.name)
                         && raw
                             .members
                             .get(g)
-                            .is_some_and(|m| m.contains(h.name.as_str()))
+                            .is_some_and(|m| m.contains(inv_of[h.name.as_str()]))
                 })
                 .collect();
             if members.is_empty() {
                 self.sink.error(
                     &def.pos,
                     format!(
-                        "pool {} (group {}) has no Exchange host",
+                        "pool {} (group {}) has no Windows host",
                         q(def.name.as_str()),
                         q(g)
                     ),
                 );
                 continue;
             }
-            let products: BTreeSet<Product> = members.iter().map(|h| h.product).collect();
+            let products: BTreeSet<Product> = members.iter().filter_map(|h| h.product()).collect();
             if products.len() > 1 {
                 let list = members
                     .iter()
-                    .map(|h| format!("`{}` ({})", h.name, h.product))
+                    .filter_map(|h| Some(format!("`{}` ({})", h.name, h.product()?)))
                     .collect::<Vec<_>>()
                     .join(", ");
                 self.sink.error(
@@ -382,7 +486,7 @@ impl InventoryLoader<'_> {
                 );
             }
             for h in &members {
-                if h.role != Role::FrontEnd {
+                if h.role().is_some_and(|r| r != Role::FrontEnd) {
                     self.sink.error(
                         &def.pos,
                         format!(
@@ -408,23 +512,32 @@ impl InventoryLoader<'_> {
         }
         out_pools.sort_by(|a, b| a.name.cmp(&b.name));
 
-        // Groups restricted to the Exchange fleet.
+        // Groups restricted to the fleet's hosts.
         let mut groups = BTreeMap::new();
         for (g, members) in &raw.members {
             let Ok(gname) = Name::ident(g) else { continue };
             let m: Vec<Name> = members
                 .iter()
-                .filter_map(|h| by_name.get(h.as_str()).map(|x| x.name.clone()))
+                .filter_map(|h| by_inv.get(h.as_str()).map(|x| x.name.clone()))
                 .collect();
             groups.insert(gname, m);
         }
 
         let mut out_sites: Vec<Site> = sites.into_values().filter_map(|d| d.site).collect();
+        if hosts.iter().any(|(_, h)| h.site.as_str() == DEFAULT_SITE)
+            && !out_sites.iter().any(|s| s.name.as_str() == DEFAULT_SITE)
+        {
+            out_sites.push(Site {
+                name: Name::ident(DEFAULT_SITE).expect("a valid site name"),
+                locale: Locale::EN_US,
+                description: Some("Windows hosts in no site group".to_owned()),
+            });
+        }
         out_sites.sort_by(|a, b| a.name.cmp(&b.name));
         Fleet {
             organisation,
             sites: out_sites,
-            hosts,
+            hosts: hosts.into_iter().map(|(_, h)| h).collect(),
             clusters: out_clusters,
             pools: out_pools,
             groups,
@@ -449,17 +562,13 @@ impl InventoryLoader<'_> {
         };
         let tag = scalar(l, "locale", self.sink)?;
         let Some(locale) = Locale::from_tag(tag) else {
-            let tags: Vec<&str> = Locale::ALL.iter().map(|l| l.tag()).collect();
+            let tags: Vec<&str> = Locale::SEEDS.iter().map(|l| l.tag()).collect();
             self.sink.error(
                 &l.pos,
                 format!(
-                    "locale {} of site {} is not supported (expected {}){}",
+                    "locale {} of site {} is not a Windows locale name (a language-region tag of MS-LCID such as `en-GB` or `sr-Latn-RS`){}",
                     q(tag),
                     q(group),
-                    tags.iter()
-                        .map(|t| format!("`{t}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
                     hint(tag, &tags)
                 ),
             );
@@ -481,7 +590,7 @@ impl InventoryLoader<'_> {
         &mut self,
         name: &str,
         pos: &Pos,
-        version: &MergedVar,
+        version: Option<&MergedVar>,
         vars: &BTreeMap<String, MergedVar>,
         sites: &BTreeMap<String, SiteDef>,
         clusters: &HashMap<&str, &ClusterDef>,
@@ -489,21 +598,38 @@ impl InventoryLoader<'_> {
     ) -> Option<Host> {
         let raw = self.raw;
         let sink = &mut *self.sink;
-        let hname = match Name::host(name) {
+        // An inventory may name a host by its DNS name: the computer is its first label.
+        let computer = name.split('.').next().unwrap_or(name);
+        let hname = match Name::host(computer) {
+            _ if name.parse::<std::net::IpAddr>().is_ok() => {
+                sink.error(
+                    pos,
+                    format!(
+                        "host {} is named by its address; name it by its computer name and put the address in `ansible_host`",
+                        q(name)
+                    ),
+                );
+                None
+            }
             Ok(n) => Some(n),
             Err(e) => {
                 sink.error(
                     pos,
-                    format!("Exchange host {}: {e} (a computer name; put the DNS name in `ansible_host`)", q(name)),
+                    format!(
+                        "host {}: {e} (a computer name; put the DNS name in `ansible_host`)",
+                        q(name)
+                    ),
                 );
                 None
             }
         };
-        let product = enum_value(&version.var.value, "exchange_version", PRODUCTS, sink);
+        let product = version.map(|v| enum_value(&v.var.value, "exchange_version", PRODUCTS, sink));
         let role = vars
             .get("exchange_role")
             .map(|v| enum_value(&v.var.value, "exchange_role", ROLES, sink))
             .unwrap_or(Some(Role::Standalone));
+        let exchange_ok = product != Some(None);
+        let product = product.flatten();
         let edition = match vars.get("exchange_edition") {
             Some(v) => enum_value(&v.var.value, "exchange_edition", EDITIONS, sink),
             None => Some(if role == Some(Role::Sbs) {
@@ -545,14 +671,7 @@ impl InventoryLoader<'_> {
             }
             None => None,
         };
-        let windows = match vars.get("windows_release") {
-            Some(v) => enum_value(&v.var.value, "windows_release", WINDOWS, sink),
-            None => product.map(|p| match p {
-                Product::Exchange2003 => WindowsRelease::Windows2003,
-                Product::Exchange2000 => WindowsRelease::Windows2000,
-                Product::Exchange55 => WindowsRelease::Nt4,
-            }),
-        };
+        let (windows, os_build, windows_ok) = windows_of(vars, product, sink);
 
         // Site, cluster, pool membership.
         // The host's groups (sorted by name) looked up in the site, cluster and pool tables.
@@ -562,6 +681,7 @@ impl InventoryLoader<'_> {
             .filter_map(|g| sites.get(g).map(|s| (g, s)))
             .collect();
         let site = match my_sites.as_slice() {
+            [] if version.is_none() => Name::ident(DEFAULT_SITE).ok(),
             [] => {
                 sink.error(
                     pos,
@@ -648,17 +768,24 @@ impl InventoryLoader<'_> {
             .filter(|(k, _)| !PASSWORD_VARS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.var.value.to_text()))
             .collect();
-        if !build_ok {
+        if !build_ok || !exchange_ok || !windows_ok {
             return None;
         }
+        let exchange = match product {
+            Some(product) => Some(Exchange {
+                role: role?,
+                product,
+                edition: edition?,
+                build,
+            }),
+            None => None,
+        };
         Some(Host {
             name: hname?,
             site: site?,
-            role: role?,
-            product: product?,
-            edition: edition?,
-            build,
-            windows: windows?,
+            exchange,
+            windows,
+            os_build,
             cluster,
             pool,
             connection: connection?,
@@ -681,7 +808,7 @@ impl InventoryLoader<'_> {
                 sink.error(
                     &c.pos,
                     format!(
-                        "`ansible_connection` of Exchange host {} is {}; Lockstep talks `winrm` only",
+                        "`ansible_connection` of Windows host {} is {}; Lockstep talks `winrm` only",
                         q(name),
                         q(&c.to_text())
                     ),
@@ -816,10 +943,7 @@ impl InventoryLoader<'_> {
         let user = match get("ansible_user").or_else(|| get("ansible_winrm_user")) {
             Some(u) => scalar(u, "ansible_user", sink).map(str::to_owned),
             None => {
-                sink.error(
-                    pos,
-                    format!("Exchange host {} has no `ansible_user`", q(name)),
-                );
+                sink.error(pos, format!("host {} has no `ansible_user`", q(name)));
                 None
             }
         };
@@ -917,7 +1041,7 @@ impl InventoryLoader<'_> {
                         self.sink.error(
                             &node.pos,
                             format!(
-                                "{} of Exchange host {} is a vault value or template Lockstep \
+                                "{} of host {} is a vault value or template Lockstep \
                                  cannot resolve; use `\"{{{{ lookup('env', 'VAR') }}}}\"` or \
                                  `lockstep_password_env`/`_file`/`_prompt`",
                                 q(key),
@@ -938,7 +1062,7 @@ impl InventoryLoader<'_> {
         if !check_keys(
             node,
             "`lockstep_cluster`",
-            &["name", "mode", "cluster_group", "virtual_servers"],
+            &["name", "mode", "cluster_group", "virtual_servers", "groups"],
             sink,
         ) {
             return None;
@@ -972,13 +1096,11 @@ impl InventoryLoader<'_> {
             .filter_map(|h| hosts.get(h.as_str()).copied())
             .collect();
         for h in &member_names {
-            if !hosts.contains_key(h.as_str())
-                && !raw.merged_vars(h).contains_key("exchange_version")
-            {
+            if !hosts.contains_key(h.as_str()) && !is_fleet_host(&raw.merged_vars(h)) {
                 sink.error(
                     &def.pos,
                     format!(
-                        "node {} of cluster group {} has no `exchange_version`",
+                        "node {} of cluster group {} is not a Windows host Lockstep reaches (`ansible_connection: winrm`)",
                         q(h),
                         q(&def.group)
                     ),
@@ -993,11 +1115,14 @@ impl InventoryLoader<'_> {
             return None;
         }
         // When every node was refused (and why was reported), the rest is still checked.
-        let products: BTreeSet<Product> = nodes.iter().map(|h| h.product).collect();
+        let products: BTreeSet<Option<Product>> = nodes.iter().map(|h| h.product()).collect();
         if products.len() > 1 {
             let list = nodes
                 .iter()
-                .map(|h| format!("`{}` ({})", h.name, h.product))
+                .map(|h| match h.product() {
+                    Some(p) => format!("`{}` ({p})", h.name),
+                    None => format!("`{}` (no Exchange)", h.name),
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             sink.error(
@@ -1018,7 +1143,7 @@ impl InventoryLoader<'_> {
                 ),
             );
         }
-        let product = nodes.first().map(|h| h.product).or_else(|| {
+        let product = nodes.first().and_then(|h| h.product()).or_else(|| {
             let first = member_names.first()?;
             let v = raw
                 .merged_vars(first)
@@ -1144,12 +1269,76 @@ impl InventoryLoader<'_> {
                 );
                 evs_ok = false;
             }
-            None => {
+            None => {}
+        }
+        if !evss.is_empty() && product.is_none() {
+            sink.error(
+                &def.pos,
+                format!(
+                    "cluster group {} declares `virtual_servers` but its nodes run no Exchange (`exchange_version`)",
+                    q(&def.group)
+                ),
+            );
+            evs_ok = false;
+        }
+        let mut groups = Vec::new();
+        match node.get("groups").map(|v| (v, v.as_seq())) {
+            Some((_, Some(items))) => {
+                for item in items {
+                    if !check_keys(item, "a cluster group", &["name", "kind", "owner"], sink) {
+                        evs_ok = false;
+                        continue;
+                    }
+                    let n = match item.get("name") {
+                        Some(n) => name_at(NameKind::Object, n, "cluster group name", sink),
+                        None => {
+                            sink.error(&item.pos, "a cluster group has no `name`".to_string());
+                            None
+                        }
+                    };
+                    let kinds: Vec<(&str, GroupKind)> = GroupKind::ALL
+                        .iter()
+                        .filter(|k| **k != GroupKind::ExchangeVirtualServer)
+                        .map(|k| (k.tag(), *k))
+                        .collect();
+                    let k = match item.get("kind") {
+                        Some(k) => enum_value(k, "kind", &kinds, sink),
+                        None => Some(GroupKind::Generic),
+                    };
+                    let o = match item.get("owner") {
+                        Some(o) => owner(o, "cluster group owner", sink),
+                        None => node_names.first().cloned(),
+                    };
+                    match (n, k, o) {
+                        (Some(name), Some(kind), Some(owner)) => {
+                            groups.push(ClusterGroup { name, kind, owner })
+                        }
+                        _ => evs_ok = false,
+                    }
+                }
+            }
+            Some((v, None)) => {
                 sink.error(
-                    &node.pos,
+                    &v.pos,
+                    format!("`groups` of cluster group {} must be a list", q(&def.group)),
+                );
+                evs_ok = false;
+            }
+            None => {}
+        }
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let all_names = cluster_group
+            .iter()
+            .chain(evss.iter().map(|v| &v.group))
+            .chain(groups.iter().map(|g| &g.name));
+        for g in all_names {
+            if !seen.insert(g.as_str().to_ascii_lowercase()) {
+                sink.error(
+                    &def.pos,
                     format!(
-                        "cluster group {} declares no `virtual_servers`",
-                        q(&def.group)
+                        "cluster group {} declares the group {} twice",
+                        q(&def.group),
+                        q(g.as_str())
                     ),
                 );
                 evs_ok = false;
@@ -1166,6 +1355,7 @@ impl InventoryLoader<'_> {
             cluster_group: cluster_group?,
             cluster_group_owner: cluster_group_owner?,
             virtual_servers: evss,
+            groups,
         })
     }
 }

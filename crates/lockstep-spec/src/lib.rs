@@ -8,13 +8,18 @@
 //! `all` < parent groups < child groups, same depth by `ansible_group_priority` then by name <
 //! host vars; `group_vars/NAME.yml` and `host_vars/NAME.yml` files passed among the sources
 //! sit above the inventory file's group and host vars, as in Ansible) by
-//! [`load_ansible_inventory`]; [`load_inventory`] then reads the Exchange variables
-//! and the namespaced `lockstep_*` ones into a fleet. A host is in the Exchange fleet when its
-//! merged variables set `exchange_version`; other hosts (domain controllers, file servers) are
-//! checked but left out of the fleet and of `Fleet::groups`. Defaults: `exchange_role`
-//! standalone, `exchange_edition` standard (small-business for `sbs`), `windows_release` by
-//! product (2003, 2000, nt4), password source `prompt`, WinRM scheme by Ansible's rule (https
-//! unless the port is 5985).
+//! [`load_ansible_inventory`]; [`load_inventory`] then reads the Windows and Exchange variables
+//! and the namespaced `lockstep_*` ones into a fleet. A host is in the fleet when it is a Windows
+//! host reached over WinRM (`ansible_connection: winrm`, or `windows_release`/`windows_build`/
+//! `exchange_version` set); it is an Exchange server too when `exchange_version` is set. Other
+//! hosts (Linux, network gear) are checked but left out of the fleet and of `Fleet::groups`. A
+//! host named by its DNS name is the computer of its first label. Sites take any Windows locale
+//! (MS-LCID); plain hosts in no site group join the implicit site `default` (en-US). Clusters
+//! declare Exchange `virtual_servers` and/or other `groups` (file server, SQL, generic).
+//! Defaults: `exchange_role` standalone, `exchange_edition` standard (small-business for
+//! `sbs`), `windows_release` from `windows_build`, else by Exchange product (2003, 2000, nt4),
+//! else unknown; password source `prompt`, WinRM scheme by Ansible's rule (https unless the port
+//! is 5985).
 //!
 //! [`load_playbook`] reads `playbooks/*.yml` and checks it against the fleet it will run on.
 //! Both loaders collect every error, each a [`Diagnostic`] with file, line and column, rendered

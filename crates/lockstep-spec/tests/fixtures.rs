@@ -38,14 +38,26 @@ fn syntax_error_diagnostics() {
     insta::assert_snapshot!(d.to_string());
 }
 
-/// Hosts without `exchange_version` are not Exchange servers: they are read and checked as
-/// Ansible reads them, listed by `load_ansible_inventory`, and left out of the fleet.
+/// Hosts without `exchange_version` are plain Windows hosts: an ordinary Ansible inventory of
+/// WinRM hosts is a fleet (its DNS-named hosts are the computers of their first label, in the
+/// default site), read with Ansible's precedence and listed by `load_ansible_inventory`.
 #[test]
 fn ordinary_ansible_inventory_loads_with_ansible_precedence() {
     let file = fixture("ansible-windows.yml");
     let fleet = load_inventory(std::slice::from_ref(&file)).unwrap_or_else(|d| panic!("{d}"));
-    assert!(fleet.hosts.is_empty());
-    assert!(fleet.sites.is_empty());
+    let computers: Vec<&str> = fleet.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(computers, ["db01", "jump01", "web01", "web02", "web03"]);
+    assert!(fleet.hosts.iter().all(|h| h.exchange.is_none()));
+    let sites: Vec<&str> = fleet.sites.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(sites, ["default"]);
+    let web01 = fleet.host("web01").unwrap();
+    assert_eq!(web01.connection.address, "web01.example.com");
+    assert_eq!(web01.connection.port, 5986);
+    let webservers: Vec<&str> = fleet.groups[&lockstep_core::Name::ident("webservers").unwrap()]
+        .iter()
+        .map(|n| n.as_str())
+        .collect();
+    assert_eq!(webservers, ["web01", "web02", "web03"]);
 
     let inv = load_ansible_inventory(&[file]).unwrap_or_else(|d| panic!("{d}"));
     let names: Vec<&str> = inv.hosts.keys().map(String::as_str).collect();

@@ -328,7 +328,7 @@ fn bad_locale() {
         10,
         34,
         &[
-            "locale `cs-SK` of site `prague` is not supported",
+            "locale `cs-SK` of site `prague` is not a Windows locale name",
             "did you mean `cs-CZ`?",
         ],
     );
@@ -384,7 +384,7 @@ fn a_host_defined_twice_merges_its_vars_like_ansible() {
     let fleet = load_inventory(&[SourceFile::new(FILE, &text)]).unwrap_or_else(|d| panic!("{d}"));
     let h = fleet.host("PRG-EX01").unwrap();
     assert_eq!(
-        h.build.map(|b| b.to_string()).as_deref(),
+        h.exchange_build().map(|b| b.to_string()).as_deref(),
         Some("6.5.7226.6")
     );
     assert_eq!(h.vars.get("owner_team").map(String::as_str), Some("mail"));
@@ -432,7 +432,7 @@ fn vault_passwords_are_fine_for_ansible_hosts_but_not_for_exchange_hosts() {
         &d,
         6,
         23,
-        &["`ansible_password` of Exchange host `PRG-EX01` is a vault value or template"],
+        &["`ansible_password` of host `PRG-EX01` is a vault value or template"],
     );
 }
 
@@ -445,5 +445,166 @@ fn hosts_differing_only_in_case_are_one_computer() {
         26,
         9,
         &["hosts `PRG-EX01` and `prg-ex01` differ only in case"],
+    );
+}
+
+/// A fleet with no Exchange at all: Server 2019/2022, an en-GB site, a failover cluster with a
+/// file server and a SQL Server instance, hosts named by their DNS names.
+const PLAIN: &str = r#"all:
+  vars:
+    ansible_connection: winrm
+    ansible_user: 'CORP\svc'
+    lockstep_password_env: PW
+  children:
+    london:
+      vars:
+        lockstep_site: { locale: en-gb }
+      children:
+        lon_cl1:
+          vars:
+            windows_release: 2019
+            lockstep_cluster:
+              name: LONCL1
+              groups:
+                - { name: FS1, kind: file-server, owner: LON-N2 }
+                - { name: SQL Server (MSSQLSERVER), kind: sql }
+          hosts:
+            LON-N1: { windows_build: 10.0.17763.5696 }
+            LON-N2:
+      hosts:
+        web[01:03].corp.example: { windows_release: "2022" }
+        APP01: { windows_build: 10.0.20348.2340 }
+    unsited:
+      hosts:
+        dc01.corp.example:
+"#;
+
+#[test]
+fn a_fleet_without_exchange_loads() {
+    let fleet = load_inventory(&[SourceFile::new(FILE, PLAIN)]).unwrap_or_else(|d| panic!("{d}"));
+    let names: Vec<&str> = fleet.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["APP01", "LON-N1", "LON-N2", "dc01", "web01", "web02", "web03"]
+    );
+    assert!(fleet.hosts.iter().all(|h| h.exchange.is_none()));
+    let h = |n: &str| fleet.host(n).unwrap();
+    use lockstep_core::WindowsRelease as W;
+    assert_eq!(h("LON-N1").windows, Some(W::Windows2019));
+    assert_eq!(
+        h("LON-N1").os_build.map(|b| b.to_string()).as_deref(),
+        Some("10.0.17763.5696")
+    );
+    assert_eq!(h("LON-N2").os_build, None);
+    // The release follows from the build when only the build is given.
+    assert_eq!(h("APP01").windows, Some(W::Windows2022));
+    assert_eq!(h("web02").windows, Some(W::Windows2022));
+    assert_eq!(h("dc01").windows, None);
+    // A DNS name is the address; the computer is its first label.
+    assert_eq!(h("web02").connection.address, "web02.corp.example");
+    // en-GB: OEM code page 850; the site-less host lands in the default site.
+    let london = fleet.site("london").unwrap();
+    assert_eq!(london.locale.tag(), "en-GB");
+    assert_eq!(london.locale.oem_codepage(), 850);
+    assert_eq!(h("dc01").site.as_str(), "default");
+    assert_eq!(fleet.site("default").unwrap().locale.tag(), "en-US");
+    // The cluster: no virtual server, a file server and a SQL Server instance.
+    let c = fleet.cluster("LONCL1").unwrap();
+    assert!(c.virtual_servers.is_empty());
+    let groups: Vec<(String, String, String)> = c
+        .groups
+        .iter()
+        .map(|g| (g.name.to_string(), g.kind.to_string(), g.owner.to_string()))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("FS1".into(), "file-server".into(), "LON-N2".into()),
+            (
+                "SQL Server (MSSQLSERVER)".into(),
+                "sql".into(),
+                "LON-N1".into()
+            ),
+        ]
+    );
+    assert_eq!(c.all_groups().count(), 3);
+    // Groups list the fleet's computers.
+    let web: Vec<&str> = fleet.groups[&lockstep_core::Name::ident("london").unwrap()]
+        .iter()
+        .map(|n| n.as_str())
+        .collect();
+    assert_eq!(web.len(), 6, "{web:?}");
+}
+
+#[test]
+fn windows_release_and_build_are_checked() {
+    let text = PLAIN.replace("windows_release: 2019", "windows_release: 2017");
+    let d = errors(&text);
+    expect(
+        &d,
+        13,
+        30,
+        &[
+            "`2017` is not a valid `windows_release`",
+            "`2019`",
+            "`2008r2`",
+            "`nt4`",
+        ],
+    );
+    let text = PLAIN.replace("10.0.17763.5696", "10.0.20348.5696");
+    let d = errors(&text);
+    expect(
+        &d,
+        20,
+        38,
+        &["`windows_build` `10.0.20348.5696` is not a build of Windows Server 2019"],
+    );
+    let text = PLAIN.replace("10.0.20348.2340", "10.0.12345.1");
+    let d = errors(&text);
+    expect(&d, 24, 33, &["is the build of no Windows Server release"]);
+}
+
+#[test]
+fn exchange_variables_need_exchange_version() {
+    let text = PLAIN.replace("APP01: {", "APP01: { exchange_role: back-end,");
+    let d = errors(&text);
+    expect(
+        &d,
+        24,
+        18,
+        &["host `APP01` sets `exchange_role` but no `exchange_version`"],
+    );
+}
+
+#[test]
+fn a_host_named_by_its_address_is_refused() {
+    let text = PLAIN.replace("dc01.corp.example:", "10.0.0.5:");
+    let d = errors(&text);
+    expect(&d, 27, 9, &["host `10.0.0.5` is named by its address"]);
+}
+
+#[test]
+fn cluster_groups_are_checked() {
+    let text = PLAIN.replace("kind: file-server", "kind: print-server");
+    let d = errors(&text);
+    expect(
+        &d,
+        17,
+        38,
+        &["`print-server` is not a valid `kind`", "`file-server`"],
+    );
+    let text = PLAIN.replace("{ name: FS1,", "{ name: Cluster Group,");
+    let d = errors(&text);
+    assert!(
+        d.to_string()
+            .contains("declares the group `Cluster Group` twice"),
+        "{d}"
+    );
+    let text = PLAIN.replace("owner: LON-N2 }", "owner: APP01 }");
+    let d = errors(&text);
+    assert!(
+        d.to_string()
+            .contains("cluster group owner `APP01` is not a node of cluster group `lon_cl1`"),
+        "{d}"
     );
 }

@@ -155,18 +155,46 @@ fn exchange_55_never_restarts_and_reruns_performance_optimizer() {
 #[test]
 fn lab_inventory_has_every_topology() {
     let f = fleet();
-    assert!(
-        (40..=60).contains(&f.hosts.len()),
-        "{} hosts",
-        f.hosts.len()
+    let exchange = f.hosts.iter().filter(|h| h.exchange.is_some()).count();
+    assert!((40..=60).contains(&exchange), "{exchange} Exchange hosts");
+    // Plain Windows servers (no Exchange) across the sites, and a Server 2019 failover cluster
+    // with a file server and a SQL Server instance.
+    let plain: Vec<&lockstep_core::Host> = f
+        .hosts
+        .iter()
+        .filter(|h| h.exchange.is_none() && h.cluster.is_none())
+        .collect();
+    assert!(plain.len() >= 20, "{} plain hosts", plain.len());
+    let plain_sites: std::collections::BTreeSet<&str> =
+        plain.iter().map(|h| h.site.as_str()).collect();
+    assert_eq!(plain_sites.len(), 5, "{plain_sites:?}");
+    assert!(plain.iter().all(|h| h
+        .windows
+        .is_some_and(|w| w >= lockstep_core::WindowsRelease::Windows2016)));
+    let wsfc = f
+        .clusters
+        .iter()
+        .find(|c| c.virtual_servers.is_empty())
+        .expect("a cluster without Exchange");
+    assert_eq!(wsfc.nodes.len(), 3);
+    let kinds: Vec<lockstep_core::GroupKind> = wsfc.groups.iter().map(|g| g.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            lockstep_core::GroupKind::FileServer,
+            lockstep_core::GroupKind::Sql
+        ]
     );
+    for n in &wsfc.nodes {
+        let h = f.host(n.as_str()).unwrap();
+        assert_eq!(h.windows, Some(lockstep_core::WindowsRelease::Windows2019));
+        assert!(h.os_build.is_some_and(|b| b.revision > 0), "UBR of {n}");
+    }
     let sites: Vec<&str> = f.sites.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(sites, ["amsterdam", "milan", "prague", "seattle", "tokyo"]);
     let cluster = |p: Product, nodes: usize, mode: ClusterMode| {
         f.clusters.iter().any(|c| {
-            c.nodes.len() == nodes
-                && c.mode == mode
-                && f.host(c.nodes[0].as_str()).unwrap().product == p
+            c.nodes.len() == nodes && c.mode == mode && f.host(c.nodes[0].as_str()).unwrap().runs(p)
         })
     };
     assert!(cluster(
@@ -194,11 +222,11 @@ fn lab_inventory_has_every_topology() {
     assert!(f.pools.len() >= 2);
     let has = |p: Product, r: Role, e: Option<Edition>| {
         f.hosts.iter().any(|h| {
-            h.product == p
-                && h.role == r
+            h.runs(p)
+                && h.has_role(r)
                 && h.cluster.is_none()
                 && h.pool.is_none()
-                && e.is_none_or(|e| h.edition == e)
+                && e.is_none_or(|e| h.edition() == Some(e))
         })
     };
     for p in [

@@ -326,11 +326,14 @@ fn host(name: &str, role: Role, cluster: Option<&str>, build: &str, edition: Edi
     Host {
         name: Name::host(name).unwrap(),
         site: Name::ident("prague").unwrap(),
-        role,
-        product: Product::Exchange2003,
-        edition,
-        build: Some(build.parse().unwrap()),
-        windows: WindowsRelease::Windows2003,
+        exchange: Some(Exchange {
+            role,
+            product: Product::Exchange2003,
+            edition,
+            build: Some(build.parse().unwrap()),
+        }),
+        windows: Some(WindowsRelease::Windows2003),
+        os_build: None,
         cluster: cluster.map(|c| Name::host(c).unwrap()),
         pool: None,
         connection: Connection {
@@ -356,7 +359,7 @@ pub fn fleet() -> Fleet {
         organisation: "Contoso".into(),
         sites: vec![Site {
             name: Name::ident("prague").unwrap(),
-            locale: Locale::CsCz,
+            locale: Locale::CS_CZ,
             description: None,
         }],
         hosts: vec![
@@ -377,6 +380,7 @@ pub fn fleet() -> Fleet {
                 owner: Name::host(N1).unwrap(),
                 build: Some(SP1.parse().unwrap()),
             }],
+            groups: Vec::new(),
         }],
         pools: Vec::new(),
         groups: BTreeMap::new(),

@@ -217,17 +217,17 @@ impl<'a> Report<'a> {
     }
 
     fn exchange(&self, h: &Host, f: &NodeFacts) -> String {
-        match f.build {
-            Some(b) => {
-                let sp = h
-                    .product
+        match (f.build, h.product()) {
+            (Some(b), None) => b.to_string(),
+            (Some(b), Some(product)) => {
+                let sp = product
                     .service_packs()
                     .iter()
                     .rev()
                     .find(|(_, v)| v.build == b.build)
                     .map(|(n, _)| format!(" {n}"))
                     .unwrap_or_else(|| {
-                        if h.product.rtm().build == b.build {
+                        if product.rtm().build == b.build {
                             " RTM".into()
                         } else {
                             String::new()
@@ -235,7 +235,7 @@ impl<'a> Report<'a> {
                     });
                 format!("{b}{sp}")
             }
-            None => "-".into(),
+            (None, _) => "-".into(),
         }
     }
 
@@ -402,7 +402,7 @@ impl<'a> Report<'a> {
             json!({
                 "build": b.to_string(),
                 "edition": f.edition.map(|e| e.to_string()),
-                "version": h.product.describe(b),
+                "version": h.product().map(|p| p.describe(b)),
             })
         });
         v["cluster_service"] = f.cluster_service.map_or(Value::Null, |c| {

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lockstep_core::{
-    Action, Auth, Connection, Edition, Event, EventSink, Fact, FailureBudget, Gate, HaltClass,
-    Host, Name, PackageKind, Plan, PlanHash, PlannedStage, PlannedStep, Procedure, Product,
-    RebootPolicy, Role, RunId, RunLock, RunMeta, RunRecord, RunStatus, RunSummary, Scheme,
+    Action, Auth, Connection, Edition, Event, EventSink, Exchange, Fact, FailureBudget, Gate,
+    HaltClass, Host, Name, PackageKind, Plan, PlanHash, PlannedStage, PlannedStep, Procedure,
+    Product, RebootPolicy, Role, RunId, RunLock, RunMeta, RunRecord, RunStatus, RunSummary, Scheme,
     SecretSource, StateStore, StepRecord, StepState, StoreError, Version, WindowsRelease,
 };
 use lockstep_engine::{FactOut, Outcome, Probe, StageHalt, StepError, StepRunner};
@@ -752,11 +752,14 @@ pub fn host(name: &str, site: &str, role: Role) -> Host {
     Host {
         name: Name::host(name).unwrap(),
         site: Name::ident(site).unwrap(),
-        role,
-        product: Product::Exchange2003,
-        edition: Edition::Enterprise,
-        build: None,
-        windows: WindowsRelease::Windows2003,
+        exchange: Some(Exchange {
+            role,
+            product: Product::Exchange2003,
+            edition: Edition::Enterprise,
+            build: None,
+        }),
+        windows: Some(WindowsRelease::Windows2003),
+        os_build: None,
         cluster: None,
         pool: None,
         connection: Connection {

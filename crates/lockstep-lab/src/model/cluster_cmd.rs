@@ -106,9 +106,9 @@ impl State {
                     if self.node_state(target) == NodeState::Down {
                         return self.sys_err(h, 5050);
                     }
-                    self.hosts[target].paused = true;
+                    self.set_paused(target, true);
                 } else if has("resume").is_some() {
-                    self.hosts[target].paused = false;
+                    self.set_paused(target, false);
                 } else if name.is_none() {
                     return Out::ok(self.list_nodes(h, c, None));
                 }

@@ -218,6 +218,30 @@ impl State {
             }
             i += 1;
         }
+        let Some((full, values)) = self.reg_key(h, key) else {
+            return not_found();
+        };
+        let shown: Vec<_> = match &want {
+            Some(w) => values
+                .into_iter()
+                .filter(|(n, _, _)| n.eq_ignore_ascii_case(w))
+                .collect(),
+            None => values,
+        };
+        if want.is_some() && shown.is_empty() {
+            return not_found();
+        }
+        let mut out = format!("\n! REG.EXE VERSION 3.0\n\n{full}\n");
+        for (n, ty, data) in shown {
+            out.push_str(&format!("    {n}    {ty}    {data}\n"));
+        }
+        out.push('\n');
+        Out::ok(out)
+    }
+
+    /// The values of registry key `key` (`HKLM\...` or `HKEY_LOCAL_MACHINE\...`) on host `h`, with
+    /// the key's full name; `None` when the lab does not model it.
+    pub(crate) fn reg_key(&self, h: usize, key: &str) -> Option<(&'static str, Vec<RegValue>)> {
         let norm = key.trim_end_matches('\\').to_ascii_lowercase();
         let norm = norm
             .strip_prefix("hkey_local_machine")
@@ -226,14 +250,16 @@ impl State {
         let node = &self.hosts[h];
         let dword = |n: &str, v: u32| (n.to_owned(), "REG_DWORD", format!("0x{v:x}"));
         let sz = |n: &str, v: &str| (n.to_owned(), "REG_SZ", v.to_owned());
-        let (full, values): (&str, Vec<(String, &str, String)>) = match norm.as_str() {
+        let (full, values): (&'static str, Vec<RegValue>) = match norm.as_str() {
             r"hklm\software\microsoft\exchange\setup" => {
                 let b = node.build;
                 let edition = match node.edition {
-                    lockstep_core::Edition::Standard => "Standard",
-                    lockstep_core::Edition::Enterprise => "Enterprise",
-                    lockstep_core::Edition::Conferencing => "Conferencing",
-                    lockstep_core::Edition::SmallBusiness => "SmallBusiness",
+                    Some(lockstep_core::Edition::Standard) => "Standard",
+                    Some(lockstep_core::Edition::Enterprise) => "Enterprise",
+                    Some(lockstep_core::Edition::Conferencing) => "Conferencing",
+                    Some(lockstep_core::Edition::SmallBusiness) => "SmallBusiness",
+                    // No Exchange: no Setup key.
+                    None => return None,
                 };
                 (
                     r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Exchange\Setup",
@@ -249,11 +275,7 @@ impl State {
                 )
             }
             r"hklm\system\currentcontrolset\control\nls\codepage" => {
-                let acp = match node.locale.oem_codepage() {
-                    852 => 1250,
-                    932 => 932,
-                    _ => 1252,
-                };
+                let acp = node.locale.ansi_codepage();
                 (
                     r"HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Control\Nls\CodePage",
                     vec![
@@ -284,40 +306,13 @@ impl State {
                     v,
                 )
             }
-            r"hklm\software\microsoft\windows nt\currentversion" => {
-                use lockstep_core::WindowsRelease::*;
-                let (name, ver, build) = match node.windows {
-                    Windows2003 => ("Microsoft Windows Server 2003", "5.2", "3790"),
-                    Windows2000 => ("Microsoft Windows 2000", "5.0", "2195"),
-                    Nt4 => ("Microsoft Windows NT", "4.0", "1381"),
-                };
-                (
-                    r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion",
-                    vec![
-                        sz("ProductName", name),
-                        sz("CurrentVersion", ver),
-                        sz("CurrentBuildNumber", build),
-                    ],
-                )
-            }
-            _ => return not_found(),
+            r"hklm\software\microsoft\windows nt\currentversion" => (
+                r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion",
+                current_version(node.windows, node.os_build),
+            ),
+            _ => return None,
         };
-        let shown: Vec<_> = match &want {
-            Some(w) => values
-                .into_iter()
-                .filter(|(n, _, _)| n.eq_ignore_ascii_case(w))
-                .collect(),
-            None => values,
-        };
-        if want.is_some() && shown.is_empty() {
-            return not_found();
-        }
-        let mut out = format!("\n! REG.EXE VERSION 3.0\n\n{full}\n");
-        for (n, ty, data) in shown {
-            out.push_str(&format!("    {n}    {ty}    {data}\n"));
-        }
-        out.push('\n');
-        Out::ok(out)
+        Some((full, values))
     }
 
     /// `tasklist [/fi "IMAGENAME eq X"] [/fo csv|table] [/nh]`.
@@ -550,6 +545,76 @@ impl State {
                 1,
                 "usage: labctl evs upgrade \"GROUP\" | labctl fault set HOST KIND [ARG] | labctl fault clear HOST | labctl process start|kill IMAGE | labctl res force \"RES\" online|offline|failed\n",
             ),
+        }
+    }
+}
+
+/// `Win32_OperatingSystem.Caption` of a release, as the lab's servers (Enterprise up to 2008 R2,
+/// Datacenter after) report it.
+pub(crate) fn os_caption(w: lockstep_core::WindowsRelease) -> String {
+    use lockstep_core::WindowsRelease::*;
+    match w {
+        Nt4 => "Microsoft Windows NT Server".to_owned(),
+        Windows2000 => "Microsoft Windows 2000 Advanced Server".to_owned(),
+        Windows2003 => "Microsoft(R) Windows(R) Server 2003, Enterprise Edition".to_owned(),
+        Windows2003R2 => "Microsoft(R) Windows(R) Server 2003 R2, Enterprise Edition".to_owned(),
+        Windows2008 => "Microsoft® Windows Server® 2008 Enterprise".to_owned(),
+        Windows2008R2 => "Microsoft Windows Server 2008 R2 Enterprise".to_owned(),
+        _ => format!("Microsoft {} Datacenter", w.product_name()),
+    }
+}
+
+/// A registry value: name, type (`REG_SZ`, `REG_DWORD`, ...) and data as `reg query` shows it.
+pub(crate) type RegValue = (String, &'static str, String);
+
+/// The values of `HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion` for a release at OS build
+/// `b`: from Windows 10 / Server 2016 on, `CurrentVersion` stays `6.3` for old programs and the
+/// real version is in `CurrentMajorVersionNumber`/`CurrentMinorVersionNumber`, with the update
+/// build revision in `UBR`.
+fn current_version(w: lockstep_core::WindowsRelease, b: lockstep_core::Version) -> Vec<RegValue> {
+    use lockstep_core::WindowsRelease::*;
+    let sz = |n: &str, v: &str| (n.to_owned(), "REG_SZ", v.to_owned());
+    let dword = |n: &str, v: u32| (n.to_owned(), "REG_DWORD", format!("0x{v:x}"));
+    match w {
+        Nt4 => vec![
+            sz("ProductName", "Microsoft Windows NT"),
+            sz("CurrentVersion", "4.0"),
+            sz("CurrentBuildNumber", "1381"),
+        ],
+        Windows2000 => vec![
+            sz("ProductName", "Microsoft Windows 2000"),
+            sz("CurrentVersion", "5.0"),
+            sz("CurrentBuildNumber", "2195"),
+        ],
+        Windows2003 => vec![
+            sz("ProductName", "Microsoft Windows Server 2003"),
+            sz("CurrentVersion", "5.2"),
+            sz("CurrentBuildNumber", "3790"),
+        ],
+        Windows2003R2 | Windows2008 | Windows2008R2 | Windows2012 | Windows2012R2 => vec![
+            sz("ProductName", &os_caption(w).replace("Microsoft ", "")),
+            sz("CurrentVersion", &format!("{}.{}", b.major, b.minor)),
+            sz("CurrentBuildNumber", &b.build.to_string()),
+            sz("CurrentBuild", &b.build.to_string()),
+        ],
+        _ => {
+            let release = match w {
+                Windows2016 => ("ReleaseId", "1607"),
+                Windows2019 => ("ReleaseId", "1809"),
+                Windows2022 => ("DisplayVersion", "21H2"),
+                _ => ("DisplayVersion", "24H2"),
+            };
+            vec![
+                sz("ProductName", &format!("{} Datacenter", w.product_name())),
+                sz("CurrentVersion", "6.3"),
+                dword("CurrentMajorVersionNumber", b.major),
+                dword("CurrentMinorVersionNumber", b.minor),
+                sz("CurrentBuildNumber", &b.build.to_string()),
+                sz("CurrentBuild", &b.build.to_string()),
+                dword("UBR", b.revision),
+                sz(release.0, release.1),
+                sz("InstallationType", "Server"),
+            ]
         }
     }
 }

@@ -103,6 +103,15 @@ pub enum PackageEffect {
         /// `KB831464`.
         id: String,
     },
+    /// A Windows update (`.msu`, installed by `wusa.exe`): adds `id` to the hotfixes; a
+    /// cumulative update also sets the update build revision (UBR) at the next restart.
+    WindowsUpdate {
+        /// `KB5035849`.
+        id: String,
+        /// The UBR after the restart (`5576`: 10.0.17763.5576).
+        #[serde(default)]
+        ubr: Option<u32>,
+    },
 }
 
 /// An installer package the lab recognises.
@@ -190,12 +199,42 @@ impl Default for LabConfig {
                     duration_secs: 60.0,
                     exit_code: 3010,
                 },
+                // The March 2024 cumulative updates of Server 2019 and 2022 (OS builds
+                // 17763.5576 and 20348.2340), as `wusa.exe` gets them.
+                msu(
+                    "windows10.0-kb5035849-x64.msu",
+                    WindowsRelease::Windows2019,
+                    "KB5035849",
+                    5576,
+                ),
+                msu(
+                    "windows10.0-kb5035857-x64.msu",
+                    WindowsRelease::Windows2022,
+                    "KB5035857",
+                    2340,
+                ),
             ],
             services: BTreeMap::new(),
             antivirus_service: "McShield".to_owned(),
             backup_service: "BackupExecAgentAccelerator".to_owned(),
             hosts: BTreeMap::new(),
         }
+    }
+}
+
+/// A cumulative update for one Windows release.
+fn msu(path: &str, release: WindowsRelease, id: &str, ubr: u32) -> PackageSpec {
+    PackageSpec {
+        path: path.to_owned(),
+        product: None,
+        editions: vec![],
+        windows: vec![release],
+        effect: PackageEffect::WindowsUpdate {
+            id: id.to_owned(),
+            ubr: Some(ubr),
+        },
+        duration_secs: 900.0,
+        exit_code: 3010,
     }
 }
 
@@ -209,15 +248,27 @@ impl LabConfig {
     }
 
     /// The default services of a host of `role` (cluster resources excluded).
-    pub fn default_services(&self, role: Role) -> Vec<ServiceSpec> {
-        if let Some(s) = self.services.get(&role) {
-            return s.clone();
-        }
+    pub fn default_services(&self, role: Option<Role>) -> Vec<ServiceSpec> {
         let s = |name: &str, display: &str| ServiceSpec {
             name: name.to_owned(),
             display: Some(display.to_owned()),
             start: StartType::Auto,
         };
+        let Some(role) = role else {
+            // A plain Windows server: what every member server runs.
+            return vec![
+                s("W32Time", "Windows Time"),
+                s("WinRM", "Windows Remote Management (WS-Management)"),
+                s("LanmanServer", "Server"),
+                s("EventLog", "Windows Event Log"),
+                s("Spooler", "Print Spooler"),
+                s(&self.antivirus_service, "Network Associates McShield"),
+                s(&self.backup_service, "Backup Exec Agent Accelerator"),
+            ];
+        };
+        if let Some(s) = self.services.get(&role) {
+            return s.clone();
+        }
         vec![
             s("MSExchangeSA", "Microsoft Exchange System Attendant"),
             s("MSExchangeIS", "Microsoft Exchange Information Store"),

@@ -39,8 +39,71 @@ const NOT_APPLICABLE: i32 = 1642;
 const REBOOT_INITIATED: i32 = 1641;
 /// `ERROR_SUCCESS_REBOOT_REQUIRED`.
 const REBOOT_REQUIRED: i32 = 3010;
+/// `WU_S_ALREADY_INSTALLED` (0x00240006): `wusa.exe` found the update installed.
+const WU_ALREADY_INSTALLED: i32 = 0x0024_0006;
+/// `WU_E_NOT_APPLICABLE` (0x80240017): the update is not for this Windows.
+const WU_NOT_APPLICABLE: i32 = 0x8024_0017_u32 as i32;
+
+/// The `KB` number in an update's file name (`windows10.0-kb5035849-x64.msu`: `KB5035849`).
+fn kb_of(file: &str) -> Option<String> {
+    let lower = file.to_ascii_lowercase();
+    lower.match_indices("kb").find_map(|(i, _)| {
+        let digits: String = lower[i + 2..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        (!digits.is_empty()).then(|| format!("KB{digits}"))
+    })
+}
 
 impl State {
+    /// `wusa.exe X.msu /quiet [/norestart]`: installs a Windows update. Exit codes as wusa's:
+    /// 3010 (installed, restart needed), 1641 (installed, restarting: no `/norestart`),
+    /// 2359302 `WU_S_ALREADY_INSTALLED`, 0x80240017 `WU_E_NOT_APPLICABLE`. The catalogued
+    /// cumulative updates (`LabConfig::packages`) set the UBR at the restart; any other `KBnnn`
+    /// file installs as a hotfix.
+    pub(crate) fn cmd_wusa(&mut self, h: usize, cl: &CmdLine) -> Action {
+        if !self.hosts[h].windows.uses_msu() {
+            let line = cl.words.join(" ");
+            return Action::Done(self.not_recognized(h, &line));
+        }
+        let args = cl.args();
+        let Some(msu) = args.iter().find(|a| !a.starts_with('/')) else {
+            return Action::Done(Out::err(87, "wusa.exe: no update file given.\n"));
+        };
+        let file = msu.rsplit(['\\', '/']).next().unwrap_or(msu);
+        let mut pkg = match self.package_for(msu) {
+            Some(p) if matches!(p.effect, PackageEffect::WindowsUpdate { .. }) => p,
+            _ => {
+                let Some(id) = kb_of(file) else {
+                    return Action::Done(Out::err(WU_NOT_APPLICABLE, ""));
+                };
+                PackageSpec {
+                    path: msu.clone(),
+                    product: None,
+                    editions: vec![],
+                    windows: vec![],
+                    effect: PackageEffect::WindowsUpdate { id, ubr: None },
+                    duration_secs: 300.0,
+                    exit_code: REBOOT_REQUIRED,
+                }
+            }
+        };
+        if !args.iter().any(|a| a.eq_ignore_ascii_case("/norestart")) {
+            pkg.exit_code = REBOOT_INITIATED;
+        }
+        let (id, _) = Self::target_text(&pkg);
+        let node = &self.hosts[h];
+        // wusa checks before it installs anything: no installer runs in these cases.
+        if node.hotfixes.contains(&id) {
+            return Action::Done(Out::err(WU_ALREADY_INSTALLED, ""));
+        }
+        if !pkg.windows.is_empty() && !pkg.windows.contains(&node.windows) {
+            return Action::Done(Out::err(WU_NOT_APPLICABLE, ""));
+        }
+        self.install_begin(h, pkg, cl)
+    }
+
     /// The package whose path ends the command's first word (case-insensitive).
     pub(crate) fn package_for(&self, program: &str) -> Option<PackageSpec> {
         let p = program.to_ascii_lowercase();
@@ -63,7 +126,9 @@ impl State {
     fn target_text(pkg: &PackageSpec) -> (String, Option<Version>) {
         match &pkg.effect {
             PackageEffect::ServicePack { build } => (build.to_string(), Some(*build)),
-            PackageEffect::Hotfix { id } => (id.to_ascii_uppercase(), None),
+            PackageEffect::Hotfix { id } | PackageEffect::WindowsUpdate { id, .. } => {
+                (id.to_ascii_uppercase(), None)
+            }
         }
     }
 
@@ -73,7 +138,9 @@ impl State {
         let node = &self.hosts[h];
         let already = match &pkg.effect {
             PackageEffect::ServicePack { build } => node.build >= *build,
-            PackageEffect::Hotfix { id } => node.hotfixes.contains(&id.to_ascii_uppercase()),
+            PackageEffect::Hotfix { id } | PackageEffect::WindowsUpdate { id, .. } => {
+                node.hotfixes.contains(&id.to_ascii_uppercase())
+            }
         };
         self.record(
             Some(h),
@@ -102,17 +169,24 @@ impl State {
         }
         // E2-ED and product: the package must fit the installed product, edition, Windows.
         if let Some(product) = pkg.product {
-            if product != node.product {
+            let Some((runs, edition)) = node.product.zip(node.edition) else {
                 let msg = format!(
-                    "This package is for {product}; host `{}` runs {}.\n",
-                    node.name, node.product
+                    "This package is for {product}; host `{}` runs no Exchange.\n",
+                    node.name
+                );
+                return Action::Done(self.install_fail_now(h, &pkg, NOT_APPLICABLE, &msg));
+            };
+            if product != runs {
+                let msg = format!(
+                    "This package is for {product}; host `{}` runs {runs}.\n",
+                    node.name
                 );
                 return Action::Done(self.install_fail_now(h, &pkg, NOT_APPLICABLE, &msg));
             }
-            if !pkg.editions.is_empty() && !pkg.editions.contains(&node.edition) {
+            if !pkg.editions.is_empty() && !pkg.editions.contains(&edition) {
                 let msg = format!(
-                    "This service pack cannot be applied to the {} edition of {} on host `{}`.\n",
-                    node.edition, node.product, node.name
+                    "This service pack cannot be applied to the {edition} edition of {runs} on host `{}`.\n",
+                    node.name
                 );
                 return Action::Done(self.install_fail_now(h, &pkg, NOT_APPLICABLE, &msg));
             }
@@ -273,6 +347,11 @@ impl State {
                     if let Some(b) = wrong {
                         node.build = b;
                     }
+                }
+                PackageEffect::WindowsUpdate { id, ubr } => {
+                    node.hotfixes.insert(id.to_ascii_uppercase());
+                    node.pending_ubr = *ubr;
+                    node.pending_reboot = true;
                 }
             }
             if pkg.exit_code == REBOOT_REQUIRED {

@@ -30,6 +30,8 @@ mod commands;
 mod config;
 mod fault;
 mod install;
+mod powershell;
+mod ps_exec;
 mod snapshot;
 mod state;
 mod text;

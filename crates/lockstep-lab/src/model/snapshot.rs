@@ -90,7 +90,7 @@ impl WorldSnapshot {
                 }
                 .to_owned(),
                 build: n.build,
-                edition: n.edition.to_string(),
+                edition: n.edition.map(|e| e.to_string()).unwrap_or_default(),
                 boot_epoch: n.boot_epoch,
                 last_boot: cim_datetime(n.boot_ms),
                 pending_reboot: n.pending_reboot,

@@ -38,12 +38,16 @@ pub(crate) struct Node {
     pub name: String,
     pub site: String,
     pub locale: Locale,
-    pub role: Role,
-    pub product: Product,
-    pub edition: Edition,
+    /// Exchange role, product and edition; `None` on a plain Windows host.
+    pub role: Option<Role>,
+    pub product: Option<Product>,
+    pub edition: Option<Edition>,
     pub windows: WindowsRelease,
+    /// OS version with the update build revision (`10.0.17763.5696`).
+    pub os_build: Version,
     pub cluster: Option<usize>,
     pub pool: Option<String>,
+    /// The Exchange build (`0.0.0.0` on a host without Exchange).
     pub build: Version,
     pub services: Vec<Service>,
     /// Running processes beyond the system ones: (pid, image).
@@ -57,6 +61,10 @@ pub(crate) struct Node {
     pub power: Power,
     pub installing: u32,
     pub paused: bool,
+    /// The groups `Suspend-ClusterNode -Drain` moved off the node (for `-Failback Immediate`).
+    pub drained: Vec<String>,
+    /// The update build revision a Windows update brings at the next restart.
+    pub pending_ubr: Option<u32>,
     /// NLB converged (pool members only).
     pub nlb: Option<bool>,
     pub faults: Vec<Fault>,
@@ -75,6 +83,8 @@ pub(crate) enum ResKind {
     Routing,
     Smtp,
     Http,
+    /// The application resource of a non-Exchange group (file server, SQL Server, generic).
+    App(lockstep_core::GroupKind),
 }
 
 impl ResKind {
@@ -90,13 +100,16 @@ impl ResKind {
             ResKind::Routing => "Microsoft Exchange Routing Service Instance",
             ResKind::Smtp => "Microsoft Exchange SMTP Server Instance",
             ResKind::Http => "Microsoft Exchange HTTP Server Instance",
+            ResKind::App(lockstep_core::GroupKind::FileServer) => "File Server",
+            ResKind::App(lockstep_core::GroupKind::Sql) => "SQL Server",
+            ResKind::App(_) => "Generic Service",
         }
     }
 
     pub fn is_exchange(self) -> bool {
         !matches!(
             self,
-            ResKind::Ip | ResKind::NetName | ResKind::Disk | ResKind::Dtc
+            ResKind::Ip | ResKind::NetName | ResKind::Disk | ResKind::Dtc | ResKind::App(_)
         )
     }
 }
@@ -145,6 +158,8 @@ pub(crate) struct Group {
     pub name: String,
     pub owner: usize,
     pub evs: Option<Evs>,
+    /// What the group serves (`None` for the cluster group).
+    pub kind: Option<lockstep_core::GroupKind>,
     pub resources: Vec<Resource>,
 }
 
@@ -258,11 +273,13 @@ impl State {
             let locale = fleet
                 .site(h.site.as_str())
                 .map(|s| s.locale)
-                .unwrap_or(Locale::EnUs);
+                .unwrap_or(Locale::EN_US);
             let hc = st.config.host(h.name.as_str()).cloned().unwrap_or_default();
+            // A host whose release the inventory does not give runs the newest the lab models.
+            let windows = h.windows.unwrap_or(WindowsRelease::Windows2022);
             let mut services: Vec<Service> = st
                 .config
-                .default_services(h.role)
+                .default_services(h.role())
                 .into_iter()
                 .map(|s| {
                     let display = s.display.clone().unwrap_or_else(|| s.name.clone());
@@ -297,13 +314,18 @@ impl State {
                 name: h.name.as_str().to_owned(),
                 site: h.site.as_str().to_owned(),
                 locale,
-                role: h.role,
-                product: h.product,
-                edition: h.edition,
-                windows: h.windows,
+                role: h.role(),
+                product: h.product(),
+                edition: h.edition(),
+                windows,
+                os_build: h.os_build.unwrap_or_else(|| windows.rtm_build()),
                 cluster: None,
                 pool: h.pool.as_ref().map(|p| p.as_str().to_owned()),
-                build: hc.build.or(h.build).unwrap_or_else(|| h.product.rtm()),
+                build: hc
+                    .build
+                    .or(h.exchange_build())
+                    .or_else(|| h.product().map(|p| p.rtm()))
+                    .unwrap_or_default(),
                 services,
                 processes: Vec::new(),
                 next_pid: 1000,
@@ -314,6 +336,8 @@ impl State {
                 power: Power::Up,
                 installing: 0,
                 paused: false,
+                drained: Vec::new(),
+                pending_ubr: None,
                 nlb: h.pool.as_ref().map(|_| true),
                 faults: hc.faults.clone(),
             };
@@ -332,7 +356,7 @@ impl State {
             }
             let product = nodes
                 .first()
-                .map(|&n| st.hosts[n].product)
+                .and_then(|&n| st.hosts[n].product)
                 .unwrap_or(Product::Exchange2003);
             let first = nodes.first().copied().unwrap_or(0);
             let owner_of = |st: &State, name: &str| {
@@ -342,6 +366,7 @@ impl State {
                 name: c.cluster_group.as_str().to_owned(),
                 owner: owner_of(&st, c.cluster_group_owner.as_str()),
                 evs: None,
+                kind: None,
                 resources: vec![
                     res("Cluster IP Address", ResKind::Ip),
                     res("Cluster Name", ResKind::NetName),
@@ -373,7 +398,25 @@ impl State {
                         name: evs.to_owned(),
                         version: v.build.unwrap_or(st.hosts[owner].build),
                     }),
+                    kind: Some(lockstep_core::GroupKind::ExchangeVirtualServer),
                     resources,
+                });
+            }
+            for (i, grp) in c.groups.iter().enumerate() {
+                let name = grp.name.as_str();
+                let owner = owner_of(&st, grp.owner.as_str());
+                let app = ResKind::App(grp.kind);
+                groups.push(Group {
+                    name: name.to_owned(),
+                    owner,
+                    evs: None,
+                    kind: Some(grp.kind),
+                    resources: vec![
+                        res(&format!("{name} IP Address"), ResKind::Ip),
+                        res(&format!("{name} Network Name"), ResKind::NetName),
+                        res(&format!("Cluster Disk {}", i + 1), ResKind::Disk),
+                        res(&format!("{name} {}", app.type_name()), app),
+                    ],
                 });
             }
             st.clusters.push(ClusterSt {
@@ -772,7 +815,12 @@ impl State {
         if let Some(s) = self.service_mut(h, "ClusSvc") {
             s.running = false;
         }
-        self.hosts[h].paused = false;
+        // Server 2008 R2 and later keep a suspended node suspended (in the cluster database)
+        // across a stop of its Cluster service; older clusters forget the pause.
+        if self.hosts[h].paused && !self.hosts[h].windows.has_cluster_cmdlets() {
+            self.hosts[h].paused = false;
+            self.record(Some(h), RecordEvent::NodePaused { paused: false });
+        }
         if !was {
             return;
         }
@@ -872,7 +920,15 @@ impl State {
         node.boot_ms = now.max(node.boot_ms + 1000);
         node.pending_reboot = false;
         node.power = Power::Up;
-        node.paused = false;
+        if let Some(ubr) = node.pending_ubr.take() {
+            node.os_build.revision = node.os_build.revision.max(ubr);
+        }
+        // A suspended node of Server 2008 R2 and later stays suspended across a restart
+        // (Cluster-Aware Updating resumes it); older clusters forget the pause.
+        let unpaused = node.paused && !node.windows.has_cluster_cmdlets();
+        if unpaused {
+            node.paused = false;
+        }
         let mut clus = false;
         for s in &mut node.services {
             if s.start == StartType::Auto {
@@ -884,6 +940,9 @@ impl State {
             }
         }
         self.record(Some(h), RecordEvent::RebootFinished);
+        if unpaused {
+            self.record(Some(h), RecordEvent::NodePaused { paused: false });
+        }
         if clus {
             let _ = self.start_clussvc(h);
         }

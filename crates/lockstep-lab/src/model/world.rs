@@ -341,7 +341,9 @@ impl State {
                 let rest = rest.get(2..).unwrap_or("").trim_start();
                 return self.run_line(h, rest);
             }
-            "cluster" => self.cmd_cluster(h, args),
+            "cluster" if self.hosts[h].windows.has_cluster_exe() => self.cmd_cluster(h, args),
+            "powershell" => return self.cmd_powershell(h, &cl),
+            "wusa" => return self.cmd_wusa(h, &cl),
             "net" => self.cmd_net(h, args),
             "sc" => self.cmd_sc(h, args),
             "reg" => self.cmd_reg(h, args),
@@ -400,10 +402,20 @@ impl State {
 
     fn ver(&self, h: usize) -> String {
         use lockstep_core::WindowsRelease::*;
+        let b = self.hosts[h].os_build;
         match self.hosts[h].windows {
-            Windows2003 => "\nMicrosoft Windows [Version 5.2.3790]\n".to_owned(),
-            Windows2000 => "\nMicrosoft Windows 2000 [Version 5.00.2195]\n".to_owned(),
             Nt4 => "\nWindows NT Version 4.0  \n".to_owned(),
+            Windows2000 => "\nMicrosoft Windows 2000 [Version 5.00.2195]\n".to_owned(),
+            Windows2003 | Windows2003R2 | Windows2008 | Windows2008R2 | Windows2012
+            | Windows2012R2 => format!(
+                "\nMicrosoft Windows [Version {}.{}.{}]\n",
+                b.major, b.minor, b.build
+            ),
+            // From Windows 10 on, `ver` shows the update build revision too.
+            _ => format!(
+                "\nMicrosoft Windows [Version {}.{}.{}.{}]\n",
+                b.major, b.minor, b.build, b.revision
+            ),
         }
     }
 

@@ -1,8 +1,6 @@
 //! WQL over the model: `SELECT <props|*> FROM <class> [WHERE Prop='value' [AND ...]]` on
 //! `root/MSCluster` (only while the node's Cluster service runs) and `root/cimv2`.
 
-use lockstep_core::Locale;
-
 use super::state::State;
 use crate::backend::{WmiObject, WqlError};
 
@@ -143,16 +141,6 @@ pub(crate) fn cim_datetime(ms: u64) -> String {
     )
 }
 
-fn os_language(l: Locale) -> u32 {
-    match l {
-        Locale::EnUs => 1033,
-        Locale::CsCz => 1029,
-        Locale::ItIt => 1040,
-        Locale::NlNl => 1043,
-        Locale::JaJp => 1041,
-    }
-}
-
 impl State {
     /// Runs a WQL query on host `h`.
     pub(crate) fn wql(
@@ -269,22 +257,16 @@ impl State {
                     })
                     .collect(),
                 "win32_operatingsystem" => {
-                    use lockstep_core::WindowsRelease::*;
-                    let (caption, version) = match node.windows {
-                        Windows2003 => (
-                            "Microsoft(R) Windows(R) Server 2003, Enterprise Edition",
-                            "5.2.3790",
-                        ),
-                        Windows2000 => ("Microsoft Windows 2000 Advanced Server", "5.0.2195"),
-                        Nt4 => ("Microsoft Windows NT Server", "4.0.1381"),
-                    };
+                    let caption = super::commands::os_caption(node.windows);
+                    let b = node.os_build;
+                    let version = format!("{}.{}.{}", b.major, b.minor, b.build);
                     vec![obj(&[
                         ("Caption", caption.to_owned()),
                         ("CSName", node.name.clone()),
                         ("LastBootUpTime", cim_datetime(node.boot_ms)),
                         ("LocalDateTime", cim_datetime(self.sim_now_ms())),
-                        ("OSLanguage", os_language(node.locale).to_string()),
-                        ("Version", version.to_owned()),
+                        ("OSLanguage", node.locale.lcid().to_string()),
+                        ("Version", version),
                     ])]
                 }
                 "win32_quickfixengineering" => node

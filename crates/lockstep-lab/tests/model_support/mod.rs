@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lockstep_core::{
-    Auth, Cluster, ClusterMode, Connection, Edition, Fleet, FrontEndScope, Host, Locale, Name,
-    Product, Role, Scheme, SecretSource, Site, Version, VirtualServer, WindowsRelease,
+    Auth, Cluster, ClusterMode, Connection, Edition, Exchange, Fleet, FrontEndScope, Host, Locale,
+    Name, Product, Role, Scheme, SecretSource, Site, Version, VirtualServer, WindowsRelease,
 };
 use lockstep_lab::backend::{Availability, Backend, ProcessEvent};
 use lockstep_lab::model::{LabConfig, World};
@@ -22,11 +22,14 @@ pub fn host(name: &str, site: &str, role: Role, product: Product, build: Version
     Host {
         name: Name::host(name).unwrap(),
         site: Name::ident(site).unwrap(),
-        role,
-        product,
-        edition: Edition::Enterprise,
-        build: Some(build),
-        windows: WindowsRelease::Windows2003,
+        exchange: Some(Exchange {
+            role,
+            product,
+            edition: Edition::Enterprise,
+            build: Some(build),
+        }),
+        windows: Some(WindowsRelease::Windows2003),
+        os_build: None,
         cluster: None,
         pool: None,
         connection: Connection {
@@ -84,6 +87,7 @@ pub fn cluster_fleet(n: usize, evs: usize, locale: Locale) -> Fleet {
             cluster_group: Name::object("Cluster Group").unwrap(),
             cluster_group_owner: Name::host("N1").unwrap(),
             virtual_servers: vs,
+            groups: Vec::new(),
         }],
         pools: vec![],
         groups: BTreeMap::new(),

@@ -96,7 +96,7 @@ fn broken_pool_lockstep_is_caught() {
 fn wrong_order_in_e2_and_e5_is_caught() {
     let fleet_of = |product| {
         FleetBuilder::new()
-            .site("milan", Locale::ItIt)
+            .site("milan", Locale::IT_IT)
             .cluster(
                 "MILCL1",
                 "milan",

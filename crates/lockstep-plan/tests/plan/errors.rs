@@ -86,8 +86,8 @@ fn partly_selected_cluster_and_unknown_pattern() {
 #[test]
 fn stages_must_cover_selected_sites() {
     let fleet = FleetBuilder::new()
-        .site("prague", Locale::CsCz)
-        .site("tokyo", Locale::JaJp)
+        .site("prague", Locale::CS_CZ)
+        .site("tokyo", Locale::JA_JP)
         .host(
             "PRG-SA01",
             "prague",
@@ -171,7 +171,7 @@ fn evs_upgrade_on_an_old_node_is_refused() {
 #[test]
 fn e5_refuses_moves_and_all_nodes_refuses_changes() {
     let fleet = FleetBuilder::new()
-        .site("tokyo", Locale::JaJp)
+        .site("tokyo", Locale::JA_JP)
         .cluster(
             "TOKCL1",
             "tokyo",
@@ -279,8 +279,8 @@ fn back_ends_alone_need_front_ends_done() {
     assert_eq!(left, vec!["PRG-FE01", "PRG-FE02", "PRG-FE03", "SEA-FE01"]);
     // Once the inventory shows the front-ends at the target, the back-end may go alone.
     for h in &mut fleet.hosts {
-        if h.role == Role::FrontEnd {
-            h.build = Some(pb.target.build);
+        if let Some(x) = h.exchange.as_mut().filter(|x| x.role == Role::FrontEnd) {
+            x.build = Some(pb.target.build);
         }
     }
     assert!(plan(&fleet, &pb, &only_be).is_ok());
@@ -290,6 +290,9 @@ fn back_ends_alone_need_front_ends_done() {
         .hosts
         .iter_mut()
         .find(|h| h.name.as_str() == "SEA-FE01")
+        .unwrap()
+        .exchange
+        .as_mut()
         .unwrap()
         .build = None;
     let e = errors(&fleet, &pb, &only_be);
@@ -301,7 +304,7 @@ fn owner_overrides_of_shared_group_names() {
     // Two clusters both call their cluster group `Cluster Group` (as the lab does); live
     // discovery keyed by group name keeps one owner: it applies where it names a node.
     let fleet = FleetBuilder::new()
-        .site("prague", Locale::CsCz)
+        .site("prague", Locale::CS_CZ)
         .cluster(
             "PRGCL1",
             "prague",

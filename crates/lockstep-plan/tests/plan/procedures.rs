@@ -20,7 +20,7 @@ fn idx(p: &Plan, id: &str) -> usize {
 /// Seattle: SEA-N1 owns the EVS and the cluster group, SEA-N2 is passive.
 pub fn two_node_e3() -> Fleet {
     FleetBuilder::new()
-        .site("seattle", Locale::EnUs)
+        .site("seattle", Locale::EN_US)
         .cluster(
             "SEACL1",
             "seattle",
@@ -36,7 +36,7 @@ pub fn two_node_e3() -> Fleet {
 /// Prague: four nodes, two EVSs (on N1 and N2), the cluster group on N1.
 pub fn four_node_e3() -> Fleet {
     FleetBuilder::new()
-        .site("prague", Locale::CsCz)
+        .site("prague", Locale::CS_CZ)
         .cluster(
             "PRGCL1",
             "prague",
@@ -315,7 +315,7 @@ fn e3_live_owner_changes_first_node() {
 fn e3_hotfix_skips_evs_upgrade_and_windows_2000_skips_iis_hotfix() {
     let mut fleet = two_node_e3();
     for h in &mut fleet.hosts {
-        h.windows = WindowsRelease::Windows2000;
+        h.windows = Some(WindowsRelease::Windows2000);
     }
     let mut pb = e3_cluster(&fleet);
     pb.target.kind = PackageKind::Hotfix;
@@ -331,7 +331,7 @@ fn e3_hotfix_skips_evs_upgrade_and_windows_2000_skips_iis_hotfix() {
 #[test]
 fn e2_active_passive_passive_first() {
     let fleet = FleetBuilder::new()
-        .site("milan", Locale::ItIt)
+        .site("milan", Locale::IT_IT)
         .cluster(
             "MILCL1",
             "milan",
@@ -377,7 +377,7 @@ fn e2_active_passive_passive_first() {
 #[test]
 fn e2_active_active_follows_the_five_steps() {
     let fleet = FleetBuilder::new()
-        .site("amsterdam", Locale::NlNl)
+        .site("amsterdam", Locale::NL_NL)
         .cluster(
             "AMSCL1",
             "amsterdam",
@@ -427,7 +427,7 @@ fn e2_active_active_follows_the_five_steps() {
 #[test]
 fn e5_active_first_no_moves() {
     let fleet = FleetBuilder::new()
-        .site("tokyo", Locale::JaJp)
+        .site("tokyo", Locale::JA_JP)
         .cluster(
             "TOKCL1",
             "tokyo",
@@ -454,8 +454,8 @@ fn e5_active_first_no_moves() {
 
 pub fn front_back_fleet(scope: FrontEndScope) -> Fleet {
     FleetBuilder::new()
-        .site("prague", Locale::CsCz)
-        .site("seattle", Locale::EnUs)
+        .site("prague", Locale::CS_CZ)
+        .site("seattle", Locale::EN_US)
         .pool(
             "PRG-OWA",
             "prague",
@@ -595,7 +595,7 @@ fn e3_front_ends_per_site_scope_uses_edges() {
 #[test]
 fn standalone_procedures_take_their_hosts() {
     let fleet = FleetBuilder::new()
-        .site("prague", Locale::CsCz)
+        .site("prague", Locale::CS_CZ)
         .host(
             "BRN-SBS01",
             "prague",
@@ -656,8 +656,8 @@ fn host_chain_nc(h: &str) -> Vec<String> {
 #[test]
 fn limit_and_patterns_select() {
     let fleet = FleetBuilder::new()
-        .site("prague", Locale::CsCz)
-        .site("seattle", Locale::EnUs)
+        .site("prague", Locale::CS_CZ)
+        .site("seattle", Locale::EN_US)
         .host(
             "PRG-SA01",
             "prague",
@@ -735,7 +735,7 @@ fn deterministic_and_hash_sensitive() {
 #[test]
 fn text_rendering_is_exact() {
     let fleet = FleetBuilder::new()
-        .site("tokyo", Locale::JaJp)
+        .site("tokyo", Locale::JA_JP)
         .cluster(
             "TOKCL1",
             "tokyo",
@@ -771,7 +771,7 @@ Stage 1/1 `asia` (soaks 30m after the previous stage; 1 site at once): tokyo
 #[test]
 fn repeated_spec_ids_get_a_suffix() {
     let fleet = FleetBuilder::new()
-        .site("prague", Locale::CsCz)
+        .site("prague", Locale::CS_CZ)
         .host(
             "PRG-SA01",
             "prague",

@@ -79,7 +79,7 @@ fn fleet_gen() -> impl Strategy<Value = (Fleet, bool)> {
         for (si, sg) in sites.iter().enumerate() {
             let site = SITES[si];
             let p = &site[..3].to_ascii_uppercase();
-            b = b.site(site, Locale::ALL[si % 5]);
+            b = b.site(site, Locale::SEEDS[si % 5]);
             for (hi, (role, product, windows)) in sg.hosts.iter().enumerate() {
                 let role = [Role::FrontEnd, Role::BackEnd, Role::Standalone, Role::Sbs][*role];
                 b = b.host(
@@ -134,7 +134,7 @@ fn fleet_gen() -> impl Strategy<Value = (Fleet, bool)> {
         // Windows releases of cluster nodes vary too (the IIS hotfix is for 2003 only).
         for (i, h) in fleet.hosts.iter_mut().enumerate() {
             if h.cluster.is_some() {
-                h.windows = WINDOWS[i % 3];
+                h.windows = Some(WINDOWS[i % 3]);
             }
         }
         if per_site {
@@ -176,7 +176,7 @@ fn has_work(fleet: &Fleet, procedure: Procedure) -> bool {
     let product = procedure.product();
     let cluster = |mode: Option<ClusterMode>| {
         fleet.clusters.iter().any(|c| {
-            fleet.host(c.nodes[0].as_str()).unwrap().product == product
+            fleet.host(c.nodes[0].as_str()).unwrap().runs(product)
                 && mode.is_none_or(|m| c.mode == m)
         })
     };
@@ -184,18 +184,18 @@ fn has_work(fleet: &Fleet, procedure: Procedure) -> bool {
         fleet
             .hosts
             .iter()
-            .any(|h| h.cluster.is_none() && h.product == product && ok(h))
+            .any(|h| h.cluster.is_none() && h.runs(product) && ok(h))
     };
     match procedure {
         Procedure::E3Cluster | Procedure::E5Cluster => cluster(None),
         Procedure::E2ActivePassive => cluster(Some(ClusterMode::ActivePassive)),
         Procedure::E2ActiveActive => cluster(Some(ClusterMode::ActiveActive)),
         Procedure::E3FrontBack | Procedure::E2FrontBack => {
-            host(&|h| matches!(h.role, Role::FrontEnd | Role::BackEnd))
+            host(&|h| matches!(h.role(), Some(Role::FrontEnd | Role::BackEnd)))
         }
         Procedure::E5Standalone => host(&|_| true),
         Procedure::E3Standalone | Procedure::E2Standalone => {
-            host(&|h| matches!(h.role, Role::Standalone | Role::Sbs))
+            host(&|h| matches!(h.role(), Some(Role::Standalone | Role::Sbs)))
         }
     }
 }
