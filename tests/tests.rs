@@ -22,6 +22,8 @@ mod exec;
 mod facts;
 #[path = "it/faults.rs"]
 mod faults;
+#[path = "it/generic.rs"]
+mod generic;
 #[path = "it/inventory_cli.rs"]
 mod inventory_cli;
 #[path = "it/inventory_hostile.rs"]

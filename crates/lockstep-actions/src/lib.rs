@@ -30,6 +30,10 @@
 //! | FailoverTest | a move per node | online on each node in turn | not done |
 //! | Confirm | the site command or [`Outcome::Waiting`] | exit 0 | not done |
 //! | NlbDrain/NlbStart | `wlbs drainstop` / `wlbs start` | `wlbs query` exit 1007 / 1005 | same |
+//! | Command | the playbook's cmd.exe line (skipped when `unless` holds) | exit code in `ok_exit_codes`/`restart_exit_codes` (then a restart) | `unless` holds / its program still running |
+//! | Powershell | `powershell.exe -NoProfile -NonInteractive -EncodedCommand B64` | the same, and `expect` over its JSON output | `unless` holds |
+//! | WaitUntil | the facts' probes, every `every_secs` | the condition holds within the timeout | it holds now |
+//! | Assert | the facts' probes | the condition holds (else the step's halt class) | not done |
 //!
 //! Facts recorded: `group.<G>.owner.before` (moves), `build.before` / `build.after` (install,
 //! assert), `boot.time` (restarts), `reboot.pending` (3010 under policy `never`).
@@ -44,7 +48,9 @@ mod cluster;
 mod discovery;
 mod error;
 mod evs;
+pub mod facts;
 mod gates;
+mod generic;
 mod install;
 mod nlb;
 mod operator;
@@ -197,6 +203,14 @@ pub async fn execute(ctx: &Ctx<'_>) -> Result<Outcome, ActionError> {
         }
         Action::NlbDrain => nlb::drain(ctx).await,
         Action::NlbStart => nlb::start(ctx).await,
+        Action::Command { command, judge } => generic::run(ctx, command, false, judge).await,
+        Action::Powershell { script, judge } => generic::run(ctx, script, true, judge).await,
+        Action::WaitUntil {
+            that,
+            every_secs,
+            facts,
+        } => generic::wait_until(ctx, that, *every_secs, facts).await,
+        Action::Assert { that, class, facts } => generic::assert(ctx, that, *class, facts).await,
     }
 }
 
@@ -217,11 +231,15 @@ pub async fn probe(ctx: &Ctx<'_>) -> Result<Probe, ActionError> {
         Action::AssertVersion { expected, .. } => gates::probe_version(ctx, *expected).await,
         Action::NlbDrain => nlb::probe(ctx, parse::WLBS_STOPPED).await,
         Action::NlbStart => nlb::probe(ctx, parse::WLBS_CONVERGED).await,
+        Action::Command { command, judge } => generic::probe_run(ctx, command, false, judge).await,
+        Action::Powershell { script, judge } => generic::probe_run(ctx, script, true, judge).await,
+        Action::WaitUntil { that, facts, .. } => generic::probe_condition(ctx, that, facts).await,
         // Read-only or operator steps, and steps whose effect cannot be seen live (the EVS
         // version, a finished failover tour): running them again is safe.
         Action::UpgradeVirtualServer { .. }
         | Action::FailoverTest { .. }
         | Action::Preflight { .. }
-        | Action::Confirm { .. } => Ok(Probe::NotDone),
+        | Action::Confirm { .. }
+        | Action::Assert { .. } => Ok(Probe::NotDone),
     }
 }

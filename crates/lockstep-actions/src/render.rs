@@ -245,9 +245,55 @@ pub fn render(action: &Action, host: &Name) -> Vec<String> {
         },
         Action::NlbDrain => vec![WLBS_QUERY.to_owned(), WLBS_DRAINSTOP.to_owned()],
         Action::NlbStart => vec![WLBS_QUERY.to_owned(), WLBS_START.to_owned()],
+        Action::Command { command, judge } => generic_lines(command, false, judge),
+        Action::Powershell { script, judge } => generic_lines(script, true, judge),
+        Action::WaitUntil {
+            that,
+            every_secs,
+            facts,
+        } => {
+            let mut lines = vec![format!("rem every {every_secs} s until `{that}`:")];
+            lines.extend(facts.iter().map(|f| fact_line(&f.probe)));
+            lines
+        }
+        Action::Assert { that, facts, .. } => {
+            let mut lines = vec![format!("rem halt unless `{that}`:")];
+            lines.extend(facts.iter().map(|f| fact_line(&f.probe)));
+            lines
+        }
     }
 }
 
+fn fact_line(p: &lockstep_core::FactProbe) -> String {
+    let l = crate::facts::render_probe(p);
+    match l.strip_prefix("WQL ") {
+        Some(rest) => format!("rem WQL {rest}"),
+        None => l,
+    }
+}
+
+fn generic_lines(text: &str, powershell: bool, judge: &lockstep_core::Judge) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(u) = &judge.unless {
+        lines.push(format!("rem skipped when `{u}`:"));
+        lines.extend(judge.facts.iter().map(|f| fact_line(&f.probe)));
+    }
+    if powershell {
+        lines.push(format!(
+            "rem PowerShell script, sent encoded: {}",
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        ));
+    }
+    lines.push(crate::generic::line(text, powershell));
+    if !judge.restart_exit_codes.is_empty() {
+        lines.push(format!(
+            "rem on exit {:?} (restart):",
+            judge.restart_exit_codes
+        ));
+        lines.push(SHUTDOWN_REBOOT.to_owned());
+    }
+    lines
+}
 #[cfg(test)]
 mod tests {
     use super::*;

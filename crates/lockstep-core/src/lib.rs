@@ -10,16 +10,21 @@
 //! I/O and must never depend on WinRM, SQLite, tokio or the lab.
 #![deny(missing_docs)]
 
+pub mod condition;
+pub mod descriptor;
 pub mod event;
 pub mod fleet;
 pub mod halt;
 pub mod name;
 pub mod plan;
 pub mod playbook;
+pub mod probe;
 pub mod store;
 pub mod transport;
 pub mod version;
 
+pub use condition::{Cmp, Condition, ConditionError, FactValue};
+pub use descriptor::{ActionDescriptor, Availability};
 pub use event::{Event, EventSink, NullSink};
 pub use fleet::{
     Auth, Cluster, ClusterGroup, ClusterMode, Connection, Exchange, Fleet, FrontEndScope,
@@ -27,11 +32,12 @@ pub use fleet::{
 };
 pub use halt::{HaltClass, Standing};
 pub use name::{Name, NameError, NameKind};
-pub use plan::{Action, Plan, PlanHash, PlannedStage, PlannedStep, StepIndex};
+pub use plan::{Action, Judge, Plan, PlanHash, PlannedStage, PlannedStep, StepIndex};
 pub use playbook::{
-    ActionSpec, FailureBudget, Gate, PackageKind, Phase, Playbook, PreflightCheck, Procedure,
-    RebootPolicy, Rollout, Scope, Stage, StepSpec, Target,
+    ActionSpec, Batch, FailureBudget, Gate, JudgeSpec, PackageKind, Phase, Playbook,
+    PreflightCheck, Procedure, RebootPolicy, Rollout, Scope, Stage, StepSpec, Target,
 };
+pub use probe::{FactDef, FactProbe};
 pub use store::{
     Fact, Fence, HostLease, RunId, RunLease, RunLock, RunMeta, RunRecord, RunStatus, RunSummary,
     StateStore, StepRecord, StepState, StoreError, StoreFuture,

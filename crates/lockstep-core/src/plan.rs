@@ -4,9 +4,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::condition::Condition;
+use crate::descriptor::{ActionDescriptor, Availability};
 use crate::fleet::Role;
+use crate::halt::HaltClass;
 use crate::name::Name;
 use crate::playbook::{FailureBudget, Gate, PackageKind, PreflightCheck, Procedure, RebootPolicy};
+use crate::probe::FactDef;
 use crate::version::{Edition, Product, Version};
 
 /// A concrete action: every value that reaches a command line is a validated [`Name`].
@@ -114,15 +118,79 @@ pub enum Action {
     NlbDrain,
     /// `wlbs start`.
     NlbStart,
+    /// A cmd.exe command line.
+    Command {
+        /// The rendered command line (one line).
+        command: String,
+        /// How it is judged.
+        judge: Judge,
+    },
+    /// A PowerShell script, sent as `powershell.exe -NoProfile -NonInteractive -EncodedCommand`.
+    Powershell {
+        /// The rendered script.
+        script: String,
+        /// How it is judged.
+        judge: Judge,
+    },
+    /// Poll `facts` until `that` holds.
+    WaitUntil {
+        /// The condition.
+        that: Condition,
+        /// Seconds between polls.
+        every_secs: u64,
+        /// The probes of the facts `that` reads.
+        facts: Vec<FactDef>,
+    },
+    /// Halt unless `that` holds.
+    Assert {
+        /// The condition.
+        that: Condition,
+        /// The class of the halt when it does not hold (version-mismatch for a target).
+        class: HaltClass,
+        /// The probes of the facts `that` reads.
+        facts: Vec<FactDef>,
+    },
+}
+
+/// How a generic step's result is judged, with every condition parsed and its facts attached.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Judge {
+    /// Exit codes that mean success.
+    pub ok_exit_codes: Vec<i32>,
+    /// Exit codes after which the node is restarted and waited for.
+    pub restart_exit_codes: Vec<i32>,
+    /// Skip (and count as done on resume) when this holds before the step.
+    pub unless: Option<Condition>,
+    /// A condition over the JSON the step prints.
+    pub expect: Option<Condition>,
+    /// The step only reads.
+    pub read_only: bool,
+    /// Its effect on the node's availability.
+    pub availability: Availability,
+    /// The probes of the facts `unless` reads.
+    pub facts: Vec<FactDef>,
 }
 
 impl Action {
     /// Whether the action changes the node (false: probes and checks only).
     pub fn is_change(&self) -> bool {
-        !matches!(
-            self,
-            Action::AssertVersion { .. } | Action::Preflight { .. } | Action::Confirm { .. }
-        )
+        match self {
+            Action::Command { judge, .. } | Action::Powershell { judge, .. } => !judge.read_only,
+            _ => !self.descriptor().read_only,
+        }
+    }
+
+    /// The descriptor of the action kind.
+    pub fn descriptor(&self) -> &'static ActionDescriptor {
+        crate::descriptor::descriptor(self.kind()).expect("every action has a descriptor")
+    }
+
+    /// Its effect on the availability of the node it runs on.
+    pub fn availability(&self) -> Availability {
+        match self {
+            Action::Command { judge, .. } | Action::Powershell { judge, .. } => judge.availability,
+            _ => self.descriptor().availability,
+        }
     }
 
     /// Whether the step, when it waits for the operator, waits for something a person must DO
@@ -153,6 +221,10 @@ impl Action {
             Action::Confirm { .. } => "confirm",
             Action::NlbDrain => "nlb-drain",
             Action::NlbStart => "nlb-start",
+            Action::Command { .. } => "command",
+            Action::Powershell { .. } => "powershell",
+            Action::WaitUntil { .. } => "wait-until",
+            Action::Assert { .. } => "assert",
         }
     }
 }

@@ -88,6 +88,17 @@ impl Procedure {
     }
 }
 
+impl Target {
+    /// The target as a condition over facts: `exchange_build >= BUILD` (what `target` means
+    /// inside `that:` and `unless:`).
+    pub fn condition(&self) -> crate::condition::Condition {
+        crate::condition::Condition::Fact {
+            name: crate::probe::EXCHANGE_BUILD.to_owned(),
+            cmp: Some((crate::condition::Cmp::Ge, self.build.to_string())),
+        }
+    }
+}
+
 impl fmt::Display for Procedure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.id())
@@ -265,9 +276,95 @@ pub enum ActionSpec {
     NlbDrain,
     /// Put the node back into Network Load Balancing (`wlbs start`).
     NlbStart,
+    /// Run a cmd.exe command line (template) on the node.
+    Command {
+        /// The command line template.
+        command: String,
+        /// How the result is judged.
+        #[serde(flatten)]
+        judge: JudgeSpec,
+    },
+    /// Run a PowerShell script (template) with `powershell.exe -EncodedCommand`.
+    Powershell {
+        /// The script template.
+        script: String,
+        /// How the result is judged.
+        #[serde(flatten)]
+        judge: JudgeSpec,
+    },
+    /// Poll facts until a condition holds, or halt when the step's timeout passes.
+    WaitUntil {
+        /// The condition (facts of the playbook, `target`).
+        that: String,
+        /// Poll interval (`30s`, `2m`); 10 s when absent.
+        #[serde(default)]
+        every: Option<String>,
+    },
+    /// Halt unless a condition over facts holds.
+    Assert {
+        /// The condition; the playbook's target when absent.
+        #[serde(default)]
+        that: Option<String>,
+    },
+}
+
+fn default_ok_codes() -> Vec<i32> {
+    vec![0]
+}
+
+/// How a generic step (`command`, `powershell`) is judged, as written in the playbook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JudgeSpec {
+    /// Exit codes that mean success (default `[0]`).
+    #[serde(default = "default_ok_codes")]
+    pub ok_exit_codes: Vec<i32>,
+    /// Exit codes (also successes) after which the node is restarted and waited for.
+    #[serde(default)]
+    pub restart_exit_codes: Vec<i32>,
+    /// A condition over facts: when it holds before the step, the step is skipped (and on
+    /// resume it counts as done): how a change stays exactly-once. `target` is allowed.
+    #[serde(default)]
+    pub unless: Option<String>,
+    /// A condition over the JSON the step prints (`powershell`; field names as fact names).
+    #[serde(default)]
+    pub expect: Option<String>,
+    /// The step only reads.
+    #[serde(default)]
+    pub read_only: bool,
+    /// What the step does to the node's availability.
+    #[serde(default)]
+    pub availability: crate::descriptor::Availability,
+}
+
+impl Default for JudgeSpec {
+    fn default() -> Self {
+        JudgeSpec {
+            ok_exit_codes: default_ok_codes(),
+            restart_exit_codes: Vec::new(),
+            unless: None,
+            expect: None,
+            read_only: false,
+            availability: crate::descriptor::Availability::Unchanged,
+        }
+    }
 }
 
 impl ActionSpec {
+    /// The descriptor of the action (its fields, availability, estimate...).
+    pub fn descriptor(&self) -> &'static crate::descriptor::ActionDescriptor {
+        crate::descriptor::descriptor(self.kind()).expect("every action has a descriptor")
+    }
+
+    /// Whether the step only reads (generic steps say so themselves).
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            ActionSpec::Command { judge, .. } | ActionSpec::Powershell { judge, .. } => {
+                judge.read_only
+            }
+            _ => self.descriptor().read_only,
+        }
+    }
+
     /// The kebab-case name of the action, as playbooks write it (`move-group`).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -288,6 +385,10 @@ impl ActionSpec {
             ActionSpec::Confirm { .. } => "confirm",
             ActionSpec::NlbDrain => "nlb-drain",
             ActionSpec::NlbStart => "nlb-start",
+            ActionSpec::Command { .. } => "command",
+            ActionSpec::Powershell { .. } => "powershell",
+            ActionSpec::WaitUntil { .. } => "wait-until",
+            ActionSpec::Assert { .. } => "assert",
         }
     }
 }
@@ -370,6 +471,50 @@ pub struct Rollout {
     pub max_parallel_per_site: u32,
     /// Failure budget.
     pub failure_budget: FailureBudget,
+    /// Waves of hosts (Ansible's `serial: [1, 10%, 50%]`): batch sizes over the planned units
+    /// in inventory order, the last size repeating; empty: no waves. Exclusive with `stages`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serial: Vec<Batch>,
+    /// Gate before every wave but the first (approval, soak).
+    #[serde(default)]
+    pub wave_gate: Gate,
+    /// A condition over facts checked on every host of a wave before the next wave changes
+    /// anything (after the gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave_health: Option<String>,
+}
+
+/// One entry of `serial`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Batch {
+    /// This many units.
+    Count(u32),
+    /// This percentage of all planned units (at least one), as Ansible rounds it (down).
+    Percent(u32),
+}
+
+impl Batch {
+    /// The wave sizes for `total` units: each entry in turn, the last repeating, the final
+    /// wave holding what is left.
+    pub fn sizes(serial: &[Batch], total: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut left = total;
+        let mut i = 0;
+        while left > 0 && !serial.is_empty() {
+            let b = serial[i.min(serial.len() - 1)];
+            let n = match b {
+                Batch::Count(n) => n as usize,
+                Batch::Percent(p) => total * p as usize / 100,
+            }
+            .max(1)
+            .min(left);
+            out.push(n);
+            left -= n;
+            i += 1;
+        }
+        out
+    }
 }
 
 impl Default for Rollout {
@@ -379,7 +524,31 @@ impl Default for Rollout {
             max_parallel_sites: 1,
             max_parallel_per_site: 0,
             failure_budget: FailureBudget::default(),
+            serial: Vec::new(),
+            wave_gate: Gate::None,
+            wave_health: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod wave_tests {
+    use super::Batch::{self, Count, Percent};
+
+    #[test]
+    fn waves_follow_ansible_serial() {
+        // 20 servers in waves of 1, 10% and the rest (50% repeating).
+        assert_eq!(
+            Batch::sizes(&[Count(1), Percent(10), Percent(50)], 20),
+            [1, 2, 10, 7]
+        );
+        assert_eq!(Batch::sizes(&[Count(3)], 7), [3, 3, 1]);
+        // A percentage below one unit still makes progress.
+        assert_eq!(Batch::sizes(&[Percent(10)], 3), [1, 1, 1]);
+        assert_eq!(Batch::sizes(&[Percent(100)], 4), [4]);
+        assert!(Batch::sizes(&[Count(2)], 0).is_empty());
+        let total: usize = Batch::sizes(&[Count(1), Percent(30)], 101).iter().sum();
+        assert_eq!(total, 101);
     }
 }
 
@@ -398,8 +567,41 @@ pub struct Playbook {
     pub target: Target,
     /// Playbook variables (templates may use them).
     pub vars: BTreeMap<String, String>,
+    /// Facts the playbook declares (`facts:`): names conditions may use, with their probes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub facts: Vec<crate::probe::FactDef>,
     /// Phases in order.
     pub phases: Vec<Phase>,
     /// Staged rollout.
     pub rollout: Rollout,
+}
+
+/// Parses `30m`, `90s`, `2h`, `1h30m`, `1d` into seconds.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+        } else {
+            let n: u64 = num.parse().ok()?;
+            num.clear();
+            let mult = match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86400,
+                _ => return None,
+            };
+            total = total.checked_add(n.checked_mul(mult)?)?;
+        }
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(total)
 }

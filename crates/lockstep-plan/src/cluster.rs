@@ -235,7 +235,20 @@ impl ClusterState<'_> {
                 cs.up[pos] = true;
                 cs.stopped_by[pos] = None;
             }
-            _ => {}
+            // Listed, not caught: these change no group owner, Cluster service or build the
+            // planner follows. A generic step's effect on availability is declared and marked
+            // by the out-of-service windows; a new action must be added here deliberately.
+            Action::StopServices { .. }
+            | Action::StartServices { .. }
+            | Action::AssertVersion { .. }
+            | Action::Preflight { .. }
+            | Action::Confirm { .. }
+            | Action::NlbDrain
+            | Action::NlbStart
+            | Action::Command { .. }
+            | Action::Powershell { .. }
+            | Action::WaitUntil { .. }
+            | Action::Assert { .. } => {}
         }
         errors
     }

@@ -138,6 +138,20 @@ pub enum PlanError {
         /// What went wrong.
         message: String,
     },
+    /// `serial` waves with a front-end/back-end procedure (its stages are the tier order).
+    #[error("procedure `{procedure}` orders front-ends before back-ends in stages of its own: `serial` waves are not available with it")]
+    WavesNotForProcedure {
+        /// The procedure.
+        procedure: String,
+    },
+    /// A condition (`that`, `unless`, `expect`) does not parse or reads a fact no probe gives.
+    #[error("step `{step}`: {message}")]
+    Condition {
+        /// Step id (playbook).
+        step: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A template uses a variable that is not defined for this step.
     #[error("step `{step}` of `{unit}`: variable `{variable}` is undefined")]
     Undefined {

@@ -1,4 +1,5 @@
-//! Duration estimates and default timeouts of actions (seconds).
+//! Duration estimates and default timeouts of actions (seconds), from the action descriptors
+//! (`lockstep_core::descriptor`) refined where the parameters matter.
 
 use lockstep_core::{Action, RebootPolicy};
 
@@ -21,25 +22,22 @@ pub fn estimate_secs(action: &Action) -> u64 {
                 0
             }
         }
-        Action::Reboot => 300,
-        Action::StopClusterService | Action::StartClusterService => 30,
-        Action::MoveGroup { .. } => 60,
-        Action::EvacuateNode { .. } => 90,
-        Action::EvsResourcesOffline { .. } | Action::EvsResourcesOnline { .. } => 60,
-        Action::UpgradeVirtualServer { .. } => 300,
-        Action::FailoverTest { nodes, .. } => 120 * nodes.len() as u64,
-        Action::StopServices { .. } | Action::StartServices { .. } => 30,
-        Action::NlbDrain | Action::NlbStart => 30,
-        Action::Preflight { .. } | Action::AssertVersion { .. } => 10,
-        Action::Confirm { .. } => 0,
+        Action::FailoverTest { nodes, .. } => {
+            action.descriptor().estimate_secs * nodes.len() as u64
+        }
+        // A generic step that restarts the node on some exit codes: count the restart.
+        Action::Command { judge, .. } | Action::Powershell { judge, .. }
+            if !judge.restart_exit_codes.is_empty() =>
+        {
+            action.descriptor().estimate_secs + 300
+        }
+        // Every other action: its descriptor's figure.
+        _ => action.descriptor().estimate_secs,
     }
 }
 
-/// Default timeout of `action` when the step gives none: install 7200, reboot 1800, others 600.
+/// Default timeout of `action` when the step gives none (its descriptor's: install 7200,
+/// reboot and wait-until 1800, others 600).
 pub fn default_timeout_secs(action: &Action) -> u64 {
-    match action {
-        Action::Install { .. } => 7200,
-        Action::Reboot => 1800,
-        _ => 600,
-    }
+    action.descriptor().default_timeout_secs
 }

@@ -6,13 +6,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use lockstep_core::{
-    Action, ActionSpec, Cluster, Fleet, FrontEndScope, Host, Name, NameKind, PackageKind, Phase,
+    probe::EXCHANGE_BUILD, Action, ActionSpec, Availability, Batch, Cluster, Condition, FactDef,
+    FactProbe, Fleet, FrontEndScope, Gate, HaltClass, Host, Name, NameKind, PackageKind, Phase,
     Plan, PlanHash, PlannedStage, PlannedStep, Playbook, Procedure, Product, Role, Scope,
     StepIndex, StepSpec,
 };
 use minijinja::value::Value;
 
 use crate::cluster::{ClusterLayers, ClusterState};
+
+/// The name `that:`/`unless:` use for the playbook's target.
+pub(crate) const TARGET: &str = "target";
 use crate::error::{PlanError, PlanErrors};
 use crate::estimate::{default_timeout_secs, estimate_secs};
 use crate::options::PlanOptions;
@@ -90,42 +94,19 @@ fn scope_str(s: Scope) -> &'static str {
     }
 }
 
-/// Actions that act on the node they run on (double hop: only on the node itself).
+/// Actions that act on the node they run on (double hop: only on the node itself), from the
+/// action's descriptor.
 fn is_node_local(a: &ActionSpec) -> bool {
-    matches!(
-        a,
-        ActionSpec::EvacuateNode { .. }
-            | ActionSpec::StopClusterService
-            | ActionSpec::StartClusterService
-            | ActionSpec::Install { .. }
-            | ActionSpec::Reboot
-            | ActionSpec::StopServices { .. }
-            | ActionSpec::StartServices { .. }
-            | ActionSpec::NlbDrain
-            | ActionSpec::NlbStart
-    )
+    a.descriptor().node_local
 }
 
-/// Actions that only make sense on a failover cluster.
+/// Actions that only make sense on a failover cluster (descriptor).
 fn is_cluster_action(a: &ActionSpec) -> bool {
-    matches!(
-        a,
-        ActionSpec::MoveGroup { .. }
-            | ActionSpec::EvacuateNode { .. }
-            | ActionSpec::StopClusterService
-            | ActionSpec::StartClusterService
-            | ActionSpec::EvsResourcesOffline { .. }
-            | ActionSpec::EvsResourcesOnline { .. }
-            | ActionSpec::UpgradeVirtualServer { .. }
-            | ActionSpec::FailoverTest { .. }
-    )
+    a.descriptor().cluster_only
 }
 
 fn is_read_only(a: &ActionSpec) -> bool {
-    matches!(
-        a,
-        ActionSpec::AssertVersion | ActionSpec::Preflight { .. } | ActionSpec::Confirm { .. }
-    )
+    a.is_read_only()
 }
 
 /// The planner of one `plan()` call.
@@ -214,32 +195,11 @@ impl<'a> Planner<'a> {
                 procedure: procedure.id().to_owned(),
             });
         }
-        let stages = self.stages(&units);
-        let mut planned = Vec::new();
-        for (stage_name, sites, gate, max_parallel, pass) in stages {
-            let stage_idx = planned.len();
-            let mut kept_sites = Vec::new();
-            for &site in &sites {
-                let site_units: Vec<&Unit> = units
-                    .iter()
-                    .filter(|u| u.site == site && (pass == Pass::Only || u.pass == pass))
-                    .collect();
-                if site_units.is_empty() {
-                    continue;
-                }
-                kept_sites.push(fleet.sites[site].name.clone());
-                self.emit_site(stage_idx, &site_units);
-            }
-            if kept_sites.is_empty() {
-                continue;
-            }
-            planned.push(PlannedStage {
-                name: stage_name,
-                sites: kept_sites,
-                gate,
-                max_parallel_sites: max_parallel,
-            });
-        }
+        let planned = if pb.rollout.serial.is_empty() {
+            self.staged(&units)
+        } else {
+            self.waves(&units)
+        };
         if !self.errors.is_empty() {
             return Err(PlanErrors(self.errors));
         }
@@ -269,6 +229,139 @@ impl<'a> Planner<'a> {
         }
         plan.hash = crate::hash::plan_hash(&plan);
         Ok(plan)
+    }
+
+    /// Stages of sites (`rollout.stages`), each site's units in it.
+    fn staged(&mut self, units: &[Unit]) -> Vec<PlannedStage> {
+        let fleet = self.fleet;
+        let stages = self.stages(units);
+        let mut planned = Vec::new();
+        for (stage_name, sites, gate, max_parallel, pass) in stages {
+            let stage_idx = planned.len();
+            let mut kept_sites = Vec::new();
+            for &site in &sites {
+                let site_units: Vec<&Unit> = units
+                    .iter()
+                    .filter(|u| u.site == site && (pass == Pass::Only || u.pass == pass))
+                    .collect();
+                if site_units.is_empty() {
+                    continue;
+                }
+                kept_sites.push(fleet.sites[site].name.clone());
+                self.emit_site(stage_idx, &site_units);
+            }
+            if kept_sites.is_empty() {
+                continue;
+            }
+            planned.push(PlannedStage {
+                name: stage_name,
+                sites: kept_sites,
+                gate,
+                max_parallel_sites: max_parallel,
+            });
+        }
+        planned
+    }
+
+    /// Waves (`rollout.serial`): the planned units in inventory order cut into batches; before
+    /// every wave but the first, its gate and, with `wave_health`, a stage of read-only checks
+    /// on every host of the previous wave (a stage of its own, so no site waits on another).
+    fn waves(&mut self, units: &[Unit]) -> Vec<PlannedStage> {
+        let pb = self.pb;
+        let fleet = self.fleet;
+        if matches!(
+            pb.procedure,
+            Procedure::E3FrontBack | Procedure::E2FrontBack
+        ) {
+            self.errors.push(PlanError::WavesNotForProcedure {
+                procedure: pb.procedure.id().to_owned(),
+            });
+            return Vec::new();
+        }
+        let health = pb.rollout.wave_health.as_ref().map(|h| StepSpec {
+            id: Name::ident("wave-health").expect("a valid id"),
+            name: format!("`{h}` on {{{{ node }}}} before the next wave"),
+            rule: "wave-health".to_owned(),
+            action: ActionSpec::Assert {
+                that: Some(h.clone()),
+            },
+            when: None,
+            timeout_secs: None,
+        });
+        let sizes = Batch::sizes(&pb.rollout.serial, units.len());
+        let mut planned: Vec<PlannedStage> = Vec::new();
+        let mut prev_hosts: Vec<usize> = Vec::new();
+        let mut at = 0;
+        for (k, n) in sizes.into_iter().enumerate() {
+            let wave = &units[at..at + n];
+            at += n;
+            let mut gate = if k == 0 {
+                Gate::None
+            } else {
+                pb.rollout.wave_gate.clone()
+            };
+            if let (Some(spec), true) = (&health, k > 0) {
+                let stage_idx = planned.len();
+                let mut sites: Vec<Name> = Vec::new();
+                for &hi in &prev_hosts {
+                    let h = &fleet.hosts[hi];
+                    let Some(site) = fleet.sites.iter().position(|s| s.name == h.site) else {
+                        continue;
+                    };
+                    let start = self.steps.len();
+                    self.blocks.clear();
+                    self.ctx_cache = None;
+                    if self
+                        .emit(stage_idx, site, spec, hi, At::Node(hi), 0, None, None, &[])
+                        .is_some()
+                        && !sites.contains(&fleet.sites[site].name)
+                    {
+                        sites.push(fleet.sites[site].name.clone());
+                    }
+                    self.mark_out_of_service(start);
+                }
+                planned.push(PlannedStage {
+                    name: format!("health-before-wave-{}", k + 1),
+                    sites,
+                    gate,
+                    max_parallel_sites: pb.rollout.max_parallel_sites,
+                });
+                gate = Gate::None;
+            }
+            let stage_idx = planned.len();
+            let mut site_ids: Vec<usize> = wave.iter().map(|u| u.site).collect();
+            site_ids.sort_unstable();
+            site_ids.dedup();
+            for &site in &site_ids {
+                let su: Vec<&Unit> = wave.iter().filter(|u| u.site == site).collect();
+                self.emit_site(stage_idx, &su);
+            }
+            prev_hosts = wave.iter().flat_map(|u| self.unit_hosts(u)).collect();
+            planned.push(PlannedStage {
+                name: format!("wave-{}", k + 1),
+                sites: site_ids
+                    .iter()
+                    .map(|&i| fleet.sites[i].name.clone())
+                    .collect(),
+                gate,
+                max_parallel_sites: pb.rollout.max_parallel_sites,
+            });
+        }
+        planned
+    }
+
+    /// The hosts of a unit (a host, a pool's members, a cluster's nodes).
+    fn unit_hosts(&self, u: &Unit) -> Vec<usize> {
+        let fleet = self.fleet;
+        let names: Vec<&Name> = match u.kind {
+            UnitKind::Host(hi) => return vec![hi],
+            UnitKind::Pool(pi) => fleet.pools[pi].members.iter().collect(),
+            UnitKind::Cluster(ci) => fleet.clusters[ci].nodes.iter().collect(),
+        };
+        names
+            .into_iter()
+            .filter_map(|n| self.selector.host_index(n.as_str()))
+            .collect()
     }
 
     /// Phase scopes the procedure uses; read-only `all-nodes` steps.
@@ -987,7 +1080,139 @@ impl<'a> Planner<'a> {
             }
             ActionSpec::NlbDrain => Action::NlbDrain,
             ActionSpec::NlbStart => Action::NlbStart,
+            ActionSpec::Command { command, judge }
+            | ActionSpec::Powershell {
+                script: command,
+                judge,
+            } => {
+                let text = self.render_command(command, spec, ctx, label)?;
+                let Some(text) = text else {
+                    self.errors.push(PlanError::Condition {
+                        step: spec.id.to_string(),
+                        message: format!("`{}` renders empty on {}", command, label()),
+                    });
+                    return None;
+                };
+                let unless = match &judge.unless {
+                    Some(u) => Some(self.condition(spec, u)?),
+                    None => None,
+                };
+                // `expect` reads the step's own JSON output, not declared facts.
+                let expect = match &judge.expect {
+                    Some(e) => Some(self.parse_condition(spec, e)?),
+                    None => None,
+                };
+                let facts = match &unless {
+                    Some(u) => self.fact_defs(spec, u)?,
+                    None => Vec::new(),
+                };
+                let judge = lockstep_core::Judge {
+                    ok_exit_codes: judge.ok_exit_codes.clone(),
+                    restart_exit_codes: judge.restart_exit_codes.clone(),
+                    unless,
+                    expect,
+                    read_only: judge.read_only,
+                    availability: judge.availability,
+                    facts,
+                };
+                if matches!(spec.action, ActionSpec::Command { .. }) {
+                    Action::Command {
+                        command: text,
+                        judge,
+                    }
+                } else {
+                    Action::Powershell {
+                        script: text,
+                        judge,
+                    }
+                }
+            }
+            ActionSpec::WaitUntil { that, every } => {
+                let that = self.condition(spec, that)?;
+                let facts = self.fact_defs(spec, &that)?;
+                let every_secs = match every {
+                    None => 10,
+                    Some(e) => match lockstep_core::playbook::parse_duration(e) {
+                        Some(n) if n > 0 => n,
+                        _ => {
+                            self.errors.push(PlanError::Condition {
+                                step: spec.id.to_string(),
+                                message: format!("`every: {e}` is not a duration (`30s`, `2m`)"),
+                            });
+                            return None;
+                        }
+                    },
+                };
+                Action::WaitUntil {
+                    that,
+                    every_secs,
+                    facts,
+                }
+            }
+            ActionSpec::Assert { that } => {
+                let (that, class) = match that {
+                    Some(t) => {
+                        let c = self.condition(spec, t)?;
+                        let on_target = Condition::parse(t)
+                            .map(|p| p.facts().contains(TARGET))
+                            .unwrap_or(false);
+                        (
+                            c,
+                            if on_target {
+                                HaltClass::VersionMismatch
+                            } else {
+                                HaltClass::Precondition
+                            },
+                        )
+                    }
+                    None => (target.condition(), HaltClass::VersionMismatch),
+                };
+                let facts = self.fact_defs(spec, &that)?;
+                Action::Assert { that, class, facts }
+            }
         })
+    }
+
+    fn parse_condition(&mut self, spec: &StepSpec, text: &str) -> Option<Condition> {
+        match Condition::parse(text) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.errors.push(PlanError::Condition {
+                    step: spec.id.to_string(),
+                    message: e.to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    /// A condition over facts with `target` replaced by the playbook's target.
+    fn condition(&mut self, spec: &StepSpec, text: &str) -> Option<Condition> {
+        let c = self.parse_condition(spec, text)?;
+        Some(c.substitute(TARGET, &self.pb.target.condition()))
+    }
+
+    /// The probes of the facts `c` reads: the playbook's `facts:` and the built-in
+    /// `exchange_build`.
+    fn fact_defs(&mut self, spec: &StepSpec, c: &Condition) -> Option<Vec<FactDef>> {
+        let mut out = Vec::new();
+        for name in c.facts() {
+            if let Some(d) = self.pb.facts.iter().find(|d| d.name == name) {
+                out.push(d.clone());
+            } else if name == EXCHANGE_BUILD {
+                out.push(FactDef {
+                    name: name.to_owned(),
+                    probe: FactProbe::ExchangeBuild,
+                });
+            } else {
+                self.errors.push(PlanError::Condition {
+                    step: spec.id.to_string(),
+                    message: format!("condition `{c}` reads fact `{name}`, which the playbook does not declare under `facts:`"),
+                });
+                return None;
+            }
+        }
+        Some(out)
     }
 
     /// Emits one step (or none: `when` false, or errors recorded). `deps` become its `after`.
@@ -1383,6 +1608,7 @@ impl<'a> Planner<'a> {
         enum Open {
             Clussvc,
             Nlb,
+            Declared,
             Block(u32),
         }
         // (a step of the host, window state): units have a handful of hosts.
@@ -1397,12 +1623,17 @@ impl<'a> Planner<'a> {
                 x => x,
             };
             let s = &mut self.steps[i];
-            let (oos, next) = match (&s.action, state) {
-                (Action::StopClusterService, _) => (true, Some(Open::Clussvc)),
-                (Action::StartClusterService, Some(Open::Clussvc)) => (true, None),
-                (Action::NlbDrain, _) => (true, Some(Open::Nlb)),
-                (Action::NlbStart, Some(Open::Nlb)) => (true, None),
-                (Action::Install { .. } | Action::Reboot, None) => (true, Some(Open::Block(block))),
+            // Each kind of window is closed only by its own kind (a Cluster service start does
+            // not end an NLB drain); the descriptor (or a generic step) says what a step does.
+            let family = match &s.action {
+                Action::StopClusterService | Action::StartClusterService => Open::Clussvc,
+                Action::NlbDrain | Action::NlbStart => Open::Nlb,
+                _ => Open::Declared,
+            };
+            let (oos, next) = match (s.action.availability(), state) {
+                (Availability::TakesOut, _) => (true, Some(family)),
+                (Availability::BringsBack, Some(o)) if o == family => (true, None),
+                (Availability::WhileRunning, None) => (true, Some(Open::Block(block))),
                 (_, Some(o)) => (true, Some(o)),
                 (_, None) => (false, None),
             };

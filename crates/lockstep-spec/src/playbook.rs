@@ -12,9 +12,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use lockstep_core::probe::EXCHANGE_BUILD;
 use lockstep_core::{
-    ActionSpec, FailureBudget, Fleet, Gate, Name, NameKind, PackageKind, Phase, Playbook,
-    Procedure, Rollout, Scope, Stage, StepSpec, Target,
+    ActionSpec, Batch, Condition, FactDef, FactProbe, FailureBudget, Fleet, Gate, Name, NameKind,
+    PackageKind, Phase, Playbook, Procedure, Rollout, Scope, Stage, StepSpec, Target,
 };
 
 use crate::diag::{hint, q, Diagnostics, Pos, Sink, SourceFile};
@@ -31,6 +32,7 @@ const TOP_KEYS: &[&str] = &[
     "hosts",
     "target",
     "vars",
+    "facts",
     "rollout",
     "phases",
 ];
@@ -59,41 +61,26 @@ const SCOPES: &[(&str, Scope)] = &[
     ("pool", Scope::Pool),
 ];
 
-const ACTIONS: &[&str] = &[
-    "move-group",
-    "evacuate-node",
-    "stop-cluster-service",
-    "start-cluster-service",
-    "evs-resources-offline",
-    "evs-resources-online",
-    "upgrade-virtual-server",
-    "install",
-    "reboot",
-    "stop-services",
-    "start-services",
-    "assert-version",
-    "preflight",
-    "failover-test",
-    "confirm",
-    "nlb-drain",
-    "nlb-start",
-];
+/// Every action kind (from the descriptors in `lockstep_core::descriptor`).
+fn action_kinds() -> Vec<&'static str> {
+    lockstep_core::descriptor::kinds()
+}
 
 /// The fields each action takes besides the common step keys (serde ignores unknown ones, so
-/// the loader checks them itself).
-fn action_fields(action: &str) -> &'static [&'static str] {
-    match action {
-        "move-group" => &["group", "to"],
-        "evacuate-node" => &["to"],
-        "evs-resources-offline" | "evs-resources-online" | "failover-test" => &["group"],
-        "upgrade-virtual-server" => &["group", "command"],
-        "install" => &["package", "args", "prerequisite", "reboot"],
-        "stop-services" | "start-services" => &["services"],
-        "preflight" => &["checks"],
-        "confirm" => &["message", "command"],
-        _ => &[],
-    }
+/// the loader checks them itself): the descriptor's.
+fn action_fields(action: &str) -> Vec<&'static str> {
+    lockstep_core::descriptor::fields(action)
 }
+
+/// Probe kinds a declared fact may use (`facts:`), with the extra keys each takes.
+const PROBES: &[(&str, &[&str])] = &[
+    ("registry", &["value"]),
+    ("file-version", &[]),
+    ("wql", &["property", "namespace"]),
+    ("powershell", &[]),
+    ("hotfix", &[]),
+    ("exchange-build", &[]),
+];
 
 /// The fields of each preflight check besides `check`.
 fn check_fields(check: &str) -> Option<&'static [&'static str]> {
@@ -182,6 +169,7 @@ pub fn load_playbook(file: &SourceFile, fleet: &Fleet) -> Result<Playbook, Diagn
         file,
         vars: BTreeMap::new(),
         scope: None,
+        fact_names: BTreeSet::new(),
     }
     .playbook(&root);
     match pb {
@@ -205,6 +193,8 @@ struct PlaybookLoader<'a> {
     vars: BTreeMap<String, Node>,
     /// Scope of the phase being read (decides which built-in names templates may use).
     scope: Option<Scope>,
+    /// Names of the facts the playbook declares (conditions may read them).
+    fact_names: BTreeSet<String>,
 }
 
 /// `{{ name }}` → `name` (a whole-value reference to one variable).
@@ -224,34 +214,9 @@ fn has_template(s: &str) -> bool {
 /// every duration the engine adds to stays far from overflow).
 pub const MAX_DURATION_SECS: u64 = 7 * 86_400;
 
-/// Parses `30m`, `90s`, `2h`, `1h30m`, `1d` into seconds.
+/// Parses `30m`, `90s`, `2h`, `1h30m`, `1d` into seconds (one home: core).
 pub(crate) fn parse_duration(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-        } else {
-            let n: u64 = num.parse().ok()?;
-            num.clear();
-            let mult = match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86400,
-                _ => return None,
-            };
-            total = total.checked_add(n.checked_mul(mult)?)?;
-        }
-    }
-    if !num.is_empty() {
-        return None;
-    }
-    Some(total)
+    lockstep_core::playbook::parse_duration(s)
 }
 
 /// Glob match with `*` and `?`, case-insensitive.
@@ -317,6 +282,10 @@ impl PlaybookLoader<'_> {
             Some(v) => self.vars(v),
             None => Some(BTreeMap::new()),
         };
+        let facts = match root.get("facts") {
+            Some(f) => self.facts(f),
+            None => Some(Vec::new()),
+        };
         let rollout = match root.get("rollout") {
             Some(r) => self.rollout(r),
             None => Some(Rollout::default()),
@@ -331,6 +300,7 @@ impl PlaybookLoader<'_> {
             hosts: hosts?,
             target: target?,
             vars: vars?,
+            facts: facts?,
             phases: phases?,
             rollout: rollout?,
         })
@@ -608,6 +578,166 @@ impl PlaybookLoader<'_> {
         ok.then_some(out)
     }
 
+    /// `facts:`: name -> one probe: `registry: KEY` with `value:`, `file-version: PATH`,
+    /// `wql: QUERY` with `property:` (and `namespace:`), `powershell: EXPRESSION`,
+    /// `hotfix: KB...`, `exchange-build: true`.
+    fn facts(&mut self, node: &Node) -> Option<Vec<FactDef>> {
+        if node.is_null() {
+            return Some(Vec::new());
+        }
+        let Some(entries) = node.as_map() else {
+            self.sink.error(
+                &node.pos,
+                format!(
+                    "`facts` must be a mapping of fact names to probes, found {}",
+                    node.describe()
+                ),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (k, v) in entries {
+            let name = k.as_str().unwrap_or_default().to_owned();
+            let ident = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ident || ["target", "and", "or", "not", "true", "false"].contains(&name.as_str()) {
+                self.sink.error(
+                    &k.pos,
+                    format!("fact name {} must be an identifier other than `target`, `and`, `or`, `not`, `true`, `false`", q(&name)),
+                );
+                ok = false;
+                continue;
+            }
+            let kinds: Vec<&str> = PROBES.iter().map(|(p, _)| *p).collect();
+            let Some(map) = v.as_map() else {
+                self.sink.error(
+                    &v.pos,
+                    format!(
+                        "fact {}: a probe is a mapping with one of {}, found {}",
+                        q(&name),
+                        kinds.join(", "),
+                        v.describe()
+                    ),
+                );
+                ok = false;
+                continue;
+            };
+            let found: Vec<&(Node, Node)> = map
+                .iter()
+                .filter(|(pk, _)| kinds.contains(&pk.as_str().unwrap_or_default()))
+                .collect();
+            let [(pk, pv)] = found.as_slice() else {
+                self.sink.error(
+                    &v.pos,
+                    format!(
+                        "fact {}: give exactly one probe kind ({})",
+                        q(&name),
+                        kinds.join(", ")
+                    ),
+                );
+                ok = false;
+                continue;
+            };
+            let kind = pk.as_str().unwrap_or_default();
+            let extra = PROBES
+                .iter()
+                .find(|(p, _)| *p == kind)
+                .map(|(_, e)| *e)
+                .unwrap_or(&[]);
+            let mut allowed = vec![kind];
+            allowed.extend_from_slice(extra);
+            if !check_keys(v, &format!("fact `{name}`"), &allowed, self.sink) {
+                ok = false;
+                continue;
+            }
+            let text = |n: Option<&Node>| n.and_then(Node::as_str).unwrap_or_default().to_owned();
+            let probe = match kind {
+                "registry" => FactProbe::Registry {
+                    key: text(Some(pv)),
+                    value: text(v.get("value")),
+                },
+                "file-version" => FactProbe::FileVersion {
+                    path: text(Some(pv)),
+                },
+                "wql" => FactProbe::Wql {
+                    query: text(Some(pv)),
+                    property: text(v.get("property")),
+                    namespace: v
+                        .get("namespace")
+                        .and_then(Node::as_str)
+                        .unwrap_or("root/cimv2")
+                        .to_owned(),
+                },
+                "powershell" => FactProbe::Powershell {
+                    expression: text(Some(pv)),
+                },
+                "hotfix" => FactProbe::Hotfix { id: text(Some(pv)) },
+                _ => FactProbe::ExchangeBuild,
+            };
+            if let Err(why) = probe.validate() {
+                self.sink
+                    .error(&pv.pos, format!("fact {}: {why}", q(&name)));
+                ok = false;
+                continue;
+            }
+            self.fact_names.insert(name.clone());
+            out.push(FactDef { name, probe });
+        }
+        ok.then_some(out)
+    }
+
+    /// A condition of a step (`that`, `unless`, `expect`): it parses and, unless it reads the
+    /// step's own JSON (`expect`), every fact it reads is declared (or `exchange_build`,
+    /// `target`).
+    fn step_condition(&mut self, step: &str, key: &str, node: &Node) -> bool {
+        self.condition_at(&format!("step {}", q(step)), key, node)
+    }
+
+    /// A condition at `node`; `step` names its place in messages (``step `x` ``, `` `rollout` ``).
+    fn condition_at(&mut self, step: &str, key: &str, node: &Node) -> bool {
+        let Some(text) = node.as_str().filter(|_| !node.is_null()) else {
+            self.sink.error(
+                &node.pos,
+                format!(
+                    "{step}: `{key}` must be a condition, found {}",
+                    node.describe()
+                ),
+            );
+            return false;
+        };
+        let c = match Condition::parse(text) {
+            Ok(c) => c,
+            Err(e) => {
+                self.sink.error(&node.pos, format!("{step}, `{key}`: {e}"));
+                return false;
+            }
+        };
+        if key == "expect" {
+            return true;
+        }
+        let mut known: Vec<&str> = self.fact_names.iter().map(String::as_str).collect();
+        known.extend([EXCHANGE_BUILD, "target"]);
+        let mut ok = true;
+        for f in c.facts() {
+            if !known.contains(&f) {
+                self.sink.error(
+                    &node.pos,
+                    format!(
+                        "{step}, `{key}`: fact {} is not declared under `facts:`{}",
+                        q(f),
+                        hint(f, &known)
+                    ),
+                );
+                ok = false;
+            }
+        }
+        ok
+    }
+
     fn count(&mut self, node: &Node, what: &str) -> Option<u32> {
         match node
             .as_str()
@@ -637,6 +767,9 @@ impl PlaybookLoader<'_> {
                 "max_parallel_per_site",
                 "failure_budget",
                 "stages",
+                "serial",
+                "wave_gate",
+                "wave_health",
             ],
             self.sink,
         ) {
@@ -681,7 +814,86 @@ impl PlaybookLoader<'_> {
                 None => ok = false,
             }
         }
+        if let Some(serial) = node.get("serial") {
+            match self.serial(serial) {
+                Some(b) => r.serial = b,
+                None => ok = false,
+            }
+            if node.get("stages").is_some() {
+                self.sink.error(
+                    &serial.pos,
+                    "`serial` (waves of hosts) and `stages` (sets of sites) cannot be combined: use one",
+                );
+                ok = false;
+            }
+        }
+        for key in ["wave_gate", "wave_health"] {
+            if let (Some(n), None) = (node.get(key), node.get("serial")) {
+                self.sink.error(
+                    &n.pos,
+                    format!("`{key}` needs `serial` (it applies between waves)"),
+                );
+                ok = false;
+            }
+        }
+        if let Some(g) = node.get("wave_gate") {
+            match self.gate(g) {
+                Some(g) => r.wave_gate = g,
+                None => ok = false,
+            }
+        }
+        if let Some(h) = node.get("wave_health") {
+            if self.condition_at("`rollout`", "wave_health", h) {
+                r.wave_health = h.as_str().map(str::to_owned);
+            } else {
+                ok = false;
+            }
+        }
         ok.then_some(r)
+    }
+
+    /// `serial: [1, 10%, 50%]` (or one value): counts of at least 1, percentages 1-100.
+    fn serial(&mut self, node: &Node) -> Option<Vec<Batch>> {
+        let items: Vec<&Node> = match &node.kind {
+            Kind::Seq(items) if !items.is_empty() => items.iter().collect(),
+            Kind::Scalar { .. } if !node.is_null() => vec![node],
+            _ => {
+                self.sink.error(
+                    &node.pos,
+                    format!("`serial` must be a count, a percentage or a list of them (`[1, 10%, 50%]`), found {}", node.describe()),
+                );
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for i in items {
+            let text = i.as_str().unwrap_or_default().trim();
+            let b = match text.strip_suffix('%') {
+                Some(p) => p
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|p| (1..=100).contains(p))
+                    .map(Batch::Percent),
+                None => text
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .map(Batch::Count),
+            };
+            match b {
+                Some(b) => out.push(b),
+                None => {
+                    self.sink.error(
+                        &i.pos,
+                        format!("`serial` entry {} is not a count of at least 1 or a percentage from 1% to 100%", q(&i.to_text())),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
     }
 
     fn stages(&mut self, node: &Node) -> Option<Vec<Stage>> {
@@ -1089,14 +1301,15 @@ impl PlaybookLoader<'_> {
             }
             Some(a) => {
                 let aname = a.as_str().unwrap_or_default();
-                if !ACTIONS.contains(&aname) {
+                let kinds = action_kinds();
+                if !kinds.contains(&aname) {
                     self.sink.error(
                         &a.pos,
                         format!(
                             "step {}: unknown action {}{}",
                             q(&shown),
                             q(aname),
-                            hint(aname, ACTIONS)
+                            hint(aname, &kinds)
                         ),
                     );
                     None
@@ -1124,13 +1337,32 @@ impl PlaybookLoader<'_> {
                 }
             }
         };
-        // Templates and literal names in the action's fields.
+        // Templates and literal names in the action's fields; conditions and durations.
         for (k, v) in entries {
             let key = k.as_str().unwrap_or_default();
             if STEP_KEYS.contains(&key) {
                 continue;
             }
-            ok &= self.field(&shown, key, v);
+            match key {
+                "that" | "unless" | "expect" => ok &= self.step_condition(&shown, key, v),
+                "every" => {
+                    if v.as_str()
+                        .and_then(parse_duration)
+                        .is_none_or(|n| n == 0 || n > MAX_DURATION_SECS)
+                    {
+                        self.sink.error(
+                            &v.pos,
+                            format!(
+                                "step {}: `every` must be a duration (`30s`, `2m`), found {}",
+                                q(&shown),
+                                q(&v.to_text())
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+                _ => ok &= self.field(&shown, key, v),
+            }
         }
         if !ok {
             return None;
@@ -1153,7 +1385,7 @@ impl PlaybookLoader<'_> {
             if STEP_KEYS.contains(&key) || allowed.contains(&key) {
                 continue;
             }
-            let known: Vec<&str> = STEP_KEYS.iter().chain(allowed).copied().collect();
+            let known: Vec<&str> = STEP_KEYS.iter().chain(&allowed).copied().collect();
             self.sink.error(
                 &k.pos,
                 format!(
@@ -1327,6 +1559,10 @@ mod tests {
             ActionSpec::Confirm { .. } => "confirm",
             ActionSpec::NlbDrain => "nlb-drain",
             ActionSpec::NlbStart => "nlb-start",
+            ActionSpec::Command { .. } => "command",
+            ActionSpec::Powershell { .. } => "powershell",
+            ActionSpec::WaitUntil { .. } => "wait-until",
+            ActionSpec::Assert { .. } => "assert",
         }
     }
 
@@ -1365,11 +1601,30 @@ mod tests {
             },
             ActionSpec::NlbDrain,
             ActionSpec::NlbStart,
+            ActionSpec::Command {
+                command: s(),
+                judge: lockstep_core::JudgeSpec {
+                    unless: Some(s()),
+                    expect: Some(s()),
+                    ..Default::default()
+                },
+            },
+            ActionSpec::Powershell {
+                script: s(),
+                judge: lockstep_core::JudgeSpec::default(),
+            },
+            ActionSpec::WaitUntil {
+                that: s(),
+                every: Some(s()),
+            },
+            ActionSpec::Assert { that: Some(s()) },
         ];
-        assert_eq!(all.len(), ACTIONS.len());
+        let kinds = action_kinds();
+        assert_eq!(all.len(), kinds.len());
         for a in &all {
             let name = action_name(a);
-            assert!(ACTIONS.contains(&name), "{name}");
+            assert!(kinds.contains(&name), "{name}");
+            assert_eq!(a.kind(), name);
             // The serde form: its tag is the name, its other keys are the fields we allow.
             let v = serde_yaml::to_value(a).unwrap();
             let map = v.as_mapping().unwrap();

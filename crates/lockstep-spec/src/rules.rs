@@ -25,6 +25,16 @@ pub(crate) fn known_ids() -> Vec<&'static str> {
 
 /// Why `id` is not a rule id, or `None` when it is one.
 pub(crate) fn check_rule(id: &str) -> Option<String> {
+    if id.trim().is_empty() {
+        return Some("a rule id is needed (free text such as `PATCH-1`, or a KB 328839 id)".into());
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        return Some(format!("contains {c:?}"));
+    }
+    if !kb_namespace(id) {
+        // Free text: the administrator's own change or rule id (`PATCH-1`, `CHG0031337`).
+        return None;
+    }
     if RULES.contains(&id) || PROCEDURES.iter().any(|(p, _)| *p == id) {
         return None;
     }
@@ -42,6 +52,14 @@ pub(crate) fn check_rule(id: &str) -> Option<String> {
     Some("not a rule id of KB 328839 (G1-G7, E3-*, E2-*, E5-*, T1, T2)".into())
 }
 
+/// Whether `id` is written in KB 328839's namespace (`G5`, `T2`, `E3-...`, `E2-...`, `E5-...`):
+/// those are checked against the KB so that a typo is caught; anything else is free text.
+fn kb_namespace(id: &str) -> bool {
+    let b = id.as_bytes();
+    let numbered = |p: u8| b.len() >= 2 && b[0] == p && b[1].is_ascii_digit();
+    numbered(b'G') || numbered(b'T') || ["E2-", "E3-", "E5-"].iter().any(|p| id.starts_with(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +74,13 @@ mod tests {
         assert!(check_rule("G8").is_some());
         assert!(check_rule("G5.1").is_some());
         assert!(check_rule("").is_some());
+        // Free text outside the KB's namespace: an administrator's own ids.
+        assert_eq!(check_rule("PATCH-1"), None);
+        assert_eq!(check_rule("CHG0031337"), None);
+        assert!(
+            check_rule("E3-CLUSTR.4").is_some(),
+            "a KB-looking typo is still caught"
+        );
+        assert!(check_rule("PATCH\u{7}").is_some());
     }
 }

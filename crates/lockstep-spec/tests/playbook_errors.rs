@@ -322,7 +322,7 @@ fn every_error_is_reported_at_once() {
     let text = BASE
         .replace("hosts: [exchange2003]", "hosts: [nowhere]")
         .replace("sites: [seattle]", "sites: [atlantis]")
-        .replace("rule: E3-CLUSTER.4", "rule: X1")
+        .replace("rule: E3-CLUSTER.4", "rule: E3-CLUSTER.40")
         .replace("action: stop-cluster-service", "action: stop-it");
     let d = errors(&text);
     let lines: Vec<usize> = d.0.iter().map(|x| x.line).collect();

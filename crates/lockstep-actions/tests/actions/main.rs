@@ -5,6 +5,7 @@ mod cluster;
 mod discovery;
 mod evs;
 mod gates;
+mod generic;
 mod install;
 mod reboot;
 mod render;
