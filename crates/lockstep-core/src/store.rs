@@ -381,6 +381,14 @@ pub trait StateStore: Send + Sync {
     fn list_runs(&self) -> Result<Vec<RunSummary>, StoreError>;
     /// Takes the run for this controller; fails with [`StoreError::Locked`] if another holds it.
     fn lock_run(&self, run: &RunId) -> Result<Box<dyn RunLock>, StoreError>;
+
+    /// Whether a live controller drives `run` now, found without taking anything (a `status`
+    /// must never take a run or its lease from the controller driving it). `None`: this backend
+    /// cannot tell beyond the run's lease, which the caller reads from [`Self::run_leases`].
+    fn run_driven(&self, run: &RunId) -> Result<Option<bool>, StoreError> {
+        let _ = run;
+        Ok(None)
+    }
     /// Writes a step's new record (durable on return).
     fn put_step(&self, run: &RunId, record: &StepRecord) -> Result<(), StoreError>;
     /// Writes a fact (durable on return).

@@ -34,8 +34,19 @@ impl RunGuard {
             .truncate(false)
             .open(&path)
             .map_err(|e| backend("cannot open the run lock file", e))?;
-        let taken = FileExt::try_lock_exclusive(&file)
-            .map_err(|e| backend("cannot lock the run lock file", e))?;
+        // A `status` probes the lock for an instant (`RunGuard::is_held`): a lock found held is
+        // tried again for half a second before it counts as another controller's.
+        let mut taken = false;
+        for attempt in 0..10 {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            taken = FileExt::try_lock_exclusive(&file)
+                .map_err(|e| backend("cannot lock the run lock file", e))?;
+            if taken {
+                break;
+            }
+        }
         if !taken {
             let mut holder = String::new();
             // The holder writes its identity right after locking; an empty file means it is
@@ -59,6 +70,31 @@ impl RunGuard {
             .map_err(|e| backend("cannot write the run lock file", e))?;
         tracing::debug!(lock = %path.display(), "run `{run}` locked");
         Ok(RunGuard { file, path })
+    }
+
+    /// Whether a controller holds the lock of `run` now, found by trying it for an instant and
+    /// letting it go at once: nothing is written, no lease is touched. `None` when there is no
+    /// lock file (no controller ever drove the run here).
+    pub(crate) fn is_held(state: &Path, run: &RunId) -> Result<Option<bool>, StoreError> {
+        let path = lock_path(state, run);
+        let file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(StoreError::Backend {
+                    path: path.display().to_string(),
+                    detail: format!("cannot open the run lock file: {e}"),
+                })
+            }
+        };
+        let taken = FileExt::try_lock_exclusive(&file).map_err(|e| StoreError::Backend {
+            path: path.display().to_string(),
+            detail: format!("cannot probe the run lock file: {e}"),
+        })?;
+        if taken {
+            let _ = FileExt::unlock(&file);
+        }
+        Ok(Some(!taken))
     }
 
     /// The lock file.

@@ -937,6 +937,10 @@ impl StateStore for SqliteStore {
         Ok(out)
     }
 
+    fn run_driven(&self, run: &RunId) -> Result<Option<bool>, StoreError> {
+        Ok(Some(RunGuard::is_held(&self.path, run)?.unwrap_or(false)))
+    }
+
     fn lock_run(&self, run: &RunId) -> Result<Box<dyn RunLock>, StoreError> {
         self.require_run(&self.conn(), run)?;
         let guard = RunGuard::acquire(&self.path, run)?;

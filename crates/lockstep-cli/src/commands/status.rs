@@ -107,13 +107,25 @@ pub fn render_run(r: &RunRecord) -> String {
 }
 
 /// The state of a stored run as a word, telling a live controller's run from a dead one's: a
-/// run recorded `running` whose OS lock is free has no controller any more (it was killed).
+/// run recorded `running` whose OS lock is free (SQLite), or whose lease lapsed (PostgreSQL),
+/// has no controller any more (it was killed).
 fn state_of(store: &dyn StateStore, id: &lockstep_core::RunId, s: &RunStatus) -> &'static str {
     match s {
-        RunStatus::Running => match store.lock_run(id) {
-            Ok(_free) => "interrupted",
-            Err(_) => "running",
-        },
+        // Probed without taking the run or its lease from the controller that may drive it.
+        RunStatus::Running => {
+            let driven = match store.run_driven(id) {
+                Ok(Some(d)) => d,
+                _ => store
+                    .run_leases()
+                    .map(|ls| ls.iter().any(|l| &l.run == id && !l.expired))
+                    .unwrap_or(true),
+            };
+            if driven {
+                "running"
+            } else {
+                "interrupted"
+            }
+        }
         RunStatus::Waiting { .. } => "waiting",
         RunStatus::Halted { .. } => "halted",
         RunStatus::Finished => "finished",
