@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use futures::stream::{self, StreamExt};
-use lockstep_core::{CommandOutput, Fleet, Name, RunStatus, StateStore, StoreError, Transport};
+use lockstep_core::{CommandOutput, Fleet, Name, RunStatus, StateStore, Transport};
 use serde_json::json;
 
 use crate::args::{ExecArgs, Format, GlobalArgs};
@@ -73,23 +73,25 @@ pub fn clusters_hit(fleet: &Fleet, hosts: &[Name]) -> BTreeMap<String, Vec<Strin
 }
 
 /// Hosts of `hosts` that a run being driven right now will touch (its plan's hosts and the
-/// front-ends it reads), with the run and its controller. A run counts as driven while another
-/// process holds its run lock (status `running` and the lock taken); the lock is probed for an
-/// instant.
+/// front-ends it reads), with the run and its controller. A run counts as driven while a live
+/// controller holds it (its OS lock held, or its lease unexpired), probed without taking the run
+/// or its lease from anyone.
 fn held_hosts(store: &dyn StateStore, fleet: &Fleet, hosts: &[Name]) -> Result<Vec<String>> {
     let mut held = Vec::new();
+    let leases = store.run_leases()?;
     for r in store.list_runs()? {
         if r.status != RunStatus::Running {
             continue;
         }
-        let holder = match store.lock_run(&r.id) {
-            Ok(guard) => {
-                drop(guard); // nobody drives it: a dead controller's run
-                continue;
-            }
-            Err(StoreError::Locked { holder, .. }) => holder,
-            Err(e) => return Err(e.into()),
+        let lease = leases.iter().find(|l| l.run == r.id && !l.expired);
+        let driven = match store.run_driven(&r.id)? {
+            Some(d) => d,
+            None => lease.is_some(),
         };
+        if !driven {
+            continue; // nobody drives it: a dead controller's run
+        }
+        let holder = lease.map_or_else(|| "a live controller".to_owned(), |l| l.holder.clone());
         let record = store.load_run(&r.id)?;
         let touched = wiring::plan_hosts(&record.plan, fleet);
         for h in hosts {
