@@ -187,22 +187,7 @@ fn several_nodes_of_one_cluster_need_yes_and_powershell_is_encoded() {
 fn hosts_of_a_rollout_being_driven_are_not_touched() {
     // Slow installers, so that the rollout is still being driven when exec asks.
     let lab = Lab::start(Some("time_scale: 0.05\n"));
-    let inv = lab_inventory();
-    let mut child = crate::util::lockstep(lab.path())
-        .args([
-            "run",
-            "-i",
-            inv.to_str().unwrap(),
-            "-i",
-            "overlay.yml",
-            "e3-nc",
-            "--yes",
-        ])
-        .args(["--soak-scale", "0"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = lab.spawn_rollout("e3-nc");
     // Wait for an installer to start: the run is stored and its controller holds it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let host = loop {

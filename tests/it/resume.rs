@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{code, lab_inventory, lockstep, text, Lab};
+use crate::util::{code, text, Lab};
 
 fn latest_run(lab: &Lab) -> Option<String> {
     let o = lab.run(&["status", "--format", "json"]);
@@ -14,22 +14,7 @@ fn latest_run(lab: &Lab) -> Option<String> {
 #[test]
 fn a_second_controller_cannot_drive_a_run_being_driven() {
     let lab = Lab::start(Some("time_scale: 0.003\n"));
-    let inv = lab_inventory();
-    let child = lockstep(lab.path())
-        .args([
-            "run",
-            "-i",
-            inv.to_str().unwrap(),
-            "-i",
-            "overlay.yml",
-            "e3-nc",
-            "--yes",
-        ])
-        .args(["--soak-scale", "0"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = lab.spawn_rollout("e3-nc");
     let deadline = Instant::now() + Duration::from_secs(60);
     let id = loop {
         if let Some(id) = latest_run(&lab) {

@@ -115,22 +115,39 @@ impl Lab {
         run(self.path(), args)
     }
 
-    /// `lockstep run -i lab.yml -i overlay.yml PLAYBOOK --yes --soak-scale 0 EXTRA...`.
-    pub fn rollout(&self, playbook: &str, extra: &[&str]) -> Output {
+    /// The arguments of `lockstep run -i lab.yml -i overlay.yml PLAYBOOK --yes --soak-scale 0`.
+    fn rollout_args(playbook: &str) -> Vec<String> {
         let inv = lab_inventory();
-        let mut args = vec![
+        [
             "run",
             "-i",
             inv.to_str().unwrap(),
             "-i",
             "overlay.yml",
             playbook,
-            "--yes",
-            "--soak-scale",
-            "0",
-        ];
-        args.extend_from_slice(extra);
-        self.run(&args)
+        ]
+        .into_iter()
+        .chain(["--yes", "--soak-scale", "0"])
+        .map(str::to_owned)
+        .collect()
+    }
+
+    /// `lockstep run -i lab.yml -i overlay.yml PLAYBOOK --yes --soak-scale 0 EXTRA...`.
+    pub fn rollout(&self, playbook: &str, extra: &[&str]) -> Output {
+        let mut args = Self::rollout_args(playbook);
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        lockstep(self.path()).args(&args).output().unwrap()
+    }
+
+    /// The same rollout started in the background, its output discarded: for tests that act on
+    /// a run while its controller drives it.
+    pub fn spawn_rollout(&self, playbook: &str) -> std::process::Child {
+        lockstep(self.path())
+            .args(Self::rollout_args(playbook))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
     }
 
     /// `lockstep lab fault ...` against this lab.
