@@ -82,9 +82,8 @@ impl SqliteStore {
         durability: Durability,
         lease_ttl: Duration,
     ) -> Result<Self, StoreError> {
-        let mut conn = Self::connect(path, durability)?;
-        migrate(&mut conn).map_err(|e| backend_err(path, e))?;
-        let mut wconn = Self::connect(path, durability)?;
+        let conn = Self::connect(path, durability, true)?;
+        let mut wconn = Self::connect(path, durability, false)?;
         let wpath = path.to_owned();
         let writer = Writer::start(path.display().to_string(), move |jobs| {
             apply_batch(&mut wconn, &wpath, jobs)
@@ -97,26 +96,55 @@ impl SqliteStore {
         })
     }
 
-    fn connect(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
-        let err = |e: rusqlite::Error| backend_err(path, e);
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(err)?;
+    /// Opens a connection (and, with `migrate_schema`, brings the schema up to date), retrying
+    /// while another process holds the file. The busy handler does not cover everything: two
+    /// processes switching a new file to WAL at once meet a lock-upgrade deadlock that SQLite
+    /// answers at once with `SQLITE_BUSY` (seen in CI: two `lockstep run`s started together).
+    fn connect(
+        path: &Path,
+        durability: Durability,
+        migrate_schema: bool,
+    ) -> Result<Connection, StoreError> {
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match Self::try_connect(path, durability, migrate_schema) {
+                Err(ConnectError::Sqlite(e)) if is_busy(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Err(ConnectError::Sqlite(e)) => return Err(backend_err(path, e)),
+                Err(ConnectError::NotWal(mode)) => {
+                    return Err(StoreError::Backend {
+                        path: path.display().to_string(),
+                        detail: format!("cannot switch to WAL journal mode (got `{mode}`)"),
+                    })
+                }
+                Ok(conn) => return Ok(conn),
+            }
+        }
+    }
+
+    fn try_connect(
+        path: &Path,
+        durability: Durability,
+        migrate_schema: bool,
+    ) -> Result<Connection, ConnectError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Backend {
-                path: path.display().to_string(),
-                detail: format!("cannot switch to WAL journal mode (got `{mode}`)"),
-            });
+            return Err(ConnectError::NotWal(mode));
         }
         let sync = match durability {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
         };
-        conn.pragma_update(None, "synchronous", sync).map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", sync)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        if migrate_schema {
+            migrate(&mut conn)?;
+        }
         Ok(conn)
     }
 
@@ -231,6 +259,25 @@ impl SqliteStore {
     fn load_steps(&self, conn: &Connection, run: &RunId) -> Result<Vec<StepRecord>, StoreError> {
         load_steps(conn, &self.path, run)
     }
+}
+
+enum ConnectError {
+    Sqlite(rusqlite::Error),
+    NotWal(String),
+}
+
+impl From<rusqlite::Error> for ConnectError {
+    fn from(e: rusqlite::Error) -> Self {
+        ConnectError::Sqlite(e)
+    }
+}
+
+/// `SQLITE_BUSY` or `SQLITE_LOCKED`: another connection holds the file; worth another try.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn backend_err(path: &Path, e: rusqlite::Error) -> StoreError {
