@@ -32,6 +32,8 @@ mod inventory_hostile;
 mod inventory_oracle;
 #[path = "it/leases.rs"]
 mod leases;
+#[path = "it/new_playbooks.rs"]
+mod new_playbooks;
 #[path = "it/operator.rs"]
 mod operator;
 #[path = "it/plan_snapshots.rs"]

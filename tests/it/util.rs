@@ -61,6 +61,17 @@ pub struct Lab {
 impl Lab {
     /// Starts a lab (optionally with a config file's YAML) and waits for its endpoints.
     pub fn start(config_yaml: Option<&str>) -> Lab {
+        Self::launch(&[], config_yaml)
+    }
+
+    /// A lab serving `inventory` (`lockstep lab -i INVENTORY`) instead of the built-in one; drive
+    /// it with [`Lab::rollout_on`].
+    pub fn start_inventory(inventory: &Path, config_yaml: Option<&str>) -> Lab {
+        let inv = inventory.to_str().unwrap().to_owned();
+        Self::launch(&["-i".to_owned(), inv], config_yaml)
+    }
+
+    fn launch(extra: &[String], config_yaml: Option<&str>) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let mut c = lockstep(dir.path());
         c.args([
@@ -71,6 +82,7 @@ impl Lab {
             "endpoints.json",
         ])
         .args(["--record", "record.jsonl"])
+        .args(extra)
         .stdout(Stdio::from(
             std::fs::File::create(dir.path().join("lab.out")).unwrap(),
         ))
@@ -228,6 +240,115 @@ impl Drop for Lab {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `inventory/windows-lab.yml`: plain Windows servers and a Server 2019 failover cluster.
+pub fn windows_lab_inventory() -> PathBuf {
+    repo("inventory/windows-lab.yml")
+}
+
+impl Lab {
+    /// The arguments of `lockstep run -i INVENTORY -i overlay.yml PLAYBOOK --yes --soak-scale 0`.
+    pub fn run_args_on(inventory: &Path, playbook: &str) -> Vec<String> {
+        let inv = inventory.to_str().unwrap();
+        ["run", "-i", inv, "-i", "overlay.yml", playbook]
+            .into_iter()
+            .chain(["--yes", "--soak-scale", "0"])
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `lockstep run -i INVENTORY -i overlay.yml PLAYBOOK --yes --soak-scale 0 EXTRA...`, for a
+    /// lab started with [`Lab::start_inventory`].
+    pub fn rollout_on(&self, inventory: &Path, playbook: &str, extra: &[&str]) -> Output {
+        let mut args = Self::run_args_on(inventory, playbook);
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        lockstep(self.path()).args(&args).output().unwrap()
+    }
+
+    /// `lockstep status --format json`: every run of the test's state file, newest first.
+    pub fn runs(&self) -> Vec<serde_json::Value> {
+        let o = self.run(&["status", "--format", "json"]);
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    /// Drives the run that `run_args` starts (a `lockstep run ...` argument list) to its end
+    /// through up to `kills` SIGKILLs of its controller, each at a random point 100..`max_ms` ms
+    /// after a start, resuming the run after each; a final resume runs undisturbed. Asserts every
+    /// attempt that ended by itself succeeded and that the run finished; returns the number of
+    /// kills that landed mid-run. `what` names the test and its seed in failure messages.
+    pub fn run_through_kills(
+        &self,
+        run_args: &[String],
+        kills: usize,
+        max_ms: u64,
+        rng: &mut impl rand::Rng,
+        what: &str,
+    ) -> usize {
+        let before = self.runs().len();
+        let deadline = Instant::now() + Duration::from_secs(900);
+        let mut landed = 0;
+        loop {
+            assert!(Instant::now() < deadline, "{what}: did not finish");
+            let now = self.runs();
+            let mut cmd = lockstep(self.path());
+            if now.len() == before {
+                cmd.args(run_args);
+            } else {
+                let id = now[0]["run"].as_str().unwrap().to_owned();
+                cmd.args(["resume", &id, "--yes", "--soak-scale", "0"]);
+            }
+            if landed >= kills {
+                let o = cmd.output().unwrap();
+                assert_eq!(code(&o), 0, "{what}: final resume: {}", text(&o));
+                break;
+            }
+            let log = self.path().join(format!("attempt-{landed}.log"));
+            let mut child = cmd
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(rng.gen_range(100..max_ms.max(101))));
+            match child.try_wait().unwrap() {
+                Some(status) => {
+                    assert_eq!(
+                        status.code(),
+                        Some(0),
+                        "{what}: ended badly between kills: {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                    break;
+                }
+                None => {
+                    child.kill().unwrap(); // SIGKILL
+                    child.wait().unwrap();
+                    landed += 1;
+                }
+            }
+        }
+        let latest = &self.runs()[0];
+        assert_eq!(latest["state"], "finished", "{what}: {latest}");
+        landed
+    }
+}
+
+/// The seed of a randomised test: `LOCKSTEP_CRASH_SEED` when set (to replay a failure), else the
+/// clock; printed with `what` so that the test log shows how to replay it.
+#[allow(clippy::print_stderr)] // the seed must reach the test log to replay a failure
+pub fn crash_seed(what: &str) -> u64 {
+    let seed = std::env::var("LOCKSTEP_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("{what} seed: {seed} (LOCKSTEP_CRASH_SEED={seed} replays it)");
+    seed
 }
 
 /// Exit code of an output.

@@ -237,10 +237,13 @@ async fn read(
     let reads: Vec<NodeRead<'_>> = hosts
         .iter()
         .map(|host| {
-            let is_node = fleet
-                .host(host.as_str())
-                .is_some_and(|h| h.cluster.is_some());
-            Box::pin(async move { (host, node_facts(t, host, is_node, probes, strict).await) })
+            let inv = fleet.host(host.as_str());
+            let is_node = inv.is_some_and(|h| h.cluster.is_some());
+            // A host the inventory gives no Exchange (a plain Windows server) is not asked for
+            // an Exchange build it cannot show.
+            let exchange = inv.is_none_or(|h| h.exchange.is_some());
+            let kind = NodeKind { is_node, exchange };
+            Box::pin(async move { (host, node_facts(t, host, kind, probes, strict).await) })
                 as NodeRead<'_>
         })
         .collect();
@@ -333,13 +336,23 @@ async fn read(
 /// Reads `probes` of one host. A transport failure is the host's error; any other failure is
 /// the host's error when `strict` (a run's discovery: no Exchange build, no Cluster service
 /// state), else a note in `unread`.
+/// What the inventory says a host is, for the probes that apply to it.
+#[derive(Debug, Clone, Copy)]
+struct NodeKind {
+    /// A failover cluster node.
+    is_node: bool,
+    /// Runs Exchange (or is not in the inventory).
+    exchange: bool,
+}
+
 async fn node_facts(
     t: &dyn Transport,
     host: &Name,
-    is_node: bool,
+    kind: NodeKind,
     probes: &[BuiltinProbe],
     strict: bool,
 ) -> Result<NodeFacts, ActionError> {
+    let NodeKind { is_node, exchange } = kind;
     let node = Node::new(t, host);
     let mut f = NodeFacts::default();
     // The last SOAP fault a probe got: the node answered, so it is a note unless every probe
@@ -366,6 +379,7 @@ async fn node_facts(
                 Ok(w) => f.windows = Some(w),
                 Err(e) => note(&mut f, p, e)?,
             },
+            BuiltinProbe::Exchange if !exchange => {}
             BuiltinProbe::Exchange => match node.build().await {
                 Ok(b) => {
                     f.build = Some(b.build);
@@ -410,6 +424,7 @@ async fn node_facts(
         .filter(|p| match p {
             BuiltinProbe::Owners => false,
             BuiltinProbe::ClusterService => is_node,
+            BuiltinProbe::Exchange => exchange,
             _ => true,
         })
         .count();

@@ -136,7 +136,7 @@ pub fn playbook_source(arg: &str) -> Result<SourceFile> {
     if !arg.starts_with(BUILTIN) && path.exists() {
         return SourceFile::read(path).map_err(bad);
     }
-    let builtin = lockstep_spec::embedded::playbooks();
+    let builtin = lockstep_spec::embedded::all_playbooks();
     let name = arg.strip_prefix(BUILTIN).unwrap_or(arg);
     let stem = name.trim_end_matches(".yml");
     if let Some(f) = builtin.into_iter().find(|f| {
@@ -146,7 +146,7 @@ pub fn playbook_source(arg: &str) -> Result<SourceFile> {
     }) {
         return Ok(f);
     }
-    let names: Vec<String> = lockstep_spec::embedded::playbooks()
+    let names: Vec<String> = lockstep_spec::embedded::all_playbooks()
         .iter()
         .filter_map(|f| {
             Path::new(&f.path)

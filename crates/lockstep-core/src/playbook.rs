@@ -563,6 +563,11 @@ pub struct Playbook {
     pub procedure: Procedure,
     /// Inventory patterns selecting the hosts (host, group, site, cluster names; `all`).
     pub hosts: Vec<String>,
+    /// `exchange: false`: a change to plain Windows hosts, not to Exchange. The procedure then
+    /// only gives the shape (each host on its own, or each cluster one node at a time) and
+    /// takes the selected hosts and clusters that run no Exchange, never an Exchange server.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub exchange: bool,
     /// Target package and build.
     pub target: Target,
     /// Playbook variables (templates may use them).
@@ -574,6 +579,14 @@ pub struct Playbook {
     pub phases: Vec<Phase>,
     /// Staged rollout.
     pub rollout: Rollout,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// Parses `30m`, `90s`, `2h`, `1h30m`, `1d` into seconds.

@@ -159,6 +159,49 @@ async fn suspend_drain_empties_the_node_and_resume_fails_back() {
 }
 
 #[tokio::test]
+async fn measure_object_counts_the_groups_not_online() {
+    let w = lab();
+    let not_online = "Get-ClusterGroup | Where-Object { $_.State -ne 0 } | Measure-Object | Select-Object Count | ConvertTo-Json -Compress";
+    assert_eq!(
+        json(&w, "N1", not_online).await,
+        serde_json::json!({"Count": 0})
+    );
+    let all = json(
+        &w,
+        "N1",
+        "Get-ClusterGroup | Measure-Object | ConvertTo-Json -Compress",
+    )
+    .await;
+    assert_eq!(
+        all,
+        serde_json::json!({"Count": 3, "Average": null, "Sum": null, "Maximum": null, "Minimum": null, "Property": null})
+    );
+    let stats = json(
+        &w,
+        "N1",
+        "Get-ClusterNode | Measure-Object -Property State -Sum -Maximum | Select-Object Count,Sum,Maximum,Minimum | ConvertTo-Json -Compress",
+    )
+    .await;
+    assert_eq!(
+        stats,
+        serde_json::json!({"Count": 3, "Sum": 0, "Maximum": 0, "Minimum": null})
+    );
+    // A paused node shows in the sum of the node states (Paused = 2).
+    ok(&w, "N3", &ps("Suspend-ClusterNode -Name N2 -Drain")).await;
+    let stats = json(
+        &w,
+        "N1",
+        "Get-ClusterNode | Measure-Object -Property State -Sum | Select-Object Sum | ConvertTo-Json -Compress",
+    )
+    .await;
+    assert_eq!(stats, serde_json::json!({"Sum": 2}));
+    assert_eq!(
+        json(&w, "N1", not_online).await,
+        serde_json::json!({"Count": 0})
+    );
+}
+
+#[tokio::test]
 async fn move_cluster_group_moves_and_reports_the_group() {
     let w = lab();
     let v = json(

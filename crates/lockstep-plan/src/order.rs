@@ -48,6 +48,12 @@ impl NodeOrder {
                 evs[o] += 1;
             }
         }
+        // Other roles (file servers, SQL Server instances) count like any group a node owns.
+        for g in &cluster.groups {
+            if let Some(o) = owner_of_group(g.name.as_str()) {
+                all[o] += 1;
+            }
+        }
         let active = || {
             if evs.iter().any(|&c| c > 0) {
                 busiest(&evs, None).unwrap_or(0)

@@ -399,6 +399,15 @@ impl<'a> Planner<'a> {
         let fleet = self.fleet;
         let procedure = self.pb.procedure;
         let product = procedure.product();
+        // `exchange: false`: plain Windows hosts only; else the procedure's Exchange product.
+        let exchange = self.pb.exchange;
+        let fits_product = |h: &lockstep_core::Host| {
+            if exchange {
+                h.runs(product)
+            } else {
+                h.exchange.is_none()
+            }
+        };
         let site_of = |name: &Name| fleet.sites.iter().position(|s| s.name == *name);
         let mut units = Vec::new();
         let members = |what: &'static str,
@@ -443,7 +452,7 @@ impl<'a> Planner<'a> {
                     continue;
                 };
                 let Some(&n0) = idx.first() else { continue };
-                let fits = fleet.hosts[n0].runs(product)
+                let fits = fits_product(&fleet.hosts[n0])
                     && match procedure {
                         Procedure::E2ActivePassive => {
                             c.mode == lockstep_core::ClusterMode::ActivePassive
@@ -479,7 +488,7 @@ impl<'a> Planner<'a> {
                 }
                 let fits = idx
                     .iter()
-                    .all(|&i| fleet.hosts[i].runs(product) && fleet.hosts[i].cluster.is_none());
+                    .all(|&i| fits_product(&fleet.hosts[i]) && fleet.hosts[i].cluster.is_none());
                 if !fits || !taken("pool", &p.name, &idx, &mut self.errors) {
                     continue;
                 }
@@ -503,6 +512,13 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let pass = match procedure {
+                // A plain Windows host has no Exchange role: every standalone shape takes it.
+                _ if !exchange => {
+                    if !fits_product(h) || procedure.is_cluster() {
+                        continue;
+                    }
+                    Pass::Only
+                }
                 Procedure::E3FrontBack | Procedure::E2FrontBack if h.runs(product) => {
                     match h.role() {
                         Some(Role::FrontEnd) => Pass::FrontEnds,
@@ -601,7 +617,8 @@ impl<'a> Planner<'a> {
                 let has = c.cluster_group.eq_ignore_case(group)
                     || c.virtual_servers
                         .iter()
-                        .any(|v| v.group.eq_ignore_case(group));
+                        .any(|v| v.group.eq_ignore_case(group))
+                    || c.groups.iter().any(|g| g.name.eq_ignore_case(group));
                 if has {
                     group_found = true;
                     owner_ok |= c.nodes.iter().any(|n| n.eq_ignore_case(owner));
@@ -1366,11 +1383,23 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+        // The other roles (file servers, SQL Server instances) order the nodes too.
+        let roles: Vec<(&Name, Option<usize>)> = c
+            .groups
+            .iter()
+            .map(|g| {
+                let o = self.live_owner(c, &g.name).unwrap_or(g.owner.as_str());
+                (&g.name, c.nodes.iter().position(|n| n.eq_ignore_case(o)))
+            })
+            .collect();
         let order = NodeOrder::new(self.pb.procedure, c, |g| {
-            groups
-                .iter()
-                .position(|x| x.eq_ignore_case(g))
-                .and_then(|i| owner[i])
+            match groups.iter().position(|x| x.eq_ignore_case(g)) {
+                Some(i) => owner[i],
+                None => roles
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_case(g))
+                    .and_then(|(_, o)| *o),
+            }
         });
         let n = c.nodes.len();
         let layers = ClusterLayers::new(c, &order);

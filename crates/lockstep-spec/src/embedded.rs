@@ -64,15 +64,31 @@ pub const PLAYBOOKS: &[EmbeddedFile] = &[
     playbook!("e5-nc"),
 ];
 
+/// The shipped playbooks for plain Windows fleets (no Exchange; `inventory/windows-lab.yml`),
+/// written with the generic steps only. Found by name like the KB ones; `lockstep check` without
+/// a playbook checks the KB ones only, since these select nothing in an Exchange organisation.
+pub const WINDOWS_PLAYBOOKS: &[EmbeddedFile] =
+    &[playbook!("cau-cluster"), playbook!("hotfix-waves")];
+
 /// Every shipped playbook as [`SourceFile`]s.
 pub fn playbooks() -> Vec<SourceFile> {
     PLAYBOOKS.iter().map(EmbeddedFile::source).collect()
+}
+
+/// Every shipped playbook, the KB ones and [`WINDOWS_PLAYBOOKS`], as [`SourceFile`]s.
+pub fn all_playbooks() -> Vec<SourceFile> {
+    PLAYBOOKS
+        .iter()
+        .chain(WINDOWS_PLAYBOOKS)
+        .map(EmbeddedFile::source)
+        .collect()
 }
 
 /// The shipped playbook called `name` (file stem, `e3-cluster`).
 pub fn playbook(name: &str) -> Option<SourceFile> {
     PLAYBOOKS
         .iter()
+        .chain(WINDOWS_PLAYBOOKS)
         .find(|p| {
             p.path
                 .trim_start_matches("playbooks/")

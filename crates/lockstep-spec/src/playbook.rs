@@ -30,6 +30,7 @@ const TOP_KEYS: &[&str] = &[
     "title",
     "procedure",
     "hosts",
+    "exchange",
     "target",
     "vars",
     "facts",
@@ -275,6 +276,19 @@ impl PlaybookLoader<'_> {
             .required(root, "procedure")
             .and_then(|p| enum_value(p, "procedure", PROCEDURES, self.sink));
         let hosts = self.required(root, "hosts").and_then(|h| self.hosts(h));
+        let exchange = match root.get("exchange") {
+            None => Some(true),
+            Some(n) => match n.as_bool() {
+                Some(b) => Some(b),
+                None => {
+                    self.sink.error(
+                        &n.pos,
+                        format!("`exchange` must be true or false, found {}", n.describe()),
+                    );
+                    None
+                }
+            },
+        };
         let target = self
             .required(root, "target")
             .and_then(|t| self.target(t, procedure));
@@ -298,6 +312,7 @@ impl PlaybookLoader<'_> {
             title: title?,
             procedure: procedure?,
             hosts: hosts?,
+            exchange: exchange?,
             target: target?,
             vars: vars?,
             facts: facts?,

@@ -213,6 +213,10 @@ const SWITCHES: &[&str] = &[
     "NoProfile",
     "NonInteractive",
     "Unique",
+    "Sum",
+    "Average",
+    "Maximum",
+    "Minimum",
 ];
 
 /// A statement: a pipeline.

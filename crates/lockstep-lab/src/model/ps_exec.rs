@@ -151,6 +151,7 @@ impl State {
             "get-ciminstance" | "get-wmiobject" => self.ps_cim(h, cmd)?,
             "select-object" => select(cmd, input),
             "where-object" => where_(cmd, input),
+            "measure-object" => vec![measure(cmd, &input)],
             "write-output" | "echo" => cmd
                 .positional()
                 .iter()
@@ -731,6 +732,58 @@ fn select(cmd: &Command, input: Vec<Val>) -> Vec<Val> {
             )
         })
         .collect()
+}
+
+/// `Measure-Object [[-Property] P] [-Sum] [-Average] [-Maximum] [-Minimum]`: one
+/// GenericMeasureInfo (`Count`, and the statistics asked for over P's integer values; the others
+/// `$null`, as Windows PowerShell 5.1 writes them).
+fn measure(cmd: &Command, input: &[Val]) -> Val {
+    let prop = arg_text(cmd, "Property", 0);
+    let values: Vec<i64> = match &prop {
+        Some(p) => input
+            .iter()
+            .filter_map(|v| match v.prop(p) {
+                Val::Int(i) => Some(i),
+                other => other.text().trim().parse().ok(),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let count = if prop.is_some() {
+        values.len()
+    } else {
+        input.len()
+    };
+    let stat = |on: bool, f: &dyn Fn(&[i64]) -> Option<i64>| {
+        if on && !values.is_empty() {
+            f(&values).map_or(Val::Null, Val::Int)
+        } else {
+            Val::Null
+        }
+    };
+    let n = values.len() as i64;
+    Val::Obj(vec![
+        ("Count".into(), Val::Int(count as i64)),
+        (
+            "Average".into(),
+            stat(cmd.switch("Average"), &|v| {
+                Some(v.iter().sum::<i64>() / n.max(1))
+            }),
+        ),
+        (
+            "Sum".into(),
+            stat(cmd.switch("Sum"), &|v| Some(v.iter().sum())),
+        ),
+        (
+            "Maximum".into(),
+            stat(cmd.switch("Maximum"), &|v| v.iter().max().copied()),
+        ),
+        (
+            "Minimum".into(),
+            stat(cmd.switch("Minimum"), &|v| v.iter().min().copied()),
+        ),
+        ("Property".into(), prop.map_or(Val::Null, Val::Str)),
+    ])
 }
 
 /// `Where-Object { cond }` or the simplified `Where-Object Prop -op Value`.
