@@ -153,7 +153,12 @@ impl State {
                 already_at_target: already,
             },
         );
-        let image = pkg.image();
+        // An `.msu` is installed by `wusa.exe`: that is the process a node shows while it runs
+        // (and what a resumed controller finds running, rather than starting it again).
+        let image = match pkg.effect {
+            PackageEffect::WindowsUpdate { .. } => "wusa.exe".to_owned(),
+            _ => pkg.image(),
+        };
         // G6: another setup, update or xcopy is running.
         let stray = ["setup.exe", "update.exe", "xcopy.exe"]
             .iter()
