@@ -46,7 +46,13 @@ fn completions_offer_playbooks_and_run_ids() {
     std::fs::write(d.join("playbooks/cu.yaml"), "name: cu\n").unwrap();
     std::fs::write(d.join("notes.txt"), "").unwrap();
     let offered = complete(d, &["plan", ""]);
-    for want in ["e3-cluster", "e5-nc", "monthly.yml", "playbooks/cu.yaml"] {
+    for want in [
+        "e3-cluster",
+        "e5-nc",
+        "cau-cluster",
+        "monthly.yml",
+        "playbooks/cu.yaml",
+    ] {
         assert!(offered.iter().any(|o| o == want), "{want}: {offered:?}");
     }
     assert!(!offered.iter().any(|o| o.contains("notes")), "{offered:?}");

@@ -15,6 +15,7 @@ pub const VAR: &str = "COMPLETE";
 pub fn playbooks() -> Vec<CompletionCandidate> {
     let mut out: Vec<CompletionCandidate> = lockstep_spec::embedded::PLAYBOOKS
         .iter()
+        .chain(lockstep_spec::embedded::WINDOWS_PLAYBOOKS)
         .filter_map(|p| Path::new(p.path).file_stem()?.to_str().map(str::to_owned))
         .map(|name| CompletionCandidate::new(name).help(Some("built-in playbook".into())))
         .collect();
