@@ -10,9 +10,6 @@ mod pg;
 
 #[path = "it/cli_input.rs"]
 mod cli_input;
-#[path = "../crates/lockstep-store/tests/common/mod.rs"]
-mod store_plans;
-
 #[path = "it/codepages.rs"]
 mod codepages;
 #[path = "it/completions.rs"]
