@@ -572,16 +572,13 @@ async fn put_steps(
             _ => None,
         })
         .collect();
-    let col = |f: &dyn Fn(&(&RunId, Option<u64>, &StepRecord)) -> Option<i64>| {
-        recs.iter().map(f).collect::<Vec<_>>()
-    };
     let runs: Vec<&str> = recs.iter().map(|r| r.0 .0.as_str()).collect();
-    let tokens = col(&|r| opt(r.1));
+    let tokens: Vec<Option<i64>> = recs.iter().map(|r| opt(r.1)).collect();
     let steps: Vec<&str> = recs.iter().map(|r| r.2.step.as_str()).collect();
     let states: Vec<&str> = recs.iter().map(|r| r.2.state.as_str()).collect();
     let attempts: Vec<i64> = recs.iter().map(|r| r.2.attempts as i64).collect();
-    let started = col(&|r| opt(r.2.started_ms));
-    let finished = col(&|r| opt(r.2.finished_ms));
+    let started: Vec<Option<i64>> = recs.iter().map(|r| opt(r.2.started_ms)).collect();
+    let finished: Vec<Option<i64>> = recs.iter().map(|r| opt(r.2.finished_ms)).collect();
     let codes: Vec<Option<i32>> = recs.iter().map(|r| r.2.exit_code).collect();
     let outputs: Vec<&str> = recs.iter().map(|r| r.2.output.as_str()).collect();
     let messages: Vec<&str> = recs.iter().map(|r| r.2.message.as_str()).collect();
