@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 
-use crate::ansible::{MergedVar, PASSWORD_VARS};
+use crate::ansible::{MergedVars, PASSWORD_VARS};
 use crate::diag::{q, Sink};
 use crate::tree::Kind;
 
@@ -27,6 +27,14 @@ fn rendered(k: &str) -> bool {
             .any(|p| k.starts_with(p))
 }
 
+/// The template environment, built once per load and shared by every host.
+pub(crate) fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_recursion_limit(16);
+    env
+}
+
 fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%")
 }
@@ -34,28 +42,31 @@ fn is_template(s: &str) -> bool {
 /// Renders in place the templated values of `vars` that Lockstep reads, for host `host` in
 /// `groups` (every group but `all`, sorted). Errors go to `sink`; a failed value is left as is.
 pub(crate) fn render_host_vars(
+    env: &Environment<'_>,
     host: &str,
     groups: &[&str],
-    vars: &mut BTreeMap<String, MergedVar>,
+    vars: &mut MergedVars<'_>,
     sink: &mut Sink,
 ) {
-    let wanted: Vec<String> = vars
+    let wanted: Vec<&str> = vars
         .iter()
         .filter(|(k, v)| rendered(k) && v.var.value.as_str().is_some_and(is_template))
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| *k)
         .collect();
     if wanted.is_empty() {
         return;
     }
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_recursion_limit(16);
     // The context: every merged variable as text, templates rendered to a fixed depth so that
     // one template may use another.
     let mut ctx: BTreeMap<String, Value> = vars
         .iter()
-        .filter(|(k, _)| !PASSWORD_VARS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), Value::from_serialize(v.var.value.to_value())))
+        .filter(|(k, _)| !PASSWORD_VARS.contains(k))
+        .map(|(k, v)| {
+            (
+                (*k).to_owned(),
+                Value::from_serialize(v.var.value.to_value()),
+            )
+        })
         .collect();
     ctx.insert("inventory_hostname".into(), Value::from(host));
     ctx.insert(
@@ -87,15 +98,17 @@ pub(crate) fn render_host_vars(
     }
     let snapshot = Value::from_serialize(&ctx);
     for k in wanted {
-        let Some(mv) = vars.get_mut(&k) else { continue };
+        let Some(mv) = vars.get_mut(k) else { continue };
         let src = mv.var.value.as_str().unwrap_or_default().to_owned();
         match env.render_str(&src, &snapshot) {
             Ok(out) if !is_template(&out) => {
-                mv.var.value.kind = Kind::Scalar {
+                // The rendered value is this host's own: the shared node stays as written.
+                let value = &mut mv.var.to_mut().value;
+                value.kind = Kind::Scalar {
                     value: out,
                     plain: false,
                 };
-                mv.var.value.tag = None;
+                value.tag = None;
             }
             Ok(out) => sink.error(
                 &mv.var.value.pos,
