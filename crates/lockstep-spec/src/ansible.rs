@@ -276,14 +276,6 @@ impl Raw {
             .collect()
     }
 
-    /// Whether `host` is in group `g` (directly or through a child group).
-    pub fn is_member(&self, g: &str, host: &str) -> bool {
-        self.members.get(g).is_some_and(|m| {
-            m.binary_search_by(|h| self.host_order[*h as usize].as_str().cmp(host))
-                .is_ok()
-        })
-    }
-
     /// The members of group `g` in inventory order.
     pub fn members_in_order(&self, g: &str) -> Vec<&str> {
         let mut m: Vec<u32> = self.members.get(g).cloned().unwrap_or_default();

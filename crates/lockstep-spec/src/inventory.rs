@@ -431,8 +431,6 @@ impl InventoryLoader<'_> {
         }
         // Inventory name (what groups list) to host.
         let by_inv: FastMap<&str, &Host> = hosts.iter().map(|(i, h)| (*i, h)).collect();
-        let inv_of: FastMap<&str, &str> =
-            hosts.iter().map(|(i, h)| (h.name.as_str(), *i)).collect();
 
         // Clusters.
         let mut out_clusters = Vec::new();
@@ -456,16 +454,20 @@ impl InventoryLoader<'_> {
             }
         }
 
-        // Pools.
+        // Pools: each pool group's hosts that joined its pool, found from the hosts' side (one
+        // pass over the hosts, not one per pool).
+        let mut pool_members: FastMap<&str, Vec<&Host>> = FastMap::default();
+        for (inv, h) in &hosts {
+            let Some(p) = &h.pool else { continue };
+            for g in raw.merge_order(inv) {
+                if pools.get(g).is_some_and(|def| &def.name == p) {
+                    pool_members.entry(g).or_default().push(h);
+                }
+            }
+        }
         let mut out_pools = Vec::new();
         for (g, def) in &pools {
-            let members: Vec<&Host> = hosts
-                .iter()
-                .map(|(_, h)| h)
-                .filter(|h| {
-                    h.pool.as_ref() == Some(&def.name) && raw.is_member(g, inv_of[h.name.as_str()])
-                })
-                .collect();
+            let members: Vec<&Host> = pool_members.remove(g.as_str()).unwrap_or_default();
             if members.is_empty() {
                 self.sink.error(
                     &def.pos,
