@@ -182,15 +182,20 @@ pub(crate) struct RawGroup {
     pub child_set: FastSet<String>,
     /// Variables written in the inventory file.
     pub vars: VarMap,
-    /// Variables from `group_vars/NAME.yml` (they win over the inventory file's).
+    /// Variables from `group_vars/NAME.yml` beside an inventory source (they win over the
+    /// inventory file's).
     pub file_vars: VarMap,
+    /// Variables from `group_vars/NAME.yml` beside the playbook.
+    pub play_vars: VarMap,
 }
 
 impl RawGroup {
-    /// The group's own variables: inventory file, then `group_vars/` over it.
+    /// The group's own variables: inventory file, then `group_vars/` over it (the playbook's
+    /// over the inventory's).
     pub fn own_vars(&self) -> VarMap {
         let mut v = self.vars.clone();
         v.extend(self.file_vars.clone());
+        v.extend(self.play_vars.clone());
         v
     }
 }
@@ -199,8 +204,10 @@ impl RawGroup {
 pub(crate) struct RawHost {
     pub pos: Pos,
     pub vars: VarMap,
-    /// Variables from `host_vars/NAME.yml`.
+    /// Variables from `host_vars/NAME.yml` beside an inventory source.
     pub file_vars: VarMap,
+    /// Variables from `host_vars/NAME.yml` beside the playbook.
+    pub play_vars: VarMap,
 }
 
 /// The parsed inventory with positions kept, for the Lockstep layer.
@@ -328,18 +335,24 @@ impl Raw {
                 );
             }
         };
-        for file_level in [false, true] {
-            for g in order {
+        // Ansible's order: inventory-file group vars (every group) < `group_vars/all` beside the
+        // inventory < beside the playbook < the other `group_vars/` beside the inventory <
+        // beside the playbook. `all` comes first in `order` (it alone has depth 0).
+        let (all, others) = match order.split_first() {
+            Some((first, rest)) if *first == "all" => (Some(*first), rest),
+            _ => (None, order),
+        };
+        let levels: [(&[&str], fn(&RawGroup) -> &VarMap); 5] = [
+            (order, |g| &g.vars),
+            (all.as_slice(), |g| &g.file_vars),
+            (all.as_slice(), |g| &g.play_vars),
+            (others, |g| &g.file_vars),
+            (others, |g| &g.play_vars),
+        ];
+        for (groups, vars_of) in levels {
+            for g in groups {
                 if let Some(group) = self.groups.get(*g) {
-                    layer(
-                        if file_level {
-                            &group.file_vars
-                        } else {
-                            &group.vars
-                        },
-                        rank,
-                        &mut out,
-                    );
+                    layer(vars_of(group), rank, &mut out);
                 }
                 rank += 1;
             }
@@ -347,6 +360,7 @@ impl Raw {
         if let Some(h) = self.host(host) {
             layer(&h.vars, rank, &mut out);
             layer(&h.file_vars, rank + 1, &mut out);
+            layer(&h.play_vars, rank + 2, &mut out);
         }
         out
     }
@@ -471,6 +485,7 @@ pub(crate) fn read_raw(files: &[SourceFile], sink: &mut Sink) -> Raw {
             VarsFile::Group(g) => {
                 let vars = read_vars(root, VarPlace::Group(&g), sink);
                 match raw.groups.get_mut(&g) {
+                    Some(group) if file.beside_playbook => group.play_vars.extend(vars),
                     Some(group) => group.file_vars.extend(vars),
                     None => {
                         tracing::debug!(group = %g, file = %file.path, "group_vars for a group the inventory does not have")
@@ -480,6 +495,7 @@ pub(crate) fn read_raw(files: &[SourceFile], sink: &mut Sink) -> Raw {
             VarsFile::Host(h) => {
                 let vars = read_vars(root, VarPlace::Host, sink);
                 match raw.host_index.get(&h) {
+                    Some(&i) if file.beside_playbook => raw.hosts[i].play_vars.extend(vars),
                     Some(&i) => raw.hosts[i].file_vars.extend(vars),
                     None => {
                         tracing::debug!(host = %h, file = %file.path, "host_vars for a host the inventory does not have")
@@ -760,6 +776,7 @@ fn read_hosts(raw: &mut Raw, group: &str, node: Node, sink: &mut Sink) {
                         pos: k.pos.clone(),
                         vars: these,
                         file_vars: VarMap::default(),
+                        play_vars: VarMap::default(),
                     });
                     i
                 }
