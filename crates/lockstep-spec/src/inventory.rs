@@ -376,7 +376,7 @@ impl InventoryLoader<'_> {
         let cluster_by_group: FastMap<&str, &ClusterDef> =
             clusters.iter().map(|c| (c.group.as_str(), c)).collect();
         let mut hosts: Vec<(&str, Host)> = Vec::new();
-        let env = crate::hostvars::environment();
+        let env = crate::hostvars::environment(raw);
         for name in &raw.host_order {
             let order = raw.merge_order(name);
             let mut vars = raw.merged_vars_in(name, &order, false);
