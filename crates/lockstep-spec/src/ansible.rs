@@ -100,6 +100,9 @@ pub(crate) struct MergedVar<'a> {
     pub rank: usize,
 }
 
+/// Which of a group's variable sets a merge level reads.
+type VarsOf = fn(&RawGroup) -> &VarMap;
+
 /// A host's merged variables, by name (the names borrowed from the inventory).
 pub(crate) type MergedVars<'a> = BTreeMap<&'a str, MergedVar<'a>>;
 
@@ -342,7 +345,7 @@ impl Raw {
             Some((first, rest)) if *first == "all" => (Some(*first), rest),
             _ => (None, order),
         };
-        let levels: [(&[&str], fn(&RawGroup) -> &VarMap); 5] = [
+        let levels: [(&[&str], VarsOf); 5] = [
             (order, |g| &g.vars),
             (all.as_slice(), |g| &g.file_vars),
             (all.as_slice(), |g| &g.play_vars),

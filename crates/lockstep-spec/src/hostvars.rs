@@ -164,7 +164,7 @@ pub(crate) fn render_host_vars(
                 &mv.var.value.pos,
                 format!(
                     "{} of host {} still holds a template after rendering: {}",
-                    q(&k),
+                    q(k),
                     q(host),
                     q(&out)
                 ),
@@ -173,7 +173,7 @@ pub(crate) fn render_host_vars(
                 &mv.var.value.pos,
                 format!(
                     "template in {} of host {} does not render: {}",
-                    q(&k),
+                    q(k),
                     q(host),
                     e.detail()
                         .map(str::to_owned)
