@@ -219,3 +219,57 @@ fn hosts_of_a_rollout_being_driven_are_not_touched() {
         "nothing was sent"
     );
 }
+
+#[test]
+fn an_exec_holds_its_hosts_so_a_run_starting_meanwhile_is_refused() {
+    let lab = Lab::start(None);
+    // Every response of PRG-FE01 is slow: the exec is still on it when the run asks.
+    lab.fault("PRG-FE01", "slow", Some("2000"));
+    let inv = lab_inventory();
+    let inv = inv.to_str().unwrap();
+    let mut child = crate::util::lockstep(lab.path())
+        .args([
+            "exec",
+            "-i",
+            inv,
+            "-i",
+            "overlay.yml",
+            "-l",
+            "PRG-FE01",
+            "--",
+            "hostname",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let exec_pid = child.id();
+    // The command reached the host: the exec holds its lease.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !lab
+        .records()
+        .iter()
+        .any(|r| r["event"] == "command" && r["line"] == "hostname")
+    {
+        assert!(std::time::Instant::now() < deadline, "the exec never ran");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let installs = lab.installs().len();
+    let o = lab.rollout("e3-fb", &[]);
+    let exec_status = child.wait().unwrap();
+    assert_eq!(code(&o), 3, "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("REFUSED: one controller per host")
+            && err.contains(&format!("controller pid {exec_pid} ")),
+        "the refusal names the exec: {}",
+        text(&o)
+    );
+    assert_eq!(lab.installs().len(), installs, "the run changed nothing");
+    assert!(exec_status.success(), "the exec finished: {exec_status:?}");
+    // Its leases were released at its end: another controller takes the host at once.
+    lab.clear("PRG-FE01");
+    let (c, v, t) = exec(&lab, &["-l", "PRG-FE01", "--", "hostname"]);
+    assert_eq!(c, 0, "{t}");
+    assert_eq!(v[0]["exit_code"], 0, "{t}");
+}

@@ -248,3 +248,146 @@ fn the_demo_reads_the_builds_before_and_after_like_facts() {
         "{out}"
     );
 }
+
+/// `--playbook` reads the facts that playbook declares (issue 14), on the hosts it would touch:
+/// the values follow the lab's record before and after the rollout, a probe that finds nothing
+/// is empty (not an error), and every format and the state store carry them.
+#[test]
+fn a_playbooks_declared_facts_are_read_on_the_hosts_it_touches() {
+    let lab = Lab::start(None);
+    // The generic playbook's `sp_build`, plus a registry value every lab host has and one no
+    // host has.
+    let playbook = crate::generic::PLAYBOOK.replacen(
+        "facts:\n",
+        "facts:\n  acp: { registry: 'HKLM\\SYSTEM\\CurrentControlSet\\Control\\Nls\\CodePage', value: ACP }\n  absent: { registry: 'HKLM\\SOFTWARE\\Lockstep\\Nowhere', value: Nothing }\n",
+        1,
+    );
+    std::fs::write(lab.path().join("declared.yml"), playbook).unwrap();
+    let declared = |lab: &Lab| {
+        let (c, v, t) = facts(lab, &["--playbook", "declared.yml"]);
+        assert_eq!(c, 0, "{t}");
+        v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["host"].as_str().unwrap().to_owned(),
+                    h["declared"].clone(),
+                )
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    // ServicePackBuild is the third part of the build the record gives.
+    let sp_builds = |lab: &Lab, hosts: &BTreeMap<String, Value>| {
+        let rec = recorded_builds(lab);
+        hosts
+            .keys()
+            .map(|h| (h.clone(), rec[h].split('.').nth(2).unwrap().to_owned()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let before = declared(&lab);
+    assert!(before.len() >= 4, "the playbook's hosts: {before:?}");
+    let want = sp_builds(&lab, &before);
+    for (h, d) in &before {
+        assert_eq!(d["sp_build"], want[h].as_str(), "{h}: {d}");
+        assert!(
+            d["acp"].as_str().unwrap().parse::<u32>().unwrap() > 0,
+            "{h}: {d}"
+        );
+        assert_eq!(d["absent"], Value::Null, "{h}: {d}");
+    }
+    assert!(
+        before.values().any(|d| d["sp_build"] != "7638"),
+        "some host is below SP2 before the rollout: {before:?}"
+    );
+
+    let o = lab.rollout("declared.yml", &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let after = declared(&lab);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        sp_builds(&lab, &after),
+        after
+            .iter()
+            .map(|(h, d)| (h.clone(), d["sp_build"].as_str().unwrap().to_owned()))
+            .collect()
+    );
+    let at_sp2 =
+        |m: &BTreeMap<String, Value>| m.values().filter(|d| d["sp_build"] == "7638").count();
+    assert!(
+        at_sp2(&after) > at_sp2(&before),
+        "the rollout moved some: {after:?}"
+    );
+
+    // The table has a column per declared fact, the CSV a field, the store a fact per value.
+    let inv = lab_inventory();
+    let inv = inv.to_str().unwrap();
+    let base = [
+        "facts",
+        "-i",
+        inv,
+        "-i",
+        "overlay.yml",
+        "--playbook",
+        "declared.yml",
+    ];
+    let o = lab.run(&base);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    let header = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("HOST"))
+        .unwrap();
+    assert!(
+        header.contains("SP_BUILD") && header.contains("ACP") && header.contains("ABSENT"),
+        "{table}"
+    );
+    let o = lab.run(&[&base[..], &["--format", "csv"]].concat());
+    let csv = String::from_utf8_lossy(&o.stdout);
+    let columns: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| {
+        columns
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or_else(|| panic!("no column {name}: {csv}"))
+    };
+    let (sp, absent) = (col("fact_sp_build"), col("fact_absent"));
+    // Counted from the end: the declared facts are the last fields, and a quoted field before
+    // them (a Windows product name) may hold commas.
+    let (sp, absent) = (columns.len() - 1 - sp, columns.len() - 1 - absent);
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').collect())
+        .collect();
+    assert_eq!(rows.len(), after.len(), "{csv}");
+    assert!(
+        rows.iter()
+            .all(|r| r[sp].parse::<u32>().is_ok() && r[absent].is_empty()),
+        "{csv}"
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r[sp] == "7638").count(),
+        at_sp2(&after),
+        "{csv}"
+    );
+    let store = lockstep_store::SqliteStore::open(&lab.path().join("state.db")).unwrap();
+    let kept = lockstep_core::StateStore::latest_fleet_facts(&store).unwrap();
+    let sp: Vec<_> = kept.iter().filter(|f| f.key == "fact.sp_build").collect();
+    assert_eq!(sp.len(), after.len(), "{kept:?}");
+    for f in &sp {
+        assert_eq!(
+            after[f.host.as_str()]["sp_build"],
+            f.value.as_str(),
+            "{f:?}"
+        );
+    }
+    assert!(
+        !kept.iter().any(|f| f.key == "fact.absent"),
+        "a missing value is not kept"
+    );
+}

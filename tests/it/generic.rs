@@ -5,7 +5,7 @@
 
 use crate::util::{code, text, Lab};
 
-const PLAYBOOK: &str = r#"name: generic-waves
+pub(crate) const PLAYBOOK: &str = r#"name: generic-waves
 title: Exchange 2003 SP2 with generic steps, in waves
 procedure: E3-NC
 hosts: [exchange2003]

@@ -2,7 +2,7 @@
 //! line or query and of its reader. Every read is locale-independent: registry data, WQL
 //! properties, JSON printed by `ConvertTo-Json`.
 
-use lockstep_core::{Condition, FactDef, FactProbe, FactValue};
+use lockstep_core::{Condition, FactDef, FactProbe, FactValue, Name, Transport};
 
 use crate::error::ActionError;
 use crate::parse;
@@ -79,8 +79,50 @@ pub fn json_path<'v>(root: &'v serde_json::Value, path: &str) -> Option<&'v serd
 
 /// Reads one fact on the step's host.
 pub(crate) async fn read(ctx: &Ctx<'_>, def: &FactDef) -> Result<FactValue, ActionError> {
-    let node = ctx.node();
-    let host = ctx.host();
+    read_on(ctx.transport, ctx.host(), def).await
+}
+
+/// Reads every declared fact on every host, [`crate::DISCOVERY_CONCURRENCY`] hosts at once
+/// (`lockstep facts --playbook`): host -> each fact's value or why it could not be read, in
+/// `defs` order. A host's facts are read one after the other, as a step reads them.
+pub async fn read_all(
+    t: &dyn Transport,
+    hosts: &[Name],
+    defs: &[FactDef],
+) -> Vec<(Name, Vec<(String, Result<FactValue, ActionError>)>)> {
+    use futures::stream::{self, StreamExt};
+    type HostRead<'a> = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = (Name, Vec<(String, Result<FactValue, ActionError>)>)>
+                + Send
+                + 'a,
+        >,
+    >;
+    let reads: Vec<HostRead<'_>> = hosts
+        .iter()
+        .map(|host| {
+            Box::pin(async move {
+                let mut values = Vec::with_capacity(defs.len());
+                for def in defs {
+                    values.push((def.name.clone(), read_on(t, host, def).await));
+                }
+                (host.clone(), values)
+            }) as HostRead<'_>
+        })
+        .collect();
+    stream::iter(reads)
+        .buffered(crate::DISCOVERY_CONCURRENCY)
+        .collect()
+        .await
+}
+
+/// Reads one fact on `host`.
+pub async fn read_on(
+    t: &dyn Transport,
+    host: &Name,
+    def: &FactDef,
+) -> Result<FactValue, ActionError> {
+    let node = crate::remote::Node::new(t, host);
     Ok(match &def.probe {
         FactProbe::Registry { key, value } => {
             let out = node.run(&registry_line(key, value), QUERY_TIMEOUT).await?;
@@ -103,13 +145,13 @@ pub(crate) async fn read(ctx: &Ctx<'_>, def: &FactDef) -> Result<FactValue, Acti
             }
         }
         FactProbe::FileVersion { path } => {
-            first_prop(ctx, NS_CIMV2, &file_version_wql(path), "Version").await?
+            first_prop(&node, NS_CIMV2, &file_version_wql(path), "Version").await?
         }
         FactProbe::Wql {
             query,
             property,
             namespace,
-        } => first_prop(ctx, namespace, query, property).await?,
+        } => first_prop(&node, namespace, query, property).await?,
         FactProbe::Hotfix { id } => {
             let rows = node.wql(NS_CIMV2, &hotfix_wql(id)).await?;
             FactValue::Bool(rows.iter().any(|r| {
@@ -152,7 +194,7 @@ pub(crate) async fn read(ctx: &Ctx<'_>, def: &FactDef) -> Result<FactValue, Acti
                 }
             }
         }
-        FactProbe::ExchangeBuild => match crate::build::read_build(ctx.transport, host).await {
+        FactProbe::ExchangeBuild => match crate::build::read_build(t, host).await {
             Ok(b) => FactValue::Text(b.build.to_string()),
             Err(_) => FactValue::Missing,
         },
@@ -160,12 +202,12 @@ pub(crate) async fn read(ctx: &Ctx<'_>, def: &FactDef) -> Result<FactValue, Acti
 }
 
 async fn first_prop(
-    ctx: &Ctx<'_>,
+    node: &crate::remote::Node<'_>,
     ns: &str,
     query: &str,
     property: &str,
 ) -> Result<FactValue, ActionError> {
-    let rows = ctx.node().wql(ns, query).await?;
+    let rows = node.wql(ns, query).await?;
     Ok(rows
         .first()
         .and_then(|r| crate::remote::get_ci(r, property))

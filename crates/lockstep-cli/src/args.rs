@@ -389,7 +389,8 @@ pub struct FactsArgs {
     #[arg(long = "probe", value_name = "NAME", value_delimiter = ',')]
     pub probes: Vec<String>,
 
-    /// Read the hosts this playbook would touch (a file or a built-in name), within `--limit`.
+    /// Read the hosts this playbook would touch (a file or a built-in name), within `--limit`,
+    /// and the facts it declares (`facts:`), shown as extra columns.
     #[arg(long, value_name = "PLAYBOOK")]
     pub playbook: Option<String>,
 

@@ -84,15 +84,9 @@ fn plain_or(color: bool, colored: &str, plain: &str) -> String {
     if color { colored } else { plain }.to_owned()
 }
 
-/// `3h02m`, `4m05s`, `12s`.
+/// Seconds in the one duration style (`12 s`, `4 min 05 s`, `3 h 02 min`).
 pub fn human_secs(secs: u64) -> String {
-    if secs >= 3600 {
-        format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
-    } else if secs >= 60 {
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    } else {
-        format!("{secs}s")
-    }
+    lockstep_core::duration_text(secs.saturating_mul(1000))
 }
 
 impl LiveSink {
@@ -549,8 +543,8 @@ mod tests {
 
     #[test]
     fn human_secs_reads_well() {
-        assert_eq!(human_secs(12), "12s");
-        assert_eq!(human_secs(245), "4m05s");
-        assert_eq!(human_secs(3 * 3600 + 120), "3h02m");
+        assert_eq!(human_secs(12), "12 s");
+        assert_eq!(human_secs(245), "4 min 05 s");
+        assert_eq!(human_secs(3 * 3600 + 120), "3 h 02 min");
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod condition;
 pub mod descriptor;
+pub mod duration;
 pub mod event;
 pub mod fleet;
 pub mod halt;
@@ -25,6 +26,7 @@ pub mod version;
 
 pub use condition::{Cmp, Condition, ConditionError, FactValue};
 pub use descriptor::{ActionDescriptor, Availability};
+pub use duration::duration_text;
 pub use event::{Event, EventSink, NullSink};
 pub use fleet::{
     Auth, Cluster, ClusterGroup, ClusterMode, Connection, Exchange, Fleet, FrontEndScope,

@@ -291,7 +291,11 @@ impl Executor {
                         .unwrap_or(Duration::MAX);
                 sh.events.emit(&Event::GateWaiting {
                     stage: k,
-                    reason: format!("soak {secs} s before stage `{}`", stage.name),
+                    reason: format!(
+                        "soak {} before stage `{}`",
+                        lockstep_core::duration_text(secs.saturating_mul(1000)),
+                        stage.name
+                    ),
                 });
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => Ok(None),

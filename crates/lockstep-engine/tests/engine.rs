@@ -322,7 +322,7 @@ async fn soak_gate_sleeps_its_scaled_time() {
     };
     assert!(t0.elapsed() >= Duration::from_secs(1800));
     assert!(r.events.all().iter().any(
-        |e| matches!(e, Event::GateWaiting { stage: 1, reason } if reason.contains("soak 3600 s"))
+        |e| matches!(e, Event::GateWaiting { stage: 1, reason } if reason.contains("soak 1 h before"))
     ));
 }
 

@@ -5,13 +5,11 @@ use std::fmt::Write;
 
 use lockstep_core::{Fleet, Gate, Plan};
 
+/// An estimate, rounded up to whole minutes, in the one duration style.
 fn duration(secs: u64) -> String {
-    let (h, m) = (secs / 3600, (secs % 3600).div_ceil(60));
-    let (h, m) = if m == 60 { (h + 1, 0) } else { (h, m) };
-    if h > 0 {
-        format!("{h}h {m:02}m")
-    } else {
-        format!("{m}m")
+    match secs.div_ceil(60) {
+        0 => "0 min".to_owned(),
+        mins => lockstep_core::duration_text(mins.saturating_mul(60_000)),
     }
 }
 
@@ -151,10 +149,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(duration(0), "0m");
-        assert_eq!(duration(61), "2m");
-        assert_eq!(duration(3600), "1h 00m");
-        assert_eq!(duration(3599), "1h 00m");
-        assert_eq!(duration(5400), "1h 30m");
+        assert_eq!(duration(0), "0 min");
+        assert_eq!(duration(61), "2 min");
+        assert_eq!(duration(3600), "1 h");
+        assert_eq!(duration(3599), "1 h");
+        assert_eq!(duration(5400), "1 h 30 min");
     }
 }

@@ -10,6 +10,9 @@ use crate::escape::html as esc;
 use crate::time;
 use crate::view::RunView;
 
+/// Fill colour of the band behind a node's bars while it was out of service (also the legend's).
+pub const OOS_COLOUR: &str = "#fde2c8";
+
 /// Fill colour of a state's bars (also used by the HTML legend and chips).
 pub fn state_colour(state: StepState) -> &'static str {
     match state {
@@ -269,6 +272,18 @@ impl<'v, 'a> Gantt<'v, 'a> {
             y += sc.row_h;
             for h in &g.hosts {
                 let by = y + (sc.row_h - bar_h) / 2.0;
+                // Behind the bars: when the node was out of service.
+                for (start, end) in v.out_of_service(h) {
+                    let (x0, x1) = (self.x(start), self.x(end));
+                    let _ = write!(
+                        s,
+                        r##"<rect class="oos" x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{OOS_COLOUR}"><title>{} out of service · {}</title></rect>"##,
+                        (x1 - x0).max(1.0),
+                        sc.row_h,
+                        esc(h.host),
+                        time::duration(end - start),
+                    );
+                }
                 for &i in &h.steps {
                     let r = &v.steps[i];
                     let Some((start, end)) = r.span(v.last_ms) else {

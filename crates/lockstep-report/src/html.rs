@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use lockstep_core::{RunStatus, StepState};
 
 use crate::escape::{html as esc, html_ticks};
-use crate::gantt::{state_colour, Gantt, HALT_COLOUR};
+use crate::gantt::{state_colour, Gantt, HALT_COLOUR, OOS_COLOUR};
 use crate::time;
 use crate::view::{release_label, AtTarget, RunView, STATE_ORDER};
 
@@ -273,7 +273,7 @@ impl<'v, 'a> HtmlReport<'v, 'a> {
         }
         let _ = write!(
             s,
-            r#"<span class="chip"><span class="dot" style="background:{HALT_COLOUR};width:3px"></span>halt</span><span class="chip"><span class="dot" style="background:#7986cb;width:3px"></span>stage start</span></div><div class="scroll">"#
+            r#"<span class="chip"><span class="dot" style="background:{HALT_COLOUR};width:3px"></span>halt</span><span class="chip"><span class="dot" style="background:#7986cb;width:3px"></span>stage start</span><span class="chip"><span class="dot" style="background:{OOS_COLOUR}"></span>node out of service</span></div><div class="scroll">"#
         );
         s.push_str(&Gantt::new(v).svg());
         s.push_str("</div></section>\n");

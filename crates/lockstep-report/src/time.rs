@@ -45,23 +45,8 @@ fn civil(ms: u64) -> (String, u64) {
     (format!("{year:04}-{month:02}-{day:02}"), secs_of_day)
 }
 
-/// A duration: `850 ms`, `4.2 s`, `42 s`, `4 min 05 s`, `1 h 02 min`, `2 d 03 h`.
-pub fn duration(ms: u64) -> String {
-    let s = ms / 1000;
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 10_000 {
-        format!("{}.{} s", s, ms % 1000 / 100)
-    } else if s < 60 {
-        format!("{s} s")
-    } else if s < 3600 {
-        format!("{} min {:02} s", s / 60, s % 60)
-    } else if s < 86_400 {
-        format!("{} h {:02} min", s / 3600, s / 60 % 60)
-    } else {
-        format!("{} d {:02} h", s / 86_400, s / 3600 % 24)
-    }
-}
+/// A duration, in the one style of every output ([`lockstep_core::duration_text`]).
+pub use lockstep_core::duration_text as duration;
 
 #[cfg(test)]
 mod tests {
@@ -77,15 +62,5 @@ mod tests {
         assert_eq!(date(1_795_250_208_999), "2026-11-21");
         assert_eq!(clock(1_795_250_208_999, false), "08:36");
         assert_eq!(clock(1_795_250_208_999, true), "08:36:48");
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(duration(850), "850 ms");
-        assert_eq!(duration(4_250), "4.2 s");
-        assert_eq!(duration(42_000), "42 s");
-        assert_eq!(duration(245_000), "4 min 05 s");
-        assert_eq!(duration(3_720_000), "1 h 02 min");
-        assert_eq!(duration(183_600_000), "2 d 03 h");
     }
 }

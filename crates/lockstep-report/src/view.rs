@@ -167,6 +167,29 @@ impl<'a> RunView<'a> {
         }
     }
 
+    /// When `row`'s node was out of service, ms: each window from the start of the first step
+    /// that takes it out (a Cluster service stop, an install, a drain: the plan marks them) to
+    /// the end of the last step before it is back, as far as the steps have run (a window still
+    /// open ends at the last known time).
+    pub fn out_of_service(&self, row: &HostRow<'_>) -> Vec<(u64, u64)> {
+        let mut windows: Vec<(u64, u64)> = Vec::new();
+        let mut open: Option<(u64, u64)> = None;
+        for &i in &row.steps {
+            let r = &self.steps[i];
+            let marked = r.plan.is_some_and(|p| p.out_of_service);
+            match (marked, r.span(self.last_ms)) {
+                (true, Some((start, end))) => {
+                    open = Some(open.map_or((start, end), |(s, e)| (s.min(start), e.max(end))));
+                }
+                // A marked step not started yet: the window goes on (or has not begun).
+                (true, None) => {}
+                (false, _) => windows.extend(open.take()),
+            }
+        }
+        windows.extend(open);
+        windows
+    }
+
     /// How many steps are in each state, in [`STATE_ORDER`], zeros left out.
     pub fn counts(&self) -> Vec<(StepState, usize)> {
         STATE_ORDER

@@ -148,6 +148,11 @@ pub async fn run(args: &ExecArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             held.join("\n  - ")
         )));
     }
+    // The hosts are leased for the command's duration, as a run leases its hosts: a run (or
+    // another exec) starting meanwhile on one of them is refused, naming this controller.
+    if let Some(status) = crate::commands::run::take_hosts(store.as_ref(), &hosts, None)? {
+        return Ok(status);
+    }
     let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
     let timeout = Duration::from_secs(args.timeout);
     tracing::info!(hosts = hosts.len(), forks = args.forks, command = %line, "exec");
@@ -200,6 +205,9 @@ pub async fn run(args: &ExecArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         }
     }
     out.flush()?;
+    if let Err(e) = store.release_leases() {
+        tracing::warn!(error = %e, "the host leases were not released; they lapse on their own");
+    }
     let failed = results
         .iter()
         .filter(|(_, r)| !matches!(r, HostResult::Ran(0, _, _)))

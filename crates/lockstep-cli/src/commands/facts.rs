@@ -7,7 +7,7 @@ use std::io::Write as _;
 
 use anyhow::Result;
 use lockstep_actions::{BuiltinProbe, Discovery, NodeFacts};
-use lockstep_core::{Fleet, Host, Name, StateStore as _};
+use lockstep_core::{FactDef, FactValue, Fleet, Host, Name, Playbook, StateStore as _};
 use lockstep_report::time::utc;
 use serde_json::{json, Value};
 
@@ -45,13 +45,12 @@ pub fn probes(names: &[String]) -> Result<Vec<BuiltinProbe>> {
 pub fn selected_hosts(
     fleet: &Fleet,
     spec: &crate::args::SpecArgs,
-    playbook: Option<&str>,
+    playbook: Option<&Playbook>,
 ) -> Result<Vec<Name>> {
     match playbook {
-        Some(pb) => {
-            let (playbook, _) = inputs::load_playbook(pb, fleet)?;
+        Some(playbook) => {
             let opts = inputs::plan_options(spec)?;
-            let plan = crate::commands::run::plan(fleet, &playbook, &opts)?;
+            let plan = crate::commands::run::plan(fleet, playbook, &opts)?;
             Ok(wiring::plan_hosts(&plan, fleet))
         }
         None => lockstep_plan::select_hosts(fleet, &inputs::limit_patterns(&spec.limit)?)
@@ -63,13 +62,30 @@ pub fn selected_hosts(
 pub async fn run(args: &FactsArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let (fleet, _) = inputs::load_fleet(&args.spec.inventories)?;
     let probes = probes(&args.probes)?;
-    let hosts = selected_hosts(&fleet, &args.spec, args.playbook.as_deref())?;
+    let playbook = match &args.playbook {
+        Some(pb) => Some(inputs::load_playbook(pb, &fleet)?.0),
+        None => None,
+    };
+    let hosts = selected_hosts(&fleet, &args.spec, playbook.as_ref())?;
     let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
     let d = lockstep_actions::discover_with(transport.as_ref(), &fleet, &hosts, &probes).await;
+    // The facts the playbook declares, on every host discovery could read.
+    let defs = playbook
+        .as_ref()
+        .map(|p| p.facts.as_slice())
+        .unwrap_or_default();
+    let readable: Vec<Name> = hosts
+        .iter()
+        .filter(|h| !d.unreachable.iter().any(|(u, _)| h.eq_ignore_case(u)))
+        .cloned()
+        .collect();
+    let declared = Declared::read(transport.as_ref(), &readable, defs).await;
     let at_ms = lockstep_core::now_ms();
     let store = wiring::store(global)?;
-    let kept = store.put_fleet_facts(&d.to_facts(&fleet, at_ms));
-    let report = Report::new(&fleet, &hosts, &d, at_ms);
+    let mut kept_facts = d.to_facts(&fleet, at_ms);
+    kept_facts.extend(declared.to_facts(at_ms));
+    let kept = store.put_fleet_facts(&kept_facts);
+    let report = Report::new(&fleet, &hosts, &d, &declared, at_ms);
     let mut out = std::io::stdout().lock();
     match args.format {
         FactsFormat::Text => out.write_all(report.text().as_bytes())?,
@@ -126,6 +142,87 @@ pub fn age_note(global: &GlobalArgs, hosts: &[Name]) -> Option<String> {
     ))
 }
 
+/// The facts a playbook declares (`facts:`), as read on each host by `--playbook`.
+#[derive(Default)]
+struct Declared {
+    /// The facts' names, in the playbook's order.
+    names: Vec<String>,
+    /// Host -> each fact's value, or why it could not be read.
+    values: Vec<(Name, Vec<(String, Result<FactValue, String>)>)>,
+}
+
+impl Declared {
+    async fn read(t: &dyn lockstep_core::Transport, hosts: &[Name], defs: &[FactDef]) -> Self {
+        if defs.is_empty() {
+            return Declared::default();
+        }
+        let values = lockstep_actions::facts::read_all(t, hosts, defs)
+            .await
+            .into_iter()
+            .map(|(h, vs)| {
+                let vs = vs
+                    .into_iter()
+                    .map(|(n, v)| (n, v.map_err(|e| e.to_string())))
+                    .collect();
+                (h, vs)
+            })
+            .collect();
+        Declared {
+            names: defs.iter().map(|d| d.name.clone()).collect(),
+            values,
+        }
+    }
+
+    fn of(&self, host: &str) -> &[(String, Result<FactValue, String>)] {
+        self.values
+            .iter()
+            .find(|(h, _)| h.eq_ignore_case(host))
+            .map_or(&[], |(_, vs)| vs.as_slice())
+    }
+
+    /// One cell per declared fact: the value, `-` when the probe found nothing, `?` when it
+    /// could not be read (the reason is a note under the row).
+    fn cells(&self, host: &str) -> Vec<String> {
+        let vs = self.of(host);
+        self.names
+            .iter()
+            .map(|n| match vs.iter().find(|(k, _)| k == n).map(|(_, v)| v) {
+                Some(Ok(FactValue::Missing)) | None => "-".to_owned(),
+                Some(Ok(v)) => v.to_string(),
+                Some(Err(_)) => "?".to_owned(),
+            })
+            .collect()
+    }
+
+    fn to_facts(&self, at_ms: u64) -> Vec<lockstep_core::Fact> {
+        let mut out = Vec::new();
+        for (host, vs) in &self.values {
+            for (n, v) in vs {
+                if let Ok(v) = v {
+                    if *v != FactValue::Missing {
+                        out.push(lockstep_core::Fact {
+                            host: host.clone(),
+                            key: format!("fact.{n}"),
+                            value: v.to_string(),
+                            at_ms,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A declared fact's value as JSON: a string, a boolean, `null` when the probe found nothing.
+fn fact_json(v: &FactValue) -> Value {
+    match v {
+        FactValue::Missing => Value::Null,
+        FactValue::Bool(b) => json!(b),
+        FactValue::Text(t) => json!(t),
+    }
+}
+
 /// The hosts of one cluster (`Some`) or a site's standalone hosts (`None`).
 type Part<'a> = (Option<&'a str>, Vec<&'a Host>);
 
@@ -135,12 +232,19 @@ struct Report<'a> {
     /// Site -> its clusters' hosts, then its standalone hosts.
     groups: Vec<(&'a str, Vec<Part<'a>>)>,
     d: &'a Discovery,
+    declared: &'a Declared,
     drift: BTreeMap<String, Vec<String>>,
     at_ms: u64,
 }
 
 impl<'a> Report<'a> {
-    fn new(fleet: &'a Fleet, hosts: &[Name], d: &'a Discovery, at_ms: u64) -> Self {
+    fn new(
+        fleet: &'a Fleet,
+        hosts: &[Name],
+        d: &'a Discovery,
+        declared: &'a Declared,
+        at_ms: u64,
+    ) -> Self {
         let mut groups = Vec::new();
         for site in &fleet.sites {
             let in_site: Vec<&Host> = hosts
@@ -176,6 +280,7 @@ impl<'a> Report<'a> {
             fleet,
             groups,
             d,
+            declared,
             drift: d.drift(fleet, hosts),
             at_ms,
         }
@@ -240,10 +345,14 @@ impl<'a> Report<'a> {
     }
 
     fn text(&self) -> String {
-        let header = [
+        let header: Vec<String> = [
             "HOST", "WINDOWS", "EXCHANGE", "EDITION", "CLUSSVC", "RESTART", "FREE", "HOTFIXES",
             "BOOTED",
-        ];
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(self.declared.names.iter().map(|n| n.to_uppercase()))
+        .collect();
         let mut out = String::new();
         let mut rows: Vec<(usize, Vec<String>, Vec<String>)> = Vec::new(); // (indent, cells, notes)
         let mut lines: Vec<Line> = Vec::new();
@@ -279,7 +388,7 @@ impl<'a> Report<'a> {
                     None => lines.push(Line::Title("  standalone".into())),
                 }
                 lines.push(Line::Row(rows.len()));
-                rows.push((4, header.map(str::to_owned).to_vec(), Vec::new()));
+                rows.push((4, header.clone(), Vec::new()));
                 for h in hosts {
                     lines.push(Line::Row(rows.len()));
                     rows.push((4, self.cells(h), self.notes(h)));
@@ -321,6 +430,12 @@ impl<'a> Report<'a> {
     }
 
     fn cells(&self, h: &Host) -> Vec<String> {
+        let mut cells = self.builtin_cells(h);
+        cells.extend(self.declared.cells(h.name.as_str()));
+        cells
+    }
+
+    fn builtin_cells(&self, h: &Host) -> Vec<String> {
         let name = h.name.to_string();
         if let Some((kind, _)) = self.unreachable(h.name.as_str()) {
             return vec![name, format!("UNREACHABLE ({kind})")]
@@ -376,6 +491,11 @@ impl<'a> Report<'a> {
                 out.push(format!("  {p} unreadable: {why}"));
             }
         }
+        for (n, v) in self.declared.of(h.name.as_str()) {
+            if let Err(why) = v {
+                out.push(format!("  fact {n} unreadable: {why}"));
+            }
+        }
         out
     }
 
@@ -419,6 +539,19 @@ impl<'a> Report<'a> {
         });
         v["hotfixes"] = json!(f.hotfixes);
         v["unread"] = json!(f.unread);
+        if !self.declared.names.is_empty() {
+            let vs = self.declared.of(h.name.as_str());
+            v["declared"] = vs
+                .iter()
+                .map(|(n, v)| (n.clone(), v.as_ref().map_or(Value::Null, fact_json)))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+            v["declared_unread"] = vs
+                .iter()
+                .filter_map(|(n, v)| v.as_ref().err().map(|e| (n.clone(), json!(e))))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
         v
     }
 
@@ -451,8 +584,12 @@ impl<'a> Report<'a> {
 
     fn csv(&self) -> String {
         let mut out = String::from(
-            "host,site,cluster,reachable,unreachable_kind,windows_version,windows_product,exchange_build,exchange_edition,cluster_service,pending_restart,free_bytes,hotfixes,boot_time,drift,reason\n",
+            "host,site,cluster,reachable,unreachable_kind,windows_version,windows_product,exchange_build,exchange_edition,cluster_service,pending_restart,free_bytes,hotfixes,boot_time,drift,reason",
         );
+        for n in &self.declared.names {
+            out.push_str(&format!(",fact_{n}"));
+        }
+        out.push('\n');
         for (_, parts) in &self.groups {
             for (cluster, hs) in parts {
                 for h in hs {
@@ -490,7 +627,17 @@ impl<'a> Report<'a> {
                             .unwrap_or_default(),
                         un.map(|(_, w)| w.to_owned()).unwrap_or_default(),
                     ];
-                    let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
+                    let declared = self.declared.of(h.name.as_str());
+                    let line: Vec<String> = cells
+                        .iter()
+                        .map(|c| csv_field(c))
+                        .chain(self.declared.names.iter().map(|n| {
+                            match declared.iter().find(|(k, _)| k == n).map(|(_, v)| v) {
+                                Some(Ok(FactValue::Missing)) | Some(Err(_)) | None => String::new(),
+                                Some(Ok(v)) => csv_field(&v.to_string()),
+                            }
+                        }))
+                        .collect();
                     out.push_str(&line.join(","));
                     out.push('\n');
                 }

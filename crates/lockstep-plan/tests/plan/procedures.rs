@@ -760,9 +760,9 @@ fn text_rendering_is_exact() {
     let p = plan_ok(&fleet, &pb);
     let want = format!(
         "Plan `e5-cluster`: E5-CLUSTER to 5.5.2653.0 (Exchange Server 5.5), hash {}
-4 steps in 1 stage; critical path 41m; halts at the first failed host; any number of clusters/hosts per site at once
+4 steps in 1 stage; critical path 41 min; halts at the first failed host; any number of clusters/hosts per site at once
 
-Stage 1/1 `asia` (soaks 30m after the previous stage; 1 site at once): tokyo
+Stage 1/1 `asia` (soaks 30 min after the previous stage; 1 site at once): tokyo
   Site tokyo (ja-JP)
     Cluster TOKCL1
       [E5-CLUSTER.1] TOK-N2/install-sp  Install the 5.5 service pack on TOK-N2  (on TOK-N2, out of service)

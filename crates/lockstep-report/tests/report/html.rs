@@ -343,3 +343,25 @@ fn failed_steps_open_their_output() {
     assert!(d[..d.find('>').unwrap()].ends_with(" open"));
     assert!(d.contains("<pre class=\"output\">Exchange Server 2003 Service Pack 2 setup on PRG-N2"));
 }
+
+/// Each out-of-service window is one shaded band on its node's row, behind the bars, with a
+/// tooltip; the legend names it.
+#[test]
+fn out_of_service_windows_are_shaded_behind_the_bars() {
+    let run = fixture::finished_two_node();
+    let view = lockstep_report::view::RunView::new(&run);
+    let windows: usize = view
+        .groups
+        .iter()
+        .flat_map(|g| g.hosts.iter())
+        .map(|h| view.out_of_service(h).len())
+        .sum();
+    assert!(windows > 0, "the fixture takes nodes out of service");
+    let doc = lockstep_report::html(&run);
+    let svg = svg(&doc);
+    assert_eq!(svg.matches("<rect class=\"oos\"").count(), windows);
+    assert!(svg.contains(" out of service · "));
+    // Drawn first on its row: the first band comes before the first bar.
+    assert!(svg.find("<rect class=\"oos\"").unwrap() < svg.find("<rect class=\"bar").unwrap());
+    assert!(doc.contains("node out of service</span>"));
+}

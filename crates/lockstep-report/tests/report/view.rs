@@ -178,3 +178,67 @@ fn counts_follow_the_records() {
         )
     );
 }
+
+/// A node's out-of-service window runs from the start of its Cluster service stop to the end of
+/// the step that brings it back, in one piece, and the nodes of a cluster take turns (E3-C1).
+#[test]
+fn out_of_service_windows_span_the_marked_steps_and_nodes_take_turns() {
+    use lockstep_core::Action;
+    let mut run = fixture::finished_two_node();
+    // Mark each node's steps from its Cluster service stop to its start, as the planner does.
+    let mut open: Vec<Name> = Vec::new();
+    for s in &mut run.plan.steps {
+        let is_open = open.contains(&s.host);
+        s.out_of_service = match s.action {
+            Action::StopClusterService => {
+                open.push(s.host.clone());
+                true
+            }
+            Action::StartClusterService => {
+                open.retain(|h| h != &s.host);
+                true
+            }
+            _ => is_open,
+        };
+    }
+    let v = RunView::new(&run);
+    let span = |id: &str| {
+        let r = run.steps.iter().find(|r| r.step == id).unwrap();
+        (r.started_ms.unwrap(), r.finished_ms.unwrap())
+    };
+    let mut windows: Vec<(String, (u64, u64))> = Vec::new();
+    for g in &v.groups {
+        for h in &g.hosts {
+            let w = v.out_of_service(h);
+            let planned: Vec<_> = run
+                .plan
+                .steps
+                .iter()
+                .filter(|s| s.host.as_str() == h.host)
+                .collect();
+            let stop = planned
+                .iter()
+                .find(|s| matches!(s.action, Action::StopClusterService));
+            let start = planned
+                .iter()
+                .rev()
+                .find(|s| matches!(s.action, Action::StartClusterService));
+            match (stop, start) {
+                (Some(stop), Some(start)) => {
+                    assert_eq!(w, vec![(span(&stop.id).0, span(&start.id).1)], "{}", h.host);
+                    windows.push((h.host.to_owned(), w[0]));
+                }
+                _ => assert!(w.is_empty(), "{}: {w:?}", h.host),
+            }
+        }
+    }
+    assert!(windows.len() >= 2, "{windows:?}");
+    for (i, (a, wa)) in windows.iter().enumerate() {
+        for (b, wb) in &windows[i + 1..] {
+            assert!(
+                wa.1 <= wb.0 || wb.1 <= wa.0,
+                "`{a}` {wa:?} and `{b}` {wb:?} out of service at once"
+            );
+        }
+    }
+}
