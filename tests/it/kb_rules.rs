@@ -88,10 +88,9 @@ fn ids_of_procedure_file(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn every_rule_id_is_cited_or_advice() {
-    let map: BTreeMap<String, serde_yaml::Value> = serde_yaml::from_str(
-        &std::fs::read_to_string(repo("docs/kb328839-rules.yml")).unwrap(),
-    )
-    .unwrap();
+    let map: BTreeMap<String, serde_yaml::Value> =
+        serde_yaml::from_str(&std::fs::read_to_string(repo("docs/kb328839-rules.yml")).unwrap())
+            .unwrap();
     let cites = citations();
     let mut problems = Vec::new();
 
@@ -99,7 +98,12 @@ fn every_rule_id_is_cited_or_advice() {
     match procedure_file() {
         Some((path, text)) => {
             let ids = ids_of_procedure_file(&text);
-            assert!(ids.len() > 50, "{} ids read from {}", ids.len(), path.display());
+            assert!(
+                ids.len() > 50,
+                "{} ids read from {}",
+                ids.len(),
+                path.display()
+            );
             for id in ids.iter().filter(|id| !map.contains_key(*id)) {
                 problems.push(format!(
                     "`{id}` (in {}) is missing from docs/kb328839-rules.yml",
@@ -123,13 +127,17 @@ fn every_rule_id_is_cited_or_advice() {
     for (id, how) in &map {
         let citing: Vec<&str> = cites
             .iter()
-            .filter(|(_, r)| r == id || r.strip_prefix(id.as_str()).is_some_and(|t| t.starts_with('.')))
+            .filter(|(_, r)| {
+                r == id
+                    || r.strip_prefix(id.as_str())
+                        .is_some_and(|t| t.starts_with('.'))
+            })
             .map(|(s, _)| s.as_str())
             .collect();
         match (how.as_str(), how["advice"].as_str()) {
-            (Some("cited"), _) if citing.is_empty() => {
-                problems.push(format!("`{id}` is marked cited, but no step of a KB playbook cites it"))
-            }
+            (Some("cited"), _) if citing.is_empty() => problems.push(format!(
+                "`{id}` is marked cited, but no step of a KB playbook cites it"
+            )),
             (Some("cited"), _) => {}
             (None, Some(reason)) if reason.split_whitespace().count() < 5 => {
                 problems.push(format!("`{id}` is advice without a reason (`{reason}`)"))
@@ -186,7 +194,11 @@ fn plan_steps(plan: &str) -> Vec<(String, String, String)> {
     for line in plan.lines() {
         let t = line.trim_start();
         let indent = line.len() - t.len();
-        if indent == 4 && ["Cluster ", "Host ", "Pool "].iter().any(|p| t.starts_with(p)) {
+        if indent == 4
+            && ["Cluster ", "Host ", "Pool "]
+                .iter()
+                .any(|p| t.starts_with(p))
+        {
             block = t.to_owned();
         } else if indent >= 6 && t.starts_with('[') {
             let (rule, rest) = t[1..].split_once("] ").unwrap();
@@ -217,7 +229,10 @@ fn assert_before_every_install(name: &str, plan: &str, rules: &[&str]) -> usize 
             let unit = s.split('/').next().unwrap();
             b == block && rules.contains(&r.as_str()) && (unit == host || unit == cluster)
         });
-        assert!(ok, "{name}: {id} is not preceded by a {rules:?} step of its unit:\n{plan}");
+        assert!(
+            ok,
+            "{name}: {id} is not preceded by a {rules:?} step of its unit:\n{plan}"
+        );
         checked += 1;
     }
     checked
@@ -255,7 +270,11 @@ fn g4_adc_step_where_the_inventory_has_an_adc() {
     let no_adc = dir.path().join("no-adc.yml");
     std::fs::write(&no_adc, "all:\n  vars:\n    exchange_adc: false\n").unwrap();
     for name in KB_PLAYBOOKS.iter().filter(|n| !n.starts_with("e5-")) {
-        let rule = if name.starts_with("e2-") { "E2-ADC" } else { "G4" };
+        let rule = if name.starts_with("e2-") {
+            "E2-ADC"
+        } else {
+            "G4"
+        };
         let (c, out) = plan(name, &[]);
         assert_eq!(c, 0, "{out}");
         assert!(assert_before_every_install(name, &out, &[rule]) > 0);
@@ -300,9 +319,17 @@ fn e2_nc_confirms_then_installs_the_integrated_sbs_package() {
     let o = lab.rollout("e2-nc", &["--limit", "SEA-EX2K01,SEA-SBS01"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let progress = stderr(&o);
-    for (host, install) in [("SEA-EX2K01", "install-sp"), ("SEA-SBS01", "sbs-install-sp")] {
+    for (host, install) in [
+        ("SEA-EX2K01", "install-sp"),
+        ("SEA-SBS01", "sbs-install-sp"),
+    ] {
         let started = line_of(&progress, &["running", &format!("{host}/{install}")]);
-        assert!(line_of(&progress, &["done", "[G2]", &format!("{host}/release-notes")]) < started);
+        assert!(
+            line_of(
+                &progress,
+                &["done", "[G2]", &format!("{host}/release-notes")]
+            ) < started
+        );
         assert!(line_of(&progress, &["done", "[E2-ADC]", &format!("{host}/adc")]) < started);
     }
     let installs: Vec<(String, String, String)> = lab
@@ -319,7 +346,11 @@ fn e2_nc_confirms_then_installs_the_integrated_sbs_package() {
         .collect();
     assert_eq!(installs.len(), 2, "{installs:?}");
     for (host, package, after) in &installs {
-        let want = if host == "SEA-SBS01" { "SBS2000SP1" } else { "E2KSP3" };
+        let want = if host == "SEA-SBS01" {
+            "SBS2000SP1"
+        } else {
+            "E2KSP3"
+        };
         assert!(package.contains(want), "{host}: {package}");
         assert_eq!(after, "6.0.6249.0", "{host}");
     }
@@ -344,7 +375,9 @@ fn the_exchange_sp3_update_alone_is_refused_on_sbs_2000() {
     ]);
     assert!(text(&o).contains("1642"), "{}", text(&o));
     assert!(
-        !lab.records().iter().any(|r| r["event"] == "install-finished" && r["exit_code"] == 0),
+        !lab.records()
+            .iter()
+            .any(|r| r["event"] == "install-finished" && r["exit_code"] == 0),
         "nothing installed"
     );
 }
@@ -358,14 +391,23 @@ fn e2_ed_a_target_past_sp3_is_refused_for_conferencing_server() {
     let pb = std::fs::read_to_string(repo("playbooks/e2-nc.yml"))
         .unwrap()
         .replace("name: e2-nc", "name: e2-post-sp3")
-        .replace(r#"hosts: [exchange2000, "!own_service_pack"]"#, "hosts: [exchange2000]")
+        .replace(
+            r#"hosts: [exchange2000, "!own_service_pack"]"#,
+            "hosts: [exchange2000]",
+        )
         .replace("build: 6.0.6249.0", "build: 6.0.6620.7");
     assert!(pb.contains("6.0.6620.7") && pb.contains("hosts: [exchange2000]"));
     std::fs::write(lab.path().join("post-sp3.yml"), pb).unwrap();
     let o = lab.rollout("post-sp3.yml", &[]);
     assert_eq!(code(&o), 2, "refused at plan time: {}", text(&o));
     let err = stderr(&o);
-    for part in ["MIL-CONF01", "Conferencing Server", "SP3", "E2-ED", "package"] {
+    for part in [
+        "MIL-CONF01",
+        "Conferencing Server",
+        "SP3",
+        "E2-ED",
+        "package",
+    ] {
         assert!(err.contains(part), "`{part}` in: {err}");
     }
     assert!(!err.contains("lockstep resume"), "{err}");
@@ -419,11 +461,20 @@ fn e3_c2_no_service_pack_before_the_evs_of_a_migrated_cluster_is_upgraded() {
     ]);
     assert_eq!(code(&o), 2, "refused at plan time: {}", text(&o));
     let err = stderr(&o);
-    for part in ["SEACL1", "SEAEVS1", "6.0.6249.0", "842427", "E3-C2", "Upgrade Exchange Virtual Server"] {
+    for part in [
+        "SEACL1",
+        "SEAEVS1",
+        "6.0.6249.0",
+        "842427",
+        "E3-C2",
+        "Upgrade Exchange Virtual Server",
+    ] {
         assert!(err.contains(part), "`{part}` in: {err}");
     }
     assert!(
-        !lab.records().iter().any(|r| r["event"] == "install-started"),
+        !lab.records()
+            .iter()
+            .any(|r| r["event"] == "install-started"),
         "nothing installed"
     );
 
@@ -433,9 +484,16 @@ fn e3_c2_no_service_pack_before_the_evs_of_a_migrated_cluster_is_upgraded() {
     let (c, out) = plan("e3-cluster", &[new.to_str().unwrap()]);
     assert_eq!(c, 0, "{out}");
     let steps = plan_steps(&out);
-    let c2: Vec<&String> = steps.iter().filter(|(_, r, _)| r == "E3-C2").map(|(_, _, s)| s).collect();
+    let c2: Vec<&String> = steps
+        .iter()
+        .filter(|(_, r, _)| r == "E3-C2")
+        .map(|(_, _, s)| s)
+        .collect();
     assert_eq!(c2, ["SEACL1/evs-upgraded-first"], "{out}");
-    let first_install = steps.iter().position(|(_, _, s)| s.starts_with("SEA-N") && is_install(s)).unwrap();
+    let first_install = steps
+        .iter()
+        .position(|(_, _, s)| s.starts_with("SEA-N") && is_install(s))
+        .unwrap();
     let confirm = steps.iter().position(|(_, r, _)| r == "E3-C2").unwrap();
     assert!(confirm < first_install, "{out}");
 }
@@ -483,12 +541,19 @@ fn e5_cluster_passive_node_without_its_cluster_service_and_perfwiz_after() {
     let lab = Lab::start(None);
     let o = lab.rollout(
         "e5-cluster",
-        &["--limit", "TYOCL1", "-e", "perf_optimizer_command=rem perfwiz.exe -s"],
+        &[
+            "--limit",
+            "TYOCL1",
+            "-e",
+            "perf_optimizer_command=rem perfwiz.exe -s",
+        ],
     );
     assert_eq!(code(&o), 0, "{}", text(&o));
     let recs = lab.records();
     assert!(
-        !recs.iter().any(|r| r["event"] == "group-moved" && r["cluster"] == "TYOCL1"),
+        !recs
+            .iter()
+            .any(|r| r["event"] == "group-moved" && r["cluster"] == "TYOCL1"),
         "E5-CLUSTER.1: no group moved"
     );
     let pos = |host: &str, f: &dyn Fn(&serde_json::Value) -> bool| {
@@ -504,8 +569,12 @@ fn e5_cluster_passive_node_without_its_cluster_service_and_perfwiz_after() {
         .iter()
         .any(|r| r["event"] == "cluster-service" && r["state"] == "down"));
     // Passive node: Cluster service down before Setup, up after.
-    let down = pos("TYO-N2", &|r| r["event"] == "cluster-service" && r["state"] == "down");
-    let up = pos("TYO-N2", &|r| r["event"] == "cluster-service" && r["state"] == "up");
+    let down = pos("TYO-N2", &|r| {
+        r["event"] == "cluster-service" && r["state"] == "down"
+    });
+    let up = pos("TYO-N2", &|r| {
+        r["event"] == "cluster-service" && r["state"] == "up"
+    });
     assert!(down < started("TYO-N2") && installed("TYO-N2") < up);
     // E5-G: Performance Optimizer after each node's service pack.
     for h in ["TYO-N1", "TYO-N2"] {

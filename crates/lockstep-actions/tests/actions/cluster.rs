@@ -391,12 +391,21 @@ async fn evs_online_judges_by_group_state_and_explains_5038() {
         r::NS_CIMV2,
         r::WQL_EXCHANGE_CLUSTER_EVENTS,
         vec![app_events(&[
-            (1025, "The Exchange virtual server needs to be upgraded before coming online."),
+            (
+                1025,
+                "The Exchange virtual server needs to be upgraded before coming online.",
+            ),
             (1030, "unrelated"),
         ])],
     );
     let e = execute(&ctx(&t, &f, &s)).await.unwrap_err();
-    for part in ["T1", "event 1025", "evicted", "Reinstall", "needs to be upgraded"] {
+    for part in [
+        "T1",
+        "event 1025",
+        "evicted",
+        "Reinstall",
+        "needs to be upgraded",
+    ] {
         assert!(e.message.contains(part), "`{part}`: {}", e.message);
     }
 

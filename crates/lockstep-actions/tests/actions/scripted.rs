@@ -290,7 +290,10 @@ pub fn app_events(rows: &[(u32, &str)]) -> Reply {
                 obj(&[
                     ("EventCode", &code.to_string()),
                     ("SourceName", "MSExchangeCluster"),
-                    ("TimeGenerated", &format!("2026112108{:02}00.000000+000", 59 - i)),
+                    (
+                        "TimeGenerated",
+                        &format!("2026112108{:02}00.000000+000", 59 - i),
+                    ),
                     ("Message", m),
                 ])
             })
