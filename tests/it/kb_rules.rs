@@ -49,11 +49,14 @@ fn kb_namespace(id: &str) -> bool {
     numbered(b'G') || numbered(b'T') || ["E2-", "E3-", "E5-"].iter().any(|p| id.starts_with(p))
 }
 
-/// The procedure file, beside the repository as in the project's layout; `None` in a clone of
-/// the repository alone.
+/// The procedure file, `shared/procedure/kb328839.md` beside the repository (the project's
+/// layout: `../shared` from the checkout, or from a folder above it for a worktree); `None` in a
+/// clone of the repository alone.
 fn procedure_file() -> Option<(PathBuf, String)> {
-    let p = repo("../shared/procedure/kb328839.md");
-    std::fs::read_to_string(&p).ok().map(|t| (p, t))
+    repo("").ancestors().skip(1).find_map(|dir| {
+        let p = dir.join("shared/procedure/kb328839.md");
+        std::fs::read_to_string(&p).ok().map(|t| (p, t))
+    })
 }
 
 /// Every rule id of `kb328839.md`: its rules (`- G5 ...`), its procedures
@@ -119,8 +122,9 @@ fn every_rule_id_is_cited_or_advice() {
             }
         }
         None => eprintln!(
-            "note: {} is not beside this checkout; the map is checked against the playbooks only",
-            repo("../shared/procedure/kb328839.md").display()
+            "note: no shared/procedure/kb328839.md beside {}; the map is checked against the \
+             playbooks only",
+            repo("").display()
         ),
     }
 
