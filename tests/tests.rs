@@ -10,8 +10,13 @@ mod pg;
 
 #[path = "it/cli_input.rs"]
 mod cli_input;
+#[path = "../crates/lockstep-store/tests/common/mod.rs"]
+mod store_plans;
+
 #[path = "it/codepages.rs"]
 mod codepages;
+#[path = "it/completions.rs"]
+mod completions;
 #[path = "it/crash.rs"]
 mod crash;
 #[path = "it/e2e.rs"]

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCandidates;
 
 /// Lockstep: staged, resumable Exchange service-pack rollouts over WinRM (KB 328839).
 #[derive(Debug, Parser)]
@@ -143,7 +144,8 @@ pub enum Command {
     /// Run one command on the selected hosts, in parallel, and show each host's exit code and
     /// output.
     Exec(ExecArgs),
-    /// Print shell completions.
+    /// Print the shell's completion script (it asks `lockstep` for playbook names and run ids
+    /// as you type): `source <(lockstep completions bash)`.
     Completions {
         /// The shell.
         #[arg(value_enum)]
@@ -222,6 +224,7 @@ pub struct CheckArgs {
     pub spec: SpecArgs,
 
     /// Playbooks to validate. Default: every built-in playbook.
+    #[arg(add = ArgValueCandidates::new(crate::complete::playbooks))]
     pub playbooks: Vec<PathBuf>,
 }
 
@@ -233,6 +236,7 @@ pub struct PlanArgs {
     pub spec: SpecArgs,
 
     /// The playbook (a file, or the name of a built-in playbook such as `e3-cluster`).
+    #[arg(add = ArgValueCandidates::new(crate::complete::playbooks))]
     pub playbook: String,
 
     /// Output format.
@@ -248,6 +252,7 @@ pub struct RunArgs {
     pub spec: SpecArgs,
 
     /// The playbook (a file, or the name of a built-in playbook such as `e3-cluster`).
+    #[arg(add = ArgValueCandidates::new(crate::complete::playbooks))]
     pub playbook: String,
 
     /// Approve every gate and operator step as it comes (unattended rehearsal only).
@@ -272,6 +277,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
     /// The run (default: the latest).
+    #[arg(add = ArgValueCandidates::new(crate::complete::runs))]
     pub run: Option<String>,
 
     /// Inventory file(s) the run was planned from, to re-plan with `--replan`.
@@ -311,6 +317,7 @@ pub struct ControllerArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The run (default: a list of every run).
+    #[arg(add = ArgValueCandidates::new(crate::complete::runs))]
     pub run: Option<String>,
 
     /// Output format.
@@ -322,6 +329,7 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
     /// The run (default: the latest).
+    #[arg(add = ArgValueCandidates::new(crate::complete::runs))]
     pub run: Option<String>,
 
     /// The operator step you performed (its id), or a gate (`gate:STAGE`); as `--what`.
@@ -336,6 +344,7 @@ pub struct ApproveArgs {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The run (default: the latest).
+    #[arg(add = ArgValueCandidates::new(crate::complete::runs))]
     pub run: Option<String>,
 
     /// Report format.
@@ -391,7 +400,7 @@ pub struct FactsArgs {
 
     /// Read the hosts this playbook would touch (a file or a built-in name), within `--limit`,
     /// and the facts it declares (`facts:`), shown as extra columns.
-    #[arg(long, value_name = "PLAYBOOK")]
+    #[arg(long, value_name = "PLAYBOOK", add = ArgValueCandidates::new(crate::complete::playbooks))]
     pub playbook: Option<String>,
 
     /// Output format.

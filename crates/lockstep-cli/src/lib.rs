@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod commands;
+pub mod complete;
 pub mod exit;
 pub mod inputs;
 pub mod live;
@@ -28,6 +29,10 @@ use crate::exit::ExitStatus;
 
 /// Runs the command line and returns the exit status.
 pub fn run_cli() -> ExitStatus {
+    // A shell asking for completions (`COMPLETE=bash lockstep ...`) is answered and exits here.
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(complete::VAR)
+        .complete();
     let cli = Cli::parse();
     logging::init(&cli.global);
     match dispatch(cli) {
@@ -111,8 +116,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Facts(a) => runtime()?.block_on(commands::facts::run(a, global)),
         Command::Exec(a) => runtime()?.block_on(commands::exec::run(a, global)),
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "lockstep", &mut std::io::stdout());
+            complete::registration(*shell, &mut std::io::stdout().lock())?;
             Ok(ExitStatus::Success)
         }
         Command::Man => {
