@@ -32,6 +32,8 @@ mod inventory_cli;
 mod inventory_hostile;
 #[path = "it/inventory_oracle.rs"]
 mod inventory_oracle;
+#[path = "it/kb_rules.rs"]
+mod kb_rules;
 #[path = "it/leases.rs"]
 mod leases;
 #[path = "it/operator.rs"]

@@ -1269,7 +1269,18 @@ impl InventoryLoader<'_> {
                     };
                     let b = match item.get("build") {
                         Some(b) => {
-                            let v = version_at(b, "virtual server build", product, sink);
+                            // An Exchange 2003 cluster moved from Exchange 2000 by clean install
+                            // keeps an Exchange 2000 virtual server until it is upgraded (KB
+                            // 328839 E3-C2): the planner refuses a service pack until then.
+                            let evs_product = match product {
+                                Some(Product::Exchange2003)
+                                    if b.to_text().trim().starts_with("6.0.") =>
+                                {
+                                    Some(Product::Exchange2000)
+                                }
+                                p => p,
+                            };
+                            let v = version_at(b, "virtual server build", evs_product, sink);
                             if v.is_none() {
                                 evs_ok = false;
                             }
