@@ -10,9 +10,6 @@ mod pg;
 
 #[path = "it/cli_input.rs"]
 mod cli_input;
-#[path = "../crates/lockstep-store/tests/common/mod.rs"]
-mod store_plans;
-
 #[path = "it/codepages.rs"]
 mod codepages;
 #[path = "it/completions.rs"]
@@ -35,6 +32,8 @@ mod inventory_cli;
 mod inventory_hostile;
 #[path = "it/inventory_oracle.rs"]
 mod inventory_oracle;
+#[path = "it/kb_rules.rs"]
+mod kb_rules;
 #[path = "it/leases.rs"]
 mod leases;
 #[path = "it/new_playbooks.rs"]

@@ -144,9 +144,21 @@ fn plans_are_deterministic_and_machine_readable() {
 #[test]
 fn completions_and_man_page_come_from_the_clap_definitions() {
     let dir = tempfile::tempdir().unwrap();
+    // The completion script calls the binary back, which completes from the clap definitions.
     let c = run(dir.path(), &["completions", "bash"]);
     assert_eq!(code(&c), 0);
-    assert!(String::from_utf8_lossy(&c.stdout).contains("resume"));
+    assert!(String::from_utf8_lossy(&c.stdout).contains("COMPLETE=\"bash\""));
+    let words = crate::util::lockstep(dir.path())
+        .env("COMPLETE", "fish")
+        .args(["--", "lockstep", "re"])
+        .output()
+        .unwrap();
+    let words = String::from_utf8_lossy(&words.stdout);
+    assert!(
+        words.lines().any(|l| l.starts_with("resume"))
+            && words.lines().any(|l| l.starts_with("report")),
+        "{words}"
+    );
     let m = run(dir.path(), &["man"]);
     assert_eq!(code(&m), 0);
     assert!(

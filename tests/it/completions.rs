@@ -4,9 +4,7 @@
 
 use std::path::Path;
 
-use lockstep_core::{RunMeta, StateStore as _};
-
-use crate::util::{code, lockstep, text};
+use crate::util::{code, lockstep, text, Lab};
 
 /// The words fish is offered when completing `words` (the last one being typed).
 fn complete(dir: &Path, words: &[&str]) -> Vec<String> {
@@ -73,14 +71,20 @@ fn completions_offer_playbooks_and_run_ids() {
         "a completion created the state file"
     );
 
-    // Run ids of the state file, newest first.
-    let ids: Vec<String> = {
-        let store = lockstep_store::SqliteStore::open(&d.join("state.db")).unwrap();
-        let plan = crate::store_plans::plan("h1", &["a", "b"]);
-        (0..2)
-            .map(|_| store.create_run(&plan, &RunMeta::default()).unwrap().0)
-            .collect()
-    };
+    // The run ids of the state file: two real runs on the lab.
+    let lab = Lab::start(None);
+    for _ in 0..2 {
+        let o = lab.rollout("e5-nc", &[]);
+        assert_eq!(code(&o), 0, "{}", text(&o));
+    }
+    let listed = lab.run(&["status", "--format", "json"]);
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let ids: Vec<String> = runs
+        .iter()
+        .map(|r| r["run"].as_str().or(r["id"].as_str()).unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{runs:?}");
+    let d = lab.path();
     for cmd in ["status", "resume", "approve", "report"] {
         let offered = complete(d, &[cmd, ""]);
         for id in &ids {

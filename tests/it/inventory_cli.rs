@@ -125,3 +125,47 @@ fn limit_takes_regular_expressions_and_retry_files() {
         text(&o)
     );
 }
+
+/// `group_vars/` beside a playbook file are read by `plan`, `check` and `run` as
+/// `ansible-playbook` reads them (issue 10: they were read only with `inventory --playbook-dir`);
+/// their precedence is proven against `ansible-inventory --playbook-dir` by the oracle corpus
+/// (`tests/inventories/24-playbook-dir-vars`).
+#[test]
+fn group_vars_beside_the_playbook_file_are_read() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    std::fs::write(
+        p.join("hosts.yml"),
+        "all:\n  vars: {ansible_user: svc, lockstep_password_env: PW}\n  children:\n    \
+         exchange2003:\n      children:\n        \
+         seattle: {vars: {lockstep_site: {locale: en-US}}, hosts: {SEA-EX1: }}\n        \
+         prague: {vars: {lockstep_site: {locale: cs-CZ}}, hosts: {PRG-EX1: }}\n        \
+         milan: {vars: {lockstep_site: {locale: it-IT}}, hosts: {MIL-EX1: }}\n",
+    )
+    .unwrap();
+    let book = std::fs::read_to_string(crate::util::repo("playbooks/e3-nc.yml")).unwrap();
+    for dir in ["with", "without"] {
+        std::fs::create_dir_all(p.join(dir)).unwrap();
+        std::fs::write(p.join(dir).join("e3-nc.yml"), &book).unwrap();
+    }
+    // Only the playbook's group_vars make these hosts Exchange 2003 servers.
+    std::fs::create_dir_all(p.join("with/group_vars")).unwrap();
+    std::fs::write(
+        p.join("with/group_vars/exchange2003.yml"),
+        "exchange_version: \"2003\"\n",
+    )
+    .unwrap();
+    let o = run(p, &["plan", "-i", "hosts.yml", "with/e3-nc.yml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let plan = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        plan.contains("SEA-EX1") && plan.contains("MIL-EX1"),
+        "{plan}"
+    );
+    let o = run(p, &["check", "-i", "hosts.yml", "with/e3-nc.yml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The same playbook elsewhere: no Exchange host, nothing to plan.
+    let o = run(p, &["check", "-i", "hosts.yml", "without/e3-nc.yml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("selects nothing to plan"), "{}", text(&o));
+}

@@ -81,6 +81,12 @@ fn normalise(v: &Value) -> Value {
     serde_json::json!({"groups": groups, "hostvars": hostvars})
 }
 
+/// The `--playbook-dir` of a corpus entry: the line of its `playbook_dir.txt`, if it has one.
+fn playbook_dir(entry: &Path) -> Option<PathBuf> {
+    let t = std::fs::read_to_string(entry.join("playbook_dir.txt")).ok()?;
+    Some(entry.join(t.trim()))
+}
+
 /// The `-i` arguments of a corpus entry: the lines of its `sources.txt`, else the entry itself.
 fn sources(entry: &Path) -> Vec<PathBuf> {
     match std::fs::read_to_string(entry.join("sources.txt")) {
@@ -122,6 +128,11 @@ fn the_corpus_reads_as_ansible_inventory_reads_it() {
             a.arg("-i").arg(s);
             l_args.push("-i".into());
             l_args.push(s.display().to_string());
+        }
+        if let Some(d) = playbook_dir(entry) {
+            a.arg("--playbook-dir").arg(&d);
+            l_args.push("--playbook-dir".into());
+            l_args.push(d.display().to_string());
         }
         let ours = run(
             home.path(),

@@ -416,11 +416,14 @@ pub(crate) async fn evs_online(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, A
             &out,
         );
         if out.exit_code == 5038 {
-            e.message.push_str(
-                "; a resource failed: if the Application log shows MSExchangeCluster event 1025 \
-                 the virtual server needs upgrading (T1), or this node is at an older build than \
-                 the virtual server (E3-CLUSTER.12)",
-            );
+            match node.exchange_event_1025().await {
+                Some(event) => e.message.push_str(&crate::evs::t1_halt(host, &event)),
+                None => e.message.push_str(
+                    "; a resource failed and the Application log of this node has no \
+                     MSExchangeCluster event 1025: this node is at an older build than the \
+                     virtual server (E3-CLUSTER.12)",
+                ),
+            }
         }
         return Err(e);
     }

@@ -164,6 +164,19 @@ pub(crate) async fn upgrade(
     );
     if text.to_ascii_lowercase().contains("c1037b44") {
         message.push_str(": the Exchange versions of the nodes do not match (T2)");
+    } else if let Some(event) = ctx.node().exchange_event_1025().await {
+        message.push_str(&t1_halt(host, &event));
     }
     Err(ActionError::step_failed(host, message).with_output(text, Some(out.exit_code)))
+}
+
+/// The halt text of KB 328839 T1, after MSExchangeCluster event 1025 was read from `host`'s
+/// Application log: the KB's cause and its fix (a resume alone does not help).
+pub(crate) fn t1_halt(host: &Name, event: &str) -> String {
+    format!(
+        "; the Application log of `{host}` has MSExchangeCluster event 1025 (\"{event}\"): \
+         KB 328839 T1, the node was evicted from the cluster and added again. Fix: run Exchange \
+         Setup on `{host}` and choose Reinstall, then upgrade the virtual server \
+         (\"Upgrade Exchange Virtual Server\") and `lockstep resume`"
+    )
 }

@@ -203,6 +203,20 @@ impl<'a> Node<'a> {
             .collect())
     }
 
+    /// T1: the newest `MSExchangeCluster` event 1025 ("The Exchange virtual server needs to be
+    /// upgraded before coming online.") of the Application log, as its message; `None` when
+    /// the log has none or cannot be read (the caller's own failure stands then).
+    pub async fn exchange_event_1025(&self) -> Option<String> {
+        let rows = self
+            .wql(NS_CIMV2, render::WQL_EXCHANGE_CLUSTER_EVENTS)
+            .await
+            .ok()?;
+        rows.iter()
+            .filter(|o| prop(o, "EventCode").map(str::trim) == Some("1025"))
+            .max_by_key(|o| prop(o, "TimeGenerated").unwrap_or_default().to_owned())
+            .map(|o| prop(o, "Message").unwrap_or_default().trim().to_owned())
+    }
+
     /// `LastBootUpTime` (CIM datetime text).
     pub async fn boot_time(&self) -> Result<String, ActionError> {
         let rows = self.wql(NS_CIMV2, render::WQL_OS).await?;

@@ -27,6 +27,9 @@ pub const WQL_PROCESSES: &str = "SELECT Name FROM Win32_Process";
 pub const WQL_OS: &str = "SELECT LastBootUpTime, Version, OSLanguage FROM Win32_OperatingSystem";
 /// WQL: installed hotfixes.
 pub const WQL_HOTFIXES: &str = "SELECT HotFixID FROM Win32_QuickFixEngineering";
+/// The Exchange cluster events of the Application log (T1 reads event 1025 among them; the
+/// event code is compared here, not in the query, so no typed literal is needed).
+pub const WQL_EXCHANGE_CLUSTER_EVENTS: &str = "SELECT EventCode, SourceName, TimeGenerated, Message FROM Win32_NTLogEvent WHERE Logfile='Application' AND SourceName='MSExchangeCluster'";
 /// WQL: local fixed disks (`DriveType` 3) with their free space and size in bytes.
 pub const WQL_FIXED_DISKS: &str =
     "SELECT DeviceID, FreeSpace, Size FROM Win32_LogicalDisk WHERE DriveType = 3";

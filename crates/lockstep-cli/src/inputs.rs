@@ -21,12 +21,20 @@ pub fn bad(d: Diagnostics) -> anyhow::Error {
 /// Reads the inventories (all of them, errors of all reported together), or the built-in lab
 /// inventory when none is given.
 pub fn load_fleet(paths: &[PathBuf]) -> Result<(Fleet, Vec<String>)> {
+    load_fleet_for(paths, None)
+}
+
+/// [`load_fleet`] for a playbook: as `ansible-playbook` does, the `group_vars/` and `host_vars/`
+/// beside a playbook file are read too, above the inventories' (not with the built-in
+/// inventory, which has no folder of its own).
+pub fn load_fleet_for(paths: &[PathBuf], playbook: Option<&str>) -> Result<(Fleet, Vec<String>)> {
     if paths.is_empty() {
         let file = lockstep_spec::embedded::lab_inventory();
         let fleet = lockstep_spec::load_inventory(&[file]).map_err(bad)?;
         return Ok((fleet, vec![EMBEDDED_INVENTORY.to_owned()]));
     }
-    let files = inventory_files(paths, &[])?;
+    let dirs: Vec<PathBuf> = playbook.and_then(playbook_vars_dir).into_iter().collect();
+    let files = inventory_files(paths, &dirs)?;
     let fleet = lockstep_spec::load_inventory(&files).map_err(bad)?;
     Ok((fleet, paths.iter().map(|p| absolute(p)).collect()))
 }
@@ -120,13 +128,28 @@ fn absolute(p: &Path) -> String {
         .to_string()
 }
 
-/// Re-reads inventories recorded in a run's metadata.
-pub fn reload_fleet(recorded: &[String]) -> Result<Fleet> {
+/// The folder of a playbook file when it holds `group_vars/` or `host_vars/` (a built-in
+/// playbook has none).
+pub fn playbook_vars_dir(arg: &str) -> Option<PathBuf> {
+    let path = Path::new(arg);
+    if arg.starts_with(BUILTIN) || !path.is_file() {
+        return None;
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    (dir.join("group_vars").is_dir() || dir.join("host_vars").is_dir()).then(|| dir.to_path_buf())
+}
+
+/// Re-reads inventories recorded in a run's metadata, with the variables beside the run's
+/// playbook (as the run read them).
+pub fn reload_fleet(recorded: &[String], playbook: &str) -> Result<Fleet> {
     if recorded.iter().any(|r| r == EMBEDDED_INVENTORY) {
         return Ok(load_fleet(&[])?.0);
     }
     let paths: Vec<PathBuf> = recorded.iter().map(PathBuf::from).collect();
-    Ok(load_fleet(&paths)?.0)
+    Ok(load_fleet_for(&paths, Some(playbook))?.0)
 }
 
 /// A playbook argument: an existing file, or the name of a built-in playbook (`e3-cluster`,

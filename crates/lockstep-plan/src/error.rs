@@ -35,6 +35,26 @@ pub enum PlanError {
         /// Product of the procedure.
         expected: String,
     },
+    /// E2-ED: Exchange 2000 Conferencing Server's last service pack is SP3; a later target
+    /// is not for it, whatever the package.
+    #[error("`{host}` runs Exchange 2000 Conferencing Server, whose last service pack is SP3 (6.0.6249.0): target {target} is not for it (KB 328839 E2-ED). Leave it out of this playbook (e.g. `hosts: [exchange2000, \"!own_service_pack\"]` or `--limit '!{host}'`) and keep it at SP3 with the Exchange 2000 Conferencing Server package (not the Standard/Enterprise one)")]
+    ConferencingPastSp3 {
+        /// The Conferencing Server host.
+        host: String,
+        /// The playbook's target build.
+        target: String,
+    },
+    /// E3-C2: a cluster moved from Windows 2000/Exchange 2000 by clean install keeps an
+    /// Exchange 2000 virtual server until it is upgraded; no service pack before that.
+    #[error("cluster `{cluster}` was moved from Exchange 2000 by clean install (`exchange_migrated_by_clean_install`) and its virtual server `{evs}` is still at {evs_build}, older than Exchange 2003: upgrade the virtual server first (Cluster Administrator, \"Upgrade Exchange Virtual Server\"; KB 842427), then apply the service pack (KB 328839 E3-C2)")]
+    EvsOlderAfterCleanInstall {
+        /// Cluster name.
+        cluster: String,
+        /// The EVS still at the older version.
+        evs: String,
+        /// Its build.
+        evs_build: String,
+    },
     /// Only some nodes of a cluster (or members of a pool) are selected.
     #[error("{what} `{unit}` is only partly selected (`{missing}` is not): the procedure takes every member; select `{unit}` itself")]
     PartlySelected {

@@ -189,6 +189,7 @@ impl<'a> Planner<'a> {
         let units = self.units(&selected);
         self.check_owner_overrides();
         self.check_front_ends_taken(&units, &selected);
+        self.check_kb_hosts(&selected);
         if units.is_empty() && self.errors.is_empty() {
             self.errors.push(PlanError::NothingSelected {
                 playbook: pb.name.to_string(),
@@ -229,6 +230,53 @@ impl<'a> Planner<'a> {
         }
         plan.hash = crate::hash::plan_hash(&plan);
         Ok(plan)
+    }
+
+    /// Plan-time refusals of KB 328839 that no run can fix: E2-ED (a target past Conferencing
+    /// Server's last service pack) and E3-C2 (a service pack on a cluster moved from Exchange
+    /// 2000 by clean install while a virtual server is still older than Exchange 2003).
+    fn check_kb_hosts(&mut self, selected: &Selection) {
+        let fleet = self.fleet;
+        let target = &self.pb.target;
+        let conferencing_last = lockstep_core::Version::new(6, 0, 6249, 0);
+        let mut clusters: Vec<&Name> = Vec::new();
+        for (hi, h) in fleet.hosts.iter().enumerate() {
+            if !selected.contains(hi) {
+                continue;
+            }
+            if h.runs(Product::Exchange2000)
+                && h.edition() == Some(lockstep_core::Edition::Conferencing)
+                && target.build > conferencing_last
+            {
+                self.errors.push(PlanError::ConferencingPastSp3 {
+                    host: h.name.to_string(),
+                    target: target.build.to_string(),
+                });
+            }
+            let migrated = h
+                .vars
+                .get("exchange_migrated_by_clean_install")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+            if let (true, PackageKind::ServicePack, Some(c)) = (migrated, target.kind, &h.cluster) {
+                if !clusters.contains(&c) {
+                    clusters.push(c);
+                }
+            }
+        }
+        for c in clusters {
+            let Some(cluster) = fleet.cluster(c.as_str()) else {
+                continue;
+            };
+            for evs in &cluster.virtual_servers {
+                if let Some(b) = evs.build.filter(|b| (b.major, b.minor) < (6, 5)) {
+                    self.errors.push(PlanError::EvsOlderAfterCleanInstall {
+                        cluster: cluster.name.to_string(),
+                        evs: evs.name.to_string(),
+                        evs_build: b.to_string(),
+                    });
+                }
+            }
+        }
     }
 
     /// Stages of sites (`rollout.stages`), each site's units in it.

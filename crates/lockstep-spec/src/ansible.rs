@@ -1,7 +1,13 @@
 //! Ansible YAML inventories, read as Ansible reads them: groups, children, hosts and variable
 //! precedence, before anything Lockstep-specific is looked at.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// Hash maps keyed by inventory names: foldhash (seeded per process) is several times faster
+/// than SipHash on short names, and the inventory is the operator's own file.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 use lockstep_core::Name;
 
@@ -85,31 +91,114 @@ pub(crate) struct Var {
     pub value: Node,
 }
 
-/// A variable after the precedence merge: `rank` grows with precedence (host vars highest).
+/// A variable after the precedence merge: `rank` grows with precedence (host vars highest). The
+/// variable is borrowed from the group or host that set it (a group's variables reach each of
+/// its hosts without a copy), and owned only once rendered for the host.
 #[derive(Debug, Clone)]
-pub(crate) struct MergedVar {
-    pub var: Var,
+pub(crate) struct MergedVar<'a> {
+    pub var: Cow<'a, Var>,
     pub rank: usize,
+}
+
+/// Which of a group's variable sets a merge level reads.
+type VarsOf = fn(&RawGroup) -> &VarMap;
+
+/// A host's merged variables, by name (the names borrowed from the inventory).
+pub(crate) type MergedVars<'a> = BTreeMap<&'a str, MergedVar<'a>>;
+
+/// Variables by name: a vector sorted by name, compact for the few variables of most hosts
+/// (a tree map would take a kilobyte and more per host).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct VarMap(Vec<(String, Var)>);
+
+impl VarMap {
+    /// The variables `entries`, in any order; of the same name, the last wins.
+    fn from_entries(mut entries: Vec<(String, Var)>) -> Self {
+        // Stable: of equal names the last written stays last, and is the one kept.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(String, Var)> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match out.last_mut() {
+                Some(last) if last.0 == e.0 => *last = e,
+                _ => out.push(e),
+            }
+        }
+        VarMap(out)
+    }
+
+    /// The variable `k`.
+    pub fn get(&self, k: &str) -> Option<&Var> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(k))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    /// Every variable, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Var)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// Sets every variable of `other` (its values win).
+    pub fn extend(&mut self, other: VarMap) {
+        if self.0.is_empty() {
+            self.0 = other.0;
+            return;
+        }
+        if other.0.is_empty() {
+            return;
+        }
+        let mine = std::mem::take(&mut self.0);
+        let mut out = Vec::with_capacity(mine.len() + other.0.len());
+        let mut a = mine.into_iter().peekable();
+        let mut b = other.0.into_iter().peekable();
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => match x.0.cmp(&y.0) {
+                    std::cmp::Ordering::Less => a.next(),
+                    std::cmp::Ordering::Greater => b.next(),
+                    std::cmp::Ordering::Equal => {
+                        a.next();
+                        b.next()
+                    }
+                },
+                (Some(_), None) => a.next(),
+                (None, Some(_)) => b.next(),
+                (None, None) => break,
+            };
+            out.extend(next);
+        }
+        self.0 = out;
+    }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct RawGroup {
     pub pos: Option<Pos>,
-    pub direct_hosts: Vec<String>,
+    /// Hosts listed under the group itself, in inventory order, as positions in
+    /// [`Raw::host_order`].
+    pub direct_hosts: Vec<usize>,
     /// The same hosts, for constant-time membership tests.
-    pub direct_set: HashSet<String>,
+    pub direct_set: FastSet<usize>,
     pub children: Vec<(String, Pos)>,
+    /// The same children, for constant-time membership tests.
+    pub child_set: FastSet<String>,
     /// Variables written in the inventory file.
-    pub vars: BTreeMap<String, Var>,
-    /// Variables from `group_vars/NAME.yml` (they win over the inventory file's).
-    pub file_vars: BTreeMap<String, Var>,
+    pub vars: VarMap,
+    /// Variables from `group_vars/NAME.yml` beside an inventory source (they win over the
+    /// inventory file's).
+    pub file_vars: VarMap,
+    /// Variables from `group_vars/NAME.yml` beside the playbook.
+    pub play_vars: VarMap,
 }
 
 impl RawGroup {
-    /// The group's own variables: inventory file, then `group_vars/` over it.
-    pub fn own_vars(&self) -> BTreeMap<String, Var> {
+    /// The group's own variables: inventory file, then `group_vars/` over it (the playbook's
+    /// over the inventory's).
+    pub fn own_vars(&self) -> VarMap {
         let mut v = self.vars.clone();
         v.extend(self.file_vars.clone());
+        v.extend(self.play_vars.clone());
         v
     }
 }
@@ -117,118 +206,171 @@ impl RawGroup {
 #[derive(Debug)]
 pub(crate) struct RawHost {
     pub pos: Pos,
-    pub vars: BTreeMap<String, Var>,
-    /// Variables from `host_vars/NAME.yml`.
-    pub file_vars: BTreeMap<String, Var>,
+    pub vars: VarMap,
+    /// Variables from `host_vars/NAME.yml` beside an inventory source.
+    pub file_vars: VarMap,
+    /// Variables from `host_vars/NAME.yml` beside the playbook.
+    pub play_vars: VarMap,
 }
 
 /// The parsed inventory with positions kept, for the Lockstep layer.
+///
+/// Hosts and groups are linked once, by index, so that each host's groups and each group's
+/// hosts are found without a search: loading stays linear in the number of hosts.
 #[derive(Debug, Default)]
 pub(crate) struct Raw {
     pub groups: BTreeMap<String, RawGroup>,
-    pub hosts: BTreeMap<String, RawHost>,
-    /// Host order of first appearance.
+    /// Host names in order of first appearance; a host's position here is its number.
     pub host_order: Vec<String>,
+    /// The hosts, by number.
+    pub hosts: Vec<RawHost>,
+    /// Each host's number.
+    pub host_index: FastMap<String, usize>,
     pub parents: BTreeMap<String, BTreeSet<String>>,
-    pub members: BTreeMap<String, BTreeSet<String>>,
     pub depth: BTreeMap<String, usize>,
     pub priority: BTreeMap<String, i64>,
-    /// Every group of each host (the inverse of `members`).
-    pub host_groups: HashMap<String, Vec<String>>,
-    /// Position of each host in `host_order`.
-    pub host_index: HashMap<String, usize>,
+    /// Every group in Ansible's merge order: by depth, then `ansible_group_priority`, then name.
+    pub group_order: Vec<String>,
+    /// Each host's groups (`all`, direct and inherited) as positions in `group_order`,
+    /// ascending (so in merge order); indexed like `host_order`.
+    pub host_groups: Vec<Vec<u32>>,
+    /// Each group's hosts (direct and inherited) as positions in `host_order`, sorted by host
+    /// name.
+    pub members: FastMap<String, Vec<u32>>,
 }
 
 impl Raw {
+    /// The host called `name`.
+    pub fn host(&self, name: &str) -> Option<&RawHost> {
+        self.host_index.get(name).map(|i| &self.hosts[*i])
+    }
+
+    /// The names of the hosts listed under group `g` itself, in inventory order.
+    pub fn direct_hosts<'a>(&'a self, g: &'a RawGroup) -> impl Iterator<Item = &'a str> + 'a {
+        g.direct_hosts.iter().map(|h| self.host_order[*h].as_str())
+    }
+
+    /// The groups of host number `i` (of `host_order`), in merge order.
+    fn groups_of(&self, i: usize) -> impl Iterator<Item = &str> {
+        self.host_groups
+            .get(i)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .map(|g| self.group_order[*g as usize].as_str())
+    }
+
     /// The groups of `host` (all, direct and inherited), in Ansible's merge order.
     pub fn merge_order(&self, host: &str) -> Vec<&str> {
-        let mut gs: Vec<&str> = self
-            .host_groups
-            .get(host)
-            .map(|g| g.iter().map(String::as_str).collect())
-            .unwrap_or_default();
-        gs.sort_by_key(|g| {
-            (
-                self.depth.get(*g).copied().unwrap_or(0),
-                self.priority.get(*g).copied().unwrap_or(1),
-                g.to_string(),
-            )
-        });
+        match self.host_index.get(host) {
+            Some(i) => self.groups_of(*i).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The groups of `host` (all, direct and inherited), sorted by name.
+    pub fn groups_by_name(&self, host: &str) -> Vec<&str> {
+        let mut gs = self.merge_order(host);
+        gs.sort_unstable();
         gs
     }
 
-    /// The members of group `g` in inventory order.
-    pub fn members_in_order(&self, g: &str) -> Vec<&String> {
-        let mut m: Vec<&String> = self
-            .members
+    /// The hosts of group `g` (direct and inherited), sorted by name.
+    pub fn members_by_name(&self, g: &str) -> Vec<&str> {
+        self.members
             .get(g)
-            .map(|m| m.iter().collect())
-            .unwrap_or_default();
-        m.sort_by_key(|h| self.host_index.get(*h).copied().unwrap_or(usize::MAX));
-        m
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .map(|h| self.host_order[*h as usize].as_str())
+            .collect()
+    }
+
+    /// The members of group `g` in inventory order.
+    pub fn members_in_order(&self, g: &str) -> Vec<&str> {
+        let mut m: Vec<u32> = self.members.get(g).cloned().unwrap_or_default();
+        m.sort_unstable();
+        m.into_iter()
+            .map(|h| self.host_order[h as usize].as_str())
+            .collect()
     }
 
     /// The merged variables of `host`, in Ansible's precedence: inventory-file group vars (by
     /// group order) < `group_vars/` files (by group order) < inventory-file host vars <
     /// `host_vars/` files.
-    pub fn merged_vars(&self, host: &str) -> BTreeMap<String, MergedVar> {
+    pub fn merged_vars<'a>(&'a self, host: &str) -> MergedVars<'a> {
         self.merged_vars_with(host, false)
     }
 
     /// [`Raw::merged_vars`], with the group-defining `lockstep_*` variables kept when
     /// `everything` (as Ansible itself would show them).
-    pub fn merged_vars_with(&self, host: &str, everything: bool) -> BTreeMap<String, MergedVar> {
+    pub fn merged_vars_with<'a>(&'a self, host: &str, everything: bool) -> MergedVars<'a> {
+        self.merged_vars_in(host, &self.merge_order(host), everything)
+    }
+
+    /// [`Raw::merged_vars_with`] for a host whose groups in merge order, `order`, are known.
+    pub fn merged_vars_in<'a>(
+        &'a self,
+        host: &str,
+        order: &[&str],
+        everything: bool,
+    ) -> MergedVars<'a> {
         let mut out = BTreeMap::new();
-        let order = self.merge_order(host);
         let mut rank = 0;
-        let layer =
-            |vars: &BTreeMap<String, Var>, rank: usize, out: &mut BTreeMap<String, MergedVar>| {
-                for (k, v) in vars {
-                    // Ansible reads it as the group's priority, never as a variable.
-                    if k == "ansible_group_priority" {
-                        continue;
-                    }
-                    if !everything
-                        && (LOCKSTEP_GROUP_VARS.contains(&k.as_str())
-                            || LOCKSTEP_ALL_VARS.contains(&k.as_str()))
-                    {
-                        continue;
-                    }
-                    out.insert(
-                        k.clone(),
-                        MergedVar {
-                            var: v.clone(),
-                            rank,
-                        },
-                    );
+        let layer = |vars: &'a VarMap, rank: usize, out: &mut MergedVars<'a>| {
+            for (k, v) in vars.iter() {
+                // Ansible reads it as the group's priority, never as a variable.
+                if k == "ansible_group_priority" {
+                    continue;
                 }
-            };
-        for file_level in [false, true] {
-            for g in &order {
-                if let Some(group) = self.groups.get(*g) {
-                    layer(
-                        if file_level {
-                            &group.file_vars
-                        } else {
-                            &group.vars
-                        },
+                if !everything
+                    && (LOCKSTEP_GROUP_VARS.contains(&k.as_str())
+                        || LOCKSTEP_ALL_VARS.contains(&k.as_str()))
+                {
+                    continue;
+                }
+                out.insert(
+                    k.as_str(),
+                    MergedVar {
+                        var: Cow::Borrowed(v),
                         rank,
-                        &mut out,
-                    );
+                    },
+                );
+            }
+        };
+        // Ansible's order: inventory-file group vars (every group) < `group_vars/all` beside the
+        // inventory < beside the playbook < the other `group_vars/` beside the inventory <
+        // beside the playbook. `all` comes first in `order` (it alone has depth 0).
+        let (all, others) = match order.split_first() {
+            Some((first, rest)) if *first == "all" => (Some(*first), rest),
+            _ => (None, order),
+        };
+        let levels: [(&[&str], VarsOf); 5] = [
+            (order, |g| &g.vars),
+            (all.as_slice(), |g| &g.file_vars),
+            (all.as_slice(), |g| &g.play_vars),
+            (others, |g| &g.file_vars),
+            (others, |g| &g.play_vars),
+        ];
+        for (groups, vars_of) in levels {
+            for g in groups {
+                if let Some(group) = self.groups.get(*g) {
+                    layer(vars_of(group), rank, &mut out);
                 }
                 rank += 1;
             }
         }
-        if let Some(h) = self.hosts.get(host) {
+        if let Some(h) = self.host(host) {
             layer(&h.vars, rank, &mut out);
             layer(&h.file_vars, rank + 1, &mut out);
+            layer(&h.play_vars, rank + 2, &mut out);
         }
         out
     }
 
     /// The public view.
     pub fn to_inventory(&self) -> AnsibleInventory {
-        let text = |vars: &BTreeMap<String, Var>| -> BTreeMap<String, String> {
+        let text = |vars: &VarMap| -> BTreeMap<String, String> {
             vars.iter()
                 .filter(|(k, _)| !PASSWORD_VARS.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.value.to_text()))
@@ -247,31 +389,30 @@ impl Raw {
                         .map(|p| p.iter().cloned().collect())
                         .unwrap_or_default(),
                     children: children.into_iter().collect(),
-                    direct_hosts: g.direct_hosts.clone(),
+                    direct_hosts: self.direct_hosts(g).map(str::to_owned).collect(),
                     hosts: self
-                        .members
-                        .get(name)
-                        .map(|m| m.iter().cloned().collect())
-                        .unwrap_or_default(),
+                        .members_by_name(name)
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
                     depth: self.depth.get(name).copied().unwrap_or(0),
                     priority: self.priority.get(name).copied().unwrap_or(1),
                     vars: text(&g.own_vars()),
                 },
             );
         }
-        for name in self.hosts.keys() {
+        for name in &self.host_order {
             let merged = self.merged_vars(name);
             let vars = merged
                 .into_iter()
-                .filter(|(k, _)| !PASSWORD_VARS.contains(&k.as_str()))
-                .map(|(k, v)| (k, v.var.value.to_text()))
+                .filter(|(k, _)| !PASSWORD_VARS.contains(k))
+                .map(|(k, v)| (k.to_owned(), v.var.value.to_text()))
                 .collect();
-            let mut groups: Vec<String> = self
-                .merge_order(name)
+            let groups: Vec<String> = self
+                .groups_by_name(name)
                 .into_iter()
                 .map(str::to_owned)
                 .collect();
-            groups.sort();
             inv.hosts.insert(
                 name.clone(),
                 AnsibleHost {
@@ -312,22 +453,26 @@ pub(crate) fn read_raw(files: &[SourceFile], sink: &mut Sink) -> Raw {
         if root.is_null() {
             continue;
         }
-        let Some(entries) = root.as_map() else {
-            sink.error(
-                &root.pos,
-                format!(
-                    "an inventory must be a mapping of groups (`all:`), found {}",
-                    root.describe()
-                ),
-            );
-            continue;
+        // The tree is taken apart as it is read: its values move into the inventory.
+        let entries = match root.into_map() {
+            Ok(e) => e,
+            Err(root) => {
+                sink.error(
+                    &root.pos,
+                    format!(
+                        "an inventory must be a mapping of groups (`all:`), found {}",
+                        root.describe()
+                    ),
+                );
+                continue;
+            }
         };
         for (k, v) in entries {
-            let Some(name) = group_name(k, sink) else {
+            let Some(name) = group_name(&k, sink) else {
                 continue;
             };
             // A top-level group is a child of `all` only if nothing else claims it (`link`).
-            read_group(&mut raw, &name, k, v, sink);
+            read_group(&mut raw, &name, &k, v, sink);
         }
     }
     // `group_vars/` and `host_vars/` files, once every group and host is known.
@@ -341,8 +486,9 @@ pub(crate) fn read_raw(files: &[SourceFile], sink: &mut Sink) -> Raw {
         };
         match which {
             VarsFile::Group(g) => {
-                let vars = read_vars(&root, VarPlace::Group(&g), sink);
+                let vars = read_vars(root, VarPlace::Group(&g), sink);
                 match raw.groups.get_mut(&g) {
+                    Some(group) if file.beside_playbook => group.play_vars.extend(vars),
                     Some(group) => group.file_vars.extend(vars),
                     None => {
                         tracing::debug!(group = %g, file = %file.path, "group_vars for a group the inventory does not have")
@@ -350,9 +496,10 @@ pub(crate) fn read_raw(files: &[SourceFile], sink: &mut Sink) -> Raw {
                 }
             }
             VarsFile::Host(h) => {
-                let vars = read_vars(&root, VarPlace::Host, sink);
-                match raw.hosts.get_mut(&h) {
-                    Some(host) => host.file_vars.extend(vars),
+                let vars = read_vars(root, VarPlace::Host, sink);
+                match raw.host_index.get(&h) {
+                    Some(&i) if file.beside_playbook => raw.hosts[i].play_vars.extend(vars),
+                    Some(&i) => raw.hosts[i].file_vars.extend(vars),
                     None => {
                         tracing::debug!(host = %h, file = %file.path, "host_vars for a host the inventory does not have")
                     }
@@ -436,12 +583,12 @@ fn group_name(k: &Node, sink: &mut Sink) -> Option<String> {
 fn add_child(raw: &mut Raw, parent: &str, child: &str, pos: &Pos) {
     raw.groups.entry(child.to_owned()).or_default();
     let g = raw.groups.entry(parent.to_owned()).or_default();
-    if !g.children.iter().any(|(c, _)| c == child) {
+    if g.child_set.insert(child.to_owned()) {
         g.children.push((child.to_owned(), pos.clone()));
     }
 }
 
-fn read_group(raw: &mut Raw, name: &str, key: &Node, node: &Node, sink: &mut Sink) {
+fn read_group(raw: &mut Raw, name: &str, key: &Node, node: Node, sink: &mut Sink) {
     {
         let g = raw.groups.entry(name.to_owned()).or_default();
         if g.pos.is_none() {
@@ -451,16 +598,19 @@ fn read_group(raw: &mut Raw, name: &str, key: &Node, node: &Node, sink: &mut Sin
     if node.is_null() {
         return;
     }
-    let Some(entries) = node.as_map() else {
-        sink.error(
-            &node.pos,
-            format!(
-                "group {} must be a mapping with `hosts`, `vars` or `children`, found {}",
-                q(name),
-                node.describe()
-            ),
-        );
-        return;
+    let entries = match node.into_map() {
+        Ok(e) => e,
+        Err(node) => {
+            sink.error(
+                &node.pos,
+                format!(
+                    "group {} must be a mapping with `hosts`, `vars` or `children`, found {}",
+                    q(name),
+                    node.describe()
+                ),
+            );
+            return;
+        }
     };
     for (k, v) in entries {
         match k.as_str() {
@@ -474,19 +624,22 @@ fn read_group(raw: &mut Raw, name: &str, key: &Node, node: &Node, sink: &mut Sin
                 if v.is_null() {
                     continue;
                 }
-                let Some(children) = v.as_map() else {
-                    sink.error(
-                        &v.pos,
-                        format!(
-                            "`children` of group {} must be a mapping of groups, found {}",
-                            q(name),
-                            v.describe()
-                        ),
-                    );
-                    continue;
+                let children = match v.into_map() {
+                    Ok(c) => c,
+                    Err(v) => {
+                        sink.error(
+                            &v.pos,
+                            format!(
+                                "`children` of group {} must be a mapping of groups, found {}",
+                                q(name),
+                                v.describe()
+                            ),
+                        );
+                        continue;
+                    }
                 };
                 for (ck, cv) in children {
-                    let Some(child) = group_name(ck, sink) else {
+                    let Some(child) = group_name(&ck, sink) else {
                         continue;
                     };
                     if child == "all" {
@@ -497,7 +650,7 @@ fn read_group(raw: &mut Raw, name: &str, key: &Node, node: &Node, sink: &mut Sin
                         continue;
                     }
                     add_child(raw, name, &child, &ck.pos);
-                    read_group(raw, &child, ck, cv, sink);
+                    read_group(raw, &child, &ck, cv, sink);
                 }
             }
             other => {
@@ -529,20 +682,23 @@ fn read_group(raw: &mut Raw, name: &str, key: &Node, node: &Node, sink: &mut Sin
     }
 }
 
-fn read_hosts(raw: &mut Raw, group: &str, node: &Node, sink: &mut Sink) {
+fn read_hosts(raw: &mut Raw, group: &str, node: Node, sink: &mut Sink) {
     if node.is_null() {
         return;
     }
-    let Some(entries) = node.as_map() else {
-        sink.error(
-            &node.pos,
-            format!(
-                "`hosts` of group {} must be a mapping of host names, found {}",
-                q(group),
-                node.describe()
-            ),
-        );
-        return;
+    let entries = match node.into_map() {
+        Ok(e) => e,
+        Err(node) => {
+            sink.error(
+                &node.pos,
+                format!(
+                    "`hosts` of group {} must be a mapping of host names, found {}",
+                    q(group),
+                    node.describe()
+                ),
+            );
+            return;
+        }
     };
     for (k, v) in entries {
         let Some(pattern) = k.as_str() else {
@@ -560,7 +716,7 @@ fn read_hosts(raw: &mut Raw, group: &str, node: &Node, sink: &mut Sink) {
             }
         };
         let mut vars = if v.is_null() {
-            BTreeMap::new()
+            VarMap::default()
         } else if v.as_map().is_some() {
             read_vars(v, VarPlace::Host, sink)
         } else {
@@ -572,46 +728,68 @@ fn read_hosts(raw: &mut Raw, group: &str, node: &Node, sink: &mut Sink) {
                     v.describe()
                 ),
             );
-            BTreeMap::new()
+            VarMap::default()
         };
-        for full in names {
+        let last = names.len().saturating_sub(1);
+        for (i, full) in names.into_iter().enumerate() {
             // `host:port` is Ansible shorthand for `ansible_port`.
             let (name, port) = match full.rsplit_once(':') {
                 Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
                     (h.to_owned(), Some(p.to_owned()))
                 }
-                _ => (full.clone(), None),
+                _ => (full, None),
             };
             if let Err(e) = Name::ident(&name) {
                 sink.error(&k.pos, format!("host {}: {e}", q(&name)));
                 continue;
             }
-            if let Some(p) = port {
-                vars.entry("ansible_port".into()).or_insert(Var {
-                    key_pos: k.pos.clone(),
-                    value: Node {
-                        pos: k.pos.clone(),
-                        tag: None,
-                        kind: Kind::Scalar {
-                            value: p,
-                            plain: true,
+            if let Some(p) = port.filter(|_| vars.get("ansible_port").is_none()) {
+                vars.extend(VarMap::from_entries(vec![(
+                    "ansible_port".into(),
+                    Var {
+                        key_pos: k.pos.clone(),
+                        value: Node {
+                            pos: k.pos.clone(),
+                            tag: None,
+                            kind: Kind::Scalar {
+                                value: p,
+                                plain: true,
+                            },
                         },
                     },
-                });
+                )]));
             }
-            if !raw.hosts.contains_key(&name) {
-                raw.host_order.push(name.clone());
-            }
-            let h = raw.hosts.entry(name.clone()).or_insert_with(|| RawHost {
-                pos: k.pos.clone(),
-                vars: BTreeMap::new(),
-                file_vars: BTreeMap::new(),
-            });
-            // The same host under several groups: its variables merge, later ones win.
-            h.vars.extend(vars.clone());
-            let g = raw.groups.entry(group.to_owned()).or_default();
-            if g.direct_set.insert(name.clone()) {
-                g.direct_hosts.push(name);
+            // The variables written for the pattern: the last host takes them, the others a copy.
+            let these = if i == last {
+                std::mem::take(&mut vars)
+            } else {
+                vars.clone()
+            };
+            let index = match raw.host_index.get(&name) {
+                Some(&i) => {
+                    // The same host under several groups: its variables merge, later ones win.
+                    raw.hosts[i].vars.extend(these);
+                    i
+                }
+                None => {
+                    let i = raw.host_order.len();
+                    raw.host_index.insert(name.clone(), i);
+                    raw.host_order.push(name);
+                    raw.hosts.push(RawHost {
+                        pos: k.pos.clone(),
+                        vars: these,
+                        file_vars: VarMap::default(),
+                        play_vars: VarMap::default(),
+                    });
+                    i
+                }
+            };
+            let g = match raw.groups.get_mut(group) {
+                Some(g) => g,
+                None => raw.groups.entry(group.to_owned()).or_default(),
+            };
+            if g.direct_set.insert(index) {
+                g.direct_hosts.push(index);
             }
         }
     }
@@ -688,17 +866,20 @@ enum VarPlace<'a> {
     Host,
 }
 
-fn read_vars(node: &Node, place: VarPlace<'_>, sink: &mut Sink) -> BTreeMap<String, Var> {
-    let mut out = BTreeMap::new();
+fn read_vars(node: Node, place: VarPlace<'_>, sink: &mut Sink) -> VarMap {
+    let mut out = Vec::new();
     if node.is_null() {
-        return out;
+        return VarMap::default();
     }
-    let Some(entries) = node.as_map() else {
-        sink.error(
-            &node.pos,
-            format!("`vars` must be a mapping, found {}", node.describe()),
-        );
-        return out;
+    let entries = match node.into_map() {
+        Ok(e) => e,
+        Err(node) => {
+            sink.error(
+                &node.pos,
+                format!("`vars` must be a mapping, found {}", node.describe()),
+            );
+            return VarMap::default();
+        }
     };
     for (k, v) in entries {
         let Some(key) = k.as_str() else {
@@ -708,16 +889,19 @@ fn read_vars(node: &Node, place: VarPlace<'_>, sink: &mut Sink) -> BTreeMap<Stri
             );
             continue;
         };
-        check_var(key, k, v, place, sink);
-        out.insert(
-            key.to_owned(),
+        check_var(key, &k, &v, place, sink);
+        let Kind::Scalar { value: key, .. } = k.kind else {
+            continue;
+        };
+        out.push((
+            key,
             Var {
-                key_pos: k.pos.clone(),
-                value: v.clone(),
+                key_pos: k.pos,
+                value: v,
             },
-        );
+        ));
     }
-    out
+    VarMap::from_entries(out)
 }
 
 /// Checks a variable where it is written: Lockstep keys known and in their place, no inline
@@ -908,18 +1092,19 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
         add_child(raw, "all", &g, &pos);
     }
     // `ungrouped`: hosts in no group but `all`.
-    let grouped: BTreeSet<String> = raw
-        .groups
-        .iter()
-        .filter(|(g, _)| *g != "all" && *g != "ungrouped")
-        .flat_map(|(_, g)| g.direct_hosts.iter().cloned())
-        .collect();
-    let ungrouped: Vec<String> = raw
-        .host_order
-        .iter()
-        .filter(|h| !grouped.contains(*h))
-        .cloned()
-        .collect();
+    let ungrouped: Vec<usize> = {
+        let mut grouped = vec![false; raw.host_order.len()];
+        for (_, g) in raw
+            .groups
+            .iter()
+            .filter(|(g, _)| *g != "all" && *g != "ungrouped")
+        {
+            for h in &g.direct_hosts {
+                grouped[*h] = true;
+            }
+        }
+        (0..raw.host_order.len()).filter(|h| !grouped[*h]).collect()
+    };
     if !raw.groups.contains_key("ungrouped") {
         add_child(
             raw,
@@ -932,16 +1117,13 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
             },
         );
     }
-    raw.groups
-        .get_mut("ungrouped")
-        .map(|g| {
-            for h in ungrouped {
-                if g.direct_set.insert(h.clone()) {
-                    g.direct_hosts.push(h);
-                }
+    if let Some(g) = raw.groups.get_mut("ungrouped") {
+        for h in ungrouped {
+            if g.direct_set.insert(h) {
+                g.direct_hosts.push(h);
             }
-        })
-        .unwrap_or_default();
+        }
+    }
     // Parents, depth (longest path from `all`), priority.
     let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (g, group) in &raw.groups {
@@ -1006,69 +1188,92 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
             }
         }
     }
-    // Flattened membership.
-    /// Every host of `g` and its descendants (iterative: no recursion on deep inventories).
-    fn members_of(g: &str, raw: &Raw, memo: &mut BTreeMap<String, BTreeSet<String>>) {
-        let mut stack = vec![(g.to_owned(), false)];
-        while let Some((n, expanded)) = stack.pop() {
-            if memo.contains_key(&n) {
-                continue;
-            }
-            let Some(group) = raw.groups.get(&n) else {
-                memo.insert(n, BTreeSet::new());
-                continue;
-            };
-            let pending: Vec<&String> = group
-                .children
-                .iter()
-                .map(|(c, _)| c)
-                .filter(|c| !memo.contains_key(*c))
-                .collect();
-            if !expanded && !pending.is_empty() {
-                stack.push((n.clone(), true));
-                stack.extend(pending.into_iter().map(|c| (c.clone(), false)));
-                continue;
-            }
-            let mut m: BTreeSet<String> = group.direct_hosts.iter().cloned().collect();
-            for (c, _) in &group.children {
-                if let Some(cm) = memo.get(c) {
-                    m.extend(cm.iter().cloned());
-                }
-            }
-            memo.insert(n, m);
-        }
-    }
-    let mut members = BTreeMap::new();
-    for g in raw.groups.keys() {
-        members_of(g, raw, &mut members);
-    }
-    members.insert("all".into(), raw.hosts.keys().cloned().collect());
-    // A group that is also a host.
-    for (g, group) in &raw.groups {
-        if let Some(h) = raw.hosts.keys().find(|h| h.eq_ignore_ascii_case(g)) {
-            let pos = group
-                .pos
-                .clone()
-                .unwrap_or_else(|| raw.hosts[h].pos.clone());
-            sink.error(
-                &pos,
-                format!("group {} has the same name as host {}", q(g), q(h)),
-            );
-        }
-    }
-    let mut host_groups: HashMap<String, Vec<String>> = HashMap::new();
-    for (g, m) in &members {
-        for h in m {
-            host_groups.entry(h.clone()).or_default().push(g.clone());
-        }
-    }
-    raw.host_index = raw
-        .host_order
+    // Every group in merge order. A parent is shallower than its children, so this order also
+    // lists every group after its parents.
+    let mut group_order: Vec<String> = raw.groups.keys().cloned().collect();
+    let key = |g: &String| {
+        (
+            depth.get(g).copied().unwrap_or(0),
+            priority.get(g).copied().unwrap_or(1),
+        )
+    };
+    group_order.sort_by(|a, b| (key(a), a).cmp(&(key(b), b)));
+    let group_id: FastMap<&str, u32> = group_order
         .iter()
         .enumerate()
-        .map(|(i, h)| (h.clone(), i))
+        .map(|(i, g)| (g.as_str(), i as u32))
         .collect();
+    // Each group with its ancestors, once per group (not once per host).
+    let mut ancestors: Vec<Vec<u32>> = Vec::with_capacity(group_order.len());
+    for (i, g) in group_order.iter().enumerate() {
+        let mut a = vec![i as u32];
+        for p in parents.get(g).into_iter().flatten() {
+            if let Some(&pi) = group_id.get(p.as_str()) {
+                if (pi as usize) < i {
+                    a.extend_from_slice(&ancestors[pi as usize]);
+                }
+            }
+        }
+        a.sort_unstable();
+        a.dedup();
+        ancestors.push(a);
+    }
+    // Each host's groups: the ancestors of the groups that list it, and `all`.
+    let all_id = group_id.get("all").copied();
+    let mut host_groups: Vec<Vec<u32>> = vec![Vec::new(); raw.host_order.len()];
+    for (g, group) in &raw.groups {
+        let gi = group_id[g.as_str()] as usize;
+        for h in &group.direct_hosts {
+            host_groups[*h].extend_from_slice(&ancestors[gi]);
+        }
+    }
+    for gs in &mut host_groups {
+        gs.extend(all_id);
+        gs.sort_unstable();
+        gs.dedup();
+    }
+    // Each group's hosts, sorted by host name.
+    let mut by_name: Vec<u32> = (0..raw.host_order.len() as u32).collect();
+    by_name.sort_unstable_by(|a, b| raw.host_order[*a as usize].cmp(&raw.host_order[*b as usize]));
+    let mut member_lists: Vec<Vec<u32>> = vec![Vec::new(); group_order.len()];
+    for h in by_name {
+        for g in &host_groups[h as usize] {
+            member_lists[*g as usize].push(h);
+        }
+    }
+    let members: FastMap<String, Vec<u32>> =
+        group_order.iter().cloned().zip(member_lists).collect();
+    // A group that is also a host (the first such host by name).
+    let mut lower_groups: HashMap<String, Vec<&str>> = HashMap::new();
+    for g in raw.groups.keys() {
+        lower_groups
+            .entry(g.to_ascii_lowercase())
+            .or_default()
+            .push(g.as_str());
+    }
+    let mut clash: BTreeMap<&str, &str> = BTreeMap::new();
+    for h in &raw.host_order {
+        if let Some(gs) = lower_groups.get(h.to_ascii_lowercase().as_str()) {
+            for g in gs {
+                let e = clash.entry(g).or_insert(h.as_str());
+                if h.as_str() < *e {
+                    *e = h.as_str();
+                }
+            }
+        }
+    }
+    for (g, h) in clash {
+        let pos = raw.groups[g]
+            .pos
+            .clone()
+            .unwrap_or_else(|| raw.hosts[raw.host_index[h]].pos.clone());
+        sink.error(
+            &pos,
+            format!("group {} has the same name as host {}", q(g), q(h)),
+        );
+    }
     raw.host_groups = host_groups;
+    raw.group_order = group_order;
     raw.parents = parents;
     raw.depth = depth;
     raw.priority = priority;

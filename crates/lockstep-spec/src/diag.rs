@@ -11,6 +11,9 @@ pub struct SourceFile {
     pub path: String,
     /// The whole text.
     pub text: String,
+    /// A `group_vars/` or `host_vars/` file found beside the playbook rather than beside an
+    /// inventory source: Ansible ranks those above the inventory's.
+    pub beside_playbook: bool,
 }
 
 impl SourceFile {
@@ -19,6 +22,7 @@ impl SourceFile {
         SourceFile {
             path: path.into(),
             text: text.into(),
+            beside_playbook: false,
         }
     }
 
@@ -81,7 +85,11 @@ impl SourceFile {
                 "a NUL byte is not allowed in the text".into(),
             ));
         }
-        Ok(SourceFile { path: shown, text })
+        Ok(SourceFile {
+            path: shown,
+            text,
+            beside_playbook: false,
+        })
     }
 }
 

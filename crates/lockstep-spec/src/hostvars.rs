@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 
-use crate::ansible::{MergedVar, PASSWORD_VARS};
+use crate::ansible::{MergedVars, Raw, PASSWORD_VARS};
 use crate::diag::{q, Sink};
-use crate::tree::Kind;
+use crate::tree::{Kind, Node};
 
 /// Whether Lockstep reads variable `k` (so its template must be rendered).
 fn rendered(k: &str) -> bool {
@@ -27,6 +27,69 @@ fn rendered(k: &str) -> bool {
             .any(|p| k.starts_with(p))
 }
 
+/// The template environment, built once per load and shared by every host, with every templated
+/// value of the inventory compiled once (named by its own text): a group's template is rendered
+/// for each of its hosts without being parsed again for each.
+pub(crate) fn environment(raw: &Raw) -> Environment<'_> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_recursion_limit(16);
+    let maps = raw
+        .groups
+        .values()
+        .flat_map(|g| [&g.vars, &g.file_vars, &g.play_vars])
+        .chain(
+            raw.hosts
+                .iter()
+                .flat_map(|h| [&h.vars, &h.file_vars, &h.play_vars]),
+        );
+    for (k, v) in maps.flat_map(|m| m.iter()) {
+        if let Some(s) = v.value.as_str().filter(|s| is_template(s)) {
+            if !PASSWORD_VARS.contains(&k.as_str()) {
+                // One that does not compile fails again, with its error, when rendered.
+                let _ = env.add_template(s, s);
+            }
+        }
+    }
+    env
+}
+
+/// A variable as a template sees it: scalars typed as [`Node::to_value`] types them, without
+/// going through `serde_yaml` for each (lists and mappings still do).
+fn jinja_value(n: &Node) -> Value {
+    match &n.kind {
+        Kind::Scalar { value, plain } => {
+            if !plain {
+                return Value::from(value.as_str());
+            }
+            if n.is_null() {
+                return Value::from(());
+            }
+            match value.as_str() {
+                "true" | "True" | "TRUE" => return Value::from(true),
+                "false" | "False" | "FALSE" => return Value::from(false),
+                _ => {}
+            }
+            if let Ok(i) = value.parse::<i64>() {
+                return Value::from(i);
+            }
+            if let Ok(u) = value.parse::<u64>() {
+                return Value::from(u);
+            }
+            Value::from(value.as_str())
+        }
+        _ => Value::from_serialize(n.to_value()),
+    }
+}
+
+/// Renders `src`: compiled once if it is a value of the inventory, else now.
+fn render(env: &Environment<'_>, src: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+    match env.get_template(src) {
+        Ok(t) => t.render(ctx),
+        Err(_) => env.render_str(src, ctx),
+    }
+}
+
 fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%")
 }
@@ -34,28 +97,26 @@ fn is_template(s: &str) -> bool {
 /// Renders in place the templated values of `vars` that Lockstep reads, for host `host` in
 /// `groups` (every group but `all`, sorted). Errors go to `sink`; a failed value is left as is.
 pub(crate) fn render_host_vars(
+    env: &Environment<'_>,
     host: &str,
     groups: &[&str],
-    vars: &mut BTreeMap<String, MergedVar>,
+    vars: &mut MergedVars<'_>,
     sink: &mut Sink,
 ) {
-    let wanted: Vec<String> = vars
+    let wanted: Vec<&str> = vars
         .iter()
         .filter(|(k, v)| rendered(k) && v.var.value.as_str().is_some_and(is_template))
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| *k)
         .collect();
     if wanted.is_empty() {
         return;
     }
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_recursion_limit(16);
     // The context: every merged variable as text, templates rendered to a fixed depth so that
     // one template may use another.
     let mut ctx: BTreeMap<String, Value> = vars
         .iter()
-        .filter(|(k, _)| !PASSWORD_VARS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), Value::from_serialize(v.var.value.to_value())))
+        .filter(|(k, _)| !PASSWORD_VARS.contains(k))
+        .map(|(k, v)| ((*k).to_owned(), jinja_value(&v.var.value)))
         .collect();
     ctx.insert("inventory_hostname".into(), Value::from(host));
     ctx.insert(
@@ -68,12 +129,12 @@ pub(crate) fn render_host_vars(
     );
     for _ in 0..8 {
         let mut changed = false;
-        let snapshot = Value::from_serialize(&ctx);
+        let snapshot = Value::from(ctx.clone());
         for (k, v) in ctx.iter_mut() {
             let Some(s) = v.as_str().filter(|s| is_template(s)) else {
                 continue;
             };
-            if let Ok(out) = env.render_str(s, &snapshot) {
+            if let Ok(out) = render(env, s, &snapshot) {
                 if out != s {
                     *v = Value::from(out);
                     changed = true;
@@ -85,23 +146,25 @@ pub(crate) fn render_host_vars(
             break;
         }
     }
-    let snapshot = Value::from_serialize(&ctx);
+    let snapshot = Value::from(ctx);
     for k in wanted {
-        let Some(mv) = vars.get_mut(&k) else { continue };
+        let Some(mv) = vars.get_mut(k) else { continue };
         let src = mv.var.value.as_str().unwrap_or_default().to_owned();
-        match env.render_str(&src, &snapshot) {
+        match render(env, &src, &snapshot) {
             Ok(out) if !is_template(&out) => {
-                mv.var.value.kind = Kind::Scalar {
+                // The rendered value is this host's own: the shared node stays as written.
+                let value = &mut mv.var.to_mut().value;
+                value.kind = Kind::Scalar {
                     value: out,
                     plain: false,
                 };
-                mv.var.value.tag = None;
+                value.tag = None;
             }
             Ok(out) => sink.error(
                 &mv.var.value.pos,
                 format!(
                     "{} of host {} still holds a template after rendering: {}",
-                    q(&k),
+                    q(k),
                     q(host),
                     q(&out)
                 ),
@@ -110,7 +173,7 @@ pub(crate) fn render_host_vars(
                 &mv.var.value.pos,
                 format!(
                     "template in {} of host {} does not render: {}",
-                    q(&k),
+                    q(k),
                     q(host),
                     e.detail()
                         .map(str::to_owned)

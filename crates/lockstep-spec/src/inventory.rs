@@ -9,7 +9,7 @@
 //! no site group joins the implicit site [`DEFAULT_SITE`] (locale en-US); an Exchange host must
 //! name its site.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use lockstep_core::{
     Auth, Cluster, ClusterGroup, ClusterMode, Connection, Edition, Exchange, Fleet, FrontEndScope,
@@ -17,7 +17,7 @@ use lockstep_core::{
     Version, VirtualServer, WindowsRelease,
 };
 
-use crate::ansible::{env_lookup, read_raw, MergedVar, Raw, PASSWORD_VARS};
+use crate::ansible::{env_lookup, read_raw, FastMap, MergedVar, MergedVars, Raw, PASSWORD_VARS};
 use crate::diag::{hint, q, Diagnostics, Pos, Sink, SourceFile};
 use crate::tree::Node;
 
@@ -25,6 +25,8 @@ use crate::tree::Node;
 pub(crate) struct InventoryLoader<'a> {
     raw: &'a Raw,
     sink: &'a mut Sink,
+    /// Each group's name, validated once (not once per host).
+    group_names: FastMap<&'a str, Name>,
 }
 
 /// A site group; `site` is `None` when its `lockstep_site` was invalid (already reported), so its
@@ -51,6 +53,11 @@ pub fn load_inventory(files: &[SourceFile]) -> Result<Fleet, Diagnostics> {
     let fleet = InventoryLoader {
         raw: &raw,
         sink: &mut sink,
+        group_names: raw
+            .groups
+            .keys()
+            .filter_map(|g| Some((g.as_str(), Name::ident(g).ok()?)))
+            .collect(),
     }
     .fleet();
     sink.finish(fleet)
@@ -196,7 +203,7 @@ const EXCHANGE_VARS: &[&str] = &["exchange_role", "exchange_edition", "exchange_
 pub const DEFAULT_SITE: &str = "default";
 
 /// Whether a host is one of the fleet's: a Windows host Lockstep reaches over WinRM.
-fn is_fleet_host(vars: &BTreeMap<String, MergedVar>) -> bool {
+fn is_fleet_host(vars: &MergedVars<'_>) -> bool {
     ["exchange_version", "windows_release", "windows_build"]
         .iter()
         .any(|k| vars.contains_key(*k))
@@ -209,7 +216,7 @@ fn is_fleet_host(vars: &BTreeMap<String, MergedVar>) -> bool {
 /// inferring the other; an Exchange host with neither runs its product's usual release. The
 /// flag is false when an error was reported.
 fn windows_of(
-    vars: &BTreeMap<String, MergedVar>,
+    vars: &MergedVars<'_>,
     product: Option<Product>,
     sink: &mut Sink,
 ) -> (Option<WindowsRelease>, Option<Version>, bool) {
@@ -366,12 +373,14 @@ impl InventoryLoader<'_> {
         }
 
         // Hosts.
-        let cluster_by_group: HashMap<&str, &ClusterDef> =
+        let cluster_by_group: FastMap<&str, &ClusterDef> =
             clusters.iter().map(|c| (c.group.as_str(), c)).collect();
         let mut hosts: Vec<(&str, Host)> = Vec::new();
+        let env = crate::hostvars::environment(raw);
         for name in &raw.host_order {
-            let mut vars = raw.merged_vars(name);
-            crate::hostvars::render_host_vars(name, &raw.merge_order(name), &mut vars, self.sink);
+            let order = raw.merge_order(name);
+            let mut vars = raw.merged_vars_in(name, &order, false);
+            crate::hostvars::render_host_vars(&env, name, &order, &mut vars, self.sink);
             let version = vars.get("exchange_version");
             if version.is_none() {
                 if let Some(k) = EXCHANGE_VARS.iter().find(|k| vars.contains_key(**k)) {
@@ -389,9 +398,10 @@ impl InventoryLoader<'_> {
             if !is_fleet_host(&vars) {
                 continue;
             }
-            let pos = raw.hosts[name].pos.clone();
+            let pos = raw.hosts[raw.host_index[name]].pos.clone();
             if let Some(h) = self.host(
                 name,
+                &order,
                 &pos,
                 version,
                 &vars,
@@ -405,11 +415,11 @@ impl InventoryLoader<'_> {
         hosts.sort_by(|a, b| a.1.name.cmp(&b.1.name));
         // Windows compares computer names without case: `PRG-N1` and `prg-n1` are one machine,
         // and so are `web01.example.com` and `WEB01.corp.example` (both `web01`).
-        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        let mut seen: FastMap<String, &str> = FastMap::default();
         for (inv, h) in &hosts {
             let key = h.name.as_str().to_ascii_uppercase();
             if let Some(first) = seen.insert(key, inv) {
-                let pos = raw.hosts[*inv].pos.clone();
+                let pos = raw.hosts[raw.host_index[*inv]].pos.clone();
                 let why = if first.eq_ignore_ascii_case(inv) {
                     "differ only in case; Windows treats them as one computer".to_owned()
                 } else {
@@ -420,9 +430,7 @@ impl InventoryLoader<'_> {
             }
         }
         // Inventory name (what groups list) to host.
-        let by_inv: HashMap<&str, &Host> = hosts.iter().map(|(i, h)| (*i, h)).collect();
-        let inv_of: HashMap<&str, &str> =
-            hosts.iter().map(|(i, h)| (h.name.as_str(), *i)).collect();
+        let by_inv: FastMap<&str, &Host> = hosts.iter().map(|(i, h)| (*i, h)).collect();
 
         // Clusters.
         let mut out_clusters = Vec::new();
@@ -446,20 +454,20 @@ impl InventoryLoader<'_> {
             }
         }
 
-        // Pools.
+        // Pools: each pool group's hosts that joined its pool, found from the hosts' side (one
+        // pass over the hosts, not one per pool).
+        let mut pool_members: FastMap<&str, Vec<&Host>> = FastMap::default();
+        for (inv, h) in &hosts {
+            let Some(p) = &h.pool else { continue };
+            for g in raw.merge_order(inv) {
+                if pools.get(g).is_some_and(|def| &def.name == p) {
+                    pool_members.entry(g).or_default().push(h);
+                }
+            }
+        }
         let mut out_pools = Vec::new();
         for (g, def) in &pools {
-            let members: Vec<&Host> = hosts
-                .iter()
-                .map(|(_, h)| h)
-                .filter(|h| {
-                    h.pool.as_ref() == Some(&def.name)
-                        && raw
-                            .members
-                            .get(g)
-                            .is_some_and(|m| m.contains(inv_of[h.name.as_str()]))
-                })
-                .collect();
+            let members: Vec<&Host> = pool_members.remove(g.as_str()).unwrap_or_default();
             if members.is_empty() {
                 self.sink.error(
                     &def.pos,
@@ -515,13 +523,26 @@ impl InventoryLoader<'_> {
 
         // Groups restricted to the fleet's hosts.
         let mut groups = BTreeMap::new();
-        for (g, members) in &raw.members {
-            let Ok(gname) = Name::ident(g) else { continue };
-            let m: Vec<Name> = members
+        // By host number (of `raw.host_order`), not by a lookup per group member.
+        let mut fleet_host: Vec<Option<&Host>> = vec![None; raw.host_order.len()];
+        for (inv, h) in &hosts {
+            if let Some(&i) = raw.host_index.get(*inv) {
+                fleet_host[i] = Some(h);
+            }
+        }
+        for g in raw.groups.keys() {
+            let Some(gname) = self.group_names.get(g.as_str()) else {
+                continue;
+            };
+            let m: Vec<Name> = raw
+                .members
+                .get(g)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
                 .iter()
-                .filter_map(|h| by_inv.get(h.as_str()).map(|x| x.name.clone()))
+                .filter_map(|h| fleet_host[*h as usize].map(|x| x.name.clone()))
                 .collect();
-            groups.insert(gname, m);
+            groups.insert(gname.clone(), m);
         }
 
         let mut out_sites: Vec<Site> = sites.into_values().filter_map(|d| d.site).collect();
@@ -590,14 +611,14 @@ impl InventoryLoader<'_> {
     fn host(
         &mut self,
         name: &str,
+        order: &[&str],
         pos: &Pos,
         version: Option<&MergedVar>,
-        vars: &BTreeMap<String, MergedVar>,
+        vars: &MergedVars<'_>,
         sites: &BTreeMap<String, SiteDef>,
-        clusters: &HashMap<&str, &ClusterDef>,
+        clusters: &FastMap<&str, &ClusterDef>,
         pools: &BTreeMap<String, PoolDef>,
     ) -> Option<Host> {
-        let raw = self.raw;
         let sink = &mut *self.sink;
         // An inventory may name a host by its DNS name: the computer is its first label.
         let computer = name.split('.').next().unwrap_or(name);
@@ -676,10 +697,11 @@ impl InventoryLoader<'_> {
 
         // Site, cluster, pool membership.
         // The host's groups (sorted by name) looked up in the site, cluster and pool tables.
-        let my_groups: &[String] = raw.host_groups.get(name).map(Vec::as_slice).unwrap_or(&[]);
-        let my_sites: Vec<(&String, &SiteDef)> = my_groups
+        let mut my_groups: Vec<&str> = order.to_vec();
+        my_groups.sort_unstable();
+        let my_sites: Vec<(&str, &SiteDef)> = my_groups
             .iter()
-            .filter_map(|g| sites.get(g).map(|s| (g, s)))
+            .filter_map(|g| sites.get(*g).map(|s| (*g, s)))
             .collect();
         let site = match my_sites.as_slice() {
             [] if version.is_none() => Name::ident(DEFAULT_SITE).ok(),
@@ -704,7 +726,7 @@ impl InventoryLoader<'_> {
         };
         let my_clusters: Vec<&ClusterDef> = my_groups
             .iter()
-            .filter_map(|g| clusters.get(g.as_str()).copied())
+            .filter_map(|g| clusters.get(g).copied())
             .collect();
         let cluster = match my_clusters.as_slice() {
             [] => None,
@@ -726,9 +748,9 @@ impl InventoryLoader<'_> {
                 None
             }
         };
-        let my_pools: Vec<(&String, &PoolDef)> = my_groups
+        let my_pools: Vec<(&str, &PoolDef)> = my_groups
             .iter()
-            .filter_map(|g| pools.get(g).map(|p| (g, p)))
+            .filter_map(|g| pools.get(*g).map(|p| (*g, p)))
             .collect();
         let pool = match my_pools.as_slice() {
             [] => None,
@@ -758,16 +780,14 @@ impl InventoryLoader<'_> {
 
         let connection = self.connection(name, pos, vars);
 
-        let mut groups: Vec<Name> = raw
-            .merge_order(name)
-            .into_iter()
-            .filter_map(|g| Name::ident(g).ok())
+        let groups: Vec<Name> = my_groups
+            .iter()
+            .filter_map(|g| self.group_names.get(g).cloned())
             .collect();
-        groups.sort();
         let host_vars: BTreeMap<String, String> = vars
             .iter()
-            .filter(|(k, _)| !PASSWORD_VARS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.var.value.to_text()))
+            .filter(|(k, _)| !PASSWORD_VARS.contains(k))
+            .map(|(k, v)| ((*k).to_owned(), v.var.value.to_text()))
             .collect();
         if !build_ok || !exchange_ok || !windows_ok {
             return None;
@@ -795,12 +815,7 @@ impl InventoryLoader<'_> {
         })
     }
 
-    fn connection(
-        &mut self,
-        name: &str,
-        pos: &Pos,
-        vars: &BTreeMap<String, MergedVar>,
-    ) -> Option<Connection> {
+    fn connection(&mut self, name: &str, pos: &Pos, vars: &MergedVars<'_>) -> Option<Connection> {
         let sink = &mut *self.sink;
         let get = |k: &str| vars.get(k).map(|v| &v.var.value);
         let mut ok = true;
@@ -980,7 +995,7 @@ impl InventoryLoader<'_> {
     }
 
     /// The password source of highest precedence; two at the same level conflict.
-    fn password(&mut self, name: &str, vars: &BTreeMap<String, MergedVar>) -> Option<SecretSource> {
+    fn password(&mut self, name: &str, vars: &MergedVars<'_>) -> Option<SecretSource> {
         let keys = [
             "lockstep_password_env",
             "lockstep_password_file",
@@ -1069,7 +1084,7 @@ impl InventoryLoader<'_> {
         }
     }
 
-    fn cluster(&mut self, def: &ClusterDef, hosts: &HashMap<&str, &Host>) -> Option<Cluster> {
+    fn cluster(&mut self, def: &ClusterDef, hosts: &FastMap<&str, &Host>) -> Option<Cluster> {
         let raw = self.raw;
         let sink = &mut *self.sink;
         let node = &def.node;
@@ -1104,13 +1119,13 @@ impl InventoryLoader<'_> {
             ),
             None => Some(ClusterMode::ActivePassive),
         };
-        let member_names: Vec<&String> = raw.members_in_order(&def.group);
+        let member_names: Vec<&str> = raw.members_in_order(&def.group);
         let nodes: Vec<&Host> = member_names
             .iter()
-            .filter_map(|h| hosts.get(h.as_str()).copied())
+            .filter_map(|h| hosts.get(*h).copied())
             .collect();
         for h in &member_names {
-            if !hosts.contains_key(h.as_str()) && !is_fleet_host(&raw.merged_vars(h)) {
+            if !hosts.contains_key(*h) && !is_fleet_host(&raw.merged_vars(h)) {
                 sink.error(
                     &def.pos,
                     format!(
@@ -1178,7 +1193,7 @@ impl InventoryLoader<'_> {
             if member_names.iter().any(|m| m.eq_ignore_ascii_case(s)) {
                 return None;
             }
-            if raw.hosts.keys().any(|h| h.eq_ignore_ascii_case(s)) {
+            if raw.host_order.iter().any(|h| h.eq_ignore_ascii_case(s)) {
                 sink.error(
                     &n.pos,
                     format!(
@@ -1188,7 +1203,7 @@ impl InventoryLoader<'_> {
                     ),
                 );
             } else {
-                let known: Vec<&str> = member_names.iter().map(|n| n.as_str()).collect();
+                let known: Vec<&str> = member_names.clone();
                 sink.error(
                     &n.pos,
                     format!(
@@ -1254,7 +1269,18 @@ impl InventoryLoader<'_> {
                     };
                     let b = match item.get("build") {
                         Some(b) => {
-                            let v = version_at(b, "virtual server build", product, sink);
+                            // An Exchange 2003 cluster moved from Exchange 2000 by clean install
+                            // keeps an Exchange 2000 virtual server until it is upgraded (KB
+                            // 328839 E3-C2): the planner refuses a service pack until then.
+                            let evs_product = match product {
+                                Some(Product::Exchange2003)
+                                    if b.to_text().trim().starts_with("6.0.") =>
+                                {
+                                    Some(Product::Exchange2000)
+                                }
+                                p => p,
+                            };
+                            let v = version_at(b, "virtual server build", evs_product, sink);
                             if v.is_none() {
                                 evs_ok = false;
                             }

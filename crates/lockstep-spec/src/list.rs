@@ -50,7 +50,7 @@ fn graph_group(raw: &Raw, g: &str, depth: usize, out: &mut String) {
     }
     if g != "all" {
         if let Some(group) = raw.groups.get(g) {
-            for h in &group.direct_hosts {
+            for h in raw.direct_hosts(group) {
                 line(h, depth + 1, out);
             }
         }
@@ -82,11 +82,7 @@ fn list_of(raw: &Raw) -> Value {
                 if !group.direct_hosts.is_empty() {
                     entry.insert(
                         "hosts".into(),
-                        group
-                            .direct_hosts
-                            .iter()
-                            .map(|h| Value::from(h.as_str()))
-                            .collect(),
+                        raw.direct_hosts(group).map(Value::from).collect(),
                     );
                 }
             }
@@ -110,10 +106,10 @@ fn list_of(raw: &Raw) -> Value {
         let mut vars = Map::new();
         for (k, v) in raw.merged_vars_with(h, true) {
             let node = &v.var.value;
-            if PASSWORD_VARS.contains(&k.as_str()) && !is_vault(node) && !is_template(node) {
+            if PASSWORD_VARS.contains(&k) && !is_vault(node) && !is_template(node) {
                 continue;
             }
-            vars.insert(k, to_json(node));
+            vars.insert(k.to_owned(), to_json(node));
         }
         hostvars.insert(h.clone(), Value::Object(vars));
     }

@@ -516,9 +516,15 @@ impl PlaybookLoader<'_> {
                 .flat_map(|h| h.vars.keys().map(String::as_str)),
         );
         let globals: BTreeSet<String> = env.globals().map(|(n, _)| n.to_owned()).collect();
+        // `NAME | default(...)`: the template says what holds without the variable (an optional
+        // inventory flag such as `exchange_adc`), so its absence is no typo.
+        let defaulted = |u: &str| {
+            let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            compact.contains(&format!("{u}|default("))
+        };
         let mut unknown: Vec<String> = used
             .into_iter()
-            .filter(|u| !known.contains(u.as_str()) && !globals.contains(u))
+            .filter(|u| !known.contains(u.as_str()) && !globals.contains(u) && !defaulted(u))
             .collect();
         unknown.sort();
         let Some(first) = unknown.first() else {

@@ -27,8 +27,9 @@ const VARS_EXTS: &[&str] = &["yml", "yaml", "json"];
 const MAX_FILES: usize = 10_000;
 
 /// Reads the inventory `sources` (files or directories, merged in order) and the variable files
-/// beside them, then those beside each of `vars_dirs` (the playbook's folder: they win over the
-/// inventory's for the same group or host). Every error is reported.
+/// beside them, then those beside each of `vars_dirs` (the playbook's folder: marked
+/// [`SourceFile::beside_playbook`], they rank above the inventory's as in Ansible). Every error
+/// is reported.
 pub fn read_inventory_sources(
     sources: &[PathBuf],
     vars_dirs: &[PathBuf],
@@ -61,19 +62,26 @@ pub fn read_inventory_sources(
             dirs.push(dir);
         }
     }
+    // The inventories' folders, then the playbook's (a folder that is both is read once, as an
+    // inventory's: the values are the same either way).
+    let inventory_dirs = dirs.len();
     for d in vars_dirs {
         if !dirs.contains(d) {
             dirs.push(d.clone());
         }
     }
-    for d in &dirs {
+    for (i, d) in dirs.iter().enumerate() {
         for kind in ["group_vars", "host_vars"] {
             let base = d.join(kind);
             if !base.is_dir() {
                 continue;
             }
             for p in vars_files(&base, &mut errors) {
+                let at = files.len();
                 push(&p, vault, &mut files, &mut errors);
+                if let Some(f) = files.get_mut(at) {
+                    f.beside_playbook = i >= inventory_dirs;
+                }
             }
         }
     }
@@ -113,6 +121,7 @@ fn push(p: &Path, vault: &VaultSecrets, files: &mut Vec<SourceFile>, errors: &mu
                     Ok(text) if !text.contains('\0') => files.push(SourceFile {
                         path: f.path.clone(),
                         text,
+                        beside_playbook: false,
                     }),
                     _ => errors.push(fail("the decrypted vault file is not UTF-8 text".into())),
                 },

@@ -5,6 +5,7 @@
 //! and hand typed sub-trees to `serde_yaml` through [`Node::to_value`].
 
 use std::collections::HashMap;
+use std::hash::BuildHasher as _;
 use std::rc::Rc;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -53,6 +54,14 @@ impl Node {
         match &self.kind {
             Kind::Map(m) => Some(m),
             _ => None,
+        }
+    }
+
+    /// The node's entries, taken, if it is a mapping; else the node back.
+    pub fn into_map(self) -> Result<Vec<(Node, Node)>, Node> {
+        match self.kind {
+            Kind::Map(m) => Ok(m),
+            _ => Err(self),
         }
     }
 
@@ -208,14 +217,65 @@ enum Frame {
     Seq(Node, usize, usize),
     /// The mapping, its anchor, a key waiting for its value, keys brought in by merge keys, the
     /// node count when it started.
-    Map(
-        Node,
-        usize,
-        Option<Node>,
-        Vec<String>,
-        usize,
-        HashMap<String, usize>,
-    ),
+    Map(Node, usize, Option<Node>, Vec<String>, usize, KeyIndex),
+}
+
+/// Finds a mapping's keys for the duplicate check: a scan while the mapping is small (most are:
+/// a host's few variables), then a table from each key's hash to its entry once it is large (a
+/// group of 40,000 hosts), so that reading stays linear without copying any key.
+#[derive(Default)]
+struct KeyIndex(
+    Option<(
+        foldhash::fast::RandomState,
+        HashMap<u64, usize, foldhash::fast::RandomState>,
+    )>,
+);
+
+/// Entries beyond which a mapping's keys are hashed.
+const KEY_SCAN_LIMIT: usize = 16;
+
+impl KeyIndex {
+    /// The first entry whose key is the string `t`.
+    fn find(&self, entries: &[(Node, Node)], t: &str) -> Option<usize> {
+        let same = |i: &usize| entries[*i].0.as_str() == Some(t);
+        match &self.0 {
+            // Two keys with one hash (unlikely with a random seed): a scan settles it.
+            Some((seed, m)) => match m.get(&seed.hash_one(t)) {
+                Some(i) if same(i) => Some(*i),
+                Some(_) => (0..entries.len()).find(same),
+                None => None,
+            },
+            None => (0..entries.len()).find(same),
+        }
+    }
+
+    /// Records the entry just pushed (a key not yet present).
+    fn pushed(&mut self, entries: &[(Node, Node)]) {
+        match &mut self.0 {
+            Some((seed, m)) => {
+                let i = entries.len() - 1;
+                if let Some(t) = entries[i].0.as_str() {
+                    m.entry(seed.hash_one(t)).or_insert(i);
+                }
+            }
+            None if entries.len() > KEY_SCAN_LIMIT => self.rebuild(entries),
+            None => {}
+        }
+    }
+
+    /// Indexes `entries` afresh (after a merge key), if they are many.
+    fn rebuild(&mut self, entries: &[(Node, Node)]) {
+        self.0 = (entries.len() > KEY_SCAN_LIMIT).then(|| {
+            let seed = foldhash::fast::RandomState::default();
+            let mut m = HashMap::with_capacity_and_hasher(entries.len() * 2, Default::default());
+            for (i, (k, _)) in entries.iter().enumerate() {
+                if let Some(t) = k.as_str() {
+                    m.entry(seed.hash_one(t)).or_insert(i);
+                }
+            }
+            (seed, m)
+        });
+    }
 }
 
 struct Builder {
@@ -268,24 +328,18 @@ impl Builder {
                 }
                 Some(key) => {
                     if let Kind::Map(entries) = &mut map.kind {
-                        let text = key.as_str().map(str::to_owned);
                         // Only a plain `<<` is a merge key; `"<<"` is an ordinary (odd) key.
                         let merge_key = matches!(&key.kind, Kind::Scalar { value, plain: true } if value == "<<");
                         if merge_key && key.tag.is_none() {
                             merged.extend(merge_into(entries, &node));
-                            index.clear();
-                            for (i, (k, _)) in entries.iter().enumerate() {
-                                if let Some(t) = k.as_str() {
-                                    index.entry(t.to_owned()).or_insert(i);
-                                }
-                            }
+                            index.rebuild(entries);
                         } else if let Some(slot) = key
                             .as_str()
-                            .and_then(|t| index.get(t).copied())
+                            .and_then(|t| index.find(entries, t))
                             .map(|i| &mut entries[i])
                         {
-                            let name = text.unwrap_or_default();
-                            if let Some(i) = merged.iter().position(|m| *m == name) {
+                            let name = key.as_str().unwrap_or_default();
+                            if let Some(i) = merged.iter().position(|m| m == name) {
                                 // A key written here overrides one brought in by a merge key.
                                 merged.remove(i);
                                 *slot = (key, node);
@@ -302,10 +356,8 @@ impl Builder {
                                 });
                             }
                         } else {
-                            if let Some(t) = key.as_str() {
-                                index.insert(t.to_owned(), entries.len());
-                            }
                             entries.push((key, node));
+                            index.pushed(entries);
                         }
                     }
                 }
@@ -382,7 +434,7 @@ impl MarkedEventReceiver for Builder {
                     None,
                     Vec::new(),
                     self.nodes,
-                    HashMap::new(),
+                    KeyIndex::default(),
                 ));
             }
             Event::SequenceEnd | Event::MappingEnd => {

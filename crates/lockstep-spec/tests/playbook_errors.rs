@@ -386,4 +386,18 @@ fn template_variables_must_exist_in_the_scope() {
         "name: Install on {{ ansible_host }} ({{ range(3) | length }})",
     );
     load_playbook(&SourceFile::new(FILE, ok), &fleet()).unwrap_or_else(|d| panic!("{d}"));
+    // An optional inventory flag with a default (`exchange_adc` in the KB playbooks) is no typo;
+    // the same name without the default still is.
+    let flag =
+        |when: &str| BASE.replace("when: \"windows == '2003'\"", &format!("when: \"{when}\""));
+    load_playbook(
+        &SourceFile::new(
+            FILE,
+            flag("(no_such_flag | default('false') | lower) == 'true'"),
+        ),
+        &fleet(),
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    let d = errors(&flag("no_such_flag == 'true'"));
+    expect(&d, 29, 15, &["uses `no_such_flag`"]);
 }

@@ -9,6 +9,19 @@
 //!   throwaway local server (Debian's `postgresql` binaries, as in the tests).
 //!
 //! `cargo bench -p lockstep-store --bench group_commit [-- WORK_MS]`
+//!
+//! PostgreSQL, measured 2026-12-06 on 2 cores shared with other builds (load ~13), the binary
+//! before and after alternated twice in one session, 20 ms of work per step:
+//!
+//! | steps/s    | before (~6 round trips per write, unprepared) | after | ratio |
+//! |------------|-----------------------------------------------|-------|-------|
+//! | 200 hosts  | 281, 247                                      | 2212, 2431 | 7.9x, 9.8x |
+//! | 1000 hosts | 281, 261                                      | 2482, 2244 | 8.8x, 8.6x |
+//!
+//! After: a checkpoint is one prepared statement (fence `FOR SHARE`, record, timeline line); the
+//! step records of one group commit go as ONE array statement, other writes pipelined with it, so
+//! a commit costs BEGIN, one round trip and COMMIT whatever its size. At 1,000 hosts the server's
+//! CPU per row (on this shared machine) is what is left.
 
 #![allow(clippy::print_stdout)] // a bench binary reports on stdout
 

@@ -13,7 +13,11 @@ use lockstep_core::{
     Fact, Fence, HostLease, Name, Plan, RunId, RunLease, RunLock, RunMeta, RunRecord, RunStatus,
     RunSummary, StateStore, StepRecord, StoreError, StoreFuture,
 };
-use tokio_postgres::{Client, Transaction};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement, Transaction};
 
 use crate::batch::{unit, Job, Op, Out, Writer};
 use crate::lease::{fenced, Session};
@@ -76,6 +80,7 @@ impl std::fmt::Debug for PgStore {
 struct Conn {
     rt: tokio::runtime::Runtime,
     client: Client,
+    stmts: Stmts,
 }
 
 fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
@@ -178,9 +183,13 @@ impl PgStore {
                 migrate(&mut client)
                     .await
                     .map_err(|e| format!("cannot migrate the schema: {}", pg_message(&e)))?;
-                Ok::<_, String>(client)
+                let stmts = Stmts::prepare(&client)
+                    .await
+                    .map_err(|e| format!("cannot prepare statements: {}", pg_message(&e)))?;
+                Ok::<_, String>((client, stmts))
             })?;
-            Ok(Conn { rt, client })
+            let (client, stmts) = client;
+            Ok(Conn { rt, client, stmts })
         })
         .join()
         .map_err(|_| backend("the connecting thread panicked".to_owned()))?
@@ -188,8 +197,8 @@ impl PgStore {
         let mut conn = conn;
         let path = shown.clone();
         let writer = Writer::start(shown.clone(), move |jobs| {
-            let Conn { rt, client } = &mut conn;
-            rt.block_on(apply_batch(client, &path, jobs));
+            let Conn { rt, client, stmts } = &mut conn;
+            rt.block_on(apply_batch(client, stmts, &path, jobs));
         })?;
         Ok(PgStore {
             url: shown,
@@ -263,37 +272,365 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
     }
 }
 
-async fn apply_batch(client: &mut Client, path: &str, jobs: Vec<Job>) {
-    let mut results = Vec::with_capacity(jobs.len());
-    let committed: Result<(), tokio_postgres::Error> = async {
-        let mut tx = client.transaction().await?;
-        let now: i64 = tx
-            .query_one(
-                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
-                &[],
-            )
-            .await?
-            .get(0);
-        for job in &jobs {
-            let sp = tx.savepoint("lockstep_write").await?;
-            let r = apply_one(&sp, path, now as u64, &job.op).await;
-            if r.is_ok() {
-                sp.commit().await?;
-            } else {
-                sp.rollback().await?;
-            }
-            results.push(r);
-        }
-        tx.commit().await
+/// The fencing check every fenced write starts with, in the same statement as the write: the
+/// lease row is read `FOR SHARE`, so a takeover (`FOR UPDATE` on that row) waits for this
+/// transaction to commit: no write lands after the lease moved, none is refused before it did.
+/// `$1` is the run, `$2` the writer's token (NULL: an unfenced handle).
+macro_rules! fenced_sql {
+    ($($body:literal),+ $(,)?) => {
+        concat!(
+            "WITH lease AS (
+                SELECT holder, token FROM run_leases WHERE run = $1::TEXT FOR SHARE
+            ), allowed AS (
+                SELECT $2::BIGINT IS NULL
+                       OR EXISTS (SELECT 1 FROM lease WHERE token = $2::BIGINT) AS ok
+            ), ",
+            $($body),+
+        )
+    };
+}
+
+/// `put_step` in one statement: the fence, the step's new record and its line in the timeline.
+const PUT_STEP: &str = fenced_sql!(
+    "changed AS (
+        UPDATE steps SET state = $4::TEXT, attempts = $5::BIGINT, started_ms = $6::BIGINT,
+                         finished_ms = $7::BIGINT, exit_code = $8::INTEGER, output = $9::TEXT,
+                         message = $10::TEXT
+        WHERE run = $1 AND step_id = $3::TEXT AND (SELECT ok FROM allowed)
+        RETURNING step_id
+    ), logged AS (
+        INSERT INTO transitions (run, seq, step_id, state, at_ms, message)
+        SELECT $1, COALESCE((SELECT MAX(seq) FROM transitions WHERE run = $1), 0) + 1,
+               $3, $4, $11::BIGINT, $10
+        FROM changed
+    )
+    SELECT (SELECT ok FROM allowed), (SELECT holder FROM lease), (SELECT token FROM lease),
+           EXISTS (SELECT 1 FROM changed), EXISTS (SELECT 1 FROM runs WHERE id = $1)"
+);
+
+/// `put_fact` in one statement.
+const PUT_FACT: &str = fenced_sql!(
+    "added AS (
+        INSERT INTO facts (run, seq, host, key, value, at_ms)
+        SELECT $1, COALESCE((SELECT MAX(seq) FROM facts WHERE run = $1), 0) + 1,
+               $3::TEXT, $4::TEXT, $5::TEXT, $6::BIGINT
+        WHERE (SELECT ok FROM allowed) AND EXISTS (SELECT 1 FROM runs WHERE id = $1)
+        RETURNING seq
+    )
+    SELECT (SELECT ok FROM allowed), (SELECT holder FROM lease), (SELECT token FROM lease),
+           EXISTS (SELECT 1 FROM added), EXISTS (SELECT 1 FROM runs WHERE id = $1)"
+);
+
+/// `set_status` in one statement.
+const SET_STATUS: &str = fenced_sql!(
+    "changed AS (
+        UPDATE runs SET status_json = $3::TEXT WHERE id = $1 AND (SELECT ok FROM allowed)
+        RETURNING id
+    )
+    SELECT (SELECT ok FROM allowed), (SELECT holder FROM lease), (SELECT token FROM lease),
+           EXISTS (SELECT 1 FROM changed), EXISTS (SELECT 1 FROM runs WHERE id = $1)"
+);
+
+/// The statements of the hot path, prepared once per connection; the others are prepared on
+/// first use and kept ([`Cx`]).
+struct Stmts {
+    put_step: Statement,
+    put_steps: Statement,
+    put_fact: Statement,
+    set_status: Statement,
+    now: Statement,
+    cache: RefCell<HashMap<String, Statement>>,
+}
+
+impl Stmts {
+    async fn prepare(client: &Client) -> Result<Stmts, tokio_postgres::Error> {
+        Ok(Stmts {
+            put_step: client.prepare(PUT_STEP).await?,
+            put_steps: client.prepare(PUT_STEPS).await?,
+            put_fact: client.prepare(PUT_FACT).await?,
+            set_status: client.prepare(SET_STATUS).await?,
+            now: client
+                .prepare("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+                .await?,
+            cache: RefCell::new(HashMap::new()),
+        })
     }
-    .await;
-    match committed {
-        Ok(()) => {
+}
+
+/// A transaction whose statements are prepared once per connection.
+struct Cx<'a, 'b> {
+    tx: &'a Transaction<'b>,
+    stmts: &'a Stmts,
+}
+
+impl Cx<'_, '_> {
+    async fn st(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.stmts.cache.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.tx.prepare(sql).await?;
+        self.stmts
+            .cache
+            .borrow_mut()
+            .insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        self.tx.execute(&self.st(sql).await?, p).await
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.tx.query(&self.st(sql).await?, p).await
+    }
+
+    async fn query_one(
+        &self,
+        sql: &str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
+        self.tx.query_one(&self.st(sql).await?, p).await
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        self.tx.query_opt(&self.st(sql).await?, p).await
+    }
+}
+
+/// Writes done by one statement that answers (never fails) when the fence or the row is
+/// missing: a batch sends them all at once (pipelined, one round trip) without savepoints.
+fn is_single_statement(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::PutStep { .. } | Op::PutFact { .. } | Op::SetStatus { .. }
+    )
+}
+
+/// Runs one of the single-statement writes ([`is_single_statement`]).
+async fn single_statement(
+    tx: &Transaction<'_>,
+    stmts: &Stmts,
+    op: &Op,
+) -> Result<Result<Out, StoreError>, tokio_postgres::Error> {
+    let (run, token, row) = match op {
+        Op::PutStep { run, token, record } => (
+            run,
+            token,
+            tx.query_one(
+                &stmts.put_step,
+                &[
+                    &run.0,
+                    &opt(*token),
+                    &record.step,
+                    &record.state.as_str(),
+                    &(record.attempts as i64),
+                    &opt(record.started_ms),
+                    &opt(record.finished_ms),
+                    &record.exit_code,
+                    &record.output,
+                    &record.message,
+                    &(lockstep_core::now_ms() as i64),
+                ],
+            )
+            .await?,
+        ),
+        Op::PutFact { run, token, fact } => (
+            run,
+            token,
+            tx.query_one(
+                &stmts.put_fact,
+                &[
+                    &run.0,
+                    &opt(*token),
+                    &fact.host.as_str(),
+                    &fact.key,
+                    &fact.value,
+                    &(fact.at_ms as i64),
+                ],
+            )
+            .await?,
+        ),
+        Op::SetStatus { run, token, json } => (
+            run,
+            token,
+            tx.query_one(&stmts.set_status, &[&run.0, &opt(*token), json])
+                .await?,
+        ),
+        other => unreachable!("not a single-statement write: {other:?}"),
+    };
+    Ok(verdict(
+        op,
+        run,
+        *token,
+        row.get(0),
+        row.get::<_, Option<String>>(1)
+            .zip(row.get::<_, Option<i64>>(2)),
+        row.get(3),
+        row.get(4),
+    ))
+}
+
+/// What a fenced write answers, from what its statement found: whether the fence held (and
+/// the lease it saw), whether the row was written, whether the run exists.
+fn verdict(
+    op: &Op,
+    run: &RunId,
+    token: Option<u64>,
+    allowed: bool,
+    lease: Option<(String, i64)>,
+    applied: bool,
+    run_exists: bool,
+) -> Result<Out, StoreError> {
+    if !allowed {
+        let by = lease.map(|(h, t)| (h, t as u64));
+        return Err(fenced(run, by, token.unwrap_or(0)));
+    }
+    if !run_exists {
+        return Err(StoreError::NoSuchRun(run.clone()));
+    }
+    if !applied {
+        let step = match op {
+            Op::PutStep { record, .. } => record.step.clone(),
+            _ => String::new(),
+        };
+        return Err(StoreError::NoSuchStep {
+            run: run.clone(),
+            step,
+        });
+    }
+    Ok(Out::Done)
+}
+
+/// Step records of one batch written by ONE statement (arrays, one element per write, in
+/// order): the fence of each write's run, the records, and their timeline lines numbered in
+/// arrival order. Answers one row per write, in order.
+const PUT_STEPS: &str = "
+WITH w AS (
+    SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[],
+                         $6::BIGINT[], $7::BIGINT[], $8::INTEGER[], $9::TEXT[], $10::TEXT[],
+                         $11::BIGINT[])
+        WITH ORDINALITY AS w (run, token, step, state, attempts, started_ms, finished_ms,
+                              exit_code, output, message, at_ms, ord)
+), lease AS (
+    SELECT run, holder, token FROM run_leases WHERE run IN (SELECT run FROM w) FOR SHARE
+), checked AS (
+    SELECT w.*, COALESCE(w.token IS NULL OR w.token = l.token, FALSE) AS ok,
+           l.holder AS lease_holder, l.token AS lease_token
+    FROM w LEFT JOIN lease l ON l.run = w.run
+), changed AS (
+    UPDATE steps s SET state = c.state, attempts = c.attempts, started_ms = c.started_ms,
+                       finished_ms = c.finished_ms, exit_code = c.exit_code,
+                       output = c.output, message = c.message
+    FROM checked c
+    WHERE c.ok AND s.run = c.run AND s.step_id = c.step
+    RETURNING c.ord, c.run, c.step, c.state, c.at_ms, c.message
+), logged AS (
+    INSERT INTO transitions (run, seq, step_id, state, at_ms, message)
+    SELECT run,
+           COALESCE((SELECT MAX(seq) FROM transitions t WHERE t.run = changed.run), 0)
+               + row_number() OVER (PARTITION BY run ORDER BY ord),
+           step, state, at_ms, message
+    FROM changed
+)
+SELECT c.ok, c.lease_holder, c.lease_token, c.ord IN (SELECT ord FROM changed),
+       EXISTS (SELECT 1 FROM runs r WHERE r.id = c.run)
+FROM checked c ORDER BY c.ord";
+
+/// Whether the writes can go as one [`PUT_STEPS`] statement: at least two step records, none
+/// for the same step twice (one `UPDATE` cannot apply two records to one row in order).
+fn one_statement_for_steps(ops: &[&Op]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    ops.len() >= 2
+        && ops.iter().all(|op| match op {
+            Op::PutStep { run, record, .. } => seen.insert((&run.0, &record.step)),
+            _ => false,
+        })
+}
+
+/// Writes step records with [`PUT_STEPS`]; one answer per op, in order.
+async fn put_steps(
+    tx: &Transaction<'_>,
+    stmts: &Stmts,
+    ops: &[&Op],
+) -> Result<Vec<Result<Out, StoreError>>, tokio_postgres::Error> {
+    let recs: Vec<(&RunId, Option<u64>, &StepRecord)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::PutStep { run, token, record } => Some((run, *token, record)),
+            _ => None,
+        })
+        .collect();
+    let runs: Vec<&str> = recs.iter().map(|r| r.0 .0.as_str()).collect();
+    let tokens: Vec<Option<i64>> = recs.iter().map(|r| opt(r.1)).collect();
+    let steps: Vec<&str> = recs.iter().map(|r| r.2.step.as_str()).collect();
+    let states: Vec<&str> = recs.iter().map(|r| r.2.state.as_str()).collect();
+    let attempts: Vec<i64> = recs.iter().map(|r| r.2.attempts as i64).collect();
+    let started: Vec<Option<i64>> = recs.iter().map(|r| opt(r.2.started_ms)).collect();
+    let finished: Vec<Option<i64>> = recs.iter().map(|r| opt(r.2.finished_ms)).collect();
+    let codes: Vec<Option<i32>> = recs.iter().map(|r| r.2.exit_code).collect();
+    let outputs: Vec<&str> = recs.iter().map(|r| r.2.output.as_str()).collect();
+    let messages: Vec<&str> = recs.iter().map(|r| r.2.message.as_str()).collect();
+    let at = lockstep_core::now_ms() as i64;
+    let ats: Vec<i64> = vec![at; recs.len()];
+    let rows = tx
+        .query(
+            &stmts.put_steps,
+            &[
+                &runs, &tokens, &steps, &states, &attempts, &started, &finished, &codes, &outputs,
+                &messages, &ats,
+            ],
+        )
+        .await?;
+    Ok(ops
+        .iter()
+        .zip(&recs)
+        .zip(rows)
+        .map(|((op, r), row)| {
+            verdict(
+                op,
+                r.0,
+                r.1,
+                row.get(0),
+                row.get::<_, Option<String>>(1)
+                    .zip(row.get::<_, Option<i64>>(2)),
+                row.get(3),
+                row.get(4),
+            )
+        })
+        .collect())
+}
+
+async fn apply_batch(client: &mut Client, stmts: &Stmts, path: &str, jobs: Vec<Job>) {
+    // First with the single-statement writes pipelined and no savepoint around them; should
+    // one of them fail in the server (which aborts the transaction), the whole batch is done
+    // again with each write in its own savepoint, so that it fails alone.
+    let mut outcome = attempt(client, stmts, path, &jobs, true).await;
+    if let Err(Retry::Pipelined(e)) = &outcome {
+        tracing::debug!(
+            "a pipelined write failed ({}): one savepoint per write",
+            pg_message(e)
+        );
+        outcome = attempt(client, stmts, path, &jobs, false).await;
+    }
+    match outcome {
+        Ok(results) => {
             for (job, r) in jobs.into_iter().zip(results) {
                 let _ = job.reply.send(r);
             }
         }
-        Err(e) => {
+        Err(Retry::Pipelined(e) | Retry::Failed(e)) => {
             for job in jobs {
                 let _ = job.reply.send(Err(StoreError::Backend {
                     path: path.to_owned(),
@@ -304,12 +641,96 @@ async fn apply_batch(client: &mut Client, path: &str, jobs: Vec<Job>) {
     }
 }
 
+enum Retry {
+    /// A pipelined write failed: the batch is worth redoing one savepoint per write.
+    Pipelined(tokio_postgres::Error),
+    Failed(tokio_postgres::Error),
+}
+
+async fn attempt(
+    client: &mut Client,
+    stmts: &Stmts,
+    path: &str,
+    jobs: &[Job],
+    pipeline: bool,
+) -> Result<Vec<Result<Out, StoreError>>, Retry> {
+    let failed = Retry::Failed;
+    let mut tx = client.transaction().await.map_err(failed)?;
+    // Lease expiry uses the server's clock; only the writes that need it ask.
+    let now = if jobs.iter().any(|j| !is_single_statement(&j.op)) {
+        let row = tx.query_one(&stmts.now, &[]).await.map_err(failed)?;
+        row.get::<_, i64>(0) as u64
+    } else {
+        0
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut i = 0;
+    while i < jobs.len() {
+        if pipeline && is_single_statement(&jobs[i].op) {
+            let n = jobs[i..]
+                .iter()
+                .take_while(|j| is_single_statement(&j.op))
+                .count();
+            // Polled together, the statements go out in one write and their answers come
+            // back in order (tokio-postgres pipelines concurrent queries on one connection).
+            // The step records among them go as one statement when they can.
+            let segment = &jobs[i..i + n];
+            let step_ops: Vec<&Op> = segment
+                .iter()
+                .map(|j| &j.op)
+                .filter(|op| matches!(op, Op::PutStep { .. }))
+                .collect();
+            let grouped = one_statement_for_steps(&step_ops);
+            let together = async {
+                if grouped {
+                    put_steps(&tx, stmts, &step_ops).await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let singles = futures::future::join_all(
+                segment
+                    .iter()
+                    .filter(|j| !(grouped && matches!(j.op, Op::PutStep { .. })))
+                    .map(|j| single_statement(&tx, stmts, &j.op)),
+            );
+            let (together, singles) = futures::future::join(together, singles).await;
+            let mut together = together.map_err(Retry::Pipelined)?.into_iter().flatten();
+            let mut singles = singles.into_iter();
+            for j in segment {
+                let r = if grouped && matches!(j.op, Op::PutStep { .. }) {
+                    together.next()
+                } else {
+                    singles
+                        .next()
+                        .map(|a| a.map_err(Retry::Pipelined))
+                        .transpose()?
+                };
+                results.push(r.expect("one answer per write"));
+            }
+            i += n;
+        } else {
+            let sp = tx.savepoint("lockstep_write").await.map_err(failed)?;
+            let r = apply_one(&Cx { tx: &sp, stmts }, path, now, &jobs[i].op).await;
+            if r.is_ok() {
+                sp.commit().await.map_err(failed)?;
+            } else {
+                sp.rollback().await.map_err(failed)?;
+            }
+            results.push(r);
+            i += 1;
+        }
+    }
+    tx.commit().await.map_err(failed)?;
+    Ok(results)
+}
+
 fn opt(v: Option<u64>) -> Option<i64> {
     v.map(|v| v as i64)
 }
 
-async fn require_run(tx: &Transaction<'_>, path: &str, run: &RunId) -> Result<(), StoreError> {
-    match tx
+async fn require_run(cx: &Cx<'_, '_>, path: &str, run: &RunId) -> Result<(), StoreError> {
+    match cx
         .query_opt("SELECT 1 FROM runs WHERE id = $1", &[&run.0])
         .await
         .map_err(|e| db_err(path, e))?
@@ -320,15 +741,15 @@ async fn require_run(tx: &Transaction<'_>, path: &str, run: &RunId) -> Result<()
 }
 
 async fn check_token(
-    tx: &Transaction<'_>,
+    cx: &Cx<'_, '_>,
     path: &str,
     run: &RunId,
     token: Option<u64>,
 ) -> Result<(), StoreError> {
     let Some(mine) = token else { return Ok(()) };
-    let row = tx
+    let row = cx
         .query_opt(
-            "SELECT holder, token FROM run_leases WHERE run = $1",
+            "SELECT holder, token FROM run_leases WHERE run = $1 FOR SHARE",
             &[&run.0],
         )
         .await
@@ -345,12 +766,12 @@ async fn check_token(
 }
 
 async fn next_seq(
-    tx: &Transaction<'_>,
+    cx: &Cx<'_, '_>,
     path: &str,
     table: &str,
     run: &RunId,
 ) -> Result<i64, StoreError> {
-    Ok(tx
+    Ok(cx
         .query_one(
             &format!("SELECT COALESCE(MAX(seq), 0) + 1 FROM {table} WHERE run = $1"),
             &[&run.0],
@@ -361,13 +782,13 @@ async fn next_seq(
 }
 
 async fn insert_step(
-    tx: &Transaction<'_>,
+    cx: &Cx<'_, '_>,
     path: &str,
     run: &RunId,
     idx: usize,
     rec: &StepRecord,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    cx.execute(
         "INSERT INTO steps (run, idx, step_id, state, attempts, started_ms, finished_ms,
                             exit_code, output, message)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -390,11 +811,11 @@ async fn insert_step(
 }
 
 async fn load_steps(
-    tx: &Transaction<'_>,
+    cx: &Cx<'_, '_>,
     path: &str,
     run: &RunId,
 ) -> Result<Vec<StepRecord>, StoreError> {
-    let rows = tx
+    let rows = cx
         .query(
             "SELECT step_id, state, attempts, started_ms, finished_ms, exit_code, output, message
              FROM steps WHERE run = $1 ORDER BY idx",
@@ -434,7 +855,7 @@ fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
-async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Result<Out, StoreError> {
+async fn apply_one(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out, StoreError> {
     let err = |e: tokio_postgres::Error| db_err(path, e);
     match op {
         Op::CreateRun {
@@ -447,12 +868,12 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
         } => {
             let mut id = new_run_id(now);
             for _ in 0..64 {
-                if require_run(tx, path, &id).await.is_err() {
+                if require_run(cx, path, &id).await.is_err() {
                     break;
                 }
                 id = new_run_id(now);
             }
-            tx.execute(
+            cx.execute(
                 "INSERT INTO runs (id, created_ms, playbook, plan_hash, plan_json, meta_json,
                                    status_json)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -469,93 +890,17 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             .await
             .map_err(err)?;
             for (idx, step) in step_ids.iter().enumerate() {
-                insert_step(tx, path, &id, idx, &StepRecord::pending(step)).await?;
+                insert_step(cx, path, &id, idx, &StepRecord::pending(step)).await?;
             }
             Ok(Out::Run(id))
         }
-        Op::PutStep { run, token, record } => {
-            check_token(tx, path, run, *token).await?;
-            let changed = tx
-                .execute(
-                    "UPDATE steps SET state = $3, attempts = $4, started_ms = $5,
-                                      finished_ms = $6, exit_code = $7, output = $8, message = $9
-                     WHERE run = $1 AND step_id = $2",
-                    &[
-                        &run.0,
-                        &record.step,
-                        &record.state.as_str(),
-                        &(record.attempts as i64),
-                        &opt(record.started_ms),
-                        &opt(record.finished_ms),
-                        &record.exit_code,
-                        &record.output,
-                        &record.message,
-                    ],
-                )
-                .await
-                .map_err(err)?;
-            if changed == 0 {
-                require_run(tx, path, run).await?;
-                return Err(StoreError::NoSuchStep {
-                    run: run.clone(),
-                    step: record.step.clone(),
-                });
-            }
-            let seq = next_seq(tx, path, "transitions", run).await?;
-            tx.execute(
-                "INSERT INTO transitions (run, seq, step_id, state, at_ms, message)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &run.0,
-                    &seq,
-                    &record.step,
-                    &record.state.as_str(),
-                    &(lockstep_core::now_ms() as i64),
-                    &record.message,
-                ],
-            )
-            .await
-            .map_err(err)?;
-            Ok(Out::Done)
-        }
-        Op::PutFact { run, token, fact } => {
-            check_token(tx, path, run, *token).await?;
-            require_run(tx, path, run).await?;
-            let seq = next_seq(tx, path, "facts", run).await?;
-            tx.execute(
-                "INSERT INTO facts (run, seq, host, key, value, at_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &run.0,
-                    &seq,
-                    &fact.host.as_str(),
-                    &fact.key,
-                    &fact.value,
-                    &(fact.at_ms as i64),
-                ],
-            )
-            .await
-            .map_err(err)?;
-            Ok(Out::Done)
-        }
-        Op::SetStatus { run, token, json } => {
-            check_token(tx, path, run, *token).await?;
-            let n = tx
-                .execute(
-                    "UPDATE runs SET status_json = $2 WHERE id = $1",
-                    &[&run.0, json],
-                )
-                .await
-                .map_err(err)?;
-            if n == 0 {
-                return Err(StoreError::NoSuchRun(run.clone()));
-            }
-            Ok(Out::Done)
+        Op::PutStep { .. } | Op::PutFact { .. } | Op::SetStatus { .. } => {
+            single_statement(cx.tx, cx.stmts, op).await.map_err(err)?
         }
         Op::Approve { run, what } => {
-            require_run(tx, path, run).await?;
-            let seq = next_seq(tx, path, "approvals", run).await?;
-            tx.execute(
+            require_run(cx, path, run).await?;
+            let seq = next_seq(cx, path, "approvals", run).await?;
+            cx.execute(
                 "INSERT INTO approvals (run, seq, what, at_ms) VALUES ($1, $2, $3, $4)",
                 &[&run.0, &seq, what, &(lockstep_core::now_ms() as i64)],
             )
@@ -571,10 +916,10 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             plan_json,
             step_ids,
         } => {
-            check_token(tx, path, run, *token).await?;
-            require_run(tx, path, run).await?;
-            let old = load_steps(tx, path, run).await?;
-            tx.execute("DELETE FROM steps WHERE run = $1", &[&run.0])
+            check_token(cx, path, run, *token).await?;
+            require_run(cx, path, run).await?;
+            let old = load_steps(cx, path, run).await?;
+            cx.execute("DELETE FROM steps WHERE run = $1", &[&run.0])
                 .await
                 .map_err(err)?;
             for (idx, id) in step_ids.iter().enumerate() {
@@ -583,9 +928,9 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
                     .find(|r| &r.step == id)
                     .cloned()
                     .unwrap_or_else(|| StepRecord::pending(id));
-                insert_step(tx, path, run, idx, &rec).await?;
+                insert_step(cx, path, run, idx, &rec).await?;
             }
-            tx.execute(
+            cx.execute(
                 "UPDATE runs SET playbook = $2, plan_hash = $3, plan_json = $4 WHERE id = $1",
                 &[&run.0, playbook, hash, plan_json],
             )
@@ -599,16 +944,16 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             ttl_ms,
             steal,
         } => {
-            require_run(tx, path, run).await?;
+            require_run(cx, path, run).await?;
             let expires = (now + ttl_ms) as i64;
-            tx.execute(
+            cx.execute(
                 "INSERT INTO run_leases (run, holder, token, expires_ms) VALUES ($1, '', 0, 0)
                  ON CONFLICT (run) DO NOTHING",
                 &[&run.0],
             )
             .await
             .map_err(err)?;
-            let row = tx
+            let row = cx
                 .query_one(
                     "SELECT holder, token, expires_ms FROM run_leases WHERE run = $1 FOR UPDATE",
                     &[&run.0],
@@ -622,7 +967,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
                     holder: h,
                 });
             }
-            tx.execute(
+            cx.execute(
                 "UPDATE run_leases SET holder = $2, token = $3, expires_ms = $4 WHERE run = $1",
                 &[&run.0, holder, &(t + 1), &expires],
             )
@@ -648,14 +993,14 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             let run_id = run.as_ref().map(|r| r.0.clone());
             let mut conflicts = Vec::new();
             for (key, host) in keys {
-                tx.execute(
+                cx.execute(
                     "INSERT INTO host_leases (host, name, holder, run, expires_ms)
                      VALUES ($1, $2, '', NULL, 0) ON CONFLICT (host) DO NOTHING",
                     &[&key, &host.as_str()],
                 )
                 .await
                 .map_err(err)?;
-                let row = tx
+                let row = cx
                     .query_one(
                         "SELECT holder, run, expires_ms FROM host_leases WHERE host = $1 FOR UPDATE",
                         &[&key],
@@ -671,7 +1016,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
                     || (same_run && (expired || *run_dead))
                     || (r.is_none() && expired);
                 if take {
-                    tx.execute(
+                    cx.execute(
                         "UPDATE host_leases SET name = $2, holder = $3,
                              run = COALESCE($4, run), expires_ms = $5
                          WHERE host = $1",
@@ -695,7 +1040,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             }
         }
         Op::BindHosts { holder, run } => {
-            tx.execute(
+            cx.execute(
                 "UPDATE host_leases SET run = $2 WHERE holder = $1",
                 &[holder, &run.0],
             )
@@ -711,7 +1056,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             let expires = (now + ttl_ms) as i64;
             let mut lost = Vec::new();
             for (run, token) in runs {
-                let n = tx
+                let n = cx
                     .execute(
                         "UPDATE run_leases SET expires_ms = $3 WHERE run = $1 AND token = $2",
                         &[&run.0, &(*token as i64), &expires],
@@ -719,7 +1064,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
                     .await
                     .map_err(err)?;
                 if n == 0 {
-                    let by = tx
+                    let by = cx
                         .query_opt("SELECT holder FROM run_leases WHERE run = $1", &[&run.0])
                         .await
                         .map_err(err)?
@@ -730,7 +1075,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
                     ));
                 }
             }
-            tx.execute(
+            cx.execute(
                 "UPDATE host_leases SET expires_ms = $2 WHERE holder = $1",
                 &[holder, &expires],
             )
@@ -744,7 +1089,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             hosts,
         } => {
             for (run, token) in runs {
-                tx.execute(
+                cx.execute(
                     "UPDATE run_leases SET expires_ms = 0 WHERE run = $1 AND token = $2",
                     &[&run.0, &(*token as i64)],
                 )
@@ -752,7 +1097,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
                 .map_err(err)?;
             }
             if *hosts {
-                tx.execute("DELETE FROM host_leases WHERE holder = $1", &[holder])
+                cx.execute("DELETE FROM host_leases WHERE holder = $1", &[holder])
                     .await
                     .map_err(err)?;
             }
@@ -760,7 +1105,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
         }
         Op::PutFleetFacts(facts) => {
             for f in facts {
-                tx.execute(
+                cx.execute(
                     "INSERT INTO fleet_facts (host, key, value, at_ms) VALUES ($1, $2, $3, $4)",
                     &[&f.host.as_str(), &f.key, &f.value, &(f.at_ms as i64)],
                 )
@@ -770,7 +1115,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             Ok(Out::Done)
         }
         Op::LatestFleetFacts => {
-            let rows = tx
+            let rows = cx
                 .query(
                     "SELECT host, key, value, at_ms FROM fleet_facts f
                      WHERE at_ms = (SELECT MAX(at_ms) FROM fleet_facts g WHERE g.host = f.host)
@@ -795,7 +1140,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             Ok(Out::Facts(out))
         }
         Op::LoadRun(run) => {
-            let Some(row) = tx
+            let Some(row) = cx
                 .query_opt(
                     "SELECT plan_json, meta_json, status_json, created_ms FROM runs WHERE id = $1",
                     &[&run.0],
@@ -808,9 +1153,9 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             let plan: Plan = decode(path, "plan", run, row.get(0))?;
             let meta: RunMeta = decode(path, "start parameters", run, row.get(1))?;
             let status: RunStatus = decode(path, "status", run, row.get(2))?;
-            let steps = load_steps(tx, path, run).await?;
+            let steps = load_steps(cx, path, run).await?;
             let mut facts = Vec::new();
-            for r in tx
+            for r in cx
                 .query(
                     "SELECT host, key, value, at_ms FROM facts WHERE run = $1 ORDER BY seq",
                     &[&run.0],
@@ -829,7 +1174,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
                     at_ms: r.get::<_, i64>(3) as u64,
                 });
             }
-            let approvals = tx
+            let approvals = cx
                 .query(
                     "SELECT what FROM approvals WHERE run = $1 ORDER BY seq",
                     &[&run.0],
@@ -851,7 +1196,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             })))
         }
         Op::LatestRun => Ok(Out::Latest(
-            tx.query_opt(
+            cx.query_opt(
                 "SELECT id FROM runs ORDER BY created_ms DESC, id DESC LIMIT 1",
                 &[],
             )
@@ -860,7 +1205,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             .map(|r| RunId(r.get(0))),
         )),
         Op::ListRuns => {
-            let rows = tx
+            let rows = cx
                 .query(
                     "SELECT r.id, r.playbook, r.status_json, r.created_ms,
                             (SELECT COUNT(*) FROM steps s
@@ -886,7 +1231,7 @@ async fn apply_one(tx: &Transaction<'_>, path: &str, now: u64, op: &Op) -> Resul
             Ok(Out::Runs(out))
         }
         Op::RunLeases => {
-            let rows = tx
+            let rows = cx
                 .query(
                     "SELECT run, holder, token, expires_ms FROM run_leases ORDER BY run",
                     &[],

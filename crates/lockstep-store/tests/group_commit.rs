@@ -90,3 +90,103 @@ fn one_failing_write_in_a_batch_fails_alone() {
         vec![record(0), record(1)]
     );
 }
+
+/// PostgreSQL writes a batch's step records as one statement and the rest pipelined: an unknown
+/// step, a record the server refuses (a NUL byte, which TEXT cannot hold: the batch is done
+/// again one savepoint per write) and a stale fencing token each fail alone, in the same
+/// batches as writes that succeed; the timeline keeps the order the writes arrived in.
+#[test]
+fn batched_writes_fail_alone_and_stay_fenced_postgres() {
+    use lockstep_core::{Fact, Name, StoreError};
+    let pg = common::pg::Pg::start();
+    let url = pg.url("batched");
+    let ttl = std::time::Duration::from_secs(1);
+    let a = PgStore::connect(&url, ttl).unwrap();
+    let b = PgStore::connect(&url, ttl).unwrap();
+    let ids: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let run = a
+        .create_run(&common::plan("h", &ids), &RunMeta::default())
+        .unwrap();
+    let _guard = a.lock_run(&run).unwrap();
+
+    let mut unknown = record(1);
+    unknown.step = "no-such-step".to_owned();
+    let mut nul = record(3);
+    nul.output = "bad\0output".to_owned();
+    let fact = Fact {
+        host: Name::host("PRG-N1").unwrap(),
+        key: "build".to_owned(),
+        value: "6.5.7226.6".to_owned(),
+        at_ms: 1,
+    };
+    let results = futures::executor::block_on(join_all(vec![
+        a.put_step_async(&run, &record(0)),
+        a.put_step_async(&run, &unknown),
+        a.put_fact_async(&run, &fact),
+        a.put_step_async(&run, &record(2)),
+        a.put_step_async(&run, &nul),
+        a.put_step_async(&run, &record(4)),
+    ]));
+    assert!(
+        matches!(&results[1], Err(StoreError::NoSuchStep { step, .. }) if step == "no-such-step"),
+        "{results:?}"
+    );
+    assert!(results[4].is_err(), "{results:?}");
+    for i in [0, 2, 3, 5] {
+        assert!(results[i].is_ok(), "write {i}: {results:?}");
+    }
+    let rec = b.load_run(&run).unwrap();
+    assert_eq!(
+        &rec.steps[..3],
+        &[record(0), StepRecord::pending("s1"), record(2)]
+    );
+    assert_eq!(
+        rec.steps[3],
+        StepRecord::pending("s3"),
+        "the refused record left nothing"
+    );
+    assert_eq!(rec.steps[4], record(4));
+    assert_eq!(rec.facts, vec![fact]);
+    let timeline: Vec<String> = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .query(
+                    "SELECT step_id FROM transitions WHERE run = $1 ORDER BY seq",
+                    &[&run.0],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        });
+    assert_eq!(timeline, ["s0", "s2", "s4"]);
+
+    // A stops renewing; B takes the run over. A's batch of writes is refused whole, B's lands.
+    a.stop_heartbeat();
+    std::thread::sleep(std::time::Duration::from_millis(1_600));
+    let _b_guard = b.lock_run(&run).unwrap();
+    let late =
+        futures::executor::block_on(join_all((5..8).map(|i| a.put_step_async(&run, &record(i)))));
+    for r in &late {
+        assert!(
+            matches!(r, Err(StoreError::Fenced { detail, .. }) if detail.contains("fencing token 2")),
+            "{late:?}"
+        );
+    }
+    let ok =
+        futures::executor::block_on(join_all((5..8).map(|i| b.put_step_async(&run, &record(i)))));
+    assert!(ok.iter().all(Result::is_ok), "{ok:?}");
+    assert_eq!(
+        b.load_run(&run).unwrap().steps[5..],
+        [record(5), record(6), record(7)]
+    );
+}

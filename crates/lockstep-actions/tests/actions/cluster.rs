@@ -373,10 +373,41 @@ async fn evs_online_judges_by_group_state_and_explains_5038() {
             group: n(EVS_GROUP),
         },
     );
+    // No event 1025 in the Application log: the node is older than the EVS (step 12).
+    t.on_wql(
+        N1,
+        r::NS_CIMV2,
+        r::WQL_EXCHANGE_CLUSTER_EVENTS,
+        vec![app_events(&[(1030, "unrelated")])],
+    );
     let e = execute(&ctx(&t, &f, &s)).await.unwrap_err();
     assert_eq!(e.class, HaltClass::StepFailed);
-    assert!(e.message.contains("T1"), "{}", e.message);
+    assert!(e.message.contains("E3-CLUSTER.12"), "{}", e.message);
+    assert!(!e.message.contains("evicted"), "{}", e.message);
     assert_eq!(probe(&ctx(&t, &f, &s)).await.unwrap(), Probe::NotDone);
+    // Event 1025 there (T1): the KB's cause and fix.
+    t.on_wql(
+        N1,
+        r::NS_CIMV2,
+        r::WQL_EXCHANGE_CLUSTER_EVENTS,
+        vec![app_events(&[
+            (
+                1025,
+                "The Exchange virtual server needs to be upgraded before coming online.",
+            ),
+            (1030, "unrelated"),
+        ])],
+    );
+    let e = execute(&ctx(&t, &f, &s)).await.unwrap_err();
+    for part in [
+        "T1",
+        "event 1025",
+        "evicted",
+        "Reinstall",
+        "needs to be upgraded",
+    ] {
+        assert!(e.message.contains(part), "`{part}`: {}", e.message);
+    }
 
     let t = Scripted::new();
     t.on_wql(

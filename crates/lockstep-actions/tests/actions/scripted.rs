@@ -281,6 +281,26 @@ pub fn processes(names: &[&str]) -> Reply {
     Reply::Rows(names.iter().map(|n| obj(&[("Name", n)])).collect())
 }
 
+/// `Win32_NTLogEvent` rows from (event code, message), newest first.
+pub fn app_events(rows: &[(u32, &str)]) -> Reply {
+    Reply::Rows(
+        rows.iter()
+            .enumerate()
+            .map(|(i, (code, m))| {
+                obj(&[
+                    ("EventCode", &code.to_string()),
+                    ("SourceName", "MSExchangeCluster"),
+                    (
+                        "TimeGenerated",
+                        &format!("2026112108{:02}00.000000+000", 59 - i),
+                    ),
+                    ("Message", m),
+                ])
+            })
+            .collect(),
+    )
+}
+
 pub fn hotfixes(ids: &[&str]) -> Reply {
     Reply::Rows(ids.iter().map(|n| obj(&[("HotFixID", n)])).collect())
 }

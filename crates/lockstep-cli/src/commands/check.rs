@@ -24,15 +24,34 @@ pub fn run(args: &CheckArgs) -> Result<ExitStatus> {
     };
     let mut errors = Vec::new();
     for name in &names {
+        // A playbook file with its own `group_vars/` or `host_vars/` has its own fleet.
+        let own;
+        let fleet = if !args.playbooks.is_empty()
+            && !args.spec.inventories.is_empty()
+            && inputs::playbook_vars_dir(name).is_some()
+        {
+            match inputs::load_fleet_for(&args.spec.inventories, Some(name)) {
+                Ok((f, _)) => {
+                    own = f;
+                    &own
+                }
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue;
+                }
+            }
+        } else {
+            &fleet
+        };
         let loaded = if args.playbooks.is_empty() {
             let src = lockstep_spec::embedded::playbooks()
                 .into_iter()
                 .find(|f| &f.path == name)
                 .expect("listed above");
-            lockstep_spec::load_playbook(&src, &fleet)
+            lockstep_spec::load_playbook(&src, fleet)
                 .map_err(|d| anyhow::Error::new(BadInput(d.to_string())))
         } else {
-            inputs::load_playbook(name, &fleet).map(|(p, _)| p)
+            inputs::load_playbook(name, fleet).map(|(p, _)| p)
         };
         let playbook = match loaded {
             Ok(p) => p,
@@ -42,7 +61,7 @@ pub fn run(args: &CheckArgs) -> Result<ExitStatus> {
             }
         };
         let opts = inputs::plan_options(&args.spec)?;
-        if let Err(e) = lockstep_plan::plan(&fleet, &playbook, &opts) {
+        if let Err(e) = lockstep_plan::plan(fleet, &playbook, &opts) {
             errors.push(format!("{name}: {e}"));
         }
     }

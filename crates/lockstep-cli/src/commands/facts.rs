@@ -142,13 +142,16 @@ pub fn age_note(global: &GlobalArgs, hosts: &[Name]) -> Option<String> {
     ))
 }
 
+/// One declared fact as read on a host: its name and value, or why it could not be read.
+type FactRead = (String, Result<FactValue, String>);
+
 /// The facts a playbook declares (`facts:`), as read on each host by `--playbook`.
 #[derive(Default)]
 struct Declared {
     /// The facts' names, in the playbook's order.
     names: Vec<String>,
     /// Host -> each fact's value, or why it could not be read.
-    values: Vec<(Name, Vec<(String, Result<FactValue, String>)>)>,
+    values: Vec<(Name, Vec<FactRead>)>,
 }
 
 impl Declared {
@@ -173,7 +176,7 @@ impl Declared {
         }
     }
 
-    fn of(&self, host: &str) -> &[(String, Result<FactValue, String>)] {
+    fn of(&self, host: &str) -> &[FactRead] {
         self.values
             .iter()
             .find(|(h, _)| h.eq_ignore_case(host))

@@ -10,7 +10,7 @@ use crate::inputs;
 
 /// Plans the playbook offline (topology from the inventory) and prints it.
 pub fn run(args: &PlanArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let (fleet, _) = inputs::load_fleet(&args.spec.inventories)?;
+    let (fleet, _) = inputs::load_fleet_for(&args.spec.inventories, Some(&args.playbook))?;
     let (playbook, _) = inputs::load_playbook(&args.playbook, &fleet)?;
     let opts = inputs::plan_options(&args.spec)?;
     let plan = lockstep_plan::plan(&fleet, &playbook, &opts)

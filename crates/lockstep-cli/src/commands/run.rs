@@ -265,7 +265,8 @@ fn os_user() -> String {
 
 /// `lockstep run`.
 pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let (fleet, inventories) = inputs::load_fleet(&args.spec.inventories)?;
+    let (fleet, inventories) =
+        inputs::load_fleet_for(&args.spec.inventories, Some(&args.playbook))?;
     let (playbook, playbook_name) = inputs::load_playbook(&args.playbook, &fleet)?;
     let opts = inputs::plan_options(&args.spec)?;
     let offline = plan(&fleet, &playbook, &opts)?;
@@ -432,7 +433,7 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
             .map(|p| p.display().to_string())
             .collect()
     };
-    let fleet = inputs::reload_fleet(&recorded)?;
+    let fleet = inputs::reload_fleet(&recorded, &meta.playbook)?;
     let (playbook, _) = inputs::load_playbook(&meta.playbook, &fleet)?;
     let hosts = wiring::plan_hosts(&record.plan, &fleet);
     let transport = wiring::transport(&fleet, &hosts, None, None, global)?;

@@ -177,11 +177,25 @@ impl Default for LabConfig {
                     Product::Exchange2003,
                     Version::new(6, 5, 7638, 2),
                 ),
-                sp(
-                    r"\\fs01\install$\E2KSP3\setup\i386\update.exe",
-                    Product::Exchange2000,
-                    Version::new(6, 0, 6249, 0),
-                ),
+                // Small Business Server 2000 takes SBS 2000 SP1, one integrated setup with
+                // Windows 2000 SP3 and Exchange 2000 SP3 (E2-SBS), not the Exchange SP3 alone.
+                PackageSpec {
+                    editions: vec![Edition::Standard, Edition::Enterprise],
+                    ..sp(
+                        r"\\fs01\install$\E2KSP3\setup\i386\update.exe",
+                        Product::Exchange2000,
+                        Version::new(6, 0, 6249, 0),
+                    )
+                },
+                PackageSpec {
+                    editions: vec![Edition::SmallBusiness],
+                    duration_secs: 3600.0,
+                    ..sp(
+                        r"\\fs01\install$\SBS2000SP1\sbssp1.exe",
+                        Product::Exchange2000,
+                        Version::new(6, 0, 6249, 0),
+                    )
+                },
                 sp(
                     r"\\fs01\install$\EX55SP4\server\i386\update.exe",
                     Product::Exchange55,

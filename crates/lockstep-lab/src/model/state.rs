@@ -68,6 +68,19 @@ pub(crate) struct Node {
     /// NLB converged (pool members only).
     pub nlb: Option<bool>,
     pub faults: Vec<Fault>,
+    /// The Application event log, oldest first (WQL `Win32_NTLogEvent`).
+    pub app_log: Vec<LogEvent>,
+}
+
+/// One entry of a node's Application event log.
+#[derive(Debug, Clone)]
+pub(crate) struct LogEvent {
+    pub record_number: u32,
+    pub event_code: u32,
+    pub source: String,
+    /// Simulated wall clock, ms since the Unix epoch.
+    pub time_ms: u64,
+    pub message: String,
 }
 
 /// A cluster resource type.
@@ -340,6 +353,7 @@ impl State {
                 pending_ubr: None,
                 nlb: h.pool.as_ref().map(|_| true),
                 faults: hc.faults.clone(),
+                app_log: Vec::new(),
             };
             for p in &hc.processes {
                 node.spawn_process(p);
@@ -510,6 +524,29 @@ impl State {
         });
     }
 
+    /// Writes an event to host `h`'s Application log (read by WQL `Win32_NTLogEvent`) and
+    /// records it (`event-log`).
+    pub fn log_event(&mut self, h: usize, event_code: u32, source: &str, message: String) {
+        let time_ms = self.sim_now_ms();
+        let log = &mut self.hosts[h].app_log;
+        let record_number = log.len() as u32 + 1;
+        log.push(LogEvent {
+            record_number,
+            event_code,
+            source: source.to_owned(),
+            time_ms,
+            message: message.clone(),
+        });
+        self.record(
+            Some(h),
+            RecordEvent::EventLog {
+                id: event_code,
+                source: source.to_owned(),
+                message,
+            },
+        );
+    }
+
     // ---- lookups ----
 
     pub fn find(&self, name: &str) -> Option<usize> {
@@ -667,16 +704,14 @@ impl State {
                     }
                     _ if evs.version < build => {
                         self.set_res(c, g, r, ResState::Failed);
-                        self.record(
-                            Some(owner),
-                            RecordEvent::EventLog {
-                                id: 1025,
-                                source: "MSExchangeCluster".to_owned(),
-                                message: format!(
-                                    "The Exchange virtual server `{}` needs to be upgraded before coming online.",
-                                    evs.name
-                                ),
-                            },
+                        self.log_event(
+                            owner,
+                            1025,
+                            "MSExchangeCluster",
+                            format!(
+                                "The Exchange virtual server `{}` needs to be upgraded before coming online.",
+                                evs.name
+                            ),
                         );
                         return Err(5038);
                     }

@@ -289,6 +289,26 @@ impl State {
                         ("Size", SIZE.to_string()),
                     ])]
                 }
+                // The Application log only (`WHERE Logfile='Application'` selects it; the lab
+                // keeps no other log), newest first as Windows returns it.
+                "win32_ntlogevent" => node
+                    .app_log
+                    .iter()
+                    .rev()
+                    .map(|e| {
+                        obj(&[
+                            ("Logfile", "Application".to_owned()),
+                            ("RecordNumber", e.record_number.to_string()),
+                            ("EventCode", e.event_code.to_string()),
+                            ("EventIdentifier", e.event_code.to_string()),
+                            ("SourceName", e.source.clone()),
+                            ("Type", "Error".to_owned()),
+                            ("ComputerName", node.name.clone()),
+                            ("TimeGenerated", cim_datetime(e.time_ms)),
+                            ("Message", e.message.clone()),
+                        ])
+                    })
+                    .collect(),
                 "win32_computersystem" => vec![obj(&[
                     ("Name", node.name.clone()),
                     ("Domain", "lab.local".to_owned()),
