@@ -69,73 +69,14 @@ fn a_generic_playbook_in_waves_runs_on_the_lab_exactly_once() {
 }
 
 #[test]
-#[allow(clippy::print_stderr)] // the seed must reach the test log to replay a failure
 fn the_generic_playbook_survives_sigkill_and_resume_without_repeating_an_installer() {
-    use rand::{Rng, SeedableRng};
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
-    let seed: u64 = std::env::var("LOCKSTEP_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("generic crash test seed: {seed} (LOCKSTEP_CRASH_SEED={seed} replays it)");
+    use rand::SeedableRng;
+    let seed = crate::util::crash_seed("generic crash test");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let lab = Lab::start(Some("time_scale: 0.001\n"));
     std::fs::write(lab.path().join("generic-waves.yml"), PLAYBOOK).unwrap();
-    let inv = crate::util::lab_inventory();
-    let inv = inv.to_str().unwrap();
-    let status = |lab: &Lab| -> Vec<serde_json::Value> {
-        let o = lab.run(&["status", "--format", "json"]);
-        assert_eq!(code(&o), 0, "{}", text(&o));
-        serde_json::from_slice(&o.stdout).unwrap()
-    };
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut kills = 0;
-    loop {
-        assert!(Instant::now() < deadline, "seed {seed}: did not finish");
-        let runs = status(&lab);
-        let mut cmd = crate::util::lockstep(lab.path());
-        if runs.is_empty() {
-            cmd.args(["run", "-i", inv, "-i", "overlay.yml", "generic-waves.yml"]);
-        } else {
-            cmd.args(["resume", runs[0]["run"].as_str().unwrap()]);
-        }
-        cmd.args(["--yes", "--soak-scale", "0"]);
-        if kills >= 8 {
-            let o = cmd.output().unwrap();
-            assert_eq!(code(&o), 0, "seed {seed}: final resume: {}", text(&o));
-            break;
-        }
-        let log = lab.path().join(format!("attempt-{kills}.log"));
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.gen_range(100..700)));
-        match child.try_wait().unwrap() {
-            Some(s) => {
-                assert_eq!(
-                    s.code(),
-                    Some(0),
-                    "seed {seed}: ended badly between kills: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-                break;
-            }
-            None => {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                kills += 1;
-            }
-        }
-    }
-    assert_eq!(status(&lab)[0]["state"], "finished", "seed {seed}");
+    let args = Lab::run_args_on(&crate::util::lab_inventory(), "generic-waves.yml");
+    lab.run_through_kills(&args, 8, 700, &mut rng, &format!("generic, seed {seed}"));
     lab.assert_invariants();
     lab.assert_each_installer_once(&format!("generic, seed {seed}"));
 }

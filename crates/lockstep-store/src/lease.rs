@@ -13,6 +13,29 @@ use crate::batch::{Op, Out, WriterHandle};
 /// How long a lease lasts unless renewed, by default; the heartbeat renews it every third.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 
+/// Whether `holder` (a [`holder_name`]) is a controller process of this machine that no longer
+/// exists, so that its host leases need not be waited out: a controller killed while starting a
+/// run (before the run was recorded) leaves leases no `resume` can claim, and a new `run` on this
+/// machine takes them at once. Only "gone" is trusted: a live process with that pid, even a
+/// reused one, keeps the lease until it lapses; without `/proc` nothing is known to be gone.
+pub(crate) fn holder_gone(holder: &str) -> bool {
+    let Some(rest) = holder.strip_prefix("controller pid ") else {
+        return false;
+    };
+    let Some((pid, rest)) = rest.split_once(" on host ") else {
+        return false;
+    };
+    let host = rest.split(", store handle ").next().unwrap_or(rest);
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if host != crate::lock::host_name() || pid == std::process::id() {
+        return false;
+    }
+    let proc_fs = std::path::Path::new("/proc");
+    proc_fs.join("self").exists() && !proc_fs.join(pid.to_string()).exists()
+}
+
 /// A controller's identity in leases: `controller pid N on host H` (with `, store handle K`
 /// for the second and later store handles of one process, which are different controllers).
 pub fn holder_name() -> String {
@@ -196,5 +219,34 @@ impl Drop for LeasedRun {
             runs: vec![(self.run.clone(), self.token)],
             hosts: false,
         });
+    }
+}
+
+#[cfg(test)]
+mod gone_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_dead_process_of_this_machine_is_gone() {
+        let here = crate::lock::host_name();
+        // This process: alive.
+        assert!(!holder_gone(&holder_name()));
+        // A child that has exited and been reaped: gone.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        if std::path::Path::new("/proc/self").exists() {
+            assert!(holder_gone(&format!("controller pid {pid} on host {here}")));
+            assert!(holder_gone(&format!(
+                "controller pid {pid} on host {here}, store handle 2"
+            )));
+        }
+        // Another machine, or a name that is not a controller's: never known to be gone.
+        assert!(!holder_gone(&format!(
+            "controller pid {pid} on host not-{here}"
+        )));
+        assert!(!holder_gone("someone"));
+        // A live process that is not this one (pid 1): alive.
+        assert!(!holder_gone(&format!("controller pid 1 on host {here}")));
     }
 }

@@ -1009,7 +1009,8 @@ async fn apply_one(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out
                     .map_err(err)?;
                 let (h, r, exp): (String, Option<String>, i64) =
                     (row.get(0), row.get(1), row.get(2));
-                let expired = (exp as u64) <= now;
+                // Lapsed, or its controller (of this machine) is gone.
+                let expired = (exp as u64) <= now || crate::lease::holder_gone(&h);
                 let same_run = r.is_some() && r == run_id;
                 let take = h.is_empty()
                     || &h == holder

@@ -646,7 +646,8 @@ fn apply_one(conn: &Connection, path: &Path, op: &Op) -> Result<Out, StoreError>
                 let take = match &row {
                     None => true,
                     Some((h, r, exp)) => {
-                        let expired = (*exp as u64) <= now;
+                        // Lapsed, or its controller (of this machine) is gone.
+                        let expired = (*exp as u64) <= now || crate::lease::holder_gone(h);
                         let same_run =
                             r.is_some() && r.as_deref() == run.as_ref().map(|x| x.0.as_str());
                         h == holder
