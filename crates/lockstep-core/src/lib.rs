@@ -41,8 +41,8 @@ pub use playbook::{
 };
 pub use probe::{FactDef, FactProbe};
 pub use store::{
-    Fact, Fence, HostLease, RunId, RunLease, RunLock, RunMeta, RunRecord, RunStatus, RunSummary,
-    StateStore, StepRecord, StepState, StoreError, StoreFuture,
+    Approval, Fact, Fence, HostLease, RunId, RunLease, RunLock, RunMeta, RunRecord, RunStatus,
+    RunSummary, StateStore, StepRecord, StepState, StoreError, StoreFuture,
 };
 pub use transport::{CommandOutput, Transport, TransportError, WmiObject};
 pub use version::{Edition, Product, Version, VersionParseError, WindowsRelease};

@@ -171,10 +171,21 @@ pub struct RunRecord {
     pub steps: Vec<StepRecord>,
     /// Facts, in the order learnt.
     pub facts: Vec<Fact>,
-    /// Approvals given (gate or step ids), in order.
-    pub approvals: Vec<String>,
+    /// Approvals given, in order.
+    pub approvals: Vec<Approval>,
     /// Creation time, ms since the Unix epoch.
     pub created_ms: u64,
+}
+
+/// An approval: what was approved (a gate `gate:NAME` or a step id), by whom and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The gate or step id.
+    pub what: String,
+    /// The OS user of the controller that recorded it (`lockstep approve`, or `--yes`).
+    pub by: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
 }
 
 /// One line of `lockstep status` without a run id.

@@ -176,7 +176,8 @@ impl Engine {
             ..
         } = record;
         tracing::info!(%run, plan = plan.hash.short(), "run resumed");
-        let exec = Executor::new(self.shared(run, plan, &stop), &steps, &approvals, stop);
+        let approved: Vec<String> = approvals.into_iter().map(|a| a.what).collect();
+        let exec = Executor::new(self.shared(run, plan, &stop), &steps, &approved, stop);
         exec.drive(true).await
     }
 
@@ -245,7 +246,7 @@ pub fn approve(
 /// stage with work left, when none of its steps started and every earlier step is settled).
 fn waiting_approvals(record: &RunRecord) -> Vec<String> {
     let plan = &record.plan;
-    let approved: HashSet<&str> = record.approvals.iter().map(String::as_str).collect();
+    let approved: HashSet<&str> = record.approvals.iter().map(|a| a.what.as_str()).collect();
     let by_id: HashMap<&str, StepState> = record
         .steps
         .iter()

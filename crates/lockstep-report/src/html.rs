@@ -206,7 +206,14 @@ impl<'v, 'a> HtmlReport<'v, 'a> {
             let a: Vec<String> = run
                 .approvals
                 .iter()
-                .map(|a| format!("<code>{}</code>", esc(a)))
+                .map(|a| {
+                    format!(
+                        "<code>{}</code> by {} at {}",
+                        esc(&a.what),
+                        esc(&a.by),
+                        esc(&time::utc(a.at_ms))
+                    )
+                })
                 .collect();
             what.push(("Approvals", a.join(", ")));
         }

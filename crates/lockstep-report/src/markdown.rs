@@ -96,7 +96,18 @@ impl<'v, 'a> MarkdownReport<'v, 'a> {
             row("Limit", md_cell(&run.meta.limit.join(", ")));
         }
         if !run.approvals.is_empty() {
-            let a: Vec<String> = run.approvals.iter().map(|a| md_code(a)).collect();
+            let a: Vec<String> = run
+                .approvals
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} by {} at {}",
+                        md_code(&a.what),
+                        md_cell(&a.by),
+                        time::utc(a.at_ms)
+                    )
+                })
+                .collect();
             row("Approvals", a.join(", "));
         }
         s.push('\n');

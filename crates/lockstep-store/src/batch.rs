@@ -45,6 +45,7 @@ pub(crate) enum Op {
     Approve {
         run: RunId,
         what: String,
+        by: String,
     },
     ReplacePlan {
         run: RunId,

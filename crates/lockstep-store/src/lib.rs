@@ -28,7 +28,7 @@ mod sqlite;
 mod transition;
 
 pub use lease::{holder_name, DEFAULT_LEASE_TTL};
-pub use lock::RunGuard;
+pub use lock::{os_user, RunGuard};
 pub use migrations::MIGRATIONS;
 pub use pg::{is_postgres_url, redact_url, PgStore};
 pub use pg_migrations::PG_MIGRATIONS;

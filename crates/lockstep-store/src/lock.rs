@@ -120,6 +120,16 @@ pub(crate) fn lock_path(state: &Path, run: &RunId) -> PathBuf {
 }
 
 /// This machine's name, as far as the environment tells without a system call crate.
+/// The OS user of this process (`USER`, `USERNAME`), `unknown` when neither is set: who started
+/// a run, who gave an approval.
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 pub(crate) fn host_name() -> String {
     for var in ["COMPUTERNAME", "HOSTNAME"] {
         if let Ok(v) = std::env::var(var) {

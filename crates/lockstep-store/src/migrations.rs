@@ -96,4 +96,9 @@ CREATE TABLE host_leases (
 );
 CREATE INDEX host_leases_by_holder ON host_leases (holder);
 "#,
+    // 4: who gave each approval (the OS user of the controller that recorded it); earlier
+    // approvals read as `unknown`.
+    r#"
+ALTER TABLE approvals ADD COLUMN by_user TEXT NOT NULL DEFAULT 'unknown';
+"#,
 ];

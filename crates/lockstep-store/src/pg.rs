@@ -897,12 +897,12 @@ async fn apply_one(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out
         Op::PutStep { .. } | Op::PutFact { .. } | Op::SetStatus { .. } => {
             single_statement(cx.tx, cx.stmts, op).await.map_err(err)?
         }
-        Op::Approve { run, what } => {
+        Op::Approve { run, what, by } => {
             require_run(cx, path, run).await?;
             let seq = next_seq(cx, path, "approvals", run).await?;
             cx.execute(
-                "INSERT INTO approvals (run, seq, what, at_ms) VALUES ($1, $2, $3, $4)",
-                &[&run.0, &seq, what, &(lockstep_core::now_ms() as i64)],
+                "INSERT INTO approvals (run, seq, what, at_ms, by_user) VALUES ($1, $2, $3, $4, $5)",
+                &[&run.0, &seq, what, &(lockstep_core::now_ms() as i64), by],
             )
             .await
             .map_err(err)?;
@@ -1177,13 +1177,17 @@ async fn apply_one(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out
             }
             let approvals = cx
                 .query(
-                    "SELECT what FROM approvals WHERE run = $1 ORDER BY seq",
+                    "SELECT what, by_user, at_ms FROM approvals WHERE run = $1 ORDER BY seq",
                     &[&run.0],
                 )
                 .await
                 .map_err(err)?
                 .into_iter()
-                .map(|r| r.get::<_, String>(0))
+                .map(|r| lockstep_core::Approval {
+                    what: r.get(0),
+                    by: r.get(1),
+                    at_ms: r.get::<_, i64>(2) as u64,
+                })
                 .collect();
             Ok(Out::Record(Box::new(RunRecord {
                 id: run.clone(),
@@ -1361,6 +1365,7 @@ impl StateStore for PgStore {
         self.write(Op::Approve {
             run: run.clone(),
             what: what.to_owned(),
+            by: crate::lock::os_user(),
         })
     }
 

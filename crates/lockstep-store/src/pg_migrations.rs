@@ -83,4 +83,9 @@ CREATE TABLE fleet_facts (
 );
 CREATE INDEX fleet_facts_by_host ON fleet_facts (host, at_ms);
 "#,
+    // 3: who gave each approval (the OS user of the controller that recorded it); earlier
+    // approvals read as `unknown`.
+    r#"
+ALTER TABLE approvals ADD COLUMN by_user TEXT NOT NULL DEFAULT 'unknown';
+"#,
 ];

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use lockstep_core::{
-    now_ms, Fact, Fence, HostLease, Name, Plan, RunId, RunLease, RunLock, RunMeta, RunRecord,
-    RunStatus, RunSummary, StateStore, StepRecord, StepState, StoreError, StoreFuture,
+    now_ms, Approval, Fact, Fence, HostLease, Name, Plan, RunId, RunLease, RunLock, RunMeta,
+    RunRecord, RunStatus, RunSummary, StateStore, StepRecord, StepState, StoreError, StoreFuture,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -541,12 +541,12 @@ fn apply_one(conn: &Connection, path: &Path, op: &Op) -> Result<Out, StoreError>
             }
             Ok(Out::Done)
         }
-        Op::Approve { run, what } => {
+        Op::Approve { run, what, by } => {
             require_run(conn, run).map_err(|e| no_run(run, e))?;
             let seq = next_seq(conn, "approvals", run).map_err(err)?;
             conn.execute(
-                "INSERT INTO approvals (run, seq, what, at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![run.0, seq, what, now as i64],
+                "INSERT INTO approvals (run, seq, what, at_ms, by_user) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run.0, seq, what, now as i64, by],
             )
             .map_err(err)?;
             Ok(Out::Done)
@@ -910,10 +910,18 @@ impl StateStore for SqliteStore {
         let mut approvals = Vec::new();
         {
             let mut stmt = tx
-                .prepare_cached("SELECT what FROM approvals WHERE run = ?1 ORDER BY seq")
+                .prepare_cached(
+                    "SELECT what, by_user, at_ms FROM approvals WHERE run = ?1 ORDER BY seq",
+                )
                 .map_err(|e| self.err(e))?;
             let rows = stmt
-                .query_map([&run.0], |r| r.get::<_, String>(0))
+                .query_map([&run.0], |r| {
+                    Ok(Approval {
+                        what: r.get(0)?,
+                        by: r.get(1)?,
+                        at_ms: r.get::<_, i64>(2)? as u64,
+                    })
+                })
                 .map_err(|e| self.err(e))?;
             for row in rows {
                 approvals.push(row.map_err(|e| self.err(e))?);
@@ -1060,6 +1068,7 @@ impl StateStore for SqliteStore {
         self.write(Op::Approve {
             run: run.clone(),
             what: what.to_owned(),
+            by: crate::lock::os_user(),
         })
     }
 

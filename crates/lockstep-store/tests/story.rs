@@ -122,7 +122,18 @@ fn story(store: &dyn StateStore, reopen: &dyn Fn() -> Box<dyn StateStore>) {
             fact("group.EVS1.owner", "PRG-N2")
         ]
     );
-    assert_eq!(rec.approvals, vec!["canary", "PRGCL1/EVS1/upgrade"]);
+    // Each approval says what, who (this process's OS user) and when.
+    assert_eq!(
+        rec.approvals
+            .iter()
+            .map(|a| a.what.as_str())
+            .collect::<Vec<_>>(),
+        ["canary", "PRGCL1/EVS1/upgrade"]
+    );
+    for a in &rec.approvals {
+        assert_eq!(a.by, lockstep_store::os_user(), "{a:?}");
+        assert!(a.at_ms >= rec.created_ms, "{a:?}");
+    }
     assert_eq!(rec.status, waiting);
 
     // A second run: newest first.
@@ -354,4 +365,43 @@ fn migrations_are_applied_once() {
     // Two handles open at once are fine too.
     let again = SqliteStore::open(&path).unwrap();
     assert_eq!(again.latest_run().unwrap(), Some(run));
+}
+
+/// A state file written before approvals recorded who gave them (schema version 3) opens, its
+/// approvals reading `unknown`; new ones name this process's user.
+#[test]
+fn approvals_from_before_their_user_was_kept_read_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let run = {
+        let store = SqliteStore::open(&path).unwrap();
+        let run = store
+            .create_run(&common::plan("h", &["a"]), &meta())
+            .unwrap();
+        store.approve(&run, "gate:canary").unwrap();
+        run
+    };
+    // Back to version 3: the approvals table as it was.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("ALTER TABLE approvals DROP COLUMN by_user; PRAGMA user_version = 3;")
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
+    store.approve(&run, "PRGCL1/EVS1/upgrade").unwrap();
+    let by: Vec<(String, String)> = store
+        .load_run(&run)
+        .unwrap()
+        .approvals
+        .into_iter()
+        .map(|a| (a.what, a.by))
+        .collect();
+    assert_eq!(
+        by,
+        [
+            ("gate:canary".to_owned(), "unknown".to_owned()),
+            ("PRGCL1/EVS1/upgrade".to_owned(), lockstep_store::os_user())
+        ]
+    );
 }

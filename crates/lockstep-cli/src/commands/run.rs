@@ -257,12 +257,6 @@ pub fn stop_on_ctrl_c() -> StopSignal {
     stop
 }
 
-fn os_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 /// `lockstep run`.
 pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let (fleet, inventories) =
@@ -332,7 +326,7 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let meta = RunMeta {
         inventory: inventories.join("\n"),
         playbook: playbook_name,
-        started_by: os_user(),
+        started_by: lockstep_store::os_user(),
         limit: opts.limit,
         owners,
         extra_vars: opts.extra_vars,

@@ -212,7 +212,11 @@ impl StateStore for MemStore {
 
     fn approve(&self, run: &RunId, what: &str) -> Result<(), StoreError> {
         self.with_run(run, |r| {
-            r.approvals.push(what.to_owned());
+            r.approvals.push(lockstep_core::Approval {
+                what: what.to_owned(),
+                by: "test".to_owned(),
+                at_ms: lockstep_core::now_ms(),
+            });
             Ok(())
         })
     }

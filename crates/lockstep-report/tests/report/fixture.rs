@@ -384,7 +384,11 @@ pub fn simulate(plan: Plan, outcome: impl Fn(&str) -> Outcome, until: Option<u64
     let stages = plan.stages.len().max(1);
     'stages: for stage in 0..stages {
         if stage > 0 {
-            approvals.push(format!("stage:{}", plan.stages[stage].name));
+            approvals.push(lockstep_core::Approval {
+                what: format!("gate:{}", plan.stages[stage].name),
+                by: "operator".to_owned(),
+                at_ms: stage_start + 300_000,
+            });
             stage_start += 300_000;
         }
         // Clusters of this stage, each with its own clock.

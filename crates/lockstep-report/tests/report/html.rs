@@ -114,7 +114,11 @@ fn hostile(mut run: RunRecord) -> RunRecord {
     run.meta.playbook = H.into();
     run.meta.limit = vec![H.into()];
     run.meta.owners.insert(H.into(), H.into());
-    run.approvals.push(H.into());
+    run.approvals.push(lockstep_core::Approval {
+        what: H.into(),
+        by: H.into(),
+        at_ms: 0,
+    });
     run.plan.hash.0 = format!("ab\"cd{H}");
     run.plan.stages[0].name = H.into();
     for (s, p) in run.steps.iter_mut().zip(run.plan.steps.iter_mut()) {
@@ -364,4 +368,29 @@ fn out_of_service_windows_are_shaded_behind_the_bars() {
     // Drawn first on its row: the first band comes before the first bar.
     assert!(svg.find("<rect class=\"oos\"").unwrap() < svg.find("<rect class=\"bar").unwrap());
     assert!(doc.contains("node out of service</span>"));
+}
+
+/// Every approval says what, who gave it and when, in both reports.
+#[test]
+fn approvals_name_who_and_when() {
+    // Two stages: the second one's gate is approved.
+    let run = fixture::simulate(
+        fixture::plan(&fixture::fleet(4, 2), &["canary", "rest"]),
+        |_| fixture::Outcome::Ok,
+        None,
+    );
+    assert!(!run.approvals.is_empty(), "the fixture approves its gates");
+    let doc = lockstep_report::html(&run);
+    let md = lockstep_report::markdown(&run);
+    for a in &run.approvals {
+        let when = lockstep_report::time::utc(a.at_ms);
+        assert!(
+            doc.contains(&format!("<code>{}</code> by {} at {when}", a.what, a.by)),
+            "{a:?}"
+        );
+        assert!(
+            md.contains(&format!("`{}` by {} at {when}", a.what, a.by)),
+            "{a:?}"
+        );
+    }
 }
