@@ -113,9 +113,10 @@ fn inventory(hosts: usize) -> String {
     y
 }
 
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_secs(pid: &str) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+/// The sum of two clock-tick fields of a `/proc/.../stat` file (counted after the command
+/// name), in seconds; 0 when it cannot be read.
+fn stat_secs(path: &str, a: usize, b: usize) -> f64 {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
     let Some(i) = s.rfind(')') else { return 0.0 };
     let fields: Vec<&str> = s[i + 2..].split_whitespace().collect();
     let tick = |n: usize| {
@@ -124,21 +125,17 @@ fn cpu_secs(pid: &str) -> f64 {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    (tick(11) + tick(12)) / 100.0
+    (tick(a) + tick(b)) / 100.0
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: &str) -> f64 {
+    stat_secs(&format!("/proc/{pid}/stat"), 11, 12)
 }
 
 /// CPU seconds of this process's finished children (the Python runs).
 fn children_cpu() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let Some(i) = s.rfind(')') else { return 0.0 };
-    let fields: Vec<&str> = s[i + 2..].split_whitespace().collect();
-    let tick = |n: usize| {
-        fields
-            .get(n)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (tick(13) + tick(14)) / 100.0
+    stat_secs("/proc/self/stat", 13, 14)
 }
 
 type Results = BTreeMap<String, Vec<(i32, String)>>;
