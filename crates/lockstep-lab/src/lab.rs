@@ -39,6 +39,16 @@ impl Lab {
         self.server.cert_pem()
     }
 
+    /// What the endpoints served (see [`LabServer::stats`]).
+    pub fn stats(&self) -> crate::server::ServerStats {
+        self.server.stats()
+    }
+
+    /// Shells open on each host now (see [`LabServer::open_shells`]).
+    pub fn open_shells(&self) -> BTreeMap<String, usize> {
+        self.server.open_shells()
+    }
+
     /// The simulated fleet: faults, snapshots.
     pub fn world(&self) -> &Arc<World> {
         &self.world

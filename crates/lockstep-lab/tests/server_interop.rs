@@ -1,7 +1,7 @@
 //! The lab against clients no one here wrote, with their DEFAULT settings: pywinrm (NTLM with
 //! message encryption `auto` and `always`) and pypsrp (Negotiate/SPNEGO, encryption `auto`),
 //! over HTTP (sealed bodies, as a default Windows listener demands) and over HTTPS (verified
-//! against the lab CA). Also what such a listener refuses: unsealed NTLM bodies and Basic over
+//! against the lab CA); pypsrp's `SignalCode.TERMINATE` is accepted. Also what such a listener refuses: unsealed NTLM bodies and Basic over
 //! HTTP, and a wrong password.
 //!
 //! Needs `LOCKSTEP_PYTHON`: a Python that can `import winrm, pypsrp` (`.ci/run` makes a venv and
@@ -57,6 +57,20 @@ def pypsrp():
     stdout, stderr, rc = c.execute_cmd('echo hello pypsrp')
     return [stdout, rc]
 attempt('pypsrp_default', pypsrp)
+
+# pypsrp's own SignalCode.TERMINATE (`.../signal/Terminate`, capital T), as Windows accepts it.
+def pypsrp_terminate():
+    from pypsrp.shell import Process, SignalCode, WinRS
+    from pypsrp.wsman import WSMan
+    u = urlparse(url)
+    wsman = WSMan(u.hostname, port=u.port, username=user, password=password, ssl=https,
+                  cert_validation=ca if https else True)
+    with wsman, WinRS(wsman) as shell:
+        p = Process(shell, 'wait')
+        p.begin_invoke()
+        p.signal(SignalCode.TERMINATE)
+        return SignalCode.TERMINATE
+attempt('pypsrp_terminate', pypsrp_terminate)
 print(json.dumps(out))
 "#;
 
@@ -113,6 +127,13 @@ async fn pywinrm_and_pypsrp_with_defaults_over_http_and_https() {
     assert_eq!(
         result["pypsrp_default"],
         serde_json::json!(["hello pypsrp\r\n", 0]),
+        "{result:#}"
+    );
+    assert_eq!(
+        result["pypsrp_terminate"],
+        serde_json::json!(
+            "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/Terminate"
+        ),
         "{result:#}"
     );
     for refused in ["pywinrm_wrong_password", "pywinrm_never", "pywinrm_basic"] {

@@ -99,6 +99,14 @@ pub struct ServerConfig {
     /// `MaxShellsPerUser`: open shells per host beyond which Create gets the `w:QuotaLimit`
     /// fault (Windows' default 30; 5 on the WinRM 1.1 of Windows Server 2003 R2).
     pub max_shells_per_user: usize,
+    /// `MaxConcurrentOperationsPerUser`: requests of the (single) lab user a host serves at once
+    /// (a Receive long poll counts while it waits); one more gets the `w:QuotaLimit` fault
+    /// 2150859174 (`ERROR_WSMAN_QUOTA_MAX_OPERATIONS`). Windows' default 1500.
+    pub max_concurrent_operations_per_user: usize,
+    /// `IdleTimeout` of the WinRS shells (Windows' default 7,200,000 ms): a shell no request has
+    /// touched for longer is deleted with its commands, and a later request naming it gets the
+    /// `w:InvalidSelectors` fault 2150858843 ("the shell was not found on the server").
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +123,8 @@ impl Default for ServerConfig {
             max_request_bytes: 512 * 1024,
             allow_unencrypted: false,
             max_shells_per_user: 30,
+            max_concurrent_operations_per_user: 1500,
+            idle_timeout: Duration::from_millis(7_200_000),
         }
     }
 }

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use super::auth::{Authenticator, ConnAuth, Decision};
 use super::handler::{Handler, HostRuntime, Outcome};
 use super::seal;
+use super::stats::bump;
 use crate::backend::Availability;
 
 /// State shared by every listener and connection.
@@ -243,6 +244,8 @@ async fn serve_request(
     if !is_up(shared, host) {
         return Err(CloseConnection);
     }
+    let counters = shared.handler.counters();
+    bump(&counters.http_requests);
     let faults = shared.handler.backend().protocol_faults(name);
     if let Some(delay) = faults.delay {
         tokio::time::sleep(delay).await;
@@ -274,8 +277,14 @@ async fn serve_request(
     };
     let final_token = match decision {
         Decision::Allow(token) => token,
-        Decision::Challenge(token) => return Ok(unauthorized(shared, Some(token))),
-        Decision::Reject => return Ok(unauthorized(shared, None)),
+        Decision::Challenge(token) => {
+            bump(&counters.challenges);
+            return Ok(unauthorized(shared, Some(token)));
+        }
+        Decision::Reject => {
+            bump(&counters.rejections);
+            return Ok(unauthorized(shared, None));
+        }
     };
     if method != Method::POST {
         return Ok(plain(StatusCode::METHOD_NOT_ALLOWED));
@@ -312,6 +321,7 @@ async fn serve_request(
         if shared.require_encryption {
             // (Basic never gets here: it is refused outright on such a listener.)
             tracing::debug!(host = %name, "unencrypted body refused (AllowUnencrypted=false)");
+            bump(&counters.rejections);
             *conn_auth.lock().unwrap() = ConnAuth::Fresh;
             return Ok(unauthorized(shared, None));
         }

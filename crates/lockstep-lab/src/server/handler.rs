@@ -2,6 +2,7 @@
 //! out. Knows shells, commands, enumerations and faults; knows nothing of HTTP or sockets.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ use super::codepage;
 use super::ns;
 use super::request::{self, Body, SoapRequest};
 use super::response::{self, Chunk, CreatedShell, Fault};
-use super::shells::{Command, Received, Shell, ShellTable};
+use super::shells::{Command, InUse, Received, Shell, ShellTable};
+use super::stats::{self, Counters};
 use crate::backend::{Backend, HostInfo, ProcessEvent, ProtocolFaults, WmiObject, WqlError};
 
 /// Operation timeout when a request names none (Windows' default is 60 s).
@@ -143,6 +145,27 @@ pub struct HostRuntime {
     pub enumerations: Mutex<Enumerations>,
     /// `true` while the host is up (its listener is open).
     pub up: watch::Sender<bool>,
+    /// Requests being served now (`MaxConcurrentOperationsPerUser`: the lab has one user).
+    operations: AtomicUsize,
+    /// Every `MessageID` received (to count requests sent again).
+    message_ids: Mutex<std::collections::HashSet<String>>,
+}
+
+/// One request being served, counted against `MaxConcurrentOperationsPerUser`.
+struct Operation<'a>(&'a AtomicUsize);
+
+impl<'a> Operation<'a> {
+    fn start(counter: &'a AtomicUsize, max: usize) -> Option<Self> {
+        let before = counter.fetch_add(1, Ordering::SeqCst);
+        let operation = Operation(counter);
+        (before < max).then_some(operation)
+    }
+}
+
+impl Drop for Operation<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl HostRuntime {
@@ -156,11 +179,18 @@ impl HostRuntime {
             }),
             enumerations: Mutex::new(Enumerations::default()),
             up: watch::Sender::new(up),
+            operations: AtomicUsize::new(0),
+            message_ids: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
     fn shell(&self, id: &str) -> Option<Arc<Shell>> {
         self.shells.lock().unwrap().shells.get(id).cloned()
+    }
+
+    /// Shells open now.
+    pub fn open_shells(&self) -> usize {
+        self.shells.lock().unwrap().shells.len()
     }
 }
 
@@ -169,6 +199,9 @@ pub struct Handler {
     backend: Arc<dyn Backend>,
     owner: String,
     max_shells: usize,
+    max_operations: usize,
+    idle_timeout: Duration,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Handler {
@@ -186,7 +219,18 @@ impl Handler {
             backend,
             owner,
             max_shells: usize::MAX,
+            max_operations: usize::MAX,
+            idle_timeout: Duration::MAX,
+            counters: Arc::default(),
         }
+    }
+
+    /// Refuses a request beyond `max` being served at once on one host
+    /// (`MaxConcurrentOperationsPerUser`), and deletes shells idle longer than `idle_timeout`.
+    pub fn with_quotas(mut self, max_operations: usize, idle_timeout: Duration) -> Self {
+        self.max_operations = max_operations;
+        self.idle_timeout = idle_timeout;
+        self
     }
 
     /// Refuses a Create beyond `max` open shells of the (single) lab user on one host, with
@@ -194,6 +238,11 @@ impl Handler {
     pub fn with_max_shells(mut self, max: usize) -> Self {
         self.max_shells = max;
         self
+    }
+
+    /// What was served so far.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
     }
 
     /// The backend.
@@ -209,16 +258,55 @@ impl Handler {
         client_ip: &str,
         faults: &ProtocolFaults,
     ) -> Outcome {
-        let lang = host.info.locale.as_str();
         let machine = host.info.name.as_str();
         let req = match request::parse(xml) {
             Ok(req) => req,
             Err(e) => {
-                return fault_outcome(&Fault::schema_validation(&e.to_string()), lang, "", machine)
+                return fault_outcome(
+                    &Fault::schema_validation(&e.to_string()),
+                    host.info.locale.as_str(),
+                    "",
+                    machine,
+                )
             }
         };
+        let lang = lang_of(&req, host);
+        self.counters.action(&req.action);
+        if !req.message_id.is_empty()
+            && !host
+                .message_ids
+                .lock()
+                .unwrap()
+                .insert(req.message_id.clone())
+        {
+            stats::bump(&self.counters.repeated_messages);
+        }
+        let Some(_operation) = Operation::start(&host.operations, self.max_operations) else {
+            tracing::debug!(host = %machine, max = self.max_operations, "MaxConcurrentOperationsPerUser reached");
+            return fault_outcome(
+                &Fault::operations_quota(self.max_operations),
+                lang,
+                &req.message_id,
+                machine,
+            );
+        };
+        if let Some(size) = req.max_envelope_size.filter(|s| *s < MIN_MAX_ENVELOPE) {
+            return fault_outcome(
+                &Fault::envelope_below_minimum(size, MIN_MAX_ENVELOPE),
+                lang,
+                &req.message_id,
+                machine,
+            );
+        }
         let epoch = self.backend.boot_epoch(machine);
-        host.shells.lock().unwrap().observe_epoch(epoch);
+        {
+            let mut table = host.shells.lock().unwrap();
+            table.observe_epoch(epoch);
+            let expired = table.expire_idle(self.idle_timeout);
+            if expired > 0 {
+                tracing::debug!(host = %machine, expired, "idle shells deleted (IdleTimeout)");
+            }
+        }
         let result = match req.action.as_str() {
             ns::ACTION_CREATE => self.create(host, &req, client_ip),
             ns::ACTION_COMMAND => self.command(host, &req),
@@ -250,11 +338,15 @@ impl Handler {
             } => (input_streams.as_str(), output_streams.as_str()),
             _ => ("stdin", "stdout stderr"),
         };
-        let codepage = req
-            .option("WINRS_CODEPAGE")
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .filter(|cp| codepage::is_supported(*cp))
-            .unwrap_or(host.info.oem_codepage);
+        let codepage = match req.option("WINRS_CODEPAGE") {
+            None => host.info.oem_codepage,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|cp| codepage::is_supported(*cp))
+                .ok_or_else(|| Fault::codepage_not_supported(v.trim()))?,
+        };
         let shell_id = response::new_id();
         {
             let mut table = host.shells.lock().unwrap();
@@ -267,7 +359,7 @@ impl Handler {
         }
         tracing::debug!(host = %host.info.name, shell = %shell_id, codepage, "shell created");
         Ok(response::create_response(
-            &host.info.locale,
+            lang_of(req, host),
             &req.message_id,
             &CreatedShell {
                 address: &req.to,
@@ -276,13 +368,17 @@ impl Handler {
                 client_ip,
                 input_streams,
                 output_streams,
+                idle_timeout: self.idle_timeout.min(Duration::from_secs(u32::MAX.into())),
             },
         ))
     }
 
-    fn shell_of(&self, host: &HostRuntime, req: &SoapRequest) -> Result<Arc<Shell>, Fault> {
+    /// The shell the request names, in use until the answer.
+    fn shell_of(&self, host: &HostRuntime, req: &SoapRequest) -> Result<InUse, Fault> {
         let id = req.shell_id.as_deref().unwrap_or("");
-        host.shell(id).ok_or_else(|| Fault::unknown_shell(id))
+        host.shell(id)
+            .map(|shell| shell.enter())
+            .ok_or_else(|| Fault::unknown_shell(id))
     }
 
     fn command(&self, host: &HostRuntime, req: &SoapRequest) -> Result<String, Fault> {
@@ -306,7 +402,7 @@ impl Handler {
         drop(commands);
         tracing::debug!(host = %host.info.name, command = %command_id, line = %line, "command started");
         Ok(response::command_response(
-            &host.info.locale,
+            lang_of(req, host),
             &req.message_id,
             &command_id,
         ))
@@ -318,7 +414,7 @@ impl Handler {
         req: &SoapRequest,
         faults: &ProtocolFaults,
     ) -> Outcome {
-        let lang = host.info.locale.as_str();
+        let lang = lang_of(req, host);
         let machine = host.info.name.as_str();
         let shell = match self.shell_of(host, req) {
             Ok(shell) => shell,
@@ -391,7 +487,7 @@ impl Handler {
             let command = shell.command(id).ok_or_else(Fault::unknown_command)?;
             command.send(stream.data.clone(), stream.end);
         }
-        Ok(response::send_response(&host.info.locale, &req.message_id))
+        Ok(response::send_response(lang_of(req, host), &req.message_id))
     }
 
     fn signal(&self, host: &HostRuntime, req: &SoapRequest) -> Result<String, Fault> {
@@ -401,20 +497,28 @@ impl Handler {
         };
         let id = command_id.as_deref().unwrap_or("");
         let command = shell.command(id).ok_or_else(Fault::unknown_command)?;
-        match code.as_str() {
-            ns::SIGNAL_TERMINATE => {
-                command.interrupt();
-                shell.commands.lock().unwrap().remove(id);
-            }
-            ns::SIGNAL_CTRL_C => command.interrupt(),
-            other => {
-                return Err(Fault::schema_validation(&format!(
-                    "unknown signal code `{other}`"
-                )))
-            }
+        // MS-WSMV 2.2.5.6 lists terminate, ctrl_c, ctrl_break and `powershell/signal/ctrl_c`;
+        // Windows compares the URI without regard to case (pypsrp sends `signal/Terminate`).
+        let code = code.trim();
+        if code.eq_ignore_ascii_case(ns::SIGNAL_TERMINATE) {
+            command.interrupt();
+            shell.commands.lock().unwrap().remove(id);
+        } else if [
+            ns::SIGNAL_CTRL_C,
+            ns::SIGNAL_CTRL_BREAK,
+            ns::SIGNAL_PS_CTRL_C,
+        ]
+        .iter()
+        .any(|known| code.eq_ignore_ascii_case(known))
+        {
+            command.interrupt();
+        } else {
+            return Err(Fault::schema_validation(&format!(
+                "unknown signal code `{code}`"
+            )));
         }
         Ok(response::signal_response(
-            &host.info.locale,
+            lang_of(req, host),
             &req.message_id,
         ))
     }
@@ -429,7 +533,7 @@ impl Handler {
             command.interrupt();
         }
         Ok(response::delete_response(
-            &host.info.locale,
+            lang_of(req, host),
             &req.message_id,
         ))
     }
@@ -493,7 +597,7 @@ impl Handler {
         let context = format!("uuid:{}", response::new_id());
         let mut out = response::start(
             response::Flavor::Enumeration,
-            &host.info.locale,
+            lang_of(req, host),
             "http://schemas.xmlsoap.org/ws/2004/09/enumeration/EnumerateResponse",
             &req.message_id,
         );
@@ -534,7 +638,7 @@ impl Handler {
         let take = max_elements.unwrap_or(1).max(1) as usize;
         let mut out = response::start(
             response::Flavor::Enumeration,
-            &host.info.locale,
+            lang_of(req, host),
             "http://schemas.xmlsoap.org/ws/2004/09/enumeration/PullResponse",
             &req.message_id,
         );
@@ -565,12 +669,18 @@ impl Handler {
         }
         let out = response::start(
             response::Flavor::Enumeration,
-            &host.info.locale,
+            lang_of(req, host),
             "http://schemas.xmlsoap.org/ws/2004/09/enumeration/ReleaseResponse",
             &req.message_id,
         );
         Ok(response::finish(out))
     }
+}
+
+/// The language of the answer: the request's `wsman:Locale`, else the host's (MS-WSMV
+/// 3.1.4.1.4: the service answers in the requested locale when it can).
+fn lang_of<'a>(req: &'a SoapRequest, host: &'a HostRuntime) -> &'a str {
+    req.locale.as_deref().unwrap_or(&host.info.locale)
 }
 
 fn fault_outcome(fault: &Fault, lang: &str, relates_to: &str, machine: &str) -> Outcome {

@@ -31,7 +31,21 @@
 //!   `Backend::protocol_fault_used`. The output is kept: the client's next Receive gets it.
 //! - **Options** (`WINRS_CODEPAGE`) are read from the header, and also from a `wsman:OptionSet`
 //!   placed directly under the envelope, where winrm-rs 1.1 writes them. Without the option the
-//!   host's OEM code page is used; unsupported code pages fall back to it too.
+//!   host's OEM code page is used; a code page the host cannot use refuses the Create with
+//!   `ERROR_WINRS_CODE_PAGE_NOT_SUPPORTED` (2150859072), as Windows does (no silent fallback).
+//! - **Quotas** (Windows' defaults, [`ServerConfig`]): `MaxShellsPerUser` (30) refuses a Create
+//!   with `w:QuotaLimit` 2150859173; `MaxConcurrentOperationsPerUser` (1500) refuses a request
+//!   beyond that many being served at once on a host (a waiting Receive counts) with
+//!   `w:QuotaLimit` 2150859174. The shell `IdleTimeout` (7,200,000 ms, announced in the Create
+//!   answer) deletes a shell no request touched for longer (never one under a waiting Receive),
+//!   killing its processes; a later request naming it gets `w:InvalidSelectors` 2150858843.
+//! - **Protocol details from the captures and MS-WSMV**: every answer carries a `p:ActivityId`
+//!   header (as Windows Server 2016 does); `xml:lang` is the request's `wsman:Locale`, else the
+//!   host's locale; a process's output is passed on byte for byte (cmd.exe's lines end in CRLF,
+//!   PowerShell's `Write-Host` in LF: the model writes each as Windows does); a
+//!   `MaxEnvelopeSize` below 8192 is refused with
+//!   `w:EncodingLimit` (MS-WSMV 3.1.4.1.7); every signal code of MS-WSMV 2.2.5.6 is accepted,
+//!   compared without regard to case (pypsrp sends `signal/Terminate`).
 //! - **Authentication** (Windows' defaults): a 401 offers `Negotiate` (and `Basic realm="WSMAN"`
 //!   where Basic is allowed). NTLMv2, raw or wrapped in SPNEGO (with the mechListMIC checked and
 //!   answered), is bound to the TCP connection; the proof is verified against the NT hash of
@@ -42,9 +56,10 @@
 //!   sealing) gets an empty 200. HTTPS accepts sealed and unsealed bodies, and Basic.
 //! - **HTTPS**: a lab CA signs each listener's certificate; [`LabServer::cert_pem`] is the CA a
 //!   client trusts (no client needs certificate checks off).
-//! - **Not modelled**: shell idle timeouts and quotas, PSRP (PowerShell remoting) shells,
-//!   Kerberos and CredSSP, the double hop, the code page reaching the backend (`chcp` in a 65001
-//!   shell prints what the model says).
+//! - **Not modelled**: PSRP (PowerShell remoting) shells, Kerberos and CredSSP, the double hop,
+//!   the code page reaching the backend (`chcp` in a 65001 shell prints what the model says),
+//!   `MaxConcurrentUsers`, `MaxProcessesPerShell`, `MaxMemoryPerShellMB`, and the fault texts
+//!   of Windows locales other than English (the `xml:lang` follows the request, the words do not).
 //!
 //! Written from MS-NLMP, MS-SPNG and MS-WSMV with RustCrypto primitives (`md4`, `md-5`, `hmac`,
 //! `rc4`); checked by pywinrm and pypsrp with their defaults (`tests/server_interop.rs`). It shares
@@ -67,6 +82,7 @@ mod response;
 mod seal;
 mod shells;
 mod spnego;
+mod stats;
 pub mod test_backend;
 mod tls;
 
@@ -83,6 +99,7 @@ pub use config::{
     DEFAULT_LAB_USER,
 };
 pub use shells::CTRL_C_EXIT;
+pub use stats::ServerStats;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +133,8 @@ pub struct LabServer {
     cert_pem: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    hosts: Vec<Arc<handler::HostRuntime>>,
+    counters: Arc<stats::Counters>,
 }
 
 fn open_files_soft_limit() -> Option<u64> {
@@ -167,7 +186,11 @@ impl LabServer {
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(endpoint::Shared {
             handler: handler::Handler::new(backend.clone(), config.user.clone())
-                .with_max_shells(config.max_shells_per_user),
+                .with_max_shells(config.max_shells_per_user)
+                .with_quotas(
+                    config.max_concurrent_operations_per_user,
+                    config.idle_timeout,
+                ),
             auth: auth::Authenticator::new(
                 &config.user,
                 config.password.clone(),
@@ -180,6 +203,7 @@ impl LabServer {
             max_request_bytes: config.max_request_bytes,
             shutdown: shutdown.clone(),
         });
+        let counters = shared.handler.counters().clone();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mut endpoints = BTreeMap::new();
         let mut runtimes = Vec::with_capacity(hosts.len());
@@ -222,7 +246,7 @@ impl LabServer {
         }
         tasks.push(tokio::spawn(endpoint::poll_availability(
             shared.clone(),
-            runtimes,
+            runtimes.clone(),
             config.availability_poll,
         )));
         tracing::info!(hosts = endpoints.len(), scheme, "lab WinRM server started");
@@ -231,7 +255,24 @@ impl LabServer {
             cert_pem: tls.map(|t| t.cert_pem),
             shutdown,
             tasks,
+            hosts: runtimes,
+            counters,
         })
+    }
+
+    /// What every host served so far: HTTP requests, authentication legs, SOAP actions, and
+    /// requests sent again (a `MessageID` seen before).
+    pub fn stats(&self) -> ServerStats {
+        self.counters.snapshot()
+    }
+
+    /// Shells open on each host now (those a client has not deleted, that have not idled out
+    /// and that no reboot took): what a client leaves behind counts against `MaxShellsPerUser`.
+    pub fn open_shells(&self) -> BTreeMap<String, usize> {
+        self.hosts
+            .iter()
+            .map(|h| (h.info.name.clone(), h.open_shells()))
+            .collect()
     }
 
     /// Host name to endpoint URL (`http://127.0.0.1:PORT/wsman`).

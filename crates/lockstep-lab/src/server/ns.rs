@@ -44,6 +44,12 @@ pub const SIGNAL_TERMINATE: &str =
 pub const SIGNAL_CTRL_C: &str =
     "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/ctrl_c";
 
+/// Signal code: Ctrl+Break.
+pub const SIGNAL_CTRL_BREAK: &str =
+    "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/ctrl_break";
+/// Signal code: PowerShell's Ctrl+C (MS-WSMV 2.2.5.6, a relative URI).
+pub const SIGNAL_PS_CTRL_C: &str = "powershell/signal/ctrl_c";
+
 /// Command state: done.
 pub const STATE_DONE: &str =
     "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done";

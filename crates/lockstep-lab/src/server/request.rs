@@ -121,6 +121,8 @@ pub struct SoapRequest {
     pub shell_id: Option<String>,
     /// `wsman:Option` name and value pairs.
     pub options: Vec<(String, String)>,
+    /// `xml:lang` of `wsman:Locale`: the language the client wants faults and answers in.
+    pub locale: Option<String>,
     /// The body.
     pub body: Body,
 }
@@ -225,6 +227,7 @@ pub fn parse(xml: &[u8]) -> Result<SoapRequest, RequestError> {
         max_envelope_size: None,
         shell_id: None,
         options: Vec::new(),
+        locale: None,
         body: Body::Empty,
     };
     // Attributes of the element whose text is being collected.
@@ -298,6 +301,9 @@ pub fn parse(xml: &[u8]) -> Result<SoapRequest, RequestError> {
                         dialect = attr(start, b"Dialect");
                     }
                     (Ns::Wsman, "OptimizeEnumeration") if in_body => optimize = true,
+                    (Ns::Wsman, "Locale") if !in_body => {
+                        req.locale = attr(start, b"lang").filter(|l| !l.trim().is_empty());
+                    }
                     _ => {}
                 }
                 text.clear();

@@ -106,7 +106,11 @@ pub fn start(flavor: Flavor, lang: &str, action: &str, relates_to: &str) -> Stri
     out.push_str(action);
     out.push_str("</a:Action><a:MessageID>");
     out.push_str(&new_message_id());
-    out.push_str("</a:MessageID><a:To>");
+    // Windows Server 2016 and later add an ETW activity id to every answer (the 2016 captures
+    // have it between MessageID and To; 2012's have none).
+    out.push_str("</a:MessageID><p:ActivityId>");
+    out.push_str(&new_id());
+    out.push_str("</p:ActivityId><a:To>");
     out.push_str(ANONYMOUS);
     out.push_str("</a:To><a:RelatesTo>");
     escape_into(&mut out, relates_to);
@@ -134,6 +138,8 @@ pub struct CreatedShell<'a> {
     pub input_streams: &'a str,
     /// `rsp:OutputStreams` echoed.
     pub output_streams: &'a str,
+    /// The shell's `IdleTimeout`.
+    pub idle_timeout: std::time::Duration,
 }
 
 /// The Create response: `x:ResourceCreated` with the `ShellId` selector, then `rsp:Shell`.
@@ -161,7 +167,13 @@ pub fn create_response(lang: &str, relates_to: &str, shell: &CreatedShell<'_>) -
     escape_into(&mut out, shell.owner);
     out.push_str("</rsp:Owner><rsp:ClientIP>");
     escape_into(&mut out, shell.client_ip);
-    out.push_str("</rsp:ClientIP><rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut><rsp:InputStreams>");
+    let idle = shell.idle_timeout.as_millis();
+    let _ = write!(
+        out,
+        "</rsp:ClientIP><rsp:IdleTimeOut>PT{}.{:03}S</rsp:IdleTimeOut><rsp:InputStreams>",
+        idle / 1000,
+        idle % 1000
+    );
     escape_into(&mut out, shell.input_streams);
     out.push_str("</rsp:InputStreams><rsp:OutputStreams>");
     escape_into(&mut out, shell.output_streams);
@@ -340,6 +352,47 @@ impl Fault {
             detail: None,
             wsman_code: 2_150_859_173,
             message: format!("The WS-Management service cannot process the request. This user is allowed a maximum number of {max} shells, which has been exceeded. Reduce the number of shells or increase the quota limit. "),
+        }
+    }
+
+    /// `w:QuotaLimit` (2150859174, `ERROR_WSMAN_QUOTA_MAX_OPERATIONS`):
+    /// `MaxConcurrentOperationsPerUser` reached.
+    pub fn operations_quota(max: usize) -> Fault {
+        let text = format!("The WS-Management service cannot process the request. This user is allowed a maximum number of {max} concurrent operations, which has been exceeded. Close existing operations for this user, or raise the quota for this user. ");
+        Fault {
+            code: "s:Receiver",
+            subcode: "w:QuotaLimit",
+            reason: text.clone(),
+            detail: None,
+            wsman_code: 2_150_859_174,
+            message: text,
+        }
+    }
+
+    /// `w:EncodingLimit` (2150858823, `ERROR_WSMAN_MAX_ENVELOPE_SIZE`) with the
+    /// `MinimumEnvelopeLimit` detail: a `MaxEnvelopeSize` below 8192 octets (MS-WSMV 3.1.4.1.7,
+    /// DSP0226 6.2: the server MUST refuse it rather than raise it).
+    pub fn envelope_below_minimum(requested: usize, minimum: usize) -> Fault {
+        Fault {
+            code: "s:Sender",
+            subcode: "w:EncodingLimit",
+            reason: "The WS-Management service cannot process the request because the envelope size in the request is too small. ".to_owned(),
+            detail: Some("http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/MinimumEnvelopeLimit"),
+            wsman_code: 2_150_858_823,
+            message: format!("The WS-Management service cannot process the request because the MaxEnvelopeSize of {requested} octets is below the minimum of {minimum}. Raise MaxEnvelopeSize and retry the request. "),
+        }
+    }
+
+    /// `w:InternalError` (2150859072, `ERROR_WINRS_CODE_PAGE_NOT_SUPPORTED`): a
+    /// `WINRS_CODEPAGE` the host cannot use (Windows refuses the Create; it does not fall back).
+    pub fn codepage_not_supported(option: &str) -> Fault {
+        Fault {
+            code: "s:Receiver",
+            subcode: "w:InternalError",
+            reason: "The WS-Management service cannot process the request. The code page is not supported on the server. ".to_owned(),
+            detail: None,
+            wsman_code: 2_150_859_072,
+            message: format!("The Windows Remote Shell cannot process the request; the code page `{option}` is not valid or is not installed on the server. Retry the request with a valid code page. "),
         }
     }
 

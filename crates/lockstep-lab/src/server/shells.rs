@@ -1,8 +1,9 @@
 //! Shells and commands of one host, and the buffering of a command's output between Receives.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -36,6 +37,23 @@ impl ShellTable {
             self.epoch = epoch;
         }
     }
+
+    /// Deletes the shells no request has touched for longer than `idle_timeout` (WinRS
+    /// `IdleTimeout`), killing their processes as Windows does; returns how many.
+    pub fn expire_idle(&mut self, idle_timeout: Duration) -> usize {
+        let now = Instant::now();
+        let before = self.shells.len();
+        self.shells.retain(|_, shell| {
+            let keep = !shell.idle_longer_than(idle_timeout, now);
+            if !keep {
+                for (_, command) in shell.commands.lock().unwrap().drain() {
+                    command.interrupt();
+                }
+            }
+            keep
+        });
+        before - self.shells.len()
+    }
 }
 
 /// One remote shell.
@@ -45,6 +63,28 @@ pub struct Shell {
     pub codepage: u32,
     /// Command id to command.
     pub commands: Mutex<HashMap<String, Arc<Command>>>,
+    /// When a request naming the shell last began or ended.
+    last_used: Mutex<Instant>,
+    /// Requests naming the shell being served now (a Receive long poll is activity).
+    in_flight: AtomicUsize,
+}
+
+/// A request naming a shell, from its start to its answer: the shell is not idle meanwhile.
+#[derive(Debug)]
+pub struct InUse(Arc<Shell>);
+
+impl std::ops::Deref for InUse {
+    type Target = Shell;
+    fn deref(&self) -> &Shell {
+        &self.0
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        *self.0.last_used.lock().unwrap() = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shell {
@@ -53,7 +93,21 @@ impl Shell {
         Shell {
             codepage,
             commands: Mutex::new(HashMap::new()),
+            last_used: Mutex::new(Instant::now()),
+            in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Marks the shell in use until the guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> InUse {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        *self.last_used.lock().unwrap() = Instant::now();
+        InUse(Arc::clone(self))
+    }
+
+    fn idle_longer_than(&self, idle_timeout: Duration, now: Instant) -> bool {
+        self.in_flight.load(Ordering::SeqCst) == 0
+            && now.saturating_duration_since(*self.last_used.lock().unwrap()) > idle_timeout
     }
 
     /// The command `id`, if the shell has it.
@@ -300,6 +354,26 @@ mod tests {
                 exit: None
             }
         );
+    }
+
+    #[test]
+    fn idle_shells_expire_unless_in_use() {
+        let mut table = ShellTable::default();
+        let busy = Arc::new(Shell::new(437));
+        table
+            .shells
+            .insert("IDLE".into(), Arc::new(Shell::new(437)));
+        table.shells.insert("BUSY".into(), busy.clone());
+        let guard = busy.enter();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(table.expire_idle(Duration::from_secs(3600)), 0);
+        assert_eq!(table.expire_idle(Duration::from_millis(5)), 1);
+        assert!(table.shells.contains_key("BUSY"));
+        drop(guard);
+        assert_eq!(table.expire_idle(Duration::from_millis(5)), 0, "just used");
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(table.expire_idle(Duration::from_millis(5)), 1);
+        assert!(table.shells.is_empty());
     }
 
     #[test]
