@@ -222,7 +222,7 @@ async fn a_group_cannot_move_to_a_node_whose_cluster_service_is_stopped() {
     assert_eq!(r.code, 5050);
     assert_eq!(
         r.stderr,
-        "System error 5050 has occurred (0x000013ba).\nThe cluster node is down.\n"
+        "System error 5050 has occurred (0x000013ba).\r\nThe cluster node is down.\r\n"
     );
     assert_eq!(w.snapshot().group("EVS1 Group").unwrap().owner, "N1");
     let r = run(&w, "N1", "cluster group \"No Such Group\" /moveto:N2").await;
@@ -347,7 +347,7 @@ async fn a_stray_setup_makes_the_installer_exit_1618() {
     .await;
     assert_eq!(
         t.stdout,
-        "INFO: No tasks running with the specified criteria.\n"
+        "INFO: No tasks running with the specified criteria.\r\n"
     );
     ok(&w, "N2", &format!("\"{SP2_PACKAGE}\" /q /z")).await;
     assert_eq!(w.snapshot().host("N2").unwrap().build, SP2);
@@ -641,7 +641,7 @@ async fn reg_query_output_shape() {
         r#"reg query "HKLM\SYSTEM\CurrentControlSet\Control\Nls\CodePage" /v OEMCP"#,
     )
     .await;
-    assert!(r.stdout.contains("    OEMCP    REG_SZ    437\n"), "{r:?}");
+    assert!(r.stdout.contains("    OEMCP    REG_SZ    437\r\n"), "{r:?}");
     let r = run(&w, "N1", r#"reg query "HKLM\SOFTWARE\Nothing""#).await;
     assert_eq!(r.code, 1);
     assert!(r
@@ -654,7 +654,9 @@ async fn unknown_commands_get_cmds_own_error() {
     let w = world(&cluster_fleet(2, 1, Locale::CS_CZ), fast());
     let r = run(&w, "N1", "foo /bar").await;
     assert_eq!(r.code, 1);
-    assert_eq!(r.stderr, "'foo' není názvem vnitřního ani vnějšího příkazu,\nspustitelného programu nebo dávkového souboru.\n");
+    // cmd.exe's lines end in CRLF (`tests/captures/test_client_execute_cmd.yml`: `echo abc` is
+    // `YWJjDQo=`, "abc\r\n").
+    assert_eq!(r.stderr, "'foo' není názvem vnitřního ani vnějšího příkazu,\r\nspustitelného programu nebo dávkového souboru.\r\n");
     let w = two_nodes();
     let r = run(&w, "N1", "\"C:\\x\\nothing.exe\" /q").await;
     assert_eq!(r.code, 1);
@@ -665,12 +667,15 @@ async fn unknown_commands_get_cmds_own_error() {
     );
     // wlbs exists on pool members only.
     assert_eq!(run(&w, "N1", "wlbs query").await.code, 1);
-    assert_eq!(ok(&w, "N1", "HOSTNAME").await.stdout, "N1\n");
+    assert_eq!(ok(&w, "N1", "HOSTNAME").await.stdout, "N1\r\n");
     assert_eq!(
         ok(&w, "N1", "echo hello  \"x\"").await.stdout,
-        "hello  \"x\"\n"
+        "hello  \"x\"\r\n"
     );
-    assert_eq!(ok(&w, "N1", "chcp").await.stdout, "Active code page: 437\n");
+    assert_eq!(
+        ok(&w, "N1", "chcp").await.stdout,
+        "Active code page: 437\r\n"
+    );
     assert!(ok(&w, "N1", "ver").await.stdout.contains("5.2.3790"));
     assert_eq!(run(&w, "N1", "cmd /c exit 3").await.code, 3);
 }

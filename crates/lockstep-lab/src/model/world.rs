@@ -188,12 +188,32 @@ impl World {
 
 type Tx = mpsc::UnboundedSender<ProcessEvent>;
 
+/// The console's text mode: cmd.exe and the tools it runs write through the C runtime, which
+/// turns each `\n` into `\r\n` on the way to the pipe (`test_client_execute_cmd.yml`: `echo abc`
+/// arrives as `YWJjDQo=`, `abc\r\n`). The model's texts end lines in `\n`; what already ends
+/// in `\r\n` (the PowerShell texts) is left as it is.
+fn text_mode(text: String) -> String {
+    if !text.contains('\n') {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    let mut previous = '\0';
+    for c in text.chars() {
+        if c == '\n' && previous != '\r' {
+            out.push('\r');
+        }
+        out.push(c);
+        previous = c;
+    }
+    out
+}
+
 fn send(tx: &Tx, out: Out) {
     if !out.stdout.is_empty() {
-        let _ = tx.send(ProcessEvent::Stdout(out.stdout));
+        let _ = tx.send(ProcessEvent::Stdout(text_mode(out.stdout)));
     }
     if !out.stderr.is_empty() {
-        let _ = tx.send(ProcessEvent::Stderr(out.stderr));
+        let _ = tx.send(ProcessEvent::Stderr(text_mode(out.stderr)));
     }
     let _ = tx.send(ProcessEvent::Exit(out.code));
 }
