@@ -110,6 +110,8 @@ pub enum UnreachableKind {
     Dropped,
     /// The node answered something WinRM does not allow.
     Protocol,
+    /// The node refused: a WinRM quota of the account is exhausted.
+    Quota,
     /// No connection settings or credentials for the host.
     Settings,
 }
@@ -132,6 +134,7 @@ impl UnreachableKind {
             TransportError::TimedOut { .. } => UnreachableKind::Timeout,
             TransportError::Interrupted { .. } => UnreachableKind::Dropped,
             TransportError::Protocol { .. } => UnreachableKind::Protocol,
+            TransportError::Quota { .. } => UnreachableKind::Quota,
             TransportError::Config { .. } => UnreachableKind::Settings,
         }
     }
@@ -145,6 +148,7 @@ impl UnreachableKind {
             UnreachableKind::Timeout => "timeout",
             UnreachableKind::Dropped => "dropped",
             UnreachableKind::Protocol => "protocol",
+            UnreachableKind::Quota => "quota",
             UnreachableKind::Settings => "settings",
         }
     }
@@ -362,7 +366,7 @@ async fn node_facts(
         |f: &mut NodeFacts, p: BuiltinProbe, e: ActionError| -> Result<(), ActionError> {
             let answered = matches!(
                 e.transport.as_deref(),
-                None | Some(TransportError::Protocol { .. })
+                None | Some(TransportError::Protocol { .. } | TransportError::Quota { .. })
             );
             if !answered || (strict && p != BuiltinProbe::BootTime) {
                 return Err(e);

@@ -64,7 +64,7 @@ impl ActionError {
 
     /// Maps a transport failure: a node that could not be reached, dropped the connection or
     /// did not answer in time is [`HaltClass::NodeUnreachable`]; anything else (credentials,
-    /// protocol faults, missing settings) is [`HaltClass::StepFailed`]. `what` says what was
+    /// protocol faults, an exhausted WinRM quota, missing settings) is [`HaltClass::StepFailed`]. `what` says what was
     /// being done (``running `net stop clussvc` ``).
     pub fn from_transport(host: &Name, what: &str, err: &TransportError) -> Self {
         let class = match err {
@@ -73,6 +73,7 @@ impl ActionError {
             | TransportError::TimedOut { .. } => HaltClass::NodeUnreachable,
             TransportError::AuthRejected { .. }
             | TransportError::Protocol { .. }
+            | TransportError::Quota { .. }
             | TransportError::Config { .. } => HaltClass::StepFailed,
         };
         let mut e = Self::new(

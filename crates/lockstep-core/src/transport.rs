@@ -68,6 +68,18 @@ pub enum TransportError {
         /// What it answered.
         detail: String,
     },
+    /// The node refused the request because a WinRM quota of the account is exhausted
+    /// (`w:QuotaLimit`: `MaxShellsPerUser`, `MaxConcurrentOperationsPerUser`...). Nothing was
+    /// started; shells left open by other clients or runs count against it.
+    #[error("host `{host}` refused the request: the WinRM quota `{quota}` of the account is exhausted ({detail})")]
+    Quota {
+        /// Host.
+        host: Name,
+        /// The quota setting (`MaxShellsPerUser`).
+        quota: String,
+        /// The node's fault.
+        detail: String,
+    },
     /// No connection settings or credentials for the host.
     #[error("no connection settings for host `{host}`: {detail}")]
     Config {

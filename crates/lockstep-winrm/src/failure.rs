@@ -14,6 +14,14 @@ pub enum Failure {
     PollTimedOut,
     /// The node answered a SOAP fault: it read the request and refused it.
     Fault(String),
+    /// The node refused the request with `w:QuotaLimit`: a quota of the account (named) is
+    /// exhausted. Nothing was done.
+    Quota {
+        /// The quota setting (`MaxShellsPerUser`).
+        quota: &'static str,
+        /// The fault.
+        detail: String,
+    },
     /// Anything else the node answered that makes no sense (HTTP 500 without a fault, bad XML).
     Protocol(String),
 }
@@ -26,7 +34,8 @@ impl Failure {
             | Failure::Broken(d)
             | Failure::AuthRejected(d)
             | Failure::Fault(d)
-            | Failure::Protocol(d) => d.clone(),
+            | Failure::Protocol(d)
+            | Failure::Quota { detail: d, .. } => d.clone(),
             Failure::PollTimedOut => "the operation timed out (empty poll)".to_owned(),
         }
     }

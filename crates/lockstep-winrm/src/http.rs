@@ -392,7 +392,13 @@ impl Connection {
             )),
             s => match crate::soap::fault(&text) {
                 Some(f) if f.is_timed_out() => Err(Failure::PollTimedOut),
-                Some(f) => Err(Failure::Fault(f.to_string())),
+                Some(f) => match f.quota() {
+                    Some(quota) => Err(Failure::Quota {
+                        quota,
+                        detail: f.to_string(),
+                    }),
+                    None => Err(Failure::Fault(f.to_string())),
+                },
                 None => Err(Failure::Protocol(format!("the node answered HTTP {s}"))),
             },
         }

@@ -211,6 +211,22 @@ pub struct Fault {
 }
 
 impl Fault {
+    /// The quota a `w:QuotaLimit` fault reports exhausted (MS-WSMV 3.1.4.5.2.1), by its
+    /// WSManFault code: 2150859173 `ERROR_WSMAN_QUOTA_MAX_SHELLS`, 2150859174
+    /// `ERROR_WSMAN_QUOTA_MAX_OPERATIONS`, 2150859179 `ERROR_WSMAN_QUOTA_MAX_SHELLUSERS`; `None`
+    /// when the fault is not a quota fault.
+    pub fn quota(&self) -> Option<&'static str> {
+        if !self.code.ends_with("QuotaLimit") {
+            return None;
+        }
+        Some(match self.wsman_code.as_deref() {
+            Some("2150859173") => "MaxShellsPerUser",
+            Some("2150859174") => "MaxConcurrentOperationsPerUser",
+            Some("2150859179") => "MaxConcurrentUsers",
+            _ => "a WinRM quota (see the fault)",
+        })
+    }
+
     /// The long poll expired without output: an empty poll.
     pub fn is_timed_out(&self) -> bool {
         self.code.ends_with("TimedOut") || self.wsman_code.as_deref() == Some(TIMED_OUT_FAULT_CODE)

@@ -45,6 +45,8 @@ pub struct NodeStats {
     pub connections: u64,
     /// Shells deleted (WinRM Delete answered).
     pub shells_deleted: u64,
+    /// Pooled shells the node no longer knew (its `IdleTimeout` passed), replaced by new ones.
+    pub stale_shells: u64,
 }
 
 #[derive(Default)]
@@ -54,6 +56,7 @@ struct Counters {
     empty_polls: AtomicU64,
     retries: AtomicU64,
     shells_deleted: AtomicU64,
+    stale_shells: AtomicU64,
 }
 
 /// A shell checked out of a node's pool.
@@ -183,6 +186,7 @@ impl Node {
             http_requests: self.traffic.requests.load(Ordering::Relaxed),
             connections: self.traffic.connections.load(Ordering::Relaxed),
             shells_deleted: self.counters.shells_deleted.load(Ordering::Relaxed),
+            stale_shells: self.counters.stale_shells.load(Ordering::Relaxed),
         }
     }
 }
@@ -367,17 +371,18 @@ impl WinrmTransport {
         true
     }
 
-    /// A shell: an idle one from the pool, or a new one (retried while the node cannot be
-    /// reached: nothing runs in a shell yet).
+    /// A shell: an idle one from the pool (unless `fresh`), or a new one (retried while the node
+    /// cannot be reached: nothing runs in a shell yet).
     async fn lease(
         &self,
         node: &Arc<Node>,
         attempt: &mut u32,
         deadline: Instant,
+        fresh: bool,
     ) -> Result<Lease, TransportError> {
         let host = &node.target.name;
         loop {
-            if let Some(lease) = node.take_idle() {
+            if let Some(lease) = node.take_idle().filter(|_| !fresh) {
                 return Ok(lease);
             }
             let generation = node.generation();
@@ -408,6 +413,9 @@ impl WinrmTransport {
                         }
                     }
                     Failure::AuthRejected(_) => return Err(self.auth_rejected(node)),
+                    Failure::Quota { quota, detail } => {
+                        return Err(self.quota(node, quota, format!("creating a shell: {detail}")))
+                    }
                     other => {
                         return Err(TransportError::Protocol {
                             host: host.clone(),
@@ -446,6 +454,14 @@ impl WinrmTransport {
         Ok(items)
     }
 
+    fn quota(&self, node: &Node, quota: &str, detail: String) -> TransportError {
+        TransportError::Quota {
+            host: node.target.name.clone(),
+            quota: quota.to_owned(),
+            detail,
+        }
+    }
+
     fn auth_rejected(&self, node: &Node) -> TransportError {
         TransportError::AuthRejected {
             host: node.target.name.clone(),
@@ -467,7 +483,8 @@ impl WinrmTransport {
         // Start the command. Only a request that cannot have reached the node is ever re-sent.
         let (lease, command_id) = loop {
             // The step timeout bounds the wait for a shell too; nothing has started yet.
-            let lease = tokio::time::timeout_at(deadline, self.lease(node, &mut attempt, deadline))
+            let lease = self.lease(node, &mut attempt, deadline, replaced_stale);
+            let lease = tokio::time::timeout_at(deadline, lease)
                 .await
                 .map_err(|_| TransportError::Unreachable {
                     host: host.clone(),
@@ -494,11 +511,22 @@ impl WinrmTransport {
                         }
                     }
                     Failure::AuthRejected(_) => return Err(self.auth_rejected(node)),
+                    Failure::Quota { quota, detail } => {
+                        // Refused before anything started; the shell itself is fine.
+                        node.give_back(lease);
+                        return Err(self.quota(
+                            node,
+                            quota,
+                            format!("starting the command: {detail}"),
+                        ));
+                    }
                     Failure::Fault(d) if lease.reused && !replaced_stale => {
                         // The node refused the request (nothing started): a pooled shell the
-                        // node has forgotten (idle timeout, WinRM restart). Once, with a new one.
+                        // node has forgotten (its IdleTimeout passed, WinRM restarted). Once,
+                        // with a new shell (not another pooled one, which may be as old).
                         tracing::debug!(host = %host, shell = %lease.id, detail = %d, "pooled shell refused, replacing it");
                         replaced_stale = true;
+                        node.counters.stale_shells.fetch_add(1, Ordering::Relaxed);
                         node.delete_in_background(lease.id);
                     }
                     Failure::Fault(d) => {
@@ -546,6 +574,14 @@ impl WinrmTransport {
                 Ok(Err(e)) => match e {
                     Failure::PollTimedOut => {
                         node.counters.empty_polls.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Failure::Quota { quota, .. } => {
+                        // `MaxConcurrentOperationsPerUser` refused this poll before serving it:
+                        // the command runs on; poll again a little later.
+                        tracing::debug!(host = %host, quota, "Receive refused by a quota, polling again");
+                        node.counters.retries.fetch_add(1, Ordering::Relaxed);
+                        let pause = self.limits.backoff_base.max(Duration::from_millis(10));
+                        tokio::time::sleep_until((Instant::now() + pause).min(deadline)).await;
                     }
                     other => {
                         // The command is (or was) running: forget the shell without deleting it
@@ -673,6 +709,13 @@ impl Transport for WinrmTransport {
                         }
                     }
                     Failure::AuthRejected(_) => return Err(self.auth_rejected(node)),
+                    Failure::Quota { quota, detail } => {
+                        return Err(self.quota(
+                            node,
+                            quota,
+                            format!("WQL `{query}` in `{namespace}`: {detail}"),
+                        ))
+                    }
                     other => {
                         return Err(TransportError::Protocol {
                             host: host.clone(),

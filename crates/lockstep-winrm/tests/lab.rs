@@ -716,18 +716,111 @@ async fn close_deletes_idle_shells_and_a_shell_quota_is_reported_as_such() {
     let second = WinrmTransport::new(vec![lab.target("NODE1", 437)], limits()).unwrap();
     let err = second.run(&node, "echo two", T).await.unwrap_err();
     match &err {
-        TransportError::Protocol { detail, .. } => {
+        TransportError::Quota { quota, detail, .. } => {
+            assert_eq!(quota, "MaxShellsPerUser");
             assert!(detail.contains("w:QuotaLimit"), "{detail}");
             assert!(detail.contains("maximum number of 1 shells"), "{detail}");
         }
         other => panic!("expected the quota fault, got {other}"),
     }
+    assert!(
+        err.to_string()
+            .contains("the WinRM quota `MaxShellsPerUser` of the account is exhausted"),
+        "{err}"
+    );
     assert_eq!(second.stats(&node).unwrap().retries, 0);
     first.close().await;
     assert_eq!(first.stats(&node).unwrap().shells_deleted, 1);
     assert_eq!(
         second.run(&node, "echo two", T).await.unwrap().stdout,
         "two\r\n"
+    );
+    lab.server.shutdown().await;
+}
+
+/// `MaxConcurrentOperationsPerUser` reached (here 1, held by another command's Receive long
+/// poll): the node refuses the Create with `w:QuotaLimit` 2150859174, reported as that quota
+/// (not as an unreachable node, not retried); the command holding the quota is not disturbed.
+#[tokio::test]
+async fn an_operations_quota_is_reported_as_such() {
+    let config = ServerConfig {
+        max_concurrent_operations_per_user: 1,
+        ..ServerConfig::with_credentials(USER, PASSWORD)
+    };
+    let lab = Lab::start_with(vec![host_info("NODE1", 437, "en-US")], config).await;
+    let node = name("NODE1");
+    let holder = Arc::new(WinrmTransport::new(vec![lab.target("NODE1", 437)], limits()).unwrap());
+    let held = {
+        let holder = holder.clone();
+        let node = node.clone();
+        tokio::spawn(async move { holder.run(&node, "slow 5000 held", T).await })
+    };
+    // Once its command started, the holder only sends Receives (a refused poll is polled again).
+    for _ in 0..500 {
+        if !lab.backend.started("NODE1").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(lab.backend.started("NODE1"), vec!["slow 5000 held"]);
+    let mut refused = None;
+    for _ in 0..100 {
+        let other = WinrmTransport::new(vec![lab.target("NODE1", 437)], limits()).unwrap();
+        match other.run(&node, "echo other", T).await {
+            Err(e) => {
+                assert_eq!(other.stats(&node).unwrap().retries, 0);
+                refused = Some(e);
+                break;
+            }
+            // Served between the holder's requests: try again while it polls.
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+        if held.is_finished() {
+            break;
+        }
+    }
+    match refused.expect("a request beyond the operations quota must be refused") {
+        TransportError::Quota { quota, detail, .. } => {
+            assert_eq!(quota, "MaxConcurrentOperationsPerUser");
+            assert!(detail.contains("2150859174"), "{detail}");
+        }
+        other => panic!("expected the operations quota, got {other}"),
+    }
+    assert_eq!(held.await.unwrap().unwrap().stdout, "held\r\n");
+    lab.server.shutdown().await;
+}
+
+/// Pooled shells the node deleted after its `IdleTimeout` (here 1.5 s) are replaced
+/// transparently: the first command that meets one is refused (`w:InvalidSelectors`, nothing
+/// started) and runs once on a NEW shell, not on another pooled shell as old as the first.
+#[tokio::test]
+async fn pooled_shells_the_node_timed_out_are_reopened_once() {
+    let config = ServerConfig {
+        idle_timeout: Duration::from_millis(1500),
+        ..ServerConfig::with_credentials(USER, PASSWORD)
+    };
+    let lab = Lab::start_with(vec![host_info("NODE1", 437, "en-US")], config).await;
+    let node = name("NODE1");
+    let tr = WinrmTransport::new(vec![lab.target("NODE1", 437)], limits()).unwrap();
+    // Two shells in the pool (two commands at once).
+    let (a, b) = tokio::join!(
+        tr.run(&node, "slow 300 a", T),
+        tr.run(&node, "slow 300 b", T)
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(tr.stats(&node).unwrap().shells_created, 2);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(tr.run(&node, "echo c", T).await.unwrap().stdout, "c\r\n");
+    let stats = tr.stats(&node).unwrap();
+    assert_eq!(stats.stale_shells, 1, "{stats:?}");
+    assert_eq!(stats.shells_created, 3, "{stats:?}");
+    // The refused Command started nothing: `echo c` ran once.
+    let started = lab.backend.started("NODE1");
+    assert_eq!(
+        started.iter().filter(|c| *c == "echo c").count(),
+        1,
+        "{started:?}"
     );
     lab.server.shutdown().await;
 }
