@@ -266,90 +266,95 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let offline = plan(&fleet, &playbook, &opts)?;
     let hosts = wiring::plan_hosts(&offline, &fleet);
     let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
-    // Kept to delete the idle shells when the run ends or halts.
+    // Kept to delete the idle shells however the command ends (finished, halted, `--check`,
+    // or an error): shells left open count against the node's `MaxShellsPerUser` for hours.
     let shells = transport.clone();
-    // One controller per host: every host the run will touch is leased before the first remote
-    // action (discovery included). `--check` changes nothing and takes no lease.
-    let leased = if args.check {
-        None
-    } else {
-        let store = wiring::store(global)?;
-        if let Some(status) = take_hosts(store.as_ref(), &hosts, None)? {
-            return Ok(status);
-        }
-        Some((Leases(store.clone()), store))
-    };
-    let transport: Arc<dyn lockstep_core::Transport> = match &leased {
-        Some((_, store)) => wiring::FencedTransport::wrap(transport, store.fence()),
-        None => transport,
-    };
-    let found = if args.no_discovery {
-        Discovered::Ready {
-            plan: offline,
-            owners: BTreeMap::new(),
-        }
-    } else {
-        discover_and_plan(&fleet, &playbook, opts.clone(), transport.as_ref()).await?
-    };
-    if args.check {
-        return match found {
-            Discovered::Ready { plan, .. } => {
-                crate::commands::dry_run::run(&plan, Arc::new(fleet), transport).await
+    let result = async {
+        // One controller per host: every host the run will touch is leased before the first remote
+        // action (discovery included). `--check` changes nothing and takes no lease.
+        let leased = if args.check {
+            None
+        } else {
+            let store = wiring::store(global)?;
+            if let Some(status) = take_hosts(store.as_ref(), &hosts, None)? {
+                return Ok(status);
             }
-            Discovered::Halted {
-                class, problems, ..
-            } => {
-                Discovered::print_halt(class, &problems);
-                Ok(ExitStatus::Halted)
-            }
+            Some((Leases(store.clone()), store))
         };
+        let transport: Arc<dyn lockstep_core::Transport> = match &leased {
+            Some((_, store)) => wiring::FencedTransport::wrap(transport, store.fence()),
+            None => transport,
+        };
+        let found = if args.no_discovery {
+            Discovered::Ready {
+                plan: offline,
+                owners: BTreeMap::new(),
+            }
+        } else {
+            discover_and_plan(&fleet, &playbook, opts.clone(), transport.as_ref()).await?
+        };
+        if args.check {
+            return match found {
+                Discovered::Ready { plan, .. } => {
+                    crate::commands::dry_run::run(&plan, Arc::new(fleet), transport).await
+                }
+                Discovered::Halted {
+                    class, problems, ..
+                } => {
+                    Discovered::print_halt(class, &problems);
+                    Ok(ExitStatus::Halted)
+                }
+            };
+        }
+        let Some((leases, store)) = leased else {
+            unreachable!("`--check` returned above")
+        };
+        let drive = Drive::new(
+            Arc::new(fleet),
+            transport,
+            store,
+            args.yes,
+            args.soak_scale,
+            global,
+        );
+        let (plan, owners, halt) = match found {
+            Discovered::Ready { plan, owners } => (plan, owners, None),
+            Discovered::Halted {
+                plan,
+                class,
+                problems,
+            } => (plan, BTreeMap::new(), Some((class, problems))),
+        };
+        let meta = RunMeta {
+            inventory: inventories.join("\n"),
+            playbook: playbook_name,
+            started_by: lockstep_store::os_user(),
+            limit: opts.limit,
+            owners,
+            extra_vars: opts.extra_vars,
+        };
+        let engine = drive.engine(&plan, &[]);
+        let outcome = match halt {
+            // Known before the first change: the run is stored halted, nothing is driven.
+            Some((class, problems)) => engine
+                .halt_before_start(None, plan, meta, class, Discovered::reason(&problems))
+                .context("the run could not be recorded")?,
+            None => engine
+                .start(plan, meta, stop_on_ctrl_c())
+                .await
+                .context("the run could not be driven")?,
+        };
+        drop(leases);
+        Ok(finish(
+            &outcome,
+            &wiring::state_shown(global),
+            drive.store.as_ref(),
+        ))
     }
-    let Some((leases, store)) = leased else {
-        unreachable!("`--check` returned above")
-    };
-    let drive = Drive::new(
-        Arc::new(fleet),
-        transport,
-        store,
-        args.yes,
-        args.soak_scale,
-        global,
-    );
-    let (plan, owners, halt) = match found {
-        Discovered::Ready { plan, owners } => (plan, owners, None),
-        Discovered::Halted {
-            plan,
-            class,
-            problems,
-        } => (plan, BTreeMap::new(), Some((class, problems))),
-    };
-    let meta = RunMeta {
-        inventory: inventories.join("\n"),
-        playbook: playbook_name,
-        started_by: lockstep_store::os_user(),
-        limit: opts.limit,
-        owners,
-        extra_vars: opts.extra_vars,
-    };
-    let engine = drive.engine(&plan, &[]);
-    let outcome = match halt {
-        // Known before the first change: the run is stored halted, nothing is driven.
-        Some((class, problems)) => engine
-            .halt_before_start(None, plan, meta, class, Discovered::reason(&problems))
-            .context("the run could not be recorded")?,
-        None => engine
-            .start(plan, meta, stop_on_ctrl_c())
-            .await
-            .context("the run could not be driven")?,
-    };
+    .await;
     // Ended or halted: delete the idle shells (a shell whose command may still run is not idle).
     shells.close().await;
-    drop(leases);
-    Ok(finish(
-        &outcome,
-        &wiring::state_shown(global),
-        drive.store.as_ref(),
-    ))
+    result
 }
 
 /// Releases this controller's leases when the command ends (a controller that dies instead
@@ -431,93 +436,98 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
     let (playbook, _) = inputs::load_playbook(&meta.playbook, &fleet)?;
     let hosts = wiring::plan_hosts(&record.plan, &fleet);
     let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
+    // Kept to delete the idle shells however the resume ends (see `run`).
     let shells = transport.clone();
-    if let Some(status) = take_hosts(store.as_ref(), &hosts, Some(&run))? {
-        return Ok(status);
-    }
-    let _leases = Leases(store.clone());
-    let transport = wiring::FencedTransport::wrap(transport, store.fence());
-    // The plan as the current files give it: with the live owners again when re-planning, else
-    // with the owners the run was planned with (so an unchanged inventory gives the same hash).
-    let opts = PlanOptions {
-        limit: meta.limit.clone(),
-        owners: meta.owners.clone(),
-        extra_vars: meta.extra_vars.clone(),
-    };
-    // A run that changed nothing yet (halted by discovery, or stopped before its first step)
-    // is judged again as `run` would: discovery, the knowable halts, a fresh plan.
-    let untouched = record
-        .steps
-        .iter()
-        .all(|s| s.state == lockstep_core::StepState::Pending);
-    let replan = args.replan || untouched;
-    let mut halt = None;
-    let current = if replan {
-        match discover_and_plan(&fleet, &playbook, opts, transport.as_ref()).await? {
-            Discovered::Ready { plan, .. } => plan,
-            Discovered::Halted {
-                plan,
-                class,
-                problems,
-            } => {
-                halt = Some((class, problems));
-                plan
+    let result = async {
+        if let Some(status) = take_hosts(store.as_ref(), &hosts, Some(&run))? {
+            return Ok(status);
+        }
+        let _leases = Leases(store.clone());
+        let transport = wiring::FencedTransport::wrap(transport, store.fence());
+        // The plan as the current files give it: with the live owners again when re-planning, else
+        // with the owners the run was planned with (so an unchanged inventory gives the same hash).
+        let opts = PlanOptions {
+            limit: meta.limit.clone(),
+            owners: meta.owners.clone(),
+            extra_vars: meta.extra_vars.clone(),
+        };
+        // A run that changed nothing yet (halted by discovery, or stopped before its first step)
+        // is judged again as `run` would: discovery, the knowable halts, a fresh plan.
+        let untouched = record
+            .steps
+            .iter()
+            .all(|s| s.state == lockstep_core::StepState::Pending);
+        let replan = args.replan || untouched;
+        let mut halt = None;
+        let current = if replan {
+            match discover_and_plan(&fleet, &playbook, opts, transport.as_ref()).await? {
+                Discovered::Ready { plan, .. } => plan,
+                Discovered::Halted {
+                    plan,
+                    class,
+                    problems,
+                } => {
+                    halt = Some((class, problems));
+                    plan
+                }
             }
+        } else {
+            plan(&fleet, &playbook, &opts)?
+        };
+        let drive = Drive::new(
+            Arc::new(fleet),
+            transport,
+            store,
+            args.yes,
+            args.soak_scale,
+            global,
+        );
+        let complete = complete_steps(&record, &current);
+        let engine = drive.engine(&current, &complete);
+        if let Some((class, problems)) = halt {
+            if !untouched {
+                // Steps ran: the run's state stands as it is; only this resume stops.
+                Discovered::print_halt(class, &problems);
+                return Ok(ExitStatus::Halted);
+            }
+            let outcome = engine
+                .halt_before_start(
+                    Some(&run),
+                    current,
+                    record.meta.clone(),
+                    class,
+                    Discovered::reason(&problems),
+                )
+                .context("the run could not be recorded")?;
+            return Ok(finish(
+                &outcome,
+                &wiring::state_shown(global),
+                drive.store.as_ref(),
+            ));
         }
-    } else {
-        plan(&fleet, &playbook, &opts)?
-    };
-    let drive = Drive::new(
-        Arc::new(fleet),
-        transport,
-        store,
-        args.yes,
-        args.soak_scale,
-        global,
-    );
-    let complete = complete_steps(&record, &current);
-    let engine = drive.engine(&current, &complete);
-    if let Some((class, problems)) = halt {
-        if !untouched {
-            // Steps ran: the run's state stands as it is; only this resume stops.
-            Discovered::print_halt(class, &problems);
-            return Ok(ExitStatus::Halted);
-        }
-        let outcome = engine
-            .halt_before_start(
-                Some(&run),
-                current,
-                record.meta.clone(),
-                class,
-                Discovered::reason(&problems),
-            )
-            .context("the run could not be recorded")?;
-        return Ok(finish(
+        let outcome = match engine
+            .resume(&run, Some(current), replan, stop_on_ctrl_c())
+            .await
+        {
+            Ok(o) => o,
+            Err(lockstep_engine::EngineError::PlanChanged { run, stored, new }) => {
+                return Err(anyhow::Error::new(BadInput(format!(
+                    "error: the plan of run `{run}` changed since it started (inventory or playbook edited): stored {}, now {}; `lockstep resume --replan` continues on the new plan, keeping finished steps",
+                    stored.short(),
+                    new.short()
+                ))))
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("the run could not be resumed")),
+        };
+        Ok(finish(
             &outcome,
             &wiring::state_shown(global),
             drive.store.as_ref(),
-        ));
+        ))
     }
-    let outcome = match engine
-        .resume(&run, Some(current), replan, stop_on_ctrl_c())
-        .await
-    {
-        Ok(o) => o,
-        Err(lockstep_engine::EngineError::PlanChanged { run, stored, new }) => {
-            return Err(anyhow::Error::new(BadInput(format!(
-                "error: the plan of run `{run}` changed since it started (inventory or playbook edited): stored {}, now {}; `lockstep resume --replan` continues on the new plan, keeping finished steps",
-                stored.short(),
-                new.short()
-            ))))
-        }
-        Err(e) => return Err(anyhow::Error::new(e).context("the run could not be resumed")),
-    };
+    .await;
     shells.close().await;
-    Ok(finish(
-        &outcome,
-        &wiring::state_shown(global),
-        drive.store.as_ref(),
-    ))
+    result
 }
 
 /// Which steps of a stored run are complete, in plan order (for the progress display).
