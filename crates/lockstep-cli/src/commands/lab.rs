@@ -187,6 +187,14 @@ pub async fn run(args: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         args.password_env
     );
     tokio::signal::ctrl_c().await.ok();
+    // What the fleet was asked, for benchmarks and for a person checking a client's round trips
+    // and clean-up.
+    let open: usize = lab.open_shells().values().sum();
+    let _ = writeln!(
+        std::io::stderr(),
+        "lab: served {}; {open} shell(s) left open",
+        lab.stats()
+    );
     lab.shutdown().await;
     Ok(ExitStatus::Success)
 }
