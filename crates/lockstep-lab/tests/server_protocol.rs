@@ -444,6 +444,34 @@ async fn down_host_refuses_connections_and_comes_back() {
     server.shutdown().await;
 }
 
+/// A down host's port stays reserved (bound, not listening: connections are still refused), so
+/// that another process on the machine (another lab, given ports by the OS) cannot take it and
+/// answer in the host's place: a controller once reached another lab's Exchange 2000 host that
+/// way and halted on its build.
+#[tokio::test]
+async fn a_down_hosts_port_is_not_given_to_anyone_else() {
+    let backend = Arc::new(TestBackend::new(1));
+    let server = start(backend.clone()).await;
+    let port = port_of(&server.endpoints()["NODE1"]);
+    backend.set_up("NODE1", false);
+    // No connection is made (a closed connection's TIME_WAIT would hold the port too): the
+    // availability poller (every 100 ms) closes the listener meanwhile.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let squatter = tokio::net::TcpSocket::new_v4().unwrap();
+    let taken = squatter.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    assert_eq!(
+        taken.map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::AddrInUse
+    );
+    drop(squatter);
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    assert_eq!(
+        refused.map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionRefused
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn base_port_and_hosts_down_at_start() {
     // Find two free consecutive ports (bounded attempts).

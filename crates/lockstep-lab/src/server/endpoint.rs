@@ -64,6 +64,17 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
+/// Holds `addr` while its host is down: a bound socket that does not listen, so a connection
+/// is refused (RST) as before, but no other process (another lab on the same machine, whose
+/// OS-assigned ports come from the same pool) can take the port and answer in the host's
+/// place. The listener binds again beside it (`SO_REUSEADDR`: neither listens meanwhile).
+fn hold(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
+
 fn is_up(shared: &Shared, host: &HostRuntime) -> bool {
     let up = shared.handler.backend().availability(&host.info.name) == Availability::Up;
     host.up.send_if_modified(|current| {
@@ -84,6 +95,7 @@ pub async fn run_host(
     let mut shutdown = shared.shutdown.subscribe();
     let mut up_rx = host.up.subscribe();
     let mut listener = Some(listener);
+    let mut _held: Option<TcpSocket> = None;
     loop {
         if *shutdown.borrow() {
             return;
@@ -91,6 +103,9 @@ pub async fn run_host(
         let up = *up_rx.borrow_and_update();
         if !up {
             if listener.take().is_some() {
+                _held = hold(addr)
+                    .map_err(|e| tracing::warn!(host = %host.info.name, %addr, error = %e, "cannot hold the port while down"))
+                    .ok();
                 tracing::debug!(host = %host.info.name, %addr, "host down: listener closed");
             }
             tokio::select! {
@@ -104,6 +119,7 @@ pub async fn run_host(
                 Ok(l) => {
                     tracing::debug!(host = %host.info.name, %addr, "host up: listener open");
                     listener = Some(l);
+                    _held = None;
                 }
                 Err(e) => {
                     tracing::warn!(host = %host.info.name, %addr, error = %e, "cannot listen again; retrying");
