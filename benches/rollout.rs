@@ -8,10 +8,13 @@
 //!   against the lower bound (one cluster's chain, with the same lab and the same scale);
 //! - wall(all clusters) / (critical path of the plan's estimates x the lab's time scale);
 //! - the controller's peak RSS (VmHWM);
-//! - NTLM with message encryption against Basic (issue 9): the same all-clusters rollout with
-//!   each, wall time and the controller's CPU time (user + system) per step, as ratios. The lab
-//!   runs with `--allow-unencrypted` so that Basic over HTTP is accepted at all; NTLM is sealed
-//!   either way.
+//! - NTLM with message encryption over HTTP against Basic over HTTPS (issue 9: Windows refuses
+//!   Basic over HTTP), each against a lab with Windows' defaults: the same all-clusters rollout,
+//!   wall time and the controller's CPU time (user + system) per step, as ratios;
+//! - from the lab's own counters (printed by `lockstep lab` on Ctrl-C): HTTP requests per
+//!   Command (authentication legs, Create and Delete included), Command+Receive per Command
+//!   (2 on a reused shell when no poll comes back empty), 401 refusals, requests sent again
+//!   (a `MessageID` the lab had already seen) and shells left open after the run.
 //!
 //! `cargo bench --bench rollout` (1,000 hosts, lab time scale 0.005), or
 //! `cargo bench --bench rollout -- 200 0.0005` (hosts, time scale). At small scales the fixed
@@ -166,10 +169,13 @@ fn critical_path(dir: &Path) -> (u64, usize) {
     (per_stage.values().sum(), steps.len())
 }
 
-/// Starts `lockstep lab` for the inventory in `dir`; returns once every host is listed.
-fn start_lab(dir: &Path, scale: f64, hosts: usize) -> std::process::Child {
-    let lab = Command::new(bin())
-        .current_dir(dir)
+/// Starts `lockstep lab` for the inventory in `dir` (`--https` for Basic, which Windows refuses
+/// over plain HTTP; Windows' defaults otherwise: NTLM must be sealed); returns once every host
+/// is listed.
+fn start_lab(dir: &Path, scale: f64, hosts: usize, https: bool) -> std::process::Child {
+    let _ = std::fs::remove_file(dir.join("lab.out"));
+    let mut lab = Command::new(bin());
+    lab.current_dir(dir)
         .env("LOCKSTEP_LAB_PASSWORD", PASSWORD)
         .args([
             "-q",
@@ -178,15 +184,18 @@ fn start_lab(dir: &Path, scale: f64, hosts: usize) -> std::process::Child {
             "inventory.yml",
             "--overlay",
             "overlay.yml",
-            "--allow-unencrypted",
         ])
         .args(["--time-scale", &scale.to_string()])
         .stdout(Stdio::from(
             std::fs::File::create(dir.join("lab.out")).unwrap(),
         ))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("lab.err")).unwrap(),
+        ));
+    if https {
+        lab.arg("--https");
+    }
+    let lab = lab.spawn().unwrap();
     let up = Instant::now();
     while std::fs::read_to_string(dir.join("lab.out"))
         .map(|s| s.lines().count() < hosts)
@@ -199,6 +208,51 @@ fn start_lab(dir: &Path, scale: f64, hosts: usize) -> std::process::Child {
         std::thread::sleep(Duration::from_millis(50));
     }
     lab
+}
+
+/// What the lab served, from the line `lockstep lab` prints when interrupted.
+#[derive(Debug, Default, Clone, Copy)]
+struct Served {
+    http: f64,
+    commands: f64,
+    receives: f64,
+    rejected: f64,
+    again: f64,
+    left_open: f64,
+}
+
+/// Stops the lab with Ctrl-C (SIGINT) and reads what it served.
+fn stop_lab(dir: &Path, mut lab: std::process::Child) -> Served {
+    let _ = Command::new("kill")
+        .args(["-INT", &lab.id().to_string()])
+        .status();
+    let _ = lab.wait();
+    let err = std::fs::read_to_string(dir.join("lab.err")).unwrap_or_default();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("lab: served "))
+        .unwrap_or_else(|| panic!("the lab printed no statistics: {err}"));
+    // `lab: served N HTTP requests (C NTLM challenges, R refused with 401); SOAP: a Create,
+    // b Command, c Receive, ...; K sent again (repeated MessageID); S shell(s) left open`
+    let number_before = |word: &str| -> f64 {
+        let at = line
+            .find(word)
+            .unwrap_or_else(|| panic!("no `{word}` in {line}"));
+        line[..at]
+            .trim_end()
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no number before `{word}` in {line}"))
+    };
+    Served {
+        http: number_before(" HTTP requests"),
+        commands: number_before(" Command,"),
+        receives: number_before(" Receive,"),
+        rejected: number_before(" refused with 401"),
+        again: number_before(" sent again"),
+        left_open: number_before(" shell(s) left open"),
+    }
 }
 
 fn main() {
@@ -220,18 +274,16 @@ fn main() {
     std::fs::write(dir.path().join("bench.yml"), playbook(repo)).unwrap();
     let (critical, steps) = critical_path(dir.path());
 
-    let mut lab = start_lab(dir.path(), scale, hosts);
-
+    // Basic over HTTPS (lab CA trusted through the overlay).
+    let lab = start_lab(dir.path(), scale, hosts, true);
     let (one, _, _) = rollout(dir.path(), "inventory.yml", "one.db", Some("CL0000"));
     let (all, peak_kib, cpu_basic) = rollout(dir.path(), "inventory.yml", "all.db", None);
-    // The lab's nodes are at SP2 now: the NTLM rollout gets a fresh lab (same ports, same fleet).
-    let _ = lab.kill();
-    let _ = lab.wait();
-    let _ = std::fs::remove_file(dir.path().join("lab.out"));
-    let mut lab = start_lab(dir.path(), scale, hosts);
+    let basic = stop_lab(dir.path(), lab);
+    // The lab's nodes are at SP2 now: the NTLM rollout gets a fresh lab (same fleet), plain HTTP
+    // with Windows' defaults (message encryption required).
+    let lab = start_lab(dir.path(), scale, hosts, false);
     let (all_ntlm, _, cpu_ntlm) = rollout(dir.path(), "ntlm.yml", "ntlm.db", None);
-    let _ = lab.kill();
-    let _ = lab.wait();
+    let ntlm = stop_lab(dir.path(), lab);
 
     let bound = critical as f64 * scale;
     println!("rollout bench: {hosts} hosts ({clusters} two-node clusters, 10 sites), {steps} steps, lab time scale {scale}");
@@ -250,7 +302,19 @@ fn main() {
         peak_kib as f64 / 1024.0
     );
     let per_step = |cpu: f64| cpu * 1000.0 / steps as f64;
-    println!("  NTLM + message encryption against Basic (all clusters, one lab each):");
+    for (what, served) in [("basic/https", basic), ("ntlm/http", ntlm)] {
+        println!(
+            "  {what:<12} HTTP requests per command {:6.3} (Command+Receive per command {:5.3}); refused with 401 {}; sent again {}; shells left open {}",
+            served.http / served.commands.max(1.0),
+            (served.commands + served.receives) / served.commands.max(1.0),
+            served.rejected,
+            served.again,
+            served.left_open
+        );
+    }
+    println!(
+        "  NTLM + message encryption (HTTP) against Basic (HTTPS), all clusters, one lab each:"
+    );
     println!(
         "    wall        basic {all:8.2} s   ntlm {all_ntlm:8.2} s   ratio {:6.3}",
         all_ntlm / all
