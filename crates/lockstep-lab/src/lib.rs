@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod kdc;
 mod lab;
 pub mod model;
 pub mod record;

@@ -60,6 +60,8 @@ mod codepage;
 mod config;
 mod endpoint;
 mod handler;
+#[cfg(feature = "kerberos")]
+mod kerberos;
 mod ns;
 mod ntlm;
 mod request;
@@ -79,8 +81,8 @@ use tokio::task::JoinHandle;
 
 use crate::backend::{Availability, Backend};
 pub use config::{
-    AuthSchemes, Password, ServerConfig, TlsOptions, DEFAULT_LAB_DOMAIN, DEFAULT_LAB_PASSWORD,
-    DEFAULT_LAB_USER,
+    AuthSchemes, KerberosConfig, Password, ServerConfig, TlsOptions, DEFAULT_LAB_DOMAIN,
+    DEFAULT_LAB_PASSWORD, DEFAULT_LAB_USER,
 };
 pub use shells::CTRL_C_EXIT;
 
@@ -106,6 +108,9 @@ pub enum ServerError {
     /// The certificate or TLS configuration could not be built.
     #[error("cannot set up TLS: {0}")]
     Tls(String),
+    /// The Kerberos acceptor could not be set up (or the `kerberos` feature is off).
+    #[error("cannot accept Kerberos: {0}")]
+    Kerberos(String),
 }
 
 /// A running lab WinRM server. Dropping it without [`LabServer::shutdown`] leaves its tasks
@@ -164,17 +169,31 @@ impl LabServer {
             }
         }
         let tls = config.tls.as_ref().map(tls::generate).transpose()?;
+        let mut authenticator = auth::Authenticator::new(
+            &config.user,
+            config.password.clone(),
+            &config.domain,
+            config.auth,
+            tls.is_some() || config.allow_unencrypted,
+        );
+        if let Some(kerberos) = &config.kerberos {
+            #[cfg(feature = "kerberos")]
+            {
+                let acceptor = kerberos::KerberosAcceptor::new(&kerberos.keytab)
+                    .map_err(ServerError::Kerberos)?;
+                authenticator = authenticator.with_kerberos(Arc::new(acceptor), &kerberos.realm);
+            }
+            #[cfg(not(feature = "kerberos"))]
+            return Err(ServerError::Kerberos(format!(
+                "realm {} configured but the lab was built without the `kerberos` feature",
+                kerberos.realm
+            )));
+        }
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(endpoint::Shared {
             handler: handler::Handler::new(backend.clone(), config.user.clone())
                 .with_max_shells(config.max_shells_per_user),
-            auth: auth::Authenticator::new(
-                &config.user,
-                config.password.clone(),
-                &config.domain,
-                config.auth,
-                tls.is_some() || config.allow_unencrypted,
-            ),
+            auth: authenticator,
             require_encryption: tls.is_none() && !config.allow_unencrypted,
             tls: tls.as_ref().map(|t| t.acceptor.clone()),
             max_request_bytes: config.max_request_bytes,
