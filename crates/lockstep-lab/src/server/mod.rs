@@ -3,7 +3,7 @@
 //!
 //! [`LabServer::start`] binds one listener per host of a [`Backend`] and serves `POST /wsman`
 //! with SOAP 1.2: the Windows Remote Shell (Create, Command, Receive long poll, Send, Signal,
-//! Delete), WS-Enumeration of WQL queries (Enumerate, Pull, Release), Basic and NTLMv2
+//! Delete), WS-Enumeration of WQL queries (Enumerate, Pull, Release), Basic, NTLMv2 and Kerberos
 //! authentication with message encryption, optional HTTPS with a lab CA, per-host code pages, and the
 //! protocol faults the backend arms ([`crate::backend::ProtocolFaults`]). Responses follow the
 //! real Windows captures in `tests/captures/` (golden tests compare them element by element).
@@ -42,12 +42,20 @@
 //!   sealing) gets an empty 200. HTTPS accepts sealed and unsealed bodies, and Basic.
 //! - **HTTPS**: a lab CA signs each listener's certificate; [`LabServer::cert_pem`] is the CA a
 //!   client trusts (no client needs certificate checks off).
+//! - **Kerberos** (with [`ServerConfig::kerberos`] and the `kerberos` feature): a domain
+//!   member's `Negotiate` (raw Kerberos or SPNEGO) and `Kerberos` schemes, accepted by MIT's
+//!   GSSAPI acceptor with the hosts' keytab for the host's own `HTTP/`/`HOST/` principal and the
+//!   lab account of the realm, per TCP connection with the AP-REP of mutual authentication;
+//!   bodies are sealed with GSS_WrapEx (`HTTP-SPNEGO-` or `HTTP-Kerberos-session-encrypted`,
+//!   answered in the request's). Whether a session holds delegable credentials is recorded per
+//!   connection. [`crate::kdc::LabKdc`] runs the realm's KDC for tests.
 //! - **Not modelled**: shell idle timeouts and quotas, PSRP (PowerShell remoting) shells,
-//!   Kerberos and CredSSP, the double hop, the code page reaching the backend (`chcp` in a 65001
+//!   CredSSP, the double hop, the code page reaching the backend (`chcp` in a 65001
 //!   shell prints what the model says).
 //!
 //! Written from MS-NLMP, MS-SPNG and MS-WSMV with RustCrypto primitives (`md4`, `md-5`, `hmac`,
-//! `rc4`); checked by pywinrm and pypsrp with their defaults (`tests/server_interop.rs`). It shares
+//! `rc4`), Kerberos through MIT's libgssapi_krb5; checked by pywinrm and pypsrp with their
+//! defaults (`tests/server_interop.rs`, `tests/server_kerberos.rs` with a real MIT KDC). It shares
 //! no code with Lockstep's client.
 //!
 //! File descriptors: every host holds one listening socket plus one per open connection. The
