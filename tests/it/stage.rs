@@ -80,14 +80,19 @@ fn an_installer_on_a_share_is_access_denied_through_lockstep() {
 fn a_stage_step_copies_verifies_and_skips_when_present() {
     let inv = windows_lab_inventory();
     let lab = Lab::start_inventory(&inv, None);
-    let package = lab.path().join("overlay.packages/windows10.0-kb5037422-x64.msu");
+    let package = lab
+        .path()
+        .join("overlay.packages/windows10.0-kb5037422-x64.msu");
     let sha = sha256_of(&package);
     let o = lab.rollout_on(&inv, "hotfix-waves", &["--limit", HOST]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let chunks = std::fs::metadata(&package).unwrap().len().div_ceil(4608) as usize;
     assert!(chunks > 1, "the stand-in takes several chunks");
     assert_eq!(appends(&lab), chunks, "each chunk sent once");
-    assert!(hash_on_node(&lab).contains(&sha), "the node's copy has the playbook's hash");
+    assert!(
+        hash_on_node(&lab).contains(&sha),
+        "the node's copy has the playbook's hash"
+    );
     // Installed from the local copy: the record shows wusa on the staged path, once.
     assert_eq!(commands(&lab, HOST, &format!(r#"wusa.exe "{DEST}""#)), 1);
     lab.assert_each_installer_once("stage");
@@ -105,7 +110,11 @@ fn a_wrong_sha256_halts_before_anything_is_sent() {
     let wrong = format!("hotfix_sha256={}", "0".repeat(64));
     let o = lab.rollout_on(&inv, "hotfix-waves", &["--limit", HOST, "-e", &wrong]);
     assert_ne!(code(&o), 0, "{}", text(&o));
-    assert!(text(&o).contains("refused before anything was sent"), "{}", text(&o));
+    assert!(
+        text(&o).contains("refused before anything was sent"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(
         commands(&lab, HOST, r"C:\Lockstep\packages"),
         0,
@@ -127,7 +136,9 @@ fn a_copy_killed_midway_resumes_where_the_file_ends() {
             "packages:\n  - path: windows10.0-kb5037422-x64.msu\n    effect: { kind: windows-update, id: KB5037422 }\n    duration_secs: 300\n    exit_code: 3010\n    size: 1048576\n",
         ),
     );
-    let package = lab.path().join("overlay.packages/windows10.0-kb5037422-x64.msu");
+    let package = lab
+        .path()
+        .join("overlay.packages/windows10.0-kb5037422-x64.msu");
     let sha = sha256_of(&package);
     let chunks = 1_048_576usize.div_ceil(4608);
     let extra = format!("hotfix_sha256={sha}");
@@ -155,7 +166,11 @@ fn a_copy_killed_midway_resumes_where_the_file_ends() {
     let run = lab.runs()[0]["run"].as_str().unwrap().to_owned();
     let o = lab.run(&["resume", &run, "--yes", "--soak-scale", "0"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    assert_eq!(appends(&lab), chunks, "the resume sent only what was missing");
+    assert_eq!(
+        appends(&lab),
+        chunks,
+        "the resume sent only what was missing"
+    );
     assert!(hash_on_node(&lab).contains(&sha));
     lab.assert_each_installer_once("stage after a kill");
 }

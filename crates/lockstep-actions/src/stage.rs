@@ -82,11 +82,7 @@ impl StageLines {
 
     /// Decodes the base64 file into `DEST.part`.
     pub fn decode(&self) -> String {
-        format!(
-            "certutil -f -decode {} {}",
-            self.q(".b64"),
-            self.q(".part")
-        )
+        format!("certutil -f -decode {} {}", self.q(".b64"), self.q(".part"))
     }
 
     /// Moves the verified copy into place.
@@ -229,10 +225,7 @@ pub(crate) async fn execute(
     if out.exit_code != 0 {
         return Err(ActionError::step_failed(
             host,
-            format!(
-                "decoding `{dest}.b64` on `{host}` exited {}",
-                out.exit_code
-            ),
+            format!("decoding `{dest}.b64` on `{host}` exited {}", out.exit_code),
         )
         .with_output(joined(&out), Some(out.exit_code)));
     }
@@ -301,7 +294,10 @@ mod tests {
         );
         let spaced = "SHA256 hash of file u.exe:\n9f 86 d0 81 88 4c 7d 65 9a 2f ea a0 c5 5a d0 15 a3 bf 4f 1b 2b 0b 82 2c d1 5d 6c 15 b0 f0 0a 08\n";
         assert_eq!(hash_in(spaced), hash_in(new));
-        assert_eq!(hash_in("CertUtil: -hashfile command FAILED: 0x80070002\n"), None);
+        assert_eq!(
+            hash_in("CertUtil: -hashfile command FAILED: 0x80070002\n"),
+            None
+        );
         assert_eq!(sha256_hex(b"test"), hash_in(new).unwrap());
     }
 

@@ -91,7 +91,12 @@ async fn an_installer_on_a_share_is_access_denied_in_a_winrm_session() {
     let r = remote(&w, "EX1", &format!("copy /y \"{SP2_PACKAGE}\" C:\\")).await;
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("Access is denied"), "{r:?}");
-    let r = remote(&w, "EX1", &format!("certutil -hashfile \"{SP2_PACKAGE}\" SHA256")).await;
+    let r = remote(
+        &w,
+        "EX1",
+        &format!("certutil -hashfile \"{SP2_PACKAGE}\" SHA256"),
+    )
+    .await;
     assert_eq!(r.code, 0x8007_0005_u32 as i32, "{r:?}");
     assert_eq!(installs(&w), 0, "no installer started");
     let snap = w.snapshot();
@@ -175,14 +180,24 @@ async fn a_staged_copy_is_the_package_by_its_sha256() {
     )
     .await;
     assert_eq!(r.code, 0, "{r:?}");
-    let r = remote(&w, "EX1", &format!(r#"certutil -hashfile "{dest}.part" SHA256"#)).await;
+    let r = remote(
+        &w,
+        "EX1",
+        &format!(r#"certutil -hashfile "{dest}.part" SHA256"#),
+    )
+    .await;
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains(&pkg.sha256()), "{r:?}");
     let r = remote(&w, "EX1", &format!(r#"certutil -hashfile "{dest}" SHA256"#)).await;
     assert_eq!(r.code, 0x8007_0002_u32 as i32, "not in place yet: {r:?}");
     let r = remote(&w, "EX1", &format!(r#"move /y "{dest}.part" "{dest}""#)).await;
     assert_eq!(r.code, 0, "{r:?}");
-    let r = remote(&w, "EX1", &format!(r#"del /f /q "{dest}.b64" "{dest}.part""#)).await;
+    let r = remote(
+        &w,
+        "EX1",
+        &format!(r#"del /f /q "{dest}.b64" "{dest}.part""#),
+    )
+    .await;
     assert_eq!(r.code, 0, "del exits 0 even for a missing file: {r:?}");
     let snap = w.snapshot();
     let files = &snap.host("EX1").unwrap().files;

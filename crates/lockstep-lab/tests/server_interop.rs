@@ -162,9 +162,12 @@ async fn pywinrm_cannot_run_an_installer_from_a_share() {
     let Some(python) = python() else { return };
     let fleet = model_support::cluster_fleet(2, 1, lockstep_core::Locale::EN_US);
     let world = model_support::world(&fleet, model_support::fast());
-    let server = LabServer::start(world.clone(), ServerConfig::with_credentials(USER, PASSWORD))
-        .await
-        .unwrap();
+    let server = LabServer::start(
+        world.clone(),
+        ServerConfig::with_credentials(USER, PASSWORD),
+    )
+    .await
+    .unwrap();
     let line = format!("\"{}\" /q /z", model_support::SP2_PACKAGE);
     let output = tokio::process::Command::new(&python)
         .args([
@@ -184,7 +187,9 @@ async fn pywinrm_cannot_run_an_installer_from_a_share() {
         serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert_eq!(v[0], 1, "{v}");
     assert!(
-        v[1].as_str().unwrap_or_default().contains("Access is denied"),
+        v[1].as_str()
+            .unwrap_or_default()
+            .contains("Access is denied"),
         "{v}"
     );
     assert_eq!(

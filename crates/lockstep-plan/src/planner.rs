@@ -1079,9 +1079,8 @@ impl<'a> Planner<'a> {
                     return None;
                 }
                 let d = dest.as_str();
-                let local = d.len() > 3
-                    && d.as_bytes()[0].is_ascii_alphabetic()
-                    && &d[1..3] == ":\\";
+                let local =
+                    d.len() > 3 && d.as_bytes()[0].is_ascii_alphabetic() && &d[1..3] == ":\\";
                 if !local {
                     self.errors.push(PlanError::Condition {
                         step: spec.id.to_string(),

@@ -58,9 +58,12 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     // The lab's installer packages, which the playbooks' `stage` steps copy to the nodes.
     let package_root = std::path::absolute(args.record.with_extension("packages"))
         .unwrap_or_else(|_| args.record.with_extension("packages"));
-    config
-        .write_packages(&package_root)
-        .with_context(|| format!("cannot write the lab packages to `{}`", package_root.display()))?;
+    config.write_packages(&package_root).with_context(|| {
+        format!(
+            "cannot write the lab packages to `{}`",
+            package_root.display()
+        )
+    })?;
     let lab = Lab::start(
         &fleet,
         config,

@@ -323,7 +323,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl LabConfig {
     /// Writes every package's stand-in file under `root` (at [`PackageSpec::relative_path`]),
     /// for a controller to stage from; returns the files written.
-    pub fn write_packages(&self, root: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    pub fn write_packages(
+        &self,
+        root: &std::path::Path,
+    ) -> std::io::Result<Vec<std::path::PathBuf>> {
         let mut written = Vec::new();
         for p in &self.packages {
             let path = root.join(p.relative_path());

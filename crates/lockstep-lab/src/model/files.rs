@@ -84,7 +84,9 @@ impl State {
         let (target, command) = match rest.strip_prefix('"') {
             Some(r) => match r.split_once('"') {
                 Some((p, c)) => (p.to_owned(), c),
-                None => return Action::Done(Out::err(1, "The syntax of the command is incorrect.\n")),
+                None => {
+                    return Action::Done(Out::err(1, "The syntax of the command is incorrect.\n"))
+                }
             },
             None => match rest.split_once(char::is_whitespace) {
                 Some((p, c)) => (p.to_owned(), c),
@@ -103,11 +105,18 @@ impl State {
         }
         let out = match self.run_line(h, command) {
             Action::Done(out) => out,
-            _ => return Action::Done(Out::err(1, "The lab redirects the output of console commands only.\n")),
+            _ => {
+                return Action::Done(Out::err(
+                    1,
+                    "The lab redirects the output of console commands only.\n",
+                ))
+            }
         };
         let text = out.stdout.replace("\r\n", "\n").replace('\n', "\r\n");
         let mut bytes = if append {
-            self.file(h, &target).map(<[u8]>::to_vec).unwrap_or_default()
+            self.file(h, &target)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -207,7 +216,11 @@ impl State {
                     return failed("hashfile", E_ACCESS_DENIED, "WIN32: 5 ERROR_ACCESS_DENIED");
                 }
                 let Some(bytes) = self.read_any(h, path) else {
-                    return failed("hashfile", E_FILE_NOT_FOUND, "WIN32: 2 ERROR_FILE_NOT_FOUND");
+                    return failed(
+                        "hashfile",
+                        E_FILE_NOT_FOUND,
+                        "WIN32: 2 ERROR_FILE_NOT_FOUND",
+                    );
                 };
                 Out::ok(format!(
                     "SHA256 hash of {path}:\n{}\nCertUtil: -hashfile command completed successfully.\n",
@@ -346,7 +359,10 @@ impl State {
             (*to).clone()
         };
         if !self.parent_exists(h, &target) {
-            return Out::err(1, "The system cannot find the path specified.\n        0 file(s) copied.\n");
+            return Out::err(
+                1,
+                "The system cannot find the path specified.\n        0 file(s) copied.\n",
+            );
         }
         self.write_file(h, &target, bytes);
         Out::ok("        1 file(s) copied.\n")
