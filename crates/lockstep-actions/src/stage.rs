@@ -120,8 +120,8 @@ pub fn resume_at(len_on_node: u64, lines: &[&str]) -> Option<usize> {
     if len_on_node == full {
         return Some(lines.len());
     }
-    (len_on_node % LINE_ON_DISK == 0 && len_on_node < full)
-        .then(|| (len_on_node / LINE_ON_DISK) as usize)
+    (len_on_node.is_multiple_of(LINE_ON_DISK) && len_on_node < full)
+        .then_some((len_on_node / LINE_ON_DISK) as usize)
 }
 
 async fn remote_hash(ctx: &Ctx<'_>, line: &str) -> Result<Option<String>, ActionError> {
