@@ -50,6 +50,8 @@ mod resume;
 mod safety;
 #[path = "it/secrets.rs"]
 mod secrets;
+#[path = "it/stage.rs"]
+mod stage;
 #[path = "it/takeover.rs"]
 mod takeover;
 #[path = "it/terminal.rs"]

@@ -331,7 +331,15 @@ async fn serve_request(
     if faults.http_500 {
         return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR));
     }
-    match shared.handler.handle(host, &body, client_ip, &faults).await {
+    // The double hop: Basic, NTLM and Negotiate-NTLM leave the session no credentials to pass
+    // on to a second server; a Kerberos session would with a forwarded ticket (the connection
+    // says which).
+    let delegable = conn_auth.lock().unwrap().delegable_credentials();
+    match shared
+        .handler
+        .handle(host, &body, client_ip, &faults, delegable)
+        .await
+    {
         Outcome::DropConnection => Err(CloseConnection),
         Outcome::Reply { status, body } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
