@@ -33,11 +33,15 @@ impl InProcess {
             ))
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
+        // The stand-in packages the playbooks' `stage` steps copy, as `lockstep lab` writes them.
+        let packages = dir.path().join("overlay.packages");
+        LabConfig::default().write_packages(&packages).unwrap();
         let overlay = lockstep::commands::lab::overlay(
             &lab.endpoints(),
             &user,
             "LOCKSTEP_LAB_PASSWORD",
             None,
+            Some(&packages),
         );
         std::fs::write(dir.path().join("overlay.yml"), overlay).unwrap();
         InProcess {

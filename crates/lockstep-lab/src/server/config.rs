@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The lab's default account name (the CLI may override it).
@@ -67,6 +68,17 @@ impl Default for AuthSchemes {
     }
 }
 
+/// Kerberos of a domain-joined fleet: the hosts accept tickets of `realm` for their
+/// `HTTP/<host>` service principal, whose keys are in `keytab` (what a computer account holds).
+/// Needs the `kerberos` feature (MIT's GSSAPI library).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KerberosConfig {
+    /// Keytab with the hosts' `HTTP/<host>[.domain]@REALM` keys.
+    pub keytab: PathBuf,
+    /// The realm whose users are accepted (`LAB.TEST`); the lab account is `<user>@REALM`.
+    pub realm: String,
+}
+
 /// How a [`super::LabServer`] serves its hosts.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -107,6 +119,9 @@ pub struct ServerConfig {
     /// touched for longer is deleted with its commands, and a later request naming it gets the
     /// `w:InvalidSelectors` fault 2150858843 ("the shell was not found on the server").
     pub idle_timeout: Duration,
+    /// Kerberos (`None`: NTLM and Basic only, like a workgroup server). Kerberos sessions hold
+    /// no delegable credentials unless the client delegated its TGT.
+    pub kerberos: Option<KerberosConfig>,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +140,7 @@ impl Default for ServerConfig {
             max_shells_per_user: 30,
             max_concurrent_operations_per_user: 1500,
             idle_timeout: Duration::from_millis(7_200_000),
+            kerberos: None,
         }
     }
 }
