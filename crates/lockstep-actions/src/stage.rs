@@ -281,9 +281,131 @@ pub(crate) async fn probe(ctx: &Ctx<'_>, sha256: &str, dest: &Name) -> Result<Pr
     )
 }
 
+/// `n` bytes as an operator reads them (`1.5 GiB`, `300.0 MiB`).
+fn bytes_text(n: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let mib = n as f64 / MIB;
+    if mib >= 1024.0 {
+        format!("{:.1} GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.1} MiB")
+    }
+}
+
+/// Disk space, knowable before the first change: for every host with `stage` steps in `plan`,
+/// the packages not on the node yet (the stage's own probe) must fit on their destination
+/// drive, with room for the base64 copy of the largest while it is decoded (1.4 times its size).
+/// A package that cannot be read on the controller is a halt too. One sentence per host, class
+/// precondition; a host or drive whose free space cannot be read is left to the run (discovery
+/// reports unreachable hosts).
+pub async fn space_halts(
+    t: &dyn lockstep_core::Transport,
+    fleet: &lockstep_core::Fleet,
+    plan: &lockstep_core::Plan,
+) -> Vec<(lockstep_core::HaltClass, String)> {
+    use futures::StreamExt as _;
+    use lockstep_core::{Action, HaltClass};
+    let mut out = Vec::new();
+    let mut by_host: Vec<(Name, Vec<&lockstep_core::PlannedStep>)> = Vec::new();
+    for step in &plan.steps {
+        let Action::Stage { source, .. } = &step.action else {
+            continue;
+        };
+        if let Err(e) = std::fs::metadata(source) {
+            let why = format!(
+                "package `{source}` of step `{}` cannot be read on the controller: {e}",
+                step.id
+            );
+            if !out.iter().any(|(_, w)| *w == why) {
+                out.push((HaltClass::Precondition, why));
+            }
+            continue;
+        }
+        match by_host.iter_mut().find(|(h, _)| *h == step.host) {
+            Some((_, v)) => v.push(step),
+            None => by_host.push((step.host.clone(), vec![step])),
+        }
+    }
+    let checks = futures::stream::iter(by_host.iter().map(|(host, steps)| async move {
+        let node = crate::remote::Node::new(t, host);
+        let disks = node.fixed_disks().await.ok()?;
+        // (drive, bytes still to stage, largest, packages)
+        let mut need: Vec<(String, u64, u64, Vec<String>)> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for step in steps {
+            let Action::Stage {
+                source,
+                sha256,
+                dest,
+            } = &step.action
+            else {
+                continue;
+            };
+            if seen.contains(&dest.as_str()) {
+                continue;
+            }
+            seen.push(dest.as_str());
+            let ctx = Ctx {
+                transport: t,
+                fleet,
+                step,
+                timeout: Duration::from_secs(60),
+                reboot_poll: Duration::from_millis(500),
+            };
+            if matches!(probe(&ctx, sha256, dest).await, Ok(Probe::Done)) {
+                continue;
+            }
+            let size = std::fs::metadata(source).map(|m| m.len()).unwrap_or(0);
+            let drive = dest.as_str().get(..2).unwrap_or("").to_ascii_uppercase();
+            match need.iter_mut().find(|(d, ..)| *d == drive) {
+                Some((_, total, largest, names)) => {
+                    *total += size;
+                    *largest = (*largest).max(size);
+                    names.push(source.clone());
+                }
+                None => need.push((drive, size, size, vec![source.clone()])),
+            }
+        }
+        let mut halts = Vec::new();
+        for (drive, total, largest, names) in need {
+            let Some(disk) = disks.iter().find(|d| d.device.eq_ignore_ascii_case(&drive)) else {
+                continue;
+            };
+            let wanted = total.saturating_add(largest / 5 * 7);
+            if disk.free_bytes < wanted {
+                halts.push(format!(
+                    "host `{host}` has {} free on {drive}; staging {} package(s) there ({}) needs {}: free space on {drive}, then `lockstep resume` (nothing was changed)",
+                    bytes_text(disk.free_bytes),
+                    names.len(),
+                    names.join(", "),
+                    bytes_text(wanted)
+                ));
+            }
+        }
+        Some(halts)
+    }))
+    .buffered(crate::discovery::DISCOVERY_CONCURRENCY)
+    .collect::<Vec<_>>()
+    .await;
+    out.extend(
+        checks
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|w| (HaltClass::Precondition, w)),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_read_as_an_operator_reads_them() {
+        assert_eq!(bytes_text(300 * 1024 * 1024), "300.0 MiB");
+        assert_eq!(bytes_text(3 * 512 * 1024 * 1024), "1.5 GiB");
+    }
 
     #[test]
     fn hashes_as_certutil_prints_them() {

@@ -134,7 +134,8 @@ impl Discovered {
 /// Live discovery of every host of the run (and the front-ends the tier order covers), then
 /// everything it makes knowable before the first change: the inventory's agreement with the
 /// fleet, reachability and credentials of every host, the tier order (E3-FB/E2-FB) against the
-/// live builds, the package's editions (E2-ED). `run` and `run --check` judge it identically.
+/// live builds, the package's editions (E2-ED), the packages readable on the controller and the
+/// disk space to stage them. `run` and `run --check` judge it identically.
 pub async fn discover_and_plan(
     fleet: &Fleet,
     playbook: &Playbook,
@@ -152,7 +153,8 @@ pub async fn discover_and_plan(
             .iter()
             .map(|(h, why)| format!("host `{h}` is unreachable: {why}")),
     );
-    let halts = discovery.halts(fleet, &offline);
+    let mut halts = discovery.halts(fleet, &offline);
+    halts.extend(lockstep_actions::stage::space_halts(transport, fleet, &offline).await);
     problems.extend(halts.iter().map(|(_, why)| why.clone()));
     if !problems.is_empty() {
         // A real difference is the inventory's; then unreachable nodes; then the rules.

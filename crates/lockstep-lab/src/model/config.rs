@@ -65,6 +65,8 @@ pub struct HostConfig {
     pub stopped_services: Vec<String>,
     /// Exchange build, overriding the inventory's.
     pub build: Option<Version>,
+    /// Free bytes on `C:` at the start (default 20 GiB); each installed hotfix takes 512 MiB.
+    pub free_disk_bytes: Option<u64>,
 }
 
 /// A service and how it starts.

@@ -58,6 +58,8 @@ pub(crate) struct Node {
     /// Simulated wall clock at the last boot (ms since the Unix epoch).
     pub boot_ms: u64,
     pub pending_reboot: bool,
+    /// Free bytes on `C:` before any hotfix (`Win32_LogicalDisk`).
+    pub free_disk: u64,
     pub power: Power,
     pub installing: u32,
     pub paused: bool,
@@ -355,6 +357,7 @@ impl State {
                 boot_epoch: 1,
                 boot_ms: wall0_ms.saturating_sub(86_400_000),
                 pending_reboot: hc.pending_reboot,
+                free_disk: hc.free_disk_bytes.unwrap_or(21_474_836_480),
                 power: Power::Up,
                 installing: 0,
                 paused: false,

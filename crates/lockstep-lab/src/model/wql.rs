@@ -291,18 +291,17 @@ impl State {
                     .iter()
                     .map(|id| obj(&[("HotFixID", id.clone()), ("CSName", node.name.clone())]))
                     .collect(),
-                // One fixed disk per node: a 2003-era 72 GB system disk whose free space shrinks by
-                // 512 MiB for every installed hotfix (their uninstall folders), so it moves as
-                // packages land.
+                // One fixed disk per node: a 2003-era 72 GB system disk (20 GiB free unless the
+                // lab config says otherwise) whose free space shrinks by 512 MiB for every
+                // installed hotfix (their uninstall folders), so it moves as packages land.
                 "win32_logicaldisk" => {
                     const SIZE: u64 = 73_372_631_040;
-                    const FREE: u64 = 21_474_836_480;
                     let used = 536_870_912 * node.hotfixes.len() as u64;
                     vec![obj(&[
                         ("DeviceID", "C:".to_owned()),
                         ("DriveType", "3".to_owned()),
                         ("FileSystem", "NTFS".to_owned()),
-                        ("FreeSpace", FREE.saturating_sub(used).to_string()),
+                        ("FreeSpace", node.free_disk.saturating_sub(used).to_string()),
                         ("Size", SIZE.to_string()),
                     ])]
                 }
