@@ -457,14 +457,14 @@ fn an_approved_evs_upgrade_is_checked_before_the_run_goes_on() {
 /// host, the drive, what is free and what is needed.
 #[test]
 fn a_node_without_room_for_its_package_halts_before_any_change() {
-    let lab = Lab::start(Some("hosts:\n  PRG-EXC01:\n    free_disk_bytes: 1000\n"));
-    halts_before_any_change(&lab, "e3-nc", &["-l", "PRG-EXC01"], "free on C:");
+    let lab = Lab::start(Some("hosts:\n  TYO-EXC01:\n    free_disk_bytes: 1000\n"));
+    halts_before_any_change(&lab, "e3-nc", &["-l", "TYO-EXC01"], "free on C:");
     let o = lab.run(&["status"]);
     let listing = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(listing.contains("halted"), "{listing}");
     let s = lab.run(&["status", "--format", "json"]);
     assert!(
-        String::from_utf8_lossy(&s.stdout).contains("PRG-EXC01"),
+        String::from_utf8_lossy(&s.stdout).contains("TYO-EXC01"),
         "the halt names the host: {}",
         text(&s)
     );

@@ -295,7 +295,8 @@ fn bytes_text(n: u64) -> String {
 /// Disk space, knowable before the first change: for every host with `stage` steps in `plan`,
 /// the packages not on the node yet (the stage's own probe) must fit on their destination
 /// drive, with room for the base64 copy of the largest while it is decoded (1.4 times its size).
-/// A package that cannot be read on the controller is a halt too. One sentence per host, class
+/// A package that cannot be read on the controller, or whose SHA-256 is not the playbook's, is a
+/// halt too (before any command about it reaches a node). One sentence per host, class
 /// precondition; a host or drive whose free space cannot be read is left to the run (discovery
 /// reports unreachable hosts).
 pub async fn space_halts(
@@ -305,17 +306,39 @@ pub async fn space_halts(
 ) -> Vec<(lockstep_core::HaltClass, String)> {
     use futures::StreamExt as _;
     use lockstep_core::{Action, HaltClass};
-    let mut out = Vec::new();
+    let mut out: Vec<(HaltClass, String)> = Vec::new();
     let mut by_host: Vec<(Name, Vec<&lockstep_core::PlannedStep>)> = Vec::new();
+    // Each package is read once, streamed through SHA-256 (a service pack is hundreds of MB).
+    let mut sources: std::collections::BTreeMap<&str, Result<(u64, String), String>> =
+        std::collections::BTreeMap::new();
     for step in &plan.steps {
-        let Action::Stage { source, .. } = &step.action else {
+        let Action::Stage { source, sha256, .. } = &step.action else {
             continue;
         };
-        if let Err(e) = std::fs::metadata(source) {
-            let why = format!(
-                "package `{source}` of step `{}` cannot be read on the controller: {e}",
-                step.id
-            );
+        let read = sources.entry(source.as_str()).or_insert_with(|| {
+            let mut hasher = Sha256::new();
+            std::fs::File::open(source)
+                .and_then(|mut f| std::io::copy(&mut f, &mut hasher))
+                .map(|n| {
+                    let hex = hasher
+                        .finalize()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    (n, hex)
+                })
+                .map_err(|e| e.to_string())
+        });
+        let why = match read {
+            Err(e) => Some(format!(
+                "package `{source}` cannot be read on the controller: {e}; nothing was sent"
+            )),
+            Ok((_, actual)) if actual != sha256 => Some(format!(
+                "package `{source}` has SHA-256 {actual}, the playbook expects {sha256}: refused before anything was sent"
+            )),
+            Ok(_) => None,
+        };
+        if let Some(why) = why {
             if !out.iter().any(|(_, w)| *w == why) {
                 out.push((HaltClass::Precondition, why));
             }
@@ -326,6 +349,7 @@ pub async fn space_halts(
             None => by_host.push((step.host.clone(), vec![step])),
         }
     }
+    let sources = &sources;
     let checks = futures::stream::iter(by_host.iter().map(|(host, steps)| async move {
         let node = crate::remote::Node::new(t, host);
         let disks = node.fixed_disks().await.ok()?;
@@ -355,7 +379,10 @@ pub async fn space_halts(
             if matches!(probe(&ctx, sha256, dest).await, Ok(Probe::Done)) {
                 continue;
             }
-            let size = std::fs::metadata(source).map(|m| m.len()).unwrap_or(0);
+            let size = match sources.get(source.as_str()) {
+                Some(Ok((n, _))) => *n,
+                _ => 0,
+            };
             let drive = dest.as_str().get(..2).unwrap_or("").to_ascii_uppercase();
             match need.iter_mut().find(|(d, ..)| *d == drive) {
                 Some((_, total, largest, names)) => {
