@@ -154,6 +154,18 @@ impl<'f> Selector<'f> {
         empty_is_all: bool,
         errors: &mut Vec<PlanError>,
     ) -> Selection {
+        self.select_with(patterns, empty_is_all, false, errors)
+    }
+
+    /// [`Selector::select`]; with `lenient_exclusions`, a `!x` matching nothing is no error
+    /// (a playbook's `hosts:` may leave out a group some fleets lack, as Ansible allows).
+    pub(crate) fn select_with(
+        &self,
+        patterns: &[String],
+        empty_is_all: bool,
+        lenient_exclusions: bool,
+        errors: &mut Vec<PlanError>,
+    ) -> Selection {
         let n = self.fleet.hosts.len();
         let terms: Vec<&str> = patterns
             .iter()
@@ -177,7 +189,7 @@ impl<'f> Selector<'f> {
                 (0, t)
             };
             let mut hit = vec![false; n];
-            if !self.term(body, &mut hit) {
+            if !self.term(body, &mut hit) && !(lenient_exclusions && target == 2) {
                 errors.push(PlanError::UnknownPattern {
                     pattern: t.to_owned(),
                 });
