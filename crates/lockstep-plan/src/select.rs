@@ -189,7 +189,9 @@ impl<'f> Selector<'f> {
                 (0, t)
             };
             let mut hit = vec![false; n];
-            if !self.term(body, &mut hit) && !(lenient_exclusions && target == 2) {
+            let matched = self.term(body, &mut hit);
+            let excused = lenient_exclusions && target == 2;
+            if !matched && !excused {
                 errors.push(PlanError::UnknownPattern {
                     pattern: t.to_owned(),
                 });
