@@ -842,9 +842,14 @@ impl<'a> Planner<'a> {
                 }
                 takes.push(Some(set));
             }
+            let by_members = takes.iter().any(Option::is_some);
             let mut unstaged_sites: Vec<usize> = Vec::new();
             for (ui, u) in units.iter().enumerate() {
-                let hosts = self.unit_hosts(u);
+                let hosts = if by_members {
+                    self.unit_hosts(u)
+                } else {
+                    Vec::new()
+                };
                 let found = (0..rollout.stages.len()).find(|&si| match &takes[si] {
                     Some(set) => hosts.iter().any(|&h| set[h]),
                     None => site_stage[u.site] == Some(si),
