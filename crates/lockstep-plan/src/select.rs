@@ -72,8 +72,10 @@ impl<'f> Selector<'f> {
     fn term(&self, term: &str, out: &mut [bool]) -> bool {
         let fleet = self.fleet;
         if term.eq_ignore_ascii_case("all") || term == "*" {
+            // Always a known pattern: on a fleet with nothing to take, the playbook selects
+            // nothing (reported as such), not an unknown name.
             out.iter_mut().for_each(|b| *b = true);
-            return !out.is_empty();
+            return true;
         }
         // `~REGEX`: a regular expression searched in each name, as Ansible's `~` patterns.
         let re = term
