@@ -329,8 +329,12 @@ impl<'a> Planner<'a> {
                 if site_units.is_empty() {
                     continue;
                 }
-                kept_sites.push(fleet.sites[site].name.clone());
+                // A site whose units get no step (no phase for their scope) is not in the stage.
+                let before = self.steps.len();
                 self.emit_site(stage_idx, &site_units);
+                if self.steps.len() > before {
+                    kept_sites.push(fleet.sites[site].name.clone());
+                }
             }
             if kept_sites.is_empty() {
                 continue;
