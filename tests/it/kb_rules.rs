@@ -502,11 +502,12 @@ fn e3_c2_no_service_pack_before_the_evs_of_a_migrated_cluster_is_upgraded() {
     assert!(confirm < first_install, "{out}");
 }
 
-/// T1: "Upgrade Exchange Virtual Server" was missing, the operator approved the step anyway, and
-/// the virtual server's resources do not come online on the upgraded node. The run reads
-/// MSExchangeCluster event 1025 from the node's Application log (WQL) and halts with the KB's
-/// cause (node evicted and added again) and fix (Setup, Reinstall) before the other node is
-/// touched; the lab record shows the event, then no install on the other node.
+/// T1: "Upgrade Exchange Virtual Server" is missing on the upgraded node (it was evicted and
+/// added again), so the operator cannot do it; bringing the virtual server online by hand fails
+/// with MSExchangeCluster event 1025. The operator approves the step anyway: the run reads the
+/// EVS's version, finds it not upgraded, reads event 1025 from the node's Application log (WQL)
+/// and keeps waiting with the KB's cause (node evicted and added again) and fix (Setup,
+/// Reinstall); the other node is never touched.
 #[test]
 fn t1_event_1025_halts_with_the_kb_cause_and_fix() {
     let lab = Lab::start(None);
@@ -515,10 +516,24 @@ fn t1_event_1025_halts_with_the_kb_cause_and_fix() {
     assert_eq!(code(&o), 0, "{}", text(&o));
     let o = lab.rollout("e3-cluster", &["--limit", "SEACL1"]);
     assert_eq!(code(&o), 4, "waits for the EVS upgrade: {}", text(&o));
+    // The operator, finding no "Upgrade Exchange Virtual Server", tries the group online.
+    let inv = crate::util::lab_inventory();
+    let e = lab.run(&[
+        "exec",
+        "-i",
+        inv.to_str().unwrap(),
+        "-i",
+        "overlay.yml",
+        "-l",
+        "SEA-N2",
+        "--",
+        "cluster group \"SEAEVS1 Group\" /online /wait:120",
+    ]);
+    assert_ne!(code(&e), 0, "the group does not come online: {}", text(&e));
     let a = lab.run(&["approve", "--what", "SEACL1/SEAEVS1 Group/upgrade-evs"]);
     assert_eq!(code(&a), 0, "{}", text(&a));
     let r = lab.run(&["resume", "--yes", "--soak-scale", "0"]);
-    assert_eq!(code(&r), 3, "halts: {}", text(&r));
+    assert_eq!(code(&r), 4, "keeps waiting: {}", text(&r));
     let err = stderr(&r);
     for part in ["event 1025", "T1", "evicted", "Reinstall", "SEA-N2"] {
         assert!(err.contains(part), "`{part}` in: {err}");

@@ -391,3 +391,60 @@ fn the_man_page_has_exit_status_environment_and_files_and_no_dangling_reference(
         "a reference the man page cannot follow"
     );
 }
+
+/// `exec` of one cmd.exe line on one lab host (as the operator would do by hand).
+fn exec_on(lab: &Lab, host: &str, command: &str) -> std::process::Output {
+    let mut args = vec!["exec".to_owned()];
+    args.extend(inv_args(&["-l", host, "--", command]));
+    lockstep(lab, &args)
+}
+
+/// Defect 2, the operator's word: "Upgrade Exchange Virtual Server" has no command line, so the
+/// operator performs it and approves the step by name. The approval alone does not move the run
+/// on: the EVS's version (Exchange's WMI provider) is read first. Approved but not done, the run
+/// keeps waiting, says why and changes nothing; once done, the same approval carries it to the
+/// end.
+#[test]
+fn an_approved_evs_upgrade_is_checked_before_the_run_goes_on() {
+    let lab = Lab::start(None);
+    let o = lab.rollout("e3-fb", &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let o = lab.rollout("e3-cluster", &["--limit", "SEACL1"]);
+    assert_eq!(code(&o), 4, "waits for the EVS upgrade: {}", text(&o));
+    assert!(stderr(&o).contains("upgrade-evs"), "{}", text(&o));
+
+    let a = lab.run(&["approve", "--what", "SEACL1/SEAEVS1 Group/upgrade-evs"]);
+    assert_eq!(code(&a), 0, "{}", text(&a));
+    let changed = changes(&lab).len();
+    let r = lab.run(&["resume", "--yes", "--soak-scale", "0"]);
+    assert_eq!(code(&r), 4, "still waits: {}", text(&r));
+    let err = stderr(&r);
+    for part in [
+        "was approved, but",
+        "SEAEVS1",
+        "has not been done",
+        "SEA-N2",
+    ] {
+        assert!(err.contains(part), "`{part}` in: {err}");
+    }
+    let after = changes(&lab);
+    assert_eq!(
+        after.len(),
+        changed,
+        "nothing changed after the approval: {:#?}",
+        &after[changed..]
+    );
+
+    // The operator performs it on the upgraded node; the standing approval now holds.
+    let e = exec_on(&lab, "SEA-N2", "labctl evs upgrade \"SEAEVS1 Group\"");
+    assert_eq!(code(&e), 0, "{}", text(&e));
+    assert!(
+        lab.records()
+            .iter()
+            .any(|r| r["event"] == "evs-upgraded" && r["evs"] == "SEAEVS1"),
+        "the lab upgraded the EVS"
+    );
+    let r = lab.run(&["resume", "--yes", "--soak-scale", "0"]);
+    assert_eq!(code(&r), 0, "goes on to the end: {}", text(&r));
+    lab.assert_invariants();
+}

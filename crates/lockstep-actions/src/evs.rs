@@ -142,13 +142,23 @@ pub(crate) async fn upgrade(
                 "On `{host}`, open Cluster Administrator, right-click the System Attendant \
                  resource of group `{group}` and choose \"Upgrade Exchange Virtual Server\" \
                  (E3-CLUSTER.11, virtual server `{evs}`). When it has succeeded, run \
-                 `lockstep approve`; the resources are brought online by the next step."
+                 `lockstep approve RUN {}` naming this step: the run checks that the virtual \
+                 server reports `{host}`'s build before the next step brings its resources \
+                 online.",
+                ctx.step.id
             ),
         });
     };
     let out = ctx.node().run(command, ctx.timeout).await?;
     let text = joined(&out);
     if out.exit_code == 0 {
+        if let Some(why) = not_performed(ctx, group, evs).await? {
+            return Err(ActionError::step_failed(
+                host,
+                format!("the site's command for the EVS upgrade exited 0, but {why}"),
+            )
+            .with_output(text, Some(0)));
+        }
         return Ok(Outcome::Done {
             output: text,
             exit_code: Some(0),
@@ -168,6 +178,53 @@ pub(crate) async fn upgrade(
         message.push_str(&t1_halt(host, &event));
     }
     Err(ActionError::step_failed(host, message).with_output(text, Some(out.exit_code)))
+}
+
+/// The postcondition of the EVS upgrade: `Ok(None)` when virtual server `evs` reports the
+/// Exchange build of the node the step runs on (Exchange's WMI provider, `ExchangeVersion`);
+/// else why not, one sentence (with T1's cause and fix when the node's Application log has
+/// event 1025). Checked after `lockstep approve RUN STEP` and after a site command, so that a
+/// run never goes on to bring the resources online on an EVS that was not upgraded.
+pub(crate) async fn not_performed(
+    ctx: &Ctx<'_>,
+    group: &Name,
+    evs: &Name,
+) -> Result<Option<String>, ActionError> {
+    let host = ctx.host();
+    let node = ctx.node();
+    let build = node.build().await?.build;
+    let Some(text) = node.exchange_version_of(evs).await? else {
+        return Ok(Some(format!(
+            "Exchange virtual server `{evs}` (group `{group}`) is not listed by the Exchange WMI \
+             provider of `{host}` (`Exchange_Server`), so its upgrade cannot be confirmed"
+        )));
+    };
+    match crate::parse::exchange_version_build(&text) {
+        Some((b, r)) if b == build.build && r == build.revision => Ok(None),
+        Some(_) => {
+            let mut why = format!(
+                "Exchange virtual server `{evs}` (group `{group}`) still reports \"{text}\" \
+                 while `{host}` is at build {build}: \"Upgrade Exchange Virtual Server\" has not \
+                 been done"
+            );
+            if let Some(event) = node.exchange_event_1025().await {
+                why.push_str(&t1_halt(host, &event));
+            }
+            Ok(Some(why))
+        }
+        None => Ok(Some(format!(
+            "the version of Exchange virtual server `{evs}` reads \"{text}\", which names no build"
+        ))),
+    }
+}
+
+/// The "already done?" probe of the EVS upgrade: done when the virtual server reports the
+/// node's build; anything unreadable counts as not done (the step checks T2 again first).
+pub(crate) async fn probe(ctx: &Ctx<'_>, group: &Name, evs: &Name) -> crate::Probe {
+    match not_performed(ctx, group, evs).await {
+        Ok(None) => crate::Probe::Done,
+        _ => crate::Probe::NotDone,
+    }
 }
 
 /// The halt text of KB 328839 T1, after MSExchangeCluster event 1025 was read from `host`'s

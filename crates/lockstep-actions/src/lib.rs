@@ -22,7 +22,7 @@
 //! | Stop/StartClusterService | `net stop clussvc` / `net start clussvc` | `sc query clussvc` state 1 / 4 | state |
 //! | EvsResourcesOffline | `cluster res "R" /offline /wait:120`, System Attendant last | all but IP/Disk/Name offline | same |
 //! | EvsResourcesOnline | `cluster group "G" /online /wait:120` | group state 0 | same |
-//! | UpgradeVirtualServer | T2 checks, then the site command or [`Outcome::Waiting`] | exit 0 | not done |
+//! | UpgradeVirtualServer | T2 checks, then the site command or [`Outcome::Waiting`] | exit 0 and the EVS reports the node's build (`Exchange_Server`) | the EVS reports the node's build |
 //! | Install | `"PACKAGE" ARGS` after G6/E3-C/product checks; restart per policy | 0/3010/1641, then build = target | build >= target / hotfix listed / installer running |
 //! | Reboot | `shutdown /r /t 0 /f` | new `LastBootUpTime` | no pending reboot |
 //! | Stop/StartServices | `net stop "S"` / `net start "S"` (1060 skipped) | `sc query` state | same |
@@ -169,6 +169,18 @@ pub enum Probe {
     InProgress,
 }
 
+/// The postcondition of a step the operator performed by hand and approved by name
+/// ([`Action::needs_named_approval`]): `Ok(None)` when its effect is in place, `Ok(Some(why))`
+/// when it is not (the run must not go on). Steps without a postcondition: `Ok(None)`.
+pub async fn verify_performed(ctx: &Ctx<'_>) -> Result<Option<String>, ActionError> {
+    match &ctx.step.action {
+        Action::UpgradeVirtualServer { group, evs, .. } => {
+            evs::not_performed(ctx, group, evs).await
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Runs the step's action on `ctx.step.host` and judges the result.
 pub async fn execute(ctx: &Ctx<'_>) -> Result<Outcome, ActionError> {
     let action = &ctx.step.action;
@@ -234,10 +246,10 @@ pub async fn probe(ctx: &Ctx<'_>) -> Result<Probe, ActionError> {
         Action::Command { command, judge } => generic::probe_run(ctx, command, false, judge).await,
         Action::Powershell { script, judge } => generic::probe_run(ctx, script, true, judge).await,
         Action::WaitUntil { that, facts, .. } => generic::probe_condition(ctx, that, facts).await,
-        // Read-only or operator steps, and steps whose effect cannot be seen live (the EVS
-        // version, a finished failover tour): running them again is safe.
-        Action::UpgradeVirtualServer { .. }
-        | Action::FailoverTest { .. }
+        Action::UpgradeVirtualServer { group, evs, .. } => Ok(evs::probe(ctx, group, evs).await),
+        // Read-only or operator steps, and steps whose effect cannot be seen live (a finished
+        // failover tour): running them again is safe.
+        Action::FailoverTest { .. }
         | Action::Preflight { .. }
         | Action::Confirm { .. }
         | Action::Assert { .. } => Ok(Probe::NotDone),

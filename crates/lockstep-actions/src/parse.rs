@@ -172,6 +172,19 @@ pub fn exchange_build(values: &[RegValue]) -> Option<Version> {
     ))
 }
 
+/// The build and revision in `Exchange_Server.ExchangeVersion` (`Version 6.5 (Build 7638.2:
+/// Service Pack 2)` gives `(7638, 2)`): the part after `Build`, which Exchange writes in English
+/// on every locale.
+pub fn exchange_version_build(text: &str) -> Option<(u32, u32)> {
+    let rest = &text[text.find("Build ")? + "Build ".len()..];
+    let digits: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let (build, revision) = digits.split_once('.').unwrap_or((digits.as_str(), "0"));
+    Some((build.parse().ok()?, revision.parse().ok()?))
+}
+
 /// The edition from the `Edition` value (`Standard`, `Enterprise`, `Conferencing`,
 /// `SmallBusiness`; registry data, never localised).
 pub fn exchange_edition(values: &[RegValue]) -> Option<Edition> {
@@ -362,6 +375,20 @@ mod tests {
     const SC_JA: &str = "\nSERVICE_NAME: SMTPSVC\n        種類               : 20  WIN32_SHARE_PROCESS\n        状態               : 3  STOP_PENDING 停止保留中\n        WIN32_EXIT_CODE    : 0  (0x0)\n";
     const SC_IT: &str = "\nNOME_SERVIZIO: W3SVC\n        TIPO               : 20  WIN32_SHARE_PROCESS\n        STATO              : 2  AVVIO IN CORSO\n        CODICE_USCITA_WIN32: 0  (0x0)\n";
     const SC_NL: &str = "\nSERVICE_NAME: McShield\n        TYPE               : 10  WIN32_OWN_PROCESS\n        STATE              : 4  RUNNING\n                                (STOPPABLE, NOT_PAUSABLE, ACCEPTS_SHUTDOWN)\n";
+
+    #[test]
+    fn exchange_version_build_reads_build_and_revision() {
+        assert_eq!(
+            exchange_version_build("Version 6.5 (Build 7638.2: Service Pack 2)"),
+            Some((7638, 2))
+        );
+        assert_eq!(
+            exchange_version_build("Version 6.5 (Build 6944.4)"),
+            Some((6944, 4))
+        );
+        assert_eq!(exchange_version_build("Version 6.5"), None);
+        assert_eq!(exchange_version_build("Version 6.5 (Build x)"), None);
+    }
 
     #[test]
     fn sc_state_reads_the_number_in_every_locale() {

@@ -9,7 +9,7 @@ use lockstep_core::{CommandOutput, Name, Transport, WmiObject};
 use crate::build::NodeBuild;
 use crate::error::ActionError;
 use crate::parse;
-use crate::render::{self, NS_CIMV2, NS_CLUSTER};
+use crate::render::{self, NS_CIMV2, NS_CLUSTER, NS_EXCHANGE_V2};
 
 /// Timeout of a read-only command (`sc query`, `reg query`).
 pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -201,6 +201,19 @@ impl<'a> Node<'a> {
             .iter()
             .filter_map(|o| prop(o, "HotFixID").map(|s| s.trim().to_owned()))
             .collect())
+    }
+
+    /// The `ExchangeVersion` text of Exchange server or virtual server `name` as this node's
+    /// Exchange WMI provider lists it (`Exchange_Server`); `Ok(None)` when it is not listed.
+    pub async fn exchange_version_of(&self, name: &Name) -> Result<Option<String>, ActionError> {
+        let rows = self
+            .wql(NS_EXCHANGE_V2, render::WQL_EXCHANGE_SERVERS)
+            .await?;
+        Ok(rows
+            .iter()
+            .find(|o| prop(o, "Name").is_some_and(|n| name.eq_ignore_case(n.trim())))
+            .and_then(|o| prop(o, "ExchangeVersion"))
+            .map(|v| v.trim().to_owned()))
     }
 
     /// T1: the newest `MSExchangeCluster` event 1025 ("The Exchange virtual server needs to be

@@ -10,6 +10,8 @@ use lockstep_core::{Action, Name, PreflightCheck, RebootPolicy};
 pub const NS_CLUSTER: &str = "root/MSCluster";
 /// Namespace of the Win32 classes.
 pub const NS_CIMV2: &str = "root/cimv2";
+/// Namespace of Exchange 2003's WMI provider.
+pub const NS_EXCHANGE_V2: &str = "root/MicrosoftExchangeV2";
 
 /// WQL: owner node of every group.
 pub const WQL_OWNERS: &str =
@@ -30,6 +32,9 @@ pub const WQL_HOTFIXES: &str = "SELECT HotFixID FROM Win32_QuickFixEngineering";
 /// The Exchange cluster events of the Application log (T1 reads event 1025 among them; the
 /// event code is compared here, not in the query, so no typed literal is needed).
 pub const WQL_EXCHANGE_CLUSTER_EVENTS: &str = "SELECT EventCode, SourceName, TimeGenerated, Message FROM Win32_NTLogEvent WHERE Logfile='Application' AND SourceName='MSExchangeCluster'";
+/// WQL: every Exchange server and virtual server of the organisation with its version
+/// (`Version 6.5 (Build 7638.2: Service Pack 2)`), in [`NS_EXCHANGE_V2`].
+pub const WQL_EXCHANGE_SERVERS: &str = "SELECT Name, ExchangeVersion FROM Exchange_Server";
 /// WQL: local fixed disks (`DriveType` 3) with their free space and size in bytes.
 pub const WQL_FIXED_DISKS: &str =
     "SELECT DeviceID, FreeSpace, Size FROM Win32_LogicalDisk WHERE DriveType = 3";

@@ -1,5 +1,6 @@
 //! Command-line arguments as clap parses them (the "low" arguments): no validation beyond
-//! types. [`crate::settings`] turns them into checked settings.
+//! types. `inputs` (inventories, playbooks, variables) and `wiring` (store, transport) turn them into
+//! checked inputs; every refusal there exits 2 (`exit::BadInput`).
 
 use std::path::PathBuf;
 

@@ -234,12 +234,9 @@ impl Live {
         });
     }
 
-    fn paint(&self, text: &str, code: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_owned()
-        }
+    fn paint(&self, text: &str, style: console::Style) -> String {
+        // `force_styling`: whether to colour is decided once, by `self.color`.
+        style.force_styling(self.color).apply_to(text).to_string()
     }
 
     /// Remaining seconds by the plan: the remaining critical path (stages one after another,
@@ -397,7 +394,10 @@ impl Live {
                 self.refresh(&mut st);
             }
             Event::GateWaiting { .. } => {
-                self.keep(&self.paint(&sentence(event).unwrap_or_default(), "33"));
+                self.keep(&self.paint(
+                    &sentence(event).unwrap_or_default(),
+                    console::Style::new().yellow(),
+                ));
             }
             Event::Step { index, state, .. } => {
                 let i = *index;
@@ -420,19 +420,22 @@ impl Live {
                 st.states[i] = *state;
                 if matches!(state, StepState::Waiting | StepState::Failed) {
                     let text = sentence(event).unwrap_or_default();
-                    let code = if *state == StepState::Failed {
-                        "31"
+                    let style = if *state == StepState::Failed {
+                        console::Style::new().red()
                     } else {
-                        "33"
+                        console::Style::new().yellow()
                     };
-                    self.keep(&self.paint(text.trim_end(), code));
+                    self.keep(&self.paint(text.trim_end(), style));
                 }
                 let g = st.group_of[i];
                 self.update_group(&mut st, g);
                 self.refresh(&mut st);
             }
             Event::Halted { .. } => {
-                self.keep(&self.paint(&sentence(event).unwrap_or_default(), "1;31"));
+                self.keep(&self.paint(
+                    &sentence(event).unwrap_or_default(),
+                    console::Style::new().red().bold(),
+                ));
             }
             Event::RunFinished {
                 run,

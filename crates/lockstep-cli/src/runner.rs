@@ -99,6 +99,13 @@ impl StepRunner for BuiltinRunner {
         )
     }
 
+    async fn verify_performed(&self, step: &PlannedStep) -> Result<Option<String>, StepError> {
+        let timeout = Duration::from_secs(step.timeout_secs.max(1));
+        lockstep_actions::verify_performed(&self.ctx(step, timeout))
+            .await
+            .map_err(err)
+    }
+
     async fn before_stage(&self, plan: &Plan, stage: usize) -> Result<(), StageHalt> {
         match lockstep_actions::tier_order_now(self.transport.as_ref(), &self.fleet, plan, stage)
             .await

@@ -67,6 +67,8 @@ pub(crate) struct Executor {
     attempts: Vec<u32>,
     needs_probe: Vec<bool>,
     approvals: HashSet<String>,
+    /// Approved steps whose postcondition does not hold yet: why (they keep waiting).
+    unverified: BTreeMap<usize, String>,
     /// Hosts with a failed step (lower-cased key), for the failure budget.
     failed_hosts: BTreeMap<String, Name>,
     /// Hosts with a failed step, per stage (for the stages' own failure budgets).
@@ -140,6 +142,7 @@ impl Executor {
             attempts,
             needs_probe,
             approvals: approvals.iter().cloned().collect(),
+            unverified: BTreeMap::new(),
             failed_hosts: BTreeMap::new(),
             stage_failed_hosts: BTreeMap::new(),
             first_failure: None,
@@ -176,7 +179,7 @@ impl Executor {
             complete: self.complete_count(),
             resumed,
         });
-        self.settle_waiting_steps()?;
+        self.settle_waiting_steps().await?;
         for k in 0..self.graph.stage_steps.len() {
             let steps = &self.graph.stage_steps[k];
             if steps.iter().all(|&i| self.state[i].is_complete()) {
@@ -215,8 +218,10 @@ impl Executor {
         self.finish(None)
     }
 
-    /// On resume, a waiting step approved by the operator (or any, with `auto_approve`) is done.
-    fn settle_waiting_steps(&mut self) -> Result<(), EngineError> {
+    /// On resume, a waiting step approved by the operator (or any, with `auto_approve`) is done;
+    /// a step the operator performed by hand is done only when its postcondition holds
+    /// ([`crate::runner::StepRunner::verify_performed`]), else it keeps waiting and says why.
+    async fn settle_waiting_steps(&mut self) -> Result<(), EngineError> {
         let sh = Arc::clone(&self.sh);
         for i in 0..self.state.len() {
             if self.state[i] != StepState::Waiting {
@@ -231,6 +236,28 @@ impl Executor {
             if !approved {
                 sh.store.approve(&sh.run, id)?;
                 self.approvals.insert(id.clone());
+            }
+            if step.action.needs_named_approval() {
+                let why = match sh
+                    .read_only(&step.host, || sh.runner.verify_performed(step))
+                    .await
+                {
+                    Ok(None) => None,
+                    Ok(Some(why)) => Some(why),
+                    Err(e) => Some(format!(
+                        "its effect could not be read on host `{}`: {}",
+                        e.host, e.message
+                    )),
+                };
+                if let Some(why) = why {
+                    let mut rec = StepRecord::pending(id);
+                    rec.state = StepState::Waiting;
+                    rec.attempts = self.attempts[i];
+                    rec.message = format!("approved, but not in place: {why}");
+                    sh.checkpoint(i, rec)?;
+                    self.unverified.insert(i, why);
+                    continue;
+                }
             }
             let mut rec = StepRecord::pending(id);
             rec.state = StepState::Done;
@@ -374,7 +401,12 @@ impl Executor {
             .filter(|&&i| self.state[i] == StepState::Waiting)
             .map(|&i| {
                 let s = &sh.plan.steps[i];
-                if s.action.needs_named_approval() {
+                if let Some(why) = self.unverified.get(&i) {
+                    format!(
+                        "step `{}` on host `{}` was approved, but {why}; perform it, then `lockstep resume` (the approval stands and is checked again)",
+                        s.id, s.host
+                    )
+                } else if s.action.needs_named_approval() {
                     format!(
                         "step `{}` on host `{}` waits for the operator to perform it, then `lockstep approve {} {}` naming it (`--yes` does not approve it)",
                         s.id, s.host, sh.run, s.id

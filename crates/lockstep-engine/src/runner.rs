@@ -98,6 +98,15 @@ pub trait StepRunner: Send + Sync {
     /// Whether the step's effect is already in place (read-only).
     async fn probe(&self, step: &PlannedStep) -> Result<Probe, StepError>;
 
+    /// The postcondition of a step the operator performed by hand and approved by name
+    /// ([`lockstep_core::Action::needs_named_approval`]), read before the run goes on:
+    /// `Ok(None)` when its effect is in place, `Ok(Some(why))` when it is not (the step keeps
+    /// waiting, with `why`). The default has no postcondition to read.
+    async fn verify_performed(&self, step: &PlannedStep) -> Result<Option<String>, StepError> {
+        let _ = step;
+        Ok(None)
+    }
+
     /// Read-only checks that must hold, live, before stage `stage` of `plan` starts changing
     /// anything: the rules that need the fleet's state at that moment (the actions' tier order,
     /// when front-ends are upgraded by an earlier stage of the same run). `Err` halts the run

@@ -173,7 +173,11 @@ impl Shared {
     }
 
     /// Runs a read-only call, retrying `NodeUnreachable` failures `options.retries` times.
-    async fn read_only<T, F, Fut>(&self, host: &Name, mut call: F) -> Result<T, StepError>
+    pub(crate) async fn read_only<T, F, Fut>(
+        &self,
+        host: &Name,
+        mut call: F,
+    ) -> Result<T, StepError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StepError>>,

@@ -32,6 +32,6 @@ pub use lock::{os_user, RunGuard};
 pub use migrations::MIGRATIONS;
 pub use pg::{is_postgres_url, redact_url, PgStore};
 pub use pg_migrations::PG_MIGRATIONS;
-pub use run_id::{civil_from_days, new_run_id, run_id_at};
+pub use run_id::{new_run_id, run_id_at};
 pub use sqlite::{Durability, SqliteStore};
 pub use transition::Transition;

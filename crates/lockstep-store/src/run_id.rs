@@ -5,31 +5,17 @@ use std::hash::{BuildHasher, Hasher};
 
 use lockstep_core::RunId;
 
-/// The proleptic Gregorian (year, month, day) of a day count since 1970-01-01 (H. Hinnant's
-/// `civil_from_days`).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// The run id for a creation time (ms since the Unix epoch) and a 16-bit suffix.
+/// The run id for a creation time (ms since the Unix epoch) and a 16-bit suffix (the calendar
+/// is humantime's RFC 3339 rendering, not arithmetic of our own).
 pub fn run_id_at(created_ms: u64, suffix: u16) -> RunId {
-    let secs = (created_ms / 1000) as i64;
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(created_ms / 1000);
+    // `2026-11-21T08:18:54Z`
+    let t = humantime::format_rfc3339_seconds(at).to_string();
+    let digits = |r: std::ops::Range<usize>| t[r].replace(['-', ':'], "");
     RunId(format!(
-        "r{y:04}{mo:02}{d:02}-{:02}{:02}{:02}-{suffix:04x}",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
+        "r{}-{}-{suffix:04x}",
+        digits(0..10),
+        digits(11..19)
     ))
 }
 
@@ -44,16 +30,6 @@ pub fn new_run_id(created_ms: u64) -> RunId {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates_match_known_days() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        // 2000-02-29 is day 11016; 2026-11-21 is day 20778.
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
-        assert_eq!(civil_from_days(20_778), (2026, 11, 21));
-    }
 
     #[test]
     fn run_id_has_the_documented_shape() {
@@ -72,5 +48,16 @@ mod tests {
         let b = run_id_at(1_000_000_001_000, 0x0000);
         let c = run_id_at(1_700_000_000_000, 0x1234);
         assert!(a < b && b < c);
+    }
+
+    #[test]
+    fn calendar_edges() {
+        // 2000-02-29 and 2000-03-01 (day 11016 and 11017), and the epoch.
+        assert_eq!(run_id_at(11_016 * 86_400_000, 1).0, "r20000229-000000-0001");
+        assert_eq!(
+            run_id_at(11_017 * 86_400_000 - 1, 1).0,
+            "r20000229-235959-0001"
+        );
+        assert_eq!(run_id_at(0, 0).0, "r19700101-000000-0000");
     }
 }

@@ -1,7 +1,8 @@
 //! UpgradeVirtualServer and the T2 preconditions, each failing alone.
 
-use lockstep_actions::{execute, Outcome};
-use lockstep_core::{Action, HaltClass};
+use lockstep_actions::render::{NS_EXCHANGE_V2, WQL_EXCHANGE_SERVERS};
+use lockstep_actions::{execute, probe, verify_performed, Outcome, Probe};
+use lockstep_core::{Action, HaltClass, Version};
 
 use crate::cluster::script_evs_resources_dtc;
 use crate::scripted::*;
@@ -18,6 +19,8 @@ struct World {
     n2_build: &'static str,
     states: [u32; 10],
     dtc: u32,
+    /// The EVS's version as Exchange's WMI provider lists it.
+    evs_build: &'static str,
 }
 
 impl World {
@@ -30,6 +33,7 @@ impl World {
             n2_build: SP1,
             states: READY,
             dtc: 2,
+            evs_build: SP2,
         }
     }
 
@@ -44,6 +48,22 @@ impl World {
         script_build(&t, N2, vec![reg_build(self.n2_build, "Enterprise")]);
         script_evs_resources_dtc(&t, self.step_host, vec![self.states.to_vec()], self.dtc);
         t.on_run(self.step_host, LABCTL, vec![ok()]);
+        let v: Version = self.evs_build.parse().unwrap();
+        t.on_wql(
+            self.step_host,
+            NS_EXCHANGE_V2,
+            WQL_EXCHANGE_SERVERS,
+            vec![Reply::Rows(vec![obj(&[
+                ("Name", "EVS1"),
+                (
+                    "ExchangeVersion",
+                    &format!(
+                        "Version {}.{} (Build {}.{})",
+                        v.major, v.minor, v.build, v.revision
+                    ),
+                ),
+            ])])],
+        );
         t
     }
 }
@@ -177,4 +197,30 @@ async fn a_failing_upgrade_command_with_the_t2_text_is_step_failed() {
     assert_eq!(e.exit_code, Some(1));
     assert!(e.message.contains("T2"), "{}", e.message);
     assert!(e.output.contains("c1037b44"));
+}
+
+/// The postcondition: a site command that exits 0 while the virtual server still reports the
+/// old build fails the step (the resources must not be brought online); the probe and the
+/// check after an operator's approval read the same version.
+#[tokio::test]
+async fn the_upgrade_is_done_only_when_the_evs_reports_the_nodes_build() {
+    let mut w = World::ready();
+    w.evs_build = SP1;
+    let t = w.script();
+    let f = fleet();
+    let s = step(N1, upgrade(Some(LABCTL)));
+    let e = execute(&ctx(&t, &f, &s)).await.unwrap_err();
+    assert_eq!(e.class, HaltClass::StepFailed, "{}", e.message);
+    assert!(e.message.contains("exited 0, but"), "{}", e.message);
+    assert!(e.message.contains("`EVS1`"), "{}", e.message);
+    assert!(e.message.contains("has not been done"), "{}", e.message);
+    assert_eq!(probe(&ctx(&t, &f, &s)).await.unwrap(), Probe::NotDone);
+    let manual = step(N1, upgrade(None));
+    let why = verify_performed(&ctx(&t, &f, &manual)).await.unwrap();
+    let why = why.expect("not in place");
+    assert!(why.contains("Build 7226.6"), "{why}");
+
+    let t = World::ready().script();
+    assert_eq!(probe(&ctx(&t, &f, &s)).await.unwrap(), Probe::Done);
+    assert_eq!(verify_performed(&ctx(&t, &f, &manual)).await.unwrap(), None);
 }

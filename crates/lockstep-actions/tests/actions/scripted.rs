@@ -208,7 +208,7 @@ pub fn reg_build(v: &str, edition: &str) -> Reply {
     )
 }
 
-fn obj(pairs: &[(&str, &str)]) -> WmiObject {
+pub fn obj(pairs: &[(&str, &str)]) -> WmiObject {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

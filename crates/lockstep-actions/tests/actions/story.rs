@@ -327,6 +327,19 @@ impl State {
                     format!("2026112108{boot:02}00.000000+060"),
                 )])]
             }
+            r::WQL_EXCHANGE_SERVERS => {
+                let v = self.evs_version;
+                vec![obj(&[
+                    ("Name", "EVS1".into()),
+                    (
+                        "ExchangeVersion",
+                        format!(
+                            "Version {}.{} (Build {}.{})",
+                            v.major, v.minor, v.build, v.revision
+                        ),
+                    ),
+                ])]
+            }
             r::WQL_HOTFIXES => self
                 .node(host)
                 .hotfixes
@@ -635,6 +648,7 @@ async fn after_the_procedure_every_change_probe_says_done_and_nothing_is_resent(
                 | Action::StartClusterService
                 | Action::StartServices { .. }
                 | Action::EvsResourcesOnline { .. }
+                | Action::UpgradeVirtualServer { .. }
         ) || (matches!(s.action, Action::MoveGroup { .. }));
         if expect_done {
             assert_eq!(

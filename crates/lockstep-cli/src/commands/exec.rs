@@ -153,6 +153,8 @@ pub async fn run(args: &ExecArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     if let Some(status) = crate::commands::run::take_hosts(store.as_ref(), &hosts, None)? {
         return Ok(status);
     }
+    // Released when exec ends, on every path (an error below included).
+    let _leases = crate::commands::run::Leases(store.clone());
     let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
     let timeout = Duration::from_secs(args.timeout);
     tracing::info!(hosts = hosts.len(), forks = args.forks, command = %line, "exec");
@@ -205,9 +207,6 @@ pub async fn run(args: &ExecArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         }
     }
     out.flush()?;
-    if let Err(e) = store.release_leases() {
-        tracing::warn!(error = %e, "the host leases were not released; they lapse on their own");
-    }
     let failed = results
         .iter()
         .filter(|(_, r)| !matches!(r, HostResult::Ran(0, _, _)))

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod approve;
 pub mod check;
 pub mod controller;
 pub mod demo;
@@ -9,5 +10,6 @@ pub mod facts;
 pub mod inventory;
 pub mod lab;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod status;

@@ -7,9 +7,9 @@ use std::io::Write as _;
 use anyhow::Result;
 use lockstep_core::{RunRecord, RunStatus, StateStore, StepState};
 
-use crate::args::{ApproveArgs, Format, GlobalArgs, ReportArgs, ReportFormat, StatusArgs};
+use crate::args::{Format, GlobalArgs, StatusArgs};
 use crate::commands::run::pick_run;
-use crate::exit::{BadInput, ExitStatus};
+use crate::exit::ExitStatus;
 use crate::wiring;
 
 fn status_word(s: &RunStatus) -> String {
@@ -262,76 +262,6 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                 }
             }
         }
-    }
-    Ok(ExitStatus::Success)
-}
-
-/// `lockstep approve`: records approvals; `resume` acts on them.
-pub fn approve(args: &ApproveArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let store = wiring::store(global)?;
-    let run = pick_run(store.as_ref(), &args.run)?;
-    let what = args.step.as_deref().or(args.what.as_deref());
-    let approved = match lockstep_engine::approve(store.as_ref(), &run, what) {
-        Ok(a) => a,
-        Err(lockstep_engine::EngineError::NothingToApprove { .. }) => Vec::new(),
-        Err(
-            e @ (lockstep_engine::EngineError::UnknownApproval { .. }
-            | lockstep_engine::EngineError::NotWaiting { .. }),
-        ) => return Err(anyhow::Error::new(BadInput(format!("error: {e}")))),
-        Err(e) => return Err(e.into()),
-    };
-    let mut out = std::io::stdout().lock();
-    if approved.is_empty() {
-        // Steps someone must perform are approved only by name: say which.
-        let record = store.load_run(&run)?;
-        let named: Vec<&str> = record
-            .steps
-            .iter()
-            .filter(|s| s.state == StepState::Waiting)
-            .filter(|s| {
-                record
-                    .plan
-                    .step(&s.step)
-                    .is_some_and(|(_, p)| p.action.needs_named_approval())
-            })
-            .map(|s| s.step.as_str())
-            .collect();
-        if named.is_empty() {
-            writeln!(out, "nothing of run {run} is waiting for approval")?;
-        }
-        for step in named {
-            writeln!(
-                out,
-                "step {step} waits for the operator to perform it; once done: lockstep approve {run} {step}"
-            )?;
-        }
-    }
-    for a in approved {
-        writeln!(out, "approved {a}")?;
-    }
-    Ok(ExitStatus::Success)
-}
-
-/// `lockstep report`: HTML (default) or Markdown, to a file or standard output.
-pub fn report(args: &ReportArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let store = wiring::store(global)?;
-    let run = pick_run(store.as_ref(), &args.run)?;
-    let record = store.load_run(&run)?;
-    let text = match args.format {
-        ReportFormat::Html => lockstep_report::html(&record),
-        ReportFormat::Md => lockstep_report::markdown(&record),
-    };
-    match &args.output {
-        Some(p) => {
-            std::fs::write(p, text)
-                .map_err(|e| anyhow::anyhow!("cannot write report `{}`: {e}", p.display()))?;
-            writeln!(
-                std::io::stderr(),
-                "report of run {run} written to {}",
-                p.display()
-            )?;
-        }
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
     Ok(ExitStatus::Success)
 }

@@ -1,5 +1,8 @@
 //! WQL over the model: `SELECT <props|*> FROM <class> [WHERE Prop='value' [AND ...]]` on
-//! `root/MSCluster` (only while the node's Cluster service runs) and `root/cimv2`.
+//! `root/MSCluster` (only while the node's Cluster service runs), `root/cimv2` and, on Exchange
+//! 2003 servers, `root/MicrosoftExchangeV2` (`Exchange_Server`).
+
+use lockstep_core::{Product, Version};
 
 use super::state::State;
 use crate::backend::{WmiObject, WqlError};
@@ -138,6 +141,20 @@ pub(crate) fn cim_datetime(ms: u64) -> String {
         rem % 3600 / 60,
         rem % 60,
         (ms % 1000) * 1000
+    )
+}
+
+/// `Exchange_Server.ExchangeVersion` as Exchange 2003 writes it: `Version 6.5 (Build 7638.2:
+/// Service Pack 2)`, without the service-pack part for a build it does not name.
+fn exchange_version(v: Version) -> String {
+    let sp = match (v.major, v.minor, v.build) {
+        (6, 5, 7226) => ": Service Pack 1",
+        (6, 5, 7638) => ": Service Pack 2",
+        _ => "",
+    };
+    format!(
+        "Version {}.{} (Build {}.{}{sp})",
+        v.major, v.minor, v.build, v.revision
     )
 }
 
@@ -315,6 +332,39 @@ impl State {
                 ])],
                 _ => return Err(bad(query, "unknown class")),
             },
+            // Exchange 2003's WMI provider: every Exchange 2003 server of the organisation and
+            // every virtual server, with `ExchangeVersion` as Exchange writes it.
+            "root/microsoftexchangev2" if node.product == Some(Product::Exchange2003) => {
+                match class.as_str() {
+                    "exchange_server" => {
+                        let mut v: Vec<WmiObject> = self
+                            .hosts
+                            .iter()
+                            .filter(|n| n.product == Some(Product::Exchange2003))
+                            .map(|n| {
+                                obj(&[
+                                    ("Name", n.name.clone()),
+                                    ("ExchangeVersion", exchange_version(n.build)),
+                                ])
+                            })
+                            .collect();
+                        for c in self
+                            .clusters
+                            .iter()
+                            .filter(|c| c.product == Product::Exchange2003)
+                        {
+                            for e in c.groups.iter().filter_map(|g| g.evs.as_ref()) {
+                                v.push(obj(&[
+                                    ("Name", e.name.clone()),
+                                    ("ExchangeVersion", exchange_version(e.version)),
+                                ]));
+                            }
+                        }
+                        v
+                    }
+                    _ => return Err(bad(query, "unknown class")),
+                }
+            }
             _ => return Err(WqlError::NamespaceUnavailable(namespace.to_owned())),
         };
         let mut out = Vec::new();
@@ -356,6 +406,18 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exchange_version_is_written_as_exchange_2003_writes_it() {
+        assert_eq!(
+            exchange_version(Version::new(6, 5, 7638, 2)),
+            "Version 6.5 (Build 7638.2: Service Pack 2)"
+        );
+        assert_eq!(
+            exchange_version(Version::new(6, 5, 6944, 4)),
+            "Version 6.5 (Build 6944.4)"
+        );
+    }
 
     #[test]
     fn parses_queries() {
