@@ -34,6 +34,8 @@ mod inventory_hostile;
 mod inventory_oracle;
 #[path = "it/kb_rules.rs"]
 mod kb_rules;
+#[path = "it/kerberos.rs"]
+mod kerberos;
 #[path = "it/leases.rs"]
 mod leases;
 #[path = "it/new_playbooks.rs"]
@@ -50,6 +52,8 @@ mod resume;
 mod safety;
 #[path = "it/secrets.rs"]
 mod secrets;
+#[path = "it/stage.rs"]
+mod stage;
 #[path = "it/takeover.rs"]
 mod takeover;
 #[path = "it/terminal.rs"]

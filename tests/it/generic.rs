@@ -13,7 +13,9 @@ target: { product: "2003", build: 6.5.7638.2, kind: service-pack }
 facts:
   sp_build: { registry: 'HKLM\SOFTWARE\Microsoft\Exchange\Setup', value: ServicePackBuild }
 vars:
-  sp_package: '\\fs01\install$\E2K3SP2\setup\i386\update.exe'
+  sp_file: E2K3SP2/setup/i386/update.exe
+  sp_sha256: d7f9270b849a441c6b7420996f8d36a18e5c261365353bf76cfcb1e09caaef5b
+  sp_package: 'C:\Lockstep\packages\E2K3SP2\update.exe'
 rollout:
   serial: [1, 50%]
   wave_gate: { soak: 1s }
@@ -28,6 +30,13 @@ phases:
         rule: G5
         action: stop-services
         services: [McShield, BackupExecAgentAccelerator, SNMP]
+      - id: stage
+        name: Copy SP2 to {{ node }} (a WinRM session cannot read the share)
+        rule: STAGE
+        action: stage
+        source: "{{ package_root }}/{{ sp_file }}"
+        sha256: "{{ sp_sha256 }}"
+        dest: "{{ sp_package }}"
       - id: install
         name: Install SP2 on {{ node }}
         rule: PATCH-1

@@ -368,7 +368,8 @@ fn e2_nc_confirms_then_installs_the_integrated_sbs_package() {
 /// 1642): the E2-SBS package above is not a formality.
 #[test]
 fn the_exchange_sp3_update_alone_is_refused_on_sbs_2000() {
-    let lab = Lab::start(None);
+    // Run from the share (a rehearsal of a setup without the double hop): the point is E2-ED.
+    let lab = Lab::start(Some("double_hop: allow\n"));
     let o = lab.run(&[
         "exec",
         "-i",

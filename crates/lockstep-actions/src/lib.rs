@@ -23,6 +23,7 @@
 //! | EvsResourcesOffline | `cluster res "R" /offline /wait:120`, System Attendant last | all but IP/Disk/Name offline | same |
 //! | EvsResourcesOnline | `cluster group "G" /online /wait:120` | group state 0 | same |
 //! | UpgradeVirtualServer | T2 checks, then the site command or [`Outcome::Waiting`] | exit 0 and the EVS reports the node's build (`Exchange_Server`) | the EVS reports the node's build |
+//! | Stage | `certutil -hashfile`, `>>"DEST.b64" echo CHUNK` per 4,608 bytes, `certutil -decode`, `move /y` | SHA-256 on the node = the playbook's | same (a partial copy continues) |
 //! | Install | `"PACKAGE" ARGS` after G6/E3-C/product checks; restart per policy | 0/3010/1641, then build = target | build >= target / hotfix listed / installer running |
 //! | Reboot | `shutdown /r /t 0 /f` | new `LastBootUpTime` | no pending reboot |
 //! | Stop/StartServices | `net stop "S"` / `net start "S"` (1060 skipped) | `sc query` state | same |
@@ -59,6 +60,7 @@ mod reboot;
 mod remote;
 pub mod render;
 mod services;
+pub mod stage;
 
 pub use build::{read_build, NodeBuild};
 pub use discovery::{
@@ -198,6 +200,11 @@ pub async fn execute(ctx: &Ctx<'_>) -> Result<Outcome, ActionError> {
             evs,
             command,
         } => evs::upgrade(ctx, group, evs, command.as_deref()).await,
+        Action::Stage {
+            source,
+            sha256,
+            dest,
+        } => stage::execute(ctx, source, sha256, dest).await,
         Action::Install { .. } => install::execute(ctx, action).await,
         Action::Reboot => reboot::execute(ctx).await,
         Action::StopServices { services } => services::stop(ctx, services).await,
@@ -236,6 +243,7 @@ pub async fn probe(ctx: &Ctx<'_>) -> Result<Probe, ActionError> {
         Action::StartClusterService => cluster::probe_clussvc(ctx, true).await,
         Action::EvsResourcesOffline { group } => cluster::probe_evs_offline(ctx, group).await,
         Action::EvsResourcesOnline { group } => cluster::probe_group_online(ctx, group).await,
+        Action::Stage { sha256, dest, .. } => stage::probe(ctx, sha256, dest).await,
         Action::Install { .. } => install::probe(ctx, action).await,
         Action::Reboot => reboot::probe(ctx).await,
         Action::StopServices { services } => services::probe(ctx, services, false).await,

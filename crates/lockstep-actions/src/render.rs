@@ -167,6 +167,24 @@ pub fn render(action: &Action, host: &Name) -> Vec<String> {
             }
             lines
         }
+        Action::Stage { source, dest, .. } => {
+            let l = crate::stage::StageLines::new(dest);
+            let mut lines = vec![
+                format!("rem controller: SHA-256 of {source} must be the playbook's"),
+                l.hash(),
+            ];
+            lines.extend(l.mkdir());
+            lines.push(l.size());
+            lines.push(l.append(&format!(
+                "<base64 of the next {} bytes>",
+                crate::stage::CHUNK_BYTES
+            )));
+            lines.push(l.decode());
+            lines.push(l.hash_part());
+            lines.push(l.install());
+            lines.push(l.clean());
+            lines
+        }
         Action::Install {
             package,
             args,

@@ -475,7 +475,8 @@ pub struct LabArgs {
     #[arg(long, value_name = "FILE")]
     pub endpoints: Option<PathBuf>,
 
-    /// Write an inventory overlay pointing every host at its lab endpoint, for `-i`.
+    /// Write an inventory overlay pointing every host at its lab endpoint, for `-i`; the lab's
+    /// installer packages go beside it (`NAME.packages/`), the overlay's `package_root`.
     #[arg(long, value_name = "FILE")]
     pub overlay: Option<PathBuf>,
 

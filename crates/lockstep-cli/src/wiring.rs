@@ -113,6 +113,11 @@ pub fn transport(
             codepage: c.codepage,
             ca_trust_path: c.ca_trust_path.as_ref().map(std::path::PathBuf::from),
             oem_codepage: oem,
+            kerberos_hostname: host
+                .vars
+                .get("ansible_winrm_kerberos_hostname_override")
+                .cloned(),
+            kdc: None,
         });
     }
     if !errors.is_empty() {

@@ -92,6 +92,7 @@ pub const ACTIONS: &[ActionDescriptor] = &[
     d("evs-resources-offline", "Take an EVS group's resources offline except IP Address, Physical Disk, Network Name.", &["group"], Unchanged, false, false, true, 60, 600),
     d("evs-resources-online", "Bring every resource of an EVS group online.", &["group"], Unchanged, false, false, true, 60, 600),
     d("upgrade-virtual-server", "Upgrade Exchange Virtual Server after T2's checks (operator step unless `command`).", &["group", "command"], Unchanged, false, false, true, 300, 600),
+    d("stage", "Copy a package to the node over WinRM in chunks, verified by SHA-256 (no double hop); skipped when the node has it.", &["source", "sha256", "dest"], Unchanged, false, true, false, 60, 3600),
     d("install", "Run the playbook's installer; 0/3010/1641 succeed; restart per `reboot`.", &["package", "args", "prerequisite", "reboot"], WhileRunning, false, true, false, 1200, 7200),
     d("reboot", "Restart the node and wait until its boot time changes.", &[], WhileRunning, false, true, false, 300, 1800),
     d("stop-services", "Stop services (`net stop`), a missing one skipped.", &["services"], Unchanged, false, true, false, 30, 600),

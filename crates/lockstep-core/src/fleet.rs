@@ -254,6 +254,10 @@ pub enum Auth {
     Ntlm,
     /// HTTP Basic: over plain HTTP only with [`Connection::allow_basic_over_http`].
     Basic,
+    /// Kerberos (Ansible's `kerberos`): the user is `user@REALM`, the node's service principal
+    /// `HTTP/<address>` (or `ansible_winrm_kerberos_hostname_override`), the KDC from
+    /// `krb5.conf`; bodies sealed over HTTP.
+    Kerberos,
 }
 
 /// Where a password comes from. There is deliberately no inline variant.

@@ -55,6 +55,15 @@ pub enum Action {
         /// Site-supplied command line; `None` pauses for the operator.
         command: Option<String>,
     },
+    /// Copy `source` (on the controller) to `dest` on the node, in chunks, checked by SHA-256.
+    Stage {
+        /// The package on the controller.
+        source: String,
+        /// Its SHA-256, lower-case hex.
+        sha256: String,
+        /// Destination path on the node.
+        dest: Name,
+    },
     /// Run an installer and judge its exit code (0, 3010, 1641 succeed).
     Install {
         /// Installer path.
@@ -211,6 +220,7 @@ impl Action {
             Action::EvsResourcesOffline { .. } => "evs-resources-offline",
             Action::EvsResourcesOnline { .. } => "evs-resources-online",
             Action::UpgradeVirtualServer { .. } => "upgrade-virtual-server",
+            Action::Stage { .. } => "stage",
             Action::Install { .. } => "install",
             Action::Reboot => "reboot",
             Action::StopServices { .. } => "stop-services",

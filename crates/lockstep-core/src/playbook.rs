@@ -242,6 +242,16 @@ pub enum ActionSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         command: Option<String>,
     },
+    /// Copy a package from the controller to the node (WinRM, in chunks), verified by SHA-256:
+    /// the install that follows reads a local path, not a share (no double hop).
+    Stage {
+        /// Path template of the package on the controller (`{{ package_root }}/SP2/update.exe`).
+        source: String,
+        /// Its SHA-256 template (64 hex digits).
+        sha256: String,
+        /// Destination path template on the node (`C:\Lockstep\packages\SP2\update.exe`).
+        dest: String,
+    },
     /// Run an installer.
     Install {
         /// Installer path template.
@@ -391,6 +401,7 @@ impl ActionSpec {
             ActionSpec::EvsResourcesOffline { .. } => "evs-resources-offline",
             ActionSpec::EvsResourcesOnline { .. } => "evs-resources-online",
             ActionSpec::UpgradeVirtualServer { .. } => "upgrade-virtual-server",
+            ActionSpec::Stage { .. } => "stage",
             ActionSpec::Install { .. } => "install",
             ActionSpec::Reboot => "reboot",
             ActionSpec::StopServices { .. } => "stop-services",

@@ -92,8 +92,16 @@ pub trait Backend: Send + Sync + 'static {
     fn protocol_fault_used(&self, host: &str);
     /// Increases at every boot of the host: the server forgets the host's shells when it changes.
     fn boot_epoch(&self, host: &str) -> u64;
-    /// Starts `command_line` (as cmd.exe received it) on `host`.
-    fn start(&self, host: &str, command_line: &str) -> ProcessHandle;
+    /// Starts `command_line` (as cmd.exe received it) on `host` in a WinRM session.
+    /// `delegable`: the session holds credentials it may pass on to another server (Kerberos
+    /// with delegation, CredSSP); without them a process cannot open a UNC path (the double
+    /// hop). Basic, NTLM and Negotiate-NTLM sessions never do.
+    fn start_in_session(&self, host: &str, command_line: &str, delegable: bool) -> ProcessHandle;
+    /// Starts `command_line` as a process of a console logon, which holds its credentials
+    /// (the model's own tests).
+    fn start(&self, host: &str, command_line: &str) -> ProcessHandle {
+        self.start_in_session(host, command_line, true)
+    }
     /// Runs a WQL query on `host`.
     fn wql(&self, host: &str, namespace: &str, query: &str) -> Result<Vec<WmiObject>, WqlError>;
 }

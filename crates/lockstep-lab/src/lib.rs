@@ -3,7 +3,7 @@
 //!
 //! KB 328839 (G7) asks for every service pack to be tested in a laboratory first; this crate is
 //! that laboratory, and the fleet every engine test drives through the same transport that talks
-//! to Windows. [`server`] is the WinRM/WS-Management server (HTTP, SOAP 1.2, Basic and NTLMv2,
+//! to Windows. [`server`] is the WinRM/WS-Management server (HTTP, SOAP 1.2, Basic, NTLMv2 and Kerberos,
 //! optional HTTPS, code pages, WQL enumeration); [`model`] is the Windows, cluster and Exchange
 //! model behind it (services, processes, registry, cluster groups and resources, installers,
 //! reboots, faults, the recorder and the invariant checker). [`backend::Backend`] is the seam
@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod kdc;
 mod lab;
 pub mod model;
 pub mod record;

@@ -46,7 +46,7 @@ impl Backend for Golden {
     fn boot_epoch(&self, _: &str) -> u64 {
         0
     }
-    fn start(&self, _: &str, command_line: &str) -> ProcessHandle {
+    fn start_in_session(&self, _: &str, command_line: &str, _: bool) -> ProcessHandle {
         let (tx, events) = mpsc::unbounded_channel();
         let (stdin, _) = mpsc::unbounded_channel();
         self.started

@@ -411,7 +411,8 @@ async fn the_verifier_sees_suspended_nodes_and_lost_quorum() {
 #[tokio::test]
 async fn wusa_installs_a_cumulative_update_that_takes_effect_at_the_restart() {
     let w = lab();
-    let msu = r"wusa.exe C:\Updates\windows10.0-kb5035849-x64.msu /quiet /norestart";
+    // From the share: a console process (this test's `start`) has its credentials.
+    let msu = r"wusa.exe \\fs01\updates\windows10.0-kb5035849-x64.msu /quiet /norestart";
     let ubr = r"Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion' -Name UBR | Select-Object -ExpandProperty UBR | ConvertTo-Json";
     // CAU's order: drain, install, restart, resume.
     ok(&w, "N2", &ps("Suspend-ClusterNode -Drain")).await;
@@ -447,7 +448,7 @@ async fn wusa_installs_a_cumulative_update_that_takes_effect_at_the_restart() {
     let r = run(
         &w,
         "N3",
-        r"wusa.exe C:\Updates\windows10.0-kb5035857-x64.msu /quiet /norestart",
+        r"wusa.exe \\fs01\updates\windows10.0-kb5035857-x64.msu /quiet /norestart",
     )
     .await;
     assert_eq!(r.code, 0x8024_0017_u32 as i32);

@@ -421,6 +421,7 @@ async fn an_installer_exiting_1641_restarts_the_node() {
         },
         duration_secs: 30.0,
         exit_code: 1641,
+        size: None,
     });
     let w = world(&cluster_fleet(2, 1, Locale::EN_US), cfg);
     ok(&w, "N2", "net stop \"McShield\"").await;

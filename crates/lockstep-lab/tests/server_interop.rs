@@ -10,6 +10,8 @@
 
 #![allow(clippy::print_stderr)] // says why the interoperability check did not run, or what it got
 
+mod model_support;
+
 use std::sync::Arc;
 
 use lockstep_lab::server::test_backend::TestBackend;
@@ -151,3 +153,56 @@ async fn pywinrm_and_pypsrp_with_defaults_over_http_and_https() {
     );
     https.shutdown().await;
 }
+
+/// The double hop, seen by pywinrm with its defaults (NTLM, encrypted): an installer run from a
+/// share in that session is refused as Windows refuses it ("Access is denied.", exit 1), and
+/// nothing is installed.
+#[tokio::test]
+async fn pywinrm_cannot_run_an_installer_from_a_share() {
+    let Some(python) = python() else { return };
+    let fleet = model_support::cluster_fleet(2, 1, lockstep_core::Locale::EN_US);
+    let world = model_support::world(&fleet, model_support::fast());
+    let server = LabServer::start(
+        world.clone(),
+        ServerConfig::with_credentials(USER, PASSWORD),
+    )
+    .await
+    .unwrap();
+    let line = format!("\"{}\" /q /z", model_support::SP2_PACKAGE);
+    let output = tokio::process::Command::new(&python)
+        .args([
+            "-c",
+            DOUBLE_HOP,
+            &server.endpoints()["N2"],
+            USER,
+            PASSWORD,
+            &line,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(v[0], 1, "{v}");
+    assert!(
+        v[1].as_str()
+            .unwrap_or_default()
+            .contains("Access is denied"),
+        "{v}"
+    );
+    assert_eq!(
+        world.snapshot().host("N2").unwrap().build,
+        model_support::SP1,
+        "nothing installed"
+    );
+    server.shutdown().await;
+}
+
+const DOUBLE_HOP: &str = r#"
+import json, sys, winrm
+url, user, password, line = sys.argv[1:5]
+r = winrm.Session(url, auth=(user, password), transport='ntlm').run_cmd(line)
+print(json.dumps([r.status_code, r.std_err.decode('ascii')]))
+"#;

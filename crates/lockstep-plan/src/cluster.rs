@@ -238,7 +238,8 @@ impl ClusterState<'_> {
             // Listed, not caught: these change no group owner, Cluster service or build the
             // planner follows. A generic step's effect on availability is declared and marked
             // by the out-of-service windows; a new action must be added here deliberately.
-            Action::StopServices { .. }
+            Action::Stage { .. }
+            | Action::StopServices { .. }
             | Action::StartServices { .. }
             | Action::AssertVersion { .. }
             | Action::Preflight { .. }

@@ -1190,6 +1190,52 @@ impl<'a> Planner<'a> {
                     command,
                 }
             }
+            ActionSpec::Stage {
+                source,
+                sha256,
+                dest,
+            } => {
+                let source = self.render(source, spec, ctx, label);
+                let sha = self.render(sha256, spec, ctx, label);
+                let dest = self.name(NameKind::Path, dest, spec, ctx, label);
+                let (source, sha, dest) = (source?, sha?, dest?);
+                let sha = sha.trim().to_ascii_lowercase();
+                if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    self.errors.push(PlanError::Condition {
+                        step: spec.id.to_string(),
+                        message: format!(
+                            "`sha256: {sha256}` renders `{sha}` on {}: a SHA-256 is 64 hex digits",
+                            label()
+                        ),
+                    });
+                    return None;
+                }
+                let d = dest.as_str();
+                let local =
+                    d.len() > 3 && d.as_bytes()[0].is_ascii_alphabetic() && &d[1..3] == ":\\";
+                if !local {
+                    self.errors.push(PlanError::Condition {
+                        step: spec.id.to_string(),
+                        message: format!(
+                            "`dest: {d}` on {}: the destination must be a local path on the node (`C:\\...`), never a share (the double hop)",
+                            label()
+                        ),
+                    });
+                    return None;
+                }
+                if source.trim().is_empty() {
+                    self.errors.push(PlanError::Condition {
+                        step: spec.id.to_string(),
+                        message: format!("`source` renders empty on {}", label()),
+                    });
+                    return None;
+                }
+                Action::Stage {
+                    source,
+                    sha256: sha,
+                    dest,
+                }
+            }
             ActionSpec::Install {
                 package,
                 args,

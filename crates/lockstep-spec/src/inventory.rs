@@ -916,6 +916,7 @@ impl InventoryLoader<'_> {
                         ("ntlm", Auth::Ntlm),
                         ("negotiate", Auth::Ntlm),
                         ("basic", Auth::Basic),
+                        ("kerberos", Auth::Kerberos),
                     ],
                     sink,
                 )
@@ -991,6 +992,29 @@ impl InventoryLoader<'_> {
                 None
             }
         };
+        if auth == Some(Auth::Kerberos) {
+            if let Some(u) = user.as_deref().filter(|u| {
+                u.split_once('@')
+                    .is_none_or(|(a, r)| a.is_empty() || r.is_empty())
+            }) {
+                let at = get("ansible_user")
+                    .or_else(|| get("ansible_winrm_user"))
+                    .map(|n| n.pos.clone())
+                    .unwrap_or(pos.clone());
+                sink.error(
+                    &at,
+                    format!(
+                        "host {} uses Kerberos: `ansible_user` must be `user@REALM`, found {}",
+                        q(name),
+                        q(u)
+                    ),
+                );
+                ok = false;
+            }
+        }
+        if let Some(v) = get("ansible_winrm_kerberos_hostname_override") {
+            scalar(v, "ansible_winrm_kerberos_hostname_override", sink);
+        }
         let password = self.password(name, vars);
         if !ok {
             return None;

@@ -1686,6 +1686,7 @@ mod tests {
             ActionSpec::EvsResourcesOffline { .. } => "evs-resources-offline",
             ActionSpec::EvsResourcesOnline { .. } => "evs-resources-online",
             ActionSpec::UpgradeVirtualServer { .. } => "upgrade-virtual-server",
+            ActionSpec::Stage { .. } => "stage",
             ActionSpec::Install { .. } => "install",
             ActionSpec::Reboot => "reboot",
             ActionSpec::StopServices { .. } => "stop-services",
@@ -1719,6 +1720,11 @@ mod tests {
             ActionSpec::UpgradeVirtualServer {
                 group: s(),
                 command: Some(s()),
+            },
+            ActionSpec::Stage {
+                source: s(),
+                sha256: s(),
+                dest: s(),
             },
             ActionSpec::Install {
                 package: s(),

@@ -320,6 +320,37 @@ fn basic_over_http_needs_the_explicit_allow() {
 }
 
 #[test]
+fn kerberos_needs_the_realm_in_the_user_name() {
+    let text = BASE.replace(
+        "    ansible_port: 5985\n",
+        "    ansible_port: 5985\n    ansible_winrm_transport: kerberos\n",
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        3,
+        19,
+        &[
+            "host `PRG-EX01` uses Kerberos",
+            "`ansible_user` must be `user@REALM`",
+        ],
+    );
+    let with_realm = text.replace("'CORP\\svc'", "svc@CORP.EXAMPLE").replace(
+        "    ansible_winrm_transport: kerberos\n",
+        "    ansible_winrm_transport: kerberos\n    ansible_winrm_kerberos_hostname_override: prg-ex01.corp.example\n",
+    );
+    let fleet =
+        load_inventory(&[SourceFile::new(FILE, &with_realm)]).unwrap_or_else(|d| panic!("{d}"));
+    let h = &fleet.hosts[0];
+    assert_eq!(h.connection.auth, lockstep_core::Auth::Kerberos);
+    assert_eq!(h.connection.user, "svc@CORP.EXAMPLE");
+    assert_eq!(
+        h.vars["ansible_winrm_kerberos_hostname_override"],
+        "prg-ex01.corp.example"
+    );
+}
+
+#[test]
 fn bad_locale() {
     let text = BASE.replace("{ locale: cs-CZ }", "{ locale: cs-SK }");
     let d = errors(&text);

@@ -21,10 +21,11 @@ use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, WWW_AUTHE
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use lockstep_core::Scheme;
+use sspi::generator::GeneratorState;
 use sspi::{
-    AuthIdentity, BufferType, ClientRequestFlags, CredentialUse, DataRepresentation,
-    EncryptionFlags, Ntlm, SecurityBuffer, SecurityBufferRef, SecurityStatus, Sspi, SspiImpl,
-    Username,
+    AuthIdentity, BufferType, ClientRequestFlags, CredentialUse, Credentials, DataRepresentation,
+    EncryptionFlags, KdcResolution, Kerberos, KerberosConfig, NetworkProtocol, NetworkRequest,
+    Ntlm, SecurityBuffer, SecurityBufferRef, SecurityStatus, Sspi, SspiImpl, Username,
 };
 
 use crate::failure::Failure;
@@ -37,6 +38,9 @@ pub enum Mechanism {
     Basic,
     /// NTLMv2 in `Authorization: Negotiate`, once per connection; sealed bodies over HTTP.
     Ntlm,
+    /// Kerberos (a raw Kerberos token in `Authorization: Negotiate`, as pywinrm and Windows
+    /// send it), once per connection; sealed bodies over HTTP (GSS_WrapEx).
+    Kerberos,
 }
 
 /// Where and how to connect: shared by every connection to one node.
@@ -57,6 +61,12 @@ pub struct Endpoint {
     pub password: Secret,
     /// TCP + TLS connect timeout.
     pub connect_timeout: Duration,
+    /// Kerberos: the host of the node's service principal `HTTP/<host>` (the address, or
+    /// `ansible_winrm_kerberos_hostname_override`).
+    pub spn_host: String,
+    /// Kerberos: the KDC (`host:port`); `None` reads `krb5.conf` (`KRB5_CONFIG`) for the
+    /// user's realm, or `SSPI_KDC_URL`.
+    pub kdc: Option<String>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -90,9 +100,9 @@ impl Endpoint {
         format!("{}:{}", self.address, self.port)
     }
 
-    /// Message encryption applies: NTLM over plain HTTP.
+    /// Message encryption applies: NTLM or Kerberos over plain HTTP.
     fn seals(&self) -> bool {
-        self.mechanism == Mechanism::Ntlm && self.scheme == Scheme::Http
+        self.mechanism != Mechanism::Basic && self.scheme == Scheme::Http
     }
 
     fn basic_header(&self) -> String {
@@ -113,11 +123,46 @@ pub struct Traffic {
     pub connections: std::sync::atomic::AtomicU64,
 }
 
+/// The security context of a sealed connection.
+enum Session {
+    Ntlm(Box<Ntlm>),
+    Kerberos(Box<Kerberos>),
+}
+
+impl Session {
+    fn sspi(&mut self) -> &mut dyn SealContext {
+        match self {
+            Session::Ntlm(n) => n.as_mut(),
+            Session::Kerberos(k) => k.as_mut(),
+        }
+    }
+}
+
+/// What sealing needs of an `sspi` context.
+trait SealContext {
+    fn encrypt(&mut self, buffers: &mut [SecurityBufferRef<'_>]) -> Result<(), sspi::Error>;
+    fn decrypt(&mut self, buffers: &mut [SecurityBufferRef<'_>]) -> Result<(), sspi::Error>;
+    fn trailer_len(&mut self) -> Result<usize, sspi::Error>;
+}
+
+impl<T: Sspi> SealContext for T {
+    fn encrypt(&mut self, buffers: &mut [SecurityBufferRef<'_>]) -> Result<(), sspi::Error> {
+        self.encrypt_message(EncryptionFlags::empty(), buffers)
+            .map(|_| ())
+    }
+    fn decrypt(&mut self, buffers: &mut [SecurityBufferRef<'_>]) -> Result<(), sspi::Error> {
+        self.decrypt_message(buffers).map(|_| ())
+    }
+    fn trailer_len(&mut self) -> Result<usize, sspi::Error> {
+        Ok(self.query_context_sizes()?.security_trailer as usize)
+    }
+}
+
 /// One authenticated connection to a node.
 pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
-    /// The NTLM session, when bodies are sealed.
-    session: Option<Box<Ntlm>>,
+    /// The NTLM or Kerberos session, when bodies are sealed.
+    session: Option<Session>,
 }
 
 const ENCRYPTED_CONTENT_TYPE: &str = "multipart/encrypted;protocol=\"application/HTTP-SPNEGO-session-encrypted\";boundary=\"Encrypted Boundary\"";
@@ -172,8 +217,10 @@ impl Connection {
             sender,
             session: None,
         };
-        if endpoint.mechanism == Mechanism::Ntlm {
-            connection.authenticate(endpoint, traffic).await?;
+        match endpoint.mechanism {
+            Mechanism::Ntlm => connection.authenticate(endpoint, traffic).await?,
+            Mechanism::Kerberos => connection.authenticate_kerberos(endpoint, traffic).await?,
+            Mechanism::Basic => {}
         }
         Ok(connection)
     }
@@ -281,7 +328,156 @@ impl Connection {
             }
         }
         if endpoint.seals() {
-            self.session = Some(Box::new(ntlm));
+            self.session = Some(Session::Ntlm(Box::new(ntlm)));
+        }
+        Ok(())
+    }
+
+    /// Kerberos on this connection: a TGT and a service ticket for `HTTP/<spn_host>` from the
+    /// KDC (`sspi`'s client; the KDC exchanges go over TCP from here), the AP-REQ in an empty
+    /// POST, the server's AP-REP (mutual authentication) in its answer.
+    async fn authenticate_kerberos(
+        &mut self,
+        endpoint: &Endpoint,
+        traffic: &Traffic,
+    ) -> Result<(), Failure> {
+        // `user@REALM` goes to the KDC as the principal `user` of realm `REALM` (NT-PRINCIPAL):
+        // every KDC knows it (an MIT KDC does not look up the NT-ENTERPRISE name that sspi would
+        // send for a UPN; Active Directory accepts both).
+        let Some((account, realm)) = endpoint
+            .user
+            .rsplit_once('@')
+            .filter(|(a, r)| !a.is_empty() && !r.is_empty() && !a.contains('\\'))
+        else {
+            return Err(Failure::Protocol(format!(
+                "Kerberos needs the user as user@REALM, found `{}`",
+                endpoint.user
+            )));
+        };
+        let username = Username::new(account, Some(realm))
+            .map_err(|e| Failure::Protocol(format!("user `{}`: {e}", endpoint.user)))?;
+        let identity = AuthIdentity {
+            username,
+            password: endpoint.password.expose().to_owned().into(),
+        };
+        let kdc_url = endpoint
+            .kdc
+            .as_deref()
+            .and_then(sspi::kerberos::config::parse_kdc_url);
+        let config = KerberosConfig {
+            kdc_resolution: KdcResolution::KdcUrl(kdc_url),
+            client_computer_name: "lockstep".to_owned(),
+        };
+        let mut kerberos =
+            Kerberos::new_client_from_config(config).map_err(|e| sspi_failure("Kerberos", e))?;
+        let credentials_data = Credentials::AuthIdentity(identity);
+        let mut credentials = kerberos
+            .acquire_credentials_handle()
+            .with_credential_use(CredentialUse::Outbound)
+            .with_auth_data(&credentials_data)
+            .execute(&mut kerberos)
+            .map_err(|e| sspi_failure("Kerberos credentials", e))?;
+        let target = format!("HTTP/{}", endpoint.spn_host);
+        let flags = ClientRequestFlags::MUTUAL_AUTH
+            | ClientRequestFlags::CONFIDENTIALITY
+            | ClientRequestFlags::INTEGRITY
+            | ClientRequestFlags::SEQUENCE_DETECT
+            | ClientRequestFlags::REPLAY_DETECT;
+        let mut input: Option<Vec<u8>> = None;
+        let mut complete = false;
+        for _leg in 0..4 {
+            let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
+            // sspi's Kerberos client wants input buffers from the first call on (empty then).
+            let mut input_buffers = vec![SecurityBuffer::new(
+                input.take().unwrap_or_default(),
+                BufferType::Token,
+            )];
+            let status = {
+                let mut builder = kerberos
+                    .initialize_security_context()
+                    .with_credentials_handle(&mut credentials.credentials_handle)
+                    .with_context_requirements(flags)
+                    .with_target_data_representation(DataRepresentation::Native)
+                    .with_target_name(&target)
+                    .with_output(&mut output)
+                    .with_input(&mut input_buffers);
+                let mut generator = kerberos
+                    .initialize_security_context_impl(&mut builder)
+                    .map_err(|e| sspi_failure("Kerberos", e))?;
+                let mut state = generator.start();
+                loop {
+                    match state {
+                        GeneratorState::Suspended(request) => {
+                            let answer = kdc_exchange(&request, endpoint.connect_timeout).await;
+                            state = generator.resume(answer);
+                        }
+                        GeneratorState::Completed(result) => {
+                            break result.map_err(|e| kerberos_failure(&target, e))?.status
+                        }
+                    }
+                }
+            };
+            let token = std::mem::take(&mut output[0].buffer);
+            if status == SecurityStatus::Ok && token.is_empty() {
+                complete = true;
+                break;
+            }
+            let header = format!(
+                "Negotiate {}",
+                base64::engine::general_purpose::STANDARD.encode(&token)
+            );
+            let request = self.request(endpoint, Some(header), None, Bytes::new());
+            let response = self.round_trip(request, traffic).await?;
+            let http_status = response.status();
+            let answer = response
+                .headers()
+                .get_all(WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|v| {
+                    v.strip_prefix("Negotiate ")
+                        .or_else(|| v.strip_prefix("Kerberos "))
+                        .map(str::to_owned)
+                });
+            let _ = response.into_body().collect().await;
+            match (http_status, answer) {
+                (StatusCode::UNAUTHORIZED, None) => {
+                    return Err(Failure::AuthRejected(format!(
+                        "the node refused the Kerberos ticket for {target} (HTTP 401)"
+                    )))
+                }
+                (s, Some(token)) if s.is_success() || s == StatusCode::UNAUTHORIZED => {
+                    input = Some(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(token.trim())
+                            .map_err(|e| Failure::Protocol(format!("Kerberos answer: {e}")))?,
+                    );
+                    if status == SecurityStatus::Ok {
+                        // Complete on our side already; the answer was the AP-REP.
+                        complete = true;
+                        break;
+                    }
+                }
+                (s, None) if s.is_success() => {
+                    return Err(Failure::Protocol(
+                        "the node accepted Kerberos without the AP-REP of mutual authentication"
+                            .to_owned(),
+                    ))
+                }
+                (s, _) => {
+                    return Err(Failure::Protocol(format!(
+                        "Kerberos handshake answered HTTP {s}"
+                    )))
+                }
+            }
+        }
+        if !complete {
+            return Err(Failure::Protocol(
+                "the Kerberos context did not complete".to_owned(),
+            ));
+        }
+        if endpoint.seals() {
+            self.session = Some(Session::Kerberos(Box::new(kerberos)));
         }
         Ok(())
     }
@@ -339,9 +535,9 @@ impl Connection {
     ) -> Result<String, Failure> {
         let authorization =
             (endpoint.mechanism == Mechanism::Basic).then(|| endpoint.basic_header());
-        let request = match self.session.as_deref_mut() {
-            Some(ntlm) => {
-                let body = seal(ntlm, soap.as_bytes())?;
+        let request = match self.session.as_mut() {
+            Some(session) => {
+                let body = seal(session.sspi(), soap.as_bytes())?;
                 self.request(
                     endpoint,
                     authorization,
@@ -370,12 +566,12 @@ impl Connection {
             .map_err(|e| Failure::Broken(format!("reading the answer: {e}")))?
             .to_bytes();
         let body = if encrypted {
-            let Some(ntlm) = self.session.as_deref_mut() else {
+            let Some(session) = self.session.as_mut() else {
                 return Err(Failure::Protocol(
                     "the node sealed an answer on a connection without a session".to_owned(),
                 ));
             };
-            unseal(ntlm, &body)?
+            unseal(session.sspi(), &body)?
         } else if self.session.is_some() && !body.is_empty() {
             return Err(Failure::Protocol(format!(
                 "the node answered HTTP {status} unsealed on a sealed connection"
@@ -417,17 +613,24 @@ where
 const BOUNDARY: &str = "--Encrypted Boundary";
 const PROTOCOL: &str = "application/HTTP-SPNEGO-session-encrypted";
 
-/// Seals `plain` and frames it as MS-WSMV 2.2.9.1 says.
-fn seal(ntlm: &mut Ntlm, plain: &[u8]) -> Result<Vec<u8>, Failure> {
-    let mut signature = vec![0u8; 16];
+/// Seals `plain` and frames it as MS-WSMV 2.2.9.1 says: the signature (NTLM, 16 bytes) or the
+/// GSS_WrapEx header (Kerberos: token header and rotated trailer), then the ciphertext.
+fn seal(context: &mut dyn SealContext, plain: &[u8]) -> Result<Vec<u8>, Failure> {
+    let trailer = context
+        .trailer_len()
+        .map_err(|e| sspi_failure("sealing", e))?;
+    let mut signature = vec![0u8; trailer];
     let mut data = plain.to_vec();
     {
         let mut buffers = [
             SecurityBufferRef::token_buf(&mut signature),
             SecurityBufferRef::data_buf(&mut data),
         ];
-        ntlm.encrypt_message(EncryptionFlags::empty(), &mut buffers)
+        context
+            .encrypt(&mut buffers)
             .map_err(|e| sspi_failure("sealing", e))?;
+        let written = buffers[0].data().len();
+        signature.truncate(written);
     }
     let mut out = Vec::with_capacity(data.len() + 256);
     out.extend_from_slice(
@@ -453,7 +656,7 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 }
 
 /// Reads a sealed answer: checks the framing, unseals and verifies the signature.
-fn unseal(ntlm: &mut Ntlm, body: &[u8]) -> Result<Vec<u8>, Failure> {
+fn unseal(context: &mut dyn SealContext, body: &[u8]) -> Result<Vec<u8>, Failure> {
     let bad = |what: &str| Failure::Protocol(format!("sealed answer: {what}"));
     let octets = b"\tContent-Type: application/octet-stream\r\n";
     let headers_end = find(body, octets, 0).ok_or_else(|| bad("no octet-stream part"))?;
@@ -469,7 +672,7 @@ fn unseal(ntlm: &mut Ntlm, body: &[u8]) -> Result<Vec<u8>, Failure> {
     }
     let sig_len = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize;
     let rest = &data[4..];
-    if sig_len != 16 || rest.len() < sig_len + length {
+    if sig_len > 1024 || rest.len() < sig_len + length {
         return Err(bad("lengths do not match"));
     }
     let mut signature = rest[..sig_len].to_vec();
@@ -479,8 +682,74 @@ fn unseal(ntlm: &mut Ntlm, body: &[u8]) -> Result<Vec<u8>, Failure> {
             SecurityBufferRef::token_buf(&mut signature),
             SecurityBufferRef::data_buf(&mut sealed),
         ];
-        ntlm.decrypt_message(&mut buffers)
+        context
+            .decrypt(&mut buffers)
             .map_err(|e| Failure::Protocol(format!("sealed answer does not verify: {e}")))?;
+        let plain_len = buffers[1].data().len();
+        sealed.truncate(plain_len);
+    }
+    if sealed.len() != length {
+        return Err(bad("the plaintext length differs from Length"));
     }
     Ok(sealed)
+}
+
+fn kerberos_failure(target: &str, e: sspi::Error) -> Failure {
+    use sspi::ErrorKind;
+    // The KDC's verdicts on the user's password or account are a refusal, not a fault.
+    let refused_by_kdc = e.error_type == ErrorKind::KdcInvalidRequest
+        && ["PREAUTH_FAILED", "CLIENT_REVOKED", "KEY_EXPIRED"]
+            .iter()
+            .any(|code| e.description.contains(code));
+    match e.error_type {
+        ErrorKind::LogonDenied
+        | ErrorKind::WrongCredentialHandle
+        | ErrorKind::UnknownCredentials => {
+            Failure::AuthRejected(format!("the KDC refused the credentials for {target}: {e}"))
+        }
+        _ if refused_by_kdc => {
+            Failure::AuthRejected(format!("the KDC refused the credentials for {target}: {e}"))
+        }
+        ErrorKind::NoAuthenticatingAuthority => {
+            Failure::Connect(format!("no KDC reachable for {target}: {e}"))
+        }
+        _ => Failure::Protocol(format!("Kerberos for {target}: {e}")),
+    }
+}
+
+/// One KDC exchange for `sspi`'s Kerberos client: TCP only (the request is already framed
+/// with its 4-byte length; the answer is returned with it).
+async fn kdc_exchange(request: &NetworkRequest, timeout: Duration) -> sspi::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let kdc_error =
+        |what: String| sspi::Error::new(sspi::ErrorKind::NoAuthenticatingAuthority, what);
+    if request.protocol != NetworkProtocol::Tcp {
+        return Err(kdc_error(format!(
+            "KDC `{}`: only TCP is supported (write `kdc = host:port` in krb5.conf)",
+            request.url
+        )));
+    }
+    let host = request
+        .url
+        .host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']']);
+    let port = request.url.port().unwrap_or(88);
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect((host, port)).await?;
+        stream.write_all(&request.data).await?;
+        let len = stream.read_u32().await?;
+        if len > 1 << 20 {
+            return Err(std::io::Error::other("KDC answer larger than 1 MiB"));
+        }
+        let mut answer = vec![0u8; 4 + len as usize];
+        answer[..4].copy_from_slice(&len.to_be_bytes());
+        stream.read_exact(&mut answer[4..]).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err(kdc_error(format!("KDC {host}:{port}: {e}"))),
+        Err(_) => Err(kdc_error(format!("KDC {host}:{port}: no answer in time"))),
+    }
 }

@@ -1,7 +1,7 @@
 //! The WinRM [`Transport`](lockstep_core::Transport) of Lockstep: reaches a Windows server
 //! configured as it ships (`AllowUnencrypted=false`).
 //!
-//! [`WinrmTransport`] keeps, per node ([`NodeTarget`]: address, port, scheme, NTLM or Basic,
+//! [`WinrmTransport`] keeps, per node ([`NodeTarget`]: address, port, scheme, NTLM, Kerberos or Basic,
 //! credentials as a redacting [`Secret`], code pages, CA file), a pool of AUTHENTICATED
 //! connections and a pool of cmd shells, and runs command lines at most [`Limits::per_host`] at
 //! once per node and [`Limits::total`] overall. A command on a pooled shell costs two HTTP round
@@ -16,7 +16,9 @@
 //! Security: NTLM (NTLMv2 from the `sspi` crate) authenticates each TCP connection once (both legs
 //! on that connection, then many messages on it); over plain HTTP every body is sealed and signed
 //! with the NTLM session keys (MS-WSMV 2.2.9.1 `multipart/encrypted`), as a default Windows
-//! listener demands. HTTPS is verified against the system trust store plus an optional CA file
+//! listener demands. Kerberos (the `sspi` crate's client; tickets from the KDC of the user's realm
+//! over TCP, found in `krb5.conf`) does the same: one AP-REQ per connection with mutual
+//! authentication, then GSS_WrapEx-sealed bodies. HTTPS is verified against the system trust store plus an optional CA file
 //! (`ansible_winrm_ca_trust_path`); `verify_tls: false` is for rehearsals only. Basic over plain
 //! HTTP is refused unless explicitly allowed (and a default node refuses it anyway). Passwords never
 //! reach a log or a `Debug` output.

@@ -48,7 +48,7 @@ pub struct NodeTarget {
     pub port: u16,
     /// HTTP or HTTPS.
     pub scheme: Scheme,
-    /// NTLM (unsealed) or Basic.
+    /// NTLM, Kerberos (both sealed over HTTP) or Basic.
     pub auth: Auth,
     /// `DOMAIN\user`, `user@domain` or `user`.
     pub user: String,
@@ -67,6 +67,12 @@ pub struct NodeTarget {
     /// The node's OEM code page (437, 850, 852, 932): output that is not valid in the requested
     /// code page is decoded with it.
     pub oem_codepage: u32,
+    /// Kerberos: the host name of the node's service principal `HTTP/<name>` when it is not
+    /// [`NodeTarget::address`] (`ansible_winrm_kerberos_hostname_override`).
+    pub kerberos_hostname: Option<String>,
+    /// Kerberos: the KDC as `host:port`; `None` finds it in `krb5.conf` (`KRB5_CONFIG`) for the
+    /// user's realm, or in `SSPI_KDC_URL`.
+    pub kdc: Option<String>,
 }
 
 impl NodeTarget {
@@ -91,6 +97,8 @@ impl NodeTarget {
             codepage: None,
             ca_trust_path: None,
             oem_codepage: 437,
+            kerberos_hostname: None,
+            kdc: None,
         }
     }
 
@@ -119,6 +127,8 @@ impl NodeTarget {
                 .as_ref()
                 .map(std::path::PathBuf::from),
             oem_codepage,
+            kerberos_hostname: None,
+            kdc: None,
         }
     }
 

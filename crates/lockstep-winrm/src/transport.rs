@@ -259,6 +259,7 @@ impl WinrmTransport {
             let mechanism = match target.auth {
                 Auth::Ntlm => Mechanism::Ntlm,
                 Auth::Basic => Mechanism::Basic,
+                Auth::Kerberos => Mechanism::Kerberos,
             };
             let tls = match target.scheme {
                 Scheme::Http => None,
@@ -277,6 +278,11 @@ impl WinrmTransport {
                 user: target.user.clone(),
                 password: target.password.clone(),
                 connect_timeout: limits.connect_timeout,
+                spn_host: target
+                    .kerberos_hostname
+                    .clone()
+                    .unwrap_or_else(|| target.address.clone()),
+                kdc: target.kdc.clone(),
             };
             let envelope = soap::Envelope {
                 endpoint: endpoint.url(),

@@ -99,7 +99,7 @@ impl Backend for Recorder {
         self.inner.wql(host, namespace, query)
     }
 
-    fn start(&self, host: &str, command_line: &str) -> ProcessHandle {
+    fn start_in_session(&self, host: &str, command_line: &str, delegable: bool) -> ProcessHandle {
         let counts = self.counts.clone();
         if command_line.trim() == "hang" {
             // Recorded as started by the inner backend too (as a no-op).
@@ -119,7 +119,7 @@ impl Backend for Recorder {
                 terminate: Some(terminate),
             };
         }
-        let mut inner = self.inner.start(host, command_line);
+        let mut inner = self.inner.start_in_session(host, command_line, delegable);
         counts.started(host);
         let (tx, events) = mpsc::unbounded_channel();
         let host = host.to_owned();

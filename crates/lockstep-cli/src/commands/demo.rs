@@ -55,6 +55,15 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         time_scale: args.time_scale,
         ..LabConfig::default()
     };
+    // The lab's installer packages, which the playbooks' `stage` steps copy to the nodes.
+    let package_root = std::path::absolute(args.record.with_extension("packages"))
+        .unwrap_or_else(|_| args.record.with_extension("packages"));
+    config.write_packages(&package_root).with_context(|| {
+        format!(
+            "cannot write the lab packages to `{}`",
+            package_root.display()
+        )
+    })?;
     let lab = Lab::start(
         &fleet,
         config,
@@ -114,10 +123,16 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         // The lab's stand-in for Cluster Administrator's "Upgrade Exchange Virtual Server", so the
         // rehearsal runs unattended (an operator's -e, never an inventory variable).
         let opts = lockstep_plan::PlanOptions {
-            extra_vars: [(
-                "evs_upgrade_tool".to_owned(),
-                "labctl evs upgrade".to_owned(),
-            )]
+            extra_vars: [
+                (
+                    "evs_upgrade_tool".to_owned(),
+                    "labctl evs upgrade".to_owned(),
+                ),
+                (
+                    "package_root".to_owned(),
+                    package_root.display().to_string(),
+                ),
+            ]
             .into_iter()
             .collect(),
             ..Default::default()

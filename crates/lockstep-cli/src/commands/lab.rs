@@ -66,10 +66,20 @@ pub fn overlay(
     user: &str,
     password_env: &str,
     ca: Option<&Path>,
+    package_root: Option<&Path>,
 ) -> String {
     let mut y = String::from(
-        "# Written by `lockstep lab`: points every host at its lab endpoint.\n# Use: lockstep run -i inventory/lab.yml -i THIS_FILE PLAYBOOK\nall:\n  hosts:\n",
+        "# Written by `lockstep lab`: points every host at its lab endpoint.\n# Use: lockstep run -i inventory/lab.yml -i THIS_FILE PLAYBOOK\nall:\n",
     );
+    if let Some(root) = package_root {
+        // The lab's packages, which `stage` steps copy to the nodes.
+        let _ = writeln!(
+            y,
+            "  vars:\n    package_root: '{}'",
+            root.display().to_string().replace('\'', "''")
+        );
+    }
+    y.push_str("  hosts:\n");
     for (host, url) in endpoints {
         let Some(e) = crate::wiring::parse_endpoint(url) else {
             continue;
@@ -134,6 +144,7 @@ pub async fn run(args: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             .with_context(|| format!("cannot write lab record `{}`", p.display()))?,
         None => Recorder::null(),
     };
+    let config_packages = config.clone();
     let lab = Lab::start(
         &fleet,
         config,
@@ -167,9 +178,22 @@ pub async fn run(args: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             .with_context(|| format!("cannot write endpoints `{}`", p.display()))?;
     }
     if let Some(p) = &args.overlay {
+        // The lab's installer packages (deterministic stand-ins) beside the overlay, for the
+        // playbooks' `stage` steps: `package_root` in the overlay points at them.
+        let root = std::path::absolute(p.with_extension("packages"))
+            .unwrap_or_else(|_| p.with_extension("packages"));
+        config_packages
+            .write_packages(&root)
+            .with_context(|| format!("cannot write the lab packages to `{}`", root.display()))?;
         std::fs::write(
             p,
-            overlay(&endpoints, &user, &args.password_env, ca.as_deref()),
+            overlay(
+                &endpoints,
+                &user,
+                &args.password_env,
+                ca.as_deref(),
+                Some(&root),
+            ),
         )
         .with_context(|| format!("cannot write overlay `{}`", p.display()))?;
     }

@@ -31,6 +31,22 @@ pub struct LabConfig {
     pub backup_service: String,
     /// Per-host settings, by host name (case-insensitive).
     pub hosts: BTreeMap<String, HostConfig>,
+    /// Whether a process started in a WinRM session without delegable credentials (Basic,
+    /// NTLM, Negotiate-NTLM, Kerberos without delegation) may read a UNC path. `refuse` (the
+    /// default) is Windows: "Access is denied". `allow` rehearses an old setup (CredSSP, or
+    /// Kerberos delegation everywhere) where installers ran straight from a share.
+    pub double_hop: DoubleHop,
+}
+
+/// Whether a remote session reaches a second server (see [`LabConfig::double_hop`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DoubleHop {
+    /// As Windows: no delegable credentials, no share.
+    #[default]
+    Refuse,
+    /// Every session may read shares (a rehearsal of CredSSP-like setups).
+    Allow,
 }
 
 /// Per-host settings.
@@ -136,9 +152,51 @@ pub struct PackageSpec {
     /// Exit code on success: 0, 3010 (restart required) or 1641 (restart started).
     #[serde(default)]
     pub exit_code: i32,
+    /// Size of the lab's stand-in file, bytes ([`DEFAULT_PACKAGE_BYTES`] when absent).
+    #[serde(default)]
+    pub size: Option<usize>,
 }
 
+/// The size of a package's stand-in file when its spec gives none.
+pub const DEFAULT_PACKAGE_BYTES: usize = 20 * 1024;
+
 impl PackageSpec {
+    /// The file's place under a package root: the share path without `\\server\share\`,
+    /// with `/` (`E2K3SP2/setup/i386/update.exe`); a bare file name stays as it is.
+    pub fn relative_path(&self) -> String {
+        let p = self.path.trim_start_matches('\\');
+        let rel = if self.path.starts_with("\\\\") {
+            p.splitn(3, '\\').nth(2).unwrap_or(p)
+        } else {
+            p
+        };
+        rel.replace('\\', "/")
+    }
+
+    /// The bytes of the lab's stand-in file: deterministic (SHA-256 blocks of the path), so
+    /// the controller's copy, the node's copy and the playbooks' `sha256` agree.
+    pub fn contents(&self) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        let size = self.size.unwrap_or(DEFAULT_PACKAGE_BYTES);
+        let mut out = Vec::with_capacity(size + 32);
+        out.extend_from_slice(b"MZ");
+        let mut i = 0u64;
+        while out.len() < size {
+            let mut h = Sha256::new();
+            h.update(self.path.to_ascii_lowercase().as_bytes());
+            h.update(i.to_le_bytes());
+            out.extend_from_slice(&h.finalize());
+            i += 1;
+        }
+        out.truncate(size);
+        out
+    }
+
+    /// SHA-256 of [`PackageSpec::contents`], lower-case hex.
+    pub fn sha256(&self) -> String {
+        sha256_hex(&self.contents())
+    }
+
     /// The image name of the running installer (`update.exe`).
     pub fn image(&self) -> String {
         self.path
@@ -165,6 +223,7 @@ impl Default for LabConfig {
             effect: PackageEffect::ServicePack { build },
             duration_secs: 1200.0,
             exit_code: 0,
+            size: None,
         };
         LabConfig {
             time_scale: 0.0005,
@@ -212,6 +271,7 @@ impl Default for LabConfig {
                     },
                     duration_secs: 60.0,
                     exit_code: 3010,
+                    size: None,
                 },
                 // The March 2024 cumulative updates of Server 2019 and 2022 (OS builds
                 // 17763.5576 and 20348.2340), as `wusa.exe` gets them.
@@ -227,12 +287,56 @@ impl Default for LabConfig {
                     "KB5035857",
                     2340,
                 ),
+                // The out-of-band update of hotfix-waves.yml (any release that takes .msu).
+                PackageSpec {
+                    path: "windows10.0-kb5037422-x64.msu".to_owned(),
+                    product: None,
+                    editions: vec![],
+                    windows: vec![],
+                    effect: PackageEffect::WindowsUpdate {
+                        id: "KB5037422".to_owned(),
+                        ubr: None,
+                    },
+                    duration_secs: 300.0,
+                    exit_code: 3010,
+                    size: None,
+                },
             ],
             services: BTreeMap::new(),
             antivirus_service: "McShield".to_owned(),
             backup_service: "BackupExecAgentAccelerator".to_owned(),
             hosts: BTreeMap::new(),
+            double_hop: DoubleHop::Refuse,
         }
+    }
+}
+
+/// SHA-256 of `bytes`, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl LabConfig {
+    /// Writes every package's stand-in file under `root` (at [`PackageSpec::relative_path`]),
+    /// for a controller to stage from; returns the files written.
+    pub fn write_packages(
+        &self,
+        root: &std::path::Path,
+    ) -> std::io::Result<Vec<std::path::PathBuf>> {
+        let mut written = Vec::new();
+        for p in &self.packages {
+            let path = root.join(p.relative_path());
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&path, p.contents())?;
+            written.push(path);
+        }
+        Ok(written)
     }
 }
 
@@ -249,6 +353,7 @@ fn msu(path: &str, release: WindowsRelease, id: &str, ubr: u32) -> PackageSpec {
         },
         duration_secs: 900.0,
         exit_code: 3010,
+        size: None,
     }
 }
 

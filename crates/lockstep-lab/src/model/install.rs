@@ -71,8 +71,14 @@ impl State {
         let Some(msu) = args.iter().find(|a| !a.starts_with('/')) else {
             return Action::Done(Out::err(87, "wusa.exe: no update file given.\n"));
         };
+        if self.unc_refused(msu) {
+            return Action::Done(Out::err(super::files::E_ACCESS_DENIED, ""));
+        }
+        if !super::files::is_unc(msu) && msu.contains('\\') && self.file(h, msu).is_none() {
+            return Action::Done(Out::err(super::files::E_FILE_NOT_FOUND, ""));
+        }
         let file = msu.rsplit(['\\', '/']).next().unwrap_or(msu);
-        let mut pkg = match self.package_for(msu) {
+        let mut pkg = match self.package_for(h, msu) {
             Some(p) if matches!(p.effect, PackageEffect::WindowsUpdate { .. }) => p,
             _ => {
                 let Some(id) = kb_of(file) else {
@@ -86,6 +92,7 @@ impl State {
                     effect: PackageEffect::WindowsUpdate { id, ubr: None },
                     duration_secs: 300.0,
                     exit_code: REBOOT_REQUIRED,
+                    size: None,
                 }
             }
         };
@@ -104,23 +111,20 @@ impl State {
         self.install_begin(h, pkg, cl)
     }
 
-    /// The package whose path ends the command's first word (case-insensitive).
-    pub(crate) fn package_for(&self, program: &str) -> Option<PackageSpec> {
+    /// The package a program path on host `h` is: on a share (or a bare name), the package
+    /// whose path ends it (case-insensitive); a local file (staged), the package with its
+    /// SHA-256, whatever its name.
+    pub(crate) fn package_for(&self, h: usize, program: &str) -> Option<PackageSpec> {
         let p = program.to_ascii_lowercase();
         let pkgs = &self.config.packages;
-        if let Some(pkg) = pkgs
-            .iter()
-            .find(|pkg| p.ends_with(&pkg.path.to_ascii_lowercase()))
-        {
-            return Some(pkg.clone());
+        if super::files::is_unc(&p) || !p.contains('\\') {
+            return pkgs
+                .iter()
+                .find(|pkg| p.ends_with(&pkg.path.to_ascii_lowercase()))
+                .cloned();
         }
-        // A local copy (`C:\hotfix\X.exe`): by file name, when only one package has it.
-        let file = p.rsplit(['\\', '/']).next().unwrap_or(&p);
-        let mut by_name = pkgs.iter().filter(|pkg| pkg.image() == file);
-        match (by_name.next(), by_name.next()) {
-            (Some(pkg), None) if p.contains('\\') => Some(pkg.clone()),
-            _ => None,
-        }
+        let sha = super::config::sha256_hex(self.file(h, program)?);
+        pkgs.iter().find(|pkg| pkg.sha256() == sha).cloned()
     }
 
     fn target_text(pkg: &PackageSpec) -> (String, Option<Version>) {

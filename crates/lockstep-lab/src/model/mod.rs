@@ -29,6 +29,7 @@ mod cmdline;
 mod commands;
 mod config;
 mod fault;
+mod files;
 mod install;
 mod powershell;
 mod ps_exec;
@@ -39,8 +40,11 @@ mod world;
 mod wql;
 
 pub use cmdline::CmdLine;
-pub use config::{HostConfig, LabConfig, PackageEffect, PackageSpec, ServiceSpec, StartType};
+pub use config::{
+    sha256_hex, DoubleHop, HostConfig, LabConfig, PackageEffect, PackageSpec, ServiceSpec,
+    StartType, DEFAULT_PACKAGE_BYTES,
+};
 pub use fault::{Fault, FaultParseError};
-pub use snapshot::{ClusterSnapshot, GroupSnapshot, HostSnapshot, WorldSnapshot};
+pub use snapshot::{ClusterSnapshot, FileSnapshot, GroupSnapshot, HostSnapshot, WorldSnapshot};
 pub use world::World;
 pub use wql::WqlQuery;

@@ -47,6 +47,18 @@ pub struct HostSnapshot {
     pub faults: Vec<Fault>,
     /// NLB converged (pool members).
     pub nlb_converged: Option<bool>,
+    /// Files written on the node (staged packages): path to length and SHA-256.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, FileSnapshot>,
+}
+
+/// A file on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSnapshot {
+    /// Bytes.
+    pub length: u64,
+    /// SHA-256, lower-case hex.
+    pub sha256: String,
 }
 
 /// One cluster.
@@ -111,6 +123,19 @@ impl WorldSnapshot {
                 processes: n.processes.iter().map(|(_, i)| i.clone()).collect(),
                 faults: n.faults.clone(),
                 nlb_converged: n.nlb,
+                files: n
+                    .files
+                    .values()
+                    .map(|(path, bytes)| {
+                        (
+                            path.clone(),
+                            FileSnapshot {
+                                length: bytes.len() as u64,
+                                sha256: super::config::sha256_hex(bytes),
+                            },
+                        )
+                    })
+                    .collect(),
             })
             .collect();
         let clusters = st

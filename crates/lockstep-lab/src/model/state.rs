@@ -70,6 +70,11 @@ pub(crate) struct Node {
     pub faults: Vec<Fault>,
     /// The Application event log, oldest first (WQL `Win32_NTLogEvent`).
     pub app_log: Vec<LogEvent>,
+    /// Files written on the node (staged packages and their work files), by lower-cased path:
+    /// the path as written and the bytes. They survive restarts.
+    pub files: std::collections::BTreeMap<String, (String, Vec<u8>)>,
+    /// Directories made on the node (lower-cased, no trailing `\`); drive roots always exist.
+    pub dirs: BTreeSet<String>,
 }
 
 /// One entry of a node's Application event log.
@@ -251,6 +256,9 @@ pub(crate) struct State {
     pub wall0_ms: u64,
     pub scale: f64,
     pub config: LabConfig,
+    /// Whether the session of the command being dispatched holds delegable credentials (set
+    /// for each command; see [`LabConfig::double_hop`]).
+    pub delegable: bool,
 }
 
 fn svc(name: &str, display: &str, start: StartType) -> Service {
@@ -281,6 +289,7 @@ impl State {
                 1.0
             },
             config,
+            delegable: true,
         };
         for h in &fleet.hosts {
             let locale = fleet
@@ -354,6 +363,8 @@ impl State {
                 nlb: h.pool.as_ref().map(|_| true),
                 faults: hc.faults.clone(),
                 app_log: Vec::new(),
+                files: Default::default(),
+                dirs: Default::default(),
             };
             for p in &hc.processes {
                 node.spawn_process(p);

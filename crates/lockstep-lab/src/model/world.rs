@@ -264,14 +264,14 @@ impl Backend for World {
         st.find(host).map(|h| st.hosts[h].boot_epoch).unwrap_or(0)
     }
 
-    fn start(&self, host: &str, command_line: &str) -> ProcessHandle {
+    fn start_in_session(&self, host: &str, command_line: &str, delegable: bool) -> ProcessHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         let (stdin_tx, _stdin_rx) = mpsc::unbounded_channel();
         let (term_tx, term_rx) = oneshot::channel();
         let action = {
             let mut st = self.lock();
             match st.find(host) {
-                Some(h) => st.dispatch(h, command_line),
+                Some(h) => st.dispatch_in(h, command_line, delegable),
                 None => Action::Done(Out::err(
                     1,
                     format!("The network path was not found: host `{host}` is not in the lab.\n"),
@@ -308,8 +308,10 @@ impl Backend for World {
 }
 
 impl State {
-    /// The first, synchronous part of every command.
-    pub(crate) fn dispatch(&mut self, h: usize, line: &str) -> Action {
+    /// The first, synchronous part of every command, for a process of a session that holds
+    /// delegable credentials or not (the double hop).
+    pub(crate) fn dispatch_in(&mut self, h: usize, line: &str, delegable: bool) -> Action {
+        self.delegable = delegable;
         self.record(
             Some(h),
             RecordEvent::Command {
@@ -322,12 +324,22 @@ impl State {
         self.run_line(h, line)
     }
 
-    fn run_line(&mut self, h: usize, line: &str) -> Action {
+    pub(crate) fn run_line(&mut self, h: usize, line: &str) -> Action {
+        if line.len() > 8191 {
+            return Action::Done(Out::err(1, "The command line is too long.\n"));
+        }
+        if line.trim_start().starts_with('>') {
+            return self.cmd_redirect(h, line);
+        }
         let cl = CmdLine::parse(line);
         if cl.words.is_empty() {
             return Action::Done(Out::ok(""));
         }
-        if let Some(pkg) = self.package_for(cl.program()) {
+        // The double hop: a program on a share cannot even be opened.
+        if self.unc_refused(cl.program()) {
+            return Action::Done(super::files::access_denied());
+        }
+        if let Some(pkg) = self.package_for(h, cl.program()) {
             return self.install_begin(h, pkg, &cl);
         }
         let args = cl.args();
@@ -378,6 +390,12 @@ impl State {
                 }
             }
             "labctl" => self.cmd_labctl(h, args),
+            "for" => self.cmd_for(h, &cl),
+            "mkdir" | "md" => self.cmd_mkdir(h, args),
+            "certutil" => self.cmd_certutil(h, args),
+            "move" => self.cmd_move_file(h, args),
+            "del" | "erase" => self.cmd_del(h, args),
+            "copy" => self.cmd_copy(h, args),
             _ => self.not_recognized(h, line),
         };
         Action::Done(out)

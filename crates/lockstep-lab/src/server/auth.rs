@@ -1,12 +1,67 @@
 //! HTTP authentication of one connection: Basic per request; NTLM, raw or wrapped in SPNEGO
-//! (`Authorization: Negotiate`), per TCP connection, with the session security that message
-//! encryption needs.
+//! (`Authorization: Negotiate`), and Kerberos (`Authorization: Kerberos`, or in `Negotiate`,
+//! raw or in SPNEGO; with the `kerberos` feature and a keytab), per TCP connection, with the
+//! session security that message encryption needs.
 
 use base64::Engine as _;
 
 use super::config::{AuthSchemes, Password};
-use super::seal::NtlmSecurity;
+#[cfg(feature = "kerberos")]
+use super::kerberos::{KerberosAcceptor, KerberosSession, Step};
+use super::seal::{NtlmSecurity, SealError};
 use super::{ntlm, spnego};
+
+/// The message security of an authenticated connection.
+#[derive(Debug)]
+pub enum Security {
+    /// NTLM session keys (boxed: RC4 state).
+    Ntlm(Box<NtlmSecurity>),
+    /// A Kerberos GSSAPI context.
+    #[cfg(feature = "kerberos")]
+    Kerberos(Box<KerberosSession>),
+}
+
+impl Security {
+    /// Unseals a client message: `header` is the signature (NTLM) or GSS wrap header (Kerberos),
+    /// `payload` everything up to the closing boundary, `length` the announced plaintext length.
+    pub fn unseal(
+        &mut self,
+        header: &[u8],
+        payload: &[u8],
+        length: usize,
+    ) -> Result<Vec<u8>, SealError> {
+        let plain = match self {
+            Security::Ntlm(ntlm) => {
+                if header.len() != 16 || payload.len() != length {
+                    return Err(SealError::Malformed(
+                        "signature or payload length does not match",
+                    ));
+                }
+                ntlm.unseal(header, payload)?
+            }
+            #[cfg(feature = "kerberos")]
+            Security::Kerberos(krb) => krb.unwrap_winrm(header, payload)?,
+        };
+        if plain.len() != length {
+            return Err(SealError::Malformed(
+                "the plaintext length differs from OriginalContent's Length",
+            ));
+        }
+        Ok(plain)
+    }
+
+    /// Seals a server message: (signature or wrap header, ciphertext).
+    pub fn seal(&mut self, plain: &[u8]) -> Result<(Vec<u8>, Vec<u8>), SealError> {
+        match self {
+            Security::Ntlm(ntlm) => {
+                let (sig, sealed) = ntlm.seal(plain);
+                Ok((sig.to_vec(), sealed))
+            }
+            #[cfg(feature = "kerberos")]
+            Security::Kerberos(krb) => krb.wrap_winrm(plain),
+        }
+    }
+}
 
 /// NTLM progress of one TCP connection (a new connection restarts the handshake).
 #[derive(Debug, Default)]
@@ -21,20 +76,38 @@ pub enum ConnAuth {
         /// `Some(mechTypes DER)` when the client speaks SPNEGO.
         spnego: Option<Vec<u8>>,
     },
-    /// NTLM succeeded on this connection: later requests need no header.
+    /// A Kerberos context that needs another leg (SPNEGO).
+    #[cfg(feature = "kerberos")]
+    KerberosPending(Box<KerberosSession>),
+    /// NTLM or Kerberos succeeded on this connection: later requests need no header.
     Authenticated {
-        /// Signing and sealing keys, when the client negotiated them (boxed: RC4 state).
-        security: Option<Box<NtlmSecurity>>,
+        /// Signing and sealing keys, when the client negotiated them.
+        security: Option<Security>,
+        /// Whether the session holds credentials it could use on a second server (a Kerberos
+        /// client delegated its TGT). NTLM never does; the lab's Kerberos sessions do not.
+        delegable: bool,
     },
 }
 
 impl ConnAuth {
-    /// The session security of an NTLM-authenticated connection.
-    pub fn security(&mut self) -> Option<&mut NtlmSecurity> {
+    /// The session security of an authenticated connection.
+    pub fn security(&mut self) -> Option<&mut Security> {
         match self {
-            ConnAuth::Authenticated { security } => security.as_deref_mut(),
+            ConnAuth::Authenticated { security, .. } => security.as_mut(),
             _ => None,
         }
+    }
+
+    /// Whether the connection's logon could reach a second server (the double hop): true only
+    /// for a Kerberos session with a delegated TGT.
+    pub fn delegable_credentials(&self) -> bool {
+        matches!(
+            self,
+            ConnAuth::Authenticated {
+                delegable: true,
+                ..
+            }
+        )
     }
 }
 
@@ -57,6 +130,8 @@ pub struct Authenticator {
     domain: String,
     schemes: AuthSchemes,
     basic_allowed: bool,
+    #[cfg(feature = "kerberos")]
+    kerberos: Option<(std::sync::Arc<KerberosAcceptor>, String)>,
 }
 
 /// `labadmin` from `LAB\labadmin`, `labadmin@lab` or `labadmin`.
@@ -85,6 +160,30 @@ impl Authenticator {
             domain: domain.to_owned(),
             schemes,
             basic_allowed: schemes.basic && basic_allowed,
+            #[cfg(feature = "kerberos")]
+            kerberos: None,
+        }
+    }
+
+    /// Also accepts Kerberos tickets of `realm` for the lab account, through `acceptor`.
+    #[cfg(feature = "kerberos")]
+    pub fn with_kerberos(
+        mut self,
+        acceptor: std::sync::Arc<KerberosAcceptor>,
+        realm: &str,
+    ) -> Self {
+        self.kerberos = Some((acceptor, realm.to_owned()));
+        self
+    }
+
+    fn kerberos_enabled(&self) -> bool {
+        #[cfg(feature = "kerberos")]
+        {
+            self.kerberos.is_some()
+        }
+        #[cfg(not(feature = "kerberos"))]
+        {
+            false
         }
     }
 
@@ -95,9 +194,13 @@ impl Authenticator {
 
     /// `WWW-Authenticate` values of a 401, in Windows' order.
     pub fn offers(&self) -> Vec<&'static str> {
-        let mut offers = Vec::with_capacity(2);
-        if self.schemes.ntlm {
+        let mut offers = Vec::with_capacity(3);
+        if self.schemes.ntlm || self.kerberos_enabled() {
             offers.push("Negotiate");
+        }
+        if self.kerberos_enabled() {
+            // A domain member also offers Kerberos on its own.
+            offers.push("Kerberos");
         }
         if self.basic_allowed {
             offers.push("Basic realm=\"WSMAN\"");
@@ -139,14 +242,26 @@ impl Authenticator {
                 tracing::debug!(user = %user, host = %computer, "Basic authentication refused");
                 Decision::Reject
             }
-        } else if scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM") {
-            if !self.schemes.ntlm {
-                return Decision::Reject;
-            }
+        } else if scheme.eq_ignore_ascii_case("Negotiate")
+            || scheme.eq_ignore_ascii_case("NTLM")
+            || scheme.eq_ignore_ascii_case("Kerberos")
+        {
             let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(token) else {
                 *conn = ConnAuth::Fresh;
                 return Decision::Reject;
             };
+            #[cfg(feature = "kerberos")]
+            if self.kerberos.is_some() && self.is_kerberos_leg(scheme, &bytes, conn) {
+                let decision = self.kerberos_leg(scheme, &bytes, conn, computer);
+                if decision == Decision::Reject {
+                    *conn = ConnAuth::Fresh;
+                }
+                return decision;
+            }
+            if !self.schemes.ntlm || scheme.eq_ignore_ascii_case("Kerberos") {
+                *conn = ConnAuth::Fresh;
+                return Decision::Reject;
+            }
             let decision = self.ntlm_leg(scheme, &bytes, conn, computer);
             if decision == Decision::Reject {
                 *conn = ConnAuth::Fresh;
@@ -154,6 +269,72 @@ impl Authenticator {
             decision
         } else {
             Decision::Reject
+        }
+    }
+
+    /// Whether a token goes to the Kerberos acceptor: the `Kerberos` scheme, a raw Kerberos
+    /// token, SPNEGO whose optimistic token is not NTLMSSP, or the next leg of a pending one.
+    #[cfg(feature = "kerberos")]
+    fn is_kerberos_leg(&self, scheme: &str, bytes: &[u8], conn: &ConnAuth) -> bool {
+        if scheme.eq_ignore_ascii_case("Kerberos")
+            || matches!(conn, ConnAuth::KerberosPending(_))
+            || super::kerberos::is_kerberos_token(bytes)
+        {
+            return true;
+        }
+        if bytes.first() != Some(&0x60) || !spnego::is_spnego(bytes) {
+            return false;
+        }
+        match spnego::parse(bytes) {
+            Some(incoming) => match &incoming.mech_token {
+                Some(token) => !token.starts_with(b"NTLMSSP\0"),
+                None => !incoming.offers_ntlm,
+            },
+            None => false,
+        }
+    }
+
+    /// One Kerberos leg through the GSSAPI acceptor (which also unwraps SPNEGO).
+    #[cfg(feature = "kerberos")]
+    fn kerberos_leg(
+        &self,
+        scheme: &str,
+        bytes: &[u8],
+        conn: &mut ConnAuth,
+        computer: &str,
+    ) -> Decision {
+        let Some((acceptor, realm)) = &self.kerberos else {
+            return Decision::Reject;
+        };
+        let mut session = match std::mem::take(conn) {
+            ConnAuth::KerberosPending(session) => session,
+            _ => Box::new(acceptor.session()),
+        };
+        match session.step(bytes, computer) {
+            Err(e) => {
+                tracing::debug!(host = %computer, error = %e, "Kerberos authentication refused");
+                Decision::Reject
+            }
+            Ok(Step::Continue(token)) => {
+                *conn = ConnAuth::KerberosPending(session);
+                Decision::Challenge(format!("{scheme} {}", b64(&token)))
+            }
+            Ok(Step::Complete(token)) => {
+                let (user, client_realm) = session
+                    .client
+                    .rsplit_once('@')
+                    .unwrap_or((session.client.as_str(), ""));
+                if !self.user_matches(user) || !client_realm.eq_ignore_ascii_case(realm) {
+                    tracing::debug!(host = %computer, client = %session.client, "Kerberos client is not the lab account");
+                    return Decision::Reject;
+                }
+                let delegable = session.delegated;
+                *conn = ConnAuth::Authenticated {
+                    security: Some(Security::Kerberos(session)),
+                    delegable,
+                };
+                Decision::Allow(token.map(|t| format!("{scheme} {}", b64(&t))))
+            }
         }
     }
 
@@ -248,7 +429,10 @@ impl Authenticator {
                     );
                     header = Some(format!("{scheme} {}", b64(&token)));
                 }
-                *conn = ConnAuth::Authenticated { security };
+                *conn = ConnAuth::Authenticated {
+                    security: security.map(Security::Ntlm),
+                    delegable: false,
+                };
                 Decision::Allow(header)
             }
             _ => Decision::Reject,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The lab's default account name (the CLI may override it).
@@ -67,6 +68,17 @@ impl Default for AuthSchemes {
     }
 }
 
+/// Kerberos of a domain-joined fleet: the hosts accept tickets of `realm` for their
+/// `HTTP/<host>` service principal, whose keys are in `keytab` (what a computer account holds).
+/// Needs the `kerberos` feature (MIT's GSSAPI library).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KerberosConfig {
+    /// Keytab with the hosts' `HTTP/<host>[.domain]@REALM` keys.
+    pub keytab: PathBuf,
+    /// The realm whose users are accepted (`LAB.TEST`); the lab account is `<user>@REALM`.
+    pub realm: String,
+}
+
 /// How a [`super::LabServer`] serves its hosts.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -99,6 +111,9 @@ pub struct ServerConfig {
     /// `MaxShellsPerUser`: open shells per host beyond which Create gets the `w:QuotaLimit`
     /// fault (Windows' default 30; 5 on the WinRM 1.1 of Windows Server 2003 R2).
     pub max_shells_per_user: usize,
+    /// Kerberos (`None`: NTLM and Basic only, like a workgroup server). Kerberos sessions hold
+    /// no delegable credentials unless the client delegated its TGT.
+    pub kerberos: Option<KerberosConfig>,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +130,7 @@ impl Default for ServerConfig {
             max_request_bytes: 512 * 1024,
             allow_unencrypted: false,
             max_shells_per_user: 30,
+            kerberos: None,
         }
     }
 }

@@ -268,9 +268,18 @@ async fn serve_request(
     };
     let decision = {
         let mut state = conn_auth.lock().unwrap();
-        shared
+        let decision = shared
             .auth
-            .decide(authorization.as_deref(), &mut state, name)
+            .decide(authorization.as_deref(), &mut state, name);
+        if authorization.is_some() && matches!(decision, Decision::Allow(_)) {
+            // What the double hop will ask: could a process of this logon reach a share?
+            tracing::debug!(
+                host = %name,
+                delegable_credentials = state.delegable_credentials(),
+                "connection authenticated"
+            );
+        }
+        decision
     };
     let final_token = match decision {
         Decision::Allow(token) => token,
@@ -284,15 +293,17 @@ async fn serve_request(
         return Ok(plain(StatusCode::NOT_FOUND));
     }
     // Message encryption (MS-WSMV 2.2.9.1): a sealed body is unsealed with the connection's
-    // NTLM session; a plain body is refused on a listener that requires encryption, except the
+    // NTLM or Kerberos session (answers go back in the request's protocol); a plain body is refused on a listener that requires encryption, except the
     // empty POST clients send to authenticate before sealing anything.
+    let mut protocol = seal::SPNEGO_PROTOCOL;
     let body: Bytes = if encrypted {
         let mut state = conn_auth.lock().unwrap();
         let unsealed = match state.security() {
             None => Err(seal::SealError::NotSealed),
-            Some(security) => {
-                seal::parse(&body).and_then(|(sig, sealed)| security.unseal(sig, sealed))
-            }
+            Some(security) => seal::parse(&body).and_then(|parsed| {
+                protocol = parsed.protocol;
+                security.unseal(parsed.header, parsed.payload, parsed.length)
+            }),
         };
         match unsealed {
             Ok(plain_body) => Bytes::from(plain_body),
@@ -320,7 +331,15 @@ async fn serve_request(
     if faults.http_500 {
         return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR));
     }
-    match shared.handler.handle(host, &body, client_ip, &faults).await {
+    // The double hop: Basic, NTLM and Negotiate-NTLM leave the session no credentials to pass
+    // on to a second server; a Kerberos session would with a forwarded ticket (the connection
+    // says which).
+    let delegable = conn_auth.lock().unwrap().delegable_credentials();
+    match shared
+        .handler
+        .handle(host, &body, client_ip, &faults, delegable)
+        .await
+    {
         Outcome::DropConnection => Err(CloseConnection),
         Outcome::Reply { status, body } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -329,13 +348,16 @@ async fn serve_request(
                 let Some(security) = state.security() else {
                     return Err(CloseConnection);
                 };
-                let (sig, sealed) = security.seal(body.as_bytes());
+                let Ok((sig, sealed)) = security.seal(body.as_bytes()) else {
+                    return Err(CloseConnection);
+                };
                 let mut response = Response::new(Full::new(Bytes::from(seal::frame(
+                    protocol,
                     &sig,
                     &sealed,
                     body.len(),
                 ))));
-                if let Ok(value) = HeaderValue::from_str(&seal::content_type()) {
+                if let Ok(value) = HeaderValue::from_str(&seal::content_type(protocol)) {
                     response.headers_mut().insert(CONTENT_TYPE, value);
                 }
                 response

@@ -201,13 +201,16 @@ impl Handler {
         &self.backend
     }
 
-    /// Handles one request body for `host`, under the faults in force.
+    /// Handles one request body for `host`, under the faults in force. `delegable`: the
+    /// connection's authentication holds credentials a started process may pass on to another
+    /// server (see [`crate::backend::Backend::start_in_session`]).
     pub async fn handle(
         &self,
         host: &HostRuntime,
         xml: &[u8],
         client_ip: &str,
         faults: &ProtocolFaults,
+        delegable: bool,
     ) -> Outcome {
         let lang = host.info.locale.as_str();
         let machine = host.info.name.as_str();
@@ -221,7 +224,7 @@ impl Handler {
         host.shells.lock().unwrap().observe_epoch(epoch);
         let result = match req.action.as_str() {
             ns::ACTION_CREATE => self.create(host, &req, client_ip),
-            ns::ACTION_COMMAND => self.command(host, &req),
+            ns::ACTION_COMMAND => self.command(host, &req, delegable),
             ns::ACTION_RECEIVE => return self.receive(host, &req, faults).await,
             ns::ACTION_SEND => self.send(host, &req),
             ns::ACTION_SIGNAL => self.signal(host, &req),
@@ -285,7 +288,12 @@ impl Handler {
         host.shell(id).ok_or_else(|| Fault::unknown_shell(id))
     }
 
-    fn command(&self, host: &HostRuntime, req: &SoapRequest) -> Result<String, Fault> {
+    fn command(
+        &self,
+        host: &HostRuntime,
+        req: &SoapRequest,
+        delegable: bool,
+    ) -> Result<String, Fault> {
         let shell = self.shell_of(host, req)?;
         let Body::CommandLine { command, arguments } = &req.body else {
             return Err(Fault::schema_validation("Command without rsp:CommandLine"));
@@ -296,7 +304,9 @@ impl Handler {
             line.push(' ');
             line.push_str(arg);
         }
-        let handle = self.backend.start(&host.info.name, &line);
+        let handle = self
+            .backend
+            .start_in_session(&host.info.name, &line, delegable);
         let command_id = response::new_id();
         let mut commands = shell.commands.lock().unwrap();
         // A client need not Signal a command whose exit it received (Lockstep does not: one round

@@ -17,8 +17,10 @@ use super::ntlm::{
 
 /// The MIME boundary every Windows client and server uses.
 const BOUNDARY: &str = "Encrypted Boundary";
-/// The `protocol` of an NTLM/Negotiate encrypted body.
+/// The `protocol` of an NTLM/Negotiate encrypted body (pywinrm also uses it for Kerberos).
 pub const SPNEGO_PROTOCOL: &str = "application/HTTP-SPNEGO-session-encrypted";
+/// The `protocol` of a Kerberos encrypted body (`Authorization: Kerberos`).
+pub const KERBEROS_PROTOCOL: &str = "application/HTTP-Kerberos-session-encrypted";
 
 /// Why an encrypted body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -205,9 +207,22 @@ pub fn is_encrypted(content_type: &str) -> bool {
         .starts_with("multipart/encrypted")
 }
 
-/// The `Content-Type` of an encrypted response.
-pub fn content_type() -> String {
-    format!("multipart/encrypted;protocol=\"{SPNEGO_PROTOCOL}\";boundary=\"{BOUNDARY}\"")
+/// The `Content-Type` of an encrypted response in `protocol` (the request's).
+pub fn content_type(protocol: &str) -> String {
+    format!("multipart/encrypted;protocol=\"{protocol}\";boundary=\"{BOUNDARY}\"")
+}
+
+/// An MS-WSMV encrypted body, split.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Parsed<'a> {
+    /// The protocol of the first part ([`SPNEGO_PROTOCOL`] or [`KERBEROS_PROTOCOL`]).
+    pub protocol: &'static str,
+    /// The announced plaintext length.
+    pub length: usize,
+    /// The signature (NTLM) or wrap header (Kerberos).
+    pub header: &'a [u8],
+    /// Everything after it, up to the closing boundary.
+    pub payload: &'a [u8],
 }
 
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -218,9 +233,9 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|p| p + from)
 }
 
-/// Splits an MS-WSMV encrypted body into (signature, ciphertext), checking the framing and the
-/// announced plaintext length.
-pub fn parse(body: &[u8]) -> Result<(&[u8], &[u8]), SealError> {
+/// Splits an MS-WSMV encrypted body into its protocol, announced length, signature or header,
+/// and payload, checking the framing.
+pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SealError> {
     let open = format!("--{BOUNDARY}\r\n");
     let open = open.as_bytes();
     if !body.starts_with(open) {
@@ -231,11 +246,15 @@ pub fn parse(body: &[u8]) -> Result<(&[u8], &[u8]), SealError> {
     let second = find(body, open, open.len()).ok_or(SealError::Malformed("second part missing"))?;
     let headers = std::str::from_utf8(&body[open.len()..second])
         .map_err(|_| SealError::Malformed("part headers are not text"))?;
-    if !headers.contains(SPNEGO_PROTOCOL) {
+    let protocol = if headers.contains(SPNEGO_PROTOCOL) {
+        SPNEGO_PROTOCOL
+    } else if headers.contains(KERBEROS_PROTOCOL) {
+        KERBEROS_PROTOCOL
+    } else {
         return Err(SealError::Malformed(
-            "protocol is not HTTP-SPNEGO-session-encrypted",
+            "protocol is not HTTP-SPNEGO- or HTTP-Kerberos-session-encrypted",
         ));
-    }
+    };
     let length: usize = headers
         .split(';')
         .find_map(|p| p.trim().strip_prefix("Length="))
@@ -254,31 +273,38 @@ pub fn parse(body: &[u8]) -> Result<(&[u8], &[u8]), SealError> {
     }
     let sig_len = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize;
     let rest = &data[4..];
-    if sig_len != 16 || rest.len() < sig_len + length {
+    let closing = format!("--{BOUNDARY}--");
+    let end = rest
+        .windows(closing.len())
+        .rposition(|w| w == closing.as_bytes())
+        .ok_or(SealError::Malformed("closing boundary missing"))?;
+    let rest = &rest[..end];
+    if sig_len > rest.len() || rest.len() - sig_len < length {
         return Err(SealError::Malformed(
             "signature or payload length does not match",
         ));
     }
-    let (signature, rest) = rest.split_at(sig_len);
-    let (sealed, tail) = rest.split_at(length);
-    if !tail.starts_with(format!("--{BOUNDARY}--").as_bytes()) {
-        return Err(SealError::Malformed("closing boundary missing"));
-    }
-    Ok((signature, sealed))
+    let (header, payload) = rest.split_at(sig_len);
+    Ok(Parsed {
+        protocol,
+        length,
+        header,
+        payload,
+    })
 }
 
-/// Frames a sealed SOAP response as MS-WSMV says.
-pub fn frame(signature: &[u8; 16], sealed: &[u8], plain_len: usize) -> Vec<u8> {
+/// Frames a sealed SOAP response as MS-WSMV says, in `protocol`.
+pub fn frame(protocol: &str, signature: &[u8], sealed: &[u8], plain_len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(sealed.len() + 256);
     out.extend_from_slice(
         format!(
-            "--{BOUNDARY}\r\n\tContent-Type: {SPNEGO_PROTOCOL}\r\n\tOriginalContent: \
+            "--{BOUNDARY}\r\n\tContent-Type: {protocol}\r\n\tOriginalContent: \
              type=application/soap+xml;charset=UTF-8;Length={plain_len}\r\n--{BOUNDARY}\r\n\
              \tContent-Type: application/octet-stream\r\n"
         )
         .as_bytes(),
     );
-    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&(signature.len() as u32).to_le_bytes());
     out.extend_from_slice(signature);
     out.extend_from_slice(sealed);
     out.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
@@ -324,9 +350,10 @@ mod tests {
             if !text.is_empty() {
                 assert_ne!(sealed, text.as_bytes());
             }
-            let body = frame(&sig, &sealed, text.len());
-            let (s, c) = parse(&body).unwrap();
-            assert_eq!(server.unseal(s, c).unwrap(), text.as_bytes());
+            let body = frame(SPNEGO_PROTOCOL, &sig, &sealed, text.len());
+            let p = parse(&body).unwrap();
+            assert_eq!(p.protocol, SPNEGO_PROTOCOL);
+            assert_eq!(server.unseal(p.header, p.payload).unwrap(), text.as_bytes());
         }
         let (sig, mut sealed) = client.seal(b"pay 10");
         sealed[4] ^= 1;
@@ -349,11 +376,15 @@ mod tests {
     #[test]
     fn framing_is_checked() {
         assert!(parse(b"<s:Envelope/>").is_err());
-        let body = frame(&[0; 16], b"abc", 3);
-        assert!(parse(&body).is_ok());
-        let short = frame(&[0; 16], b"abc", 4);
+        let body = frame(KERBEROS_PROTOCOL, &[0; 16], b"abc", 3);
+        let p = parse(&body).unwrap();
+        assert_eq!(
+            (p.protocol, p.header, p.payload),
+            (KERBEROS_PROTOCOL, &[0u8; 16][..], &b"abc"[..])
+        );
+        let short = frame(SPNEGO_PROTOCOL, &[0; 16], b"abc", 4);
         assert!(parse(&short).is_err());
-        assert!(is_encrypted(&content_type()));
+        assert!(is_encrypted(&content_type(SPNEGO_PROTOCOL)));
         assert!(!is_encrypted("application/soap+xml;charset=UTF-8"));
     }
 }

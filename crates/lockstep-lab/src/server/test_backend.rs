@@ -207,7 +207,7 @@ impl Backend for TestBackend {
         self.with_host(host, |h| h.epoch)
     }
 
-    fn start(&self, host: &str, command_line: &str) -> ProcessHandle {
+    fn start_in_session(&self, host: &str, command_line: &str, _delegable: bool) -> ProcessHandle {
         self.with_host(host, |h| h.started.push(command_line.to_owned()));
         let line = command_line.trim();
         let line = ["cmd.exe /c ", "cmd /c ", "cmd.exe /C ", "cmd /C "]

@@ -412,3 +412,47 @@ fn a_playbook_without_the_evs_upgrade_is_refused() {
     pb.target.kind = PackageKind::Hotfix;
     assert!(plan(&fleet, &pb, &PlanOptions::default()).is_ok());
 }
+
+#[test]
+fn a_stage_step_needs_a_sha256_and_a_local_destination() {
+    let fleet = two_node_e3();
+    let mut pb = e3_cluster(&fleet);
+    let p = pb
+        .phases
+        .iter()
+        .position(|ph| ph.steps.iter().any(|s| s.id.as_str() == "install-sp"))
+        .unwrap();
+    let stage = |id: &str, sha256: String, dest: &str| {
+        step(
+            id,
+            "Copy the service pack",
+            "STAGE",
+            ActionSpec::Stage {
+                source: "/srv/packages/update.exe".into(),
+                sha256,
+                dest: dest.into(),
+            },
+        )
+    };
+    pb.phases[p]
+        .steps
+        .insert(0, stage("stage-short", "abc".into(), r"C:\p\update.exe"));
+    pb.phases[p].steps.insert(
+        1,
+        stage("stage-share", "a".repeat(64), r"\\fs01\p\update.exe"),
+    );
+    let text: Vec<String> = errors(&fleet, &pb, &PlanOptions::default())
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("stage-short") && t.contains("64 hex digits")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("stage-share") && t.contains("never a share")),
+        "{text:#?}"
+    );
+}

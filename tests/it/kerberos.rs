@@ -1,0 +1,88 @@
+//! `lockstep exec` over Kerberos, as a domain-joined fleet is reached: the inventory says
+//! `ansible_winrm_transport: kerberos` with `ansible_user: user@REALM` and
+//! `ansible_winrm_kerberos_hostname_override`; the controller finds the KDC in the `krb5.conf`
+//! of `KRB5_CONFIG`. The KDC is a REAL MIT KDC started on loopback with a throwaway realm
+//! ([`lockstep_lab::kdc::LabKdc`]); the node is the lab's WinRM server with its GSSAPI acceptor,
+//! refusing unsealed bodies as a default Windows listener does. Under `CI=true` missing KDC
+//! binaries FAIL the test.
+
+use std::sync::Arc;
+
+use lockstep_lab::kdc::{KdcUser, LabKdc};
+use lockstep_lab::server::test_backend::TestBackend;
+use lockstep_lab::server::{KerberosConfig, LabServer, ServerConfig};
+
+use crate::util::{code, lockstep, text};
+
+const PASSWORD: &str = "Krb-Exec-Pass-3";
+
+#[test]
+fn exec_over_kerberos_with_a_real_kdc() {
+    if !LabKdc::require() {
+        return;
+    }
+    let kdc = LabKdc::start(
+        "LAB.TEST",
+        &[KdcUser {
+            name: "svc-lockstep".into(),
+            password: PASSWORD.into(),
+        }],
+        &["node1.lab.test".to_owned()],
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut config = ServerConfig::with_credentials("svc-lockstep", "not-the-kerberos-password");
+    config.kerberos = Some(KerberosConfig {
+        keytab: kdc.keytab(),
+        realm: "LAB.TEST".into(),
+    });
+    let server = rt
+        .block_on(LabServer::start(Arc::new(TestBackend::new(1)), config))
+        .unwrap();
+    let url = server.endpoints()["NODE1"].clone();
+    let port = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("inv.yml"),
+        format!(
+            "all:\n  hosts:\n    NODE1:\n      ansible_connection: winrm\n      \
+             ansible_host: 127.0.0.1\n      ansible_port: {port}\n      \
+             ansible_winrm_scheme: http\n      ansible_winrm_transport: kerberos\n      \
+             ansible_user: svc-lockstep@LAB.TEST\n      \
+             ansible_winrm_kerberos_hostname_override: node1.lab.test\n      \
+             lockstep_password_env: KRB_TEST_PASSWORD\n"
+        ),
+    )
+    .unwrap();
+    let run = |password: &str| {
+        let mut c = lockstep(dir.path());
+        for (k, v) in kdc.env(None) {
+            c.env(k, v);
+        }
+        c.env("KRB_TEST_PASSWORD", password)
+            .args([
+                "exec", "-i", "inv.yml", "-l", "NODE1", "--format", "json", "--yes", "--", "echo",
+                "over", "kerberos",
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = run(PASSWORD);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["host"], "NODE1", "{v:#}");
+    assert_eq!(v[0]["exit_code"], 0, "{v:#}");
+    assert_eq!(v[0]["stdout"], "over kerberos\r\n", "{v:#}");
+
+    // A wrong password: the KDC refuses it, the host is reported unreachable by its credentials
+    // and the password never shows.
+    let o = run("Wrong-Pass-9");
+    assert_ne!(code(&o), 0, "{}", text(&o));
+    assert!(!text(&o).contains("Wrong-Pass-9"), "{}", text(&o));
+    rt.block_on(server.shutdown());
+}
