@@ -97,7 +97,7 @@ fn inventory(org: &str, sites: &[(&str, &str)], ordered: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "all:\n  vars:\n    ansible_connection: winrm\n    ansible_user: 'FABRIKAM\\svc-patch'\n    lockstep_password_env: FABRIKAM_PASSWORD\n    lockstep_organisation: {org}\n  children:"
+        "all:\n  vars:\n    ansible_connection: winrm\n    ansible_user: 'FABRIKAM\\svc-patch'\n    lockstep_password_env: FABRIKAM_PASSWORD\n    lockstep_organisation: {org}\n    package_root: /srv/fabrikam/packages\n  children:"
     );
     for (si, (site, locale)) in sites.iter().enumerate() {
         let _ = writeln!(
