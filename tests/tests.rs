@@ -44,6 +44,8 @@ mod new_playbooks;
 mod operator;
 #[path = "it/plan_snapshots.rs"]
 mod plan_snapshots;
+#[path = "it/portable.rs"]
+mod portable;
 #[path = "it/resume.rs"]
 mod resume;
 #[path = "it/safety.rs"]

@@ -103,7 +103,10 @@ fn a_stage_naming_an_unknown_site_is_refused_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
     let text_pb = std::fs::read_to_string(repo("playbooks/e3-nc.yml"))
         .unwrap()
-        .replace("sites: [seattle]", "sites: [atlantis]");
+        .replace(
+            "{ name: canary, sites: 1 }",
+            "{ name: canary, sites: [atlantis] }",
+        );
     let pb = write(dir.path(), "e3-nc-bad.yml", &text_pb);
     let inv = lab_inventory();
     let o = run(dir.path(), &["check", "-i", inv.to_str().unwrap(), &pb]);

@@ -399,12 +399,9 @@ fn e2_ed_a_target_past_sp3_is_refused_for_conferencing_server() {
     let pb = std::fs::read_to_string(repo("playbooks/e2-nc.yml"))
         .unwrap()
         .replace("name: e2-nc", "name: e2-post-sp3")
-        .replace(
-            r#"hosts: [exchange2000, "!own_service_pack"]"#,
-            "hosts: [exchange2000]",
-        )
+        .replace(r#"hosts: [all, "!own_service_pack"]"#, "hosts: [all]")
         .replace("build: 6.0.6249.0", "build: 6.0.6620.7");
-    assert!(pb.contains("6.0.6620.7") && pb.contains("hosts: [exchange2000]"));
+    assert!(pb.contains("6.0.6620.7") && pb.contains("hosts: [all]\n"));
     std::fs::write(lab.path().join("post-sp3.yml"), pb).unwrap();
     let o = lab.rollout("post-sp3.yml", &[]);
     assert_eq!(code(&o), 2, "refused at plan time: {}", text(&o));

@@ -213,6 +213,10 @@ pub struct Site {
     /// Free text: country, description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Where the site comes in a rollout whose stages count sites (`sites: 1`): lowest first;
+    /// sites without one come after, by name (`lockstep_site: { rollout_order: 1 }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_order: Option<u32>,
 }
 
 /// The Exchange role of a host (KB 328839 topologies).
@@ -541,6 +545,14 @@ impl Fleet {
     /// The site called `name` (case-insensitive).
     pub fn site(&self, name: &str) -> Option<&Site> {
         self.sites.iter().find(|s| s.name.eq_ignore_case(name))
+    }
+
+    /// Site indices in rollout order: by `rollout_order` (lowest first), then the sites
+    /// without one, in [`Fleet::sites`] order (by name).
+    pub fn sites_in_rollout_order(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..self.sites.len()).collect();
+        v.sort_by_key(|&i| (self.sites[i].rollout_order.unwrap_or(u32::MAX), i));
+        v
     }
 
     /// The pool called `name` (case-insensitive).

@@ -36,7 +36,7 @@ pub use halt::{HaltClass, Standing};
 pub use name::{Name, NameError, NameKind};
 pub use plan::{Action, Judge, Plan, PlanHash, PlannedStage, PlannedStep, StepIndex};
 pub use playbook::{
-    ActionSpec, Batch, FailureBudget, Gate, JudgeSpec, PackageKind, Phase, Playbook,
+    ActionSpec, Batch, FailureBudget, Gate, JudgeSpec, NodeOrderKind, PackageKind, Phase, Playbook,
     PreflightCheck, Procedure, RebootPolicy, Rollout, Scope, Stage, StepSpec, Target,
 };
 pub use probe::{FactDef, FactProbe};

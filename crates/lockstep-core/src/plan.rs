@@ -290,6 +290,9 @@ pub struct PlannedStage {
     pub gate: Gate,
     /// Sites worked on at once.
     pub max_parallel_sites: u32,
+    /// Hosts of this stage that may fail before the rollout halts (the stage's own budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_budget: Option<FailureBudget>,
 }
 
 /// A plan: the unit a run executes, stored with its hash.

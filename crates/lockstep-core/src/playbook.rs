@@ -105,6 +105,22 @@ impl fmt::Display for Procedure {
     }
 }
 
+/// The order in which a cluster's nodes are taken, when a playbook declares one (`node_order:`)
+/// instead of its procedure's. The first node's groups go to its peer, the node owning the most
+/// groups among the others; every other node's go to the first node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeOrderKind {
+    /// A node owning no group (or the fewest) first, the others in inventory order.
+    PassiveFirst,
+    /// The node owning the most groups (the active node) first, the others after it.
+    ActiveFirst,
+    /// By node name.
+    ByName,
+    /// Every node by the number of groups it owns, fewest first (ties: inventory order).
+    FewestGroupsFirst,
+}
+
 /// Service pack or hotfix: decides whether the EVS upgrade runs (E3-CLUSTER step 11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -450,17 +466,55 @@ pub enum Gate {
     },
 }
 
-/// A stage of a staged rollout: a set of sites.
+/// A stage of a staged rollout: what it takes of the planned clusters, pools and hosts. A stage
+/// selects by site names (`sites: [a, b]`), by a count of sites in inventory order
+/// (`sites: 1`: the next site no other stage names), by what is left (`sites: rest` or `"*"`),
+/// by inventory group (`groups: [canary]`) or by host (`hosts: [a, b]`). A unit (cluster, pool,
+/// host) goes to the first stage that takes it; a cluster or pool goes with any of its hosts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stage {
     /// Stage name (`canary`).
     pub name: Name,
-    /// Sites in the stage.
+    /// Sites named in the stage (`"*"` here means [`Stage::rest`]).
     pub sites: Vec<Name>,
     /// Gate before the stage starts.
     pub gate: Gate,
     /// Sites of this stage worked on at once (overrides the rollout's).
     pub max_parallel_sites: Option<u32>,
+    /// `sites: N`: the next N sites in inventory order that no stage names and no earlier
+    /// count took (whether or not they hold anything this playbook changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_count: Option<u32>,
+    /// `sites: rest` (or `"*"`): every unit no other stage takes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rest: bool,
+    /// `groups:`: the units with a host in one of these inventory groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Name>,
+    /// `hosts:`: the units holding one of these hosts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<Name>,
+    /// Hosts of this stage that may fail before the rollout halts (on top of the overall
+    /// budget, which still counts every failed host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_budget: Option<FailureBudget>,
+}
+
+impl Stage {
+    /// A stage of named sites (no count, group, host or budget).
+    pub fn of_sites(name: Name, sites: Vec<Name>, gate: Gate) -> Stage {
+        Stage {
+            name,
+            sites,
+            gate,
+            max_parallel_sites: None,
+            site_count: None,
+            rest: false,
+            groups: Vec::new(),
+            hosts: Vec::new(),
+            failure_budget: None,
+        }
+    }
 }
 
 /// How failures are tolerated.
@@ -581,6 +635,9 @@ pub struct Playbook {
     pub exchange: bool,
     /// Target package and build.
     pub target: Target,
+    /// The cluster node order, when declared (`node_order:`); else the procedure's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_order: Option<NodeOrderKind>,
     /// Playbook variables (templates may use them).
     pub vars: BTreeMap<String, String>,
     /// Facts the playbook declares (`facts:`): names conditions may use, with their probes.

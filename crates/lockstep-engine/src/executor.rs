@@ -71,6 +71,8 @@ pub(crate) struct Executor {
     unverified: BTreeMap<usize, String>,
     /// Hosts with a failed step (lower-cased key), for the failure budget.
     failed_hosts: BTreeMap<String, Name>,
+    /// Hosts with a failed step, per stage (for the stages' own failure budgets).
+    stage_failed_hosts: BTreeMap<usize, HashSet<String>>,
     first_failure: Option<(HaltClass, String)>,
     halt: Option<(HaltClass, String)>,
     fatal: Option<EngineError>,
@@ -142,6 +144,7 @@ impl Executor {
             approvals: approvals.iter().cloned().collect(),
             unverified: BTreeMap::new(),
             failed_hosts: BTreeMap::new(),
+            stage_failed_hosts: BTreeMap::new(),
             first_failure: None,
             halt: None,
             fatal: None,
@@ -538,13 +541,32 @@ impl Executor {
             } => {
                 self.state[i] = StepState::Failed;
                 self.mark_blocked(i);
-                self.failed_hosts
-                    .insert(host.as_str().to_ascii_lowercase(), host);
+                let key = host.as_str().to_ascii_lowercase();
+                self.failed_hosts.insert(key.clone(), host);
                 if self.first_failure.is_none() {
                     self.first_failure = Some((class, message.clone()));
                 }
+                let st = sh.plan.steps[i].stage;
+                let in_stage = self.stage_failed_hosts.entry(st).or_default();
+                in_stage.insert(key);
+                let in_stage = in_stage.len();
+                let stage_budget = sh.plan.stages.get(st).and_then(|s| {
+                    s.failure_budget
+                        .map(|b| (s.name.clone(), b.max_failed_hosts as usize))
+                });
                 let budget = sh.plan.failure_budget.max_failed_hosts as usize;
-                if self.failed_hosts.len() > budget {
+                if let Some((name, b)) = stage_budget.filter(|(_, b)| in_stage > *b) {
+                    if b == 0 {
+                        self.set_halt(class, message);
+                    } else {
+                        self.set_halt(
+                            HaltClass::BudgetExceeded,
+                            format!(
+                                "{in_stage} hosts of stage `{name}` failed, more than its failure budget of {b}; last: {message}"
+                            ),
+                        );
+                    }
+                } else if self.failed_hosts.len() > budget {
                     if budget == 0 {
                         self.set_halt(class, message);
                     } else {

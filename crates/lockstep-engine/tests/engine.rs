@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lockstep_core::{Event, Gate, HaltClass, Role, RunMeta, RunStatus, StateStore, StepState};
+use lockstep_core::{
+    Event, FailureBudget, Gate, HaltClass, Role, RunMeta, RunStatus, StateStore, StepState,
+};
 use lockstep_engine::{
     Engine, EngineError, EngineOptions, Probe, RunOutcome, StepRunner, StopSignal,
 };
@@ -431,6 +433,80 @@ async fn failure_budget_tolerates_then_halts() {
         panic!("{out:?}")
     };
     assert_eq!(class, HaltClass::BudgetExceeded, "{reason}");
+}
+
+#[tokio::test]
+async fn a_stage_budget_halts_inside_the_overall_budget() {
+    // Overall budget 5; the canary stage allows 1 failed host: two fail there, the run halts
+    // with BudgetExceeded naming the stage, and the next stage never starts.
+    let r = rig();
+    let plan = {
+        let mut p = fleet_plan(
+            &[
+                ("canary", vec![0], Gate::None, 1),
+                ("rest", vec![1], Gate::None, 1),
+            ],
+            3,
+        );
+        p.failure_budget.max_failed_hosts = 5;
+        p.stages[0].failure_budget = Some(FailureBudget {
+            max_failed_hosts: 1,
+        });
+        rehash(&mut p);
+        p
+    };
+    r.runner
+        .script("S0-H0/install", Script::Fail(HaltClass::StepFailed));
+    r.runner
+        .script("S0-H1/install", Script::Fail(HaltClass::StepFailed));
+    let out = start(&r, &plan).await;
+    let RunOutcome::Halted { class, reason, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(class, HaltClass::BudgetExceeded, "{reason}");
+    assert!(
+        reason.contains("stage `canary`") && reason.contains("budget of 1"),
+        "{reason}"
+    );
+    for s in plan.steps.iter().filter(|s| s.stage == 1) {
+        assert_eq!(r.runner.calls_of(&s.id), 0, "{} ran after the halt", s.id);
+    }
+
+    // The same failures with a stage budget of 2: the whole fleet runs on, and the run ends
+    // halted only for the two failed hosts (within both budgets).
+    let r = rig();
+    let plan = {
+        let mut p = fleet_plan(
+            &[
+                ("canary", vec![0], Gate::None, 1),
+                ("rest", vec![1], Gate::None, 1),
+            ],
+            3,
+        );
+        p.failure_budget.max_failed_hosts = 5;
+        p.stages[0].failure_budget = Some(FailureBudget {
+            max_failed_hosts: 2,
+        });
+        rehash(&mut p);
+        p
+    };
+    r.runner
+        .script("S0-H0/install", Script::Fail(HaltClass::StepFailed));
+    r.runner
+        .script("S0-H1/install", Script::Fail(HaltClass::StepFailed));
+    let out = start(&r, &plan).await;
+    let RunOutcome::Halted { class, reason, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(class, HaltClass::StepFailed, "{reason}");
+    for s in plan.steps.iter().filter(|s| s.stage == 1) {
+        assert_eq!(
+            r.runner.calls_of(&s.id),
+            1,
+            "{} runs within the budgets",
+            s.id
+        );
+    }
 }
 
 #[tokio::test]

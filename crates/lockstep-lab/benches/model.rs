@@ -74,6 +74,7 @@ fn fleet(clusters: usize) -> Fleet {
             name: Name::ident("s").unwrap(),
             locale: Locale::EN_US,
             description: None,
+            rollout_order: None,
         }],
         hosts,
         clusters: cls,

@@ -58,6 +58,7 @@ fn fleet() -> Fleet {
             name: Name::ident("site1").unwrap(),
             locale: Locale::EN_US,
             description: None,
+            rollout_order: None,
         }],
         hosts: vec![ex, w1],
         clusters: vec![],

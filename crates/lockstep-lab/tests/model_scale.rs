@@ -29,6 +29,7 @@ async fn two_thousand_standalone_hosts_install_at_once() {
             name: Name::ident("s").unwrap(),
             locale: Locale::EN_US,
             description: None,
+            rollout_order: None,
         }],
         hosts,
         clusters: vec![],

@@ -37,7 +37,7 @@ pub enum PlanError {
     },
     /// E2-ED: Exchange 2000 Conferencing Server's last service pack is SP3; a later target
     /// is not for it, whatever the package.
-    #[error("`{host}` runs Exchange 2000 Conferencing Server, whose last service pack is SP3 (6.0.6249.0): target {target} is not for it (KB 328839 E2-ED). Leave it out of this playbook (e.g. `hosts: [exchange2000, \"!own_service_pack\"]` or `--limit '!{host}'`) and keep it at SP3 with the Exchange 2000 Conferencing Server package (not the Standard/Enterprise one)")]
+    #[error("`{host}` runs Exchange 2000 Conferencing Server, whose last service pack is SP3 (6.0.6249.0): target {target} is not for it (KB 328839 E2-ED). Leave it out of this playbook (e.g. `hosts: [all, \"!own_service_pack\"]` or `--limit '!{host}'`) and keep it at SP3 with the Exchange 2000 Conferencing Server package (not the Standard/Enterprise one)")]
     ConferencingPastSp3 {
         /// The Conferencing Server host.
         host: String,
@@ -311,8 +311,18 @@ pub enum PlanError {
         /// Second stage.
         second: String,
     },
+    /// A stage names a group or host the inventory lacks.
+    #[error("stage `{stage}` names {what} `{name}`, which is not in the inventory")]
+    UnknownStageMember {
+        /// Stage.
+        stage: String,
+        /// `group` or `host`.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
     /// A site with selected hosts is in no stage.
-    #[error("site `{site}` has selected hosts but is in no stage of the rollout (add it, or a `\"*\"` stage)")]
+    #[error("site `{site}` has selected hosts but is in no stage of the rollout (add it, or a `sites: rest` stage)")]
     SiteInNoStage {
         /// Site.
         site: String,

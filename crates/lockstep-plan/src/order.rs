@@ -1,7 +1,7 @@
 //! Node order of the cluster procedures (KB 328839): which node goes first, which follow, and
 //! where each node's groups go (`peer`).
 
-use lockstep_core::{Cluster, Procedure};
+use lockstep_core::{Cluster, NodeOrderKind, Procedure};
 
 /// The order in which a cluster's nodes are upgraded, by index in [`Cluster::nodes`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +36,19 @@ impl NodeOrder {
         cluster: &Cluster,
         owner_of_group: impl Fn(&str) -> Option<usize>,
     ) -> NodeOrder {
+        Self::declared(procedure, None, cluster, owner_of_group)
+    }
+
+    /// [`NodeOrder::new`], or the order the playbook declares (`node_order:`), which replaces
+    /// the procedure's: `passive-first` is E3-CLUSTER's, `active-first` E5-CLUSTER's; `by-name`
+    /// and `fewest-groups-first` order every node so. The first node's peer is the node owning
+    /// the most groups among the others; the other nodes' peer is the first node.
+    pub fn declared(
+        procedure: Procedure,
+        declared: Option<NodeOrderKind>,
+        cluster: &Cluster,
+        owner_of_group: impl Fn(&str) -> Option<usize>,
+    ) -> NodeOrder {
         let n = cluster.nodes.len();
         let mut all = vec![0usize; n];
         let mut evs = vec![0usize; n];
@@ -63,7 +76,34 @@ impl NodeOrder {
         };
         let rest =
             |skip: &[usize]| -> Vec<usize> { (0..n).filter(|i| !skip.contains(i)).collect() };
-        let (first, first_peer, order) = match procedure {
+        let sorted = |order: Vec<usize>| {
+            let first = order.first().copied().unwrap_or(0);
+            let peer = busiest(&all, Some(first)).unwrap_or(first);
+            (first, peer, order)
+        };
+        let shape = match declared {
+            Some(NodeOrderKind::PassiveFirst) => Procedure::E3Cluster,
+            Some(NodeOrderKind::ActiveFirst) => Procedure::E5Cluster,
+            Some(NodeOrderKind::ByName) => {
+                let mut v: Vec<usize> = (0..n).collect();
+                v.sort_by(|&a, &b| {
+                    cluster.nodes[a]
+                        .as_str()
+                        .to_ascii_lowercase()
+                        .cmp(&cluster.nodes[b].as_str().to_ascii_lowercase())
+                });
+                let (first, first_peer, order) = sorted(v);
+                return Self::with_peers(order, first, first_peer);
+            }
+            Some(NodeOrderKind::FewestGroupsFirst) => {
+                let mut v: Vec<usize> = (0..n).collect();
+                v.sort_by_key(|&i| (all[i], i));
+                let (first, first_peer, order) = sorted(v);
+                return Self::with_peers(order, first, first_peer);
+            }
+            None => procedure,
+        };
+        let (first, first_peer, order) = match shape {
             Procedure::E2ActivePassive => {
                 let a = active();
                 let mut order: Vec<usize> = rest(&[a]);
@@ -104,6 +144,10 @@ impl NodeOrder {
                 (first, peer, order)
             }
         };
+        Self::with_peers(order, first, first_peer)
+    }
+
+    fn with_peers(order: Vec<usize>, first: usize, first_peer: usize) -> NodeOrder {
         let peers = order
             .iter()
             .map(|&i| if i == first { first_peer } else { first })

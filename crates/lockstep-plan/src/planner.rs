@@ -46,6 +46,28 @@ enum UnitKind {
     Host(usize),
 }
 
+/// A stage as planned: its sites in order and the units of `rollout.stages[base]` it takes
+/// (of one pass of a front-end/back-end rollout).
+#[derive(Debug, Clone)]
+struct StagePlan {
+    name: String,
+    sites: Vec<usize>,
+    gate: lockstep_core::Gate,
+    max_parallel: u32,
+    pass: Pass,
+    failure_budget: Option<lockstep_core::FailureBudget>,
+    base: usize,
+}
+
+/// Whether `s` names a site that stage `si` holds by name.
+fn named_site(fleet: &Fleet, s: &Name, named: &[Option<usize>], si: usize) -> bool {
+    fleet
+        .sites
+        .iter()
+        .position(|x| x.name.eq_ignore_case(s.as_str()))
+        .is_some_and(|i| named[i] == Some(si))
+}
+
 #[derive(Debug, Clone)]
 struct Unit {
     kind: UnitKind,
@@ -173,7 +195,9 @@ impl<'a> Planner<'a> {
                 expected: procedure.product().to_string(),
             });
         }
-        let by_playbook = self.selector.select(&pb.hosts, false, &mut self.errors);
+        let by_playbook = self
+            .selector
+            .select_with(&pb.hosts, false, true, &mut self.errors);
         let by_limit = self
             .selector
             .select(&self.opts.limit, true, &mut self.errors);
@@ -244,6 +268,10 @@ impl<'a> Planner<'a> {
             if !selected.contains(hi) {
                 continue;
             }
+            // Only the playbook's product: `hosts: [all]` also selects servers it leaves alone.
+            if !h.runs(target.product) {
+                continue;
+            }
             if h.runs(Product::Exchange2000)
                 && h.edition() == Some(lockstep_core::Edition::Conferencing)
                 && target.build > conferencing_last
@@ -279,33 +307,44 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Stages of sites (`rollout.stages`), each site's units in it.
+    /// Stages (`rollout.stages`), each stage's units site by site.
     fn staged(&mut self, units: &[Unit]) -> Vec<PlannedStage> {
         let fleet = self.fleet;
-        let stages = self.stages(units);
+        let (stages, unit_stage) = self.stages(units);
         let mut planned = Vec::new();
-        for (stage_name, sites, gate, max_parallel, pass) in stages {
+        for st in stages {
             let stage_idx = planned.len();
             let mut kept_sites = Vec::new();
-            for &site in &sites {
+            for &site in &st.sites {
                 let site_units: Vec<&Unit> = units
                     .iter()
-                    .filter(|u| u.site == site && (pass == Pass::Only || u.pass == pass))
+                    .enumerate()
+                    .filter(|(ui, u)| {
+                        unit_stage[*ui] == Some(st.base)
+                            && u.site == site
+                            && (st.pass == Pass::Only || u.pass == st.pass)
+                    })
+                    .map(|(_, u)| u)
                     .collect();
                 if site_units.is_empty() {
                     continue;
                 }
-                kept_sites.push(fleet.sites[site].name.clone());
+                // A site whose units get no step (no phase for their scope) is not in the stage.
+                let before = self.steps.len();
                 self.emit_site(stage_idx, &site_units);
+                if self.steps.len() > before {
+                    kept_sites.push(fleet.sites[site].name.clone());
+                }
             }
             if kept_sites.is_empty() {
                 continue;
             }
             planned.push(PlannedStage {
-                name: stage_name,
+                name: st.name,
                 sites: kept_sites,
-                gate,
-                max_parallel_sites: max_parallel,
+                gate: st.gate,
+                max_parallel_sites: st.max_parallel,
+                failure_budget: st.failure_budget,
             });
         }
         planned
@@ -373,6 +412,7 @@ impl<'a> Planner<'a> {
                     sites,
                     gate,
                     max_parallel_sites: pb.rollout.max_parallel_sites,
+                    failure_budget: None,
                 });
                 gate = Gate::None;
             }
@@ -393,6 +433,7 @@ impl<'a> Planner<'a> {
                     .collect(),
                 gate,
                 max_parallel_sites: pb.rollout.max_parallel_sites,
+                failure_budget: None,
             });
         }
         planned
@@ -702,34 +743,36 @@ impl<'a> Planner<'a> {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Stages as (name, site indices, gate, max parallel sites, pass).
-    #[allow(clippy::type_complexity)]
-    fn stages(
-        &mut self,
-        units: &[Unit],
-    ) -> Vec<(String, Vec<usize>, lockstep_core::Gate, u32, Pass)> {
+    /// The stages, in order (front-end/back-end passes split), and the stage (index in
+    /// `rollout.stages`, or 0 for the implicit stage) each unit goes to. A unit goes to the first
+    /// stage that takes it: by its site (named, or counted in rollout order), by a group or host
+    /// list holding one of its hosts; `rest` takes what no other stage takes.
+    fn stages(&mut self, units: &[Unit]) -> (Vec<StagePlan>, Vec<Option<usize>>) {
         let fleet = self.fleet;
         let rollout = &self.pb.rollout;
-        let mut base: Vec<(String, Vec<usize>, lockstep_core::Gate, u32)> = Vec::new();
+        let mut base: Vec<StagePlan> = Vec::new();
+        let mut unit_stage: Vec<Option<usize>> = vec![None; units.len()];
         if rollout.stages.is_empty() {
-            base.push((
-                "all".to_owned(),
-                (0..fleet.sites.len()).collect(),
-                lockstep_core::Gate::None,
-                rollout.max_parallel_sites,
-            ));
+            base.push(StagePlan {
+                name: "all".to_owned(),
+                sites: (0..fleet.sites.len()).collect(),
+                gate: lockstep_core::Gate::None,
+                max_parallel: rollout.max_parallel_sites,
+                pass: Pass::Only,
+                failure_budget: None,
+                base: 0,
+            });
+            unit_stage.iter_mut().for_each(|s| *s = Some(0));
         } else {
-            let mut assigned: Vec<Option<usize>> = vec![None; fleet.sites.len()];
-            let mut star: Option<(usize, usize)> = None;
+            let n_sites = fleet.sites.len();
+            // Sites named by a stage.
+            let mut named: Vec<Option<usize>> = vec![None; n_sites];
+            let mut rest_stage: Option<usize> = None;
             for (si, st) in rollout.stages.iter().enumerate() {
-                let mut sites = Vec::new();
-                for s in &st.sites {
-                    if s.as_str() == "*" {
-                        if star.is_none() {
-                            star = Some((si, sites.len()));
-                        }
-                        continue;
-                    }
+                if st.rest || st.sites.iter().any(|s| s.as_str() == "*") {
+                    rest_stage.get_or_insert(si);
+                }
+                for s in st.sites.iter().filter(|s| s.as_str() != "*") {
                     let Some(i) = fleet
                         .sites
                         .iter()
@@ -741,7 +784,7 @@ impl<'a> Planner<'a> {
                         });
                         continue;
                     };
-                    if let Some(prev) = assigned[i] {
+                    if let Some(prev) = named[i] {
                         self.errors.push(PlanError::SiteInTwoStages {
                             site: fleet.sites[i].name.to_string(),
                             first: rollout.stages[prev].name.to_string(),
@@ -749,51 +792,140 @@ impl<'a> Planner<'a> {
                         });
                         continue;
                     }
-                    assigned[i] = Some(si);
-                    sites.push(i);
+                    named[i] = Some(si);
                 }
-                base.push((
-                    st.name.to_string(),
-                    sites,
-                    st.gate.clone(),
-                    st.max_parallel_sites.unwrap_or(rollout.max_parallel_sites),
-                ));
             }
-            let rest: Vec<usize> = (0..fleet.sites.len())
-                .filter(|&i| assigned[i].is_none())
-                .collect();
-            if let Some((si, at)) = star {
-                base[si].1.splice(at..at, rest);
-            } else {
-                for i in rest {
-                    if units.iter().any(|u| u.site == i) {
-                        self.errors.push(PlanError::SiteInNoStage {
-                            site: fleet.sites[i].name.to_string(),
-                        });
+            // `sites: N`: the next N sites in rollout order that no stage names.
+            let mut site_stage = named.clone();
+            let order = fleet.sites_in_rollout_order();
+            let mut free = order.into_iter().filter(|&i| named[i].is_none());
+            for (si, st) in rollout.stages.iter().enumerate() {
+                for _ in 0..st.site_count.unwrap_or(0) {
+                    if let Some(i) = free.next() {
+                        site_stage[i] = Some(si);
                     }
                 }
+            }
+            // `groups:` / `hosts:`: the hosts each stage takes.
+            let mut takes: Vec<Option<Vec<bool>>> = Vec::new();
+            for st in &rollout.stages {
+                if st.groups.is_empty() && st.hosts.is_empty() {
+                    takes.push(None);
+                    continue;
+                }
+                let mut set = vec![false; fleet.hosts.len()];
+                for g in &st.groups {
+                    match fleet
+                        .groups
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_case(g.as_str()))
+                    {
+                        Some((_, members)) => {
+                            for m in members {
+                                if let Some(i) = self.selector.host_index(m.as_str()) {
+                                    set[i] = true;
+                                }
+                            }
+                        }
+                        None => self.errors.push(PlanError::UnknownStageMember {
+                            stage: st.name.to_string(),
+                            what: "group",
+                            name: g.to_string(),
+                        }),
+                    }
+                }
+                for h in &st.hosts {
+                    match self.selector.host_index(h.as_str()) {
+                        Some(i) => set[i] = true,
+                        None => self.errors.push(PlanError::UnknownStageMember {
+                            stage: st.name.to_string(),
+                            what: "host",
+                            name: h.to_string(),
+                        }),
+                    }
+                }
+                takes.push(Some(set));
+            }
+            let by_members = takes.iter().any(Option::is_some);
+            let mut unstaged_sites: Vec<usize> = Vec::new();
+            for (ui, u) in units.iter().enumerate() {
+                let hosts = if by_members {
+                    self.unit_hosts(u)
+                } else {
+                    Vec::new()
+                };
+                let found = (0..rollout.stages.len()).find(|&si| match &takes[si] {
+                    Some(set) => hosts.iter().any(|&h| set[h]),
+                    None => site_stage[u.site] == Some(si),
+                });
+                unit_stage[ui] = found.or(rest_stage);
+                if unit_stage[ui].is_none() && !unstaged_sites.contains(&u.site) {
+                    unstaged_sites.push(u.site);
+                }
+            }
+            unstaged_sites.sort_unstable();
+            for i in unstaged_sites {
+                self.errors.push(PlanError::SiteInNoStage {
+                    site: fleet.sites[i].name.to_string(),
+                });
+            }
+            for (si, st) in rollout.stages.iter().enumerate() {
+                // Sites run in the order the stage names them, the others in fleet order
+                // (where `"*"` stands, if it is written among names).
+                let mine: Vec<usize> = st
+                    .sites
+                    .iter()
+                    .filter_map(|s| {
+                        fleet
+                            .sites
+                            .iter()
+                            .position(|x| x.name.eq_ignore_case(s.as_str()))
+                    })
+                    .filter(|&i| named[i] == Some(si))
+                    .collect();
+                let others: Vec<usize> = (0..n_sites).filter(|i| !mine.contains(i)).collect();
+                let star_at = st
+                    .sites
+                    .iter()
+                    .filter(|s| s.as_str() == "*" || named_site(fleet, s, &named, si))
+                    .position(|s| s.as_str() == "*")
+                    .unwrap_or(mine.len());
+                let mut sites = mine;
+                sites.splice(star_at..star_at, others);
+                base.push(StagePlan {
+                    name: st.name.to_string(),
+                    sites,
+                    gate: st.gate.clone(),
+                    max_parallel: st.max_parallel_sites.unwrap_or(rollout.max_parallel_sites),
+                    pass: Pass::Only,
+                    failure_budget: st.failure_budget,
+                    base: si,
+                });
             }
         }
         let fb_org = matches!(
             self.pb.procedure,
             Procedure::E3FrontBack | Procedure::E2FrontBack
         ) && fleet.front_end_scope == FrontEndScope::Organisation;
-        if fb_org {
+        let stages = if fb_org {
             let mut out = Vec::new();
             for (prefix, pass) in [
                 ("front-ends", Pass::FrontEnds),
                 ("back-ends", Pass::BackEnds),
             ] {
-                for (n, s, g, m) in &base {
-                    out.push((format!("{prefix}/{n}"), s.clone(), g.clone(), *m, pass));
+                for st in &base {
+                    out.push(StagePlan {
+                        name: format!("{prefix}/{}", st.name),
+                        pass,
+                        ..st.clone()
+                    });
                 }
             }
             out
         } else {
-            base.into_iter()
-                .map(|(n, s, g, m)| (n, s, g, m, Pass::Only))
-                .collect()
-        }
+            base
+        };
+        (stages, unit_stage)
     }
 
     /// Emits one site's units of one stage. With the front-end rule scoped per site, the site's
@@ -1486,14 +1618,15 @@ impl<'a> Planner<'a> {
                 (&g.name, c.nodes.iter().position(|n| n.eq_ignore_case(o)))
             })
             .collect();
-        let order = NodeOrder::new(self.pb.procedure, c, |g| {
-            match groups.iter().position(|x| x.eq_ignore_case(g)) {
-                Some(i) => owner[i],
-                None => roles
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_case(g))
-                    .and_then(|(_, o)| *o),
-            }
+        let order = NodeOrder::declared(self.pb.procedure, self.pb.node_order, c, |g| match groups
+            .iter()
+            .position(|x| x.eq_ignore_case(g))
+        {
+            Some(i) => owner[i],
+            None => roles
+                .iter()
+                .find(|(n, _)| n.eq_ignore_case(g))
+                .and_then(|(_, o)| *o),
         });
         let n = c.nodes.len();
         let layers = ClusterLayers::new(c, &order);

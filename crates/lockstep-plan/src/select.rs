@@ -72,8 +72,10 @@ impl<'f> Selector<'f> {
     fn term(&self, term: &str, out: &mut [bool]) -> bool {
         let fleet = self.fleet;
         if term.eq_ignore_ascii_case("all") || term == "*" {
+            // Always a known pattern: on a fleet with nothing to take, the playbook selects
+            // nothing (reported as such), not an unknown name.
             out.iter_mut().for_each(|b| *b = true);
-            return !out.is_empty();
+            return true;
         }
         // `~REGEX`: a regular expression searched in each name, as Ansible's `~` patterns.
         let re = term
@@ -154,6 +156,18 @@ impl<'f> Selector<'f> {
         empty_is_all: bool,
         errors: &mut Vec<PlanError>,
     ) -> Selection {
+        self.select_with(patterns, empty_is_all, false, errors)
+    }
+
+    /// [`Selector::select`]; with `lenient_exclusions`, a `!x` matching nothing is no error
+    /// (a playbook's `hosts:` may leave out a group some fleets lack, as Ansible allows).
+    pub(crate) fn select_with(
+        &self,
+        patterns: &[String],
+        empty_is_all: bool,
+        lenient_exclusions: bool,
+        errors: &mut Vec<PlanError>,
+    ) -> Selection {
         let n = self.fleet.hosts.len();
         let terms: Vec<&str> = patterns
             .iter()
@@ -177,7 +191,9 @@ impl<'f> Selector<'f> {
                 (0, t)
             };
             let mut hit = vec![false; n];
-            if !self.term(body, &mut hit) {
+            let matched = self.term(body, &mut hit);
+            let excused = lenient_exclusions && target == 2;
+            if !matched && !excused {
                 errors.push(PlanError::UnknownPattern {
                     pattern: t.to_owned(),
                 });

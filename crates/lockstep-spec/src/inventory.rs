@@ -553,6 +553,7 @@ impl InventoryLoader<'_> {
                 name: Name::ident(DEFAULT_SITE).expect("a valid site name"),
                 locale: Locale::EN_US,
                 description: Some("Windows hosts in no site group".to_owned()),
+                rollout_order: None,
             });
         }
         out_sites.sort_by(|a, b| a.name.cmp(&b.name));
@@ -571,7 +572,7 @@ impl InventoryLoader<'_> {
         if !check_keys(
             node,
             "`lockstep_site`",
-            &["locale", "description"],
+            &["locale", "description", "rollout_order"],
             self.sink,
         ) {
             return None;
@@ -600,10 +601,28 @@ impl InventoryLoader<'_> {
             .get("description")
             .and_then(|d| d.as_str())
             .map(str::to_owned);
+        let rollout_order = match node.get("rollout_order") {
+            None => None,
+            Some(n) => match n.as_str().and_then(|v| v.trim().parse::<u32>().ok()) {
+                Some(v) => Some(v),
+                None => {
+                    self.sink.error(
+                        &n.pos,
+                        format!(
+                            "`rollout_order` of site {} must be a whole number, found {}",
+                            q(group),
+                            q(&n.to_text())
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
         Some(Site {
             name,
             locale,
             description,
+            rollout_order,
         })
     }
 

@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use lockstep_core::probe::EXCHANGE_BUILD;
 use lockstep_core::{
     ActionSpec, Batch, Condition, FactDef, FactProbe, FailureBudget, Fleet, Gate, Name, NameKind,
-    PackageKind, Phase, Playbook, Procedure, Rollout, Scope, Stage, StepSpec, Target,
+    NodeOrderKind, PackageKind, Phase, Playbook, Procedure, Rollout, Scope, Stage, StepSpec,
+    Target,
 };
 
 use crate::diag::{hint, q, Diagnostics, Pos, Sink, SourceFile};
@@ -32,12 +33,20 @@ const TOP_KEYS: &[&str] = &[
     "hosts",
     "exchange",
     "target",
+    "node_order",
     "vars",
     "facts",
     "rollout",
     "phases",
 ];
 const STEP_KEYS: &[&str] = &["id", "name", "rule", "when", "timeout_secs", "action"];
+
+const NODE_ORDERS: &[(&str, NodeOrderKind)] = &[
+    ("passive-first", NodeOrderKind::PassiveFirst),
+    ("active-first", NodeOrderKind::ActiveFirst),
+    ("by-name", NodeOrderKind::ByName),
+    ("fewest-groups-first", NodeOrderKind::FewestGroupsFirst),
+];
 
 const PROCEDURES: &[(&str, Procedure)] = &[
     ("E3-CLUSTER", Procedure::E3Cluster),
@@ -292,6 +301,10 @@ impl PlaybookLoader<'_> {
         let target = self
             .required(root, "target")
             .and_then(|t| self.target(t, procedure));
+        let node_order = match root.get("node_order") {
+            None => Some(None),
+            Some(n) => enum_value(n, "node_order", NODE_ORDERS, self.sink).map(Some),
+        };
         let vars = match root.get("vars") {
             Some(v) => self.vars(v),
             None => Some(BTreeMap::new()),
@@ -314,6 +327,7 @@ impl PlaybookLoader<'_> {
             hosts: hosts?,
             exchange: exchange?,
             target: target?,
+            node_order: node_order?,
             vars: vars?,
             facts: facts?,
             phases: phases?,
@@ -365,7 +379,12 @@ impl PlaybookLoader<'_> {
         for item in &items {
             let pattern = item.as_str().unwrap_or_default();
             for term in pattern.split([':', ',']) {
-                let term = term.trim().trim_start_matches(['&', '!']);
+                // `!x` of a name the inventory lacks leaves nothing out, as in Ansible: a
+                // playbook may leave out a group (`!own_service_pack`) some fleets do not have.
+                if term.trim().starts_with('!') {
+                    continue;
+                }
+                let term = term.trim().trim_start_matches('&');
                 if term.is_empty() {
                     continue;
                 }
@@ -816,17 +835,9 @@ impl PlaybookLoader<'_> {
             }
         }
         if let Some(fb) = node.get("failure_budget") {
-            if check_keys(fb, "`failure_budget`", &["max_failed_hosts"], self.sink) {
-                // Typed part: serde_yaml reads it once the keys are known to be right.
-                match serde_yaml::from_value::<FailureBudget>(fb.to_value()) {
-                    Ok(b) => r.failure_budget = b,
-                    Err(e) => {
-                        self.sink.error(&fb.pos, format!("`failure_budget`: {e}"));
-                        ok = false;
-                    }
-                }
-            } else {
-                ok = false;
+            match self.failure_budget(fb) {
+                Some(b) => r.failure_budget = b,
+                None => ok = false,
             }
         }
         if let Some(stages) = node.get("stages") {
@@ -917,6 +928,66 @@ impl PlaybookLoader<'_> {
         ok.then_some(out)
     }
 
+    fn failure_budget(&mut self, fb: &Node) -> Option<FailureBudget> {
+        if !check_keys(fb, "`failure_budget`", &["max_failed_hosts"], self.sink) {
+            return None;
+        }
+        // Typed part: serde_yaml reads it once the keys are known to be right.
+        match serde_yaml::from_value::<FailureBudget>(fb.to_value()) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.sink.error(&fb.pos, format!("`failure_budget`: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A stage's `groups:` or `hosts:`: names the inventory must know.
+    fn stage_members(&mut self, node: &Node, key: &str) -> Option<Vec<Name>> {
+        let fleet = self.fleet;
+        let items = self.strings(node, &format!("`{key}`"))?;
+        let known: Vec<&str> = if key == "groups" {
+            fleet.groups.keys().map(|g| g.as_str()).collect()
+        } else {
+            fleet.hosts.iter().map(|h| h.name.as_str()).collect()
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for i in items {
+            let v = i.as_str().unwrap_or_default();
+            let found = if key == "groups" {
+                fleet.groups.keys().find(|g| g.eq_ignore_case(v)).cloned()
+            } else {
+                fleet.host(v).map(|h| h.name.clone())
+            };
+            match found {
+                Some(n) => out.push(n),
+                None => {
+                    let what = if key == "groups" { "group" } else { "host" };
+                    self.sink.error(
+                        &i.pos,
+                        format!(
+                            "stage names {what} {}, which is not in the inventory{}",
+                            q(v),
+                            hint(v, &known)
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if out.is_empty() && ok {
+            self.sink.error(
+                &node.pos,
+                format!("`{key}` of a stage must name at least one"),
+            );
+            ok = false;
+        }
+        ok.then_some(out)
+    }
+
+    /// `stages:`: each stage takes units by site names, a count of sites, what is left
+    /// (`rest`/`"*"`), inventory groups or hosts: exactly one of `sites`, `groups`, `hosts`.
     fn stages(&mut self, node: &Node) -> Option<Vec<Stage>> {
         let Some(items) = node.as_seq() else {
             self.sink.error(
@@ -928,15 +999,23 @@ impl PlaybookLoader<'_> {
         let fleet = self.fleet;
         let site_names: Vec<&str> = fleet.sites.iter().map(|s| s.name.as_str()).collect();
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        let mut star_at: Option<(Pos, usize)> = None;
+        let mut rest_seen = false;
         let mut out = Vec::new();
         let mut ok = true;
         let mut stage_names: BTreeSet<String> = BTreeSet::new();
-        for (idx, item) in items.iter().enumerate() {
+        for item in items {
             if !check_keys(
                 item,
                 "a stage",
-                &["name", "sites", "gate", "max_parallel_sites"],
+                &[
+                    "name",
+                    "sites",
+                    "groups",
+                    "hosts",
+                    "gate",
+                    "max_parallel_sites",
+                    "failure_budget",
+                ],
                 self.sink,
             ) {
                 ok = false;
@@ -957,105 +1036,142 @@ impl PlaybookLoader<'_> {
                     ok = false;
                 }
             }
-            let mut sites: Vec<Name> = Vec::new();
-            let mut star = false;
-            if let Some(s) = self.required(item, "sites") {
-                for site in self.strings(s, "`sites`").unwrap_or_default() {
-                    let sname = site.as_str().unwrap_or_default();
-                    if sname == "*" {
-                        if star_at.is_some() {
-                            self.sink
-                                .error(&site.pos, "`*` may appear in one stage only");
-                            ok = false;
+            let stage_label = name
+                .as_ref()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default();
+            let selectors: Vec<&str> = ["sites", "groups", "hosts"]
+                .into_iter()
+                .filter(|k| item.get(k).is_some())
+                .collect();
+            if selectors.len() != 1 {
+                self.sink.error(
+                    &item.pos,
+                    format!(
+                        "stage {} must take its hosts with exactly one of `sites` (names, a count such as `1`, or `rest`), `groups` or `hosts`{}",
+                        q(&stage_label),
+                        if selectors.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", found {}", selectors.join(" and "))
                         }
-                        star = true;
-                        star_at = Some((site.pos.clone(), idx));
-                        continue;
+                    ),
+                );
+                ok = false;
+            }
+            let mut stage = Stage::of_sites(
+                name.clone()
+                    .unwrap_or_else(|| Name::ident("stage").expect("a valid id")),
+                Vec::new(),
+                Gate::None,
+            );
+            if let Some(s) = item.get("sites") {
+                let scalar_text = match &s.kind {
+                    Kind::Scalar { .. } if !s.is_null() => s.as_str().map(str::trim),
+                    _ => None,
+                };
+                let is_rest = |t: &str| t == "*" || t.eq_ignore_ascii_case("rest");
+                let count = scalar_text.and_then(|t| t.parse::<u32>().ok());
+                let rest = scalar_text.is_some_and(is_rest)
+                    || matches!(&s.kind, Kind::Seq(v) if v.len() == 1 && v[0].as_str().is_some_and(|t| is_rest(t.trim())));
+                if rest || count.is_some() {
+                    if rest && rest_seen {
+                        self.sink
+                            .error(&s.pos, "`rest` (or `*`) may appear in one stage only");
+                        ok = false;
                     }
-                    match fleet.site(sname) {
-                        None => {
-                            self.sink.error(
-                                &site.pos,
-                                format!(
-                                    "stage names site {}, which is not in the inventory{}",
-                                    q(sname),
-                                    hint(sname, &site_names)
-                                ),
-                            );
+                    rest_seen |= rest;
+                    stage.rest = rest;
+                    if let Some(n) = count {
+                        if n == 0 {
+                            self.sink
+                                .error(&s.pos, "a count of sites must be at least 1");
                             ok = false;
                         }
-                        Some(found) => {
-                            let key = found.name.as_str().to_owned();
-                            let stage = name
-                                .as_ref()
-                                .map(|n| n.as_str().to_owned())
-                                .unwrap_or_default();
-                            if let Some(prev) = seen.get(&key) {
+                        stage.site_count = Some(n);
+                    }
+                } else {
+                    for site in self.strings(s, "`sites`").unwrap_or_default() {
+                        let sname = site.as_str().unwrap_or_default();
+                        if is_rest(sname) {
+                            if rest_seen {
+                                self.sink.error(
+                                    &site.pos,
+                                    "`rest` (or `*`) may appear in one stage only",
+                                );
+                                ok = false;
+                            }
+                            rest_seen = true;
+                            stage.rest = true;
+                            continue;
+                        }
+                        match fleet.site(sname) {
+                            None => {
                                 self.sink.error(
                                     &site.pos,
                                     format!(
-                                        "site {} is in two stages, {} and {}",
+                                        "stage names site {}, which is not in the inventory{}",
                                         q(sname),
-                                        q(prev),
-                                        q(&stage)
+                                        hint(sname, &site_names)
                                     ),
                                 );
                                 ok = false;
-                            } else {
-                                seen.insert(key, stage);
-                                sites.push(found.name.clone());
                             }
-                            if let Some((p, i)) = &star_at {
-                                if *i < idx {
-                                    self.sink.error(p, format!("`*` must be in the last stage naming sites; site {} comes after it", q(sname)));
+                            Some(found) => {
+                                let key = found.name.as_str().to_owned();
+                                if let Some(prev) = seen.get(&key) {
+                                    self.sink.error(
+                                        &site.pos,
+                                        format!(
+                                            "site {} is in two stages, {} and {}",
+                                            q(sname),
+                                            q(prev),
+                                            q(&stage_label)
+                                        ),
+                                    );
                                     ok = false;
+                                } else {
+                                    seen.insert(key, stage_label.clone());
+                                    stage.sites.push(found.name.clone());
                                 }
                             }
                         }
                     }
                 }
             }
-            let gate = match item.get("gate") {
-                Some(g) => self.gate(g),
-                None => Some(Gate::None),
-            };
-            let mps = match item.get("max_parallel_sites") {
-                Some(n) => self.count(n, "`max_parallel_sites`").map(Some),
-                None => Some(None),
-            };
-            match (name, gate, mps) {
-                (Some(name), Some(gate), Some(max_parallel_sites)) => out.push((
-                    star,
-                    Stage {
-                        name,
-                        sites,
-                        gate,
-                        max_parallel_sites,
-                    },
-                )),
-                _ => ok = false,
-            }
-        }
-        if !ok {
-            return None;
-        }
-        // `*`: every site not named by another stage, in name order.
-        let rest: Vec<Name> = fleet
-            .sites
-            .iter()
-            .filter(|s| !seen.contains_key(s.name.as_str()))
-            .map(|s| s.name.clone())
-            .collect();
-        Some(
-            out.into_iter()
-                .map(|(star, mut st)| {
-                    if star {
-                        st.sites.extend(rest.iter().cloned());
+            for key in ["groups", "hosts"] {
+                if let Some(g) = item.get(key) {
+                    match self.stage_members(g, key) {
+                        Some(v) if key == "groups" => stage.groups = v,
+                        Some(v) => stage.hosts = v,
+                        None => ok = false,
                     }
-                    st
-                })
-                .collect(),
-        )
+                }
+            }
+            if let Some(g) = item.get("gate") {
+                match self.gate(g) {
+                    Some(g) => stage.gate = g,
+                    None => ok = false,
+                }
+            }
+            if let Some(n) = item.get("max_parallel_sites") {
+                match self.count(n, "`max_parallel_sites`") {
+                    Some(v) => stage.max_parallel_sites = Some(v),
+                    None => ok = false,
+                }
+            }
+            if let Some(fb) = item.get("failure_budget") {
+                match self.failure_budget(fb) {
+                    Some(b) => stage.failure_budget = Some(b),
+                    None => ok = false,
+                }
+            }
+            if name.is_none() {
+                ok = false;
+            }
+            out.push(stage);
+        }
+        ok.then_some(out)
     }
 
     fn gate(&mut self, node: &Node) -> Option<Gate> {

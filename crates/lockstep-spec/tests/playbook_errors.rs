@@ -66,19 +66,90 @@ fn expect(d: &Diagnostics, line: usize, col: usize, parts: &[&str]) -> Diagnosti
 }
 
 #[test]
-fn base_loads_and_star_means_every_other_site() {
+fn base_loads_and_star_means_the_rest() {
     let pb =
         load_playbook(&SourceFile::new(FILE, BASE), &fleet()).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(pb.rollout.stages.len(), 2);
-    let rest: Vec<&str> = pb.rollout.stages[1]
-        .sites
-        .iter()
-        .map(|s| s.as_str())
-        .collect();
-    assert_eq!(rest, ["amsterdam", "milan", "prague", "tokyo"]);
+    // `"*"` is resolved by the planner: what no other stage takes.
+    assert!(pb.rollout.stages[1].rest && pb.rollout.stages[1].sites.is_empty());
+    assert_eq!(pb.rollout.stages[0].sites[0].as_str(), "seattle");
+    assert!(!pb.rollout.stages[0].rest);
     assert_eq!(pb.rollout.stages[1].gate, Gate::Soak { secs: 1800 });
     assert_eq!(pb.phases[0].steps[1].timeout_secs, Some(7200));
     assert_eq!(pb.vars["sp_args"], "/q /z");
+}
+
+#[test]
+fn stages_count_sites_take_groups_and_hosts_and_keep_a_budget() {
+    let text = BASE.replace(
+        r#"    - { name: canary, sites: [seattle] }"#,
+        r#"    - { name: canary, sites: 1, failure_budget: { max_failed_hosts: 0 } }
+    - { name: pilot, groups: [exchange2000] }
+    - { name: picked, hosts: [sea-n1] }"#,
+    );
+    let pb =
+        load_playbook(&SourceFile::new(FILE, &text), &fleet()).unwrap_or_else(|d| panic!("{d}"));
+    let st = &pb.rollout.stages;
+    assert_eq!(st[0].site_count, Some(1));
+    assert_eq!(st[0].failure_budget.map(|b| b.max_failed_hosts), Some(0));
+    assert_eq!(st[1].groups[0].as_str(), "exchange2000");
+    // The inventory's spelling of the host.
+    assert_eq!(st[2].hosts[0].as_str(), "SEA-N1");
+    assert!(st[3].rest);
+}
+
+#[test]
+fn node_order_is_declared_or_refused() {
+    let text = BASE.replace(
+        "hosts: [exchange2003]\n",
+        "hosts: [exchange2003]\nnode_order: fewest-groups-first\n",
+    );
+    let pb =
+        load_playbook(&SourceFile::new(FILE, &text), &fleet()).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        pb.node_order,
+        Some(lockstep_core::NodeOrderKind::FewestGroupsFirst)
+    );
+    let d = errors(&BASE.replace(
+        "hosts: [exchange2003]\n",
+        "hosts: [exchange2003]\nnode_order: by-nam\n",
+    ));
+    expect(
+        &d,
+        5,
+        13,
+        &[
+            "`by-nam` is not a valid `node_order`",
+            "did you mean `by-name`?",
+        ],
+    );
+}
+
+#[test]
+fn stage_selectors_are_checked() {
+    let text = BASE.replace(
+        r#"    - { name: canary, sites: [seattle] }"#,
+        r#"    - { name: canary, sites: 0 }
+    - { name: pilot, groups: [exchange2030] }
+    - { name: both, sites: 1, hosts: [SEA-N1] }
+    - { name: none }
+    - { name: picked, hosts: [SEA-N9] }
+    - { name: again, sites: rest }"#,
+    );
+    let d = errors(&text);
+    for part in [
+        "a count of sites must be at least 1",
+        "stage names group `exchange2030`, which is not in the inventory (did you mean",
+        "stage `both` must take its hosts with exactly one of",
+        "stage `none` must take its hosts with exactly one of",
+        "stage names host `SEA-N9`, which is not in the inventory",
+        "`rest` (or `*`) may appear in one stage only",
+    ] {
+        assert!(
+            d.0.iter().any(|x| x.message.contains(part)),
+            "`{part}` in:\n{d}"
+        );
+    }
 }
 
 #[test]

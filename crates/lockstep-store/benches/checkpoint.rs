@@ -19,6 +19,7 @@ fn plan(steps: usize) -> Plan {
             sites: vec![Name::ident("PRG").unwrap()],
             gate: Gate::None,
             max_parallel_sites: 1,
+            failure_budget: None,
         }],
         steps: (0..steps)
             .map(|i| PlannedStep {

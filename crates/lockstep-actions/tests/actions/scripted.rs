@@ -382,6 +382,7 @@ pub fn fleet() -> Fleet {
             name: Name::ident("prague").unwrap(),
             locale: Locale::CS_CZ,
             description: None,
+            rollout_order: None,
         }],
         hosts: vec![
             host(FE, Role::FrontEnd, None, SP1, Edition::Standard),

@@ -639,6 +639,7 @@ impl PlanBuilder {
             sites: sites.iter().map(|s| Name::ident(s).unwrap()).collect(),
             gate,
             max_parallel_sites: max_sites,
+            failure_budget: None,
         });
         self
     }

@@ -78,6 +78,7 @@ pub fn cluster_fleet(n: usize, evs: usize, locale: Locale) -> Fleet {
             name: Name::ident(site).unwrap(),
             locale,
             description: None,
+            rollout_order: None,
         }],
         hosts,
         clusters: vec![Cluster {

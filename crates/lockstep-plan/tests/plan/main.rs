@@ -8,3 +8,4 @@ mod broken;
 mod errors;
 mod procedures;
 mod props;
+mod stages;

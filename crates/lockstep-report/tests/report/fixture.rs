@@ -297,6 +297,7 @@ pub fn plan(clusters: &[ClusterSpec], stages: &[&str]) -> Plan {
                 .collect(),
             gate: if i == 0 { Gate::None } else { Gate::Approval },
             max_parallel_sites: 2,
+            failure_budget: None,
         })
         .collect();
     Plan {

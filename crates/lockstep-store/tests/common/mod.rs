@@ -38,6 +38,7 @@ pub fn plan(hash: &str, ids: &[&str]) -> Plan {
             sites: vec![Name::ident("PRG").unwrap()],
             gate: Gate::None,
             max_parallel_sites: 1,
+            failure_budget: None,
         }],
         steps,
         max_parallel_per_site: 1,
