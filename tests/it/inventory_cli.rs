@@ -136,7 +136,7 @@ fn group_vars_beside_the_playbook_file_are_read() {
     let p = d.path();
     std::fs::write(
         p.join("hosts.yml"),
-        "all:\n  vars: {ansible_user: svc, lockstep_password_env: PW}\n  children:\n    \
+        "all:\n  vars: {ansible_user: svc, lockstep_password_env: PW, package_root: /srv/media}\n  children:\n    \
          exchange2003:\n      children:\n        \
          seattle: {vars: {lockstep_site: {locale: en-US}}, hosts: {SEA-EX1: }}\n        \
          prague: {vars: {lockstep_site: {locale: cs-CZ}}, hosts: {PRG-EX1: }}\n        \

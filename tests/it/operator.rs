@@ -33,6 +33,7 @@ fn progress_lines_read_like_the_procedure() {
         (r"r\d{8}-\d{6}-[0-9a-f]{4}", "[run]"),
         (r"plan [0-9a-f]{12}", "plan [hash]"),
         (r"state in \S+", "state in [state]"),
+        (r"staged `\S+/overlay\.packages/", "staged `[lab packages]/"),
     ]}, {
         insta::assert_snapshot!("progress-e5-nc-one-host", shown);
     });

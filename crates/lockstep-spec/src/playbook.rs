@@ -526,6 +526,11 @@ impl PlaybookLoader<'_> {
         let Some(scope) = self.scope else {
             return true;
         };
+        // A fleet with no host gives no inventory variable to judge by: planning reports that
+        // the playbook selects nothing, which is the error that helps.
+        if self.fleet.hosts.is_empty() {
+            return true;
+        }
         let mut known: BTreeSet<&str> = builtins(scope).iter().copied().collect();
         known.extend(self.vars.keys().map(String::as_str));
         known.extend(
