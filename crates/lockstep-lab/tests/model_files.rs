@@ -4,42 +4,14 @@
 mod model_support;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use base64::Engine as _;
 use lockstep_core::{Fleet, FrontEndScope, Locale, Name, Product, Role, Site, WindowsRelease};
-use lockstep_lab::backend::{Backend, ProcessEvent};
 use lockstep_lab::model::{DoubleHop, LabConfig, World};
 use lockstep_lab::record::RecordEvent;
 use model_support::*;
 
 const MSU: &str = r"\\fs01\updates\2024-03\windows10.0-kb5035849-x64.msu";
-
-/// Runs `line` in a WinRM session that holds delegable credentials or not.
-async fn run_in(w: &World, host: &str, line: &str, delegable: bool) -> Run {
-    let mut p = w.start_in_session(host, line, delegable);
-    let mut r = Run {
-        stdout: String::new(),
-        stderr: String::new(),
-        code: i32::MIN,
-    };
-    let collect = async {
-        while let Some(ev) = p.events.recv().await {
-            match ev {
-                ProcessEvent::Stdout(s) => r.stdout.push_str(&s),
-                ProcessEvent::Stderr(s) => r.stderr.push_str(&s),
-                ProcessEvent::Exit(c) => {
-                    r.code = c;
-                    break;
-                }
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), collect)
-        .await
-        .unwrap_or_else(|_| panic!("`{line}` on {host} did not exit"));
-    r
-}
 
 /// A WinRM (NTLM) session: no delegable credentials.
 async fn remote(w: &World, host: &str, line: &str) -> Run {

@@ -120,7 +120,16 @@ pub struct Run {
 
 /// Runs `line` on `host` and collects its events until the exit (bounded: 10 s).
 pub async fn run(w: &World, host: &str, line: &str) -> Run {
-    let mut p = w.start(host, line);
+    collect(w.start(host, line), host, line).await
+}
+
+/// Runs `line` in a WinRM session that holds delegable credentials or not (the double hop).
+pub async fn run_in(w: &World, host: &str, line: &str, delegable: bool) -> Run {
+    collect(w.start_in_session(host, line, delegable), host, line).await
+}
+
+/// Collects a started process's events until its exit (bounded: 10 s).
+async fn collect(mut p: lockstep_lab::backend::ProcessHandle, host: &str, line: &str) -> Run {
     let mut r = Run {
         stdout: String::new(),
         stderr: String::new(),
