@@ -138,24 +138,30 @@ fn per_command(ctx: &Ctx<'_>) -> Duration {
 }
 
 /// Reads `source` and checks it against `sha256`: nothing reaches the node otherwise.
-fn read_source(ctx: &Ctx<'_>, source: &str, sha256: &str) -> Result<Vec<u8>, ActionError> {
-    let host = ctx.host();
-    let bytes = std::fs::read(source).map_err(|e| {
-        ActionError::precondition(
-            host,
-            format!("cannot read package `{source}` on the controller: {e}; nothing was sent"),
-        )
-    })?;
-    let actual = sha256_hex(&bytes);
-    if actual != sha256 {
-        return Err(ActionError::precondition(
-            host,
-            format!(
-                "package `{source}` has SHA-256 {actual}, the playbook expects {sha256}: refused before anything was sent to `{host}`"
-            ),
-        ));
+/// Why the controller's copy of `source` must not be sent (unreadable, or not the SHA-256 the
+/// playbook gives), from what reading it gave; `None`: it may be sent. One wording for the step
+/// and for discovery.
+fn source_refusal(source: &str, sha256: &str, read: Result<&str, &str>) -> Option<String> {
+    match read {
+        Err(e) => Some(format!(
+            "cannot read package `{source}` on the controller: {e}; nothing was sent"
+        )),
+        Ok(actual) if actual != sha256 => Some(format!(
+            "package `{source}` has SHA-256 {actual}, the playbook expects {sha256}: refused before anything was sent"
+        )),
+        Ok(_) => None,
     }
-    Ok(bytes)
+}
+
+fn read_source(ctx: &Ctx<'_>, source: &str, sha256: &str) -> Result<Vec<u8>, ActionError> {
+    let read = std::fs::read(source).map_err(|e| e.to_string());
+    let actual = read.as_ref().map(|b| sha256_hex(b));
+    let refusal = source_refusal(source, sha256, actual.as_deref().map_err(|e| e.as_str()));
+    match (refusal, read) {
+        (None, Ok(bytes)) => Ok(bytes),
+        (Some(why), _) => Err(ActionError::precondition(ctx.host(), why)),
+        (None, Err(_)) => unreachable!("an unreadable source is refused"),
+    }
 }
 
 /// `stage`.
@@ -329,15 +335,13 @@ pub async fn space_halts(
                 })
                 .map_err(|e| e.to_string())
         });
-        let why = match read {
-            Err(e) => Some(format!(
-                "package `{source}` cannot be read on the controller: {e}; nothing was sent"
-            )),
-            Ok((_, actual)) if actual != sha256 => Some(format!(
-                "package `{source}` has SHA-256 {actual}, the playbook expects {sha256}: refused before anything was sent"
-            )),
-            Ok(_) => None,
-        };
+        let why = source_refusal(
+            source,
+            sha256,
+            read.as_ref()
+                .map(|(_, actual)| actual.as_str())
+                .map_err(String::as_str),
+        );
         if let Some(why) = why {
             if !out.iter().any(|(_, w)| *w == why) {
                 out.push((HaltClass::Precondition, why));
