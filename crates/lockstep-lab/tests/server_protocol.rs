@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::RawClient;
+use common::{port_of, RawClient};
 use lockstep_lab::backend::{HostInfo, ProtocolFaults, WmiObject};
 use lockstep_lab::server::test_backend::TestBackend;
 use lockstep_lab::server::{LabServer, ServerConfig, TlsOptions};
@@ -17,14 +17,6 @@ use winrm_rs::{
 
 const USER: &str = "labadmin";
 const PASSWORD: &str = "Test-Pass-1";
-
-fn port_of(url: &str) -> u16 {
-    url.rsplit(':')
-        .next()
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .expect("endpoint URL has a port")
-}
 
 fn config(port: u16, codepage: u32) -> WinrmConfig {
     WinrmConfig {

@@ -10,20 +10,12 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{RawClient, RawResponse};
+use common::{port_of, RawClient, RawResponse};
 use lockstep_lab::server::test_backend::TestBackend;
 use lockstep_lab::server::{LabServer, ServerConfig};
 
 const USER: &str = "labadmin";
 const PASSWORD: &str = "Quirk-Pass-1";
-
-fn port_of(url: &str) -> u16 {
-    url.rsplit(':')
-        .next()
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .expect("endpoint URL has a port")
-}
 
 async fn start(config: ServerConfig) -> (LabServer, u16) {
     let server = LabServer::start(

@@ -222,3 +222,12 @@ pub fn stdout_bytes(xml: &str) -> Vec<u8> {
     }
     out
 }
+
+/// The port of an endpoint URL (`http://127.0.0.1:PORT/wsman`).
+pub fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("endpoint URL has a port")
+}
