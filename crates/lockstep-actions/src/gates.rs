@@ -1,4 +1,4 @@
-//! Version and precondition gates: AssertVersion (E3-CLUSTER.18), Preflight (G5, G6, E2-ED,
+//! Version and precondition gates: AssertVersion, Preflight (G5, G6, E2-ED,
 //! product line, pending reboot, Cluster service running) and the tier order (E3-FB, E2-FB),
 //! judged before the first change from discovery and again, live, before each stage starts.
 
@@ -27,7 +27,7 @@ pub(crate) async fn assert_version(
         return Err(ActionError::version_mismatch(
             host,
             format!(
-                "host `{host}` runs {}, expected {} (E3-CLUSTER.18)",
+                "host `{host}` runs {}, expected {}",
                 product.describe(b.build),
                 product.describe(expected)
             ),

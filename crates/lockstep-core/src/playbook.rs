@@ -26,7 +26,7 @@ pub enum Units {
 /// The shape of a procedure, declared by the playbook (`shape:`): what it works on, which of the
 /// selected clusters and hosts it takes, in what order, and whether groups may move. Nothing in
 /// the code knows a procedure by name: a KB 328839 procedure is one shape among others.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Shape {
     /// Clusters or hosts.
     pub units: Units,
@@ -47,6 +47,20 @@ pub struct Shape {
     /// `node_order:` the order of a cluster's nodes (passive-first when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_order: Option<NodeOrderKind>,
+}
+
+impl Default for Shape {
+    /// Each host on its own, groups free to move (were there any), passive-first.
+    fn default() -> Self {
+        Shape {
+            units: Units::Hosts,
+            cluster_mode: None,
+            roles: Vec::new(),
+            tiers: Vec::new(),
+            failover: true,
+            node_order: None,
+        }
+    }
 }
 
 impl Shape {

@@ -249,7 +249,7 @@ pub enum PlanError {
         node: String,
     },
     /// An EVS would be upgraded or brought online on a node not at the target (T2, E3-CLUSTER.12).
-    #[error("step `{step}` of `{unit}`: group `{group}` would be on `{node}`, which is not upgraded yet (T2, E3-CLUSTER.12)")]
+    #[error("step `{step}` of `{unit}`: group `{group}` would be on `{node}`, which is not upgraded yet: a group comes online only on a node at or above its build (T2)")]
     NotUpgraded {
         /// Step id (playbook).
         step: String,

@@ -1,8 +1,9 @@
 //! Playbooks: `playbooks/*.yml` into [`Playbook`], checked against the fleet they will run on.
 //!
 //! Checked, all at once and each at its position: unknown keys (top level, target, rollout,
-//! stages, phases, steps, action and preflight-check fields), missing fields, unknown procedure,
-//! scope, action, role, edition; a scope the procedure does not use; duplicate step ids within
+//! stages, phases, steps, action and preflight-check fields), missing fields, the shape (`units`,
+//! `cluster_mode`, `roles`, `tiers`, `failover`, `node_order`) and declared invariants, unknown
+//! scope, action, role, edition; a scope the shape does not use; duplicate step ids within
 //! one scope; `hosts` patterns matching nothing in the fleet; stages naming unknown sites or a
 //! site twice (`*` is expanded to every site no other stage names); gates and durations;
 //! template and `when` syntax (minijinja) and the variables they use; rule ids against
