@@ -222,14 +222,22 @@ fn old_releases_stage_with_their_own_tools_and_catch_a_foreign_copy() {
     for (playbook, host, dest, source, stale) in &cases {
         let package = lab.path().join("overlay.packages").join(source);
         let len = std::fs::metadata(&package).unwrap().len();
-        assert!(len > 4608, "{source}: more than one chunk, so the stale line is resumed");
+        assert!(
+            len > 4608,
+            "{source}: more than one chunk, so the stale line is resumed"
+        );
         let dir = dest.rsplit_once('\\').unwrap().0;
         let o = exec_on(&lab, host, &format!(r#"mkdir "{dir}""#));
         assert_eq!(code(&o), 0, "{}", text(&o));
         let o = exec_on(&lab, host, &format!(r#">>"{dest}.b64" echo {stale}"#));
         assert_eq!(code(&o), 0, "{}", text(&o));
         let o = lab.rollout(playbook, &["--limit", host]);
-        assert_ne!(code(&o), 0, "{playbook}: the foreign copy halts: {}", text(&o));
+        assert_ne!(
+            code(&o),
+            0,
+            "{playbook}: the foreign copy halts: {}",
+            text(&o)
+        );
         assert!(
             !lab.installs().keys().any(|(h, _)| h == host),
             "{playbook}: nothing installed"
@@ -240,7 +248,11 @@ fn old_releases_stage_with_their_own_tools_and_catch_a_foreign_copy() {
             "is not this package's"
         };
         assert!(text(&o).contains(want), "{playbook}: {}", text(&o));
-        let o = exec_on(&lab, host, &format!(r#"for %F in ("{dest}.b64") do @echo %~zF"#));
+        let o = exec_on(
+            &lab,
+            host,
+            &format!(r#"for %F in ("{dest}.b64") do @echo %~zF"#),
+        );
         assert_eq!(code(&o), 0, "{}", text(&o));
         assert!(
             !text(&o).contains(&(stale.len() + 2).to_string()),

@@ -891,12 +891,26 @@ mod tests {
     fn each_release_has_its_tools() {
         use WindowsRelease::*;
         assert_eq!(StageTools::for_release(Some(Nt4)), StageTools::Script);
-        assert_eq!(StageTools::for_release(Some(Windows2000)), StageTools::Script);
+        assert_eq!(
+            StageTools::for_release(Some(Windows2000)),
+            StageTools::Script
+        );
         for r in [Windows2003, Windows2003R2, Windows2008] {
-            assert_eq!(StageTools::for_release(Some(r)), StageTools::CertutilSha1, "{r}");
+            assert_eq!(
+                StageTools::for_release(Some(r)),
+                StageTools::CertutilSha1,
+                "{r}"
+            );
         }
-        for r in WindowsRelease::ALL.into_iter().filter(|r| *r >= Windows2008R2) {
-            assert_eq!(StageTools::for_release(Some(r)), StageTools::CertutilSha256, "{r}");
+        for r in WindowsRelease::ALL
+            .into_iter()
+            .filter(|r| *r >= Windows2008R2)
+        {
+            assert_eq!(
+                StageTools::for_release(Some(r)),
+                StageTools::CertutilSha256,
+                "{r}"
+            );
         }
         assert_eq!(StageTools::for_release(None), StageTools::CertutilSha256);
     }
@@ -906,7 +920,10 @@ mod tests {
         let dest = Name::new(lockstep_core::NameKind::Path, r"C:\p\update.exe").unwrap();
         let l = StageLines::with_tools(&dest, StageTools::CertutilSha1);
         assert_eq!(l.hash(), r#"certutil -hashfile "C:\p\update.exe""#);
-        assert_eq!(l.hash_part(), r#"certutil -hashfile "C:\p\update.exe.part""#);
+        assert_eq!(
+            l.hash_part(),
+            r#"certutil -hashfile "C:\p\update.exe.part""#
+        );
         // As certutil before Windows 10 prints it: bytes separated by spaces.
         let out = "SHA-1 hash of file C:\\p\\update.exe:\r\na9 4a 8f e5 cc b1 9b a6 1c 4c 08 73 d3 91 e9 87 98 2f bb d3\r\nCertUtil: -hashfile command completed successfully.\r\n";
         let d = Digests::of(b"test");
@@ -940,7 +957,10 @@ mod tests {
             .iter()
             .all(|w| w.starts_with(r#">>"C:\p\update.exe.vbs" echo "#)));
         for line in STAGE_SCRIPT.lines() {
-            assert!(!line.trim().is_empty(), "an empty line echoes `ECHO is on.`");
+            assert!(
+                !line.trim().is_empty(),
+                "an empty line echoes `ECHO is on.`"
+            );
             assert!(
                 !line.contains(['&', '|', '<', '>', '^', '%']),
                 "cmd would read: {line}"
@@ -972,7 +992,10 @@ mod tests {
             receipt_in(&format!("{} 10000\r\n", d.sha256)),
             Some((d.sha256.clone(), 10_000))
         );
-        assert_eq!(receipt_in("The system cannot find the file specified."), None);
+        assert_eq!(
+            receipt_in("The system cannot find the file specified."),
+            None
+        );
         assert_eq!(receipt_in(&format!("{} 10000 x", d.sha256)), None);
     }
 

@@ -229,24 +229,38 @@ async fn each_release_hashes_as_its_certutil_does() {
     for host in ["EX1", "W1", "W2K", "NT4"] {
         ok(&w, host, r#"mkdir "C:\x""#).await;
         ok(&w, host, r#">"C:\x\f.txt" echo lockstep"#).await;
-        assert_eq!(ok(&w, host, r#"type "C:\x\f.txt""#).await.stdout, "lockstep\r\n");
+        assert_eq!(
+            ok(&w, host, r#"type "C:\x\f.txt""#).await.stdout,
+            "lockstep\r\n"
+        );
     }
     let sha256 = lockstep_actions::stage::sha256_hex(text);
     let sha1 = sha1_hex(text);
     // Server 2019.
     let r = remote(&w, "W1", r#"certutil -hashfile "C:\x\f.txt" SHA256"#).await;
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(lockstep_actions::stage::hash_in(&r.stdout), Some(sha256.clone()));
+    assert_eq!(
+        lockstep_actions::stage::hash_in(&r.stdout),
+        Some(sha256.clone())
+    );
     let r = remote(&w, "W1", r#"certutil -hashfile "C:\x\f.txt""#).await;
-    assert_eq!(lockstep_actions::stage::sha1_in(&r.stdout), Some(sha1.clone()), "{r:?}");
+    assert_eq!(
+        lockstep_actions::stage::sha1_in(&r.stdout),
+        Some(sha1.clone()),
+        "{r:?}"
+    );
     // Server 2003: an algorithm is a usage error; the default is SHA-1, bytes spaced.
     let r = remote(&w, "EX1", r#"certutil -hashfile "C:\x\f.txt" SHA256"#).await;
     assert_eq!(r.code, 0x8007_00a0_u32 as i32, "{r:?}");
     assert_eq!(lockstep_actions::stage::hash_in(&r.stdout), None);
     let r = remote(&w, "EX1", r#"certutil -hashfile "C:\x\f.txt""#).await;
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(lockstep_actions::stage::sha1_in(&r.stdout), Some(sha1.clone()));
-    assert!(r.stdout.contains(&sha1[..2].to_string()) && r.stdout.contains(' '));
+    assert_eq!(
+        lockstep_actions::stage::sha1_in(&r.stdout),
+        Some(sha1.clone())
+    );
+    let spaced: Vec<&str> = (0..20).map(|i| &sha1[2 * i..2 * i + 2]).collect();
+    assert!(r.stdout.contains(&spaced.join(" ")), "bytes spaced: {r:?}");
     assert_eq!(lockstep_actions::stage::hash_in(&r.stdout), None);
     // certutil -decode works on 2003.
     ok(&w, "EX1", r#">"C:\x\f.b64" echo bG9ja3N0ZXAK"#).await;
@@ -261,9 +275,8 @@ async fn each_release_hashes_as_its_certutil_does() {
             let r = remote(&w, host, line).await;
             assert_eq!(r.code, 9009, "{host}: {r:?}");
             assert!(
-                r.stderr.starts_with(
-                    "'certutil' is not recognized as an internal or external command"
-                ),
+                r.stderr
+                    .starts_with("'certutil' is not recognized as an internal or external command"),
                 "{host}: {r:?}"
             );
         }
@@ -280,7 +293,11 @@ async fn the_staging_script_decodes_on_windows_2000_and_nt4() {
     let w = world(&releases_fleet(), fast());
     let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 256) as u8).collect();
     let d = Digests::of(&bytes);
-    let dest = Name::new(lockstep_core::NameKind::Path, r"C:\Lockstep\packages\p\p.exe").unwrap();
+    let dest = Name::new(
+        lockstep_core::NameKind::Path,
+        r"C:\Lockstep\packages\p\p.exe",
+    )
+    .unwrap();
     let l = StageLines::with_tools(&dest, StageTools::Script);
     let lines = l.lines(&bytes, &d);
     assert_eq!(lines.len(), 3);
@@ -334,7 +351,12 @@ async fn the_staging_script_decodes_on_windows_2000_and_nt4() {
     ok(&w, host, &l.append(&lines[2])).await;
     assert_eq!(remote(&w, host, &run).await.code, 5);
     // Another script is not run.
-    ok(&w, host, r#">"C:\Lockstep\packages\p\p.exe.vbs" echo WScript.Quit 0"#).await;
+    ok(
+        &w,
+        host,
+        r#">"C:\Lockstep\packages\p\p.exe.vbs" echo WScript.Quit 0"#,
+    )
+    .await;
     let r = remote(&w, host, &run).await;
     assert_eq!(r.code, 1, "{r:?}");
 }

@@ -353,7 +353,10 @@ impl State {
     pub(crate) fn cmd_cscript(&mut self, h: usize, args: &[String]) -> Out {
         let mut words = args.iter().filter(|a| !a.starts_with("//"));
         let Some(script) = words.next() else {
-            return Out::err(1, "Usage: CScript scriptname.extension [option...] [arguments...]\n");
+            return Out::err(
+                1,
+                "Usage: CScript scriptname.extension [option...] [arguments...]\n",
+            );
         };
         let Some(text) = self.file(h, script) else {
             return Out::err(
