@@ -3,7 +3,8 @@
 //! `ansible_winrm_kerberos_hostname_override`; the controller finds the KDC in the `krb5.conf`
 //! of `KRB5_CONFIG`. The KDC is a REAL MIT KDC started on loopback with a throwaway realm
 //! ([`lockstep_lab::kdc::LabKdc`]); the node is the lab's WinRM server with its GSSAPI acceptor,
-//! refusing unsealed bodies as a default Windows listener does. Under `CI=true` missing KDC
+//! refusing unsealed bodies as a default Windows listener does. `negotiate` (SPNEGO) picks
+//! Kerberos there too. Under `CI=true` missing KDC
 //! binaries FAIL the test.
 
 use std::sync::Arc;
@@ -84,5 +85,28 @@ fn exec_over_kerberos_with_a_real_kdc() {
     let o = run("Wrong-Pass-9");
     assert_ne!(code(&o), 0, "{}", text(&o));
     assert!(!text(&o).contains("Wrong-Pass-9"), "{}", text(&o));
+
+    // Ansible's `negotiate` with the same user@REALM: SPNEGO picks Kerberos (the KDC from
+    // KRB5_CONFIG gives a ticket); the lab's NTLM password is another, so NTLM could not pass.
+    let inventory = std::fs::read_to_string(dir.path().join("inv.yml")).unwrap();
+    std::fs::write(
+        dir.path().join("inv.yml"),
+        inventory.replace(
+            "ansible_winrm_transport: kerberos",
+            "ansible_winrm_transport: negotiate",
+        ),
+    )
+    .unwrap();
+    let before = server.stats();
+    let o = run(PASSWORD);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["stdout"], "over kerberos\r\n", "{v:#}");
+    let after = server.stats();
+    assert!(
+        after.kerberos_logons > before.kerberos_logons,
+        "{before} -> {after}"
+    );
+    assert_eq!(after.ntlm_logons, 0, "{after}");
     rt.block_on(server.shutdown());
 }

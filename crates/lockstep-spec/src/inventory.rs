@@ -910,11 +910,9 @@ impl InventoryLoader<'_> {
                 enum_value(
                     one,
                     "ansible_winrm_transport",
-                    // `negotiate` without Kerberos is NTLM in the Negotiate scheme, what
-                    // Lockstep's NTLM sends anyway.
                     &[
                         ("ntlm", Auth::Ntlm),
-                        ("negotiate", Auth::Ntlm),
+                        ("negotiate", Auth::Negotiate),
                         ("basic", Auth::Basic),
                         ("kerberos", Auth::Kerberos),
                     ],

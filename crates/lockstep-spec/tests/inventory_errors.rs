@@ -351,6 +351,23 @@ fn kerberos_needs_the_realm_in_the_user_name() {
 }
 
 #[test]
+fn negotiate_is_spnego_not_a_synonym_of_ntlm() {
+    // Ansible's `negotiate` (Kerberos first, NTLM when no ticket) with either user form.
+    for user in ["'CORP\\svc'", "svc@CORP.EXAMPLE"] {
+        let text = BASE.replace("'CORP\\svc'", user).replace(
+            "    ansible_port: 5985\n",
+            "    ansible_port: 5985\n    ansible_winrm_transport: negotiate\n",
+        );
+        let fleet =
+            load_inventory(&[SourceFile::new(FILE, &text)]).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(
+            fleet.hosts[0].connection.auth,
+            lockstep_core::Auth::Negotiate
+        );
+    }
+}
+
+#[test]
 fn bad_locale() {
     let text = BASE.replace("{ locale: cs-CZ }", "{ locale: cs-SK }");
     let d = errors(&text);

@@ -264,6 +264,7 @@ impl WinrmTransport {
                 Auth::Ntlm => Mechanism::Ntlm,
                 Auth::Basic => Mechanism::Basic,
                 Auth::Kerberos => Mechanism::Kerberos,
+                Auth::Negotiate => Mechanism::Negotiate,
             };
             let tls = match target.scheme {
                 Scheme::Http => None,

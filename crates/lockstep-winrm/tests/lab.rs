@@ -831,3 +831,39 @@ async fn pooled_shells_the_node_timed_out_are_reopened_once() {
     );
     lab.server.shutdown().await;
 }
+
+/// Ansible's `negotiate` with a `DOMAIN\user` (no realm to ask for a ticket): NTLM inside
+/// SPNEGO, as Windows sends it outside a domain; the lab checks the mechListMIC, and the
+/// connection's bodies are sealed (a default listener refuses anything else).
+#[tokio::test]
+async fn negotiate_without_a_realm_is_ntlm_in_spnego() {
+    let lab = Lab::start(vec![host_info("NODE1", 437, "en-US")]).await;
+    let mut t = lab.target("NODE1", 437);
+    t.auth = Auth::Negotiate;
+    t.user = format!("LAB\\{USER}");
+    let tr = WinrmTransport::new(vec![t], limits()).unwrap();
+    let node = name("NODE1");
+    for i in 0..3 {
+        let out = tr.run(&node, &format!("echo spnego {i}"), T).await;
+        assert_eq!(out.map(|o| o.stdout), Ok(format!("spnego {i}\r\n")));
+    }
+    let stats = lab.server.stats();
+    assert_eq!(
+        (stats.ntlm_logons, stats.kerberos_logons),
+        (1, 0),
+        "{stats}"
+    );
+    assert_eq!(stats.rejections, 0, "{stats}");
+
+    // A wrong password is refused as with plain NTLM.
+    let mut wrong = lab.target("NODE1", 437);
+    wrong.auth = Auth::Negotiate;
+    wrong.password = Secret::new("wrong");
+    let tr = WinrmTransport::new(vec![wrong], limits()).unwrap();
+    let err = tr.run(&node, "echo x", T).await.unwrap_err();
+    assert!(
+        matches!(err, TransportError::AuthRejected { .. }),
+        "{err:?}"
+    );
+    lab.server.shutdown().await;
+}

@@ -287,9 +287,18 @@ async fn serve_request(
     };
     let decision = {
         let mut state = conn_auth.lock().unwrap();
+        let was_authenticated = matches!(*state, ConnAuth::Authenticated { .. });
         let decision = shared
             .auth
             .decide(authorization.as_deref(), &mut state, name);
+        if !was_authenticated && matches!(*state, ConnAuth::Authenticated { .. }) {
+            // A new logon of this connection: which mechanism (tests and benchmarks ask).
+            bump(if state.is_kerberos() {
+                &counters.kerberos_logons
+            } else {
+                &counters.ntlm_logons
+            });
+        }
         if authorization.is_some() && matches!(decision, Decision::Allow(_)) {
             // What the double hop will ask: could a process of this logon reach a share?
             tracing::debug!(
