@@ -13,7 +13,7 @@ use lockstep_lab::kdc::{KdcUser, LabKdc};
 use lockstep_lab::server::test_backend::TestBackend;
 use lockstep_lab::server::{KerberosConfig, LabServer, ServerConfig};
 
-use crate::util::{code, lockstep, text};
+use crate::util::{code, lab_inventory, lockstep, text, Lab, LAB_PASSWORD};
 
 const PASSWORD: &str = "Krb-Exec-Pass-3";
 
@@ -109,4 +109,75 @@ fn exec_over_kerberos_with_a_real_kdc() {
     );
     assert_eq!(after.ntlm_logons, 0, "{after}");
     rt.block_on(server.shutdown());
+}
+
+/// `lockstep lab --kerberos`: a throwaway realm beside the lab for an administrator to rehearse
+/// Kerberos by hand. The printed `KRB5_CONFIG` and `kinit` work as printed (the lab password),
+/// and the overlay it writes reaches a host with Kerberos only (no NTLM to fall back on).
+#[test]
+fn lab_with_kerberos_writes_a_realm_an_administrator_can_use() {
+    if !LabKdc::require() {
+        return;
+    }
+    let lab = Lab::start_with_options(&["--kerberos"]);
+    let conf = lab.path().join("endpoints.krb5.conf");
+    assert!(conf.is_file(), "no krb5.conf beside the endpoints");
+    let err = std::fs::read_to_string(lab.path().join("lab.err")).unwrap();
+    assert!(
+        err.contains(&format!("export KRB5_CONFIG={}", conf.display())),
+        "{err}"
+    );
+    assert!(err.contains("kinit svc-lockstep@LAB.TEST"), "{err}");
+    assert!(
+        !err.contains(LAB_PASSWORD),
+        "the password is printed: {err}"
+    );
+    let overlay = std::fs::read_to_string(lab.path().join("overlay.yml")).unwrap();
+    assert!(
+        overlay.contains("ansible_winrm_transport: kerberos"),
+        "{overlay}"
+    );
+    assert!(
+        overlay.contains("ansible_user: 'svc-lockstep@LAB.TEST'"),
+        "{overlay}"
+    );
+
+    // By hand: kinit with the lab password into a private ccache.
+    let ccache = lab.path().join("ccache");
+    let kinit = lockstep_lab::kdc::find_binary("kinit").unwrap();
+    let mut child = std::process::Command::new(kinit)
+        .env("KRB5_CONFIG", &conf)
+        .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+        .arg("svc-lockstep@LAB.TEST")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{LAB_PASSWORD}").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "kinit: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(ccache.is_file());
+
+    // Lockstep over the overlay: Kerberos with the hosts' names in the realm.
+    let inv = lab_inventory();
+    let o = lockstep(lab.path())
+        .env("KRB5_CONFIG", &conf)
+        .args(["exec", "-i", inv.to_str().unwrap(), "-i", "overlay.yml"])
+        .args([
+            "-l", "PRG-FE01", "--format", "json", "--yes", "--", "hostname",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["exit_code"], 0, "{v:#}");
 }
