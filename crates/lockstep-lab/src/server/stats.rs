@@ -18,6 +18,8 @@ pub struct ServerStats {
     pub kerberos_logons: u64,
     /// Connections authenticated with NTLM (raw or in SPNEGO).
     pub ntlm_logons: u64,
+    /// HTTPS connections authenticated by a mapped client certificate.
+    pub certificate_logons: u64,
     /// SOAP messages handled, by action.
     pub creates: u64,
     /// Command messages.
@@ -61,6 +63,7 @@ pub struct Counters {
     pub rejections: AtomicU64,
     pub kerberos_logons: AtomicU64,
     pub ntlm_logons: AtomicU64,
+    pub certificate_logons: AtomicU64,
     creates: AtomicU64,
     commands: AtomicU64,
     receives: AtomicU64,
@@ -97,6 +100,7 @@ impl Counters {
             rejections: get(&self.rejections),
             kerberos_logons: get(&self.kerberos_logons),
             ntlm_logons: get(&self.ntlm_logons),
+            certificate_logons: get(&self.certificate_logons),
             creates: get(&self.creates),
             commands: get(&self.commands),
             receives: get(&self.receives),
