@@ -261,6 +261,10 @@ pub enum Auth {
     /// `HTTP/<address>` (or `ansible_winrm_kerberos_hostname_override`), the KDC from
     /// `krb5.conf`; bodies sealed over HTTP.
     Kerberos,
+    /// WinRM certificate authentication (Ansible's `certificate`): a TLS client certificate
+    /// (`ansible_winrm_cert_pem`, `ansible_winrm_cert_key_pem`) mapped to a user on the node;
+    /// HTTPS only, no password.
+    Certificate,
 }
 
 /// Where a password comes from. There is deliberately no inline variant.

@@ -368,6 +368,38 @@ fn negotiate_is_spnego_not_a_synonym_of_ntlm() {
 }
 
 #[test]
+fn certificate_needs_https_and_both_pem_files() {
+    // Over HTTP and with no PEM files: every problem at once, at the transport's line.
+    let text = BASE.replace(
+        "    ansible_port: 5985\n",
+        "    ansible_port: 5985\n    ansible_winrm_transport: certificate\n",
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        6,
+        30,
+        &["certificate authentication", "ansible_winrm_scheme: https"],
+    );
+    expect(&d, 6, 30, &["no `ansible_winrm_cert_pem`"]);
+    expect(&d, 6, 30, &["no `ansible_winrm_cert_key_pem`"]);
+    // HTTPS with both files: loaded; the paths stay with the host for the transport.
+    let ok = text
+        .replace("ansible_winrm_scheme: http\n", "ansible_winrm_scheme: https\n")
+        .replace(
+            "    ansible_winrm_transport: certificate\n",
+            "    ansible_winrm_transport: certificate\n    ansible_winrm_cert_pem: /etc/lockstep/svc.pem\n    ansible_winrm_cert_key_pem: /etc/lockstep/svc.key\n",
+        );
+    let fleet = load_inventory(&[SourceFile::new(FILE, &ok)]).unwrap_or_else(|d| panic!("{d}"));
+    let h = &fleet.hosts[0];
+    assert_eq!(h.connection.auth, lockstep_core::Auth::Certificate);
+    assert_eq!(
+        h.vars["ansible_winrm_cert_key_pem"],
+        "/etc/lockstep/svc.key"
+    );
+}
+
+#[test]
 fn bad_locale() {
     let text = BASE.replace("{ locale: cs-CZ }", "{ locale: cs-SK }");
     let d = errors(&text);

@@ -47,7 +47,15 @@ pub enum Mechanism {
     /// NTLM when no ticket can be had (no KDC, a KDC that does not know the realm or the
     /// service, an IP address as the service host); sealed bodies over HTTP either way.
     Negotiate,
+    /// WinRM certificate authentication: the TLS client certificate of the connection, and on
+    /// every request `Authorization: http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual`
+    /// (as pywinrm sends it). HTTPS only.
+    Certificate,
 }
+
+/// The `Authorization` value of certificate authentication (MS-WSMV; pywinrm's `certificate`).
+const CERTIFICATE_PROFILE: &str =
+    "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual";
 
 /// Where and how to connect: shared by every connection to one node.
 pub struct Endpoint {
@@ -108,7 +116,8 @@ impl Endpoint {
 
     /// Message encryption applies: NTLM or Kerberos over plain HTTP.
     fn seals(&self) -> bool {
-        self.mechanism != Mechanism::Basic && self.scheme == Scheme::Http
+        !matches!(self.mechanism, Mechanism::Basic | Mechanism::Certificate)
+            && self.scheme == Scheme::Http
     }
 
     fn basic_header(&self) -> String {
@@ -229,7 +238,7 @@ impl Connection {
             Mechanism::Ntlm => connection.authenticate(endpoint, traffic).await?,
             Mechanism::Kerberos => connection.authenticate_kerberos(endpoint, traffic).await?,
             Mechanism::Negotiate => connection.authenticate_negotiate(endpoint, traffic).await?,
-            Mechanism::Basic => {}
+            Mechanism::Basic | Mechanism::Certificate => {}
         }
         Ok(connection)
     }
@@ -726,8 +735,11 @@ impl Connection {
         soap: &str,
         traffic: &Traffic,
     ) -> Result<String, Failure> {
-        let authorization =
-            (endpoint.mechanism == Mechanism::Basic).then(|| endpoint.basic_header());
+        let authorization = match endpoint.mechanism {
+            Mechanism::Basic => Some(endpoint.basic_header()),
+            Mechanism::Certificate => Some(CERTIFICATE_PROFILE.to_owned()),
+            _ => None,
+        };
         let request = match self.session.as_mut() {
             Some(session) => {
                 let body = seal(session.sspi(), soap.as_bytes())?;
