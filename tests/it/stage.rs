@@ -174,3 +174,131 @@ fn a_copy_killed_midway_resumes_where_the_file_ends() {
     assert!(hash_on_node(&lab).contains(&sha));
     lab.assert_each_installer_once("stage after a kill");
 }
+
+/// `lockstep exec -i lab.yml -i overlay.yml --limit HOST -- LINE` (the built-in lab inventory).
+fn exec_on(lab: &Lab, host: &str, line: &str) -> std::process::Output {
+    let inv = lab_inventory();
+    lab.run(&[
+        "exec",
+        "-i",
+        inv.to_str().unwrap(),
+        "-i",
+        "overlay.yml",
+        "--limit",
+        host,
+        "--",
+        line,
+    ])
+}
+
+/// The KB playbooks' own releases, in the built-in lab: Server 2003 (`TYO-EXC01`, e3-nc) stages
+/// with `certutil -decode` and checks SHA-1 (`certutil -hashfile` without an algorithm, which
+/// is all 2003's certutil takes); Windows 2000 (`SEA-EX2K01`, e2-nc) has no certutil and stages
+/// with the cscript decoder over tagged lines. In both, a `.b64` left by another package (a
+/// line of the right length that resume trusts) is caught before anything is moved into place:
+/// the run halts, the bad copy is deleted, and `lockstep resume` copies anew and installs the
+/// service pack once, from the local copy the lab recognises by its SHA-256 (right bytes).
+#[test]
+fn old_releases_stage_with_their_own_tools_and_catch_a_foreign_copy() {
+    let lab = Lab::start(None);
+    let cases = [
+        (
+            "e3-nc",
+            "TYO-EXC01",
+            r"C:\Lockstep\packages\E2K3SP2\update.exe",
+            "E2K3SP2/setup/i386/update.exe",
+            // A full line of base64 that is not this package's.
+            "A".repeat(6144),
+        ),
+        (
+            "e2-nc",
+            "SEA-EX2K01",
+            r"C:\Lockstep\packages\E2KSP3\update.exe",
+            "E2KSP3/setup/i386/update.exe",
+            // Line 0 as the decoder's format has it, tagged with another package's SHA-256.
+            format!("{} 0 {}", "0".repeat(16), "A".repeat(6144)),
+        ),
+    ];
+    for (playbook, host, dest, source, stale) in &cases {
+        let package = lab.path().join("overlay.packages").join(source);
+        let len = std::fs::metadata(&package).unwrap().len();
+        assert!(
+            len > 4608,
+            "{source}: more than one chunk, so the stale line is resumed"
+        );
+        let dir = dest.rsplit_once('\\').unwrap().0;
+        let o = exec_on(&lab, host, &format!(r#"mkdir "{dir}""#));
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        let o = exec_on(&lab, host, &format!(r#">>"{dest}.b64" echo {stale}"#));
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        let o = lab.rollout(playbook, &["--limit", host]);
+        assert_ne!(
+            code(&o),
+            0,
+            "{playbook}: the foreign copy halts: {}",
+            text(&o)
+        );
+        assert!(
+            !lab.installs().keys().any(|(h, _)| h == host),
+            "{playbook}: nothing installed"
+        );
+        let want = if *host == "TYO-EXC01" {
+            "has SHA-1"
+        } else {
+            "is not this package's"
+        };
+        assert!(text(&o).contains(want), "{playbook}: {}", text(&o));
+        let o = exec_on(
+            &lab,
+            host,
+            &format!(r#"for %F in ("{dest}.b64") do @echo %~zF"#),
+        );
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        assert!(
+            !text(&o).contains(&(stale.len() + 2).to_string()),
+            "{playbook}: the bad copy was deleted: {}",
+            text(&o)
+        );
+        let o = lab.run(&["resume", "--yes", "--soak-scale", "0"]);
+        assert_eq!(code(&o), 0, "{playbook}: resume: {}", text(&o));
+        assert_eq!(
+            commands(&lab, host, &format!(r#""{dest}" "#)),
+            1,
+            "{playbook}: the service pack ran once, from the staged copy"
+        );
+    }
+    lab.assert_each_installer_once("old releases");
+    // Server 2003: certutil without an algorithm; never SHA256, never cscript.
+    let hashfile = commands(&lab, "TYO-EXC01", r#"certutil -hashfile "C:\Lockstep"#);
+    assert!(hashfile > 0);
+    assert_eq!(commands(&lab, "TYO-EXC01", " SHA256"), 0);
+    assert_eq!(commands(&lab, "TYO-EXC01", "cscript"), 0);
+    // Windows 2000: no certutil at all; the decoder and its receipt.
+    assert_eq!(commands(&lab, "SEA-EX2K01", "certutil -"), 0);
+    assert!(commands(&lab, "SEA-EX2K01", "cscript //nologo //B") > 0);
+    let o = exec_on(
+        &lab,
+        "SEA-EX2K01",
+        r#"type "C:\Lockstep\packages\E2KSP3\update.exe.sha256""#,
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        text(&o).contains("26a2c2351bf236ca5236b24bb740663a9f72277b160724f4d7418c5b8c9fcd46"),
+        "the receipt names the playbook's SHA-256: {}",
+        text(&o)
+    );
+    // Again: both nodes have their package (SHA-1 on 2003, the receipt on 2000): nothing is
+    // copied or installed.
+    let appends = |host: &str| commands(&lab, host, ".b64\" echo ");
+    let before = (appends("TYO-EXC01"), appends("SEA-EX2K01"));
+    for (playbook, host, ..) in &cases {
+        let o = lab.rollout(playbook, &["--limit", host]);
+        assert_eq!(code(&o), 0, "{playbook} again: {}", text(&o));
+    }
+    assert_eq!(
+        (appends("TYO-EXC01"), appends("SEA-EX2K01")),
+        before,
+        "no chunk sent again"
+    );
+    lab.assert_each_installer_once("old releases, second run");
+}

@@ -1,6 +1,6 @@
 //! Cluster actions: move a group (E3-CLUSTER.2, .9), evacuate a node (E3-CLUSTER.2, .16,
 //! E3-C), stop/start the node's Cluster service (E3-CLUSTER.3, .8, .13, .15), take an EVS's
-//! resources offline except IP Address / Physical Disk / Network Name (E3-CLUSTER.7), bring
+//! resources offline except IP Address / Physical Disk / Network Name, bring
 //! the group online (E3-CLUSTER.12) and the failover test (E3-CLUSTER.17).
 //!
 //! cluster.exe is judged by its exit code (the Win32 code) and every state is read back through
@@ -179,7 +179,7 @@ pub(crate) async fn evacuate(
         return Err(ActionError::step_failed(
             host,
             format!(
-                "node `{node_name}` still owns {} after the moves to `{to}` (E3-CLUSTER.2)",
+                "node `{node_name}` still owns {} after the moves to `{to}`",
                 left.join(", ")
             ),
         )
@@ -228,7 +228,7 @@ async fn clussvc(ctx: &Ctx<'_>, running: bool) -> Result<Outcome, ActionError> {
     .map_err(|mut e| {
         if running {
             e.message = format!(
-                "the Cluster service of `{host}` failed to start: {} (E3-CLUSTER.8)",
+                "the Cluster service of `{host}` failed to start: {}",
                 e.message
             );
         }
@@ -342,7 +342,7 @@ pub(crate) async fn evs_offline(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, 
             return Err(cluster_failed(
                 host,
                 format!(
-                    "taking resource `{}` of group `{group}` offline failed (E3-CLUSTER.7)",
+                    "taking resource `{}` of group `{group}` offline failed",
                     r.name
                 ),
                 &out,
@@ -360,7 +360,7 @@ pub(crate) async fn evs_offline(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, 
         return Err(ActionError::step_failed(
             host,
             format!(
-                "resources of group `{group}` are not offline after the commands: {} (E3-CLUSTER.7)",
+                "resources of group `{group}` are not offline after the commands: {}",
                 still.join(", ")
             ),
         )
@@ -421,7 +421,7 @@ pub(crate) async fn evs_online(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, A
                 None => e.message.push_str(
                     "; a resource failed and the Application log of this node has no \
                      MSExchangeCluster event 1025: this node is at an older build than the \
-                     virtual server (E3-CLUSTER.12)",
+                     virtual server, which comes online only on a node at or above its build",
                 ),
             }
         }
@@ -481,7 +481,7 @@ pub(crate) async fn failover_test(
             if out.exit_code != 0 {
                 return Err(cluster_failed(
                     host,
-                    format!("group `{group}` did not fail over to `{n}` (E3-CLUSTER.17)"),
+                    format!("group `{group}` did not fail over to `{n}`"),
                     &out,
                 ));
             }
@@ -493,7 +493,7 @@ pub(crate) async fn failover_test(
             return Err(ActionError::step_failed(
                 host,
                 format!(
-                    "group `{group}` is not online on `{n}` after failing over (owner `{}`, state {}) (E3-CLUSTER.17)",
+                    "group `{group}` is not online on `{n}` after failing over (owner `{}`, state {})",
                     owner.map(String::as_str).unwrap_or("none"),
                     state.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into())
                 ),

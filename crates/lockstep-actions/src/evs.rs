@@ -141,11 +141,11 @@ pub(crate) async fn upgrade(
             instructions: format!(
                 "On `{host}`, open Cluster Administrator, right-click the System Attendant \
                  resource of group `{group}` and choose \"Upgrade Exchange Virtual Server\" \
-                 (E3-CLUSTER.11, virtual server `{evs}`). When it has succeeded, run \
+                 ({}, virtual server `{evs}`). When it has succeeded, run \
                  `lockstep approve RUN {}` naming this step: the run checks that the virtual \
                  server reports `{host}`'s build before the next step brings its resources \
                  online.",
-                ctx.step.id
+                ctx.step.rule, ctx.step.id
             ),
         });
     };

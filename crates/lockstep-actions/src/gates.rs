@@ -1,10 +1,10 @@
-//! Version and precondition gates: AssertVersion (E3-CLUSTER.18), Preflight (G5, G6, E2-ED,
+//! Version and precondition gates: AssertVersion, Preflight (G5, G6, E2-ED,
 //! product line, pending reboot, Cluster service running) and the tier order (E3-FB, E2-FB),
 //! judged before the first change from discovery and again, live, before each stage starts.
 
 use lockstep_core::{
-    Action, Edition, Fleet, FrontEndScope, HaltClass, Name, Plan, PreflightCheck, Product, Role,
-    Transport, Version,
+    Action, Edition, Fleet, FrontEndScope, HaltClass, Invariant, Name, Plan, PreflightCheck,
+    Product, Role, Transport, Version,
 };
 
 use crate::error::ActionError;
@@ -27,7 +27,7 @@ pub(crate) async fn assert_version(
         return Err(ActionError::version_mismatch(
             host,
             format!(
-                "host `{host}` runs {}, expected {} (E3-CLUSTER.18)",
+                "host `{host}` runs {}, expected {}",
                 product.describe(b.build),
                 product.describe(expected)
             ),
@@ -214,12 +214,13 @@ pub(crate) async fn preflight(
 /// (with why).
 pub type Shortfall = (Vec<(Name, Version)>, Vec<(Name, String)>);
 
-/// One tier-order requirement of a plan (E3-FB / E2-FB): before stage `stage` installs the
-/// target on a back-end, every front-end in `front_ends` runs `target` or later.
+/// One tier-order requirement of a plan that declares the tier order (`tier-order`, or
+/// `shape.tiers`): before stage `stage` installs the target on a back-end, every front-end in
+/// `front_ends` (of the organisation, whatever playbook upgrades them) runs `target` or later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TierOrder {
-    /// `E3-FB` or `E2-FB`.
-    pub rule: &'static str,
+    /// The rule the playbook cites for its tier order.
+    pub rule: String,
     /// The stage whose back-end installs need it.
     pub stage: usize,
     /// Product line.
@@ -236,6 +237,10 @@ pub struct TierOrder {
 /// front-end scope that has a back-end installing the playbook's package.
 pub fn tier_order(fleet: &Fleet, plan: &Plan) -> Vec<TierOrder> {
     let mut out: Vec<TierOrder> = Vec::new();
+    if !plan.shape.is_tiered() && !plan.invariants.contains_key(&Invariant::TierOrder) {
+        return out;
+    }
+    let rule = lockstep_core::invariant::cited(&plan.invariants, Invariant::TierOrder);
     for step in &plan.steps {
         let Action::Install {
             target: Some(target),
@@ -275,11 +280,7 @@ pub fn tier_order(fleet: &Fleet, plan: &Plan) -> Vec<TierOrder> {
             continue;
         }
         out.push(TierOrder {
-            rule: if *product == Product::Exchange2000 {
-                "E2-FB"
-            } else {
-                "E3-FB"
-            },
+            rule: rule.to_owned(),
             stage: step.stage,
             product: *product,
             target: *target,

@@ -243,7 +243,11 @@ pub async fn probe(ctx: &Ctx<'_>) -> Result<Probe, ActionError> {
         Action::StartClusterService => cluster::probe_clussvc(ctx, true).await,
         Action::EvsResourcesOffline { group } => cluster::probe_evs_offline(ctx, group).await,
         Action::EvsResourcesOnline { group } => cluster::probe_group_online(ctx, group).await,
-        Action::Stage { sha256, dest, .. } => stage::probe(ctx, sha256, dest).await,
+        Action::Stage {
+            source,
+            sha256,
+            dest,
+        } => stage::probe(ctx, source, sha256, dest).await,
         Action::Install { .. } => install::probe(ctx, action).await,
         Action::Reboot => reboot::probe(ctx).await,
         Action::StopServices { services } => services::probe(ctx, services, false).await,

@@ -183,6 +183,10 @@ pub fn render(action: &Action, host: &Name) -> Vec<String> {
             lines.push(l.hash_part());
             lines.push(l.install());
             lines.push(l.clean());
+            lines.push(
+                "rem Server 2003/2008: certutil -hashfile without SHA256 (SHA-1 compared); Windows 2000/NT 4.0: tagged lines decoded by cscript and a receipt (docs/commands.md)"
+                    .to_owned(),
+            );
             lines
         }
         Action::Install {

@@ -257,11 +257,11 @@ pub fn log_anchor(global: &crate::args::GlobalArgs) -> PathBuf {
 /// E3-FB, E2-FB).
 pub fn plan_hosts(plan: &lockstep_core::Plan, fleet: &Fleet) -> Vec<Name> {
     let mut seen = std::collections::BTreeSet::new();
-    let product = plan.procedure.product();
+    let product = plan.product();
     let front_ends = fleet
         .hosts
         .iter()
-        .filter(|h| h.has_role(lockstep_core::Role::FrontEnd) && h.runs(product))
+        .filter(|h| h.has_role(lockstep_core::Role::FrontEnd) && product.is_some_and(|p| h.runs(p)))
         .map(|h| &h.name);
     plan.steps
         .iter()

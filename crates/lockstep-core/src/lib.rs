@@ -16,6 +16,7 @@ pub mod duration;
 pub mod event;
 pub mod fleet;
 pub mod halt;
+pub mod invariant;
 pub mod name;
 pub mod plan;
 pub mod playbook;
@@ -33,11 +34,12 @@ pub use fleet::{
     GroupKind, Host, Locale, Pool, Role, Scheme, SecretSource, Site, VirtualServer,
 };
 pub use halt::{HaltClass, Standing};
+pub use invariant::{Invariant, Invariants};
 pub use name::{Name, NameError, NameKind};
 pub use plan::{Action, Judge, Plan, PlanHash, PlannedStage, PlannedStep, StepIndex};
 pub use playbook::{
     ActionSpec, Batch, FailureBudget, Gate, JudgeSpec, NodeOrderKind, PackageKind, Phase, Playbook,
-    PreflightCheck, Procedure, RebootPolicy, Rollout, Scope, Stage, StepSpec, Target,
+    PreflightCheck, RebootPolicy, Rollout, Scope, Shape, Stage, StepSpec, Target, Units,
 };
 pub use probe::{FactDef, FactProbe};
 pub use store::{

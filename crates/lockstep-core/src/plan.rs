@@ -9,7 +9,7 @@ use crate::descriptor::{ActionDescriptor, Availability};
 use crate::fleet::Role;
 use crate::halt::HaltClass;
 use crate::name::Name;
-use crate::playbook::{FailureBudget, Gate, PackageKind, PreflightCheck, Procedure, RebootPolicy};
+use crate::playbook::{FailureBudget, Gate, PackageKind, PreflightCheck, RebootPolicy, Shape};
 use crate::probe::FactDef;
 use crate::version::{Edition, Product, Version};
 
@@ -300,8 +300,14 @@ pub struct PlannedStage {
 pub struct Plan {
     /// Playbook name.
     pub playbook: Name,
-    /// Procedure.
-    pub procedure: Procedure,
+    /// What the playbook calls its procedure (free text).
+    pub procedure: String,
+    /// The playbook's shape (what the rule checker proves the plan against).
+    #[serde(default)]
+    pub shape: Shape,
+    /// The invariants the playbook declares, with the rule each cites.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub invariants: crate::invariant::Invariants,
     /// Target build.
     pub target: Version,
     /// Stages in order.
@@ -314,6 +320,13 @@ pub struct Plan {
     pub failure_budget: FailureBudget,
     /// Hex SHA-256 of the canonical JSON of everything above.
     pub hash: PlanHash,
+}
+
+impl Plan {
+    /// The Exchange product line the plan's target build belongs to, if any.
+    pub fn product(&self) -> Option<crate::version::Product> {
+        crate::version::Product::of_build(self.target)
+    }
 }
 
 /// A plan's hash (hex SHA-256).

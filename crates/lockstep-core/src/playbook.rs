@@ -1,11 +1,10 @@
-//! Playbooks as loaded: a procedure, phases of templated steps, a target and a rollout.
+//! Playbooks as loaded: a shape, phases of templated steps, a target and a rollout.
 //!
 //! A playbook is data an administrator reads. Its steps carry templates (`{{ node }}`, `{{ peer }}`,
 //! `{{ group }}`, playbook and host variables); the planner expands them per cluster, node, EVS, pool
 //! or host and validates every rendered value before it can become an [`crate::Action`].
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,78 +12,66 @@ use crate::fleet::Role;
 use crate::name::Name;
 use crate::version::{Edition, Product, Version};
 
-/// The KB 328839 procedure a playbook automates; decides node order and the rules the planner
-/// enforces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Procedure {
-    /// Exchange 2003 cluster (18 steps, N nodes, several EVSs).
-    #[serde(rename = "E3-CLUSTER")]
-    E3Cluster,
-    /// Exchange 2003 front-ends (with load-balanced pools, E3-LB) before back-ends.
-    #[serde(rename = "E3-FB")]
-    E3FrontBack,
-    /// Exchange 2003 non-clustered or SBS server.
-    #[serde(rename = "E3-NC")]
-    E3Standalone,
-    /// Exchange 2000 active/passive cluster: passive node first.
-    #[serde(rename = "E2-ACTIVE-PASSIVE")]
-    E2ActivePassive,
-    /// Exchange 2000 active/active cluster.
-    #[serde(rename = "E2-ACTIVE-ACTIVE")]
-    E2ActiveActive,
-    /// Exchange 2000 front-ends before back-ends.
-    #[serde(rename = "E2-FB")]
-    E2FrontBack,
-    /// Exchange 2000 non-clustered or SBS server.
-    #[serde(rename = "E2-NC")]
-    E2Standalone,
-    /// Exchange 5.5 cluster: active node first, no failover.
-    #[serde(rename = "E5-CLUSTER")]
-    E5Cluster,
-    /// Exchange 5.5 non-clustered or SBS server.
-    #[serde(rename = "E5-NC")]
-    E5Standalone,
+/// What a playbook's steps are expanded over, one unit at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Units {
+    /// Each failover cluster, one node out of service at a time.
+    Clusters,
+    /// Each host that is not a cluster node, on its own (or, with tiers, tier by tier).
+    #[default]
+    Hosts,
 }
 
-impl Procedure {
-    /// The rule id as the procedure file writes it.
-    pub fn id(self) -> &'static str {
-        match self {
-            Procedure::E3Cluster => "E3-CLUSTER",
-            Procedure::E3FrontBack => "E3-FB",
-            Procedure::E3Standalone => "E3-NC",
-            Procedure::E2ActivePassive => "E2-ACTIVE-PASSIVE",
-            Procedure::E2ActiveActive => "E2-ACTIVE-ACTIVE",
-            Procedure::E2FrontBack => "E2-FB",
-            Procedure::E2Standalone => "E2-NC",
-            Procedure::E5Cluster => "E5-CLUSTER",
-            Procedure::E5Standalone => "E5-NC",
+/// The shape of a procedure, declared by the playbook (`shape:`): what it works on, which of the
+/// selected clusters and hosts it takes, in what order, and whether groups may move. Nothing in
+/// the code knows a procedure by name: a KB 328839 procedure is one shape among others.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Shape {
+    /// Clusters or hosts.
+    pub units: Units,
+    /// `cluster_mode:` only clusters of this mode are taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_mode: Option<crate::fleet::ClusterMode>,
+    /// `roles:` only hosts of these Exchange roles are taken (empty: any role).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<Role>,
+    /// `tiers:` hosts are taken tier by tier across the organisation (every host of the first
+    /// role before any of the next); load-balanced pools of the first tier move together.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<Role>,
+    /// `failover: false`: no group of a cluster ever moves (nodes are updated with their groups
+    /// on them).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub failover: bool,
+    /// `node_order:` the order of a cluster's nodes (passive-first when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_order: Option<NodeOrderKind>,
+}
+
+impl Default for Shape {
+    /// Each host on its own, groups free to move (were there any), passive-first.
+    fn default() -> Self {
+        Shape {
+            units: Units::Hosts,
+            cluster_mode: None,
+            roles: Vec::new(),
+            tiers: Vec::new(),
+            failover: true,
+            node_order: None,
         }
     }
+}
 
-    /// The product line the procedure is for.
-    pub fn product(self) -> Product {
-        match self {
-            Procedure::E3Cluster | Procedure::E3FrontBack | Procedure::E3Standalone => {
-                Product::Exchange2003
-            }
-            Procedure::E2ActivePassive
-            | Procedure::E2ActiveActive
-            | Procedure::E2FrontBack
-            | Procedure::E2Standalone => Product::Exchange2000,
-            Procedure::E5Cluster | Procedure::E5Standalone => Product::Exchange55,
-        }
+impl Shape {
+    /// Whether the units are failover clusters.
+    pub fn is_cluster(&self) -> bool {
+        self.units == Units::Clusters
     }
 
-    /// Whether the procedure works on failover clusters.
-    pub fn is_cluster(self) -> bool {
-        matches!(
-            self,
-            Procedure::E3Cluster
-                | Procedure::E2ActivePassive
-                | Procedure::E2ActiveActive
-                | Procedure::E5Cluster
-        )
+    /// Whether hosts are taken tier by tier (front-ends before back-ends).
+    pub fn is_tiered(&self) -> bool {
+        !self.tiers.is_empty()
     }
 }
 
@@ -99,15 +86,9 @@ impl Target {
     }
 }
 
-impl fmt::Display for Procedure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.id())
-    }
-}
-
-/// The order in which a cluster's nodes are taken, when a playbook declares one (`node_order:`)
-/// instead of its procedure's. The first node's groups go to its peer, the node owning the most
-/// groups among the others; every other node's go to the first node.
+/// The order in which a cluster's nodes are taken (`shape.node_order`). Unless said otherwise, the
+/// first node's groups go to its peer, the node owning the most groups among the others; every
+/// other node's go to the first node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NodeOrderKind {
@@ -119,6 +100,12 @@ pub enum NodeOrderKind {
     ByName,
     /// Every node by the number of groups it owns, fewest first (ties: inventory order).
     FewestGroupsFirst,
+    /// The passive nodes first, the active node (owner of the most virtual-server groups, else
+    /// of the most groups) last; the first node's groups go to the active node.
+    ActiveLast,
+    /// The owner of the first virtual server first, then the owner of another one (its peer),
+    /// then the rest: an active/active cluster.
+    OwnersFirst,
 }
 
 /// Service pack or hotfix: decides whether the EVS upgrade runs (E3-CLUSTER step 11).
@@ -624,20 +611,22 @@ pub struct Playbook {
     pub name: Name,
     /// Title a person reads.
     pub title: String,
-    /// The procedure automated.
-    pub procedure: Procedure,
+    /// What the playbook calls its procedure (free text: `E3-CLUSTER`, `CAU`); reports cite it.
+    pub procedure: String,
+    /// What it works on and in what order.
+    #[serde(default)]
+    pub shape: Shape,
+    /// The invariants the plan must keep beyond those every plan keeps, with the rule each cites.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub invariants: crate::invariant::Invariants,
     /// Inventory patterns selecting the hosts (host, group, site, cluster names; `all`).
     pub hosts: Vec<String>,
-    /// `exchange: false`: a change to plain Windows hosts, not to Exchange. The procedure then
-    /// only gives the shape (each host on its own, or each cluster one node at a time) and
-    /// takes the selected hosts and clusters that run no Exchange, never an Exchange server.
+    /// `exchange: false`: a change to plain Windows hosts, not to Exchange: the shape takes the
+    /// selected hosts and clusters that run no Exchange, never an Exchange server.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub exchange: bool,
     /// Target package and build.
     pub target: Target,
-    /// The cluster node order, when declared (`node_order:`); else the procedure's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node_order: Option<NodeOrderKind>,
     /// Playbook variables (templates may use them).
     pub vars: BTreeMap<String, String>,
     /// Facts the playbook declares (`facts:`): names conditions may use, with their probes.

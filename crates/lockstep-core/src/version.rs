@@ -287,6 +287,17 @@ impl Product {
         }
     }
 
+    /// The product line a build belongs to, if any.
+    pub fn of_build(v: Version) -> Option<Product> {
+        [
+            Product::Exchange55,
+            Product::Exchange2000,
+            Product::Exchange2003,
+        ]
+        .into_iter()
+        .find(|p| p.owns(v))
+    }
+
     /// Whether `v` belongs to this product line (same major.minor).
     pub fn owns(self, v: Version) -> bool {
         let r = self.rtm();

@@ -78,70 +78,26 @@ pub enum VerifyError {
     },
 }
 
-/// An invariant a playbook may declare; each rule id the checker reports belongs to one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Invariant {
-    /// One node of a cluster out of service at a time (`E3-C1`).
-    OneNodeOutPerCluster,
-    /// A cluster keeps its quorum (`quorum`).
-    Quorum,
-    /// Every node of a tier before any node of the next (`E3-FB`, `E2-FB`).
-    TierOrder,
-    /// A group online only on a node at or above its version (`E3-CLUSTER.12`).
-    GroupOnUpgradedNode,
-    /// No installer on a cluster node whose Cluster service runs (`E3-C`).
-    ClusterServiceStoppedForInstall,
-    /// No installer run on a node already at its target (`ALREADY-AT-TARGET`).
-    ExactlyOnce,
-}
+pub use lockstep_core::Invariant;
 
-impl Invariant {
-    /// Every invariant the checker knows.
-    pub const ALL: [Invariant; 6] = [
-        Invariant::OneNodeOutPerCluster,
-        Invariant::Quorum,
-        Invariant::TierOrder,
-        Invariant::GroupOnUpgradedNode,
-        Invariant::ClusterServiceStoppedForInstall,
-        Invariant::ExactlyOnce,
-    ];
-
-    /// The name a playbook declares it by.
-    pub fn name(self) -> &'static str {
-        match self {
-            Invariant::OneNodeOutPerCluster => "one-node-out-per-cluster",
-            Invariant::Quorum => "quorum",
-            Invariant::TierOrder => "tier-order",
-            Invariant::GroupOnUpgradedNode => "group-on-upgraded-node",
-            Invariant::ClusterServiceStoppedForInstall => "cluster-service-stopped-for-install",
-            Invariant::ExactlyOnce => "exactly-once",
-        }
-    }
-
-    /// The invariant called `name`.
-    pub fn from_name(name: &str) -> Option<Invariant> {
-        Invariant::ALL.into_iter().find(|i| i.name() == name)
-    }
-
-    /// The invariant a reported rule id belongs to.
-    pub fn of_rule(rule: &str) -> Option<Invariant> {
-        Some(match rule {
-            "E3-C1" => Invariant::OneNodeOutPerCluster,
-            "quorum" => Invariant::Quorum,
-            "E3-FB" | "E2-FB" => Invariant::TierOrder,
-            "E3-CLUSTER.12" => Invariant::GroupOnUpgradedNode,
-            "E3-C" => Invariant::ClusterServiceStoppedForInstall,
-            "ALREADY-AT-TARGET" => Invariant::ExactlyOnce,
-            _ => return None,
-        })
-    }
+/// The invariant a rule id the checker reports belongs to.
+pub fn invariant_of_rule(rule: &str) -> Option<Invariant> {
+    Some(match rule {
+        "E3-C1" => Invariant::OneNodeOutPerCluster,
+        "quorum" => Invariant::Quorum,
+        "E3-FB" | "E2-FB" => Invariant::TierOrder,
+        "E3-CLUSTER.12" => Invariant::GroupOnUpgradedNode,
+        "E3-C" => Invariant::ClusterServiceStoppedForInstall,
+        "ALREADY-AT-TARGET" => Invariant::ExactlyOnce,
+        _ => return None,
+    })
 }
 
 /// Checks `records` against the declared invariants only.
 pub fn verify_declared(records: &[Record], declared: &[Invariant]) -> Vec<Violation> {
     verify(records)
         .into_iter()
-        .filter(|v| Invariant::of_rule(&v.rule).is_some_and(|i| declared.contains(&i)))
+        .filter(|v| invariant_of_rule(&v.rule).is_some_and(|i| declared.contains(&i)))
         .collect()
 }
 

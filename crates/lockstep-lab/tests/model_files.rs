@@ -64,12 +64,8 @@ async fn an_installer_on_a_share_is_access_denied_in_a_winrm_session() {
     let r = remote(&w, "EX1", &format!("copy /y \"{SP2_PACKAGE}\" C:\\")).await;
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("Access is denied"), "{r:?}");
-    let r = remote(
-        &w,
-        "EX1",
-        &format!("certutil -hashfile \"{SP2_PACKAGE}\" SHA256"),
-    )
-    .await;
+    // (Server 2003's certutil: no algorithm argument.)
+    let r = remote(&w, "EX1", &format!("certutil -hashfile \"{SP2_PACKAGE}\"")).await;
     assert_eq!(r.code, 0x8007_0005_u32 as i32, "{r:?}");
     assert_eq!(installs(&w), 0, "no installer started");
     let snap = w.snapshot();
@@ -153,15 +149,14 @@ async fn a_staged_copy_is_the_package_by_its_sha256() {
     )
     .await;
     assert_eq!(r.code, 0, "{r:?}");
-    let r = remote(
-        &w,
-        "EX1",
-        &format!(r#"certutil -hashfile "{dest}.part" SHA256"#),
-    )
-    .await;
+    let r = remote(&w, "EX1", &format!(r#"certutil -hashfile "{dest}.part""#)).await;
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains(&pkg.sha256()), "{r:?}");
-    let r = remote(&w, "EX1", &format!(r#"certutil -hashfile "{dest}" SHA256"#)).await;
+    assert_eq!(
+        lockstep_actions::stage::sha1_in(&r.stdout),
+        Some(sha1_hex(&pkg.contents())),
+        "Server 2003: SHA-1 {r:?}"
+    );
+    let r = remote(&w, "EX1", &format!(r#"certutil -hashfile "{dest}""#)).await;
     assert_eq!(r.code, 0x8007_0002_u32 as i32, "not in place yet: {r:?}");
     let r = remote(&w, "EX1", &format!(r#"move /y "{dest}.part" "{dest}""#)).await;
     assert_eq!(r.code, 0, "{r:?}");
@@ -198,4 +193,170 @@ async fn a_local_file_with_other_bytes_is_no_package() {
     assert_eq!(w.snapshot().host("EX1").unwrap().build, SP1);
     let r = remote(&w, "EX1", &format!("echo {}", "A".repeat(8200))).await;
     assert_eq!(r.code, 1, "cmd's 8,191-character limit");
+}
+
+fn sha1_hex(bytes: &[u8]) -> String {
+    use sha1::Digest as _;
+    sha1::Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `EX1` (Server 2003), `W1` (2019), `W2K` (Windows 2000) and `NT4` (NT 4.0), no Exchange on
+/// the last two.
+fn releases_fleet() -> Fleet {
+    let mut f = fleet();
+    for (name, r) in [
+        ("W2K", WindowsRelease::Windows2000),
+        ("NT4", WindowsRelease::Nt4),
+    ] {
+        let mut h = host(name, "site1", Role::Standalone, Product::Exchange2003, SP1);
+        h.exchange = None;
+        h.windows = Some(r);
+        f.hosts.push(h);
+    }
+    f
+}
+
+/// certutil as each release has it: SHA-256 on request from Server 2008 R2 on; Server 2003
+/// takes no algorithm and prints SHA-1 with its bytes spaced; Windows 2000 and NT 4.0 have no
+/// certutil at all (cmd's 9009).
+#[tokio::test]
+async fn each_release_hashes_as_its_certutil_does() {
+    let w = world(&releases_fleet(), fast());
+    let text = b"lockstep\r\n";
+    for host in ["EX1", "W1", "W2K", "NT4"] {
+        ok(&w, host, r#"mkdir "C:\x""#).await;
+        ok(&w, host, r#">"C:\x\f.txt" echo lockstep"#).await;
+        assert_eq!(
+            ok(&w, host, r#"type "C:\x\f.txt""#).await.stdout,
+            "lockstep\r\n"
+        );
+    }
+    let sha256 = lockstep_actions::stage::sha256_hex(text);
+    let sha1 = sha1_hex(text);
+    // Server 2019.
+    let r = remote(&w, "W1", r#"certutil -hashfile "C:\x\f.txt" SHA256"#).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        lockstep_actions::stage::hash_in(&r.stdout),
+        Some(sha256.clone())
+    );
+    let r = remote(&w, "W1", r#"certutil -hashfile "C:\x\f.txt""#).await;
+    assert_eq!(
+        lockstep_actions::stage::sha1_in(&r.stdout),
+        Some(sha1.clone()),
+        "{r:?}"
+    );
+    // Server 2003: an algorithm is a usage error; the default is SHA-1, bytes spaced.
+    let r = remote(&w, "EX1", r#"certutil -hashfile "C:\x\f.txt" SHA256"#).await;
+    assert_eq!(r.code, 0x8007_00a0_u32 as i32, "{r:?}");
+    assert_eq!(lockstep_actions::stage::hash_in(&r.stdout), None);
+    let r = remote(&w, "EX1", r#"certutil -hashfile "C:\x\f.txt""#).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        lockstep_actions::stage::sha1_in(&r.stdout),
+        Some(sha1.clone())
+    );
+    let spaced: Vec<&str> = (0..20).map(|i| &sha1[2 * i..2 * i + 2]).collect();
+    assert!(r.stdout.contains(&spaced.join(" ")), "bytes spaced: {r:?}");
+    assert_eq!(lockstep_actions::stage::hash_in(&r.stdout), None);
+    // certutil -decode works on 2003.
+    ok(&w, "EX1", r#">"C:\x\f.b64" echo bG9ja3N0ZXAK"#).await;
+    let r = remote(&w, "EX1", r#"certutil -f -decode "C:\x\f.b64" "C:\x\g""#).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    // Windows 2000 and NT 4.0: no certutil.
+    for host in ["W2K", "NT4"] {
+        for line in [
+            r#"certutil -hashfile "C:\x\f.txt" SHA256"#,
+            r#"certutil -f -decode "C:\x\f.b64" "C:\x\g""#,
+        ] {
+            let r = remote(&w, host, line).await;
+            assert_eq!(r.code, 9009, "{host}: {r:?}");
+            assert!(
+                r.stderr
+                    .starts_with("'certutil' is not recognized as an internal or external command"),
+                "{host}: {r:?}"
+            );
+        }
+    }
+}
+
+/// The `stage` commands `lockstep-actions` emits for Windows 2000 / NT 4.0 (tagged lines, the
+/// VBScript written with `echo`, cscript) leave the package's bytes on the node; the script
+/// refuses a line of another package, a missing line, a wrong length, and the lab runs no other
+/// script.
+#[tokio::test]
+async fn the_staging_script_decodes_on_windows_2000_and_nt4() {
+    use lockstep_actions::stage::{Digests, StageLines, StageTools};
+    let w = world(&releases_fleet(), fast());
+    let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 256) as u8).collect();
+    let d = Digests::of(&bytes);
+    let dest = Name::new(
+        lockstep_core::NameKind::Path,
+        r"C:\Lockstep\packages\p\p.exe",
+    )
+    .unwrap();
+    let l = StageLines::with_tools(&dest, StageTools::Script);
+    let lines = l.lines(&bytes, &d);
+    assert_eq!(lines.len(), 3);
+    for host in ["W2K", "NT4"] {
+        remote(&w, host, &l.mkdir().unwrap()).await;
+        for line in &lines {
+            assert_eq!(remote(&w, host, &l.append(line)).await.code, 0);
+        }
+        for line in l.write_script() {
+            assert_eq!(remote(&w, host, &line).await.code, 0, "{line}");
+        }
+        let r = remote(&w, host, &l.run_script(&d, lines.len())).await;
+        assert_eq!((r.code, r.stdout.trim()), (0, "10000"), "{host}: {r:?}");
+        ok(&w, host, &l.install()).await;
+        ok(&w, host, &l.write_receipt(&d)).await;
+        let r = ok(&w, host, &l.read_receipt()).await;
+        assert_eq!(
+            lockstep_actions::stage::receipt_in(&r.stdout),
+            Some((d.sha256.clone(), 10_000))
+        );
+        let snap = w.snapshot();
+        let f = &snap.host(host).unwrap().files[dest.as_str()];
+        assert_eq!((f.sha256.as_str(), f.length), (d.sha256.as_str(), 10_000));
+    }
+    let host = "W2K";
+    let run = l.run_script(&d, lines.len());
+    // Wrong length given: 7. Wrong line count: 5.
+    let r = remote(&w, host, &run.replace(" 10000", " 9999")).await;
+    assert_eq!(r.code, 7, "{r:?}");
+    let r = remote(&w, host, &run.replace(" 3 10000", " 4 10000")).await;
+    assert_eq!(r.code, 5, "{r:?}");
+    // A `.b64` that starts with another package's line (a stale copy): 5.
+    let other = Digests::of(b"another package");
+    let stale = l.lines(&bytes, &other);
+    ok(&w, host, &l.clean()).await;
+    for line in l.write_script() {
+        ok(&w, host, &line).await;
+    }
+    ok(&w, host, &l.append(&stale[0])).await;
+    for line in &lines[1..] {
+        ok(&w, host, &l.append(line)).await;
+    }
+    let r = remote(&w, host, &run).await;
+    assert_eq!(r.code, 5, "{r:?}");
+    // A missing line: 5.
+    ok(&w, host, &l.clean()).await;
+    for line in l.write_script() {
+        ok(&w, host, &line).await;
+    }
+    ok(&w, host, &l.append(&lines[0])).await;
+    ok(&w, host, &l.append(&lines[2])).await;
+    assert_eq!(remote(&w, host, &run).await.code, 5);
+    // Another script is not run.
+    ok(
+        &w,
+        host,
+        r#">"C:\Lockstep\packages\p\p.exe.vbs" echo WScript.Quit 0"#,
+    )
+    .await;
+    let r = remote(&w, host, &run).await;
+    assert_eq!(r.code, 1, "{r:?}");
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use lockstep_core::{Action, Cluster, Name, Procedure, StepIndex, StepSpec};
+use lockstep_core::{Action, Cluster, Name, Shape, StepIndex, StepSpec};
 use minijinja::value::Value;
 
 use crate::error::PlanError;
@@ -101,7 +101,7 @@ impl ClusterState<'_> {
     /// Returns the errors (none: the step can be planned).
     pub(crate) fn apply(
         &mut self,
-        procedure: Procedure,
+        shape: &Shape,
         spec: &StepSpec,
         hi: usize,
         action: &mut Action,
@@ -129,7 +129,7 @@ impl ClusterState<'_> {
                 node: cs.cluster.nodes[pos].to_string(),
             });
         }
-        if procedure == Procedure::E5Cluster
+        if !shape.failover
             && matches!(
                 action,
                 Action::MoveGroup { .. }
@@ -137,7 +137,7 @@ impl ClusterState<'_> {
                     | Action::FailoverTest { .. }
             )
         {
-            errors.push(PlanError::MoveInE5 {
+            errors.push(PlanError::MoveWithoutFailover {
                 step: spec.id.to_string(),
                 unit: label(),
                 action: action.kind(),
@@ -206,8 +206,9 @@ impl ClusterState<'_> {
                 }
             }
             Action::StopClusterService | Action::Install { .. } | Action::Reboot => {
-                // E3-C: the groups leave the node before it is stopped or updated (E5 excepted).
-                if procedure != Procedure::E5Cluster {
+                // The groups leave the node before it is stopped or updated (E3-C), unless the
+                // shape never fails over.
+                if shape.failover {
                     if let Some(g) = (0..cs.groups.len()).find(|&g| cs.owner[g] == Some(pos)) {
                         errors.push(PlanError::NodeStillOwns {
                             step: spec.id.to_string(),

@@ -13,27 +13,13 @@ pub enum PlanError {
         /// The pattern as written.
         pattern: String,
     },
-    /// Nothing of the fleet is taken by the playbook's procedure.
-    #[error("playbook `{playbook}` ({procedure}) selects nothing to plan: no selected host fits the procedure")]
+    /// Nothing of the fleet is taken by the playbook's shape.
+    #[error("playbook `{playbook}` ({procedure}) selects nothing to plan: no selected host fits its shape")]
     NothingSelected {
         /// Playbook name.
         playbook: String,
         /// Procedure id.
         procedure: String,
-    },
-    /// The playbook's target product is not the procedure's.
-    #[error(
-        "playbook `{playbook}` targets {target} but its procedure `{procedure}` is for {expected}"
-    )]
-    ProductMismatch {
-        /// Playbook name.
-        playbook: String,
-        /// Procedure id.
-        procedure: String,
-        /// Product of the target.
-        target: String,
-        /// Product of the procedure.
-        expected: String,
     },
     /// E2-ED: Exchange 2000 Conferencing Server's last service pack is SP3; a later target
     /// is not for it, whatever the package.
@@ -91,15 +77,15 @@ pub enum PlanError {
         /// Group name.
         group: String,
     },
-    /// A phase scope the procedure has no units for.
-    #[error("phase `{phase}` has scope `{scope}`, which procedure `{procedure}` does not use")]
-    ScopeNotForProcedure {
+    /// A phase scope the playbook's shape has no units for.
+    #[error("phase `{phase}` has scope `{scope}`, which a shape of `units: {units}` does not use")]
+    ScopeNotForShape {
         /// Phase name.
         phase: String,
         /// Scope (kebab-case).
         scope: String,
-        /// Procedure id.
-        procedure: String,
+        /// `clusters` or `hosts`.
+        units: &'static str,
     },
     /// A load-balanced pool is selected but no phase expands over pools (E3-LB).
     #[error("pool `{pool}` is selected but the playbook has no `pool` phase: its front-ends must be upgraded together (E3-LB)")]
@@ -143,8 +129,8 @@ pub enum PlanError {
         back_end: String,
         /// The front-end not selected.
         front_end: String,
-        /// `E3-FB` or `E2-FB`.
-        rule: &'static str,
+        /// The rule the playbook cites for its tier order.
+        rule: String,
     },
     /// A template failed to parse or render.
     #[error("step `{step}` of `{unit}`: template `{template}` does not render: {message}")]
@@ -158,11 +144,11 @@ pub enum PlanError {
         /// What went wrong.
         message: String,
     },
-    /// `serial` waves with a front-end/back-end procedure (its stages are the tier order).
-    #[error("procedure `{procedure}` orders front-ends before back-ends in stages of its own: `serial` waves are not available with it")]
-    WavesNotForProcedure {
-        /// The procedure.
-        procedure: String,
+    /// `serial` waves with a tiered shape (its stages are the tier order).
+    #[error("playbook `{playbook}` takes hosts tier by tier (`shape.tiers`), in stages of their own: `serial` waves are not available with tiers")]
+    WavesWithTiers {
+        /// Playbook name.
+        playbook: String,
     },
     /// A condition (`that`, `unless`, `expect`) does not parse or reads a fact no probe gives.
     #[error("step `{step}`: {message}")]
@@ -263,7 +249,7 @@ pub enum PlanError {
         node: String,
     },
     /// An EVS would be upgraded or brought online on a node not at the target (T2, E3-CLUSTER.12).
-    #[error("step `{step}` of `{unit}`: group `{group}` would be on `{node}`, which is not upgraded yet (T2, E3-CLUSTER.12)")]
+    #[error("step `{step}` of `{unit}`: group `{group}` would be on `{node}`, which is not upgraded yet: a group comes online only on a node at or above its build (T2)")]
     NotUpgraded {
         /// Step id (playbook).
         step: String,
@@ -274,9 +260,9 @@ pub enum PlanError {
         /// The node.
         node: String,
     },
-    /// E5-CLUSTER forbids failing over or moving groups.
-    #[error("step `{step}` of `{unit}` ({action}) moves a group, which E5-CLUSTER forbids (install on the active node without failing over)")]
-    MoveInE5 {
+    /// A shape with `failover: false` never moves a group.
+    #[error("step `{step}` of `{unit}` ({action}) moves a group, but the playbook's shape has `failover: false` (nodes are updated with their groups on them)")]
+    MoveWithoutFailover {
         /// Step id (playbook).
         step: String,
         /// Unit.
@@ -285,11 +271,11 @@ pub enum PlanError {
         action: &'static str,
     },
     /// The finished plan breaks a rule [`crate::check_rules`] proves (the playbook leaves out
-    /// something the procedure requires, such as the EVS upgrade of E3-CLUSTER.11).
+    /// something a declared invariant requires, such as the virtual-server upgrade).
     #[error("the plan breaks {rule}: {message}")]
     RuleBroken {
         /// Rule id.
-        rule: &'static str,
+        rule: String,
         /// What is wrong.
         message: String,
     },

@@ -11,7 +11,10 @@ use sha2::{Digest, Sha256};
 #[derive(Serialize)]
 struct Canonical<'p> {
     playbook: &'p lockstep_core::Name,
-    procedure: &'p lockstep_core::Procedure,
+    procedure: &'p str,
+    shape: &'p lockstep_core::Shape,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    invariants: &'p lockstep_core::Invariants,
     target: &'p lockstep_core::Version,
     stages: &'p [lockstep_core::PlannedStage],
     steps: &'p [lockstep_core::PlannedStep],
@@ -38,6 +41,8 @@ pub fn plan_hash(plan: &Plan) -> PlanHash {
     let view = Canonical {
         playbook: &plan.playbook,
         procedure: &plan.procedure,
+        shape: &plan.shape,
+        invariants: &plan.invariants,
         target: &plan.target,
         stages: &plan.stages,
         steps: &plan.steps,
@@ -61,7 +66,13 @@ mod tests {
     fn view_matches_plan_json() {
         let plan = Plan {
             playbook: lockstep_core::Name::ident("p").unwrap(),
-            procedure: lockstep_core::Procedure::E3Standalone,
+            procedure: "patch".into(),
+            shape: lockstep_core::Shape {
+                units: lockstep_core::Units::Clusters,
+                failover: false,
+                ..Default::default()
+            },
+            invariants: [(lockstep_core::Invariant::NoFailover, "P-1".to_owned())].into(),
             target: lockstep_core::Version::new(6, 5, 7638, 2),
             stages: vec![],
             steps: vec![],
@@ -75,6 +86,8 @@ mod tests {
         let b = serde_json::to_vec(&Canonical {
             playbook: &plan.playbook,
             procedure: &plan.procedure,
+            shape: &plan.shape,
+            invariants: &plan.invariants,
             target: &plan.target,
             stages: &plan.stages,
             steps: &plan.steps,

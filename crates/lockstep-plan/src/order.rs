@@ -1,12 +1,12 @@
-//! Node order of the cluster procedures (KB 328839): which node goes first, which follow, and
+//! Node order of a cluster (the shape's `node_order`): which node goes first, which follow, and
 //! where each node's groups go (`peer`).
 
-use lockstep_core::{Cluster, NodeOrderKind, Procedure};
+use lockstep_core::{Cluster, NodeOrderKind};
 
 /// The order in which a cluster's nodes are upgraded, by index in [`Cluster::nodes`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeOrder {
-    /// Node indices in procedure order; the first is `first_node`.
+    /// Node indices in the declared order; the first is `first_node`.
     pub order: Vec<usize>,
     /// `peer` of each node, parallel to `order`: where its groups are moved.
     pub peers: Vec<usize>,
@@ -20,31 +20,21 @@ fn busiest(counts: &[usize], exclude: Option<usize>) -> Option<usize> {
 }
 
 impl NodeOrder {
-    /// Orders `cluster`'s nodes for `procedure`. `owner_of_group(g)` is the index of the node that
-    /// owns group `g` now (live override or inventory), or `None` if unknown.
+    /// Orders `cluster`'s nodes as the playbook's shape declares (`node_order`, passive-first
+    /// when absent). `owner_of_group(g)` is the index of the node that owns group `g` now (live
+    /// override or inventory), or `None` if unknown.
     ///
-    /// - E3-CLUSTER: first = a node owning no group (passive) if any, else the node owning the
-    ///   fewest; its peer = the node owning the most groups among the others (the current owner);
-    ///   the others follow in inventory order with the first node as peer.
-    /// - E2-ACTIVE-PASSIVE: the passive node(s) first, the active node (owner of the EVS groups)
-    ///   last (E2-ACTIVE-PASSIVE.1-3).
-    /// - E2-ACTIVE-ACTIVE: node A = owner of the first EVS, then node B (owner of another EVS), its
-    ///   peer; then the rest (E2-ACTIVE-ACTIVE.1-5).
-    /// - E5-CLUSTER: the active node first, then the passive ones (E5-CLUSTER.1-2).
-    pub fn new(
-        procedure: Procedure,
-        cluster: &Cluster,
-        owner_of_group: impl Fn(&str) -> Option<usize>,
-    ) -> NodeOrder {
-        Self::declared(procedure, None, cluster, owner_of_group)
-    }
-
-    /// [`NodeOrder::new`], or the order the playbook declares (`node_order:`), which replaces
-    /// the procedure's: `passive-first` is E3-CLUSTER's, `active-first` E5-CLUSTER's; `by-name`
-    /// and `fewest-groups-first` order every node so. The first node's peer is the node owning
-    /// the most groups among the others; the other nodes' peer is the first node.
+    /// - `passive-first`: first = a node owning no group (passive) if any, else the node owning
+    ///   the fewest; its peer = the node owning the most groups among the others (the current
+    ///   owner); the others follow in inventory order with the first node as peer.
+    /// - `active-last`: the passive node(s) first, the active node (owner of the virtual-server
+    ///   groups) last, the first node's groups going to it.
+    /// - `owners-first`: node A = owner of the first virtual server, then node B (owner of
+    ///   another one), its peer; then the rest.
+    /// - `active-first`: the active node first, then the passive ones.
+    /// - `by-name` and `fewest-groups-first` order every node so; the first node's peer is the
+    ///   node owning the most groups among the others.
     pub fn declared(
-        procedure: Procedure,
         declared: Option<NodeOrderKind>,
         cluster: &Cluster,
         owner_of_group: impl Fn(&str) -> Option<usize>,
@@ -81,10 +71,9 @@ impl NodeOrder {
             let peer = busiest(&all, Some(first)).unwrap_or(first);
             (first, peer, order)
         };
-        let shape = match declared {
-            Some(NodeOrderKind::PassiveFirst) => Procedure::E3Cluster,
-            Some(NodeOrderKind::ActiveFirst) => Procedure::E5Cluster,
-            Some(NodeOrderKind::ByName) => {
+        let kind = declared.unwrap_or(NodeOrderKind::PassiveFirst);
+        match kind {
+            NodeOrderKind::ByName => {
                 let mut v: Vec<usize> = (0..n).collect();
                 v.sort_by(|&a, &b| {
                     cluster.nodes[a]
@@ -95,22 +84,22 @@ impl NodeOrder {
                 let (first, first_peer, order) = sorted(v);
                 return Self::with_peers(order, first, first_peer);
             }
-            Some(NodeOrderKind::FewestGroupsFirst) => {
+            NodeOrderKind::FewestGroupsFirst => {
                 let mut v: Vec<usize> = (0..n).collect();
                 v.sort_by_key(|&i| (all[i], i));
                 let (first, first_peer, order) = sorted(v);
                 return Self::with_peers(order, first, first_peer);
             }
-            None => procedure,
-        };
-        let (first, first_peer, order) = match shape {
-            Procedure::E2ActivePassive => {
+            _ => {}
+        }
+        let (first, first_peer, order) = match kind {
+            NodeOrderKind::ActiveLast => {
                 let a = active();
                 let mut order: Vec<usize> = rest(&[a]);
                 order.push(a);
                 (order[0], a, order)
             }
-            Procedure::E2ActiveActive => {
+            NodeOrderKind::OwnersFirst => {
                 let a = cluster
                     .virtual_servers
                     .first()
@@ -130,7 +119,7 @@ impl NodeOrder {
                 order.extend(rest(&[a, b]));
                 (a, b, order)
             }
-            Procedure::E5Cluster => {
+            NodeOrderKind::ActiveFirst => {
                 let a = active();
                 let mut order = vec![a];
                 order.extend(rest(&[a]));

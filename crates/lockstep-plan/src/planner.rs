@@ -8,8 +8,7 @@ use std::sync::Arc;
 use lockstep_core::{
     probe::EXCHANGE_BUILD, Action, ActionSpec, Availability, Batch, Cluster, Condition, FactDef,
     FactProbe, Fleet, FrontEndScope, Gate, HaltClass, Host, Name, NameKind, PackageKind, Phase,
-    Plan, PlanHash, PlannedStage, PlannedStep, Playbook, Procedure, Product, Role, Scope,
-    StepIndex, StepSpec,
+    Plan, PlanHash, PlannedStage, PlannedStep, Playbook, Product, Role, Scope, StepIndex, StepSpec,
 };
 use minijinja::value::Value;
 
@@ -186,15 +185,6 @@ impl<'a> Planner<'a> {
     pub(crate) fn run(mut self) -> Result<Plan, PlanErrors> {
         let fleet = self.fleet;
         let pb = self.pb;
-        let procedure = pb.procedure;
-        if pb.target.product != procedure.product() {
-            self.errors.push(PlanError::ProductMismatch {
-                playbook: pb.name.to_string(),
-                procedure: procedure.id().to_owned(),
-                target: pb.target.product.to_string(),
-                expected: procedure.product().to_string(),
-            });
-        }
         let by_playbook = self
             .selector
             .select_with(&pb.hosts, false, true, &mut self.errors);
@@ -217,7 +207,7 @@ impl<'a> Planner<'a> {
         if units.is_empty() && self.errors.is_empty() {
             self.errors.push(PlanError::NothingSelected {
                 playbook: pb.name.to_string(),
-                procedure: procedure.id().to_owned(),
+                procedure: pb.procedure.clone(),
             });
         }
         let planned = if pb.rollout.serial.is_empty() {
@@ -230,7 +220,9 @@ impl<'a> Planner<'a> {
         }
         let mut plan = Plan {
             playbook: pb.name.clone(),
-            procedure,
+            procedure: pb.procedure.clone(),
+            shape: pb.shape.clone(),
+            invariants: pb.invariants.clone(),
             target: pb.target.build,
             stages: planned,
             steps: self.steps,
@@ -356,12 +348,9 @@ impl<'a> Planner<'a> {
     fn waves(&mut self, units: &[Unit]) -> Vec<PlannedStage> {
         let pb = self.pb;
         let fleet = self.fleet;
-        if matches!(
-            pb.procedure,
-            Procedure::E3FrontBack | Procedure::E2FrontBack
-        ) {
-            self.errors.push(PlanError::WavesNotForProcedure {
-                procedure: pb.procedure.id().to_owned(),
+        if pb.shape.is_tiered() {
+            self.errors.push(PlanError::WavesWithTiers {
+                playbook: pb.name.to_string(),
             });
             return Vec::new();
         }
@@ -453,20 +442,24 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
-    /// Phase scopes the procedure uses; read-only `all-nodes` steps.
+    /// Phase scopes the shape uses; read-only `all-nodes` steps.
     fn check_phases(&mut self) {
-        let procedure = self.pb.procedure;
+        let shape = &self.pb.shape;
         for phase in &self.pb.phases {
             let ok = match phase.scope {
-                Scope::EachHost => !procedure.is_cluster(),
-                Scope::Pool => matches!(procedure, Procedure::E3FrontBack | Procedure::E2FrontBack),
-                _ => procedure.is_cluster(),
+                Scope::EachHost => !shape.is_cluster(),
+                Scope::Pool => shape.is_tiered(),
+                _ => shape.is_cluster(),
             };
             if !ok {
-                self.errors.push(PlanError::ScopeNotForProcedure {
+                self.errors.push(PlanError::ScopeNotForShape {
                     phase: phase.name.clone(),
                     scope: scope_str(phase.scope).to_owned(),
-                    procedure: procedure.id().to_owned(),
+                    units: if shape.is_cluster() {
+                        "clusters"
+                    } else {
+                        "hosts"
+                    },
                 });
             }
             if phase.scope == Scope::AllNodes {
@@ -482,13 +475,13 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// What the procedure takes of the selected hosts, in fleet order.
+    /// What the shape takes of the selected hosts, in fleet order.
     fn units(&mut self, selected: &Selection) -> Vec<Unit> {
         let selector = &self.selector;
         let fleet = self.fleet;
-        let procedure = self.pb.procedure;
-        let product = procedure.product();
-        // `exchange: false`: plain Windows hosts only; else the procedure's Exchange product.
+        let shape = &self.pb.shape;
+        let product = self.pb.target.product;
+        // `exchange: false`: plain Windows hosts only; else the target's Exchange product.
         let exchange = self.pb.exchange;
         let fits_product = |h: &lockstep_core::Host| {
             if exchange {
@@ -535,22 +528,14 @@ impl<'a> Planner<'a> {
                 }
                 n_sel > 0
             };
-        if procedure.is_cluster() {
+        if shape.is_cluster() {
             for (ci, c) in fleet.clusters.iter().enumerate() {
                 let Some(idx) = members("cluster", &c.name, &c.nodes, &mut self.errors) else {
                     continue;
                 };
                 let Some(&n0) = idx.first() else { continue };
                 let fits = fits_product(&fleet.hosts[n0])
-                    && match procedure {
-                        Procedure::E2ActivePassive => {
-                            c.mode == lockstep_core::ClusterMode::ActivePassive
-                        }
-                        Procedure::E2ActiveActive => {
-                            c.mode == lockstep_core::ClusterMode::ActiveActive
-                        }
-                        _ => true,
-                    };
+                    && shape.cluster_mode.is_none_or(|m| c.mode == m);
                 if !fits || !taken("cluster", &c.name, &idx, &mut self.errors) {
                     continue;
                 }
@@ -564,9 +549,9 @@ impl<'a> Planner<'a> {
             }
             return units;
         }
-        let fb = matches!(procedure, Procedure::E3FrontBack | Procedure::E2FrontBack);
+        let tiers = &shape.tiers;
         let mut in_pool = vec![false; fleet.hosts.len()];
-        if fb {
+        if shape.is_tiered() {
             let has_pool_phase = self.pb.phases.iter().any(|p| p.scope == Scope::Pool);
             for (pi, p) in fleet.pools.iter().enumerate() {
                 let Some(idx) = members("pool", &p.name, &p.members, &mut self.errors) else {
@@ -600,29 +585,25 @@ impl<'a> Planner<'a> {
             if !selected.contains(hi) || h.cluster.is_some() || in_pool[hi] {
                 continue;
             }
-            let pass = match procedure {
-                // A plain Windows host has no Exchange role: every standalone shape takes it.
-                _ if !exchange => {
-                    if !fits_product(h) || procedure.is_cluster() {
-                        continue;
-                    }
-                    Pass::Only
+            let role_fits = |h: &lockstep_core::Host| {
+                shape.roles.is_empty() || h.role().is_some_and(|r| shape.roles.contains(&r))
+            };
+            let pass = if !exchange {
+                // A plain Windows host has no Exchange role: every host shape takes it.
+                if !fits_product(h) {
+                    continue;
                 }
-                Procedure::E3FrontBack | Procedure::E2FrontBack if h.runs(product) => {
-                    match h.role() {
-                        Some(Role::FrontEnd) => Pass::FrontEnds,
-                        Some(Role::BackEnd) => Pass::BackEnds,
-                        _ => continue,
-                    }
+                Pass::Only
+            } else if !h.runs(product) || !role_fits(h) {
+                continue;
+            } else if shape.is_tiered() {
+                match h.role() {
+                    Some(r) if Some(&r) == tiers.first() => Pass::FrontEnds,
+                    Some(r) if Some(&r) == tiers.get(1) => Pass::BackEnds,
+                    _ => continue,
                 }
-                Procedure::E5Standalone if h.runs(product) => Pass::Only,
-                Procedure::E3Standalone | Procedure::E2Standalone
-                    if h.runs(product)
-                        && matches!(h.role(), Some(Role::Standalone | Role::Sbs)) =>
-                {
-                    Pass::Only
-                }
-                _ => continue,
+            } else {
+                Pass::Only
             };
             if let Some(site) = site_of(&h.site) {
                 units.push(Unit {
@@ -635,16 +616,19 @@ impl<'a> Planner<'a> {
         units
     }
 
-    /// E3-FB / E2-FB across a `--limit`: a back-end may be planned only when every front-end
-    /// it must follow (of the organisation, or of its site) is planned too or, by the inventory,
-    /// already at the target build.
+    /// The tier order across a `--limit`: a host of the second tier may be planned only when
+    /// every host of the first it must follow (of the organisation, or of its site) is planned
+    /// too or, by the inventory, already at the target build.
     /// (Selected front-ends refused for another reason are not reported again.)
     fn check_front_ends_taken(&mut self, units: &[Unit], selected: &Selection) {
-        let rule = match self.pb.procedure {
-            Procedure::E3FrontBack => "E3-FB",
-            Procedure::E2FrontBack => "E2-FB",
-            _ => return,
+        let Some(&first_tier) = self.pb.shape.tiers.first() else {
+            return;
         };
+        let rule = lockstep_core::invariant::cited(
+            &self.pb.invariants,
+            lockstep_core::Invariant::TierOrder,
+        )
+        .to_owned();
         let fleet = self.fleet;
         let mut taken = selected.0.clone();
         for u in units {
@@ -665,7 +649,7 @@ impl<'a> Planner<'a> {
         let target = self.pb.target.build;
         for fe in fleet.hosts.iter().enumerate().filter(|(i, h)| {
             !taken[*i]
-                && h.has_role(Role::FrontEnd)
+                && h.has_role(first_tier)
                 && h.cluster.is_none()
                 && h.runs(product)
                 && h.exchange_build().is_none_or(|b| b < target)
@@ -681,7 +665,7 @@ impl<'a> Planner<'a> {
                 self.errors.push(PlanError::FrontEndLeftBehind {
                     back_end: fleet.hosts[*b].name.to_string(),
                     front_end: fe.1.name.to_string(),
-                    rule,
+                    rule: rule.clone(),
                 });
             }
         }
@@ -903,10 +887,8 @@ impl<'a> Planner<'a> {
                 });
             }
         }
-        let fb_org = matches!(
-            self.pb.procedure,
-            Procedure::E3FrontBack | Procedure::E2FrontBack
-        ) && fleet.front_end_scope == FrontEndScope::Organisation;
+        let fb_org =
+            self.pb.shape.is_tiered() && fleet.front_end_scope == FrontEndScope::Organisation;
         let stages = if fb_org {
             let mut out = Vec::new();
             for (prefix, pass) in [
@@ -931,10 +913,8 @@ impl<'a> Planner<'a> {
     /// Emits one site's units of one stage. With the front-end rule scoped per site, the site's
     /// back-ends start after all of its front-ends (E3-FB, E2-FB).
     fn emit_site(&mut self, stage: usize, units: &[&Unit]) {
-        let per_site_fb = matches!(
-            self.pb.procedure,
-            Procedure::E3FrontBack | Procedure::E2FrontBack
-        ) && self.fleet.front_end_scope == FrontEndScope::Site;
+        let per_site_fb =
+            self.pb.shape.is_tiered() && self.fleet.front_end_scope == FrontEndScope::Site;
         let mut fe_ends: Vec<StepIndex> = Vec::new();
         let ordered: Vec<&Unit> = if per_site_fb {
             let mut v: Vec<&Unit> = units
@@ -1521,7 +1501,7 @@ impl<'a> Planner<'a> {
         let name = self.render(&spec.name, spec, &ctx, &label);
         let index = self.steps.len();
         if let Some(cs) = cs.as_deref_mut() {
-            let errors = cs.apply(self.pb.procedure, spec, hi, &mut action, index, &label);
+            let errors = cs.apply(&self.pb.shape, spec, hi, &mut action, index, &label);
             if !errors.is_empty() {
                 self.errors.extend(errors);
                 return None;
@@ -1618,15 +1598,14 @@ impl<'a> Planner<'a> {
                 (&g.name, c.nodes.iter().position(|n| n.eq_ignore_case(o)))
             })
             .collect();
-        let order = NodeOrder::declared(self.pb.procedure, self.pb.node_order, c, |g| match groups
-            .iter()
-            .position(|x| x.eq_ignore_case(g))
-        {
-            Some(i) => owner[i],
-            None => roles
-                .iter()
-                .find(|(n, _)| n.eq_ignore_case(g))
-                .and_then(|(_, o)| *o),
+        let order = NodeOrder::declared(self.pb.shape.node_order, c, |g| {
+            match groups.iter().position(|x| x.eq_ignore_case(g)) {
+                Some(i) => owner[i],
+                None => roles
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_case(g))
+                    .and_then(|(_, o)| *o),
+            }
         });
         let n = c.nodes.len();
         let layers = ClusterLayers::new(c, &order);

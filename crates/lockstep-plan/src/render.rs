@@ -46,11 +46,13 @@ fn render(plan: &Plan, fleet: Option<&Fleet>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Plan `{}`: {} to {} ({}), hash {}",
+        "Plan `{}`: {} to {}{}, hash {}",
         plan.playbook,
         plan.procedure,
         plan.target,
-        plan.procedure.product(),
+        plan.product()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default(),
         plan.hash.short()
     );
     let _ = writeln!(

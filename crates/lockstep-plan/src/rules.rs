@@ -9,14 +9,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use lockstep_core::{
-    Action, Fleet, FrontEndScope, PackageKind, Plan, PlannedStep, Procedure, Role, StepIndex,
+    invariant::cited, Action, Fleet, FrontEndScope, Invariant, NodeOrderKind, PackageKind, Plan,
+    PlannedStep, StepIndex,
 };
 
 /// A rule the plan breaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleViolation {
-    /// Rule id (`E3-C1`, `E3-FB`, `PLAN-DAG`...).
-    pub rule: &'static str,
+    /// Rule id (`E3-C1`, `PLAN-DAG`, or the rule the playbook cites for a declared invariant).
+    pub rule: String,
     /// Ids of the steps involved.
     pub steps: Vec<String>,
     /// What is wrong.
@@ -116,9 +117,9 @@ impl Reach {
     }
 }
 
-fn v(rule: &'static str, steps: &[&PlannedStep], message: String) -> RuleViolation {
+fn v(rule: impl Into<String>, steps: &[&PlannedStep], message: String) -> RuleViolation {
     RuleViolation {
-        rule,
+        rule: rule.into(),
         steps: steps.iter().map(|s| s.id.clone()).collect(),
         message,
     }
@@ -252,14 +253,13 @@ fn check_dag(plan: &Plan, out: &mut Vec<RuleViolation>) {
     }
 }
 
-/// E3-FB / E2-FB: every front-end before any back-end (of the organisation, or of the site when
-/// the inventory scopes the rule per site).
+/// Tier order (`shape.tiers`): every host of the first tier before any of the second (of the
+/// organisation, or of the site when the inventory scopes the rule per site).
 fn check_front_ends_first(plan: &Plan, fleet: &Fleet, reach: &Reach, out: &mut Vec<RuleViolation>) {
-    let rule = match plan.procedure {
-        Procedure::E3FrontBack => "E3-FB",
-        Procedure::E2FrontBack => "E2-FB",
-        _ => return,
+    let [first_tier, second_tier, ..] = plan.shape.tiers[..] else {
+        return;
     };
+    let rule = cited(&plan.invariants, Invariant::TierOrder);
     let per_site = fleet.front_end_scope == FrontEndScope::Site;
     fn scope_key(s: &PlannedStep, per_site: bool) -> &str {
         if per_site {
@@ -269,12 +269,12 @@ fn check_front_ends_first(plan: &Plan, fleet: &Fleet, reach: &Reach, out: &mut V
         }
     }
     let key = |s| scope_key(s, per_site);
-    let standalone = |s: &PlannedStep, r: Role| s.role == r && s.cluster.is_none();
+    let standalone = |s: &PlannedStep, r| s.role == r && s.cluster.is_none();
     // Per scope: the last stage holding a front-end step, and the front-end steps per stage.
     let mut last_fe_stage: HashMap<&str, usize> = HashMap::new();
     let mut fe_by_stage: HashMap<(&str, usize), Vec<usize>> = HashMap::new();
     for (i, s) in plan.steps.iter().enumerate() {
-        if standalone(s, Role::FrontEnd) {
+        if standalone(s, first_tier) {
             let k = key(s);
             let e = last_fe_stage.entry(k).or_insert(s.stage);
             *e = (*e).max(s.stage);
@@ -282,7 +282,7 @@ fn check_front_ends_first(plan: &Plan, fleet: &Fleet, reach: &Reach, out: &mut V
         }
     }
     for (b, sb) in plan.steps.iter().enumerate() {
-        if !standalone(sb, Role::BackEnd) {
+        if !standalone(sb, second_tier) {
             continue;
         }
         let k = key(sb);
@@ -350,10 +350,11 @@ fn check_pool_lockstep(plan: &Plan, reach: &Reach, out: &mut Vec<RuleViolation>)
     }
 }
 
-/// Per cluster: E3-C1 (one node out of service at a time, every change inside a window),
-/// E2-ACTIVE-PASSIVE (passive first), E5-CLUSTER (active first, no moves), E3-CLUSTER.11
-/// (each EVS upgraded after the first node's install, before any other node goes out of
-/// service, on the upgraded node).
+/// Per cluster: E3-C1 (one node out of service at a time, every change inside a window); the
+/// declared node order where it names the active node (`active-last`, `active-first`); no
+/// group moves with `failover: false`; and, when declared, the virtual-server upgrade (each
+/// upgraded after the first node's install, before any other node goes out of service, on the
+/// upgraded node).
 fn check_clusters(
     plan: &Plan,
     fleet: &Fleet,
@@ -456,8 +457,10 @@ fn check_clusters(
         let active = (0..cluster.nodes.len())
             .min_by_key(|&i| (std::cmp::Reverse(counts[i]), i))
             .map(|i| cluster.nodes[i].as_str());
-        match plan.procedure {
-            Procedure::E2ActivePassive => {
+        let node_order_rule = cited(&plan.invariants, Invariant::NodeOrder);
+        let no_failover_rule = cited(&plan.invariants, Invariant::NoFailover);
+        match plan.shape.node_order {
+            Some(NodeOrderKind::ActiveLast) => {
                 if let Some(a) = active.and_then(install_of) {
                     for n in &cluster.nodes {
                         if Some(n.as_str()) == active {
@@ -466,7 +469,7 @@ fn check_clusters(
                         if let Some(p) = install_of(n.as_str()) {
                             if !reach.after(a, p) {
                                 out.push(v(
-                                    "E2-ACTIVE-PASSIVE",
+                                    node_order_rule,
                                     &[steps(p), steps(a)],
                                     format!(
                                         "cluster `{name}`: active node `{}` is not upgraded after passive node `{n}`",
@@ -478,25 +481,7 @@ fn check_clusters(
                     }
                 }
             }
-            Procedure::E5Cluster => {
-                for &i in &idx {
-                    let s = steps(i);
-                    if matches!(
-                        s.action,
-                        Action::MoveGroup { .. }
-                            | Action::EvacuateNode { .. }
-                            | Action::FailoverTest { .. }
-                    ) {
-                        out.push(v(
-                            "E5-CLUSTER.1",
-                            &[s],
-                            format!(
-                                "cluster `{name}`: `{}` moves a group; E5-CLUSTER never fails over",
-                                s.id
-                            ),
-                        ));
-                    }
-                }
+            Some(NodeOrderKind::ActiveFirst) => {
                 if let Some(a) = active.and_then(install_of) {
                     for n in &cluster.nodes {
                         if Some(n.as_str()) == active {
@@ -505,7 +490,7 @@ fn check_clusters(
                         if let Some(p) = install_of(n.as_str()) {
                             if !reach.after(p, a) {
                                 out.push(v(
-                                    "E5-CLUSTER.2",
+                                    node_order_rule,
                                     &[steps(a), steps(p)],
                                     format!(
                                         "cluster `{name}`: passive node `{n}` is not upgraded after active node `{}`",
@@ -517,15 +502,39 @@ fn check_clusters(
                     }
                 }
             }
-            Procedure::E3Cluster => {
-                check_e3_evs(plan, cluster, &idx, &installs, &windows, reach, out)
-            }
             _ => {}
+        }
+        if !plan.shape.failover {
+            for &i in &idx {
+                let s = steps(i);
+                if matches!(
+                    s.action,
+                    Action::MoveGroup { .. }
+                        | Action::EvacuateNode { .. }
+                        | Action::FailoverTest { .. }
+                ) {
+                    out.push(v(
+                        no_failover_rule,
+                        &[s],
+                        format!(
+                            "cluster `{name}`: `{}` moves a group; the shape has `failover: false`",
+                            s.id
+                        ),
+                    ));
+                }
+            }
+        }
+        if plan
+            .invariants
+            .contains_key(&Invariant::VirtualServerUpgrade)
+        {
+            check_virtual_server_upgrade(plan, cluster, &idx, &installs, &windows, reach, out)
         }
     }
 }
 
-fn check_e3_evs(
+/// The virtual-server upgrade, when declared (`virtual-server-upgrade`).
+fn check_virtual_server_upgrade(
     plan: &Plan,
     cluster: &lockstep_core::Cluster,
     idx: &[usize],
@@ -535,6 +544,7 @@ fn check_e3_evs(
     out: &mut Vec<RuleViolation>,
 ) {
     let name = cluster.name.as_str();
+    let rule = cited(&plan.invariants, Invariant::VirtualServerUpgrade);
     let Some(&first_install) = installs.values().flatten().min() else {
         return;
     };
@@ -558,7 +568,7 @@ fn check_e3_evs(
         if !service_pack {
             if let Some(&u) = ups.first() {
                 out.push(v(
-                    "E3-CLUSTER.11",
+                    rule,
                     &[&plan.steps[u]],
                     format!(
                         "cluster `{name}`: EVS `{}` is upgraded although the package is a hotfix",
@@ -570,7 +580,7 @@ fn check_e3_evs(
         }
         let [u] = ups.as_slice() else {
             out.push(v(
-                "E3-CLUSTER.11",
+                rule,
                 &[],
                 format!(
                     "cluster `{name}`: EVS `{}` is upgraded {} times, not once",
@@ -583,7 +593,7 @@ fn check_e3_evs(
         let su = &plan.steps[*u];
         if !reach.after(*u, first_install) || su.host.as_str() != first {
             out.push(v(
-                "E3-CLUSTER.11",
+                rule,
                 &[&plan.steps[first_install], su],
                 format!(
                     "cluster `{name}`: EVS `{}` must be upgraded on `{first}` after its install",
@@ -594,7 +604,7 @@ fn check_e3_evs(
         for w in windows.iter().filter(|w| w.0 != first) {
             if !reach.after(w.1, *u) {
                 out.push(v(
-                    "E3-CLUSTER.11",
+                    rule,
                     &[su, &plan.steps[w.1]],
                     format!(
                         "cluster `{name}`: node `{}` goes out of service before EVS `{}` is upgraded",

@@ -107,7 +107,7 @@ impl<'v, 'a> HtmlReport<'v, 'a> {
             s,
             "<footer>lockstep report · plan {} · procedure {}</footer>\n</main>\n</body>\n</html>\n",
             esc(v.run.plan.hash.short()),
-            esc(v.run.plan.procedure.id())
+            esc(&v.run.plan.procedure)
         );
         s
     }
@@ -171,8 +171,8 @@ impl<'v, 'a> HtmlReport<'v, 'a> {
             format!(
                 "<code>{}</code> (procedure {}, {})",
                 esc(plan.playbook.as_str()),
-                esc(plan.procedure.id()),
-                esc(&v.product.to_string())
+                esc(&plan.procedure),
+                esc(&v.product_text())
             ),
         ));
         what.push((

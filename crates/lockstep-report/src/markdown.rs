@@ -57,8 +57,8 @@ impl<'v, 'a> MarkdownReport<'v, 'a> {
             format!(
                 "{} (procedure {}, {})",
                 md_code(plan.playbook.as_str()),
-                md_cell(plan.procedure.id()),
-                md_cell(&v.product.to_string())
+                md_cell(&plan.procedure),
+                md_cell(&v.product_text())
             ),
         );
         row(

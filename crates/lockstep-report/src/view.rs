@@ -91,8 +91,8 @@ pub struct NodeVersions<'a> {
 pub struct RunView<'a> {
     /// The run.
     pub run: &'a RunRecord,
-    /// The product line of the procedure.
-    pub product: Product,
+    /// The Exchange product line of the target build, if it is one.
+    pub product: Option<Product>,
     /// Every step record, in plan order.
     pub steps: Vec<StepRow<'a>>,
     /// Timeline rows.
@@ -157,7 +157,7 @@ impl<'a> RunView<'a> {
         let versions = versions(run, &groups);
         RunView {
             run,
-            product: run.plan.procedure.product(),
+            product: run.plan.product(),
             steps,
             groups,
             versions,
@@ -233,9 +233,18 @@ impl<'a> RunView<'a> {
         }
     }
 
-    /// The target as Exchange System Manager shows it.
+    /// The target as Exchange System Manager shows it (an Exchange build), else as written.
     pub fn target_described(&self) -> String {
-        self.product.describe(self.run.plan.target)
+        match self.product {
+            Some(p) => p.describe(self.run.plan.target),
+            None => self.run.plan.target.to_string(),
+        }
+    }
+
+    /// The target's product line as a person reads it (`Exchange Server 2003`), or `Windows`.
+    pub fn product_text(&self) -> String {
+        self.product
+            .map_or_else(|| "Windows".to_owned(), |p| p.to_string())
     }
 
     /// The stage's name, or `stage N` when the plan has no such stage.
@@ -249,8 +258,8 @@ impl<'a> RunView<'a> {
 }
 
 /// A short label for a build: `SP2`, `RTM`, or empty when the build is not a known release.
-pub fn release_label(product: Product, v: &str) -> &'static str {
-    let Ok(v) = v.parse::<Version>() else {
+pub fn release_label(product: Option<Product>, v: &str) -> &'static str {
+    let (Some(product), Ok(v)) = (product, v.parse::<Version>()) else {
         return "";
     };
     if !product.owns(v) {

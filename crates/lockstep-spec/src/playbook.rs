@@ -1,8 +1,9 @@
 //! Playbooks: `playbooks/*.yml` into [`Playbook`], checked against the fleet they will run on.
 //!
 //! Checked, all at once and each at its position: unknown keys (top level, target, rollout,
-//! stages, phases, steps, action and preflight-check fields), missing fields, unknown procedure,
-//! scope, action, role, edition; a scope the procedure does not use; duplicate step ids within
+//! stages, phases, steps, action and preflight-check fields), missing fields, the shape (`units`,
+//! `cluster_mode`, `roles`, `tiers`, `failover`, `node_order`) and declared invariants, unknown
+//! scope, action, role, edition; a scope the shape does not use; duplicate step ids within
 //! one scope; `hosts` patterns matching nothing in the fleet; stages naming unknown sites or a
 //! site twice (`*` is expanded to every site no other stage names); gates and durations;
 //! template and `when` syntax (minijinja) and the variables they use; rule ids against
@@ -14,9 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use lockstep_core::probe::EXCHANGE_BUILD;
 use lockstep_core::{
-    ActionSpec, Batch, Condition, FactDef, FactProbe, FailureBudget, Fleet, Gate, Name, NameKind,
-    NodeOrderKind, PackageKind, Phase, Playbook, Procedure, Rollout, Scope, Stage, StepSpec,
-    Target,
+    ActionSpec, Batch, ClusterMode, Condition, FactDef, FactProbe, FailureBudget, Fleet, Gate,
+    Invariant, Invariants, Name, NameKind, NodeOrderKind, PackageKind, Phase, Playbook, Rollout,
+    Scope, Shape, Stage, StepSpec, Target, Units,
 };
 
 use crate::diag::{hint, q, Diagnostics, Pos, Sink, SourceFile};
@@ -33,7 +34,8 @@ const TOP_KEYS: &[&str] = &[
     "hosts",
     "exchange",
     "target",
-    "node_order",
+    "shape",
+    "invariants",
     "vars",
     "facts",
     "rollout",
@@ -46,18 +48,24 @@ const NODE_ORDERS: &[(&str, NodeOrderKind)] = &[
     ("active-first", NodeOrderKind::ActiveFirst),
     ("by-name", NodeOrderKind::ByName),
     ("fewest-groups-first", NodeOrderKind::FewestGroupsFirst),
+    ("active-last", NodeOrderKind::ActiveLast),
+    ("owners-first", NodeOrderKind::OwnersFirst),
 ];
 
-const PROCEDURES: &[(&str, Procedure)] = &[
-    ("E3-CLUSTER", Procedure::E3Cluster),
-    ("E3-FB", Procedure::E3FrontBack),
-    ("E3-NC", Procedure::E3Standalone),
-    ("E2-ACTIVE-PASSIVE", Procedure::E2ActivePassive),
-    ("E2-ACTIVE-ACTIVE", Procedure::E2ActiveActive),
-    ("E2-FB", Procedure::E2FrontBack),
-    ("E2-NC", Procedure::E2Standalone),
-    ("E5-CLUSTER", Procedure::E5Cluster),
-    ("E5-NC", Procedure::E5Standalone),
+const UNITS: &[(&str, Units)] = &[("clusters", Units::Clusters), ("hosts", Units::Hosts)];
+
+const CLUSTER_MODES: &[(&str, ClusterMode)] = &[
+    ("active-passive", ClusterMode::ActivePassive),
+    ("active-active", ClusterMode::ActiveActive),
+];
+
+const SHAPE_KEYS: &[&str] = &[
+    "units",
+    "cluster_mode",
+    "roles",
+    "tiers",
+    "failover",
+    "node_order",
 ];
 
 const SCOPES: &[(&str, Scope)] = &[
@@ -281,9 +289,32 @@ impl PlaybookLoader<'_> {
             Some(t) => scalar(t, "title", self.sink).map(str::to_owned),
             None => None,
         };
-        let procedure = self
-            .required(root, "procedure")
-            .and_then(|p| enum_value(p, "procedure", PROCEDURES, self.sink));
+        // Free text (`E3-CLUSTER`, `CAU`): what the playbook calls its procedure.
+        let procedure = match root.get("procedure") {
+            None => Some(stem.clone()),
+            Some(p) => scalar(p, "procedure", self.sink).and_then(|t| {
+                if t.trim().is_empty() || t.chars().any(char::is_control) {
+                    self.sink.error(
+                        &p.pos,
+                        format!(
+                            "`procedure` must be a non-empty line of text, found {}",
+                            q(t)
+                        ),
+                    );
+                    None
+                } else {
+                    Some(t.to_owned())
+                }
+            }),
+        };
+        let shape = match root.get("shape") {
+            None => Some(Shape::default()),
+            Some(n) => self.shape(n),
+        };
+        let invariants = match root.get("invariants") {
+            None => Some(Invariants::new()),
+            Some(n) => self.invariants(n),
+        };
         let hosts = self.required(root, "hosts").and_then(|h| self.hosts(h));
         let exchange = match root.get("exchange") {
             None => Some(true),
@@ -298,13 +329,7 @@ impl PlaybookLoader<'_> {
                 }
             },
         };
-        let target = self
-            .required(root, "target")
-            .and_then(|t| self.target(t, procedure));
-        let node_order = match root.get("node_order") {
-            None => Some(None),
-            Some(n) => enum_value(n, "node_order", NODE_ORDERS, self.sink).map(Some),
-        };
+        let target = self.required(root, "target").and_then(|t| self.target(t));
         let vars = match root.get("vars") {
             Some(v) => self.vars(v),
             None => Some(BTreeMap::new()),
@@ -319,20 +344,177 @@ impl PlaybookLoader<'_> {
         };
         let phases = self
             .required(root, "phases")
-            .and_then(|p| self.phases(p, procedure));
+            .and_then(|p| self.phases(p, shape.as_ref()));
         Some(Playbook {
             name: name?,
             title: title?,
             procedure: procedure?,
+            shape: shape?,
+            invariants: invariants?,
             hosts: hosts?,
             exchange: exchange?,
             target: target?,
-            node_order: node_order?,
             vars: vars?,
             facts: facts?,
             phases: phases?,
             rollout: rollout?,
         })
+    }
+
+    /// `shape:` what the playbook works on (`units`), which clusters and hosts it takes
+    /// (`cluster_mode`, `roles`, `tiers`), whether groups may move (`failover`) and the node
+    /// order.
+    fn shape(&mut self, node: &Node) -> Option<Shape> {
+        if !check_keys(node, "`shape`", SHAPE_KEYS, self.sink) {
+            return None;
+        }
+        let mut ok = true;
+        let mut shape = Shape::default();
+        match node.get("units") {
+            Some(u) => match enum_value(u, "units", UNITS, self.sink) {
+                Some(x) => shape.units = x,
+                None => ok = false,
+            },
+            None => {
+                self.sink.error(
+                    &node.pos,
+                    "`shape` needs `units` (`clusters` or `hosts`)".to_owned(),
+                );
+                ok = false;
+            }
+        }
+        if let Some(m) = node.get("cluster_mode") {
+            match enum_value(m, "cluster_mode", CLUSTER_MODES, self.sink) {
+                Some(x) => shape.cluster_mode = Some(x),
+                None => ok = false,
+            }
+        }
+        for (key, out) in [("roles", &mut shape.roles), ("tiers", &mut shape.tiers)] {
+            let Some(list) = node.get(key) else { continue };
+            let what = format!("`shape.{key}`");
+            for item in self.strings(list, &what).unwrap_or_default() {
+                match enum_value(item, "role", ROLES, self.sink) {
+                    Some(r) if out.contains(&r) => {
+                        self.sink.error(
+                            &item.pos,
+                            format!("role {} is listed twice", q(item.to_text().as_str())),
+                        );
+                        ok = false;
+                    }
+                    Some(r) => out.push(r),
+                    None => ok = false,
+                }
+            }
+        }
+        if let Some(f) = node.get("failover") {
+            match f.as_bool() {
+                Some(b) => shape.failover = b,
+                None => {
+                    self.sink.error(
+                        &f.pos,
+                        format!("`failover` must be true or false, found {}", f.describe()),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if let Some(o) = node.get("node_order") {
+            match enum_value(o, "node_order", NODE_ORDERS, self.sink) {
+                Some(x) => shape.node_order = Some(x),
+                None => ok = false,
+            }
+        }
+        let at = |k: &str| {
+            node.get(k)
+                .map(|n| n.pos.clone())
+                .unwrap_or(node.pos.clone())
+        };
+        if shape.is_cluster() && !shape.tiers.is_empty() {
+            self.sink.error(
+                &at("tiers"),
+                "`tiers` order hosts, not clusters (`units: clusters`)".to_owned(),
+            );
+            ok = false;
+        }
+        if !shape.is_cluster() {
+            for key in ["cluster_mode", "node_order", "failover"] {
+                if node.get(key).is_some() {
+                    self.sink.error(
+                        &at(key),
+                        format!("`{key}` is for clusters, but the shape has `units: hosts`"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(shape)
+    }
+
+    /// `invariants:` a list of invariant names, or a mapping from each name to the rule id its
+    /// violations cite.
+    fn invariants(&mut self, node: &Node) -> Option<Invariants> {
+        let mut out = Invariants::new();
+        let mut ok = true;
+        let names: Vec<&str> = Invariant::ALL.iter().map(|i| i.name()).collect();
+        let mut add = |key: &Node, rule: String, sink: &mut Sink| {
+            let Some(k) = key.as_str() else {
+                sink.error(
+                    &key.pos,
+                    format!("an invariant name, found {}", key.describe()),
+                );
+                return false;
+            };
+            match Invariant::from_name(k) {
+                Some(i) => {
+                    out.insert(i, rule);
+                    true
+                }
+                None => {
+                    sink.error(
+                        &key.pos,
+                        format!(
+                            "{} is not an invariant (expected one of {}){}",
+                            q(k),
+                            names
+                                .iter()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            hint(k, &names)
+                        ),
+                    );
+                    false
+                }
+            }
+        };
+        if let Some(items) = node.as_seq() {
+            for item in items {
+                ok &= add(item, String::new(), self.sink);
+            }
+        } else if let Some(entries) = node.as_map() {
+            for (k, v) in entries {
+                let Some(rule) = scalar(v, "rule id", self.sink) else {
+                    ok = false;
+                    continue;
+                };
+                if let Some(why) = rules::check_rule(rule) {
+                    self.sink.error(&v.pos, format!("rule {}: {why}", q(rule)));
+                    ok = false;
+                    continue;
+                }
+                ok &= add(k, rule.to_owned(), self.sink);
+            }
+        } else {
+            self.sink.error(
+                &node.pos,
+                format!(
+                    "`invariants` must be a list of names or a mapping from name to rule id, found {}",
+                    node.describe()
+                ),
+            );
+            return None;
+        }
+        ok.then_some(out)
     }
 
     fn required<'n>(&mut self, map: &'n Node, key: &str) -> Option<&'n Node> {
@@ -419,7 +601,7 @@ impl PlaybookLoader<'_> {
         })
     }
 
-    fn target(&mut self, node: &Node, procedure: Option<Procedure>) -> Option<Target> {
+    fn target(&mut self, node: &Node) -> Option<Target> {
         if !check_keys(
             node,
             "`target`",
@@ -431,23 +613,6 @@ impl PlaybookLoader<'_> {
         let product = self
             .required(node, "product")
             .and_then(|p| enum_value(p, "product", PRODUCTS, self.sink));
-        if let (Some(p), Some(proc_)) = (product, procedure) {
-            if proc_.product() != p {
-                let at = node
-                    .get("product")
-                    .map(|n| n.pos.clone())
-                    .unwrap_or(node.pos.clone());
-                let written = node.get("product").map(Node::to_text).unwrap_or_default();
-                self.sink.error(
-                    &at,
-                    format!(
-                        "target product {} ({p}) does not match procedure `{proc_}` ({})",
-                        q(&written),
-                        proc_.product()
-                    ),
-                );
-            }
-        }
         let build = self
             .required(node, "build")
             .and_then(|b| version_at(b, "target build", product, self.sink));
@@ -1236,7 +1401,7 @@ impl PlaybookLoader<'_> {
         }
     }
 
-    fn phases(&mut self, node: &Node, procedure: Option<Procedure>) -> Option<Vec<Phase>> {
+    fn phases(&mut self, node: &Node, shape: Option<&Shape>) -> Option<Vec<Phase>> {
         let Some(items) = node.as_seq().filter(|i| !i.is_empty()) else {
             self.sink.error(
                 &node.pos,
@@ -1266,25 +1431,26 @@ impl PlaybookLoader<'_> {
             let scope_node = self.required(item, "scope");
             let scope = scope_node.and_then(|s| enum_value(s, "scope", SCOPES, self.sink));
             self.scope = scope;
-            if let (Some(sc), Some(p), Some(sn)) = (scope, procedure, scope_node) {
+            if let (Some(sc), Some(sh), Some(sn)) = (scope, shape, scope_node) {
                 let cluster_scope = !matches!(sc, Scope::EachHost | Scope::Pool);
-                if p.is_cluster() != cluster_scope {
+                if sh.is_cluster() != cluster_scope {
                     self.sink.error(
                         &sn.pos,
                         format!(
-                            "scope {} does not fit procedure `{p}`, which works on {}",
+                            "scope {} does not fit the playbook's `shape.units: {}`",
                             q(sn.as_str().unwrap_or_default()),
-                            if p.is_cluster() {
-                                "clusters"
-                            } else {
-                                "non-clustered hosts"
-                            }
+                            if sh.is_cluster() { "clusters" } else { "hosts" }
                         ),
                     );
                     ok = false;
                 }
-                if sc == Scope::Pool && p != Procedure::E3FrontBack {
-                    self.sink.error(&sn.pos, format!("scope `pool` is for load-balanced front-ends (E3-LB, procedure `E3-FB`), not `{p}`"));
+                if sc == Scope::Pool && !sh.is_tiered() {
+                    self.sink.error(
+                        &sn.pos,
+                        "scope `pool` is for load-balanced hosts of a tier: the playbook's `shape` \
+                         declares no `tiers`"
+                            .to_owned(),
+                    );
                     ok = false;
                 }
             }

@@ -1,25 +1,41 @@
-//! The rule ids of `kb328839.md`: what a step's `rule:` may cite.
+//! The rule ids of `kb328839.md`: what a step's `rule:` may cite in the KB's namespace.
+//!
+//! The ids are not written here: they are the keys of `docs/kb328839-rules.yml` (compiled in),
+//! the one list of the KB's rules that `tests/it/kb_rules.rs` checks against the procedure file
+//! and the shipped playbooks. A numbered procedure is an id with steps `ID.1`, `ID.2`...
 
-/// Rules without steps.
-const RULES: &[&str] = &[
-    "G1", "G2", "G3", "G4", "G5", "G6", "G7", "E3-NC", "E3-FB", "E3-LB", "E3-C", "E3-C1", "E3-C2",
-    "E3-SBS", "T1", "T2", "E2-NC", "E2-FB", "E2-ED", "E2-ADC", "E2-SBS", "E5-G", "E5-NC", "E5-SBS",
-];
+use std::sync::OnceLock;
 
-/// Numbered procedures and how many steps each has.
-const PROCEDURES: &[(&str, u32)] = &[
-    ("E3-CLUSTER", 18),
-    ("E2-ACTIVE-PASSIVE", 3),
-    ("E2-ACTIVE-ACTIVE", 5),
-    ("E5-CLUSTER", 2),
-];
+/// Every id of the KB, in the file's order (`G1`, `E3-CLUSTER`, `E3-CLUSTER.1`...).
+fn ids() -> &'static [&'static str] {
+    static IDS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        include_str!("../../../docs/kb328839-rules.yml")
+            .lines()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_alphanumeric()))
+            .filter_map(|l| l.split_once(':').map(|(id, _)| id.trim()))
+            .collect()
+    })
+}
 
-/// Every id a step may cite, for suggestions.
+/// The steps of numbered procedure `base` (0 when it is not one).
+fn steps_of(base: &str) -> usize {
+    ids()
+        .iter()
+        .filter(|id| {
+            id.strip_prefix(base)
+                .and_then(|r| r.strip_prefix('.'))
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .count()
+}
+
+/// Every id a step may cite without its step number, for suggestions.
 pub(crate) fn known_ids() -> Vec<&'static str> {
-    RULES
+    ids()
         .iter()
         .copied()
-        .chain(PROCEDURES.iter().map(|(p, _)| *p))
+        .filter(|id| !id.contains('.'))
         .collect()
 }
 
@@ -35,17 +51,15 @@ pub(crate) fn check_rule(id: &str) -> Option<String> {
         // Free text: the administrator's own change or rule id (`PATCH-1`, `CHG0031337`).
         return None;
     }
-    if RULES.contains(&id) || PROCEDURES.iter().any(|(p, _)| *p == id) {
+    if ids().contains(&id) {
         return None;
     }
-    if let Some((base, step)) = id.rsplit_once('.') {
-        if let Some((_, n)) = PROCEDURES.iter().find(|(p, _)| *p == base) {
-            return match step.parse::<u32>() {
-                Ok(s) if (1..=*n).contains(&s) => None,
-                _ => Some(format!("procedure `{base}` has steps 1 to {n}")),
-            };
+    if let Some((base, _)) = id.rsplit_once('.') {
+        let n = steps_of(base);
+        if n > 0 {
+            return Some(format!("procedure `{base}` has steps 1 to {n}"));
         }
-        if RULES.contains(&base) {
+        if ids().contains(&base) {
             return Some(format!("`{base}` is a rule, not a numbered procedure"));
         }
     }

@@ -9,7 +9,7 @@ const FILE: &str = "playbooks/g.yml";
 /// A hotfix playbook an administrator writes: their own rule ids, probes and steps.
 pub const GENERIC: &str = r#"name: g
 title: Monthly hotfix
-procedure: E3-NC
+procedure: PATCH
 hosts: [exchange2003]
 target:
   product: "2003"
@@ -239,6 +239,7 @@ fn serial_waves_with_a_soak_and_a_health_probe_between_them() {
             .filter(|s| s.stage == stage)
             .map(|s| s.host.to_string())
             .collect();
+        v.sort();
         v.dedup();
         v
     };

@@ -7,7 +7,7 @@ const FILE: &str = "playbooks/t.yml";
 
 const BASE: &str = r#"name: t
 title: Test
-procedure: E3-CLUSTER
+shape: { units: clusters }
 hosts: [exchange2003]
 target:
   product: "2003"
@@ -101,23 +101,23 @@ fn stages_count_sites_take_groups_and_hosts_and_keep_a_budget() {
 #[test]
 fn node_order_is_declared_or_refused() {
     let text = BASE.replace(
-        "hosts: [exchange2003]\n",
-        "hosts: [exchange2003]\nnode_order: fewest-groups-first\n",
+        "shape: { units: clusters }\n",
+        "shape: { units: clusters, node_order: fewest-groups-first }\n",
     );
     let pb =
         load_playbook(&SourceFile::new(FILE, &text), &fleet()).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(
-        pb.node_order,
+        pb.shape.node_order,
         Some(lockstep_core::NodeOrderKind::FewestGroupsFirst)
     );
     let d = errors(&BASE.replace(
-        "hosts: [exchange2003]\n",
-        "hosts: [exchange2003]\nnode_order: by-nam\n",
+        "shape: { units: clusters }\n",
+        "shape: { units: clusters, node_order: by-nam }\n",
     ));
     expect(
         &d,
-        5,
-        13,
+        3,
+        39,
         &[
             "`by-nam` is not a valid `node_order`",
             "did you mean `by-name`?",
@@ -196,13 +196,13 @@ fn unknown_scope() {
 }
 
 #[test]
-fn scope_that_does_not_fit_the_procedure() {
+fn scope_that_does_not_fit_the_shape() {
     let d = errors(&BASE.replace("scope: first-node", "scope: each-host"));
     expect(
         &d,
         20,
         12,
-        &["scope `each-host` does not fit procedure `E3-CLUSTER`"],
+        &["scope `each-host` does not fit the playbook's `shape.units: clusters`"],
     );
 }
 
@@ -361,17 +361,35 @@ fn bad_soak_duration_and_gate() {
 }
 
 #[test]
-fn target_product_must_match_the_procedure() {
-    let d = errors(&BASE.replace("product: \"2003\"", "product: \"2000\""));
+fn shape_and_invariants_are_checked() {
+    // A host shape takes no cluster setting; a typo in an invariant is named with a hint.
+    let line = "shape: { units: hosts, node_order: by-name }";
+    let text = BASE.replace("shape: { units: clusters }", line).replace(
+        "vars:\n",
+        "invariants: { tier-ordr: E3-FB, quorum: E3-CLUSTR.4 }\nvars:\n",
+    );
+    let d = errors(&text);
     expect(
         &d,
-        6,
-        12,
+        3,
+        line.find("by-name").unwrap() + 1,
+        &["`node_order` is for clusters, but the shape has `units: hosts`"],
+    );
+    expect(
+        &d,
+        10,
+        15,
         &[
-            "target product `2000` (Exchange 2000 Server)",
-            "does not match procedure `E3-CLUSTER`",
+            "`tier-ordr` is not an invariant",
+            "did you mean `tier-order`?",
         ],
     );
+    expect(&d, 10, 41, &["rule `E3-CLUSTR.4`"]);
+    let d = errors(&BASE.replace(
+        "shape: { units: clusters }",
+        "shape: { tiers: [front-end] }",
+    ));
+    expect(&d, 3, 8, &["`shape` needs `units`"]);
 }
 
 #[test]

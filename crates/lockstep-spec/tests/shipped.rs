@@ -1,7 +1,8 @@
 //! The files that ship load cleanly against each other, and the playbooks keep the KB's rules.
 
 use lockstep_core::{
-    ActionSpec, ClusterMode, Edition, Fleet, Playbook, PreflightCheck, Procedure, Product, Role,
+    ActionSpec, ClusterMode, Edition, Fleet, Invariant, NodeOrderKind, Playbook, PreflightCheck,
+    Product, Role, Units,
 };
 use lockstep_spec::{embedded, load_inventory, load_playbook};
 
@@ -24,17 +25,17 @@ fn steps(pb: &Playbook) -> impl Iterator<Item = &lockstep_core::StepSpec> {
 #[test]
 fn every_shipped_playbook_loads_against_the_lab_inventory() {
     let books = playbooks();
-    let mut procedures: Vec<Procedure> = books.iter().map(|p| p.procedure).collect();
+    let mut procedures: Vec<&str> = books.iter().map(|p| p.procedure.as_str()).collect();
     procedures.sort();
     procedures.dedup();
     assert_eq!(procedures.len(), 9, "one playbook per procedure");
     for pb in &books {
-        assert_eq!(
-            pb.target.product,
-            pb.procedure.product(),
-            "{}: target product",
-            pb.name
-        );
+        let product = match &pb.procedure[..3] {
+            "E3-" => Product::Exchange2003,
+            "E2-" => Product::Exchange2000,
+            _ => Product::Exchange55,
+        };
+        assert_eq!(pb.target.product, product, "{}: target product", pb.name);
         let expected = match pb.target.product {
             Product::Exchange2003 => "6.5.7638.2",
             Product::Exchange2000 => "6.0.6249.0",
@@ -42,6 +43,47 @@ fn every_shipped_playbook_loads_against_the_lab_inventory() {
         };
         assert_eq!(pb.target.build.to_string(), expected, "{}", pb.name);
     }
+}
+
+/// Each KB procedure's shape, as its playbook declares it (the code knows none of them).
+#[test]
+fn each_kb_procedure_declares_its_shape_and_invariants() {
+    let books = playbooks();
+    let by = |id: &str| books.iter().find(|p| p.procedure == id).unwrap();
+    for id in [
+        "E3-CLUSTER",
+        "E2-ACTIVE-PASSIVE",
+        "E2-ACTIVE-ACTIVE",
+        "E5-CLUSTER",
+    ] {
+        assert_eq!(by(id).shape.units, Units::Clusters, "{id}");
+    }
+    for id in ["E3-FB", "E2-FB"] {
+        assert_eq!(by(id).shape.tiers, [Role::FrontEnd, Role::BackEnd], "{id}");
+        assert_eq!(by(id).invariants[&Invariant::TierOrder], id[..5], "{id}");
+    }
+    for id in ["E3-NC", "E2-NC"] {
+        assert_eq!(by(id).shape.roles, [Role::Standalone, Role::Sbs], "{id}");
+    }
+    assert!(by("E5-NC").shape.roles.is_empty());
+    // E5-CLUSTER: the active node first, never failing over.
+    let e5 = &by("E5-CLUSTER").shape;
+    assert_eq!(
+        (e5.failover, e5.node_order),
+        (false, Some(NodeOrderKind::ActiveFirst))
+    );
+    let ap = &by("E2-ACTIVE-PASSIVE").shape;
+    assert_eq!(
+        (ap.cluster_mode, ap.node_order),
+        (
+            Some(ClusterMode::ActivePassive),
+            Some(NodeOrderKind::ActiveLast)
+        )
+    );
+    assert_eq!(
+        by("E3-CLUSTER").invariants[&Invariant::VirtualServerUpgrade],
+        "E3-CLUSTER.11"
+    );
 }
 
 #[test]

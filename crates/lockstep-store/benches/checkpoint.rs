@@ -4,15 +4,17 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lockstep_core::{
-    Action, FailureBudget, Gate, Name, Plan, PlanHash, PlannedStage, PlannedStep, Procedure, Role,
-    RunMeta, StateStore, StepRecord, StepState, Version,
+    Action, FailureBudget, Gate, Name, Plan, PlanHash, PlannedStage, PlannedStep, Role, RunMeta,
+    StateStore, StepRecord, StepState, Version,
 };
 use lockstep_store::{Durability, SqliteStore};
 
 fn plan(steps: usize) -> Plan {
     Plan {
         playbook: Name::ident("e3-cluster").unwrap(),
-        procedure: Procedure::E3Cluster,
+        procedure: "E3-CLUSTER".into(),
+        shape: Default::default(),
+        invariants: Default::default(),
         target: Version::new(6, 5, 7638, 2),
         stages: vec![PlannedStage {
             name: "all".to_owned(),

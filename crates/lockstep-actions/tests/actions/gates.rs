@@ -39,7 +39,7 @@ async fn assert_version_mismatch_names_host_found_and_expected() {
     assert_eq!(e.class, HaltClass::VersionMismatch);
     assert_eq!(
         e.message,
-        "host `PRG-N1` runs Version 6.5 (Build 7226.6: Service Pack 1), expected Version 6.5 (Build 7638.2: Service Pack 2) (E3-CLUSTER.18)"
+        "host `PRG-N1` runs Version 6.5 (Build 7226.6: Service Pack 1), expected Version 6.5 (Build 7638.2: Service Pack 2)"
     );
     assert_eq!(probe(&ctx(&t, &f, &s)).await.unwrap(), Probe::NotDone);
 }

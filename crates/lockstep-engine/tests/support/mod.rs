@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lockstep_core::{
     Action, Auth, Connection, Edition, Event, EventSink, Exchange, Fact, FailureBudget, Gate,
-    HaltClass, Host, Name, PackageKind, Plan, PlanHash, PlannedStage, PlannedStep, Procedure,
-    Product, RebootPolicy, Role, RunId, RunLock, RunMeta, RunRecord, RunStatus, RunSummary, Scheme,
+    HaltClass, Host, Name, PackageKind, Plan, PlanHash, PlannedStage, PlannedStep, Product,
+    RebootPolicy, Role, RunId, RunLock, RunMeta, RunRecord, RunStatus, RunSummary, Scheme,
     SecretSource, StateStore, StepRecord, StepState, StoreError, Version, WindowsRelease,
 };
 use lockstep_engine::{FactOut, Outcome, Probe, StageHalt, StepError, StepRunner};
@@ -620,7 +620,9 @@ impl PlanBuilder {
         PlanBuilder {
             plan: Plan {
                 playbook: Name::ident("test").unwrap(),
-                procedure: Procedure::E3Standalone,
+                procedure: "E3-NC".into(),
+                shape: Default::default(),
+                invariants: Default::default(),
                 target: TARGET,
                 stages: vec![],
                 steps: vec![],

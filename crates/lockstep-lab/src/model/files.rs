@@ -3,8 +3,23 @@
 //! Files: what a controller stages onto a node (`stage`) lives in the node's state with its
 //! bytes, so a copy killed halfway is found again by the next controller. The cmd.exe subset
 //! that writes and reads them: `>>"FILE" echo TEXT` (and `>`), `for %F in ("FILE") do @echo
-//! %~zF` (the length), `mkdir`/`md`, `certutil -hashfile FILE SHA256`, `certutil [-f] -decode IN
-//! OUT`, `move [/y]`, `del [/f] [/q]`, `copy [/y]`.
+//! %~zF` (the length), `mkdir`/`md`, `type FILE`, `certutil -hashfile FILE [ALGORITHM]`,
+//! `certutil [-f] -decode IN OUT`, `cscript //nologo //B SCRIPT ARGS` (Lockstep's staging
+//! script only), `move [/y]`, `del [/f] [/q]`, `copy [/y]`.
+//!
+//! Per Windows release, as `stage` meets them: Server 2008 R2 and later hash with the algorithm
+//! given (`SHA256`; SHA-1 without one); Server 2003 (R2) and 2008 take `-hashfile InFile` only
+//! and hash SHA-1 (the algorithm argument came with Windows 7 / Server 2008 R2: Microsoft's
+//! certutil reference of those releases; ReactOS's certutil, written to match the older one,
+//! takes exactly one file, reactos/reactos PR 2879; an XP-era CryptoAPI has no SHA-256 without
+//! the AES provider, NTE_BAD_ALGID, charonn0/VT-Hash issue 9), and print the bytes separated by
+//! spaces (certutil before Windows 10, sagishahar-zz/lpeworkshop issue 5); an algorithm argument
+//! is a usage error there (exit 0x800700a0 ERROR_BAD_ARGUMENTS: the lab's rendering of it; only
+//! its non-zero exit is relied on). Windows 2000 and NT 4.0 have no certutil: cmd's "is not
+//! recognized" on stderr, exit 9009. cscript runs one script: the exact text of
+//! `lockstep_actions::stage::STAGE_SCRIPT` (written to the node with `echo`), whose effect the
+//! lab performs on its files: each `TAG INDEX BASE64` line decoded in order into `OUT`, with the
+//! script's exit codes; any other script is refused (the lab does not interpret VBScript).
 //!
 //! The double hop: a process started in a WinRM session without delegable credentials (Basic,
 //! NTLM, Negotiate-NTLM, Kerberos without delegation) cannot open a UNC path: cmd answers
@@ -13,6 +28,8 @@
 //! console process (the model's own tests) has its credentials.
 
 use super::cmdline::{switch, CmdLine};
+use lockstep_core::WindowsRelease;
+
 use super::config::{sha256_hex, DoubleHop};
 use super::state::{Out, State};
 use super::world::Action;
@@ -25,6 +42,15 @@ pub(crate) const E_FILE_NOT_FOUND: i32 = 0x8007_0002_u32 as i32;
 const E_FILE_EXISTS: i32 = 0x8007_0050_u32 as i32;
 /// `NTE_BAD_ALGID`.
 const NTE_BAD_ALGID: i32 = 0x8009_0008_u32 as i32;
+/// `HRESULT_FROM_WIN32(ERROR_BAD_ARGUMENTS)`.
+const E_BAD_ARGUMENTS: i32 = 0x8007_00a0_u32 as i32;
+/// cmd.exe's exit code for a program it cannot find.
+const NOT_FOUND_9009: i32 = 9009;
+
+/// Whether certutil of `r` takes a hash algorithm after `-hashfile FILE` (see the module doc).
+fn certutil_takes_algorithm(r: WindowsRelease) -> bool {
+    r >= WindowsRelease::Windows2008R2
+}
 
 /// Whether `path` names a share (`\\server\share\...`).
 pub(crate) fn is_unc(path: &str) -> bool {
@@ -183,8 +209,17 @@ impl State {
         Out::ok("")
     }
 
-    /// `certutil -hashfile FILE SHA256` and `certutil [-f] -decode IN OUT`.
+    /// `certutil -hashfile FILE [ALGORITHM]` and `certutil [-f] -decode IN OUT`, per release
+    /// (see the module doc).
     pub(crate) fn cmd_certutil(&mut self, h: usize, args: &[String]) -> Out {
+        let release = self.hosts[h].windows;
+        if release < WindowsRelease::Windows2003 {
+            // Windows 2000 and NT 4.0 ship no certutil.exe.
+            return Out {
+                code: NOT_FOUND_9009,
+                ..self.not_recognized(h, "certutil")
+            };
+        }
         let force = args.iter().any(|a| switch(a, "f").is_some());
         let rest: Vec<&String> = args.iter().filter(|a| switch(a, "f").is_none()).collect();
         let failed = |verb: &str, code: i32, what: &str| {
@@ -208,10 +243,24 @@ impl State {
                     return Out::err(1, "CertUtil: -hashfile expects a file name.\n");
                 };
                 let alg = rest.get(2).map(|a| a.to_ascii_uppercase());
-                if alg.as_deref() != Some("SHA256") {
-                    // The lab hashes with SHA-256 only (certutil's default is SHA1).
-                    return failed("hashfile", NTE_BAD_ALGID, "-2146893816 NTE_BAD_ALGID");
+                let takes = certutil_takes_algorithm(release);
+                if !takes && (alg.is_some() || rest.len() > 3) {
+                    return Out::err(
+                        E_BAD_ARGUMENTS,
+                        format!(
+                            "CertUtil: Expected no more than 1 args, received {}\nCertUtil: -hashfile command FAILED: 0x800700a0 (WIN32: 160 ERROR_BAD_ARGUMENTS)\nCertUtil: One or more arguments are not correct.\n",
+                            rest.len() - 1
+                        ),
+                    );
                 }
+                let sha256 = match alg.as_deref() {
+                    None | Some("SHA1") => false,
+                    Some("SHA256") => true,
+                    // The lab models SHA-1 and SHA-256 (certutil knows MD2...SHA512).
+                    Some(_) => {
+                        return failed("hashfile", NTE_BAD_ALGID, "-2146893816 NTE_BAD_ALGID")
+                    }
+                };
                 if self.unc_refused(path) {
                     return failed("hashfile", E_ACCESS_DENIED, "WIN32: 5 ERROR_ACCESS_DENIED");
                 }
@@ -222,9 +271,21 @@ impl State {
                         "WIN32: 2 ERROR_FILE_NOT_FOUND",
                     );
                 };
+                if sha256 {
+                    return Out::ok(format!(
+                        "SHA256 hash of {path}:\n{}\nCertUtil: -hashfile command completed successfully.\n",
+                        sha256_hex(&bytes)
+                    ));
+                }
+                use sha1::Digest as _;
+                let spaced: Vec<String> = sha1::Sha1::digest(&bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let label = if takes { "SHA1 hash of" } else { "SHA-1 hash of file" };
                 Out::ok(format!(
-                    "SHA256 hash of {path}:\n{}\nCertUtil: -hashfile command completed successfully.\n",
-                    sha256_hex(&bytes)
+                    "{label} {path}:\n{}\nCertUtil: -hashfile command completed successfully.\n",
+                    spaced.join(" ")
                 ))
             }
             Some("-decode") => {
@@ -268,9 +329,97 @@ impl State {
             }
             _ => Out::err(
                 1,
-                "CertUtil: the lab models -hashfile FILE SHA256 and [-f] -decode IN OUT only.\n",
+                "CertUtil: the lab models -hashfile FILE [ALGORITHM] and [-f] -decode IN OUT only.\n",
             ),
         }
+    }
+
+    /// `type FILE`: the file's text.
+    pub(crate) fn cmd_type(&self, h: usize, args: &[String]) -> Out {
+        let Some(path) = args.first() else {
+            return Out::err(1, "The syntax of the command is incorrect.\n");
+        };
+        if self.unc_refused(path) {
+            return access_denied();
+        }
+        match self.read_any(h, path) {
+            Some(b) => Out::ok(String::from_utf8_lossy(&b).replace("\r\n", "\n")),
+            None => Out::err(1, "The system cannot find the file specified.\n"),
+        }
+    }
+
+    /// `cscript [//nologo] [//B] SCRIPT ARGS...`: runs Lockstep's staging script (see the
+    /// module doc) and nothing else.
+    pub(crate) fn cmd_cscript(&mut self, h: usize, args: &[String]) -> Out {
+        let mut words = args.iter().filter(|a| !a.starts_with("//"));
+        let Some(script) = words.next() else {
+            return Out::err(
+                1,
+                "Usage: CScript scriptname.extension [option...] [arguments...]\n",
+            );
+        };
+        let Some(text) = self.file(h, script) else {
+            return Out::err(
+                1,
+                format!("Input Error: Can not find script file \"{script}\".\n"),
+            );
+        };
+        let text = String::from_utf8_lossy(text).into_owned();
+        if !text
+            .lines()
+            .eq(lockstep_actions::stage::STAGE_SCRIPT.lines())
+        {
+            return Out::err(
+                1,
+                "The lab runs one script: Lockstep's staging script (lockstep_actions::stage::STAGE_SCRIPT), byte for byte.\n",
+            );
+        }
+        let a: Vec<&String> = words.collect();
+        self.stage_script(h, &a)
+    }
+
+    /// What `STAGE_SCRIPT` does with `IN OUT TAG LINES BYTES`, with its exit codes (the
+    /// script's doc): every line `TAG INDEX BASE64`, this TAG, INDEX 0, 1, 2...; MSXML's
+    /// `bin.base64` ignores white space and fails on other characters.
+    fn stage_script(&mut self, h: usize, a: &[&String]) -> Out {
+        let quit = |code: i32| Out {
+            code,
+            ..Out::default()
+        };
+        if a.len() != 5 {
+            return quit(2);
+        }
+        let Some(input) = self.file(h, a[0]).map(<[u8]>::to_vec) else {
+            return quit(3);
+        };
+        let text = String::from_utf8_lossy(&input);
+        let mut bytes = Vec::new();
+        let mut n = 0u64;
+        for line in text.lines() {
+            let t: Vec<&str> = line.split(' ').collect();
+            if t.len() != 3 || t[0] != a[2].as_str() || t[1] != n.to_string() {
+                return quit(5);
+            }
+            let clean: Vec<u8> = t[2].bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+            use base64::Engine as _;
+            match base64::engine::general_purpose::STANDARD.decode(&clean) {
+                Ok(b) => bytes.extend(b),
+                Err(_) => return quit(6),
+            }
+            n += 1;
+        }
+        if n.to_string() != *a[3] {
+            return quit(5);
+        }
+        if bytes.len().to_string() != *a[4] {
+            return quit(7);
+        }
+        if is_unc(a[1]) || !self.parent_exists(h, a[1]) {
+            return quit(8);
+        }
+        let len = bytes.len();
+        self.write_file(h, a[1], bytes);
+        Out::ok(format!("{len}\n"))
     }
 
     /// A file's bytes: the node's own, or (where the session may) a package on a share.

@@ -413,6 +413,8 @@ impl State {
             "for" => self.cmd_for(h, &cl),
             "mkdir" | "md" => self.cmd_mkdir(h, args),
             "certutil" => self.cmd_certutil(h, args),
+            "cscript" => self.cmd_cscript(h, args),
+            "type" => self.cmd_type(h, args),
             "move" => self.cmd_move_file(h, args),
             "del" | "erase" => self.cmd_del(h, args),
             "copy" => self.cmd_copy(h, args),

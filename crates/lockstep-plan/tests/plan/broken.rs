@@ -6,8 +6,8 @@ use lockstep_plan::{check_rules, plan, PlanOptions};
 use crate::fixtures::*;
 use crate::procedures::{four_node_e3, front_back_fleet};
 
-fn rules(p: &Plan, f: &Fleet) -> Vec<&'static str> {
-    let mut r: Vec<&'static str> = check_rules(p, f).into_iter().map(|v| v.rule).collect();
+fn rules(p: &Plan, f: &Fleet) -> Vec<String> {
+    let mut r: Vec<String> = check_rules(p, f).into_iter().map(|v| v.rule).collect();
     r.sort();
     r.dedup();
     r
@@ -22,8 +22,8 @@ fn overlapping_windows_are_caught() {
     let (i, _) = p.step("PRG-N4/evacuate").unwrap();
     p.steps[i].after.clear();
     let r = rules(&p, &fleet);
-    assert!(r.contains(&"E3-C1"), "{r:?}");
-    assert!(r.contains(&"E3-CLUSTER.11"), "{r:?}");
+    assert!(r.iter().any(|x| x == "E3-C1"), "{r:?}");
+    assert!(r.iter().any(|x| x == "E3-CLUSTER.11"), "{r:?}");
 }
 
 #[test]
@@ -32,7 +32,7 @@ fn unflagged_install_is_caught() {
     let mut p = plan(&fleet, &e3_cluster(&fleet), &PlanOptions::default()).unwrap();
     let (i, _) = p.step("PRG-N2/install-sp").unwrap();
     p.steps[i].out_of_service = false;
-    assert!(rules(&p, &fleet).contains(&"E3-C1"));
+    assert!(rules(&p, &fleet).iter().any(|x| x == "E3-C1"));
 }
 
 #[test]
@@ -52,7 +52,7 @@ fn swapped_steps_are_caught() {
         ..sa
     };
     let r = rules(&p, &fleet);
-    assert!(r.contains(&"E3-CLUSTER.11"), "{r:?}");
+    assert!(r.iter().any(|x| x == "E3-CLUSTER.11"), "{r:?}");
 }
 
 #[test]
@@ -65,8 +65,8 @@ fn forward_edge_and_cross_stage_edge_are_caught() {
     let (be, _) = p.step("PRG-EXC01/preflight").unwrap();
     p.steps[be].after.push(0);
     let r = rules(&p, &fleet);
-    assert!(r.contains(&"PLAN-DAG"), "{r:?}");
-    assert!(r.contains(&"PLAN-STAGE"), "{r:?}");
+    assert!(r.iter().any(|x| x == "PLAN-DAG"), "{r:?}");
+    assert!(r.iter().any(|x| x == "PLAN-STAGE"), "{r:?}");
 }
 
 #[test]
@@ -78,7 +78,7 @@ fn back_end_in_front_end_stage_is_caught() {
         s.stage = 0;
     }
     let r = rules(&p, &fleet);
-    assert!(r.contains(&"E3-FB"), "{r:?}");
+    assert!(r.iter().any(|x| x == "E3-FB"), "{r:?}");
 }
 
 #[test]

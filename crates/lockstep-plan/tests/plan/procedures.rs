@@ -632,17 +632,17 @@ fn standalone_procedures_take_their_hosts() {
             WindowsRelease::Windows2000,
         )
         .build();
-    let p = plan_ok(&fleet, &standalone(Procedure::E3Standalone));
+    let p = plan_ok(&fleet, &standalone(Kb::E3Standalone));
     let mut want = host_chain_nc("BRN-SBS01");
     want.extend(host_chain_nc("PRG-SA01"));
     assert_eq!(ids(&p), want);
     // E5-NC takes 5.5 servers of any role.
-    let p = plan_ok(&fleet, &standalone(Procedure::E5Standalone));
+    let p = plan_ok(&fleet, &standalone(Kb::E5Standalone));
     assert_eq!(ids(&p), host_chain_nc("PRG-X55"));
-    let p = plan_ok(&fleet, &standalone(Procedure::E2Standalone));
+    let p = plan_ok(&fleet, &standalone(Kb::E2Standalone));
     assert_eq!(ids(&p), host_chain_nc("PRG-X2K"));
     // Independent chains: the second host's first step waits for nothing.
-    let p = plan_ok(&fleet, &standalone(Procedure::E3Standalone));
+    let p = plan_ok(&fleet, &standalone(Kb::E3Standalone));
     assert!(step(&p, "PRG-SA01/preflight").after.is_empty());
 }
 
@@ -680,7 +680,7 @@ fn limit_and_patterns_select() {
             WindowsRelease::Windows2003,
         )
         .build();
-    let pb = standalone(Procedure::E3Standalone);
+    let pb = standalone(Kb::E3Standalone);
     let hosts = |limit: &[&str]| {
         let opts = PlanOptions {
             limit: limit.iter().map(|s| s.to_string()).collect(),
@@ -789,7 +789,7 @@ fn repeated_spec_ids_get_a_suffix() {
             WindowsRelease::Windows2003,
         )
         .build();
-    let mut pb = standalone(Procedure::E3Standalone);
+    let mut pb = standalone(Kb::E3Standalone);
     let again = pb.phases[0].clone();
     pb.phases.push(again.clone());
     pb.phases.push(again);

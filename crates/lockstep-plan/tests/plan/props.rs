@@ -153,9 +153,9 @@ fn playbooks(fleet: &Fleet) -> Vec<Playbook> {
         e5_cluster(),
         e3_front_back(),
         e2_front_back(),
-        standalone(Procedure::E3Standalone),
-        standalone(Procedure::E2Standalone),
-        standalone(Procedure::E5Standalone),
+        standalone(Kb::E3Standalone),
+        standalone(Kb::E2Standalone),
+        standalone(Kb::E5Standalone),
     ];
     for pb in v.iter_mut().skip(1) {
         pb.rollout.stages = expand_star(
@@ -172,7 +172,7 @@ fn playbooks(fleet: &Fleet) -> Vec<Playbook> {
 
 /// Whether the fleet holds something `procedure` must take (an independent statement of the
 /// selection rules): then planning must succeed.
-fn has_work(fleet: &Fleet, procedure: Procedure) -> bool {
+fn has_work(fleet: &Fleet, procedure: Kb) -> bool {
     let product = procedure.product();
     let cluster = |mode: Option<ClusterMode>| {
         fleet.clusters.iter().any(|c| {
@@ -187,14 +187,14 @@ fn has_work(fleet: &Fleet, procedure: Procedure) -> bool {
             .any(|h| h.cluster.is_none() && h.runs(product) && ok(h))
     };
     match procedure {
-        Procedure::E3Cluster | Procedure::E5Cluster => cluster(None),
-        Procedure::E2ActivePassive => cluster(Some(ClusterMode::ActivePassive)),
-        Procedure::E2ActiveActive => cluster(Some(ClusterMode::ActiveActive)),
-        Procedure::E3FrontBack | Procedure::E2FrontBack => {
+        Kb::E3Cluster | Kb::E5Cluster => cluster(None),
+        Kb::E2ActivePassive => cluster(Some(ClusterMode::ActivePassive)),
+        Kb::E2ActiveActive => cluster(Some(ClusterMode::ActiveActive)),
+        Kb::E3FrontBack | Kb::E2FrontBack => {
             host(&|h| matches!(h.role(), Some(Role::FrontEnd | Role::BackEnd)))
         }
-        Procedure::E5Standalone => host(&|_| true),
-        Procedure::E3Standalone | Procedure::E2Standalone => {
+        Kb::E5Standalone => host(&|_| true),
+        Kb::E3Standalone | Kb::E2Standalone => {
             host(&|h| matches!(h.role(), Some(Role::Standalone | Role::Sbs)))
         }
     }
@@ -245,7 +245,7 @@ proptest! {
                     }
                 }
                 Err(e) => {
-                    prop_assert!(!has_work(&fleet, pb.procedure), "{}: {}", pb.procedure, e);
+                    prop_assert!(!has_work(&fleet, Kb::of(&pb)), "{}: {}", pb.procedure, e);
                     // The only acceptable refusal: nothing of this shape in the fleet (or not
                     // even a host of the product, so its group does not exist).
                     prop_assert!(
@@ -397,16 +397,16 @@ fn menu() -> Vec<Phase> {
     ]
 }
 
-const PROCEDURES: [Procedure; 9] = [
-    Procedure::E3Cluster,
-    Procedure::E3FrontBack,
-    Procedure::E3Standalone,
-    Procedure::E2ActivePassive,
-    Procedure::E2ActiveActive,
-    Procedure::E2FrontBack,
-    Procedure::E2Standalone,
-    Procedure::E5Cluster,
-    Procedure::E5Standalone,
+const PROCEDURES: [Kb; 9] = [
+    Kb::E3Cluster,
+    Kb::E3FrontBack,
+    Kb::E3Standalone,
+    Kb::E2ActivePassive,
+    Kb::E2ActiveActive,
+    Kb::E2FrontBack,
+    Kb::E2Standalone,
+    Kb::E5Cluster,
+    Kb::E5Standalone,
 ];
 
 proptest! {
@@ -426,7 +426,7 @@ proptest! {
     ) {
         let procedure = PROCEDURES[proc_ix];
         let mut pb = standalone(procedure);
-        pb.procedure = procedure;
+        procedure.apply(&mut pb);
         pb.target.product = procedure.product();
         if hotfix {
             pb.target.kind = PackageKind::Hotfix;

@@ -72,7 +72,7 @@ fn fleet() -> Fleet {
 }
 
 fn with_stages(stages: Vec<Stage>) -> Playbook {
-    let mut pb = standalone(Procedure::E3Standalone);
+    let mut pb = standalone(Kb::E3Standalone);
     pb.rollout.stages = stages;
     pb.rollout.max_parallel_sites = 2;
     pb
@@ -280,7 +280,7 @@ mod node_order {
         let fleet = fleet();
         let mut pb = e3_cluster(&fleet);
         pb.rollout.stages = Vec::new();
-        pb.node_order = order;
+        pb.shape.node_order = order;
         let p = plan(&fleet, &pb, &PlanOptions::default()).unwrap_or_else(|e| panic!("{e}"));
         p.steps
             .iter()

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use lockstep_core::{
     Action, Fact, FailureBudget, Gate, HaltClass, Name, PackageKind, Plan, PlanHash, PlannedStage,
-    PlannedStep, Procedure, Product, RebootPolicy, Role, RunId, RunMeta, RunRecord, RunStatus,
-    StepRecord, StepState, Version,
+    PlannedStep, Product, RebootPolicy, Role, RunId, RunMeta, RunRecord, RunStatus, StepRecord,
+    StepState, Version,
 };
 
 /// 2026-11-21 08:00:00 UTC.
@@ -302,7 +302,9 @@ pub fn plan(clusters: &[ClusterSpec], stages: &[&str]) -> Plan {
         .collect();
     Plan {
         playbook: Name::ident("e3-cluster").unwrap(),
-        procedure: Procedure::E3Cluster,
+        procedure: "E3-CLUSTER".into(),
+        shape: Default::default(),
+        invariants: Default::default(),
         target: SP2,
         stages,
         steps,

@@ -2,8 +2,7 @@
 #![allow(dead_code)]
 
 use lockstep_core::{
-    Action, FailureBudget, Gate, Name, Plan, PlanHash, PlannedStage, PlannedStep, Procedure, Role,
-    Version,
+    Action, FailureBudget, Gate, Name, Plan, PlanHash, PlannedStage, PlannedStep, Role, Version,
 };
 
 /// A plan whose steps have the given ids (each a reboot of host `PRG-N1`).
@@ -31,7 +30,9 @@ pub fn plan(hash: &str, ids: &[&str]) -> Plan {
         .collect();
     Plan {
         playbook: Name::ident("e3-cluster").unwrap(),
-        procedure: Procedure::E3Cluster,
+        procedure: "E3-CLUSTER".into(),
+        shape: Default::default(),
+        invariants: Default::default(),
         target: Version::new(6, 5, 7638, 2),
         stages: vec![PlannedStage {
             name: "all".to_owned(),
