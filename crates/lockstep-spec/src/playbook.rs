@@ -258,31 +258,9 @@ pub(crate) fn parse_duration(s: &str) -> Option<u64> {
     lockstep_core::playbook::parse_duration(s)
 }
 
-/// Glob match with `*` and `?`, case-insensitive.
+/// Glob match with `*` and `?`, case-insensitive: the planner's host patterns.
 fn glob(pattern: &str, s: &str) -> bool {
-    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
-    let t: Vec<char> = s.to_ascii_lowercase().chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(sp) = star {
-            pi = sp + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
+    lockstep_plan::pattern_matches(pattern, s)
 }
 
 impl PlaybookLoader<'_> {
