@@ -470,37 +470,19 @@ impl PlaybookLoader<'_> {
     fn invariants(&mut self, node: &Node) -> Option<Invariants> {
         let mut out = Invariants::new();
         let mut ok = true;
-        let names: Vec<&str> = Invariant::ALL.iter().map(|i| i.name()).collect();
-        let mut add = |key: &Node, rule: String, sink: &mut Sink| {
-            let Some(k) = key.as_str() else {
-                sink.error(
-                    &key.pos,
-                    format!("an invariant name, found {}", key.describe()),
-                );
-                return false;
-            };
-            match Invariant::from_name(k) {
-                Some(i) => {
-                    out.insert(i, rule);
-                    true
-                }
-                None => {
-                    sink.error(
-                        &key.pos,
-                        format!(
-                            "{} is not an invariant (expected one of {}){}",
-                            q(k),
-                            names
-                                .iter()
-                                .map(|n| format!("`{n}`"))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            hint(k, &names)
-                        ),
-                    );
-                    false
-                }
+        let choices: Vec<(&str, Invariant)> =
+            Invariant::ALL.iter().map(|i| (i.name(), *i)).collect();
+        let mut add = |key: &Node, rule: String, sink: &mut Sink| match enum_value(
+            key,
+            "invariant",
+            &choices,
+            sink,
+        ) {
+            Some(i) => {
+                out.insert(i, rule);
+                true
             }
+            None => false,
         };
         if let Some(items) = node.as_seq() {
             for item in items {
