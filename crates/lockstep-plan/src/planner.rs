@@ -747,6 +747,89 @@ impl<'a> Planner<'a> {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The stage naming each site (`sites: [a, b]`), each site named once, and the stage that
+    /// takes what no other does (`sites: rest` or `"*"`).
+    fn named_sites(&mut self) -> (Vec<Option<usize>>, Option<usize>) {
+        let fleet = self.fleet;
+        let rollout = &self.pb.rollout;
+        let mut named: Vec<Option<usize>> = vec![None; fleet.sites.len()];
+        let mut rest_stage: Option<usize> = None;
+        for (si, st) in rollout.stages.iter().enumerate() {
+            if st.rest || st.sites.iter().any(|s| s.as_str() == "*") {
+                rest_stage.get_or_insert(si);
+            }
+            for s in st.sites.iter().filter(|s| s.as_str() != "*") {
+                let Some(i) = fleet
+                    .sites
+                    .iter()
+                    .position(|x| x.name.eq_ignore_case(s.as_str()))
+                else {
+                    self.errors.push(PlanError::UnknownStageSite {
+                        stage: st.name.to_string(),
+                        site: s.to_string(),
+                    });
+                    continue;
+                };
+                if let Some(prev) = named[i] {
+                    self.errors.push(PlanError::SiteInTwoStages {
+                        site: fleet.sites[i].name.to_string(),
+                        first: rollout.stages[prev].name.to_string(),
+                        second: st.name.to_string(),
+                    });
+                    continue;
+                }
+                named[i] = Some(si);
+            }
+        }
+        (named, rest_stage)
+    }
+
+    /// The hosts each stage takes by `groups:` and `hosts:` (`None`: the stage takes by site).
+    fn stage_members(&mut self) -> Vec<Option<Vec<bool>>> {
+        let fleet = self.fleet;
+        let rollout = &self.pb.rollout;
+        let mut takes: Vec<Option<Vec<bool>>> = Vec::new();
+        for st in &rollout.stages {
+            if st.groups.is_empty() && st.hosts.is_empty() {
+                takes.push(None);
+                continue;
+            }
+            let mut set = vec![false; fleet.hosts.len()];
+            for g in &st.groups {
+                match fleet
+                    .groups
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_case(g.as_str()))
+                {
+                    Some((_, members)) => {
+                        for m in members {
+                            if let Some(i) = self.selector.host_index(m.as_str()) {
+                                set[i] = true;
+                            }
+                        }
+                    }
+                    None => self.errors.push(PlanError::UnknownStageMember {
+                        stage: st.name.to_string(),
+                        what: "group",
+                        name: g.to_string(),
+                    }),
+                }
+            }
+            for h in &st.hosts {
+                match self.selector.host_index(h.as_str()) {
+                    Some(i) => set[i] = true,
+                    None => self.errors.push(PlanError::UnknownStageMember {
+                        stage: st.name.to_string(),
+                        what: "host",
+                        name: h.to_string(),
+                    }),
+                }
+            }
+            takes.push(Some(set));
+        }
+        takes
+    }
+
     /// The stages, in order (front-end/back-end passes split), and the stage (index in
     /// `rollout.stages`, or 0 for the implicit stage) each unit goes to. A unit goes to the first
     /// stage that takes it: by its site (named, or counted in rollout order), by a group or host
@@ -769,36 +852,8 @@ impl<'a> Planner<'a> {
             unit_stage.iter_mut().for_each(|s| *s = Some(0));
         } else {
             let n_sites = fleet.sites.len();
-            // Sites named by a stage.
-            let mut named: Vec<Option<usize>> = vec![None; n_sites];
-            let mut rest_stage: Option<usize> = None;
-            for (si, st) in rollout.stages.iter().enumerate() {
-                if st.rest || st.sites.iter().any(|s| s.as_str() == "*") {
-                    rest_stage.get_or_insert(si);
-                }
-                for s in st.sites.iter().filter(|s| s.as_str() != "*") {
-                    let Some(i) = fleet
-                        .sites
-                        .iter()
-                        .position(|x| x.name.eq_ignore_case(s.as_str()))
-                    else {
-                        self.errors.push(PlanError::UnknownStageSite {
-                            stage: st.name.to_string(),
-                            site: s.to_string(),
-                        });
-                        continue;
-                    };
-                    if let Some(prev) = named[i] {
-                        self.errors.push(PlanError::SiteInTwoStages {
-                            site: fleet.sites[i].name.to_string(),
-                            first: rollout.stages[prev].name.to_string(),
-                            second: st.name.to_string(),
-                        });
-                        continue;
-                    }
-                    named[i] = Some(si);
-                }
-            }
+            // Sites named by a stage, and the stage taking the rest.
+            let (named, rest_stage) = self.named_sites();
             // `sites: N`: the next N sites in rollout order that no stage names.
             let mut site_stage = named.clone();
             let order = fleet.sites_in_rollout_order();
@@ -811,45 +866,7 @@ impl<'a> Planner<'a> {
                 }
             }
             // `groups:` / `hosts:`: the hosts each stage takes.
-            let mut takes: Vec<Option<Vec<bool>>> = Vec::new();
-            for st in &rollout.stages {
-                if st.groups.is_empty() && st.hosts.is_empty() {
-                    takes.push(None);
-                    continue;
-                }
-                let mut set = vec![false; fleet.hosts.len()];
-                for g in &st.groups {
-                    match fleet
-                        .groups
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_case(g.as_str()))
-                    {
-                        Some((_, members)) => {
-                            for m in members {
-                                if let Some(i) = self.selector.host_index(m.as_str()) {
-                                    set[i] = true;
-                                }
-                            }
-                        }
-                        None => self.errors.push(PlanError::UnknownStageMember {
-                            stage: st.name.to_string(),
-                            what: "group",
-                            name: g.to_string(),
-                        }),
-                    }
-                }
-                for h in &st.hosts {
-                    match self.selector.host_index(h.as_str()) {
-                        Some(i) => set[i] = true,
-                        None => self.errors.push(PlanError::UnknownStageMember {
-                            stage: st.name.to_string(),
-                            what: "host",
-                            name: h.to_string(),
-                        }),
-                    }
-                }
-                takes.push(Some(set));
-            }
+            let takes = self.stage_members();
             let by_members = takes.iter().any(Option::is_some);
             let mut unstaged_sites: Vec<usize> = Vec::new();
             for (ui, u) in units.iter().enumerate() {
@@ -1668,7 +1685,9 @@ impl<'a> Planner<'a> {
         cs.order.order.iter().copied().find(|&p| cs.up[p])
     }
 
-    fn expand_cluster(&mut self, stage: usize, site: usize, ci: usize) -> Vec<StepIndex> {
+    /// A cluster's state before its first step: its nodes, each group's owner (live
+    /// `--owner` overrides first, else the inventory's), the node order the shape declares.
+    fn cluster_state(&mut self, ci: usize) -> ClusterState<'a> {
         let fleet = self.fleet;
         let c = &fleet.clusters[ci];
         let nodes: Vec<usize> = c
@@ -1717,7 +1736,7 @@ impl<'a> Planner<'a> {
         });
         let n = c.nodes.len();
         let layers = ClusterLayers::new(c, &order);
-        let mut cs = ClusterState {
+        ClusterState {
             layers,
             cluster: c,
             nodes,
@@ -1728,7 +1747,13 @@ impl<'a> Planner<'a> {
             up: vec![true; n],
             upgraded: vec![false; n],
             stopped_by: vec![None; n],
-        };
+        }
+    }
+
+    fn expand_cluster(&mut self, stage: usize, site: usize, ci: usize) -> Vec<StepIndex> {
+        let fleet = self.fleet;
+        let c = &fleet.clusters[ci];
+        let mut cs = self.cluster_state(ci);
         let mut frontier: Vec<StepIndex> = Vec::new();
         let mut block = 0u32;
         let phases: &'a [Phase] = &self.pb.phases;

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use lockstep_core::{
-    invariant::cited, Action, Fleet, FrontEndScope, Invariant, NodeOrderKind, PackageKind, Plan,
-    PlannedStep, StepIndex,
+    invariant::cited, Action, Availability, Fleet, FrontEndScope, Invariant, NodeOrderKind,
+    PackageKind, Plan, PlannedStep, StepIndex,
 };
 
 /// A rule the plan breaks.
@@ -386,8 +386,8 @@ fn check_clusters(
                     None => windows.push((s.host.as_str(), i, i)),
                 }
             } else if matches!(
-                s.action,
-                Action::Install { .. } | Action::Reboot | Action::StopClusterService
+                s.action.availability(),
+                Availability::TakesOut | Availability::WhileRunning
             ) {
                 out.push(v(
                     "E3-C1",
@@ -522,10 +522,7 @@ fn check_no_failover(plan: &Plan, name: &str, idx: &[usize], out: &mut Vec<RuleV
     let rule = cited(&plan.invariants, Invariant::NoFailover);
     for &i in idx {
         let s = &plan.steps[i];
-        if matches!(
-            s.action,
-            Action::MoveGroup { .. } | Action::EvacuateNode { .. } | Action::FailoverTest { .. }
-        ) {
+        if s.action.descriptor().moves_groups() {
             out.push(v(
                 rule,
                 &[s],

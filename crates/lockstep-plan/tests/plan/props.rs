@@ -397,18 +397,6 @@ fn menu() -> Vec<Phase> {
     ]
 }
 
-const PROCEDURES: [Kb; 9] = [
-    Kb::E3Cluster,
-    Kb::E3FrontBack,
-    Kb::E3Standalone,
-    Kb::E2ActivePassive,
-    Kb::E2ActiveActive,
-    Kb::E2FrontBack,
-    Kb::E2Standalone,
-    Kb::E5Cluster,
-    Kb::E5Standalone,
-];
-
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
@@ -427,7 +415,7 @@ proptest! {
         failover in any::<bool>(),
         declare in any::<bool>(),
     ) {
-        let procedure = PROCEDURES[proc_ix];
+        let procedure = Kb::ALL[proc_ix];
         let mut pb = standalone(procedure);
         procedure.apply(&mut pb);
         // Any declared shape of a cluster: every node order, with or without failover, and
