@@ -149,46 +149,8 @@ pub fn render(action: &Action, host: &Name) -> Vec<String> {
             group,
             evs,
             command,
-        } => {
-            let mut lines = vec![
-                format!("rem T2 preconditions of {} read live:", group.cmd_quoted()),
-                wql_line(NS_CLUSTER, WQL_OWNERS),
-                REG_EXCHANGE_SETUP.to_owned(),
-                wql_line(NS_CLUSTER, WQL_GROUP_RESOURCES),
-                wql_line(NS_CLUSTER, WQL_RESOURCES),
-            ];
-            match command {
-                Some(c) => lines.push(c.clone()),
-                None => lines.push(format!(
-                    "rem operator: on {host} open Cluster Administrator, right-click the System \
-                     Attendant resource of {}, choose Upgrade Exchange Virtual Server ({evs})",
-                    group.cmd_quoted()
-                )),
-            }
-            lines
-        }
-        Action::Stage { source, dest, .. } => {
-            let l = crate::stage::StageLines::new(dest);
-            let mut lines = vec![
-                format!("rem controller: SHA-256 of {source} must be the playbook's"),
-                l.hash(),
-            ];
-            lines.extend(l.mkdir());
-            lines.push(l.size());
-            lines.push(l.append(&format!(
-                "<base64 of the next {} bytes>",
-                crate::stage::CHUNK_BYTES
-            )));
-            lines.push(l.decode());
-            lines.push(l.hash_part());
-            lines.push(l.install());
-            lines.push(l.clean());
-            lines.push(
-                "rem Server 2003/2008: certutil -hashfile without SHA256 (SHA-1 compared); Windows 2000/NT 4.0: tagged lines decoded by cscript and a receipt (docs/commands.md)"
-                    .to_owned(),
-            );
-            lines
-        }
+        } => upgrade_virtual_server_lines(group, evs, command.as_deref(), host),
+        Action::Stage { source, dest, .. } => stage_lines(source, dest),
         Action::Install {
             package,
             args,
@@ -196,33 +158,13 @@ pub fn render(action: &Action, host: &Name) -> Vec<String> {
             target,
             reboot,
             ..
-        } => {
-            let mut lines = Vec::new();
-            if prerequisite.is_some() {
-                lines.push(wql_line(NS_CIMV2, WQL_HOTFIXES));
-            }
-            if target.is_some() {
-                lines.push(REG_EXCHANGE_SETUP.to_owned());
-            }
-            lines.push(wql_line(NS_CIMV2, WQL_PROCESSES));
-            lines.push(wql_line(NS_CIMV2, WQL_OS));
-            lines.push(installer(package, args));
-            match reboot {
-                RebootPolicy::Always => {
-                    lines.push("rem then restart (reboot: always):".to_owned());
-                    lines.push(SHUTDOWN_REBOOT.to_owned());
-                }
-                RebootPolicy::IfRequired => {
-                    lines.push("rem on exit 3010 (restart required):".to_owned());
-                    lines.push(SHUTDOWN_REBOOT.to_owned());
-                }
-                RebootPolicy::Never => {}
-            }
-            if target.is_some() {
-                lines.push(REG_EXCHANGE_SETUP.to_owned());
-            }
-            lines
-        }
+        } => install_lines(
+            package,
+            args,
+            prerequisite.is_some(),
+            target.is_some(),
+            *reboot,
+        ),
         Action::Reboot => vec![wql_line(NS_CIMV2, WQL_OS), SHUTDOWN_REBOOT.to_owned()],
         Action::StopServices { services } => services
             .iter()
@@ -233,35 +175,7 @@ pub fn render(action: &Action, host: &Name) -> Vec<String> {
             .flat_map(|s| [sc_query(s), net_start(s)])
             .collect(),
         Action::AssertVersion { .. } => vec![REG_EXCHANGE_SETUP.to_owned()],
-        Action::Preflight { checks, .. } => {
-            let mut lines = Vec::new();
-            for check in checks {
-                match check {
-                    PreflightCheck::ServicesStopped { services } => {
-                        for s in services {
-                            match Name::object(s) {
-                                Ok(n) => lines.push(sc_query(&n)),
-                                Err(e) => lines.push(format!("rem refused: {e}")),
-                            }
-                        }
-                    }
-                    PreflightCheck::NoProcesses { .. } => {
-                        lines.push(wql_line(NS_CIMV2, WQL_PROCESSES))
-                    }
-                    PreflightCheck::EditionMatches | PreflightCheck::ProductMatches => {
-                        let l = REG_EXCHANGE_SETUP.to_owned();
-                        if !lines.contains(&l) {
-                            lines.push(l);
-                        }
-                    }
-                    PreflightCheck::NoPendingReboot => lines.push(REG_PENDING_REBOOT.to_owned()),
-                    PreflightCheck::ClusterServiceRunning => {
-                        lines.push(SC_QUERY_CLUSSVC.to_owned())
-                    }
-                }
-            }
-            lines
-        }
+        Action::Preflight { checks, .. } => preflight_lines(checks),
         Action::FailoverTest { group, nodes } => nodes
             .iter()
             .flat_map(|n| [move_group(group, n), wql_line(NS_CLUSTER, WQL_GROUPS)])
@@ -292,6 +206,117 @@ pub fn render(action: &Action, host: &Name) -> Vec<String> {
             lines
         }
     }
+}
+
+/// The T2 preconditions read live, then the upgrade command or the operator's instruction.
+fn upgrade_virtual_server_lines(
+    group: &Name,
+    evs: &Name,
+    command: Option<&str>,
+    host: &Name,
+) -> Vec<String> {
+    let mut lines = vec![
+        format!("rem T2 preconditions of {} read live:", group.cmd_quoted()),
+        wql_line(NS_CLUSTER, WQL_OWNERS),
+        REG_EXCHANGE_SETUP.to_owned(),
+        wql_line(NS_CLUSTER, WQL_GROUP_RESOURCES),
+        wql_line(NS_CLUSTER, WQL_RESOURCES),
+    ];
+    match command {
+        Some(c) => lines.push(c.to_owned()),
+        None => lines.push(format!(
+            "rem operator: on {host} open Cluster Administrator, right-click the System \
+             Attendant resource of {}, choose Upgrade Exchange Virtual Server ({evs})",
+            group.cmd_quoted()
+        )),
+    }
+    lines
+}
+
+/// The staging commands, with one append standing for every chunk.
+fn stage_lines(source: &str, dest: &Name) -> Vec<String> {
+    let l = crate::stage::StageLines::new(dest);
+    let mut lines = vec![
+        format!("rem controller: SHA-256 of {source} must be the playbook's"),
+        l.hash(),
+    ];
+    lines.extend(l.mkdir());
+    lines.push(l.size());
+    lines.push(l.append(&format!(
+        "<base64 of the next {} bytes>",
+        crate::stage::CHUNK_BYTES
+    )));
+    lines.push(l.decode());
+    lines.push(l.hash_part());
+    lines.push(l.install());
+    lines.push(l.clean());
+    lines.push(
+        "rem Server 2003/2008: certutil -hashfile without SHA256 (SHA-1 compared); Windows 2000/NT 4.0: tagged lines decoded by cscript and a receipt (docs/commands.md)"
+            .to_owned(),
+    );
+    lines
+}
+
+/// The installer with the reads around it and the restart its policy asks for.
+fn install_lines(
+    package: &Name,
+    args: &Name,
+    has_prerequisite: bool,
+    has_target: bool,
+    reboot: RebootPolicy,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    if has_prerequisite {
+        lines.push(wql_line(NS_CIMV2, WQL_HOTFIXES));
+    }
+    if has_target {
+        lines.push(REG_EXCHANGE_SETUP.to_owned());
+    }
+    lines.push(wql_line(NS_CIMV2, WQL_PROCESSES));
+    lines.push(wql_line(NS_CIMV2, WQL_OS));
+    lines.push(installer(package, args));
+    match reboot {
+        RebootPolicy::Always => {
+            lines.push("rem then restart (reboot: always):".to_owned());
+            lines.push(SHUTDOWN_REBOOT.to_owned());
+        }
+        RebootPolicy::IfRequired => {
+            lines.push("rem on exit 3010 (restart required):".to_owned());
+            lines.push(SHUTDOWN_REBOOT.to_owned());
+        }
+        RebootPolicy::Never => {}
+    }
+    if has_target {
+        lines.push(REG_EXCHANGE_SETUP.to_owned());
+    }
+    lines
+}
+
+/// One line per preflight read; the Exchange setup key is read once.
+fn preflight_lines(checks: &[PreflightCheck]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for check in checks {
+        match check {
+            PreflightCheck::ServicesStopped { services } => {
+                for s in services {
+                    match Name::object(s) {
+                        Ok(n) => lines.push(sc_query(&n)),
+                        Err(e) => lines.push(format!("rem refused: {e}")),
+                    }
+                }
+            }
+            PreflightCheck::NoProcesses { .. } => lines.push(wql_line(NS_CIMV2, WQL_PROCESSES)),
+            PreflightCheck::EditionMatches | PreflightCheck::ProductMatches => {
+                let l = REG_EXCHANGE_SETUP.to_owned();
+                if !lines.contains(&l) {
+                    lines.push(l);
+                }
+            }
+            PreflightCheck::NoPendingReboot => lines.push(REG_PENDING_REBOOT.to_owned()),
+            PreflightCheck::ClusterServiceRunning => lines.push(SC_QUERY_CLUSSVC.to_owned()),
+        }
+    }
+    lines
 }
 
 fn fact_line(p: &lockstep_core::FactProbe) -> String {

@@ -554,6 +554,40 @@ pub(crate) async fn execute(
         }
     };
     let n = lines.len();
+    append_chunks(ctx, &l, &lines, start, bytes.len(), dest).await?;
+    let checked = match tools {
+        StageTools::Script => check_by_script(ctx, &l, &d, n, dest).await?,
+        _ => check_by_hash(ctx, tools, &l, source, dest, alg, want).await?,
+    };
+    install(ctx, tools, &l, &d, dest).await?;
+    let resumed = if start > 0 {
+        format!(", resumed at chunk {}", start + 1)
+    } else {
+        String::new()
+    };
+    Ok(Outcome::Done {
+        output: String::new(),
+        exit_code: Some(0),
+        facts: Vec::new(),
+        message: format!(
+            "staged `{source}` to `{dest}` on `{host}`: {} bytes in {n} chunk(s){resumed}, SHA-256 {sha256} verified on the controller, {checked}",
+            bytes.len()
+        ),
+    })
+}
+
+/// Appends the base64 lines from `start` on, logging progress on long copies.
+async fn append_chunks(
+    ctx: &Ctx<'_>,
+    l: &StageLines,
+    lines: &[String],
+    start: usize,
+    total_bytes: usize,
+    dest: &Name,
+) -> Result<(), StepError> {
+    let host = ctx.host();
+    let t = per_command(ctx);
+    let n = lines.len();
     let every = (n / 10).max(1);
     for (i, line) in lines.iter().enumerate().skip(start) {
         let out = ctx.node().run(&l.append(line), t).await?;
@@ -573,80 +607,116 @@ pub(crate) async fn execute(
                 step = %ctx.step.id,
                 host = %host,
                 "staging `{dest}`: {} of {} bytes ({}%)",
-                ((i + 1) * CHUNK_BYTES).min(bytes.len()),
-                bytes.len(),
+                ((i + 1) * CHUNK_BYTES).min(total_bytes),
+                total_bytes,
                 (i + 1) * 100 / n
             );
         }
     }
-    let checked = match tools {
-        StageTools::Script => {
-            for line in l.write_script() {
-                let out = ctx.node().run(&line, t).await?;
-                if out.exit_code != 0 {
-                    return Err(StepError::step_failed(
-                        host,
-                        format!(
-                            "writing the staging script `{dest}.vbs` on `{host}` exited {}",
-                            out.exit_code
-                        ),
-                    )
-                    .with_output(joined(&out), Some(out.exit_code)));
-                }
-            }
-            let out = ctx.node().run(&l.run_script(&d, n), t).await?;
-            let printed = out.stdout.trim().parse::<u64>().ok();
-            if out.exit_code != 0 || printed != Some(d.len) {
-                let (why, bad) = if out.exit_code == 0 {
-                    ("it printed no byte count or another one", true)
-                } else {
-                    script_failure(out.exit_code)
-                };
-                if bad {
-                    ctx.node().run(&l.clean(), t).await?;
-                }
-                let then = if bad {
-                    "the copy was deleted; running the step again copies it anew"
-                } else {
-                    "running the step again continues the copy"
-                };
-                return Err(StepError::step_failed(
-                    host,
-                    format!(
-                        "checking and decoding `{dest}.b64` on `{host}` (cscript) exited {}: {why}; {then}",
-                        out.exit_code
-                    ),
-                )
-                .with_output(joined(&out), Some(out.exit_code)));
-            }
-            format!(
-                "{n} lines of this package in order, {} bytes, checked on the node (Windows 2000/NT 4.0 ship no hash tool)",
-                d.len
+    Ok(())
+}
+
+/// Windows 2000/NT 4.0 (no hash tool): the staging script checks the lines and decodes them;
+/// returns what was checked. A copy found bad is deleted.
+async fn check_by_script(
+    ctx: &Ctx<'_>,
+    l: &StageLines,
+    d: &Digests,
+    n: usize,
+    dest: &Name,
+) -> Result<String, StepError> {
+    let host = ctx.host();
+    let t = per_command(ctx);
+    for line in l.write_script() {
+        let out = ctx.node().run(&line, t).await?;
+        if out.exit_code != 0 {
+            return Err(StepError::step_failed(
+                host,
+                format!(
+                    "writing the staging script `{dest}.vbs` on `{host}` exited {}",
+                    out.exit_code
+                ),
             )
+            .with_output(joined(&out), Some(out.exit_code)));
         }
-        _ => {
-            let out = ctx.node().run(&l.decode(), t).await?;
-            if out.exit_code != 0 {
-                return Err(StepError::step_failed(
-                    host,
-                    format!("decoding `{dest}.b64` on `{host}` exited {}", out.exit_code),
-                )
-                .with_output(joined(&out), Some(out.exit_code)));
-            }
-            let got = remote_hash(ctx, tools, &l.hash_part()).await?;
-            if got.as_deref() != Some(want) {
-                ctx.node().run(&l.clean(), t).await?;
-                return Err(StepError::step_failed(
-                    host,
-                    format!(
-                        "the copy of `{source}` on `{host}` has {alg} {}, expected {want}: deleted; running the step again copies it anew",
-                        got.as_deref().unwrap_or("(none)")
-                    ),
-                ));
-            }
-            format!("{alg} {want} verified on the node")
+    }
+    let out = ctx.node().run(&l.run_script(d, n), t).await?;
+    let printed = out.stdout.trim().parse::<u64>().ok();
+    if out.exit_code != 0 || printed != Some(d.len) {
+        let (why, bad) = if out.exit_code == 0 {
+            ("it printed no byte count or another one", true)
+        } else {
+            script_failure(out.exit_code)
+        };
+        if bad {
+            ctx.node().run(&l.clean(), t).await?;
         }
-    };
+        let then = if bad {
+            "the copy was deleted; running the step again copies it anew"
+        } else {
+            "running the step again continues the copy"
+        };
+        return Err(StepError::step_failed(
+            host,
+            format!(
+                "checking and decoding `{dest}.b64` on `{host}` (cscript) exited {}: {why}; {then}",
+                out.exit_code
+            ),
+        )
+        .with_output(joined(&out), Some(out.exit_code)));
+    }
+    Ok(format!(
+        "{n} lines of this package in order, {} bytes, checked on the node (Windows 2000/NT 4.0 ship no hash tool)",
+        d.len
+    ))
+}
+
+/// The node decodes the copy and hashes it with its own tool; returns what was checked. A copy
+/// with another hash is deleted.
+async fn check_by_hash(
+    ctx: &Ctx<'_>,
+    tools: StageTools,
+    l: &StageLines,
+    source: &str,
+    dest: &Name,
+    alg: &str,
+    want: &str,
+) -> Result<String, StepError> {
+    let host = ctx.host();
+    let t = per_command(ctx);
+    let out = ctx.node().run(&l.decode(), t).await?;
+    if out.exit_code != 0 {
+        return Err(StepError::step_failed(
+            host,
+            format!("decoding `{dest}.b64` on `{host}` exited {}", out.exit_code),
+        )
+        .with_output(joined(&out), Some(out.exit_code)));
+    }
+    let got = remote_hash(ctx, tools, &l.hash_part()).await?;
+    if got.as_deref() != Some(want) {
+        ctx.node().run(&l.clean(), t).await?;
+        return Err(StepError::step_failed(
+            host,
+            format!(
+                "the copy of `{source}` on `{host}` has {alg} {}, expected {want}: deleted; running the step again copies it anew",
+                got.as_deref().unwrap_or("(none)")
+            ),
+        ));
+    }
+    Ok(format!("{alg} {want} verified on the node"))
+}
+
+/// Moves the checked copy into `dest`, deletes the staging files and, for the script, writes the
+/// receipt.
+async fn install(
+    ctx: &Ctx<'_>,
+    tools: StageTools,
+    l: &StageLines,
+    d: &Digests,
+    dest: &Name,
+) -> Result<(), StepError> {
+    let host = ctx.host();
+    let t = per_command(ctx);
     let out = ctx.node().run(&l.install(), t).await?;
     if out.exit_code != 0 {
         return Err(StepError::step_failed(
@@ -660,7 +730,7 @@ pub(crate) async fn execute(
     }
     ctx.node().run(&l.clean(), t).await?;
     if tools == StageTools::Script {
-        let out = ctx.node().run(&l.write_receipt(&d), t).await?;
+        let out = ctx.node().run(&l.write_receipt(d), t).await?;
         if out.exit_code != 0 {
             return Err(StepError::step_failed(
                 host,
@@ -672,20 +742,7 @@ pub(crate) async fn execute(
             .with_output(joined(&out), Some(out.exit_code)));
         }
     }
-    let resumed = if start > 0 {
-        format!(", resumed at chunk {}", start + 1)
-    } else {
-        String::new()
-    };
-    Ok(Outcome::Done {
-        output: String::new(),
-        exit_code: Some(0),
-        facts: Vec::new(),
-        message: format!(
-            "staged `{source}` to `{dest}` on `{host}`: {} bytes in {n} chunk(s){resumed}, SHA-256 {sha256} verified on the controller, {checked}",
-            bytes.len()
-        ),
-    })
+    Ok(())
 }
 
 /// Done when the node's file is the package (see [`node_has`]); otherwise not done (running

@@ -1011,119 +1011,9 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
             raw.groups.entry(c).or_default();
         }
     }
-    // Cycle detection (DFS, colours), dropping the edge that closes a cycle.
-    let mut state: HashMap<String, u8> = HashMap::new();
-    let mut cut: BTreeSet<(String, String)> = BTreeSet::new();
-    fn dfs(
-        g: &str,
-        raw: &Raw,
-        state: &mut HashMap<String, u8>,
-        path: &mut Vec<String>,
-        cut: &mut BTreeSet<(String, String)>,
-        sink: &mut Sink,
-    ) {
-        state.insert(g.to_owned(), 1);
-        path.push(g.to_owned());
-        if let Some(group) = raw.groups.get(g) {
-            for (c, pos) in &group.children {
-                match state.get(c.as_str()).copied().unwrap_or(0) {
-                    0 if path.len() >= MAX_GROUP_NESTING => {
-                        sink.error(
-                            pos,
-                            format!(
-                                "groups nest more than {MAX_GROUP_NESTING} levels deep under \
-                                 `all` (at {})",
-                                q(c)
-                            ),
-                        );
-                        cut.insert((g.to_owned(), c.clone()));
-                    }
-                    0 => dfs(c, raw, state, path, cut, sink),
-                    1 => {
-                        let start = path.iter().position(|p| p == c).unwrap_or(0);
-                        let mut cycle: Vec<String> = path[start..].to_vec();
-                        cycle.push(c.clone());
-                        sink.error(
-                            pos,
-                            format!(
-                                "cycle in `children`: {}",
-                                cycle.iter().map(|s| q(s)).collect::<Vec<_>>().join(" -> ")
-                            ),
-                        );
-                        cut.insert((g.to_owned(), c.clone()));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        path.pop();
-        state.insert(g.to_owned(), 2);
-    }
-    let mut roots = vec!["all".to_owned()];
-    roots.extend(names.iter().cloned());
-    for g in roots {
-        if state.get(&g).copied().unwrap_or(0) == 0 {
-            dfs(&g, raw, &mut state, &mut Vec::new(), &mut cut, sink);
-        }
-    }
-    for (g, c) in &cut {
-        if let Some(group) = raw.groups.get_mut(g) {
-            group.children.retain(|(x, _)| x != c);
-        }
-    }
-    // A group nobody names as a child is a child of `all` (covers cut cycles).
-    let all_children: BTreeSet<String> = raw
-        .groups
-        .values()
-        .flat_map(|g| g.children.iter().map(|(c, _)| c.clone()))
-        .collect();
-    let orphan: Vec<String> = raw
-        .groups
-        .keys()
-        .filter(|g| *g != "all" && !all_children.contains(*g))
-        .cloned()
-        .collect();
-    for g in orphan {
-        let pos = raw.groups[&g].pos.clone().unwrap_or(Pos {
-            file: "".into(),
-            line: 1,
-            col: 1,
-        });
-        add_child(raw, "all", &g, &pos);
-    }
-    // `ungrouped`: hosts in no group but `all`.
-    let ungrouped: Vec<usize> = {
-        let mut grouped = vec![false; raw.host_order.len()];
-        for (_, g) in raw
-            .groups
-            .iter()
-            .filter(|(g, _)| *g != "all" && *g != "ungrouped")
-        {
-            for h in &g.direct_hosts {
-                grouped[*h] = true;
-            }
-        }
-        (0..raw.host_order.len()).filter(|h| !grouped[*h]).collect()
-    };
-    if !raw.groups.contains_key("ungrouped") {
-        add_child(
-            raw,
-            "all",
-            "ungrouped",
-            &Pos {
-                file: "".into(),
-                line: 1,
-                col: 1,
-            },
-        );
-    }
-    if let Some(g) = raw.groups.get_mut("ungrouped") {
-        for h in ungrouped {
-            if g.direct_set.insert(h) {
-                g.direct_hosts.push(h);
-            }
-        }
-    }
+    cut_cycles(raw, &names, sink);
+    adopt_orphans(raw);
+    fill_ungrouped(raw);
     // Parents, depth (longest path from `all`), priority.
     let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (g, group) in &raw.groups {
@@ -1131,63 +1021,8 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
             parents.entry(c.clone()).or_default().insert(g.clone());
         }
     }
-    /// Longest path from a root to `g` (iterative: no recursion on deep inventories).
-    fn depth_of(
-        g: &str,
-        parents: &BTreeMap<String, BTreeSet<String>>,
-        memo: &mut BTreeMap<String, usize>,
-    ) {
-        let mut stack = vec![(g.to_owned(), false)];
-        while let Some((n, expanded)) = stack.pop() {
-            if memo.contains_key(&n) {
-                continue;
-            }
-            let ps = parents.get(&n).filter(|ps| !ps.is_empty());
-            match ps {
-                Some(ps) if !expanded => {
-                    stack.push((n.clone(), true));
-                    stack.extend(
-                        ps.iter()
-                            .filter(|p| !memo.contains_key(*p))
-                            .map(|p| (p.clone(), false)),
-                    );
-                }
-                _ => {
-                    let d = ps
-                        .map(|ps| {
-                            ps.iter()
-                                .map(|p| memo.get(p).copied().unwrap_or(0) + 1)
-                                .max()
-                                .unwrap_or(0)
-                        })
-                        .unwrap_or(0);
-                    memo.insert(n, d);
-                }
-            }
-        }
-    }
-    let mut depth = BTreeMap::new();
-    for g in raw.groups.keys() {
-        depth_of(g, &parents, &mut depth);
-    }
-    let mut priority = BTreeMap::new();
-    for (g, group) in &raw.groups {
-        if let Some(v) = group.own_vars().get("ansible_group_priority") {
-            match v.value.as_str().and_then(|s| s.parse::<i64>().ok()) {
-                Some(p) => {
-                    priority.insert(g.clone(), p);
-                }
-                None => sink.error(
-                    &v.value.pos,
-                    format!(
-                        "`ansible_group_priority` of group {} must be an integer, found {}",
-                        q(g),
-                        q(&v.value.to_text())
-                    ),
-                ),
-            }
-        }
-    }
+    let depth = depths(raw, &parents);
+    let priority = priorities(raw, sink);
     // Every group in merge order. A parent is shallower than its children, so this order also
     // lists every group after its parents.
     let mut group_order: Vec<String> = raw.groups.keys().cloned().collect();
@@ -1243,7 +1078,210 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
     }
     let members: FastMap<String, Vec<u32>> =
         group_order.iter().cloned().zip(member_lists).collect();
-    // A group that is also a host (the first such host by name).
+    check_group_host_clash(raw, sink);
+    raw.host_groups = host_groups;
+    raw.group_order = group_order;
+    raw.parents = parents;
+    raw.depth = depth;
+    raw.priority = priority;
+    raw.members = members;
+}
+
+/// Cycle detection (DFS, colours), dropping the edge that closes a cycle; an edge nesting groups
+/// deeper than [`MAX_GROUP_NESTING`] is dropped too. Each is reported.
+fn cut_cycles(raw: &mut Raw, names: &[String], sink: &mut Sink) {
+    let mut state: HashMap<String, u8> = HashMap::new();
+    let mut cut: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut roots = vec!["all".to_owned()];
+    roots.extend(names.iter().cloned());
+    for g in roots {
+        if state.get(&g).copied().unwrap_or(0) == 0 {
+            dfs(&g, raw, &mut state, &mut Vec::new(), &mut cut, sink);
+        }
+    }
+    for (g, c) in &cut {
+        if let Some(group) = raw.groups.get_mut(g) {
+            group.children.retain(|(x, _)| x != c);
+        }
+    }
+}
+
+/// One step of [`cut_cycles`]: visits `g` and its children.
+fn dfs(
+    g: &str,
+    raw: &Raw,
+    state: &mut HashMap<String, u8>,
+    path: &mut Vec<String>,
+    cut: &mut BTreeSet<(String, String)>,
+    sink: &mut Sink,
+) {
+    state.insert(g.to_owned(), 1);
+    path.push(g.to_owned());
+    if let Some(group) = raw.groups.get(g) {
+        for (c, pos) in &group.children {
+            match state.get(c.as_str()).copied().unwrap_or(0) {
+                0 if path.len() >= MAX_GROUP_NESTING => {
+                    sink.error(
+                        pos,
+                        format!(
+                            "groups nest more than {MAX_GROUP_NESTING} levels deep under \
+                             `all` (at {})",
+                            q(c)
+                        ),
+                    );
+                    cut.insert((g.to_owned(), c.clone()));
+                }
+                0 => dfs(c, raw, state, path, cut, sink),
+                1 => {
+                    let start = path.iter().position(|p| p == c).unwrap_or(0);
+                    let mut cycle: Vec<String> = path[start..].to_vec();
+                    cycle.push(c.clone());
+                    sink.error(
+                        pos,
+                        format!(
+                            "cycle in `children`: {}",
+                            cycle.iter().map(|s| q(s)).collect::<Vec<_>>().join(" -> ")
+                        ),
+                    );
+                    cut.insert((g.to_owned(), c.clone()));
+                }
+                _ => {}
+            }
+        }
+    }
+    path.pop();
+    state.insert(g.to_owned(), 2);
+}
+
+/// A group nobody names as a child is a child of `all` (covers cut cycles).
+fn adopt_orphans(raw: &mut Raw) {
+    let all_children: BTreeSet<String> = raw
+        .groups
+        .values()
+        .flat_map(|g| g.children.iter().map(|(c, _)| c.clone()))
+        .collect();
+    let orphan: Vec<String> = raw
+        .groups
+        .keys()
+        .filter(|g| *g != "all" && !all_children.contains(*g))
+        .cloned()
+        .collect();
+    for g in orphan {
+        let pos = raw.groups[&g].pos.clone().unwrap_or(Pos {
+            file: "".into(),
+            line: 1,
+            col: 1,
+        });
+        add_child(raw, "all", &g, &pos);
+    }
+}
+
+/// `ungrouped`: hosts in no group but `all`.
+fn fill_ungrouped(raw: &mut Raw) {
+    let ungrouped: Vec<usize> = {
+        let mut grouped = vec![false; raw.host_order.len()];
+        for (_, g) in raw
+            .groups
+            .iter()
+            .filter(|(g, _)| *g != "all" && *g != "ungrouped")
+        {
+            for h in &g.direct_hosts {
+                grouped[*h] = true;
+            }
+        }
+        (0..raw.host_order.len()).filter(|h| !grouped[*h]).collect()
+    };
+    if !raw.groups.contains_key("ungrouped") {
+        add_child(
+            raw,
+            "all",
+            "ungrouped",
+            &Pos {
+                file: "".into(),
+                line: 1,
+                col: 1,
+            },
+        );
+    }
+    if let Some(g) = raw.groups.get_mut("ungrouped") {
+        for h in ungrouped {
+            if g.direct_set.insert(h) {
+                g.direct_hosts.push(h);
+            }
+        }
+    }
+}
+
+/// Each group's depth: the longest path from `all`.
+fn depths(raw: &Raw, parents: &BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, usize> {
+    let mut depth = BTreeMap::new();
+    for g in raw.groups.keys() {
+        depth_of(g, parents, &mut depth);
+    }
+    depth
+}
+
+/// Longest path from a root to `g` (iterative: no recursion on deep inventories).
+fn depth_of(
+    g: &str,
+    parents: &BTreeMap<String, BTreeSet<String>>,
+    memo: &mut BTreeMap<String, usize>,
+) {
+    let mut stack = vec![(g.to_owned(), false)];
+    while let Some((n, expanded)) = stack.pop() {
+        if memo.contains_key(&n) {
+            continue;
+        }
+        let ps = parents.get(&n).filter(|ps| !ps.is_empty());
+        match ps {
+            Some(ps) if !expanded => {
+                stack.push((n.clone(), true));
+                stack.extend(
+                    ps.iter()
+                        .filter(|p| !memo.contains_key(*p))
+                        .map(|p| (p.clone(), false)),
+                );
+            }
+            _ => {
+                let d = ps
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|p| memo.get(p).copied().unwrap_or(0) + 1)
+                            .max()
+                            .unwrap_or(0)
+                    })
+                    .unwrap_or(0);
+                memo.insert(n, d);
+            }
+        }
+    }
+}
+
+/// Each group's `ansible_group_priority`, when valid; an invalid one is reported.
+fn priorities(raw: &Raw, sink: &mut Sink) -> BTreeMap<String, i64> {
+    let mut priority = BTreeMap::new();
+    for (g, group) in &raw.groups {
+        if let Some(v) = group.own_vars().get("ansible_group_priority") {
+            match v.value.as_str().and_then(|s| s.parse::<i64>().ok()) {
+                Some(p) => {
+                    priority.insert(g.clone(), p);
+                }
+                None => sink.error(
+                    &v.value.pos,
+                    format!(
+                        "`ansible_group_priority` of group {} must be an integer, found {}",
+                        q(g),
+                        q(&v.value.to_text())
+                    ),
+                ),
+            }
+        }
+    }
+    priority
+}
+
+/// A group that is also a host (the first such host by name) is reported.
+fn check_group_host_clash(raw: &Raw, sink: &mut Sink) {
     let mut lower_groups: HashMap<String, Vec<&str>> = HashMap::new();
     for g in raw.groups.keys() {
         lower_groups
@@ -1272,12 +1310,6 @@ fn link(raw: &mut Raw, sink: &mut Sink) {
             format!("group {} has the same name as host {}", q(g), q(h)),
         );
     }
-    raw.host_groups = host_groups;
-    raw.group_order = group_order;
-    raw.parents = parents;
-    raw.depth = depth;
-    raw.priority = priority;
-    raw.members = members;
 }
 
 #[cfg(test)]

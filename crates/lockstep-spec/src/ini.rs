@@ -101,48 +101,11 @@ pub(crate) fn parse(file: &SourceFile) -> Result<Node, Diagnostics> {
         }
         let section = sections.last_mut().expect("the ungrouped section is first");
         match state {
-            "hosts" => match shlex_split(line) {
-                Ok(tokens) if tokens.is_empty() => {}
-                Ok(tokens) => {
-                    let (pattern, pattern_col) = &tokens[0];
-                    if pattern.ends_with(':') {
-                        err(
-                            &at,
-                            format!(
-                                "host pattern {} ends in `:` (reserved for a port)",
-                                q(pattern)
-                            ),
-                        );
-                        continue;
-                    }
-                    if pattern == "---" {
-                        err(
-                            &at,
-                            "host pattern `---` (is this a YAML file with an .ini name?)".into(),
-                        );
-                        continue;
-                    }
-                    let mut vars = Vec::new();
-                    for (t, col) in &tokens[1..] {
-                        let p = pos(lineno, indent + col + 1);
-                        match t.split_once('=') {
-                            Some((k, v)) => vars.push((string_node(k, p.clone()), value(v, p))),
-                            None => err(
-                                &p,
-                                format!("expected `key=value` after the host name, found {}", q(t)),
-                            ),
-                        }
-                    }
-                    let key = string_node(pattern, pos(lineno, indent + pattern_col + 1));
-                    let val = if vars.is_empty() {
-                        null(at.clone())
-                    } else {
-                        map(vars, at.clone())
-                    };
-                    section.hosts.push((key, val));
+            "hosts" => {
+                if let Some(entry) = host_entry(line, &at, indent, &mut err) {
+                    section.hosts.push(entry);
                 }
-                Err(m) => err(&at, format!("cannot split host line {}: {m}", q(line))),
-            },
+            }
             "vars" => match line.split_once('=') {
                 Some((k, v)) => {
                     let vpos = pos(lineno, indent + k.len() + 2);
@@ -171,6 +134,78 @@ pub(crate) fn parse(file: &SourceFile) -> Result<Node, Diagnostics> {
             _ => {}
         }
     }
+    check_references(references, &defined, &mut err);
+    if !errors.is_empty() {
+        return Err(Diagnostics(errors));
+    }
+    Ok(yaml_tree(sections, pos(1, 1)))
+}
+
+/// A hosts line: the host pattern and its `key=value` variables; `None` (reported) when refused.
+fn host_entry(
+    line: &str,
+    at: &Pos,
+    indent: usize,
+    err: &mut impl FnMut(&Pos, String),
+) -> Option<(Node, Node)> {
+    match shlex_split(line) {
+        Ok(tokens) if tokens.is_empty() => None,
+        Ok(tokens) => {
+            let (pattern, pattern_col) = &tokens[0];
+            if pattern.ends_with(':') {
+                err(
+                    at,
+                    format!(
+                        "host pattern {} ends in `:` (reserved for a port)",
+                        q(pattern)
+                    ),
+                );
+                return None;
+            }
+            if pattern == "---" {
+                err(
+                    at,
+                    "host pattern `---` (is this a YAML file with an .ini name?)".into(),
+                );
+                return None;
+            }
+            let mut vars = Vec::new();
+            for (t, col) in &tokens[1..] {
+                let p = at_col(at, indent + col + 1);
+                match t.split_once('=') {
+                    Some((k, v)) => vars.push((string_node(k, p.clone()), value(v, p))),
+                    None => err(
+                        &p,
+                        format!("expected `key=value` after the host name, found {}", q(t)),
+                    ),
+                }
+            }
+            let key = string_node(pattern, at_col(at, indent + pattern_col + 1));
+            let val = if vars.is_empty() {
+                null(at.clone())
+            } else {
+                map(vars, at.clone())
+            };
+            Some((key, val))
+        }
+        Err(m) => {
+            err(at, format!("cannot split host line {}: {m}", q(line)));
+            None
+        }
+    }
+}
+
+/// `at`'s line at another column.
+fn at_col(at: &Pos, col: usize) -> Pos {
+    Pos { col, ..at.clone() }
+}
+
+/// Every `[group:vars]` and `:children` entry must name a group some section defines.
+fn check_references(
+    references: Vec<(String, Pos, &'static str, String)>,
+    defined: &BTreeSet<String>,
+    err: &mut impl FnMut(&Pos, String),
+) {
     for (group, at, kind, parent) in references {
         if !defined.contains(&group) {
             let m = if kind == "vars" {
@@ -187,9 +222,10 @@ pub(crate) fn parse(file: &SourceFile) -> Result<Node, Diagnostics> {
             err(&at, m);
         }
     }
-    if !errors.is_empty() {
-        return Err(Diagnostics(errors));
-    }
+}
+
+/// The sections as the tree of the equivalent YAML inventory (the empty `ungrouped` dropped).
+fn yaml_tree(sections: Vec<Section>, at: Pos) -> Node {
     let mut top = Vec::new();
     for s in sections {
         if s.name == "ungrouped" && s.hosts.is_empty() && s.vars.is_empty() && s.children.is_empty()
@@ -211,7 +247,7 @@ pub(crate) fn parse(file: &SourceFile) -> Result<Node, Diagnostics> {
             map(entries, s.pos.clone()),
         ));
     }
-    Ok(map(top, pos(1, 1)))
+    map(top, at)
 }
 
 /// `[name]` or `[name:kind]` (trailing `# comment` allowed).

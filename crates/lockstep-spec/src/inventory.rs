@@ -303,7 +303,347 @@ fn windows_of(
     (release, build.map(|(b, _)| b), ok)
 }
 
-impl InventoryLoader<'_> {
+/// The computer name of an inventory host. An inventory may name a host by its DNS name: the
+/// computer is its first label; an address is refused.
+fn computer_name(name: &str, pos: &Pos, sink: &mut Sink) -> Option<Name> {
+    let computer = name.split('.').next().unwrap_or(name);
+    match Name::host(computer) {
+        _ if name.parse::<std::net::IpAddr>().is_ok() => {
+            sink.error(
+                pos,
+                format!(
+                    "host {} is named by its address; name it by its computer name and put the address in `ansible_host`",
+                    q(name)
+                ),
+            );
+            None
+        }
+        Ok(n) => Some(n),
+        Err(e) => {
+            sink.error(
+                pos,
+                format!(
+                    "host {}: {e} (a computer name; put the DNS name in `ansible_host`)",
+                    q(name)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The one site group among the host's groups; a host without Exchange may be in none (the default
+/// site).
+fn site_of(
+    name: &str,
+    pos: &Pos,
+    no_exchange: bool,
+    my_groups: &[&str],
+    sites: &BTreeMap<String, SiteDef>,
+    sink: &mut Sink,
+) -> Option<Name> {
+    let my_sites: Vec<(&str, &SiteDef)> = my_groups
+        .iter()
+        .filter_map(|g| sites.get(*g).map(|s| (*g, s)))
+        .collect();
+    match my_sites.as_slice() {
+        [] if no_exchange => Name::ident(DEFAULT_SITE).ok(),
+        [] => {
+            sink.error(
+                pos,
+                format!(
+                    "Exchange host {} is in no site group (a group with `lockstep_site`)",
+                    q(name)
+                ),
+            );
+            None
+        }
+        [(_, s)] => s.site.as_ref().map(|s| s.name.clone()),
+        [(a, _), (b, _), ..] => {
+            sink.error(
+                pos,
+                format!("host {} is in two sites, {} and {}", q(name), q(a), q(b)),
+            );
+            None
+        }
+    }
+}
+
+/// The one cluster whose group lists the host, if any.
+fn cluster_of(
+    name: &str,
+    pos: &Pos,
+    my_groups: &[&str],
+    clusters: &FastMap<&str, &ClusterDef>,
+    sink: &mut Sink,
+) -> Option<Name> {
+    let my_clusters: Vec<&ClusterDef> = my_groups
+        .iter()
+        .filter_map(|g| clusters.get(g).copied())
+        .collect();
+    match my_clusters.as_slice() {
+        [] => None,
+        [c] => c
+            .node
+            .get("name")
+            .and_then(Node::as_str)
+            .and_then(|s| Name::object(s).ok()),
+        [a, b, ..] => {
+            sink.error(
+                pos,
+                format!(
+                    "host {} is a node of two clusters (groups {} and {})",
+                    q(name),
+                    q(&a.group),
+                    q(&b.group)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The one pool whose group lists the host, if any.
+fn pool_of(
+    name: &str,
+    pos: &Pos,
+    my_groups: &[&str],
+    pools: &BTreeMap<String, PoolDef>,
+    sink: &mut Sink,
+) -> Option<Name> {
+    let my_pools: Vec<(&str, &PoolDef)> = my_groups
+        .iter()
+        .filter_map(|g| pools.get(*g).map(|p| (*g, p)))
+        .collect();
+    match my_pools.as_slice() {
+        [] => None,
+        [(_, p)] => Some(p.name.clone()),
+        [(a, _), (b, _), ..] => {
+            sink.error(
+                pos,
+                format!(
+                    "host {} is in two pools (groups {} and {})",
+                    q(name),
+                    q(a),
+                    q(b)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The address Lockstep connects to (`ansible_host`, else the inventory name); refuses a
+/// connection other than WinRM.
+fn winrm_address(name: &str, vars: &MergedVars<'_>, sink: &mut Sink, ok: &mut bool) -> String {
+    let get = |k: &str| vars.get(k).map(|v| &v.var.value);
+    if let Some(c) = get("ansible_connection") {
+        if c.as_str() != Some("winrm") {
+            sink.error(
+                &c.pos,
+                format!(
+                    "`ansible_connection` of Windows host {} is {}; Lockstep talks `winrm` only",
+                    q(name),
+                    q(&c.to_text())
+                ),
+            );
+            *ok = false;
+        }
+    }
+    match get("ansible_host") {
+        Some(a) => {
+            let s = scalar(a, "ansible_host", sink).unwrap_or("").to_owned();
+            let valid = !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']'));
+            if !valid {
+                sink.error(
+                    &a.pos,
+                    format!("`ansible_host` {} is not a DNS name or IP address", q(&s)),
+                );
+                *ok = false;
+            }
+            s
+        }
+        None => name.to_owned(),
+    }
+}
+
+/// `ansible_port`, when given.
+fn winrm_port(vars: &MergedVars<'_>, sink: &mut Sink, ok: &mut bool) -> Option<u16> {
+    let get = |k: &str| vars.get(k).map(|v| &v.var.value);
+    match get("ansible_port") {
+        Some(p) => match p
+            .as_str()
+            .and_then(|s| s.parse::<u16>().ok())
+            .filter(|p| *p > 0)
+        {
+            Some(p) => Some(p),
+            None => {
+                sink.error(
+                    &p.pos,
+                    format!("`ansible_port` {} is not a TCP port", q(&p.to_text())),
+                );
+                *ok = false;
+                None
+            }
+        },
+        None => None,
+    }
+}
+
+/// `ansible_winrm_transport` (NTLM when not given).
+fn winrm_auth(vars: &MergedVars<'_>, sink: &mut Sink) -> Option<Auth> {
+    let get = |k: &str| vars.get(k).map(|v| &v.var.value);
+    match get("ansible_winrm_transport") {
+        Some(t) => {
+            let one = match t.as_seq() {
+                Some([single]) => single,
+                _ => t,
+            };
+            enum_value(
+                one,
+                "ansible_winrm_transport",
+                &[
+                    ("ntlm", Auth::Ntlm),
+                    ("negotiate", Auth::Negotiate),
+                    ("basic", Auth::Basic),
+                    ("kerberos", Auth::Kerberos),
+                    ("certificate", Auth::Certificate),
+                ],
+                sink,
+            )
+        }
+        None => Some(Auth::Ntlm),
+    }
+}
+
+/// `lockstep_codepage`, when given.
+fn codepage(vars: &MergedVars<'_>, sink: &mut Sink, ok: &mut bool) -> Option<u32> {
+    let get = |k: &str| vars.get(k).map(|v| &v.var.value);
+    match get("lockstep_codepage") {
+        Some(v) => match v
+            .as_str()
+            .and_then(|s| s.parse::<u32>().ok())
+            .filter(|c| (1..=65535).contains(c))
+        {
+            Some(c) => Some(c),
+            None => {
+                sink.error(
+                    &v.pos,
+                    format!(
+                        "`lockstep_codepage` {} is not a code page number",
+                        q(&v.to_text())
+                    ),
+                );
+                *ok = false;
+                None
+            }
+        },
+        None => None,
+    }
+}
+
+/// Kerberos needs `ansible_user` as `user@REALM`.
+fn check_kerberos_user(
+    name: &str,
+    pos: &Pos,
+    vars: &MergedVars<'_>,
+    user: Option<&str>,
+    sink: &mut Sink,
+    ok: &mut bool,
+) {
+    let get = |k: &str| vars.get(k).map(|v| &v.var.value);
+    if let Some(u) = user.filter(|u| {
+        u.split_once('@')
+            .is_none_or(|(a, r)| a.is_empty() || r.is_empty())
+    }) {
+        let at = get("ansible_user")
+            .or_else(|| get("ansible_winrm_user"))
+            .map(|n| n.pos.clone())
+            .unwrap_or(pos.clone());
+        sink.error(
+            &at,
+            format!(
+                "host {} uses Kerberos: `ansible_user` must be `user@REALM`, found {}",
+                q(name),
+                q(u)
+            ),
+        );
+        *ok = false;
+    }
+}
+
+/// Certificate authentication: HTTPS only, with both PEM files (read when connecting; the key is
+/// never shown).
+fn check_certificate_auth(
+    name: &str,
+    pos: &Pos,
+    vars: &MergedVars<'_>,
+    scheme: Option<Scheme>,
+    sink: &mut Sink,
+    ok: &mut bool,
+) {
+    let get = |k: &str| vars.get(k).map(|v| &v.var.value);
+    let at = get("ansible_winrm_transport")
+        .map(|n| n.pos.clone())
+        .unwrap_or(pos.clone());
+    if scheme == Some(Scheme::Http) {
+        sink.error(
+            &at,
+            format!(
+                "host {} uses certificate authentication, which works only over HTTPS; set `ansible_winrm_scheme: https`",
+                q(name)
+            ),
+        );
+        *ok = false;
+    }
+    for key in ["ansible_winrm_cert_pem", "ansible_winrm_cert_key_pem"] {
+        match get(key) {
+            Some(v) => {
+                if scalar(v, key, sink).is_none() {
+                    *ok = false;
+                }
+            }
+            None => {
+                sink.error(
+                    &at,
+                    format!(
+                        "host {} uses certificate authentication but has no `{key}`",
+                        q(name)
+                    ),
+                );
+                *ok = false;
+            }
+        }
+    }
+}
+
+/// The groups that give their hosts a role, found in one pass over the groups.
+struct GroupRoles {
+    sites: BTreeMap<String, SiteDef>,
+    clusters: Vec<ClusterDef>,
+    pools: BTreeMap<String, PoolDef>,
+}
+
+/// The valid sites, plus the default site when a host is in no site group, sorted by name.
+fn sites_with_default(sites: BTreeMap<String, SiteDef>, hosts: &[(&str, Host)]) -> Vec<Site> {
+    let mut out_sites: Vec<Site> = sites.into_values().filter_map(|d| d.site).collect();
+    if hosts.iter().any(|(_, h)| h.site.as_str() == DEFAULT_SITE)
+        && !out_sites.iter().any(|s| s.name.as_str() == DEFAULT_SITE)
+    {
+        out_sites.push(Site {
+            name: Name::ident(DEFAULT_SITE).expect("a valid site name"),
+            locale: Locale::EN_US,
+            description: Some("Windows hosts in no site group".to_owned()),
+            rollout_order: None,
+        });
+    }
+    out_sites.sort_by(|a, b| a.name.cmp(&b.name));
+    out_sites
+}
+
+impl<'a> InventoryLoader<'a> {
     fn fleet(&mut self) -> Fleet {
         let raw = self.raw;
         let all_vars = raw
@@ -331,7 +671,34 @@ impl InventoryLoader<'_> {
             None => FrontEndScope::default(),
         };
 
-        // Group roles: sites, clusters, pools.
+        let GroupRoles {
+            sites,
+            clusters,
+            pools,
+        } = self.group_roles();
+        let hosts = self.hosts(&sites, &clusters, &pools);
+        self.check_computer_names_unique(&hosts);
+        // Inventory name (what groups list) to host.
+        let by_inv: FastMap<&str, &Host> = hosts.iter().map(|(i, h)| (*i, h)).collect();
+        let out_clusters = self.clusters(&clusters, &by_inv);
+        let out_pools = self.pools(&pools, &hosts);
+        let groups = self.groups(&hosts);
+        let out_sites = sites_with_default(sites, &hosts);
+        Fleet {
+            organisation,
+            sites: out_sites,
+            hosts: hosts.into_iter().map(|(_, h)| h).collect(),
+            clusters: out_clusters,
+            pools: out_pools,
+            groups,
+            front_end_scope,
+        }
+    }
+
+    /// Group roles: sites (`lockstep_site`), clusters (`lockstep_cluster`) and pools
+    /// (`lockstep_pool`).
+    fn group_roles(&mut self) -> GroupRoles {
+        let raw = self.raw;
         let mut sites: BTreeMap<String, SiteDef> = BTreeMap::new();
         let mut clusters: Vec<ClusterDef> = Vec::new();
         let mut pools: BTreeMap<String, PoolDef> = BTreeMap::new();
@@ -371,8 +738,22 @@ impl InventoryLoader<'_> {
                 }
             }
         }
+        GroupRoles {
+            sites,
+            clusters,
+            pools,
+        }
+    }
 
-        // Hosts.
+    /// The fleet's hosts (those Lockstep reaches), sorted by computer name, each with its
+    /// inventory name.
+    fn hosts(
+        &mut self,
+        sites: &BTreeMap<String, SiteDef>,
+        clusters: &[ClusterDef],
+        pools: &BTreeMap<String, PoolDef>,
+    ) -> Vec<(&'a str, Host)> {
+        let raw = self.raw;
         let cluster_by_group: FastMap<&str, &ClusterDef> =
             clusters.iter().map(|c| (c.group.as_str(), c)).collect();
         let mut hosts: Vec<(&str, Host)> = Vec::new();
@@ -405,18 +786,23 @@ impl InventoryLoader<'_> {
                 &pos,
                 version,
                 &vars,
-                &sites,
+                sites,
                 &cluster_by_group,
-                &pools,
+                pools,
             ) {
                 hosts.push((name.as_str(), h));
             }
         }
         hosts.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        hosts
+    }
+
+    fn check_computer_names_unique(&mut self, hosts: &[(&str, Host)]) {
+        let raw = self.raw;
         // Windows compares computer names without case: `PRG-N1` and `prg-n1` are one machine,
         // and so are `web01.example.com` and `WEB01.corp.example` (both `web01`).
         let mut seen: FastMap<String, &str> = FastMap::default();
-        for (inv, h) in &hosts {
+        for (inv, h) in hosts {
             let key = h.name.as_str().to_ascii_uppercase();
             if let Some(first) = seen.insert(key, inv) {
                 let pos = raw.hosts[raw.host_index[*inv]].pos.clone();
@@ -429,13 +815,13 @@ impl InventoryLoader<'_> {
                     .error(&pos, format!("hosts {} and {} {why}", q(first), q(inv)));
             }
         }
-        // Inventory name (what groups list) to host.
-        let by_inv: FastMap<&str, &Host> = hosts.iter().map(|(i, h)| (*i, h)).collect();
+    }
 
-        // Clusters.
+    /// The clusters, sorted by name; two clusters of one name (without case) are reported.
+    fn clusters(&mut self, clusters: &[ClusterDef], by_inv: &FastMap<&str, &Host>) -> Vec<Cluster> {
         let mut out_clusters = Vec::new();
-        for def in &clusters {
-            if let Some(c) = self.cluster(def, &by_inv) {
+        for def in clusters {
+            if let Some(c) = self.cluster(def, by_inv) {
                 out_clusters.push(c);
             }
         }
@@ -453,11 +839,15 @@ impl InventoryLoader<'_> {
                 }
             }
         }
+        out_clusters
+    }
 
+    fn pools(&mut self, pools: &BTreeMap<String, PoolDef>, hosts: &[(&str, Host)]) -> Vec<Pool> {
+        let raw = self.raw;
         // Pools: each pool group's hosts that joined its pool, found from the hosts' side (one
         // pass over the hosts, not one per pool).
         let mut pool_members: FastMap<&str, Vec<&Host>> = FastMap::default();
-        for (inv, h) in &hosts {
+        for (inv, h) in hosts {
             let Some(p) = &h.pool else { continue };
             for g in raw.merge_order(inv) {
                 if pools.get(g).is_some_and(|def| &def.name == p) {
@@ -466,7 +856,7 @@ impl InventoryLoader<'_> {
             }
         }
         let mut out_pools = Vec::new();
-        for (g, def) in &pools {
+        for (g, def) in pools {
             let members: Vec<&Host> = pool_members.remove(g.as_str()).unwrap_or_default();
             if members.is_empty() {
                 self.sink.error(
@@ -520,12 +910,16 @@ impl InventoryLoader<'_> {
             });
         }
         out_pools.sort_by(|a, b| a.name.cmp(&b.name));
+        out_pools
+    }
 
-        // Groups restricted to the fleet's hosts.
+    /// Groups restricted to the fleet's hosts.
+    fn groups(&self, hosts: &[(&str, Host)]) -> BTreeMap<Name, Vec<Name>> {
+        let raw = self.raw;
         let mut groups = BTreeMap::new();
         // By host number (of `raw.host_order`), not by a lookup per group member.
         let mut fleet_host: Vec<Option<&Host>> = vec![None; raw.host_order.len()];
-        for (inv, h) in &hosts {
+        for (inv, h) in hosts {
             if let Some(&i) = raw.host_index.get(*inv) {
                 fleet_host[i] = Some(h);
             }
@@ -544,28 +938,7 @@ impl InventoryLoader<'_> {
                 .collect();
             groups.insert(gname.clone(), m);
         }
-
-        let mut out_sites: Vec<Site> = sites.into_values().filter_map(|d| d.site).collect();
-        if hosts.iter().any(|(_, h)| h.site.as_str() == DEFAULT_SITE)
-            && !out_sites.iter().any(|s| s.name.as_str() == DEFAULT_SITE)
-        {
-            out_sites.push(Site {
-                name: Name::ident(DEFAULT_SITE).expect("a valid site name"),
-                locale: Locale::EN_US,
-                description: Some("Windows hosts in no site group".to_owned()),
-                rollout_order: None,
-            });
-        }
-        out_sites.sort_by(|a, b| a.name.cmp(&b.name));
-        Fleet {
-            organisation,
-            sites: out_sites,
-            hosts: hosts.into_iter().map(|(_, h)| h).collect(),
-            clusters: out_clusters,
-            pools: out_pools,
-            groups,
-            front_end_scope,
-        }
+        groups
     }
 
     fn site(&mut self, group: &str, node: &Node) -> Option<Site> {
@@ -639,31 +1012,7 @@ impl InventoryLoader<'_> {
         pools: &BTreeMap<String, PoolDef>,
     ) -> Option<Host> {
         let sink = &mut *self.sink;
-        // An inventory may name a host by its DNS name: the computer is its first label.
-        let computer = name.split('.').next().unwrap_or(name);
-        let hname = match Name::host(computer) {
-            _ if name.parse::<std::net::IpAddr>().is_ok() => {
-                sink.error(
-                    pos,
-                    format!(
-                        "host {} is named by its address; name it by its computer name and put the address in `ansible_host`",
-                        q(name)
-                    ),
-                );
-                None
-            }
-            Ok(n) => Some(n),
-            Err(e) => {
-                sink.error(
-                    pos,
-                    format!(
-                        "host {}: {e} (a computer name; put the DNS name in `ansible_host`)",
-                        q(name)
-                    ),
-                );
-                None
-            }
-        };
+        let hname = computer_name(name, pos, sink);
         let product = version.map(|v| enum_value(&v.var.value, "exchange_version", PRODUCTS, sink));
         let role = vars
             .get("exchange_role")
@@ -718,75 +1067,9 @@ impl InventoryLoader<'_> {
         // The host's groups (sorted by name) looked up in the site, cluster and pool tables.
         let mut my_groups: Vec<&str> = order.to_vec();
         my_groups.sort_unstable();
-        let my_sites: Vec<(&str, &SiteDef)> = my_groups
-            .iter()
-            .filter_map(|g| sites.get(*g).map(|s| (*g, s)))
-            .collect();
-        let site = match my_sites.as_slice() {
-            [] if version.is_none() => Name::ident(DEFAULT_SITE).ok(),
-            [] => {
-                sink.error(
-                    pos,
-                    format!(
-                        "Exchange host {} is in no site group (a group with `lockstep_site`)",
-                        q(name)
-                    ),
-                );
-                None
-            }
-            [(_, s)] => s.site.as_ref().map(|s| s.name.clone()),
-            [(a, _), (b, _), ..] => {
-                sink.error(
-                    pos,
-                    format!("host {} is in two sites, {} and {}", q(name), q(a), q(b)),
-                );
-                None
-            }
-        };
-        let my_clusters: Vec<&ClusterDef> = my_groups
-            .iter()
-            .filter_map(|g| clusters.get(g).copied())
-            .collect();
-        let cluster = match my_clusters.as_slice() {
-            [] => None,
-            [c] => c
-                .node
-                .get("name")
-                .and_then(Node::as_str)
-                .and_then(|s| Name::object(s).ok()),
-            [a, b, ..] => {
-                sink.error(
-                    pos,
-                    format!(
-                        "host {} is a node of two clusters (groups {} and {})",
-                        q(name),
-                        q(&a.group),
-                        q(&b.group)
-                    ),
-                );
-                None
-            }
-        };
-        let my_pools: Vec<(&str, &PoolDef)> = my_groups
-            .iter()
-            .filter_map(|g| pools.get(*g).map(|p| (*g, p)))
-            .collect();
-        let pool = match my_pools.as_slice() {
-            [] => None,
-            [(_, p)] => Some(p.name.clone()),
-            [(a, _), (b, _), ..] => {
-                sink.error(
-                    pos,
-                    format!(
-                        "host {} is in two pools (groups {} and {})",
-                        q(name),
-                        q(a),
-                        q(b)
-                    ),
-                );
-                None
-            }
-        };
+        let site = site_of(name, pos, version.is_none(), &my_groups, sites, sink);
+        let cluster = cluster_of(name, pos, &my_groups, clusters, sink);
+        let pool = pool_of(name, pos, &my_groups, pools, sink);
         if cluster.is_some() && pool.is_some() {
             sink.error(
                 pos,
@@ -838,55 +1121,8 @@ impl InventoryLoader<'_> {
         let sink = &mut *self.sink;
         let get = |k: &str| vars.get(k).map(|v| &v.var.value);
         let mut ok = true;
-        if let Some(c) = get("ansible_connection") {
-            if c.as_str() != Some("winrm") {
-                sink.error(
-                    &c.pos,
-                    format!(
-                        "`ansible_connection` of Windows host {} is {}; Lockstep talks `winrm` only",
-                        q(name),
-                        q(&c.to_text())
-                    ),
-                );
-                ok = false;
-            }
-        }
-        let address = match get("ansible_host") {
-            Some(a) => {
-                let s = scalar(a, "ansible_host", sink).unwrap_or("").to_owned();
-                let valid = !s.is_empty()
-                    && s.chars().all(|c| {
-                        c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']')
-                    });
-                if !valid {
-                    sink.error(
-                        &a.pos,
-                        format!("`ansible_host` {} is not a DNS name or IP address", q(&s)),
-                    );
-                    ok = false;
-                }
-                s
-            }
-            None => name.to_owned(),
-        };
-        let port = match get("ansible_port") {
-            Some(p) => match p
-                .as_str()
-                .and_then(|s| s.parse::<u16>().ok())
-                .filter(|p| *p > 0)
-            {
-                Some(p) => Some(p),
-                None => {
-                    sink.error(
-                        &p.pos,
-                        format!("`ansible_port` {} is not a TCP port", q(&p.to_text())),
-                    );
-                    ok = false;
-                    None
-                }
-            },
-            None => None,
-        };
+        let address = winrm_address(name, vars, sink, &mut ok);
+        let port = winrm_port(vars, sink, &mut ok);
         // Ansible's rule: https unless the port is 5985.
         let scheme = match get("ansible_winrm_scheme") {
             Some(s) => enum_value(
@@ -901,27 +1137,7 @@ impl InventoryLoader<'_> {
                 Scheme::Https
             }),
         };
-        let auth = match get("ansible_winrm_transport") {
-            Some(t) => {
-                let one = match t.as_seq() {
-                    Some([single]) => single,
-                    _ => t,
-                };
-                enum_value(
-                    one,
-                    "ansible_winrm_transport",
-                    &[
-                        ("ntlm", Auth::Ntlm),
-                        ("negotiate", Auth::Negotiate),
-                        ("basic", Auth::Basic),
-                        ("kerberos", Auth::Kerberos),
-                        ("certificate", Auth::Certificate),
-                    ],
-                    sink,
-                )
-            }
-            None => Some(Auth::Ntlm),
-        };
+        let auth = winrm_auth(vars, sink);
         let verify_tls = match get("ansible_winrm_server_cert_validation") {
             Some(v) => enum_value(
                 v,
@@ -963,27 +1179,7 @@ impl InventoryLoader<'_> {
             );
             ok = false;
         }
-        let codepage = match get("lockstep_codepage") {
-            Some(v) => match v
-                .as_str()
-                .and_then(|s| s.parse::<u32>().ok())
-                .filter(|c| (1..=65535).contains(c))
-            {
-                Some(c) => Some(c),
-                None => {
-                    sink.error(
-                        &v.pos,
-                        format!(
-                            "`lockstep_codepage` {} is not a code page number",
-                            q(&v.to_text())
-                        ),
-                    );
-                    ok = false;
-                    None
-                }
-            },
-            None => None,
-        };
+        let codepage = codepage(vars, sink, &mut ok);
         let user = match get("ansible_user").or_else(|| get("ansible_winrm_user")) {
             Some(u) => scalar(u, "ansible_user", sink).map(str::to_owned),
             None => {
@@ -992,63 +1188,13 @@ impl InventoryLoader<'_> {
             }
         };
         if auth == Some(Auth::Kerberos) {
-            if let Some(u) = user.as_deref().filter(|u| {
-                u.split_once('@')
-                    .is_none_or(|(a, r)| a.is_empty() || r.is_empty())
-            }) {
-                let at = get("ansible_user")
-                    .or_else(|| get("ansible_winrm_user"))
-                    .map(|n| n.pos.clone())
-                    .unwrap_or(pos.clone());
-                sink.error(
-                    &at,
-                    format!(
-                        "host {} uses Kerberos: `ansible_user` must be `user@REALM`, found {}",
-                        q(name),
-                        q(u)
-                    ),
-                );
-                ok = false;
-            }
+            check_kerberos_user(name, pos, vars, user.as_deref(), sink, &mut ok);
         }
         if let Some(v) = get("ansible_winrm_kerberos_hostname_override") {
             scalar(v, "ansible_winrm_kerberos_hostname_override", sink);
         }
-        // Certificate authentication: HTTPS only, with both PEM files (read when connecting;
-        // the key is never shown).
         if auth == Some(Auth::Certificate) {
-            let at = get("ansible_winrm_transport")
-                .map(|n| n.pos.clone())
-                .unwrap_or(pos.clone());
-            if scheme == Some(Scheme::Http) {
-                sink.error(
-                    &at,
-                    format!(
-                        "host {} uses certificate authentication, which works only over HTTPS; set `ansible_winrm_scheme: https`",
-                        q(name)
-                    ),
-                );
-                ok = false;
-            }
-            for key in ["ansible_winrm_cert_pem", "ansible_winrm_cert_key_pem"] {
-                match get(key) {
-                    Some(v) => {
-                        if scalar(v, key, sink).is_none() {
-                            ok = false;
-                        }
-                    }
-                    None => {
-                        sink.error(
-                            &at,
-                            format!(
-                                "host {} uses certificate authentication but has no `{key}`",
-                                q(name)
-                            ),
-                        );
-                        ok = false;
-                    }
-                }
-            }
+            check_certificate_auth(name, pos, vars, scheme, sink, &mut ok);
         }
         let password = self.password(name, vars);
         if !ok {
@@ -1198,58 +1344,9 @@ impl InventoryLoader<'_> {
             None => Some(ClusterMode::ActivePassive),
         };
         let member_names: Vec<&str> = raw.members_in_order(&def.group);
-        let nodes: Vec<&Host> = member_names
-            .iter()
-            .filter_map(|h| hosts.get(*h).copied())
-            .collect();
-        for h in &member_names {
-            if !hosts.contains_key(*h) && !is_fleet_host(&raw.merged_vars(h)) {
-                sink.error(
-                    &def.pos,
-                    format!(
-                        "node {} of cluster group {} is not a Windows host Lockstep reaches (`ansible_connection: winrm`)",
-                        q(h),
-                        q(&def.group)
-                    ),
-                );
-            }
-        }
-        if member_names.is_empty() {
-            sink.error(
-                &def.pos,
-                format!("cluster group {} has no host", q(&def.group)),
-            );
-            return None;
-        }
+        let nodes = cluster_nodes(raw, def, &member_names, hosts, sink)?;
         // When every node was refused (and why was reported), the rest is still checked.
-        let products: BTreeSet<Option<Product>> = nodes.iter().map(|h| h.product()).collect();
-        if products.len() > 1 {
-            let list = nodes
-                .iter()
-                .map(|h| match h.product() {
-                    Some(p) => format!("`{}` ({p})", h.name),
-                    None => format!("`{}` (no Exchange)", h.name),
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            sink.error(
-                &def.pos,
-                format!(
-                    "the nodes of cluster group {} disagree on the Exchange version: {list}",
-                    q(&def.group)
-                ),
-            );
-        }
-        let sites: BTreeSet<&Name> = nodes.iter().map(|h| &h.site).collect();
-        if sites.len() > 1 {
-            sink.error(
-                &def.pos,
-                format!(
-                    "the nodes of cluster group {} are in several sites",
-                    q(&def.group)
-                ),
-            );
-        }
+        check_nodes_agree(def, &nodes, sink);
         let product = nodes.first().and_then(|h| h.product()).or_else(|| {
             let first = member_names.first()?;
             let v = raw
@@ -1261,37 +1358,11 @@ impl InventoryLoader<'_> {
             PRODUCTS.iter().find(|(n, _)| *n == v).map(|(_, p)| *p)
         });
         let node_names: Vec<Name> = nodes.iter().map(|h| h.name.clone()).collect();
-        // Owners are checked against every member, so a node refused for another reason does not
-        // make its EVSs' owners look unknown too.
-        let owner = |n: &Node, what: &str, sink: &mut Sink| -> Option<Name> {
-            let s = scalar(n, what, sink)?;
-            if let Some(m) = node_names.iter().find(|m| m.eq_ignore_case(s)) {
-                return Some(m.clone());
-            }
-            if member_names.iter().any(|m| m.eq_ignore_ascii_case(s)) {
-                return None;
-            }
-            if raw.host_order.iter().any(|h| h.eq_ignore_ascii_case(s)) {
-                sink.error(
-                    &n.pos,
-                    format!(
-                        "{what} {} is not a node of cluster group {}",
-                        q(s),
-                        q(&def.group)
-                    ),
-                );
-            } else {
-                let known: Vec<&str> = member_names.clone();
-                sink.error(
-                    &n.pos,
-                    format!(
-                        "{what} {} is not a host of the inventory{}",
-                        q(s),
-                        hint(s, &known)
-                    ),
-                );
-            }
-            None
+        let owners = Owners {
+            raw,
+            group: &def.group,
+            member_names: &member_names,
+            node_names: &node_names,
         };
         let (cluster_group, cluster_group_owner) = match node.get("cluster_group") {
             Some(cg) => {
@@ -1301,167 +1372,27 @@ impl InventoryLoader<'_> {
                         None => Name::object("Cluster Group").ok(),
                     };
                     let o = match cg.get("owner") {
-                        Some(o) => owner(o, "cluster group owner", sink),
-                        None => node_names.first().cloned(),
+                        Some(o) => owners.resolve(o, "cluster group owner", sink),
+                        None => owners.first(),
                     };
                     (n, o)
                 } else {
                     (None, None)
                 }
             }
-            None => (
-                Name::object("Cluster Group").ok(),
-                node_names.first().cloned(),
-            ),
+            None => (Name::object("Cluster Group").ok(), owners.first()),
         };
-        let mut evss = Vec::new();
         let mut evs_ok = true;
-        match node.get("virtual_servers").map(|v| (v, v.as_seq())) {
-            Some((_, Some(items))) if !items.is_empty() => {
-                for item in items {
-                    if !check_keys(
-                        item,
-                        "a virtual server",
-                        &["name", "group", "owner", "build"],
-                        sink,
-                    ) {
-                        evs_ok = false;
-                        continue;
-                    }
-                    let n = match item.get("name") {
-                        Some(n) => name_at(NameKind::Object, n, "virtual server name", sink),
-                        None => {
-                            sink.error(&item.pos, "a virtual server has no `name`".to_string());
-                            None
-                        }
-                    };
-                    let g = match item.get("group") {
-                        Some(g) => name_at(NameKind::Object, g, "virtual server group", sink),
-                        None => n
-                            .as_ref()
-                            .and_then(|n| Name::object(&format!("{n} Group")).ok()),
-                    };
-                    let o = match item.get("owner") {
-                        Some(o) => owner(o, "virtual server owner", sink),
-                        None => node_names.first().cloned(),
-                    };
-                    let b = match item.get("build") {
-                        Some(b) => {
-                            // An Exchange 2003 cluster moved from Exchange 2000 by clean install
-                            // keeps an Exchange 2000 virtual server until it is upgraded (KB
-                            // 328839 E3-C2): the planner refuses a service pack until then.
-                            let evs_product = match product {
-                                Some(Product::Exchange2003)
-                                    if b.to_text().trim().starts_with("6.0.") =>
-                                {
-                                    Some(Product::Exchange2000)
-                                }
-                                p => p,
-                            };
-                            let v = version_at(b, "virtual server build", evs_product, sink);
-                            if v.is_none() {
-                                evs_ok = false;
-                            }
-                            v
-                        }
-                        None => None,
-                    };
-                    match (n, g, o) {
-                        (Some(name), Some(group), Some(owner)) => evss.push(VirtualServer {
-                            name,
-                            group,
-                            owner,
-                            build: b,
-                        }),
-                        _ => evs_ok = false,
-                    }
-                }
-            }
-            Some((v, _)) => {
-                sink.error(
-                    &v.pos,
-                    format!(
-                        "`virtual_servers` of cluster group {} must be a non-empty list",
-                        q(&def.group)
-                    ),
-                );
-                evs_ok = false;
-            }
-            None => {}
-        }
-        if !evss.is_empty() && product.is_none() {
-            sink.error(
-                &def.pos,
-                format!(
-                    "cluster group {} declares `virtual_servers` but its nodes run no Exchange (`exchange_version`)",
-                    q(&def.group)
-                ),
-            );
-            evs_ok = false;
-        }
-        let mut groups = Vec::new();
-        match node.get("groups").map(|v| (v, v.as_seq())) {
-            Some((_, Some(items))) => {
-                for item in items {
-                    if !check_keys(item, "a cluster group", &["name", "kind", "owner"], sink) {
-                        evs_ok = false;
-                        continue;
-                    }
-                    let n = match item.get("name") {
-                        Some(n) => name_at(NameKind::Object, n, "cluster group name", sink),
-                        None => {
-                            sink.error(&item.pos, "a cluster group has no `name`".to_string());
-                            None
-                        }
-                    };
-                    let kinds: Vec<(&str, GroupKind)> = GroupKind::ALL
-                        .iter()
-                        .filter(|k| **k != GroupKind::ExchangeVirtualServer)
-                        .map(|k| (k.tag(), *k))
-                        .collect();
-                    let k = match item.get("kind") {
-                        Some(k) => enum_value(k, "kind", &kinds, sink),
-                        None => Some(GroupKind::Generic),
-                    };
-                    let o = match item.get("owner") {
-                        Some(o) => owner(o, "cluster group owner", sink),
-                        None => node_names.first().cloned(),
-                    };
-                    match (n, k, o) {
-                        (Some(name), Some(kind), Some(owner)) => {
-                            groups.push(ClusterGroup { name, kind, owner })
-                        }
-                        _ => evs_ok = false,
-                    }
-                }
-            }
-            Some((v, None)) => {
-                sink.error(
-                    &v.pos,
-                    format!("`groups` of cluster group {} must be a list", q(&def.group)),
-                );
-                evs_ok = false;
-            }
-            None => {}
-        }
-        let mut seen: BTreeSet<String> = BTreeSet::new();
-        let all_names = cluster_group
-            .iter()
-            .chain(evss.iter().map(|v| &v.group))
-            .chain(groups.iter().map(|g| &g.name));
-        for g in all_names {
-            if !seen.insert(g.as_str().to_ascii_lowercase()) {
-                sink.error(
-                    &def.pos,
-                    format!(
-                        "cluster group {} declares the group {} twice",
-                        q(&def.group),
-                        q(g.as_str())
-                    ),
-                );
-                evs_ok = false;
-            }
-        }
+        let evss = virtual_servers(def, &owners, product, sink, &mut evs_ok);
+        let groups = other_groups(def, &owners, sink, &mut evs_ok);
+        check_group_names_unique(
+            def,
+            cluster_group.as_ref(),
+            &evss,
+            &groups,
+            sink,
+            &mut evs_ok,
+        );
         if !evs_ok {
             return None;
         }
@@ -1475,5 +1406,308 @@ impl InventoryLoader<'_> {
             virtual_servers: evss,
             groups,
         })
+    }
+}
+
+/// The hosts of a cluster group that are fleet hosts, in the group's order; reports every member
+/// Lockstep does not reach. `None` (reported) when the group has no host at all.
+fn cluster_nodes<'h>(
+    raw: &Raw,
+    def: &ClusterDef,
+    member_names: &[&str],
+    hosts: &FastMap<&str, &'h Host>,
+    sink: &mut Sink,
+) -> Option<Vec<&'h Host>> {
+    let nodes: Vec<&Host> = member_names
+        .iter()
+        .filter_map(|h| hosts.get(*h).copied())
+        .collect();
+    for h in member_names {
+        if !hosts.contains_key(*h) && !is_fleet_host(&raw.merged_vars(h)) {
+            sink.error(
+                &def.pos,
+                format!(
+                    "node {} of cluster group {} is not a Windows host Lockstep reaches (`ansible_connection: winrm`)",
+                    q(h),
+                    q(&def.group)
+                ),
+            );
+        }
+    }
+    if member_names.is_empty() {
+        sink.error(
+            &def.pos,
+            format!("cluster group {} has no host", q(&def.group)),
+        );
+        return None;
+    }
+    Some(nodes)
+}
+
+/// Reports a cluster whose nodes run different Exchange versions or sit in several sites.
+fn check_nodes_agree(def: &ClusterDef, nodes: &[&Host], sink: &mut Sink) {
+    let products: BTreeSet<Option<Product>> = nodes.iter().map(|h| h.product()).collect();
+    if products.len() > 1 {
+        let list = nodes
+            .iter()
+            .map(|h| match h.product() {
+                Some(p) => format!("`{}` ({p})", h.name),
+                None => format!("`{}` (no Exchange)", h.name),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        sink.error(
+            &def.pos,
+            format!(
+                "the nodes of cluster group {} disagree on the Exchange version: {list}",
+                q(&def.group)
+            ),
+        );
+    }
+    let sites: BTreeSet<&Name> = nodes.iter().map(|h| &h.site).collect();
+    if sites.len() > 1 {
+        sink.error(
+            &def.pos,
+            format!(
+                "the nodes of cluster group {} are in several sites",
+                q(&def.group)
+            ),
+        );
+    }
+}
+
+/// Resolves the `owner` of a cluster's groups against its nodes.
+struct Owners<'a> {
+    raw: &'a Raw,
+    group: &'a str,
+    /// Every member of the cluster group, refused or not.
+    member_names: &'a [&'a str],
+    /// The members accepted as nodes.
+    node_names: &'a [Name],
+}
+
+impl Owners<'_> {
+    /// Owners are checked against every member, so a node refused for another reason does not
+    /// make its EVSs' owners look unknown too.
+    fn resolve(&self, n: &Node, what: &str, sink: &mut Sink) -> Option<Name> {
+        let s = scalar(n, what, sink)?;
+        if let Some(m) = self.node_names.iter().find(|m| m.eq_ignore_case(s)) {
+            return Some(m.clone());
+        }
+        if self.member_names.iter().any(|m| m.eq_ignore_ascii_case(s)) {
+            return None;
+        }
+        if self
+            .raw
+            .host_order
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(s))
+        {
+            sink.error(
+                &n.pos,
+                format!(
+                    "{what} {} is not a node of cluster group {}",
+                    q(s),
+                    q(self.group)
+                ),
+            );
+        } else {
+            let known: Vec<&str> = self.member_names.to_vec();
+            sink.error(
+                &n.pos,
+                format!(
+                    "{what} {} is not a host of the inventory{}",
+                    q(s),
+                    hint(s, &known)
+                ),
+            );
+        }
+        None
+    }
+
+    /// The owner when none is given: the first node.
+    fn first(&self) -> Option<Name> {
+        self.node_names.first().cloned()
+    }
+}
+
+/// The cluster's Exchange virtual servers (`virtual_servers`); clears `ok` on any error.
+fn virtual_servers(
+    def: &ClusterDef,
+    owners: &Owners<'_>,
+    product: Option<Product>,
+    sink: &mut Sink,
+    ok: &mut bool,
+) -> Vec<VirtualServer> {
+    let node = &def.node;
+    let mut evss = Vec::new();
+    match node.get("virtual_servers").map(|v| (v, v.as_seq())) {
+        Some((_, Some(items))) if !items.is_empty() => {
+            for item in items {
+                if !check_keys(
+                    item,
+                    "a virtual server",
+                    &["name", "group", "owner", "build"],
+                    sink,
+                ) {
+                    *ok = false;
+                    continue;
+                }
+                let n = match item.get("name") {
+                    Some(n) => name_at(NameKind::Object, n, "virtual server name", sink),
+                    None => {
+                        sink.error(&item.pos, "a virtual server has no `name`".to_string());
+                        None
+                    }
+                };
+                let g = match item.get("group") {
+                    Some(g) => name_at(NameKind::Object, g, "virtual server group", sink),
+                    None => n
+                        .as_ref()
+                        .and_then(|n| Name::object(&format!("{n} Group")).ok()),
+                };
+                let o = match item.get("owner") {
+                    Some(o) => owners.resolve(o, "virtual server owner", sink),
+                    None => owners.first(),
+                };
+                let b = match item.get("build") {
+                    Some(b) => {
+                        // An Exchange 2003 cluster moved from Exchange 2000 by clean install
+                        // keeps an Exchange 2000 virtual server until it is upgraded (KB
+                        // 328839 E3-C2): the planner refuses a service pack until then.
+                        let evs_product = match product {
+                            Some(Product::Exchange2003)
+                                if b.to_text().trim().starts_with("6.0.") =>
+                            {
+                                Some(Product::Exchange2000)
+                            }
+                            p => p,
+                        };
+                        let v = version_at(b, "virtual server build", evs_product, sink);
+                        if v.is_none() {
+                            *ok = false;
+                        }
+                        v
+                    }
+                    None => None,
+                };
+                match (n, g, o) {
+                    (Some(name), Some(group), Some(owner)) => evss.push(VirtualServer {
+                        name,
+                        group,
+                        owner,
+                        build: b,
+                    }),
+                    _ => *ok = false,
+                }
+            }
+        }
+        Some((v, _)) => {
+            sink.error(
+                &v.pos,
+                format!(
+                    "`virtual_servers` of cluster group {} must be a non-empty list",
+                    q(&def.group)
+                ),
+            );
+            *ok = false;
+        }
+        None => {}
+    }
+    if !evss.is_empty() && product.is_none() {
+        sink.error(
+            &def.pos,
+            format!(
+                "cluster group {} declares `virtual_servers` but its nodes run no Exchange (`exchange_version`)",
+                q(&def.group)
+            ),
+        );
+        *ok = false;
+    }
+    evss
+}
+
+/// The cluster's other groups (`groups`); clears `ok` on any error.
+fn other_groups(
+    def: &ClusterDef,
+    owners: &Owners<'_>,
+    sink: &mut Sink,
+    ok: &mut bool,
+) -> Vec<ClusterGroup> {
+    let node = &def.node;
+    let mut groups = Vec::new();
+    match node.get("groups").map(|v| (v, v.as_seq())) {
+        Some((_, Some(items))) => {
+            for item in items {
+                if !check_keys(item, "a cluster group", &["name", "kind", "owner"], sink) {
+                    *ok = false;
+                    continue;
+                }
+                let n = match item.get("name") {
+                    Some(n) => name_at(NameKind::Object, n, "cluster group name", sink),
+                    None => {
+                        sink.error(&item.pos, "a cluster group has no `name`".to_string());
+                        None
+                    }
+                };
+                let kinds: Vec<(&str, GroupKind)> = GroupKind::ALL
+                    .iter()
+                    .filter(|k| **k != GroupKind::ExchangeVirtualServer)
+                    .map(|k| (k.tag(), *k))
+                    .collect();
+                let k = match item.get("kind") {
+                    Some(k) => enum_value(k, "kind", &kinds, sink),
+                    None => Some(GroupKind::Generic),
+                };
+                let o = match item.get("owner") {
+                    Some(o) => owners.resolve(o, "cluster group owner", sink),
+                    None => owners.first(),
+                };
+                match (n, k, o) {
+                    (Some(name), Some(kind), Some(owner)) => {
+                        groups.push(ClusterGroup { name, kind, owner })
+                    }
+                    _ => *ok = false,
+                }
+            }
+        }
+        Some((v, None)) => {
+            sink.error(
+                &v.pos,
+                format!("`groups` of cluster group {} must be a list", q(&def.group)),
+            );
+            *ok = false;
+        }
+        None => {}
+    }
+    groups
+}
+
+/// Reports a group name declared twice in one cluster (cluster group, EVS groups, other groups).
+fn check_group_names_unique(
+    def: &ClusterDef,
+    cluster_group: Option<&Name>,
+    evss: &[VirtualServer],
+    groups: &[ClusterGroup],
+    sink: &mut Sink,
+    ok: &mut bool,
+) {
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let all_names = cluster_group
+        .into_iter()
+        .chain(evss.iter().map(|v| &v.group))
+        .chain(groups.iter().map(|g| &g.name));
+    for g in all_names {
+        if !seen.insert(g.as_str().to_ascii_lowercase()) {
+            sink.error(
+                &def.pos,
+                format!(
+                    "cluster group {} declares the group {} twice",
+                    q(&def.group),
+                    q(g.as_str())
+                ),
+            );
+            *ok = false;
+        }
     }
 }

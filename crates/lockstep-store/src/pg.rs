@@ -858,42 +858,7 @@ fn decode<T: serde::de::DeserializeOwned>(
 async fn apply_one(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out, StoreError> {
     let err = |e: tokio_postgres::Error| db_err(path, e);
     match op {
-        Op::CreateRun {
-            playbook,
-            hash,
-            plan_json,
-            meta_json,
-            status_json,
-            step_ids,
-        } => {
-            let mut id = new_run_id(now);
-            for _ in 0..64 {
-                if require_run(cx, path, &id).await.is_err() {
-                    break;
-                }
-                id = new_run_id(now);
-            }
-            cx.execute(
-                "INSERT INTO runs (id, created_ms, playbook, plan_hash, plan_json, meta_json,
-                                   status_json)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &id.0,
-                    &(now as i64),
-                    playbook,
-                    hash,
-                    plan_json,
-                    meta_json,
-                    status_json,
-                ],
-            )
-            .await
-            .map_err(err)?;
-            for (idx, step) in step_ids.iter().enumerate() {
-                insert_step(cx, path, &id, idx, &StepRecord::pending(step)).await?;
-            }
-            Ok(Out::Run(id))
-        }
+        Op::CreateRun { .. } => create_run(cx, path, now, op).await,
         Op::PutStep { .. } | Op::PutFact { .. } | Op::SetStatus { .. } => {
             single_statement(cx.tx, cx.stmts, op).await.map_err(err)?
         }
@@ -908,138 +873,9 @@ async fn apply_one(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out
             .map_err(err)?;
             Ok(Out::Done)
         }
-        Op::ReplacePlan {
-            run,
-            token,
-            playbook,
-            hash,
-            plan_json,
-            step_ids,
-        } => {
-            check_token(cx, path, run, *token).await?;
-            require_run(cx, path, run).await?;
-            let old = load_steps(cx, path, run).await?;
-            cx.execute("DELETE FROM steps WHERE run = $1", &[&run.0])
-                .await
-                .map_err(err)?;
-            for (idx, id) in step_ids.iter().enumerate() {
-                let rec = old
-                    .iter()
-                    .find(|r| &r.step == id)
-                    .cloned()
-                    .unwrap_or_else(|| StepRecord::pending(id));
-                insert_step(cx, path, run, idx, &rec).await?;
-            }
-            cx.execute(
-                "UPDATE runs SET playbook = $2, plan_hash = $3, plan_json = $4 WHERE id = $1",
-                &[&run.0, playbook, hash, plan_json],
-            )
-            .await
-            .map_err(err)?;
-            Ok(Out::Done)
-        }
-        Op::TakeRun {
-            run,
-            holder,
-            ttl_ms,
-            steal,
-        } => {
-            require_run(cx, path, run).await?;
-            let expires = (now + ttl_ms) as i64;
-            cx.execute(
-                "INSERT INTO run_leases (run, holder, token, expires_ms) VALUES ($1, '', 0, 0)
-                 ON CONFLICT (run) DO NOTHING",
-                &[&run.0],
-            )
-            .await
-            .map_err(err)?;
-            let row = cx
-                .query_one(
-                    "SELECT holder, token, expires_ms FROM run_leases WHERE run = $1 FOR UPDATE",
-                    &[&run.0],
-                )
-                .await
-                .map_err(err)?;
-            let (h, t, exp): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
-            if !(*steal || &h == holder || (exp as u64) <= now) {
-                return Err(StoreError::Locked {
-                    run: run.clone(),
-                    holder: h,
-                });
-            }
-            cx.execute(
-                "UPDATE run_leases SET holder = $2, token = $3, expires_ms = $4 WHERE run = $1",
-                &[&run.0, holder, &(t + 1), &expires],
-            )
-            .await
-            .map_err(err)?;
-            Ok(Out::Token((t + 1) as u64))
-        }
-        Op::TakeHosts {
-            holder,
-            ttl_ms,
-            hosts,
-            run,
-            run_dead,
-        } => {
-            let expires = (now + ttl_ms) as i64;
-            let mut keys: Vec<(String, &Name)> = hosts
-                .iter()
-                .map(|h| (h.as_str().to_ascii_lowercase(), h))
-                .collect();
-            // One order for every controller: no deadlock between two taking overlapping sets.
-            keys.sort_by(|a, b| a.0.cmp(&b.0));
-            keys.dedup_by(|a, b| a.0 == b.0);
-            let run_id = run.as_ref().map(|r| r.0.clone());
-            let mut conflicts = Vec::new();
-            for (key, host) in keys {
-                cx.execute(
-                    "INSERT INTO host_leases (host, name, holder, run, expires_ms)
-                     VALUES ($1, $2, '', NULL, 0) ON CONFLICT (host) DO NOTHING",
-                    &[&key, &host.as_str()],
-                )
-                .await
-                .map_err(err)?;
-                let row = cx
-                    .query_one(
-                        "SELECT holder, run, expires_ms FROM host_leases WHERE host = $1 FOR UPDATE",
-                        &[&key],
-                    )
-                    .await
-                    .map_err(err)?;
-                let (h, r, exp): (String, Option<String>, i64) =
-                    (row.get(0), row.get(1), row.get(2));
-                // Lapsed, or its controller (of this machine) is gone.
-                let expired = (exp as u64) <= now || crate::lease::holder_gone(&h);
-                let same_run = r.is_some() && r == run_id;
-                let take = h.is_empty()
-                    || &h == holder
-                    || (same_run && (expired || *run_dead))
-                    || (r.is_none() && expired);
-                if take {
-                    cx.execute(
-                        "UPDATE host_leases SET name = $2, holder = $3,
-                             run = COALESCE($4, run), expires_ms = $5
-                         WHERE host = $1",
-                        &[&key, &host.as_str(), holder, &run_id, &expires],
-                    )
-                    .await
-                    .map_err(err)?;
-                } else {
-                    conflicts.push(HostLease {
-                        host: host.as_str().to_owned(),
-                        holder: h,
-                        run: r.map(RunId),
-                        expired,
-                    });
-                }
-            }
-            if conflicts.is_empty() {
-                Ok(Out::Done)
-            } else {
-                crate::batch::host_conflicts(conflicts)
-            }
-        }
+        Op::ReplacePlan { .. } => replace_plan(cx, path, op).await,
+        Op::TakeRun { .. } => take_run(cx, path, now, op).await,
+        Op::TakeHosts { .. } => take_hosts(cx, path, now, op).await,
         Op::BindHosts { holder, run } => {
             cx.execute(
                 "UPDATE host_leases SET run = $2 WHERE holder = $1",
@@ -1049,41 +885,7 @@ async fn apply_one(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out
             .map_err(err)?;
             Ok(Out::Done)
         }
-        Op::Renew {
-            holder,
-            ttl_ms,
-            runs,
-        } => {
-            let expires = (now + ttl_ms) as i64;
-            let mut lost = Vec::new();
-            for (run, token) in runs {
-                let n = cx
-                    .execute(
-                        "UPDATE run_leases SET expires_ms = $3 WHERE run = $1 AND token = $2",
-                        &[&run.0, &(*token as i64), &expires],
-                    )
-                    .await
-                    .map_err(err)?;
-                if n == 0 {
-                    let by = cx
-                        .query_opt("SELECT holder FROM run_leases WHERE run = $1", &[&run.0])
-                        .await
-                        .map_err(err)?
-                        .map(|r| r.get::<_, String>(0));
-                    lost.push((
-                        run.clone(),
-                        by.unwrap_or_else(|| "nobody (released)".to_owned()),
-                    ));
-                }
-            }
-            cx.execute(
-                "UPDATE host_leases SET expires_ms = $2 WHERE holder = $1",
-                &[holder, &expires],
-            )
-            .await
-            .map_err(err)?;
-            Ok(Out::Lost(lost))
-        }
+        Op::Renew { .. } => renew(cx, path, now, op).await,
         Op::Release {
             holder,
             runs,
@@ -1115,91 +917,8 @@ async fn apply_one(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out
             }
             Ok(Out::Done)
         }
-        Op::LatestFleetFacts => {
-            let rows = cx
-                .query(
-                    "SELECT host, key, value, at_ms FROM fleet_facts f
-                     WHERE at_ms = (SELECT MAX(at_ms) FROM fleet_facts g WHERE g.host = f.host)
-                     ORDER BY host, seq",
-                    &[],
-                )
-                .await
-                .map_err(err)?;
-            let mut out = Vec::new();
-            for r in rows {
-                let host: String = r.get(0);
-                out.push(Fact {
-                    host: Name::host(&host).map_err(|e| StoreError::Backend {
-                        path: path.to_owned(),
-                        detail: format!("a fleet fact has a bad host: {e}"),
-                    })?,
-                    key: r.get(1),
-                    value: r.get(2),
-                    at_ms: r.get::<_, i64>(3) as u64,
-                });
-            }
-            Ok(Out::Facts(out))
-        }
-        Op::LoadRun(run) => {
-            let Some(row) = cx
-                .query_opt(
-                    "SELECT plan_json, meta_json, status_json, created_ms FROM runs WHERE id = $1",
-                    &[&run.0],
-                )
-                .await
-                .map_err(err)?
-            else {
-                return Err(StoreError::NoSuchRun(run.clone()));
-            };
-            let plan: Plan = decode(path, "plan", run, row.get(0))?;
-            let meta: RunMeta = decode(path, "start parameters", run, row.get(1))?;
-            let status: RunStatus = decode(path, "status", run, row.get(2))?;
-            let steps = load_steps(cx, path, run).await?;
-            let mut facts = Vec::new();
-            for r in cx
-                .query(
-                    "SELECT host, key, value, at_ms FROM facts WHERE run = $1 ORDER BY seq",
-                    &[&run.0],
-                )
-                .await
-                .map_err(err)?
-            {
-                let host: String = r.get(0);
-                facts.push(Fact {
-                    host: Name::host(&host).map_err(|e| StoreError::Backend {
-                        path: path.to_owned(),
-                        detail: format!("run `{run}` has a fact with a bad host: {e}"),
-                    })?,
-                    key: r.get(1),
-                    value: r.get(2),
-                    at_ms: r.get::<_, i64>(3) as u64,
-                });
-            }
-            let approvals = cx
-                .query(
-                    "SELECT what, by_user, at_ms FROM approvals WHERE run = $1 ORDER BY seq",
-                    &[&run.0],
-                )
-                .await
-                .map_err(err)?
-                .into_iter()
-                .map(|r| lockstep_core::Approval {
-                    what: r.get(0),
-                    by: r.get(1),
-                    at_ms: r.get::<_, i64>(2) as u64,
-                })
-                .collect();
-            Ok(Out::Record(Box::new(RunRecord {
-                id: run.clone(),
-                plan,
-                meta,
-                status,
-                steps,
-                facts,
-                approvals,
-                created_ms: row.get::<_, i64>(3) as u64,
-            })))
-        }
+        Op::LatestFleetFacts => latest_fleet_facts(cx, path).await,
+        Op::LoadRun(_) => load_run(cx, path, op).await,
         Op::LatestRun => Ok(Out::Latest(
             cx.query_opt(
                 "SELECT id FROM runs ORDER BY created_ms DESC, id DESC LIMIT 1",
@@ -1209,32 +928,7 @@ async fn apply_one(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out
             .map_err(err)?
             .map(|r| RunId(r.get(0))),
         )),
-        Op::ListRuns => {
-            let rows = cx
-                .query(
-                    "SELECT r.id, r.playbook, r.status_json, r.created_ms,
-                            (SELECT COUNT(*) FROM steps s
-                              WHERE s.run = r.id AND s.state IN ('done', 'skipped')),
-                            (SELECT COUNT(*) FROM steps s WHERE s.run = r.id)
-                     FROM runs r ORDER BY r.created_ms DESC, r.id DESC",
-                    &[],
-                )
-                .await
-                .map_err(err)?;
-            let mut out = Vec::new();
-            for r in rows {
-                let id = RunId(r.get(0));
-                out.push(RunSummary {
-                    status: decode(path, "status", &id, r.get(2))?,
-                    playbook: r.get(1),
-                    created_ms: r.get::<_, i64>(3) as u64,
-                    complete: r.get::<_, i64>(4) as usize,
-                    total: r.get::<_, i64>(5) as usize,
-                    id,
-                });
-            }
-            Ok(Out::Runs(out))
-        }
+        Op::ListRuns => list_runs(cx, path).await,
         Op::RunLeases => {
             let rows = cx
                 .query(
@@ -1259,6 +953,366 @@ async fn apply_one(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out
             ))
         }
     }
+}
+
+/// Inserts a new run under a fresh id, with every step pending.
+async fn create_run(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out, StoreError> {
+    let Op::CreateRun {
+        playbook,
+        hash,
+        plan_json,
+        meta_json,
+        status_json,
+        step_ids,
+    } = op
+    else {
+        unreachable!("`create_run` is only called for `Op::CreateRun`");
+    };
+    let err = |e: tokio_postgres::Error| db_err(path, e);
+    let mut id = new_run_id(now);
+    for _ in 0..64 {
+        if require_run(cx, path, &id).await.is_err() {
+            break;
+        }
+        id = new_run_id(now);
+    }
+    cx.execute(
+        "INSERT INTO runs (id, created_ms, playbook, plan_hash, plan_json, meta_json,
+                           status_json)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &id.0,
+            &(now as i64),
+            playbook,
+            hash,
+            plan_json,
+            meta_json,
+            status_json,
+        ],
+    )
+    .await
+    .map_err(err)?;
+    for (idx, step) in step_ids.iter().enumerate() {
+        insert_step(cx, path, &id, idx, &StepRecord::pending(step)).await?;
+    }
+    Ok(Out::Run(id))
+}
+
+/// Swaps a run's plan, keeping the records of steps that stay.
+async fn replace_plan(cx: &Cx<'_, '_>, path: &str, op: &Op) -> Result<Out, StoreError> {
+    let Op::ReplacePlan {
+        run,
+        token,
+        playbook,
+        hash,
+        plan_json,
+        step_ids,
+    } = op
+    else {
+        unreachable!("`replace_plan` is only called for `Op::ReplacePlan`");
+    };
+    let err = |e: tokio_postgres::Error| db_err(path, e);
+    check_token(cx, path, run, *token).await?;
+    require_run(cx, path, run).await?;
+    let old = load_steps(cx, path, run).await?;
+    cx.execute("DELETE FROM steps WHERE run = $1", &[&run.0])
+        .await
+        .map_err(err)?;
+    for (idx, id) in step_ids.iter().enumerate() {
+        let rec = old
+            .iter()
+            .find(|r| &r.step == id)
+            .cloned()
+            .unwrap_or_else(|| StepRecord::pending(id));
+        insert_step(cx, path, run, idx, &rec).await?;
+    }
+    cx.execute(
+        "UPDATE runs SET playbook = $2, plan_hash = $3, plan_json = $4 WHERE id = $1",
+        &[&run.0, playbook, hash, plan_json],
+    )
+    .await
+    .map_err(err)?;
+    Ok(Out::Done)
+}
+
+/// Takes (or steals) a run's lease and returns the new fencing token.
+async fn take_run(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out, StoreError> {
+    let Op::TakeRun {
+        run,
+        holder,
+        ttl_ms,
+        steal,
+    } = op
+    else {
+        unreachable!("`take_run` is only called for `Op::TakeRun`");
+    };
+    let err = |e: tokio_postgres::Error| db_err(path, e);
+    require_run(cx, path, run).await?;
+    let expires = (now + ttl_ms) as i64;
+    cx.execute(
+        "INSERT INTO run_leases (run, holder, token, expires_ms) VALUES ($1, '', 0, 0)
+         ON CONFLICT (run) DO NOTHING",
+        &[&run.0],
+    )
+    .await
+    .map_err(err)?;
+    let row = cx
+        .query_one(
+            "SELECT holder, token, expires_ms FROM run_leases WHERE run = $1 FOR UPDATE",
+            &[&run.0],
+        )
+        .await
+        .map_err(err)?;
+    let (h, t, exp): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    if !(*steal || &h == holder || (exp as u64) <= now) {
+        return Err(StoreError::Locked {
+            run: run.clone(),
+            holder: h,
+        });
+    }
+    cx.execute(
+        "UPDATE run_leases SET holder = $2, token = $3, expires_ms = $4 WHERE run = $1",
+        &[&run.0, holder, &(t + 1), &expires],
+    )
+    .await
+    .map_err(err)?;
+    Ok(Out::Token((t + 1) as u64))
+}
+
+/// Takes the host leases in one order, collecting every host held by another.
+async fn take_hosts(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out, StoreError> {
+    let Op::TakeHosts {
+        holder,
+        ttl_ms,
+        hosts,
+        run,
+        run_dead,
+    } = op
+    else {
+        unreachable!("`take_hosts` is only called for `Op::TakeHosts`");
+    };
+    let err = |e: tokio_postgres::Error| db_err(path, e);
+    let expires = (now + ttl_ms) as i64;
+    let mut keys: Vec<(String, &Name)> = hosts
+        .iter()
+        .map(|h| (h.as_str().to_ascii_lowercase(), h))
+        .collect();
+    // One order for every controller: no deadlock between two taking overlapping sets.
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    keys.dedup_by(|a, b| a.0 == b.0);
+    let run_id = run.as_ref().map(|r| r.0.clone());
+    let mut conflicts = Vec::new();
+    for (key, host) in keys {
+        cx.execute(
+            "INSERT INTO host_leases (host, name, holder, run, expires_ms)
+             VALUES ($1, $2, '', NULL, 0) ON CONFLICT (host) DO NOTHING",
+            &[&key, &host.as_str()],
+        )
+        .await
+        .map_err(err)?;
+        let row = cx
+            .query_one(
+                "SELECT holder, run, expires_ms FROM host_leases WHERE host = $1 FOR UPDATE",
+                &[&key],
+            )
+            .await
+            .map_err(err)?;
+        let (h, r, exp): (String, Option<String>, i64) = (row.get(0), row.get(1), row.get(2));
+        // Lapsed, or its controller (of this machine) is gone.
+        let expired = (exp as u64) <= now || crate::lease::holder_gone(&h);
+        let same_run = r.is_some() && r == run_id;
+        let take = h.is_empty()
+            || &h == holder
+            || (same_run && (expired || *run_dead))
+            || (r.is_none() && expired);
+        if take {
+            cx.execute(
+                "UPDATE host_leases SET name = $2, holder = $3,
+                     run = COALESCE($4, run), expires_ms = $5
+                 WHERE host = $1",
+                &[&key, &host.as_str(), holder, &run_id, &expires],
+            )
+            .await
+            .map_err(err)?;
+        } else {
+            conflicts.push(HostLease {
+                host: host.as_str().to_owned(),
+                holder: h,
+                run: r.map(RunId),
+                expired,
+            });
+        }
+    }
+    if conflicts.is_empty() {
+        Ok(Out::Done)
+    } else {
+        crate::batch::host_conflicts(conflicts)
+    }
+}
+
+/// Extends the holder's run and host leases; reports the runs whose lease another took.
+async fn renew(cx: &Cx<'_, '_>, path: &str, now: u64, op: &Op) -> Result<Out, StoreError> {
+    let Op::Renew {
+        holder,
+        ttl_ms,
+        runs,
+    } = op
+    else {
+        unreachable!("`renew` is only called for `Op::Renew`");
+    };
+    let err = |e: tokio_postgres::Error| db_err(path, e);
+    let expires = (now + ttl_ms) as i64;
+    let mut lost = Vec::new();
+    for (run, token) in runs {
+        let n = cx
+            .execute(
+                "UPDATE run_leases SET expires_ms = $3 WHERE run = $1 AND token = $2",
+                &[&run.0, &(*token as i64), &expires],
+            )
+            .await
+            .map_err(err)?;
+        if n == 0 {
+            let by = cx
+                .query_opt("SELECT holder FROM run_leases WHERE run = $1", &[&run.0])
+                .await
+                .map_err(err)?
+                .map(|r| r.get::<_, String>(0));
+            lost.push((
+                run.clone(),
+                by.unwrap_or_else(|| "nobody (released)".to_owned()),
+            ));
+        }
+    }
+    cx.execute(
+        "UPDATE host_leases SET expires_ms = $2 WHERE holder = $1",
+        &[holder, &expires],
+    )
+    .await
+    .map_err(err)?;
+    Ok(Out::Lost(lost))
+}
+
+/// Each host's facts from its newest fleet survey.
+async fn latest_fleet_facts(cx: &Cx<'_, '_>, path: &str) -> Result<Out, StoreError> {
+    let err = |e: tokio_postgres::Error| db_err(path, e);
+    let rows = cx
+        .query(
+            "SELECT host, key, value, at_ms FROM fleet_facts f
+             WHERE at_ms = (SELECT MAX(at_ms) FROM fleet_facts g WHERE g.host = f.host)
+             ORDER BY host, seq",
+            &[],
+        )
+        .await
+        .map_err(err)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let host: String = r.get(0);
+        out.push(Fact {
+            host: Name::host(&host).map_err(|e| StoreError::Backend {
+                path: path.to_owned(),
+                detail: format!("a fleet fact has a bad host: {e}"),
+            })?,
+            key: r.get(1),
+            value: r.get(2),
+            at_ms: r.get::<_, i64>(3) as u64,
+        });
+    }
+    Ok(Out::Facts(out))
+}
+
+/// A run's whole record: plan, start parameters, status, steps, facts and approvals.
+async fn load_run(cx: &Cx<'_, '_>, path: &str, op: &Op) -> Result<Out, StoreError> {
+    let Op::LoadRun(run) = op else {
+        unreachable!("`load_run` is only called for `Op::LoadRun`");
+    };
+    let err = |e: tokio_postgres::Error| db_err(path, e);
+    let Some(row) = cx
+        .query_opt(
+            "SELECT plan_json, meta_json, status_json, created_ms FROM runs WHERE id = $1",
+            &[&run.0],
+        )
+        .await
+        .map_err(err)?
+    else {
+        return Err(StoreError::NoSuchRun(run.clone()));
+    };
+    let plan: Plan = decode(path, "plan", run, row.get(0))?;
+    let meta: RunMeta = decode(path, "start parameters", run, row.get(1))?;
+    let status: RunStatus = decode(path, "status", run, row.get(2))?;
+    let steps = load_steps(cx, path, run).await?;
+    let mut facts = Vec::new();
+    for r in cx
+        .query(
+            "SELECT host, key, value, at_ms FROM facts WHERE run = $1 ORDER BY seq",
+            &[&run.0],
+        )
+        .await
+        .map_err(err)?
+    {
+        let host: String = r.get(0);
+        facts.push(Fact {
+            host: Name::host(&host).map_err(|e| StoreError::Backend {
+                path: path.to_owned(),
+                detail: format!("run `{run}` has a fact with a bad host: {e}"),
+            })?,
+            key: r.get(1),
+            value: r.get(2),
+            at_ms: r.get::<_, i64>(3) as u64,
+        });
+    }
+    let approvals = cx
+        .query(
+            "SELECT what, by_user, at_ms FROM approvals WHERE run = $1 ORDER BY seq",
+            &[&run.0],
+        )
+        .await
+        .map_err(err)?
+        .into_iter()
+        .map(|r| lockstep_core::Approval {
+            what: r.get(0),
+            by: r.get(1),
+            at_ms: r.get::<_, i64>(2) as u64,
+        })
+        .collect();
+    Ok(Out::Record(Box::new(RunRecord {
+        id: run.clone(),
+        plan,
+        meta,
+        status,
+        steps,
+        facts,
+        approvals,
+        created_ms: row.get::<_, i64>(3) as u64,
+    })))
+}
+
+/// Every run, newest first, with its count of finished steps.
+async fn list_runs(cx: &Cx<'_, '_>, path: &str) -> Result<Out, StoreError> {
+    let err = |e: tokio_postgres::Error| db_err(path, e);
+    let rows = cx
+        .query(
+            "SELECT r.id, r.playbook, r.status_json, r.created_ms,
+                    (SELECT COUNT(*) FROM steps s
+                      WHERE s.run = r.id AND s.state IN ('done', 'skipped')),
+                    (SELECT COUNT(*) FROM steps s WHERE s.run = r.id)
+             FROM runs r ORDER BY r.created_ms DESC, r.id DESC",
+            &[],
+        )
+        .await
+        .map_err(err)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let id = RunId(r.get(0));
+        out.push(RunSummary {
+            status: decode(path, "status", &id, r.get(2))?,
+            playbook: r.get(1),
+            created_ms: r.get::<_, i64>(3) as u64,
+            complete: r.get::<_, i64>(4) as usize,
+            total: r.get::<_, i64>(5) as usize,
+            id,
+        });
+    }
+    Ok(Out::Runs(out))
 }
 
 impl StateStore for PgStore {

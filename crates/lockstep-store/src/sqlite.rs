@@ -424,89 +424,8 @@ fn apply_one(conn: &Connection, path: &Path, op: &Op) -> Result<Out, StoreError>
     };
     let now = now_ms();
     match op {
-        Op::CreateRun {
-            playbook,
-            hash,
-            plan_json,
-            meta_json,
-            status_json,
-            step_ids,
-        } => {
-            // A clash of the 16-bit suffix within one second is rare; draw again if it happens.
-            let mut id = new_run_id(now);
-            for _ in 0..64 {
-                if require_run(conn, &id).optional().map_err(err)?.is_none() {
-                    break;
-                }
-                id = new_run_id(now);
-            }
-            conn.execute(
-                "INSERT INTO runs (id, created_ms, playbook, plan_hash, plan_json, meta_json,
-                                   status_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    id.0,
-                    now as i64,
-                    playbook,
-                    hash,
-                    plan_json,
-                    meta_json,
-                    status_json
-                ],
-            )
-            .map_err(err)?;
-            for (idx, step) in step_ids.iter().enumerate() {
-                insert_step(conn, &id, idx, &StepRecord::pending(step)).map_err(err)?;
-            }
-            Ok(Out::Run(id))
-        }
-        Op::PutStep { run, token, record } => {
-            check_token(conn, path, run, *token)?;
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE steps SET state = ?3, attempts = ?4, started_ms = ?5,
-                                      finished_ms = ?6, exit_code = ?7, output = ?8, message = ?9
-                     WHERE run = ?1 AND step_id = ?2",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        run.0,
-                        record.step,
-                        record.state.as_str(),
-                        record.attempts as i64,
-                        opt_i64(record.started_ms),
-                        opt_i64(record.finished_ms),
-                        record.exit_code,
-                        record.output,
-                        record.message,
-                    ])
-                })
-                .map_err(err)?;
-            if changed == 0 {
-                require_run(conn, run).map_err(|e| no_run(run, e))?;
-                return Err(StoreError::NoSuchStep {
-                    run: run.clone(),
-                    step: record.step.clone(),
-                });
-            }
-            let seq = next_seq(conn, "transitions", run).map_err(err)?;
-            conn.prepare_cached(
-                "INSERT INTO transitions (run, seq, step_id, state, at_ms, message)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    run.0,
-                    seq,
-                    record.step,
-                    record.state.as_str(),
-                    now as i64,
-                    record.message,
-                ])
-            })
-            .map_err(err)?;
-            Ok(Out::Done)
-        }
+        Op::CreateRun { .. } => create_run(conn, path, now, op),
+        Op::PutStep { .. } => put_step(conn, path, now, op),
         Op::PutFact { run, token, fact } => {
             check_token(conn, path, run, *token)?;
             require_run(conn, run).map_err(|e| no_run(run, e))?;
@@ -551,142 +470,9 @@ fn apply_one(conn: &Connection, path: &Path, op: &Op) -> Result<Out, StoreError>
             .map_err(err)?;
             Ok(Out::Done)
         }
-        Op::ReplacePlan {
-            run,
-            token,
-            playbook,
-            hash,
-            plan_json,
-            step_ids,
-        } => {
-            check_token(conn, path, run, *token)?;
-            require_run(conn, run).map_err(|e| no_run(run, e))?;
-            let old = load_steps(conn, path, run)?;
-            conn.execute("DELETE FROM steps WHERE run = ?1", [&run.0])
-                .map_err(err)?;
-            for (idx, id) in step_ids.iter().enumerate() {
-                let rec = old
-                    .iter()
-                    .find(|r| &r.step == id)
-                    .cloned()
-                    .unwrap_or_else(|| StepRecord::pending(id));
-                insert_step(conn, run, idx, &rec).map_err(err)?;
-            }
-            conn.execute(
-                "UPDATE runs SET playbook = ?2, plan_hash = ?3, plan_json = ?4 WHERE id = ?1",
-                params![run.0, playbook, hash, plan_json],
-            )
-            .map_err(err)?;
-            Ok(Out::Done)
-        }
-        Op::TakeRun {
-            run,
-            holder,
-            ttl_ms,
-            steal,
-        } => {
-            require_run(conn, run).map_err(|e| no_run(run, e))?;
-            let row: Option<(String, i64, i64)> = conn
-                .query_row(
-                    "SELECT holder, token, expires_ms FROM run_leases WHERE run = ?1",
-                    [&run.0],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()
-                .map_err(err)?;
-            let expires = (now + ttl_ms) as i64;
-            let token = match row {
-                None => {
-                    conn.execute(
-                        "INSERT INTO run_leases (run, holder, token, expires_ms)
-                         VALUES (?1, ?2, 1, ?3)",
-                        params![run.0, holder, expires],
-                    )
-                    .map_err(err)?;
-                    1
-                }
-                Some((h, t, exp)) if *steal || &h == holder || (exp as u64) <= now => {
-                    conn.execute(
-                        "UPDATE run_leases SET holder = ?2, token = ?3, expires_ms = ?4
-                         WHERE run = ?1",
-                        params![run.0, holder, t + 1, expires],
-                    )
-                    .map_err(err)?;
-                    t + 1
-                }
-                Some((h, _, _)) => {
-                    return Err(StoreError::Locked {
-                        run: run.clone(),
-                        holder: h,
-                    })
-                }
-            };
-            Ok(Out::Token(token as u64))
-        }
-        Op::TakeHosts {
-            holder,
-            ttl_ms,
-            hosts,
-            run,
-            run_dead,
-        } => {
-            let expires = (now + ttl_ms) as i64;
-            let mut conflicts = Vec::new();
-            for host in hosts {
-                let key = host.as_str().to_ascii_lowercase();
-                let row: Option<(String, Option<String>, i64)> = conn
-                    .prepare_cached(
-                        "SELECT holder, run, expires_ms FROM host_leases WHERE host = ?1",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                            .optional()
-                    })
-                    .map_err(err)?;
-                let take = match &row {
-                    None => true,
-                    Some((h, r, exp)) => {
-                        // Lapsed, or its controller (of this machine) is gone.
-                        let expired = (*exp as u64) <= now || crate::lease::holder_gone(h);
-                        let same_run =
-                            r.is_some() && r.as_deref() == run.as_ref().map(|x| x.0.as_str());
-                        h == holder
-                            || (same_run && (expired || *run_dead))
-                            || (r.is_none() && expired)
-                    }
-                };
-                if take {
-                    conn.prepare_cached(
-                        "INSERT INTO host_leases (host, name, holder, run, expires_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (host) DO UPDATE SET name = ?2, holder = ?3,
-                             run = COALESCE(?4, run), expires_ms = ?5",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            key,
-                            host.as_str(),
-                            holder,
-                            run.as_ref().map(|r| r.0.as_str()),
-                            expires
-                        ])
-                    })
-                    .map_err(err)?;
-                } else if let Some((h, r, exp)) = row {
-                    conflicts.push(HostLease {
-                        host: host.as_str().to_owned(),
-                        holder: h,
-                        run: r.map(RunId),
-                        expired: (exp as u64) <= now,
-                    });
-                }
-            }
-            if conflicts.is_empty() {
-                Ok(Out::Done)
-            } else {
-                crate::batch::host_conflicts(conflicts)
-            }
-        }
+        Op::ReplacePlan { .. } => replace_plan(conn, path, op),
+        Op::TakeRun { .. } => take_run(conn, path, now, op),
+        Op::TakeHosts { .. } => take_hosts(conn, path, now, op),
         Op::BindHosts { holder, run } => {
             conn.execute(
                 "UPDATE host_leases SET run = ?2 WHERE holder = ?1",
@@ -695,42 +481,7 @@ fn apply_one(conn: &Connection, path: &Path, op: &Op) -> Result<Out, StoreError>
             .map_err(err)?;
             Ok(Out::Done)
         }
-        Op::Renew {
-            holder,
-            ttl_ms,
-            runs,
-        } => {
-            let expires = (now + ttl_ms) as i64;
-            let mut lost = Vec::new();
-            for (run, token) in runs {
-                let n = conn
-                    .execute(
-                        "UPDATE run_leases SET expires_ms = ?3 WHERE run = ?1 AND token = ?2",
-                        params![run.0, *token as i64, expires],
-                    )
-                    .map_err(err)?;
-                if n == 0 {
-                    let by: Option<String> = conn
-                        .query_row(
-                            "SELECT holder FROM run_leases WHERE run = ?1",
-                            [&run.0],
-                            |r| r.get(0),
-                        )
-                        .optional()
-                        .map_err(err)?;
-                    lost.push((
-                        run.clone(),
-                        by.unwrap_or_else(|| "nobody (released)".to_owned()),
-                    ));
-                }
-            }
-            conn.execute(
-                "UPDATE host_leases SET expires_ms = ?2 WHERE holder = ?1",
-                params![holder, expires],
-            )
-            .map_err(err)?;
-            Ok(Out::Lost(lost))
-        }
+        Op::Renew { .. } => renew(conn, path, now, op),
         Op::LoadRun(_)
         | Op::LatestRun
         | Op::ListRuns
@@ -759,6 +510,309 @@ fn apply_one(conn: &Connection, path: &Path, op: &Op) -> Result<Out, StoreError>
             Ok(Out::Done)
         }
     }
+}
+
+/// Inserts a new run under a fresh id, with every step pending.
+fn create_run(conn: &Connection, path: &Path, now: u64, op: &Op) -> Result<Out, StoreError> {
+    let Op::CreateRun {
+        playbook,
+        hash,
+        plan_json,
+        meta_json,
+        status_json,
+        step_ids,
+    } = op
+    else {
+        unreachable!("`create_run` is only called for `Op::CreateRun`");
+    };
+    let err = |e: rusqlite::Error| backend_err(path, e);
+    // A clash of the 16-bit suffix within one second is rare; draw again if it happens.
+    let mut id = new_run_id(now);
+    for _ in 0..64 {
+        if require_run(conn, &id).optional().map_err(err)?.is_none() {
+            break;
+        }
+        id = new_run_id(now);
+    }
+    conn.execute(
+        "INSERT INTO runs (id, created_ms, playbook, plan_hash, plan_json, meta_json,
+                           status_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            id.0,
+            now as i64,
+            playbook,
+            hash,
+            plan_json,
+            meta_json,
+            status_json
+        ],
+    )
+    .map_err(err)?;
+    for (idx, step) in step_ids.iter().enumerate() {
+        insert_step(conn, &id, idx, &StepRecord::pending(step)).map_err(err)?;
+    }
+    Ok(Out::Run(id))
+}
+
+/// Writes one step's record, fenced by the run's lease token.
+fn put_step(conn: &Connection, path: &Path, now: u64, op: &Op) -> Result<Out, StoreError> {
+    let Op::PutStep { run, token, record } = op else {
+        unreachable!("`put_step` is only called for `Op::PutStep`");
+    };
+    let err = |e: rusqlite::Error| backend_err(path, e);
+    let no_run = |run: &RunId, e: rusqlite::Error| match e {
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NoSuchRun(run.clone()),
+        e => backend_err(path, e),
+    };
+    check_token(conn, path, run, *token)?;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE steps SET state = ?3, attempts = ?4, started_ms = ?5,
+                              finished_ms = ?6, exit_code = ?7, output = ?8, message = ?9
+             WHERE run = ?1 AND step_id = ?2",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                run.0,
+                record.step,
+                record.state.as_str(),
+                record.attempts as i64,
+                opt_i64(record.started_ms),
+                opt_i64(record.finished_ms),
+                record.exit_code,
+                record.output,
+                record.message,
+            ])
+        })
+        .map_err(err)?;
+    if changed == 0 {
+        require_run(conn, run).map_err(|e| no_run(run, e))?;
+        return Err(StoreError::NoSuchStep {
+            run: run.clone(),
+            step: record.step.clone(),
+        });
+    }
+    let seq = next_seq(conn, "transitions", run).map_err(err)?;
+    conn.prepare_cached(
+        "INSERT INTO transitions (run, seq, step_id, state, at_ms, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            run.0,
+            seq,
+            record.step,
+            record.state.as_str(),
+            now as i64,
+            record.message,
+        ])
+    })
+    .map_err(err)?;
+    Ok(Out::Done)
+}
+
+/// Swaps a run's plan, keeping the records of steps that stay.
+fn replace_plan(conn: &Connection, path: &Path, op: &Op) -> Result<Out, StoreError> {
+    let Op::ReplacePlan {
+        run,
+        token,
+        playbook,
+        hash,
+        plan_json,
+        step_ids,
+    } = op
+    else {
+        unreachable!("`replace_plan` is only called for `Op::ReplacePlan`");
+    };
+    let err = |e: rusqlite::Error| backend_err(path, e);
+    let no_run = |run: &RunId, e: rusqlite::Error| match e {
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NoSuchRun(run.clone()),
+        e => backend_err(path, e),
+    };
+    check_token(conn, path, run, *token)?;
+    require_run(conn, run).map_err(|e| no_run(run, e))?;
+    let old = load_steps(conn, path, run)?;
+    conn.execute("DELETE FROM steps WHERE run = ?1", [&run.0])
+        .map_err(err)?;
+    for (idx, id) in step_ids.iter().enumerate() {
+        let rec = old
+            .iter()
+            .find(|r| &r.step == id)
+            .cloned()
+            .unwrap_or_else(|| StepRecord::pending(id));
+        insert_step(conn, run, idx, &rec).map_err(err)?;
+    }
+    conn.execute(
+        "UPDATE runs SET playbook = ?2, plan_hash = ?3, plan_json = ?4 WHERE id = ?1",
+        params![run.0, playbook, hash, plan_json],
+    )
+    .map_err(err)?;
+    Ok(Out::Done)
+}
+
+/// Takes (or steals) a run's lease and returns the new fencing token.
+fn take_run(conn: &Connection, path: &Path, now: u64, op: &Op) -> Result<Out, StoreError> {
+    let Op::TakeRun {
+        run,
+        holder,
+        ttl_ms,
+        steal,
+    } = op
+    else {
+        unreachable!("`take_run` is only called for `Op::TakeRun`");
+    };
+    let err = |e: rusqlite::Error| backend_err(path, e);
+    let no_run = |run: &RunId, e: rusqlite::Error| match e {
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NoSuchRun(run.clone()),
+        e => backend_err(path, e),
+    };
+    require_run(conn, run).map_err(|e| no_run(run, e))?;
+    let row: Option<(String, i64, i64)> = conn
+        .query_row(
+            "SELECT holder, token, expires_ms FROM run_leases WHERE run = ?1",
+            [&run.0],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(err)?;
+    let expires = (now + ttl_ms) as i64;
+    let token = match row {
+        None => {
+            conn.execute(
+                "INSERT INTO run_leases (run, holder, token, expires_ms)
+                 VALUES (?1, ?2, 1, ?3)",
+                params![run.0, holder, expires],
+            )
+            .map_err(err)?;
+            1
+        }
+        Some((h, t, exp)) if *steal || &h == holder || (exp as u64) <= now => {
+            conn.execute(
+                "UPDATE run_leases SET holder = ?2, token = ?3, expires_ms = ?4
+                 WHERE run = ?1",
+                params![run.0, holder, t + 1, expires],
+            )
+            .map_err(err)?;
+            t + 1
+        }
+        Some((h, _, _)) => {
+            return Err(StoreError::Locked {
+                run: run.clone(),
+                holder: h,
+            })
+        }
+    };
+    Ok(Out::Token(token as u64))
+}
+
+/// Takes the host leases in one order, collecting every host held by another.
+fn take_hosts(conn: &Connection, path: &Path, now: u64, op: &Op) -> Result<Out, StoreError> {
+    let Op::TakeHosts {
+        holder,
+        ttl_ms,
+        hosts,
+        run,
+        run_dead,
+    } = op
+    else {
+        unreachable!("`take_hosts` is only called for `Op::TakeHosts`");
+    };
+    let err = |e: rusqlite::Error| backend_err(path, e);
+    let expires = (now + ttl_ms) as i64;
+    let mut conflicts = Vec::new();
+    for host in hosts {
+        let key = host.as_str().to_ascii_lowercase();
+        let row: Option<(String, Option<String>, i64)> = conn
+            .prepare_cached("SELECT holder, run, expires_ms FROM host_leases WHERE host = ?1")
+            .and_then(|mut s| {
+                s.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(err)?;
+        let take = match &row {
+            None => true,
+            Some((h, r, exp)) => {
+                // Lapsed, or its controller (of this machine) is gone.
+                let expired = (*exp as u64) <= now || crate::lease::holder_gone(h);
+                let same_run = r.is_some() && r.as_deref() == run.as_ref().map(|x| x.0.as_str());
+                h == holder || (same_run && (expired || *run_dead)) || (r.is_none() && expired)
+            }
+        };
+        if take {
+            conn.prepare_cached(
+                "INSERT INTO host_leases (host, name, holder, run, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (host) DO UPDATE SET name = ?2, holder = ?3,
+                     run = COALESCE(?4, run), expires_ms = ?5",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    key,
+                    host.as_str(),
+                    holder,
+                    run.as_ref().map(|r| r.0.as_str()),
+                    expires
+                ])
+            })
+            .map_err(err)?;
+        } else if let Some((h, r, exp)) = row {
+            conflicts.push(HostLease {
+                host: host.as_str().to_owned(),
+                holder: h,
+                run: r.map(RunId),
+                expired: (exp as u64) <= now,
+            });
+        }
+    }
+    if conflicts.is_empty() {
+        Ok(Out::Done)
+    } else {
+        crate::batch::host_conflicts(conflicts)
+    }
+}
+
+/// Extends the holder's run and host leases; reports the runs whose lease another took.
+fn renew(conn: &Connection, path: &Path, now: u64, op: &Op) -> Result<Out, StoreError> {
+    let Op::Renew {
+        holder,
+        ttl_ms,
+        runs,
+    } = op
+    else {
+        unreachable!("`renew` is only called for `Op::Renew`");
+    };
+    let err = |e: rusqlite::Error| backend_err(path, e);
+    let expires = (now + ttl_ms) as i64;
+    let mut lost = Vec::new();
+    for (run, token) in runs {
+        let n = conn
+            .execute(
+                "UPDATE run_leases SET expires_ms = ?3 WHERE run = ?1 AND token = ?2",
+                params![run.0, *token as i64, expires],
+            )
+            .map_err(err)?;
+        if n == 0 {
+            let by: Option<String> = conn
+                .query_row(
+                    "SELECT holder FROM run_leases WHERE run = ?1",
+                    [&run.0],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err)?;
+            lost.push((
+                run.clone(),
+                by.unwrap_or_else(|| "nobody (released)".to_owned()),
+            ));
+        }
+    }
+    conn.execute(
+        "UPDATE host_leases SET expires_ms = ?2 WHERE holder = ?1",
+        params![holder, expires],
+    )
+    .map_err(err)?;
+    Ok(Out::Lost(lost))
 }
 
 fn load_steps(conn: &Connection, path: &Path, run: &RunId) -> Result<Vec<StepRecord>, StoreError> {

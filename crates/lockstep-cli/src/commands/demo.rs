@@ -55,15 +55,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         time_scale: args.time_scale,
         ..LabConfig::default()
     };
-    // The lab's installer packages, which the playbooks' `stage` steps copy to the nodes.
-    let package_root = std::path::absolute(args.record.with_extension("packages"))
-        .unwrap_or_else(|_| args.record.with_extension("packages"));
-    config.write_packages(&package_root).with_context(|| {
-        format!(
-            "cannot write the lab packages to `{}`",
-            package_root.display()
-        )
-    })?;
+    let package_root = write_lab_packages(args, &config)?;
     let lab = Lab::start(
         &fleet,
         config,
@@ -120,23 +112,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     for name in &order {
         let (playbook, shown) = inputs::load_playbook(name, &fleet)?;
         let _ = writeln!(std::io::stderr(), "\n### {} ({})", playbook.title, shown);
-        // The lab's stand-in for Cluster Administrator's "Upgrade Exchange Virtual Server", so the
-        // rehearsal runs unattended (an operator's -e, never an inventory variable).
-        let opts = lockstep_plan::PlanOptions {
-            extra_vars: [
-                (
-                    "evs_upgrade_tool".to_owned(),
-                    "labctl evs upgrade".to_owned(),
-                ),
-                (
-                    "package_root".to_owned(),
-                    package_root.display().to_string(),
-                ),
-            ]
-            .into_iter()
-            .collect(),
-            ..Default::default()
-        };
+        let opts = demo_plan_options(&package_root);
         let extra_vars = opts.extra_vars.clone();
         let (plan, owners) =
             match discover_and_plan(&fleet, &playbook, opts, transport.as_ref()).await? {
@@ -171,6 +147,57 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     lab.shutdown().await;
     let violations = lockstep_lab::verify_file(&args.record)
         .with_context(|| format!("cannot check lab record `{}`", args.record.display()))?;
+    print_summary(args, global, &before, &after, &violations)?;
+    if status == ExitStatus::Success && !violations.is_empty() {
+        status = ExitStatus::Failure;
+    }
+    Ok(status)
+}
+
+/// Writes the lab's installer packages, which the playbooks' `stage` steps copy to the nodes,
+/// beside the record; returns their folder.
+fn write_lab_packages(args: &DemoArgs, config: &LabConfig) -> Result<std::path::PathBuf> {
+    let package_root = std::path::absolute(args.record.with_extension("packages"))
+        .unwrap_or_else(|_| args.record.with_extension("packages"));
+    config.write_packages(&package_root).with_context(|| {
+        format!(
+            "cannot write the lab packages to `{}`",
+            package_root.display()
+        )
+    })?;
+    Ok(package_root)
+}
+
+/// The lab's stand-in for Cluster Administrator's "Upgrade Exchange Virtual Server", so the
+/// rehearsal runs unattended (an operator's -e, never an inventory variable), and the lab's
+/// packages.
+fn demo_plan_options(package_root: &std::path::Path) -> lockstep_plan::PlanOptions {
+    lockstep_plan::PlanOptions {
+        extra_vars: [
+            (
+                "evs_upgrade_tool".to_owned(),
+                "labctl evs upgrade".to_owned(),
+            ),
+            (
+                "package_root".to_owned(),
+                package_root.display().to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    }
+}
+
+/// What the demo did: where its state and record are, the builds that moved, and the KB 328839
+/// rules the lab record breaks.
+fn print_summary<K: Ord, V: PartialEq + std::fmt::Display>(
+    args: &DemoArgs,
+    global: &GlobalArgs,
+    before: &std::collections::BTreeMap<K, V>,
+    after: &std::collections::BTreeMap<K, V>,
+    violations: &[impl std::fmt::Display],
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -184,7 +211,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         args.record.display()
     )?;
     let mut moves: std::collections::BTreeMap<String, usize> = Default::default();
-    for (h, b) in &before {
+    for (h, b) in before {
         if let Some(a) = after.get(h).filter(|a| *a != b) {
             *moves.entry(format!("{b} -> {a}")).or_default() += 1;
         }
@@ -203,11 +230,8 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         "invariants: {} violation(s) of the KB 328839 rules in the lab record",
         violations.len()
     )?;
-    for v in &violations {
+    for v in violations {
         writeln!(out, "  {v}")?;
     }
-    if status == ExitStatus::Success && !violations.is_empty() {
-        status = ExitStatus::Failure;
-    }
-    Ok(status)
+    Ok(())
 }
