@@ -190,6 +190,16 @@ pub enum PreflightCheck {
     ClusterServiceRunning,
 }
 
+impl PreflightCheck {
+    /// Whether the check compares the node with the playbook's target (edition, product).
+    pub fn compares_with_target(&self) -> bool {
+        matches!(
+            self,
+            PreflightCheck::EditionMatches | PreflightCheck::ProductMatches
+        )
+    }
+}
+
 /// A step of a playbook, before expansion: strings may hold templates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "action")]

@@ -1157,15 +1157,6 @@ impl<'a> Planner<'a> {
         label: &dyn Fn() -> String,
     ) -> Option<Action> {
         let pb = self.pb;
-        let mut target = || -> Option<&Target> {
-            if pb.target.is_none() {
-                self.errors.push(PlanError::NoTarget {
-                    playbook: pb.name.to_string(),
-                    what: format!("step `{}` ({})", spec.id, spec.action.kind()),
-                });
-            }
-            pb.target.as_ref()
-        };
         Some(match &spec.action {
             ActionSpec::MoveGroup { group, to } => {
                 let group = self.name(NameKind::Object, group, spec, ctx, label);
@@ -1202,7 +1193,7 @@ impl<'a> Planner<'a> {
                 reboot,
             } => {
                 // An Exchange installer (the target's package or a prerequisite of it).
-                let target = target()?;
+                let target = self.target_of(spec)?;
                 let package = self.name(NameKind::Path, package, spec, ctx, label);
                 let args = self.name(NameKind::Args, args, spec, ctx, label);
                 Action::Install {
@@ -1243,7 +1234,7 @@ impl<'a> Planner<'a> {
                 }
             }
             ActionSpec::AssertVersion => {
-                let t = target()?;
+                let t = self.target_of(spec)?;
                 Action::AssertVersion {
                     product: t.product,
                     expected: t.build,
@@ -1251,13 +1242,8 @@ impl<'a> Planner<'a> {
             }
             ActionSpec::Preflight { checks } => {
                 // The edition and product checks compare with the target; the others need none.
-                let t = if checks.iter().any(|c| {
-                    matches!(
-                        c,
-                        PreflightCheck::EditionMatches | PreflightCheck::ProductMatches
-                    )
-                }) {
-                    Some(target()?)
+                let t = if checks.iter().any(PreflightCheck::compares_with_target) {
+                    Some(self.target_of(spec)?)
                 } else {
                     pb.target.as_ref()
                 };
@@ -1307,7 +1293,10 @@ impl<'a> Planner<'a> {
                             },
                         )
                     }
-                    None => (target()?.condition(), HaltClass::VersionMismatch),
+                    None => (
+                        self.target_of(spec)?.condition(),
+                        HaltClass::VersionMismatch,
+                    ),
                 };
                 let facts = self.fact_defs(spec, &that)?;
                 Action::Assert { that, class, facts }
@@ -1383,6 +1372,18 @@ impl<'a> Planner<'a> {
             None => vec![self.fleet.hosts[hi].name.clone()],
         };
         Some(Action::FailoverTest { group, nodes })
+    }
+
+    /// The playbook's target, for a step that compares with it; an error when there is none.
+    fn target_of(&mut self, spec: &StepSpec) -> Option<&'a Target> {
+        let pb = self.pb;
+        if pb.target.is_none() {
+            self.errors.push(PlanError::NoTarget {
+                playbook: pb.name.to_string(),
+                what: format!("step `{}` ({})", spec.id, spec.action.kind()),
+            });
+        }
+        pb.target.as_ref()
     }
 
     /// A `stage` step: the rendered source, its SHA-256 (64 hex digits) and a local destination

@@ -226,12 +226,7 @@ fn needs_target(a: &ActionSpec) -> bool {
     match a {
         ActionSpec::Install { .. } | ActionSpec::AssertVersion => true,
         ActionSpec::Assert { that } => that.is_none(),
-        ActionSpec::Preflight { checks } => checks.iter().any(|c| {
-            matches!(
-                c,
-                PreflightCheck::EditionMatches | PreflightCheck::ProductMatches
-            )
-        }),
+        ActionSpec::Preflight { checks } => checks.iter().any(PreflightCheck::compares_with_target),
         _ => false,
     }
 }
