@@ -8,6 +8,8 @@ mod util;
 #[path = "../crates/lockstep-store/tests/common/pg.rs"]
 mod pg;
 
+#[path = "it/certificate.rs"]
+mod certificate;
 #[path = "it/cli_input.rs"]
 mod cli_input;
 #[path = "it/codepages.rs"]

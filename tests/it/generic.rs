@@ -7,7 +7,7 @@ use crate::util::{code, text, Lab};
 
 pub(crate) const PLAYBOOK: &str = r#"name: generic-waves
 title: Exchange 2003 SP2 with generic steps, in waves
-procedure: E3-NC
+shape: { units: hosts, roles: [standalone, sbs] }
 hosts: [exchange2003]
 target: { product: "2003", build: 6.5.7638.2, kind: service-pack }
 facts:

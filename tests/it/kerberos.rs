@@ -3,7 +3,8 @@
 //! `ansible_winrm_kerberos_hostname_override`; the controller finds the KDC in the `krb5.conf`
 //! of `KRB5_CONFIG`. The KDC is a REAL MIT KDC started on loopback with a throwaway realm
 //! ([`lockstep_lab::kdc::LabKdc`]); the node is the lab's WinRM server with its GSSAPI acceptor,
-//! refusing unsealed bodies as a default Windows listener does. Under `CI=true` missing KDC
+//! refusing unsealed bodies as a default Windows listener does. `negotiate` (SPNEGO) picks
+//! Kerberos there too. Under `CI=true` missing KDC
 //! binaries FAIL the test.
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use lockstep_lab::kdc::{KdcUser, LabKdc};
 use lockstep_lab::server::test_backend::TestBackend;
 use lockstep_lab::server::{KerberosConfig, LabServer, ServerConfig};
 
-use crate::util::{code, lockstep, text};
+use crate::util::{code, lab_inventory, lockstep, text, Lab, LAB_PASSWORD};
 
 const PASSWORD: &str = "Krb-Exec-Pass-3";
 
@@ -84,5 +85,99 @@ fn exec_over_kerberos_with_a_real_kdc() {
     let o = run("Wrong-Pass-9");
     assert_ne!(code(&o), 0, "{}", text(&o));
     assert!(!text(&o).contains("Wrong-Pass-9"), "{}", text(&o));
+
+    // Ansible's `negotiate` with the same user@REALM: SPNEGO picks Kerberos (the KDC from
+    // KRB5_CONFIG gives a ticket); the lab's NTLM password is another, so NTLM could not pass.
+    let inventory = std::fs::read_to_string(dir.path().join("inv.yml")).unwrap();
+    std::fs::write(
+        dir.path().join("inv.yml"),
+        inventory.replace(
+            "ansible_winrm_transport: kerberos",
+            "ansible_winrm_transport: negotiate",
+        ),
+    )
+    .unwrap();
+    let before = server.stats();
+    let o = run(PASSWORD);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["stdout"], "over kerberos\r\n", "{v:#}");
+    let after = server.stats();
+    assert!(
+        after.kerberos_logons > before.kerberos_logons,
+        "{before} -> {after}"
+    );
+    assert_eq!(after.ntlm_logons, 0, "{after}");
     rt.block_on(server.shutdown());
+}
+
+/// `lockstep lab --kerberos`: a throwaway realm beside the lab for an administrator to rehearse
+/// Kerberos by hand. The printed `KRB5_CONFIG` and `kinit` work as printed (the lab password),
+/// and the overlay it writes reaches a host with Kerberos only (no NTLM to fall back on).
+#[test]
+fn lab_with_kerberos_writes_a_realm_an_administrator_can_use() {
+    if !LabKdc::require() {
+        return;
+    }
+    let lab = Lab::start_with_options(&["--kerberos"]);
+    let conf = lab.path().join("endpoints.krb5.conf");
+    assert!(conf.is_file(), "no krb5.conf beside the endpoints");
+    let err = std::fs::read_to_string(lab.path().join("lab.err")).unwrap();
+    assert!(
+        err.contains(&format!("export KRB5_CONFIG={}", conf.display())),
+        "{err}"
+    );
+    assert!(err.contains("kinit svc-lockstep@LAB.TEST"), "{err}");
+    assert!(
+        !err.contains(LAB_PASSWORD),
+        "the password is printed: {err}"
+    );
+    let overlay = std::fs::read_to_string(lab.path().join("overlay.yml")).unwrap();
+    assert!(
+        overlay.contains("ansible_winrm_transport: kerberos"),
+        "{overlay}"
+    );
+    assert!(
+        overlay.contains("ansible_user: 'svc-lockstep@LAB.TEST'"),
+        "{overlay}"
+    );
+
+    // By hand: kinit with the lab password into a private ccache.
+    let ccache = lab.path().join("ccache");
+    let kinit = lockstep_lab::kdc::find_binary("kinit").unwrap();
+    let mut child = std::process::Command::new(kinit)
+        .env("KRB5_CONFIG", &conf)
+        .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+        .arg("svc-lockstep@LAB.TEST")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{LAB_PASSWORD}").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "kinit: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(ccache.is_file());
+
+    // Lockstep over the overlay: Kerberos with the hosts' names in the realm.
+    let inv = lab_inventory();
+    let o = lockstep(lab.path())
+        .env("KRB5_CONFIG", &conf)
+        .args(["exec", "-i", inv.to_str().unwrap(), "-i", "overlay.yml"])
+        .args([
+            "-l", "PRG-FE01", "--format", "json", "--yes", "--", "hostname",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["exit_code"], 0, "{v:#}");
 }

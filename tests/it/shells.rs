@@ -42,6 +42,7 @@ impl InProcess {
             "LOCKSTEP_LAB_PASSWORD",
             None,
             Some(&packages),
+            None,
         );
         std::fs::write(dir.path().join("overlay.yml"), overlay).unwrap();
         InProcess {

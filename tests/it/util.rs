@@ -71,6 +71,12 @@ impl Lab {
         Self::launch(&["-i".to_owned(), inv], config_yaml)
     }
 
+    /// A lab of the built-in inventory started with extra `lockstep lab` options (`--kerberos`).
+    pub fn start_with_options(options: &[&str]) -> Lab {
+        let extra: Vec<String> = options.iter().map(|o| (*o).to_owned()).collect();
+        Self::launch(&extra, None)
+    }
+
     fn launch(extra: &[String], config_yaml: Option<&str>) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let mut c = lockstep(dir.path());

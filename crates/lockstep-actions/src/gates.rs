@@ -66,7 +66,7 @@ pub(crate) async fn preflight(
     ctx: &Ctx<'_>,
     checks: &[PreflightCheck],
     editions: &[Edition],
-    product: Product,
+    product: Option<Product>,
 ) -> Result<Outcome, ActionError> {
     let host = ctx.host();
     let node = ctx.node();
@@ -159,12 +159,14 @@ pub(crate) async fn preflight(
                         nb.build
                     }
                 };
-                if product.owns(b) {
-                    passed.push("product matches");
-                } else {
-                    failures.push(format!(
-                        "host `{host}` runs build {b}, which is not {product}"
-                    ));
+                match product {
+                    Some(p) if p.owns(b) => passed.push("product matches"),
+                    Some(p) => {
+                        failures.push(format!("host `{host}` runs build {b}, which is not {p}"))
+                    }
+                    None => failures.push(format!(
+                        "the playbook has no target product to compare `{host}`'s build {b} with"
+                    )),
                 }
             }
             PreflightCheck::NoPendingReboot => {

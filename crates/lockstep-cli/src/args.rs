@@ -489,6 +489,15 @@ pub struct LabArgs {
     #[arg(long)]
     pub https: bool,
 
+    /// Also run a throwaway Kerberos realm (MIT's `krb5kdc` on loopback, which must be
+    /// installed): the lab account gets a principal with the lab password, every host
+    /// `HTTP/<host>.<realm>` in the hosts' keytab. The realm is the one of an `ansible_user` of
+    /// the form `user@REALM`, else `LAB.TEST`. Its `krb5.conf` is written beside the endpoints
+    /// (or the overlay) as `NAME.krb5.conf` and the overlay uses Kerberos; use it by hand with
+    /// `KRB5_CONFIG=... kinit user@REALM`.
+    #[arg(long)]
+    pub kerberos: bool,
+
     /// Rehearse weakened nodes (`AllowUnencrypted=true`): accept Basic and unsealed NTLM over
     /// plain HTTP, which Windows' default configuration (and the lab's) refuses.
     #[arg(long)]

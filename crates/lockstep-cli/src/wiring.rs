@@ -86,6 +86,10 @@ pub fn transport(
         };
         let (user, password) = match direct {
             Some(d) => (d.user.clone(), d.password.clone()),
+            // Certificate authentication: the key file is the credential, no password to ask.
+            None if c.auth == lockstep_core::Auth::Certificate => {
+                (c.user.clone(), secrecy::SecretString::from(String::new()))
+            }
             None => match resolver.resolve(&c.user, &c.password, name.as_str()) {
                 Ok(p) => (c.user.clone(), p),
                 Err(e) => {
@@ -118,6 +122,18 @@ pub fn transport(
                 .get("ansible_winrm_kerberos_hostname_override")
                 .cloned(),
             kdc: None,
+            client_certificate: match (
+                host.vars.get("ansible_winrm_cert_pem"),
+                host.vars.get("ansible_winrm_cert_key_pem"),
+            ) {
+                (Some(cert), Some(key)) if c.auth == lockstep_core::Auth::Certificate => {
+                    Some(lockstep_winrm::ClientCertificate {
+                        cert_pem: cert.into(),
+                        key_pem: key.into(),
+                    })
+                }
+                _ => None,
+            },
         });
     }
     if !errors.is_empty() {

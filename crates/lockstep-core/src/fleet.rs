@@ -248,16 +248,23 @@ pub enum Scheme {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Auth {
-    /// NTLMv2 in the `Negotiate` scheme, bodies sealed over HTTP (Ansible's `ntlm` and
-    /// `negotiate`).
+    /// NTLMv2 in the `Negotiate` scheme, bodies sealed over HTTP (Ansible's `ntlm`).
     #[default]
     Ntlm,
+    /// SPNEGO as Windows clients and pypsrp send it (Ansible's `negotiate`): Kerberos first
+    /// when the user is `user@REALM` and a ticket can be had from the realm's KDC, NTLM when
+    /// not; bodies sealed over HTTP.
+    Negotiate,
     /// HTTP Basic: over plain HTTP only with [`Connection::allow_basic_over_http`].
     Basic,
     /// Kerberos (Ansible's `kerberos`): the user is `user@REALM`, the node's service principal
     /// `HTTP/<address>` (or `ansible_winrm_kerberos_hostname_override`), the KDC from
     /// `krb5.conf`; bodies sealed over HTTP.
     Kerberos,
+    /// WinRM certificate authentication (Ansible's `certificate`): a TLS client certificate
+    /// (`ansible_winrm_cert_pem`, `ansible_winrm_cert_key_pem`) mapped to a user on the node;
+    /// HTTPS only, no password.
+    Certificate,
 }
 
 /// Where a password comes from. There is deliberately no inline variant.

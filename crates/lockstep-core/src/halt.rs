@@ -248,7 +248,7 @@ mod tests {
             procedure: "rolling".into(),
             shape: Default::default(),
             invariants: Default::default(),
-            target: crate::Version::new(6, 5, 7638, 2),
+            target: Some(crate::Version::new(6, 5, 7638, 2)),
             stages: Vec::new(),
             max_parallel_per_site: 0,
             failure_budget: Default::default(),

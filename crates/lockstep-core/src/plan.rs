@@ -106,8 +106,9 @@ pub enum Action {
         checks: Vec<PreflightCheck>,
         /// Editions the package is for (E2-ED).
         editions: Vec<Edition>,
-        /// Product line the package is for.
-        product: Product,
+        /// Product line the package is for (none when the playbook has no target: then the
+        /// checks need none).
+        product: Option<Product>,
     },
     /// Move the group to each listed node in turn and back to the first, checking it is online.
     FailoverTest {
@@ -308,8 +309,8 @@ pub struct Plan {
     /// The invariants the playbook declares, with the rule each cites.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub invariants: crate::invariant::Invariants,
-    /// Target build.
-    pub target: Version,
+    /// Target build (the playbook's Exchange target), if it has one.
+    pub target: Option<Version>,
     /// Stages in order.
     pub stages: Vec<PlannedStage>,
     /// Steps in a topological order (every `after` index is smaller than the step's own).
@@ -325,7 +326,7 @@ pub struct Plan {
 impl Plan {
     /// The Exchange product line the plan's target build belongs to, if any.
     pub fn product(&self) -> Option<crate::version::Product> {
-        crate::version::Product::of_build(self.target)
+        self.target.and_then(crate::version::Product::of_build)
     }
 }
 

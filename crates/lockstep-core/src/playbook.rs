@@ -625,8 +625,10 @@ pub struct Playbook {
     /// selected hosts and clusters that run no Exchange, never an Exchange server.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub exchange: bool,
-    /// Target package and build.
-    pub target: Target,
+    /// Target package and build (an Exchange service pack or hotfix); a playbook for plain
+    /// Windows hosts may have none and judge its change by conditions over facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
     /// Playbook variables (templates may use them).
     pub vars: BTreeMap<String, String>,
     /// Facts the playbook declares (`facts:`): names conditions may use, with their probes.

@@ -5,7 +5,8 @@
 //! (password, pre-authentication required, as Active Directory does) and the
 //! `HTTP/<host>@REALM` and `host/<host>@REALM` service principals of each WinRM host, exports the service keys to a keytab
 //! (what a Windows computer account holds), and runs `krb5kdc -n` on a free loopback TCP port.
-//! Dropping it stops the KDC and removes the directory.
+//! Dropping it stops the KDC and removes the directory; so does the death of the process that
+//! started it (the KDC runs under a shell that watches a pipe from it).
 //!
 //! The binaries are Debian's `krb5-kdc` and `krb5-admin-server` (`.ci/run` installs them).
 //! [`LabKdc::require`] tells a test whether they are there: missing binaries are a failure under
@@ -64,8 +65,18 @@ pub struct LabKdc {
     dir: PathBuf,
     realm: String,
     addr: SocketAddr,
+    /// `sh` watching the parent: closing `lifeline` stops `krb5kdc` and removes `dir`.
     child: Child,
+    lifeline: Option<std::process::ChildStdin>,
 }
+
+/// Runs `krb5kdc` ($0) for realm $1 under a shell that stops it and removes the realm's
+/// directory ($2) when its stdin reaches end of file: when the [`LabKdc`] is dropped, and also
+/// when the process that started it dies without dropping it (a killed `lockstep lab`), so no
+/// KDC outlives its lab. The shell exits when `krb5kdc` does (a failed start is seen). (fd 3:
+/// a background job's own stdin is `/dev/null`.)
+const SUPERVISOR: &str =
+    "exec 3<&0; \"$0\" -n -r \"$1\" & k=$!; (cat <&3 >/dev/null; kill $k 2>/dev/null; rm -rf \"$2\") & wait $k";
 
 const SEARCH: &[&str] = &[
     "/usr/sbin",
@@ -236,15 +247,20 @@ impl LabKdc {
         }
         let log = std::fs::File::create(dir.join("krb5kdc.out")).map_err(io("krb5kdc log"))?;
         let log2 = log.try_clone().map_err(io("krb5kdc log"))?;
-        let mut cmd = Command::new(&krb5kdc);
+        let mut cmd = Command::new("sh");
         env(&mut cmd);
         let mut child = cmd
-            .args(["-n", "-r", realm])
-            .stdin(Stdio::null())
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg(&krb5kdc)
+            .arg(realm)
+            .arg(&dir)
+            .stdin(Stdio::piped())
             .stdout(log)
             .stderr(log2)
             .spawn()
             .map_err(io("starting krb5kdc"))?;
+        let lifeline = child.stdin.take();
         let started = Instant::now();
         loop {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
@@ -252,9 +268,9 @@ impl LabKdc {
             }
             let exited = child.try_wait().ok().flatten();
             if exited.is_some() || started.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                let _ = child.wait();
                 let out = std::fs::read_to_string(dir.join("krb5kdc.out")).unwrap_or_default();
+                drop(lifeline);
+                let _ = child.wait();
                 return Err(KdcError::NotListening(addr, out.trim().to_owned()));
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -265,6 +281,7 @@ impl LabKdc {
             realm: realm.to_owned(),
             addr,
             child,
+            lifeline,
         })
     }
 
@@ -353,7 +370,8 @@ impl Drop for DirGuard {
 
 impl Drop for LabKdc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // End of file on the supervisor's stdin: it stops krb5kdc, then exits.
+        drop(self.lifeline.take());
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -227,3 +227,93 @@ url, user, password, line = sys.argv[1:5]
 r = winrm.Session(url, auth=(user, password), transport='ntlm').run_cmd(line)
 print(json.dumps([r.status_code, r.std_err.decode('ascii')]))
 "#;
+
+const CERT_SCRIPT: &str = r#"
+import json, sys
+import winrm
+url, ca, cert, key, other_cert, other_key, user, password = sys.argv[1:9]
+out = {}
+def attempt(name, fn):
+    try:
+        out[name] = fn()
+    except Exception as e:
+        out[name] = 'error: %s: %s' % (type(e).__name__, e)
+def certificate(c, k):
+    s = winrm.Session(url, auth=('', ''), transport='certificate', cert_pem=c, cert_key_pem=k,
+                      ca_trust_path=ca)
+    r = s.run_cmd('echo', ['hello', 'certificate'])
+    return [r.std_out.decode('ascii'), r.status_code]
+attempt('mapped', lambda: certificate(cert, key))
+attempt('other_upn', lambda: certificate(other_cert, other_key))
+def ntlm():
+    s = winrm.Session(url, auth=(user, password), transport='ntlm', ca_trust_path=ca)
+    r = s.run_cmd('echo', ['hello', 'ntlm'])
+    return [r.std_out.decode('ascii'), r.status_code]
+attempt('ntlm', ntlm)
+print(json.dumps(out))
+"#;
+
+/// WinRM certificate authentication as pywinrm does it (`transport='certificate'`: a TLS client
+/// certificate and `Authorization: http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual`
+/// on every request): the lab maps a certificate the lab CA issued for the mapped UPN to the lab
+/// account, refuses one for another UPN, and still serves password logons on the listener.
+#[tokio::test]
+async fn pywinrm_certificate_authentication_over_https() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::with_credentials(USER, PASSWORD);
+    config.tls = Some(TlsOptions {
+        client_certificate_upn: Some("labadmin@lab.test".into()),
+        ..TlsOptions::default()
+    });
+    let server = LabServer::start(Arc::new(TestBackend::new(1)), config)
+        .await
+        .unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, server.cert_pem().unwrap()).unwrap();
+    let mut files = Vec::new();
+    for (name, upn) in [
+        ("mapped", "labadmin@lab.test"),
+        ("other", "intruder@lab.test"),
+    ] {
+        let (cert, key) = server.issue_client_certificate(upn).unwrap().unwrap();
+        let cert_path = dir.path().join(format!("{name}.pem"));
+        let key_path = dir.path().join(format!("{name}.key"));
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+        files.push(cert_path.to_str().unwrap().to_owned());
+        files.push(key_path.to_str().unwrap().to_owned());
+    }
+    let url = server.endpoints()["NODE1"].clone();
+    let output = tokio::process::Command::new(&python)
+        .args(["-c", CERT_SCRIPT, &url, ca.to_str().unwrap()])
+        .args(&files)
+        .args([USER, PASSWORD])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    eprintln!("{url}: {result}");
+    assert_eq!(
+        result["mapped"],
+        serde_json::json!(["hello certificate\r\n", 0]),
+        "{result:#}"
+    );
+    assert!(
+        result["other_upn"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("error: InvalidCredentialsError"),
+        "{result:#}"
+    );
+    assert_eq!(
+        result["ntlm"],
+        serde_json::json!(["hello ntlm\r\n", 0]),
+        "{result:#}"
+    );
+    let stats = server.stats();
+    assert_eq!(stats.certificate_logons, 1, "{stats}");
+    server.shutdown().await;
+}

@@ -260,6 +260,14 @@ pub enum PlanError {
         /// The node.
         node: String,
     },
+    /// Something that compares with the playbook's target, in a playbook without one.
+    #[error("playbook `{playbook}` has no `target`, but {what} needs one")]
+    NoTarget {
+        /// Playbook name.
+        playbook: String,
+        /// What needs it.
+        what: String,
+    },
     /// A shape with `failover: false` never moves a group.
     #[error("step `{step}` of `{unit}` ({action}) moves a group, but the playbook's shape has `failover: false` (nodes are updated with their groups on them)")]
     MoveWithoutFailover {

@@ -15,7 +15,7 @@ struct Canonical<'p> {
     shape: &'p lockstep_core::Shape,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     invariants: &'p lockstep_core::Invariants,
-    target: &'p lockstep_core::Version,
+    target: &'p Option<lockstep_core::Version>,
     stages: &'p [lockstep_core::PlannedStage],
     steps: &'p [lockstep_core::PlannedStep],
     max_parallel_per_site: u32,
@@ -73,7 +73,7 @@ mod tests {
                 ..Default::default()
             },
             invariants: [(lockstep_core::Invariant::NoFailover, "P-1".to_owned())].into(),
-            target: lockstep_core::Version::new(6, 5, 7638, 2),
+            target: Some(lockstep_core::Version::new(6, 5, 7638, 2)),
             stages: vec![],
             steps: vec![],
             max_parallel_per_site: 3,

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use lockstep_core::{
     probe::EXCHANGE_BUILD, Action, ActionSpec, Availability, Batch, Cluster, Condition, FactDef,
     FactProbe, Fleet, FrontEndScope, Gate, HaltClass, Host, Name, NameKind, PackageKind, Phase,
-    Plan, PlanHash, PlannedStage, PlannedStep, Playbook, Product, Role, Scope, StepIndex, StepSpec,
+    Plan, PlanHash, PlannedStage, PlannedStep, Playbook, PreflightCheck, Product, Role, Scope,
+    StepIndex, StepSpec, Target,
 };
 use minijinja::value::Value;
 
@@ -167,16 +168,23 @@ impl<'a> Planner<'a> {
             blocks: Vec::new(),
             ids: HashMap::new(),
             ctx_cache: None,
-            plan_layer: Arc::from(vec![
-                (
-                    "kind",
-                    Value::from(match pb.target.kind {
-                        PackageKind::ServicePack => "service-pack",
-                        PackageKind::Hotfix => "hotfix",
-                    }),
-                ),
-                ("target_build", Value::from(pb.target.build.to_string())),
-            ]),
+            plan_layer: Arc::from(
+                pb.target
+                    .iter()
+                    .flat_map(|t| {
+                        [
+                            (
+                                "kind",
+                                Value::from(match t.kind {
+                                    PackageKind::ServicePack => "service-pack",
+                                    PackageKind::Hotfix => "hotfix",
+                                }),
+                            ),
+                            ("target_build", Value::from(t.build.to_string())),
+                        ]
+                    })
+                    .collect::<Vec<_>>(),
+            ),
             host_layers: vec![None; fleet.hosts.len()],
         }
     }
@@ -223,7 +231,7 @@ impl<'a> Planner<'a> {
             procedure: pb.procedure.clone(),
             shape: pb.shape.clone(),
             invariants: pb.invariants.clone(),
-            target: pb.target.build,
+            target: pb.target.as_ref().map(|t| t.build),
             stages: planned,
             steps: self.steps,
             max_parallel_per_site: pb.rollout.max_parallel_per_site,
@@ -253,7 +261,9 @@ impl<'a> Planner<'a> {
     /// 2000 by clean install while a virtual server is still older than Exchange 2003).
     fn check_kb_hosts(&mut self, selected: &Selection) {
         let fleet = self.fleet;
-        let target = &self.pb.target;
+        let Some(target) = &self.pb.target else {
+            return;
+        };
         let conferencing_last = lockstep_core::Version::new(6, 0, 6249, 0);
         let mut clusters: Vec<&Name> = Vec::new();
         for (hi, h) in fleet.hosts.iter().enumerate() {
@@ -480,15 +490,19 @@ impl<'a> Planner<'a> {
         let selector = &self.selector;
         let fleet = self.fleet;
         let shape = &self.pb.shape;
-        let product = self.pb.target.product;
+        let product = self.pb.target.as_ref().map(|t| t.product);
         // `exchange: false`: plain Windows hosts only; else the target's Exchange product.
         let exchange = self.pb.exchange;
-        let fits_product = |h: &lockstep_core::Host| {
-            if exchange {
-                h.runs(product)
-            } else {
-                h.exchange.is_none()
-            }
+        if exchange && product.is_none() {
+            self.errors.push(PlanError::NoTarget {
+                playbook: self.pb.name.to_string(),
+                what: "`exchange: true` (the playbook changes Exchange servers)".to_owned(),
+            });
+            return Vec::new();
+        }
+        let fits_product = |h: &lockstep_core::Host| match product {
+            Some(p) if exchange => h.runs(p),
+            _ => h.exchange.is_none(),
         };
         let site_of = |name: &Name| fleet.sites.iter().position(|s| s.name == *name);
         let mut units = Vec::new();
@@ -594,7 +608,7 @@ impl<'a> Planner<'a> {
                     continue;
                 }
                 Pass::Only
-            } else if !h.runs(product) || !role_fits(h) {
+            } else if !fits_product(h) || !role_fits(h) {
                 continue;
             } else if shape.is_tiered() {
                 match h.role() {
@@ -645,8 +659,14 @@ impl<'a> Planner<'a> {
             }
         }
         let per_site = fleet.front_end_scope == FrontEndScope::Site;
-        let product = self.pb.target.product;
-        let target = self.pb.target.build;
+        let Some(Target {
+            product,
+            build: target,
+            ..
+        }) = self.pb.target
+        else {
+            return;
+        };
         for fe in fleet.hosts.iter().enumerate().filter(|(i, h)| {
             !taken[*i]
                 && h.has_role(first_tier)
@@ -1119,7 +1139,16 @@ impl<'a> Planner<'a> {
         ctx: &Arc<Ctx>,
         label: &dyn Fn() -> String,
     ) -> Option<Action> {
-        let target = &self.pb.target;
+        let pb = self.pb;
+        let mut target = || -> Option<&Target> {
+            if pb.target.is_none() {
+                self.errors.push(PlanError::NoTarget {
+                    playbook: pb.name.to_string(),
+                    what: format!("step `{}` ({})", spec.id, spec.action.kind()),
+                });
+            }
+            pb.target.as_ref()
+        };
         Some(match &spec.action {
             ActionSpec::MoveGroup { group, to } => {
                 let group = self.name(NameKind::Object, group, spec, ctx, label);
@@ -1222,6 +1251,8 @@ impl<'a> Planner<'a> {
                 prerequisite,
                 reboot,
             } => {
+                // An Exchange installer (the target's package or a prerequisite of it).
+                let target = target()?;
                 let package = self.name(NameKind::Path, package, spec, ctx, label);
                 let args = self.name(NameKind::Args, args, spec, ctx, label);
                 Action::Install {
@@ -1261,15 +1292,31 @@ impl<'a> Planner<'a> {
                     Action::StartServices { services: out }
                 }
             }
-            ActionSpec::AssertVersion => Action::AssertVersion {
-                product: target.product,
-                expected: target.build,
-            },
-            ActionSpec::Preflight { checks } => Action::Preflight {
-                checks: checks.clone(),
-                editions: target.editions.clone(),
-                product: target.product,
-            },
+            ActionSpec::AssertVersion => {
+                let t = target()?;
+                Action::AssertVersion {
+                    product: t.product,
+                    expected: t.build,
+                }
+            }
+            ActionSpec::Preflight { checks } => {
+                // The edition and product checks compare with the target; the others need none.
+                let t = if checks.iter().any(|c| {
+                    matches!(
+                        c,
+                        PreflightCheck::EditionMatches | PreflightCheck::ProductMatches
+                    )
+                }) {
+                    Some(target()?)
+                } else {
+                    pb.target.as_ref()
+                };
+                Action::Preflight {
+                    checks: checks.clone(),
+                    editions: t.map(|t| t.editions.clone()).unwrap_or_default(),
+                    product: t.map(|t| t.product),
+                }
+            }
             ActionSpec::FailoverTest { group } => {
                 let group = self.name(NameKind::Object, group, spec, ctx, label)?;
                 let nodes = match cs {
@@ -1388,7 +1435,7 @@ impl<'a> Planner<'a> {
                             },
                         )
                     }
-                    None => (target.condition(), HaltClass::VersionMismatch),
+                    None => (target()?.condition(), HaltClass::VersionMismatch),
                 };
                 let facts = self.fact_defs(spec, &that)?;
                 Action::Assert { that, class, facts }
@@ -1412,7 +1459,17 @@ impl<'a> Planner<'a> {
     /// A condition over facts with `target` replaced by the playbook's target.
     fn condition(&mut self, spec: &StepSpec, text: &str) -> Option<Condition> {
         let c = self.parse_condition(spec, text)?;
-        Some(c.substitute(TARGET, &self.pb.target.condition()))
+        match &self.pb.target {
+            Some(t) => Some(c.substitute(TARGET, &t.condition())),
+            None if c.facts().contains(TARGET) => {
+                self.errors.push(PlanError::NoTarget {
+                    playbook: self.pb.name.to_string(),
+                    what: format!("step `{}` reads `{TARGET}`", spec.id),
+                });
+                None
+            }
+            None => Some(c),
+        }
     }
 
     /// The probes of the facts `c` reads: the playbook's `facts:` and the built-in

@@ -46,10 +46,10 @@ fn render(plan: &Plan, fleet: Option<&Fleet>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Plan `{}`: {} to {}{}, hash {}",
+        "Plan `{}`: {}{}{}, hash {}",
         plan.playbook,
         plan.procedure,
-        plan.target,
+        plan.target.map(|t| format!(" to {t}")).unwrap_or_default(),
         plan.product()
             .map(|p| format!(" ({p})"))
             .unwrap_or_default(),

@@ -180,7 +180,7 @@ impl<'v, 'a> HtmlReport<'v, 'a> {
             format!(
                 "{} <span class=\"muted\">({})</span>",
                 esc(&v.target_described()),
-                esc(&plan.target.to_string())
+                esc(&v.target_text())
             ),
         ));
         what.push((
@@ -288,7 +288,7 @@ impl<'v, 'a> HtmlReport<'v, 'a> {
 
     fn versions(&self, s: &mut String) {
         let v = self.view;
-        let target = v.run.plan.target.to_string();
+        let target = v.target_text();
         let _ = write!(
             s,
             r#"<section class="versions"><h2>Versions per node</h2><p class="muted">Target: {} ({})</p><table><thead><tr><th>Host</th><th>Site</th><th>Cluster / pool</th><th>Before</th><th>After</th><th>At target</th></tr></thead><tbody>"#,

@@ -65,7 +65,7 @@ impl<'v, 'a> MarkdownReport<'v, 'a> {
             "Target build",
             format!(
                 "{}, {}",
-                md_code(&plan.target.to_string()),
+                md_code(&v.target_text()),
                 md_cell(&v.target_described())
             ),
         );
@@ -148,7 +148,7 @@ impl<'v, 'a> MarkdownReport<'v, 'a> {
         let _ = writeln!(
             s,
             "## Versions per node\n\nTarget: {} ({}).\n\n| Host | Site | Cluster / pool | Before | After | At target |\n|---|---|---|---|---|---|",
-            md_code(&v.run.plan.target.to_string()),
+            md_code(&v.target_text()),
             md_cell(&v.target_described())
         );
         let build = |f: Option<&lockstep_core::Fact>| match f {

@@ -235,10 +235,18 @@ impl<'a> RunView<'a> {
 
     /// The target as Exchange System Manager shows it (an Exchange build), else as written.
     pub fn target_described(&self) -> String {
-        match self.product {
-            Some(p) => p.describe(self.run.plan.target),
-            None => self.run.plan.target.to_string(),
+        match (self.product, self.run.plan.target) {
+            (Some(p), Some(t)) => p.describe(t),
+            _ => self.target_text(),
         }
+    }
+
+    /// The target build as written, or what stands for it in a playbook without one.
+    pub fn target_text(&self) -> String {
+        self.run.plan.target.map_or_else(
+            || "none (the playbook judges its change by conditions over facts)".to_owned(),
+            |t| t.to_string(),
+        )
     }
 
     /// The target's product line as a person reads it (`Exchange Server 2003`), or `Windows`.
@@ -392,7 +400,7 @@ fn versions<'a>(run: &'a RunRecord, groups: &[Group<'a>]) -> Vec<NodeVersions<'a
         row.before = before;
         row.after = after;
         row.at_target = match after.map(|f| f.value.trim().parse::<Version>()) {
-            Some(Ok(v)) if v == run.plan.target => AtTarget::Yes,
+            Some(Ok(v)) if Some(v) == run.plan.target => AtTarget::Yes,
             Some(_) => AtTarget::No,
             None => AtTarget::Unknown,
         };

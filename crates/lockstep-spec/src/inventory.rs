@@ -910,13 +910,12 @@ impl InventoryLoader<'_> {
                 enum_value(
                     one,
                     "ansible_winrm_transport",
-                    // `negotiate` without Kerberos is NTLM in the Negotiate scheme, what
-                    // Lockstep's NTLM sends anyway.
                     &[
                         ("ntlm", Auth::Ntlm),
-                        ("negotiate", Auth::Ntlm),
+                        ("negotiate", Auth::Negotiate),
                         ("basic", Auth::Basic),
                         ("kerberos", Auth::Kerberos),
+                        ("certificate", Auth::Certificate),
                     ],
                     sink,
                 )
@@ -1014,6 +1013,42 @@ impl InventoryLoader<'_> {
         }
         if let Some(v) = get("ansible_winrm_kerberos_hostname_override") {
             scalar(v, "ansible_winrm_kerberos_hostname_override", sink);
+        }
+        // Certificate authentication: HTTPS only, with both PEM files (read when connecting;
+        // the key is never shown).
+        if auth == Some(Auth::Certificate) {
+            let at = get("ansible_winrm_transport")
+                .map(|n| n.pos.clone())
+                .unwrap_or(pos.clone());
+            if scheme == Some(Scheme::Http) {
+                sink.error(
+                    &at,
+                    format!(
+                        "host {} uses certificate authentication, which works only over HTTPS; set `ansible_winrm_scheme: https`",
+                        q(name)
+                    ),
+                );
+                ok = false;
+            }
+            for key in ["ansible_winrm_cert_pem", "ansible_winrm_cert_key_pem"] {
+                match get(key) {
+                    Some(v) => {
+                        if scalar(v, key, sink).is_none() {
+                            ok = false;
+                        }
+                    }
+                    None => {
+                        sink.error(
+                            &at,
+                            format!(
+                                "host {} uses certificate authentication but has no `{key}`",
+                                q(name)
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
         }
         let password = self.password(name, vars);
         if !ok {

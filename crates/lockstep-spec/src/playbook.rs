@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use lockstep_core::probe::EXCHANGE_BUILD;
 use lockstep_core::{
     ActionSpec, Batch, ClusterMode, Condition, FactDef, FactProbe, FailureBudget, Fleet, Gate,
-    Invariant, Invariants, Name, NameKind, NodeOrderKind, PackageKind, Phase, Playbook, Rollout,
-    Scope, Shape, Stage, StepSpec, Target, Units,
+    Invariant, Invariants, Name, NameKind, NodeOrderKind, PackageKind, Phase, Playbook,
+    PreflightCheck, Rollout, Scope, Shape, Stage, StepSpec, Target, Units,
 };
 
 use crate::diag::{hint, q, Diagnostics, Pos, Sink, SourceFile};
@@ -188,6 +188,7 @@ pub fn load_playbook(file: &SourceFile, fleet: &Fleet) -> Result<Playbook, Diagn
         vars: BTreeMap::new(),
         scope: None,
         fact_names: BTreeSet::new(),
+        has_target: true,
     }
     .playbook(&root);
     match pb {
@@ -213,6 +214,26 @@ struct PlaybookLoader<'a> {
     scope: Option<Scope>,
     /// Names of the facts the playbook declares (conditions may read them).
     fact_names: BTreeSet<String>,
+    /// Whether the playbook has a `target` (conditions may read `target`; the Exchange
+    /// installer and version checks compare with it).
+    has_target: bool,
+}
+
+/// Whether a step of this action compares with the playbook's target: the Exchange installer
+/// (its package or a prerequisite of it), the version check, the edition and product
+/// preflight checks and an `assert` without `that`.
+fn needs_target(a: &ActionSpec) -> bool {
+    match a {
+        ActionSpec::Install { .. } | ActionSpec::AssertVersion => true,
+        ActionSpec::Assert { that } => that.is_none(),
+        ActionSpec::Preflight { checks } => checks.iter().any(|c| {
+            matches!(
+                c,
+                PreflightCheck::EditionMatches | PreflightCheck::ProductMatches
+            )
+        }),
+        _ => false,
+    }
 }
 
 /// `{{ name }}` → `name` (a whole-value reference to one variable).
@@ -316,8 +337,14 @@ impl PlaybookLoader<'_> {
             Some(n) => self.invariants(n),
         };
         let hosts = self.required(root, "hosts").and_then(|h| self.hosts(h));
+        let target = match root.get("target") {
+            Some(t) => self.target(t).map(Some),
+            None => Some(None),
+        };
+        self.has_target = !matches!(target, Some(None));
         let exchange = match root.get("exchange") {
-            None => Some(true),
+            // A playbook with an Exchange target changes Exchange servers unless it says not.
+            None => Some(self.has_target),
             Some(n) => match n.as_bool() {
                 Some(b) => Some(b),
                 None => {
@@ -329,7 +356,17 @@ impl PlaybookLoader<'_> {
                 }
             },
         };
-        let target = self.required(root, "target").and_then(|t| self.target(t));
+        if exchange == Some(true) && !self.has_target {
+            let at = root
+                .get("exchange")
+                .map_or(root.pos.clone(), |n| n.pos.clone());
+            self.sink.error(
+                &at,
+                "`exchange: true` needs a `target` (the Exchange product and build the playbook \
+                 brings the servers to)"
+                    .to_owned(),
+            );
+        }
         let vars = match root.get("vars") {
             Some(v) => self.vars(v),
             None => Some(BTreeMap::new()),
@@ -930,7 +967,10 @@ impl PlaybookLoader<'_> {
             return true;
         }
         let mut known: Vec<&str> = self.fact_names.iter().map(String::as_str).collect();
-        known.extend([EXCHANGE_BUILD, "target"]);
+        known.push(EXCHANGE_BUILD);
+        if self.has_target {
+            known.push("target");
+        }
         let mut ok = true;
         for f in c.facts() {
             if !known.contains(&f) {
@@ -1631,6 +1671,19 @@ impl PlaybookLoader<'_> {
                         }
                     }
                     match serde_yaml::from_value::<ActionSpec>(serde_yaml::Value::Mapping(map)) {
+                        Ok(spec) if !self.has_target && needs_target(&spec) => {
+                            self.sink.error(
+                                &a.pos,
+                                format!(
+                                    "step {}: action {} compares with the playbook's `target`, \
+                                     which this playbook does not have (judge the change with \
+                                     `assert`/`unless` over declared facts instead)",
+                                    q(&shown),
+                                    q(aname)
+                                ),
+                            );
+                            None
+                        }
                         Ok(spec) => Some(spec),
                         Err(e) => {
                             let msg = e.to_string();

@@ -310,3 +310,43 @@ fn serial_is_checked() {
     ));
     assert!(d.to_string().contains("cannot be combined"), "{d}");
 }
+
+/// A playbook for plain Windows hosts has no Exchange target: what compares with one is refused
+/// at its line, and it plans onto the hosts that run no Exchange only.
+#[test]
+fn a_playbook_without_target_is_for_plain_windows_hosts() {
+    let no_target = GENERIC.replace(
+        "target:\n  product: \"2003\"\n  build: 6.5.7638.2\n  kind: hotfix\n",
+        "",
+    );
+    let d = errors(&no_target);
+    // `assert` reads `target` (line 51 once the four target lines are gone).
+    has(&d, 51, "fact `target` is not declared");
+    let d = errors(&no_target.replace(
+        "        action: assert\n        that: \"kb and ubr >= 5696 and target\"\n",
+        "        action: assert-version\n",
+    ));
+    has(
+        &d,
+        50,
+        "action `assert-version` compares with the playbook's `target`",
+    );
+    let d = errors(&no_target.replace(
+        "hosts: [exchange2003]\n",
+        "hosts: [exchange2003]\nexchange: true\n",
+    ));
+    has(&d, 5, "`exchange: true` needs a `target`");
+
+    // Without `target` and its reading, the playbook loads and takes no Exchange server.
+    let ok = no_target
+        .replace(" and target\"", "\"")
+        .replace("hosts: [exchange2003]", "hosts: [all]");
+    let fleet = fleet();
+    let pb = load_playbook(&SourceFile::new(FILE, &ok), &fleet).unwrap_or_else(|d| panic!("{d}"));
+    assert!(pb.target.is_none() && !pb.exchange);
+    match lockstep_plan::plan(&fleet, &pb, &lockstep_plan::PlanOptions::default()) {
+        // The lab's Exchange inventory has no plain Windows host: nothing to plan.
+        Err(e) => assert!(e.to_string().contains("selects nothing to plan"), "{e}"),
+        Ok(p) => panic!("planned onto Exchange servers: {:?}", p.steps.first()),
+    }
+}

@@ -351,6 +351,55 @@ fn kerberos_needs_the_realm_in_the_user_name() {
 }
 
 #[test]
+fn negotiate_is_spnego_not_a_synonym_of_ntlm() {
+    // Ansible's `negotiate` (Kerberos first, NTLM when no ticket) with either user form.
+    for user in ["'CORP\\svc'", "svc@CORP.EXAMPLE"] {
+        let text = BASE.replace("'CORP\\svc'", user).replace(
+            "    ansible_port: 5985\n",
+            "    ansible_port: 5985\n    ansible_winrm_transport: negotiate\n",
+        );
+        let fleet =
+            load_inventory(&[SourceFile::new(FILE, &text)]).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(
+            fleet.hosts[0].connection.auth,
+            lockstep_core::Auth::Negotiate
+        );
+    }
+}
+
+#[test]
+fn certificate_needs_https_and_both_pem_files() {
+    // Over HTTP and with no PEM files: every problem at once, at the transport's line.
+    let text = BASE.replace(
+        "    ansible_port: 5985\n",
+        "    ansible_port: 5985\n    ansible_winrm_transport: certificate\n",
+    );
+    let d = errors(&text);
+    expect(
+        &d,
+        6,
+        30,
+        &["certificate authentication", "ansible_winrm_scheme: https"],
+    );
+    expect(&d, 6, 30, &["no `ansible_winrm_cert_pem`"]);
+    expect(&d, 6, 30, &["no `ansible_winrm_cert_key_pem`"]);
+    // HTTPS with both files: loaded; the paths stay with the host for the transport.
+    let ok = text
+        .replace("ansible_winrm_scheme: http\n", "ansible_winrm_scheme: https\n")
+        .replace(
+            "    ansible_winrm_transport: certificate\n",
+            "    ansible_winrm_transport: certificate\n    ansible_winrm_cert_pem: /etc/lockstep/svc.pem\n    ansible_winrm_cert_key_pem: /etc/lockstep/svc.key\n",
+        );
+    let fleet = load_inventory(&[SourceFile::new(FILE, &ok)]).unwrap_or_else(|d| panic!("{d}"));
+    let h = &fleet.hosts[0];
+    assert_eq!(h.connection.auth, lockstep_core::Auth::Certificate);
+    assert_eq!(
+        h.vars["ansible_winrm_cert_key_pem"],
+        "/etc/lockstep/svc.key"
+    );
+}
+
+#[test]
 fn bad_locale() {
     let text = BASE.replace("{ locale: cs-CZ }", "{ locale: cs-SK }");
     let d = errors(&text);

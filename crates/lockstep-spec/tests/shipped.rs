@@ -35,13 +35,23 @@ fn every_shipped_playbook_loads_against_the_lab_inventory() {
             "E2-" => Product::Exchange2000,
             _ => Product::Exchange55,
         };
-        assert_eq!(pb.target.product, product, "{}: target product", pb.name);
-        let expected = match pb.target.product {
+        assert_eq!(
+            pb.target.as_ref().unwrap().product,
+            product,
+            "{}: target product",
+            pb.name
+        );
+        let expected = match pb.target.as_ref().unwrap().product {
             Product::Exchange2003 => "6.5.7638.2",
             Product::Exchange2000 => "6.0.6249.0",
             Product::Exchange55 => "5.5.2653.0",
         };
-        assert_eq!(pb.target.build.to_string(), expected, "{}", pb.name);
+        assert_eq!(
+            pb.target.as_ref().unwrap().build.to_string(),
+            expected,
+            "{}",
+            pb.name
+        );
     }
 }
 
@@ -154,11 +164,19 @@ fn every_playbook_backs_up_first_and_runs_the_general_preflight() {
 fn exchange_2000_packages_leave_conferencing_out() {
     for pb in playbooks()
         .iter()
-        .filter(|p| p.target.product == Product::Exchange2000)
+        .filter(|p| p.target.as_ref().unwrap().product == Product::Exchange2000)
     {
-        assert!(!pb.target.editions.is_empty(), "{}", pb.name);
         assert!(
-            !pb.target.editions.contains(&Edition::Conferencing),
+            !pb.target.as_ref().unwrap().editions.is_empty(),
+            "{}",
+            pb.name
+        );
+        assert!(
+            !pb.target
+                .as_ref()
+                .unwrap()
+                .editions
+                .contains(&Edition::Conferencing),
             "{}",
             pb.name
         );
@@ -169,7 +187,7 @@ fn exchange_2000_packages_leave_conferencing_out() {
 fn exchange_55_never_restarts_and_reruns_performance_optimizer() {
     for pb in playbooks()
         .iter()
-        .filter(|p| p.target.product == Product::Exchange55)
+        .filter(|p| p.target.as_ref().unwrap().product == Product::Exchange55)
     {
         for s in steps(pb) {
             if let ActionSpec::Install { reboot, .. } = &s.action {

@@ -24,8 +24,9 @@ use lockstep_core::Scheme;
 use sspi::generator::GeneratorState;
 use sspi::{
     AuthIdentity, BufferType, ClientRequestFlags, CredentialUse, Credentials, DataRepresentation,
-    EncryptionFlags, KdcResolution, Kerberos, KerberosConfig, NetworkProtocol, NetworkRequest,
-    Ntlm, SecurityBuffer, SecurityBufferRef, SecurityStatus, Sspi, SspiImpl, Username,
+    EncryptionFlags, KdcResolution, Kerberos, KerberosConfig, Negotiate, NegotiateConfig,
+    NegotiatedProtocol, NetworkProtocol, NetworkRequest, Ntlm, SecurityBuffer, SecurityBufferRef,
+    SecurityStatus, Sspi, SspiImpl, Username,
 };
 
 use crate::failure::Failure;
@@ -41,7 +42,20 @@ pub enum Mechanism {
     /// Kerberos (a raw Kerberos token in `Authorization: Negotiate`, as pywinrm and Windows
     /// send it), once per connection; sealed bodies over HTTP (GSS_WrapEx).
     Kerberos,
+    /// SPNEGO (`Authorization: Negotiate`) as Windows clients and pypsrp send it: Kerberos first
+    /// when the user is `user@REALM` and the realm's KDC gives a ticket for `HTTP/<spn_host>`,
+    /// NTLM when no ticket can be had (no KDC, a KDC that does not know the realm or the
+    /// service, an IP address as the service host); sealed bodies over HTTP either way.
+    Negotiate,
+    /// WinRM certificate authentication: the TLS client certificate of the connection, and on
+    /// every request `Authorization: http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual`
+    /// (as pywinrm sends it). HTTPS only.
+    Certificate,
 }
+
+/// The `Authorization` value of certificate authentication (MS-WSMV; pywinrm's `certificate`).
+const CERTIFICATE_PROFILE: &str =
+    "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual";
 
 /// Where and how to connect: shared by every connection to one node.
 pub struct Endpoint {
@@ -102,7 +116,8 @@ impl Endpoint {
 
     /// Message encryption applies: NTLM or Kerberos over plain HTTP.
     fn seals(&self) -> bool {
-        self.mechanism != Mechanism::Basic && self.scheme == Scheme::Http
+        !matches!(self.mechanism, Mechanism::Basic | Mechanism::Certificate)
+            && self.scheme == Scheme::Http
     }
 
     fn basic_header(&self) -> String {
@@ -127,6 +142,7 @@ pub struct Traffic {
 enum Session {
     Ntlm(Box<Ntlm>),
     Kerberos(Box<Kerberos>),
+    Negotiate(Box<Negotiate>),
 }
 
 impl Session {
@@ -134,6 +150,7 @@ impl Session {
         match self {
             Session::Ntlm(n) => n.as_mut(),
             Session::Kerberos(k) => k.as_mut(),
+            Session::Negotiate(n) => n.as_mut(),
         }
     }
 }
@@ -220,7 +237,8 @@ impl Connection {
         match endpoint.mechanism {
             Mechanism::Ntlm => connection.authenticate(endpoint, traffic).await?,
             Mechanism::Kerberos => connection.authenticate_kerberos(endpoint, traffic).await?,
-            Mechanism::Basic => {}
+            Mechanism::Negotiate => connection.authenticate_negotiate(endpoint, traffic).await?,
+            Mechanism::Basic | Mechanism::Certificate => {}
         }
         Ok(connection)
     }
@@ -482,6 +500,190 @@ impl Connection {
         Ok(())
     }
 
+    /// SPNEGO on this connection with `sspi`'s Negotiate: for `user@REALM`, a Kerberos AP-REQ
+    /// (tickets from the realm's KDC) in a NegTokenInit that also lists NTLM; when no ticket can
+    /// be had (`sspi` falls back on an unreachable KDC, an unknown realm or service principal,
+    /// a clock skew), NTLM in the same SPNEGO envelope. Other user forms (`DOMAIN\user`, `user`)
+    /// have no realm to ask: NTLM in SPNEGO, as Windows sends it outside a domain.
+    async fn authenticate_negotiate(
+        &mut self,
+        endpoint: &Endpoint,
+        traffic: &Traffic,
+    ) -> Result<(), Failure> {
+        let realm_user = endpoint
+            .user
+            .rsplit_once('@')
+            .filter(|(a, r)| !a.is_empty() && !r.is_empty() && !a.contains('\\'));
+        let (username, config) = match realm_user {
+            Some((account, realm)) => {
+                let kdc_url = endpoint
+                    .kdc
+                    .as_deref()
+                    .and_then(sspi::kerberos::config::parse_kdc_url);
+                let kerberos = KerberosConfig {
+                    kdc_resolution: KdcResolution::KdcUrl(kdc_url),
+                    client_computer_name: "lockstep".to_owned(),
+                };
+                (
+                    Username::new(account, Some(realm)),
+                    NegotiateConfig::new(
+                        Box::new(kerberos),
+                        Some("kerberos,ntlm,!pku2u".to_owned()),
+                        "lockstep".to_owned(),
+                    ),
+                )
+            }
+            None => {
+                let (account, domain) = match endpoint.user.split_once('\\') {
+                    Some((domain, user)) => (user, Some(domain)),
+                    None => (endpoint.user.as_str(), None),
+                };
+                (
+                    Username::new(account, domain),
+                    NegotiateConfig::new(
+                        Box::new(sspi::ntlm::NtlmConfig::new("lockstep".to_owned())),
+                        Some("ntlm,!kerberos,!pku2u".to_owned()),
+                        "lockstep".to_owned(),
+                    ),
+                )
+            }
+        };
+        let username =
+            username.map_err(|e| Failure::Protocol(format!("user `{}`: {e}", endpoint.user)))?;
+        let credentials_data = Credentials::AuthIdentity(AuthIdentity {
+            username,
+            password: endpoint.password.expose().to_owned().into(),
+        });
+        let mut negotiate =
+            Negotiate::new_client(config).map_err(|e| sspi_failure("Negotiate", e))?;
+        let mut credentials = negotiate
+            .acquire_credentials_handle()
+            .with_credential_use(CredentialUse::Outbound)
+            .with_auth_data(&credentials_data)
+            .execute(&mut negotiate)
+            .map_err(|e| sspi_failure("Negotiate credentials", e))?;
+        let target = format!("HTTP/{}", endpoint.spn_host);
+        let flags = ClientRequestFlags::MUTUAL_AUTH
+            | ClientRequestFlags::CONFIDENTIALITY
+            | ClientRequestFlags::INTEGRITY
+            | ClientRequestFlags::SEQUENCE_DETECT
+            | ClientRequestFlags::REPLAY_DETECT;
+        let mut input: Option<Vec<u8>> = None;
+        let mut complete = false;
+        // NTLM: NegTokenInit, AUTHENTICATE (+ mechListMIC), the server's final token;
+        // Kerberos: the AP-REQ, then the AP-REP.
+        for _leg in 0..5 {
+            let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
+            let mut input_buffers = vec![SecurityBuffer::new(
+                input.take().unwrap_or_default(),
+                BufferType::Token,
+            )];
+            let status = {
+                let mut builder = negotiate
+                    .initialize_security_context()
+                    .with_credentials_handle(&mut credentials.credentials_handle)
+                    .with_context_requirements(flags)
+                    .with_target_data_representation(DataRepresentation::Native)
+                    .with_target_name(&target)
+                    .with_output(&mut output)
+                    // sspi's Kerberos wants input buffers from the first call on (empty then).
+                    .with_input(&mut input_buffers);
+                let mut generator = negotiate
+                    .initialize_security_context_impl(&mut builder)
+                    .map_err(|e| sspi_failure("Negotiate", e))?;
+                let mut state = generator.start();
+                loop {
+                    match state {
+                        GeneratorState::Suspended(request) => {
+                            let answer = kdc_exchange(&request, endpoint.connect_timeout).await;
+                            state = generator.resume(answer);
+                        }
+                        GeneratorState::Completed(result) => {
+                            break result.map_err(|e| kerberos_failure(&target, e))?.status
+                        }
+                    }
+                }
+            };
+            if matches!(
+                status,
+                SecurityStatus::CompleteNeeded | SecurityStatus::CompleteAndContinue
+            ) {
+                negotiate
+                    .complete_auth_token(&mut output)
+                    .map_err(|e| sspi_failure("Negotiate", e))?;
+            }
+            let token = std::mem::take(&mut output[0].buffer);
+            if token.is_empty() {
+                if status == SecurityStatus::Ok {
+                    complete = true;
+                }
+                break;
+            }
+            let header = format!(
+                "Negotiate {}",
+                base64::engine::general_purpose::STANDARD.encode(&token)
+            );
+            let request = self.request(endpoint, Some(header), None, Bytes::new());
+            let response = self.round_trip(request, traffic).await?;
+            let http_status = response.status();
+            let answer = response
+                .headers()
+                .get_all(WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|v| v.strip_prefix("Negotiate ").map(str::to_owned));
+            let _ = response.into_body().collect().await;
+            let mechanism = negotiated_name(&negotiate);
+            match (http_status, answer) {
+                (StatusCode::UNAUTHORIZED, None) => {
+                    return Err(Failure::AuthRejected(format!(
+                        "the node refused the {mechanism} credentials for {target} (HTTP 401)"
+                    )))
+                }
+                (s, Some(token)) if s.is_success() || s == StatusCode::UNAUTHORIZED => {
+                    input = Some(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(token.trim())
+                            .map_err(|e| Failure::Protocol(format!("SPNEGO answer: {e}")))?,
+                    );
+                }
+                (s, None) if s.is_success() && status == SecurityStatus::Ok => {
+                    // Accepted; no final token to check (NTLM without a server mechListMIC).
+                    complete = !matches!(
+                        negotiate.negotiated_protocol(),
+                        NegotiatedProtocol::Kerberos(_)
+                    );
+                    if !complete {
+                        return Err(Failure::Protocol(
+                            "the node accepted Kerberos without the AP-REP of mutual authentication"
+                                .to_owned(),
+                        ));
+                    }
+                    break;
+                }
+                (s, _) => {
+                    return Err(Failure::Protocol(format!(
+                        "SPNEGO ({mechanism}) handshake answered HTTP {s}"
+                    )))
+                }
+            }
+        }
+        if !complete {
+            return Err(Failure::Protocol(
+                "the SPNEGO context did not complete".to_owned(),
+            ));
+        }
+        tracing::debug!(
+            host = %endpoint.address,
+            mechanism = negotiated_name(&negotiate),
+            "connection authenticated with Negotiate"
+        );
+        if endpoint.seals() {
+            self.session = Some(Session::Negotiate(Box::new(negotiate)));
+        }
+        Ok(())
+    }
+
     fn request(
         &self,
         endpoint: &Endpoint,
@@ -533,8 +735,11 @@ impl Connection {
         soap: &str,
         traffic: &Traffic,
     ) -> Result<String, Failure> {
-        let authorization =
-            (endpoint.mechanism == Mechanism::Basic).then(|| endpoint.basic_header());
+        let authorization = match endpoint.mechanism {
+            Mechanism::Basic => Some(endpoint.basic_header()),
+            Mechanism::Certificate => Some(CERTIFICATE_PROFILE.to_owned()),
+            _ => None,
+        };
         let request = match self.session.as_mut() {
             Some(session) => {
                 let body = seal(session.sspi(), soap.as_bytes())?;
@@ -757,5 +962,14 @@ async fn kdc_exchange(request: &NetworkRequest, timeout: Duration) -> sspi::Resu
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(e)) => Err(kdc_error(format!("KDC {host}:{port}: {e}"))),
         Err(_) => Err(kdc_error(format!("KDC {host}:{port}: no answer in time"))),
+    }
+}
+
+/// The mechanism SPNEGO settled on, for messages.
+fn negotiated_name(negotiate: &Negotiate) -> &'static str {
+    match negotiate.negotiated_protocol() {
+        NegotiatedProtocol::Kerberos(_) => "Kerberos",
+        NegotiatedProtocol::Ntlm(_) => "NTLM",
+        _ => "SPNEGO",
     }
 }

@@ -1,7 +1,9 @@
 //! The WinRM [`Transport`](lockstep_core::Transport) of Lockstep: reaches a Windows server
 //! configured as it ships (`AllowUnencrypted=false`).
 //!
-//! [`WinrmTransport`] keeps, per node ([`NodeTarget`]: address, port, scheme, NTLM, Kerberos or Basic,
+//! [`WinrmTransport`] keeps, per node ([`NodeTarget`]: address, port, scheme, NTLM, Negotiate
+//! (SPNEGO: Kerberos first, NTLM when no ticket can be had), Kerberos, a client certificate
+//! (HTTPS only, the `secprofile/https/mutual` header) or Basic,
 //! credentials as a redacting [`Secret`], code pages, CA file), a pool of AUTHENTICATED
 //! connections and a pool of cmd shells, and runs command lines at most [`Limits::per_host`] at
 //! once per node and [`Limits::total`] overall. A command on a pooled shell costs two HTTP round
@@ -48,5 +50,5 @@ mod tls;
 mod transport;
 pub mod wql;
 
-pub use target::{Limits, NodeTarget, Secret};
+pub use target::{ClientCertificate, Limits, NodeTarget, Secret};
 pub use transport::{NodeStats, WinrmTransport};

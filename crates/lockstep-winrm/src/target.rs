@@ -34,6 +34,16 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A client certificate for WinRM certificate authentication: PEM files. The key is a secret:
+/// its path may appear in an error, its content never leaves the TLS configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientCertificate {
+    /// The certificate (`ansible_winrm_cert_pem`), PEM; a chain may follow the leaf.
+    pub cert_pem: std::path::PathBuf,
+    /// Its private key (`ansible_winrm_cert_key_pem`), PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: std::path::PathBuf,
+}
+
 /// How to reach one node over WinRM.
 ///
 /// Over plain HTTP with NTLM the messages are not sealed (winrm-rs 1.1 cannot seal): the node
@@ -73,6 +83,8 @@ pub struct NodeTarget {
     /// Kerberos: the KDC as `host:port`; `None` finds it in `krb5.conf` (`KRB5_CONFIG`) for the
     /// user's realm, or in `SSPI_KDC_URL`.
     pub kdc: Option<String>,
+    /// Certificate authentication: the client certificate presented over HTTPS.
+    pub client_certificate: Option<ClientCertificate>,
 }
 
 impl NodeTarget {
@@ -99,6 +111,7 @@ impl NodeTarget {
             oem_codepage: 437,
             kerberos_hostname: None,
             kdc: None,
+            client_certificate: None,
         }
     }
 
@@ -129,6 +142,7 @@ impl NodeTarget {
             oem_codepage,
             kerberos_hostname: None,
             kdc: None,
+            client_certificate: None,
         }
     }
 

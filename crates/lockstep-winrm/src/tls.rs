@@ -9,15 +9,17 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use crate::target::NodeTarget;
+use crate::target::{ClientCertificate, NodeTarget};
 
-/// TLS configurations built so far, by (verify, CA file).
+type Key = (bool, Option<PathBuf>, Option<ClientCertificate>);
+
+/// TLS configurations built so far, by (verify, CA file, client certificate).
 #[derive(Default)]
 pub struct Configs {
-    built: HashMap<(bool, Option<PathBuf>), Arc<rustls::ClientConfig>>,
+    built: HashMap<Key, Arc<rustls::ClientConfig>>,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -27,14 +29,23 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 impl Configs {
     /// The configuration for `target` (an error names the CA file or the store problem).
     pub fn get(&mut self, target: &NodeTarget) -> Result<Arc<rustls::ClientConfig>, String> {
-        let key = (target.verify_tls, target.ca_trust_path.clone());
+        let key = (
+            target.verify_tls,
+            target.ca_trust_path.clone(),
+            target.client_certificate.clone(),
+        );
         if let Some(config) = self.built.get(&key) {
             return Ok(config.clone());
         }
+        let client = target
+            .client_certificate
+            .as_ref()
+            .map(load_client_certificate)
+            .transpose()?;
         let config = Arc::new(if target.verify_tls {
-            verified(target.ca_trust_path.as_deref())?
+            verified(target.ca_trust_path.as_deref(), client)?
         } else {
-            unverified()?
+            unverified(client)?
         });
         self.built.insert(key, config.clone());
         Ok(config)
@@ -47,8 +58,49 @@ fn builder() -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::Wants
         .map_err(|e| e.to_string())
 }
 
+/// A client certificate chain and its key, read from their PEM files. An error names the file,
+/// never what is in it.
+fn load_client_certificate(
+    files: &ClientCertificate,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let cert_file = files.cert_pem.display();
+    let pem = std::fs::read(&files.cert_pem)
+        .map_err(|e| format!("cannot read the client certificate `{cert_file}`: {e}"))?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| format!("the client certificate `{cert_file}` is not PEM"))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "the client certificate `{cert_file}` holds no PEM certificate"
+        ));
+    }
+    let key_file = files.key_pem.display();
+    let pem = std::fs::read(&files.key_pem)
+        .map_err(|e| format!("cannot read the client certificate key `{key_file}`: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|_| format!("the client certificate key `{key_file}` holds no PEM private key"))?;
+    Ok((chain, key))
+}
+
+type ClientAuth = Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>;
+
+fn finish(
+    builder: rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
+    client: ClientAuth,
+) -> Result<rustls::ClientConfig, String> {
+    match client {
+        None => Ok(builder.with_no_client_auth()),
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("the client certificate does not match its key: {e}")),
+    }
+}
+
 /// The system trust store, plus every certificate of `ca_file` (PEM).
-fn verified(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+fn verified(
+    ca_file: Option<&std::path::Path>,
+    client: ClientAuth,
+) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -79,17 +131,17 @@ fn verified(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, S
                 .to_owned(),
         );
     }
-    Ok(builder()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    finish(builder()?.with_root_certificates(roots), client)
 }
 
 /// Accepts any certificate (signatures of the handshake are still checked).
-fn unverified() -> Result<rustls::ClientConfig, String> {
-    Ok(builder()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(NoCertificateCheck(provider())))
-        .with_no_client_auth())
+fn unverified(client: ClientAuth) -> Result<rustls::ClientConfig, String> {
+    finish(
+        builder()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoCertificateCheck(provider()))),
+        client,
+    )
 }
 
 #[derive(Debug)]

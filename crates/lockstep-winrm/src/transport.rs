@@ -247,6 +247,22 @@ impl WinrmTransport {
                      HTTPS, NTLM, or set `allow_basic_over_http`",
                 ));
             }
+            if target.auth == Auth::Certificate {
+                if target.scheme != Scheme::Https {
+                    return Err(config_error(
+                        &host,
+                        "certificate authentication (`ansible_winrm_transport: certificate`) \
+                         works only over HTTPS: set `ansible_winrm_scheme: https`",
+                    ));
+                }
+                if target.client_certificate.is_none() {
+                    return Err(config_error(
+                        &host,
+                        "certificate authentication needs `ansible_winrm_cert_pem` and \
+                         `ansible_winrm_cert_key_pem`",
+                    ));
+                }
+            }
             let cp = target.shell_codepage();
             if !codepage::is_supported(cp) {
                 return Err(config_error(
@@ -264,6 +280,8 @@ impl WinrmTransport {
                 Auth::Ntlm => Mechanism::Ntlm,
                 Auth::Basic => Mechanism::Basic,
                 Auth::Kerberos => Mechanism::Kerberos,
+                Auth::Negotiate => Mechanism::Negotiate,
+                Auth::Certificate => Mechanism::Certificate,
             };
             let tls = match target.scheme {
                 Scheme::Http => None,

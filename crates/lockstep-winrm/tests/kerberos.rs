@@ -143,3 +143,92 @@ async fn kerberos_with_a_real_kdc_seals_many_commands_on_one_connection() {
     );
     server.shutdown().await;
 }
+
+/// Ansible's `negotiate` (pypsrp's default, what a Windows client sends): SPNEGO that offers
+/// Kerberos first for `user@REALM` and falls back to NTLM when no ticket can be had. The lab
+/// counts which mechanism each connection logged on with.
+#[tokio::test]
+async fn negotiate_prefers_kerberos_and_falls_back_to_ntlm_without_a_kdc() {
+    if !LabKdc::require() {
+        return;
+    }
+    let kdc = LabKdc::start(
+        REALM,
+        &[KdcUser {
+            name: USER.into(),
+            password: PASSWORD.into(),
+        }],
+        &["node1.lab.test".to_owned()],
+    )
+    .unwrap();
+    // The same account for NTLM (the computer's view of the domain account) and Kerberos.
+    let mut config = ServerConfig::with_credentials(USER, PASSWORD);
+    config.kerberos = Some(KerberosConfig {
+        keytab: kdc.keytab(),
+        realm: REALM.into(),
+    });
+    let server = LabServer::start(Arc::new(TestBackend::new(1)), config)
+        .await
+        .unwrap();
+    let endpoints = server.endpoints();
+    let node1 = Name::host("NODE1").unwrap();
+    let negotiate = |kdc_addr: String, spn_host: &str| {
+        let mut t = target(&kdc, "NODE1", &endpoints["NODE1"], spn_host, PASSWORD);
+        t.auth = Auth::Negotiate;
+        t.kdc = Some(kdc_addr);
+        t
+    };
+
+    // A KDC that answers: Kerberos, sealed, one logon for three commands.
+    let tr = WinrmTransport::new(
+        vec![negotiate(kdc.addr().to_string(), "node1.lab.test")],
+        limits(),
+    )
+    .unwrap();
+    for i in 0..3 {
+        let out = tr.run(&node1, &format!("echo negotiate {i}"), T).await;
+        assert_eq!(
+            out.map(|o| (o.stdout, o.exit_code)),
+            Ok((format!("negotiate {i}\r\n"), 0))
+        );
+    }
+    tr.close().await;
+    let stats = server.stats();
+    assert_eq!(
+        (stats.kerberos_logons, stats.ntlm_logons),
+        (1, 0),
+        "{stats}"
+    );
+
+    // No KDC listening where the realm's KDC should be: NTLM in the same SPNEGO envelope.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let tr = WinrmTransport::new(vec![negotiate(closed_addr, "node1.lab.test")], limits()).unwrap();
+    let out = tr.run(&node1, "echo fallback", T).await.unwrap();
+    assert_eq!((out.stdout.as_str(), out.exit_code), ("fallback\r\n", 0));
+    tr.close().await;
+    let stats = server.stats();
+    assert_eq!(
+        (stats.kerberos_logons, stats.ntlm_logons),
+        (1, 1),
+        "{stats}"
+    );
+
+    // A wrong password is the KDC's verdict, not a reason to try NTLM.
+    let mut wrong = negotiate(kdc.addr().to_string(), "node1.lab.test");
+    wrong.password = Secret::new("wrong");
+    let tr = WinrmTransport::new(vec![wrong], limits()).unwrap();
+    let err = tr.run(&node1, "echo x", T).await.unwrap_err();
+    assert!(
+        matches!(err, TransportError::AuthRejected { .. }),
+        "{err:?}"
+    );
+    let stats = server.stats();
+    assert_eq!(
+        (stats.kerberos_logons, stats.ntlm_logons),
+        (1, 1),
+        "{stats}"
+    );
+    server.shutdown().await;
+}

@@ -15,7 +15,7 @@ use lockstep_lab::backend::{
 };
 use lockstep_lab::server::test_backend::TestBackend;
 use lockstep_lab::server::{LabServer, ServerConfig, TlsOptions};
-use lockstep_winrm::{Limits, NodeTarget, Secret, WinrmTransport};
+use lockstep_winrm::{ClientCertificate, Limits, NodeTarget, Secret, WinrmTransport};
 use tokio::sync::{mpsc, oneshot};
 
 const USER: &str = "labadmin";
@@ -829,5 +829,118 @@ async fn pooled_shells_the_node_timed_out_are_reopened_once() {
         1,
         "{started:?}"
     );
+    lab.server.shutdown().await;
+}
+
+/// Ansible's `negotiate` with a `DOMAIN\user` (no realm to ask for a ticket): NTLM inside
+/// SPNEGO, as Windows sends it outside a domain; the lab checks the mechListMIC, and the
+/// connection's bodies are sealed (a default listener refuses anything else).
+#[tokio::test]
+async fn negotiate_without_a_realm_is_ntlm_in_spnego() {
+    let lab = Lab::start(vec![host_info("NODE1", 437, "en-US")]).await;
+    let mut t = lab.target("NODE1", 437);
+    t.auth = Auth::Negotiate;
+    t.user = format!("LAB\\{USER}");
+    let tr = WinrmTransport::new(vec![t], limits()).unwrap();
+    let node = name("NODE1");
+    for i in 0..3 {
+        let out = tr.run(&node, &format!("echo spnego {i}"), T).await;
+        assert_eq!(out.map(|o| o.stdout), Ok(format!("spnego {i}\r\n")));
+    }
+    let stats = lab.server.stats();
+    assert_eq!(
+        (stats.ntlm_logons, stats.kerberos_logons),
+        (1, 0),
+        "{stats}"
+    );
+    assert_eq!(stats.rejections, 0, "{stats}");
+
+    // A wrong password is refused as with plain NTLM.
+    let mut wrong = lab.target("NODE1", 437);
+    wrong.auth = Auth::Negotiate;
+    wrong.password = Secret::new("wrong");
+    let tr = WinrmTransport::new(vec![wrong], limits()).unwrap();
+    let err = tr.run(&node, "echo x", T).await.unwrap_err();
+    assert!(
+        matches!(err, TransportError::AuthRejected { .. }),
+        "{err:?}"
+    );
+    lab.server.shutdown().await;
+}
+
+/// Ansible's `certificate` transport against the lab's certificate mapping (validated first with
+/// pywinrm, `lockstep-lab/tests/server_interop.rs`): a client certificate the lab CA issued for
+/// the mapped UPN logs on over HTTPS with no password; one for another UPN is refused; over HTTP
+/// it is a configuration error naming the host and the setting; a key file's content never
+/// appears in an error.
+#[tokio::test]
+async fn certificate_authentication_over_https_only() {
+    let config = ServerConfig {
+        tls: Some(TlsOptions {
+            client_certificate_upn: Some("labadmin@lab.test".into()),
+            ..TlsOptions::default()
+        }),
+        ..ServerConfig::with_credentials(USER, PASSWORD)
+    };
+    let lab = Lab::start_with(vec![host_info("NODE1", 437, "en-US")], config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("lab-ca.pem");
+    std::fs::write(&ca, lab.server.cert_pem().unwrap()).unwrap();
+    let issue = |file: &str, upn: &str| {
+        let (cert, key) = lab.server.issue_client_certificate(upn).unwrap().unwrap();
+        let cert_pem = dir.path().join(format!("{file}.pem"));
+        let key_pem = dir.path().join(format!("{file}.key"));
+        std::fs::write(&cert_pem, cert).unwrap();
+        std::fs::write(&key_pem, key).unwrap();
+        ClientCertificate { cert_pem, key_pem }
+    };
+    let mut t = lab.target("NODE1", 437);
+    t.scheme = Scheme::Https;
+    t.auth = Auth::Certificate;
+    t.password = Secret::new("");
+    t.ca_trust_path = Some(ca);
+    t.client_certificate = Some(issue("mapped", "labadmin@lab.test"));
+    let node = name("NODE1");
+    let tr = WinrmTransport::new(vec![t.clone()], limits()).unwrap();
+    for i in 0..3 {
+        let out = tr.run(&node, &format!("echo cert {i}"), T).await;
+        assert_eq!(out.map(|o| o.stdout), Ok(format!("cert {i}\r\n")));
+    }
+    tr.close().await;
+    let stats = lab.server.stats();
+    assert_eq!(stats.certificate_logons, 1, "{stats}");
+    assert_eq!(stats.rejections, 0, "{stats}");
+
+    // A certificate of the same CA for a user no mapping names: refused, nothing runs.
+    let mut other = t.clone();
+    other.client_certificate = Some(issue("other", "intruder@lab.test"));
+    let tr = WinrmTransport::new(vec![other], limits()).unwrap();
+    let err = tr.run(&node, "echo x", T).await.unwrap_err();
+    assert!(
+        matches!(err, TransportError::AuthRejected { .. }),
+        "{err:?}"
+    );
+    assert_eq!(lab.backend.started("NODE1").len(), 3);
+
+    // Plain HTTP: refused before anything is sent, naming the host and the setting.
+    let mut http = t.clone();
+    http.scheme = Scheme::Http;
+    let err = WinrmTransport::new(vec![http], limits()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("NODE1"), "{text}");
+    assert!(text.contains("ansible_winrm_scheme: https"), "{text}");
+
+    // A key file that is not a key: the error names the file, never what is in it.
+    let bad_key = dir.path().join("bad.key");
+    std::fs::write(&bad_key, "SECRET-KEY-MATERIAL").unwrap();
+    let mut bad = t.clone();
+    bad.client_certificate = Some(ClientCertificate {
+        cert_pem: t.client_certificate.as_ref().unwrap().cert_pem.clone(),
+        key_pem: bad_key,
+    });
+    let err = WinrmTransport::new(vec![bad], limits()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("bad.key"), "{text}");
+    assert!(!text.contains("SECRET-KEY-MATERIAL"), "{text}");
     lab.server.shutdown().await;
 }

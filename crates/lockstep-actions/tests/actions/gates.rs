@@ -48,7 +48,7 @@ fn preflight(checks: Vec<PreflightCheck>, editions: Vec<Edition>) -> Action {
     Action::Preflight {
         checks,
         editions,
-        product: Product::Exchange2003,
+        product: Some(Product::Exchange2003),
     }
 }
 

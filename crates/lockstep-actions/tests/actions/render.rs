@@ -88,7 +88,7 @@ fn every_action() -> Vec<Action> {
                 },
             ],
             editions: vec![Edition::Standard, Edition::Enterprise],
-            product: Product::Exchange2003,
+            product: Some(Product::Exchange2003),
         },
         Action::FailoverTest {
             group: n(EVS_GROUP),

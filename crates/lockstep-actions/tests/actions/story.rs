@@ -487,7 +487,7 @@ fn e3_steps() -> Vec<(&'static str, &'static str, Action)> {
             PreflightCheck::ClusterServiceRunning,
         ],
         editions: vec![Edition::Standard, Edition::Enterprise],
-        product: Product::Exchange2003,
+        product: Some(Product::Exchange2003),
     };
     let mut steps = vec![
         (N1, "G6", preflight.clone()),

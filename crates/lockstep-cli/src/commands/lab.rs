@@ -59,15 +59,81 @@ pub fn lab_user(fleet: &Fleet) -> String {
         .unwrap_or_else(|| "svc-lockstep".into())
 }
 
+/// The lab's Kerberos realm (`lockstep lab --kerberos`): the realm of a `user@REALM`, else
+/// `LAB.TEST`; the principal is the user without its domain.
+pub fn lab_realm(user: &str) -> (String, String) {
+    let bare = user.rsplit('\\').next().unwrap_or(user);
+    match bare.rsplit_once('@') {
+        Some((name, realm)) if !name.is_empty() && !realm.is_empty() => {
+            (name.to_owned(), realm.to_ascii_uppercase())
+        }
+        _ => (bare.to_owned(), "LAB.TEST".to_owned()),
+    }
+}
+
+/// A host's Kerberos name in the lab realm: `node1.lab.test`.
+pub fn kerberos_host(host: &str, realm: &str) -> String {
+    format!(
+        "{}.{}",
+        host.to_ascii_lowercase(),
+        realm.to_ascii_lowercase()
+    )
+}
+
+/// Starts the lab's KDC: the account `principal` with `password`, every host's service
+/// principals. A missing MIT binary is named in the error.
+fn start_kdc(
+    principal: &str,
+    realm: &str,
+    password: &str,
+    hosts: &[String],
+) -> Result<lockstep_lab::kdc::LabKdc> {
+    use lockstep_lab::kdc::{KdcUser, LabKdc};
+    let services: Vec<String> = hosts.iter().map(|h| kerberos_host(h, realm)).collect();
+    LabKdc::start(
+        realm,
+        &[KdcUser {
+            name: principal.to_owned(),
+            password: password.to_owned(),
+        }],
+        &services,
+    )
+    .map_err(|e| kdc_error(e, realm))
+}
+
+fn kdc_error(e: lockstep_lab::kdc::KdcError, realm: &str) -> anyhow::Error {
+    match e {
+        lockstep_lab::kdc::KdcError::Missing(binary) => anyhow::anyhow!(
+            "`lockstep lab --kerberos` runs MIT Kerberos' KDC, but `{binary}` is not installed \
+             (Debian: apt-get install krb5-kdc krb5-admin-server krb5-user)"
+        ),
+        e => anyhow::Error::new(e)
+            .context(format!("the lab's Kerberos realm {realm} could not start")),
+    }
+}
+
+/// The Kerberos settings of the overlay (`lockstep lab --kerberos`): `user@REALM` and the
+/// hosts' Kerberos names.
+pub struct OverlayKerberos<'a> {
+    /// The principal without the realm.
+    pub principal: &'a str,
+    /// The realm.
+    pub realm: &'a str,
+}
+
 /// An Ansible inventory overlay pointing every host at its lab endpoint; HTTPS endpoints trust
-/// the lab CA written at `ca` (certificate checks are never turned off).
+/// the lab CA written at `ca` (certificate checks are never turned off); with `kerberos`, every
+/// host is reached with Kerberos under its name in the lab realm.
 pub fn overlay(
     endpoints: &BTreeMap<String, String>,
     user: &str,
     password_env: &str,
     ca: Option<&Path>,
     package_root: Option<&Path>,
+    kerberos: Option<&OverlayKerberos<'_>>,
 ) -> String {
+    let kerberos_user = kerberos.map(|k| format!("{}@{}", k.principal, k.realm));
+    let user = kerberos_user.as_deref().unwrap_or(user);
     let mut y = String::from(
         "# Written by `lockstep lab`: points every host at its lab endpoint.\n# Use: lockstep run -i inventory/lab.yml -i THIS_FILE PLAYBOOK\nall:\n",
     );
@@ -95,6 +161,13 @@ pub fn overlay(
             e.port,
             user.replace('\'', "''")
         );
+        if let Some(k) = kerberos {
+            let _ = writeln!(
+                y,
+                "      ansible_winrm_transport: kerberos\n      ansible_winrm_kerberos_hostname_override: {}",
+                kerberos_host(host, k.realm)
+            );
+        }
         if let (true, Some(ca)) = (scheme == "https", ca) {
             let _ = writeln!(
                 y,
@@ -145,14 +218,23 @@ pub async fn run(args: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         None => Recorder::null(),
     };
     let config_packages = config.clone();
-    let lab = Lab::start(
-        &fleet,
-        config,
-        lab_server_config(&user, &password, args.https, args.allow_unencrypted),
-        recorder,
-    )
-    .await
-    .context("the lab could not start")?;
+    let mut server_config = lab_server_config(&user, &password, args.https, args.allow_unencrypted);
+    // The realm's KDC lives as long as the lab (dropped after it).
+    let (principal, realm) = lab_realm(&user);
+    let kdc = if args.kerberos {
+        let hosts: Vec<String> = fleet.hosts.iter().map(|h| h.name.to_string()).collect();
+        let kdc = start_kdc(&principal, &realm, &password, &hosts)?;
+        server_config.kerberos = Some(lockstep_lab::server::KerberosConfig {
+            keytab: kdc.keytab(),
+            realm: realm.clone(),
+        });
+        Some(kdc)
+    } else {
+        None
+    };
+    let lab = Lab::start(&fleet, config, server_config, recorder)
+        .await
+        .context("the lab could not start")?;
     let endpoints = lab.endpoints();
     // The lab CA (HTTPS): written beside the endpoints (or the overlay) as `NAME.ca.pem`.
     let ca = match (
@@ -173,6 +255,33 @@ pub async fn run(args: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         }
         _ => None,
     };
+    // The realm's krb5.conf: beside the endpoints (or the overlay) as `NAME.krb5.conf`, else the
+    // KDC's own (removed when the lab stops).
+    if let Some(kdc) = &kdc {
+        let conf = match args.endpoints.as_ref().or(args.overlay.as_ref()) {
+            Some(beside) => {
+                let path = std::path::absolute(beside.with_extension("krb5.conf"))
+                    .unwrap_or_else(|_| beside.with_extension("krb5.conf"));
+                std::fs::copy(kdc.krb5_conf(), &path).with_context(|| {
+                    format!("cannot write the lab's krb5.conf `{}`", path.display())
+                })?;
+                path
+            }
+            None => kdc.krb5_conf(),
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "lab: Kerberos realm {realm}, KDC {addr} (TCP); hosts are HTTP/<host>.{domain}\n\
+             lab: export KRB5_CONFIG={conf}\n\
+             lab: then `kinit {principal}@{realm}` (the lab password, from ${env}) for a ticket by hand; \
+             Lockstep asks the KDC itself with `ansible_winrm_transport: kerberos` or `negotiate`, \
+             `ansible_user: {principal}@{realm}`, `ansible_winrm_kerberos_hostname_override: <host>.{domain}`",
+            addr = kdc.addr(),
+            domain = realm.to_ascii_lowercase(),
+            conf = conf.display(),
+            env = args.password_env,
+        );
+    }
     if let Some(p) = &args.endpoints {
         std::fs::write(p, serde_json::to_string_pretty(&endpoints)?)
             .with_context(|| format!("cannot write endpoints `{}`", p.display()))?;
@@ -193,6 +302,12 @@ pub async fn run(args: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                 &args.password_env,
                 ca.as_deref(),
                 Some(&root),
+                kdc.as_ref()
+                    .map(|_| OverlayKerberos {
+                        principal: &principal,
+                        realm: &realm,
+                    })
+                    .as_ref(),
             ),
         )
         .with_context(|| format!("cannot write overlay `{}`", p.display()))?;
@@ -210,7 +325,7 @@ pub async fn run(args: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         endpoints.len(),
         args.password_env
     );
-    tokio::signal::ctrl_c().await.ok();
+    stop_requested().await;
     // What the fleet was asked, for benchmarks and for a person checking a client's round trips
     // and clean-up.
     let open: usize = lab.open_shells().values().sum();
@@ -220,7 +335,25 @@ pub async fn run(args: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         lab.stats()
     );
     lab.shutdown().await;
+    drop(kdc);
     Ok(ExitStatus::Success)
+}
+
+/// Ctrl-C, or SIGTERM (a service manager's stop): either shuts the lab down cleanly, its KDC
+/// with it.
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    tokio::signal::ctrl_c().await.ok();
 }
 
 /// `lockstep lab fault`: sends `labctl fault set|clear` to another host of the running lab (the
@@ -291,4 +424,30 @@ pub async fn fault(f: &FaultArgs, lab: &LabArgs, global: &GlobalArgs) -> Result<
     Err(anyhow::anyhow!(
         "could not reach the lab to send `{command}`: {last}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_kdc_binary_is_named() {
+        let e = kdc_error(lockstep_lab::kdc::KdcError::Missing("krb5kdc"), "LAB.TEST");
+        let text = format!("{e:#}");
+        assert!(text.contains("`krb5kdc` is not installed"), "{text}");
+        assert!(text.contains("--kerberos"), "{text}");
+    }
+
+    #[test]
+    fn the_lab_realm_comes_from_a_user_at_realm() {
+        assert_eq!(
+            lab_realm("CONTOSO\\svc-lockstep"),
+            ("svc-lockstep".to_owned(), "LAB.TEST".to_owned())
+        );
+        assert_eq!(
+            lab_realm("svc@corp.example"),
+            ("svc".to_owned(), "CORP.EXAMPLE".to_owned())
+        );
+        assert_eq!(kerberos_host("PRG-FE01", "LAB.TEST"), "prg-fe01.lab.test");
+    }
 }

@@ -581,7 +581,7 @@ pub fn action(kind: &str) -> Action {
         "preflight" => Action::Preflight {
             checks: vec![],
             editions: vec![],
-            product: Product::Exchange2003,
+            product: Some(Product::Exchange2003),
         },
         "confirm" => Action::Confirm {
             message: "check the backups (G1)".into(),
@@ -623,7 +623,7 @@ impl PlanBuilder {
                 procedure: "E3-NC".into(),
                 shape: Default::default(),
                 invariants: Default::default(),
-                target: TARGET,
+                target: Some(TARGET),
                 stages: vec![],
                 steps: vec![],
                 max_parallel_per_site: 0,

@@ -98,6 +98,18 @@ impl ConnAuth {
         }
     }
 
+    /// Whether the connection is authenticated with Kerberos (else NTLM).
+    pub fn is_kerberos(&self) -> bool {
+        match self {
+            #[cfg(feature = "kerberos")]
+            ConnAuth::Authenticated {
+                security: Some(Security::Kerberos(_)),
+                ..
+            } => true,
+            _ => false,
+        }
+    }
+
     /// Whether the connection's logon could reach a second server (the double hop): true only
     /// for a Kerberos session with a delegated TGT.
     pub fn delegable_credentials(&self) -> bool {

@@ -39,12 +39,19 @@ impl fmt::Debug for Password {
 pub struct TlsOptions {
     /// Subject alternative names of the generated certificate (IP literals become IP SANs).
     pub subject_alt_names: Vec<String>,
+    /// Certificate authentication (`winrm set winrm/config/service/auth @{Certificate="true"}`
+    /// plus one `WSMan:\localhost\ClientCertificate` mapping): the listener asks for a client
+    /// certificate issued by the lab CA, and a certificate whose UPN (subject alternative name,
+    /// else the subject's CN) is this value logs on as the lab account. `None`: Windows'
+    /// default, certificate authentication off.
+    pub client_certificate_upn: Option<String>,
 }
 
 impl Default for TlsOptions {
     fn default() -> Self {
         TlsOptions {
             subject_alt_names: vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
+            client_certificate_upn: None,
         }
     }
 }

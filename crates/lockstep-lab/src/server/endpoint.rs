@@ -35,6 +35,8 @@ pub struct Shared {
     pub auth: Authenticator,
     /// HTTPS acceptor, when serving TLS.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Certificate authentication: the UPN of the one certificate mapping (to the lab account).
+    pub certificate_upn: Option<String>,
     /// Plain HTTP without `AllowUnencrypted`: NTLM/Negotiate bodies must be sealed.
     pub require_encryption: bool,
     /// Largest accepted body.
@@ -177,11 +179,20 @@ async fn serve_connection(
     peer: SocketAddr,
 ) {
     match shared.tls.clone() {
-        None => serve_io(shared, host, stream, peer).await,
+        None => serve_io(shared, host, stream, peer, None).await,
         Some(acceptor) => {
             let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
             match handshake.await {
-                Ok(Ok(tls)) => serve_io(shared, host, tls, peer).await,
+                Ok(Ok(tls)) => {
+                    // A client certificate (verified against the lab CA by the handshake).
+                    let identity = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|leaf| super::tls::client_identity(leaf));
+                    serve_io(shared, host, tls, peer, identity).await
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(host = %host.info.name, error = %e, "TLS handshake failed")
                 }
@@ -191,11 +202,34 @@ async fn serve_connection(
     }
 }
 
-async fn serve_io<IO>(shared: Arc<Shared>, host: Arc<HostRuntime>, io: IO, peer: SocketAddr)
-where
+/// What a connection's client certificate says, for certificate authentication.
+#[derive(Debug, Default)]
+struct ClientCertificate {
+    /// The UPN (or subject CN) of the certificate the client presented in the TLS handshake.
+    identity: Option<String>,
+    /// Whether a request of this connection logged on with it (counted once).
+    logged_on: std::sync::atomic::AtomicBool,
+}
+
+/// The `Authorization` value of WinRM certificate authentication (pywinrm and Windows send it on
+/// every request of an HTTPS connection that presented a client certificate).
+const CERTIFICATE_PROFILE: &str =
+    "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual";
+
+async fn serve_io<IO>(
+    shared: Arc<Shared>,
+    host: Arc<HostRuntime>,
+    io: IO,
+    peer: SocketAddr,
+    client_identity: Option<String>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn_auth = Arc::new(Mutex::new(ConnAuth::Fresh));
+    let certificate = Arc::new(ClientCertificate {
+        identity: client_identity,
+        ..ClientCertificate::default()
+    });
     let client_ip: Arc<str> = peer.ip().to_string().into();
     let service_shared = shared.clone();
     let service_host = host.clone();
@@ -204,7 +238,8 @@ where
         let host = service_host.clone();
         let conn_auth = conn_auth.clone();
         let client_ip = client_ip.clone();
-        async move { serve_request(&shared, &host, &conn_auth, &client_ip, req).await }
+        let certificate = certificate.clone();
+        async move { serve_request(&shared, &host, &conn_auth, &certificate, &client_ip, req).await }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
@@ -253,6 +288,7 @@ async fn serve_request(
     shared: &Shared,
     host: &HostRuntime,
     conn_auth: &Mutex<ConnAuth>,
+    certificate: &ClientCertificate,
     client_ip: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, CloseConnection> {
@@ -285,11 +321,42 @@ async fn serve_request(
         Ok(collected) => collected.to_bytes(),
         Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE)),
     };
-    let decision = {
+    let certificate_profile = authorization
+        .as_deref()
+        .is_some_and(|a| a.trim().eq_ignore_ascii_case(CERTIFICATE_PROFILE));
+    let decision = if certificate_profile {
+        // Certificate mapping: only over HTTPS with certificate authentication on, and only a
+        // certificate that names the mapped UPN (the handshake checked it was the lab CA's).
+        let mapped = match (&shared.certificate_upn, &certificate.identity) {
+            (Some(upn), Some(identity)) => identity.eq_ignore_ascii_case(upn),
+            _ => false,
+        };
+        if mapped {
+            if !certificate
+                .logged_on
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                bump(&counters.certificate_logons);
+            }
+            Decision::Allow(None)
+        } else {
+            tracing::debug!(host = %name, identity = ?certificate.identity, "certificate authentication refused");
+            Decision::Reject
+        }
+    } else {
         let mut state = conn_auth.lock().unwrap();
+        let was_authenticated = matches!(*state, ConnAuth::Authenticated { .. });
         let decision = shared
             .auth
             .decide(authorization.as_deref(), &mut state, name);
+        if !was_authenticated && matches!(*state, ConnAuth::Authenticated { .. }) {
+            // A new logon of this connection: which mechanism (tests and benchmarks ask).
+            bump(if state.is_kerberos() {
+                &counters.kerberos_logons
+            } else {
+                &counters.ntlm_logons
+            });
+        }
         if authorization.is_some() && matches!(decision, Decision::Allow(_)) {
             // What the double hop will ask: could a process of this logon reach a share?
             tracing::debug!(

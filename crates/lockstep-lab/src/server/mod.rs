@@ -56,6 +56,12 @@
 //!   sealing) gets an empty 200. HTTPS accepts sealed and unsealed bodies, and Basic.
 //! - **HTTPS**: a lab CA signs each listener's certificate; [`LabServer::cert_pem`] is the CA a
 //!   client trusts (no client needs certificate checks off).
+//! - **Certificate authentication** (with [`TlsOptions::client_certificate_upn`], off by default
+//!   as on Windows): the HTTPS listener asks for a client certificate issued by the lab CA
+//!   ([`LabServer::issue_client_certificate`]); a request with `Authorization:
+//!   http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual` (what pywinrm sends) on
+//!   a connection whose certificate's UPN (subject alternative name, else subject CN) is the
+//!   mapped one is served as the lab account; any other such request gets 401.
 //! - **Kerberos** (with [`ServerConfig::kerberos`] and the `kerberos` feature): a domain
 //!   member's `Negotiate` (raw Kerberos or SPNEGO) and `Kerberos` schemes, accepted by MIT's
 //!   GSSAPI acceptor with the hosts' keytab for the host's own `HTTP/`/`HOST/` principal and the
@@ -144,6 +150,7 @@ pub enum ServerError {
 pub struct LabServer {
     endpoints: BTreeMap<String, String>,
     cert_pem: Option<String>,
+    ca: Option<Arc<tls::LabCa>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     hosts: Vec<Arc<handler::HostRuntime>>,
@@ -227,6 +234,10 @@ impl LabServer {
             auth: authenticator,
             require_encryption: tls.is_none() && !config.allow_unencrypted,
             tls: tls.as_ref().map(|t| t.acceptor.clone()),
+            certificate_upn: config
+                .tls
+                .as_ref()
+                .and_then(|t| t.client_certificate_upn.clone()),
             max_request_bytes: config.max_request_bytes,
             shutdown: shutdown.clone(),
         });
@@ -279,6 +290,7 @@ impl LabServer {
         tracing::info!(hosts = endpoints.len(), scheme, "lab WinRM server started");
         Ok(LabServer {
             endpoints,
+            ca: tls.as_ref().map(|t| t.ca.clone()),
             cert_pem: tls.map(|t| t.cert_pem),
             shutdown,
             tasks,
@@ -311,6 +323,16 @@ impl LabServer {
     /// what a client adds to its trust store.
     pub fn cert_pem(&self) -> Option<String> {
         self.cert_pem.clone()
+    }
+
+    /// A client certificate and its key (PEM) for `upn`, issued by the lab CA, for
+    /// certificate authentication ([`TlsOptions::client_certificate_upn`]); `None` without HTTPS.
+    /// The key is a secret of the test that asked for it: never logged.
+    pub fn issue_client_certificate(
+        &self,
+        upn: &str,
+    ) -> Option<Result<(String, String), ServerError>> {
+        self.ca.as_ref().map(|ca| ca.issue_client(upn))
     }
 
     /// Stops accepting, closes every connection and waits for the tasks to end.

@@ -14,6 +14,12 @@ pub struct ServerStats {
     pub challenges: u64,
     /// 401 answers refusing a request (no, wrong or stale credentials, an unsealed body).
     pub rejections: u64,
+    /// Connections authenticated with Kerberos (raw, in `Negotiate`, or in SPNEGO).
+    pub kerberos_logons: u64,
+    /// Connections authenticated with NTLM (raw or in SPNEGO).
+    pub ntlm_logons: u64,
+    /// HTTPS connections authenticated by a mapped client certificate.
+    pub certificate_logons: u64,
     /// SOAP messages handled, by action.
     pub creates: u64,
     /// Command messages.
@@ -55,6 +61,9 @@ pub struct Counters {
     pub http_requests: AtomicU64,
     pub challenges: AtomicU64,
     pub rejections: AtomicU64,
+    pub kerberos_logons: AtomicU64,
+    pub ntlm_logons: AtomicU64,
+    pub certificate_logons: AtomicU64,
     creates: AtomicU64,
     commands: AtomicU64,
     receives: AtomicU64,
@@ -89,6 +98,9 @@ impl Counters {
             http_requests: get(&self.http_requests),
             challenges: get(&self.challenges),
             rejections: get(&self.rejections),
+            kerberos_logons: get(&self.kerberos_logons),
+            ntlm_logons: get(&self.ntlm_logons),
+            certificate_logons: get(&self.certificate_logons),
             creates: get(&self.creates),
             commands: get(&self.commands),
             receives: get(&self.receives),

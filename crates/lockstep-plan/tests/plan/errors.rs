@@ -281,7 +281,7 @@ fn back_ends_alone_need_front_ends_done() {
     // Once the inventory shows the front-ends at the target, the back-end may go alone.
     for h in &mut fleet.hosts {
         if let Some(x) = h.exchange.as_mut().filter(|x| x.role == Role::FrontEnd) {
-            x.build = Some(pb.target.build);
+            x.build = Some(pb.target.as_ref().unwrap().build);
         }
     }
     assert!(plan(&fleet, &pb, &only_be).is_ok());
@@ -407,7 +407,7 @@ fn a_playbook_without_the_evs_upgrade_is_refused() {
         "{e:#?}"
     );
     // A hotfix needs no EVS upgrade: the same playbook is fine then.
-    pb.target.kind = PackageKind::Hotfix;
+    pb.target.as_mut().unwrap().kind = PackageKind::Hotfix;
     assert!(plan(&fleet, &pb, &PlanOptions::default()).is_ok());
 }
 

@@ -318,7 +318,7 @@ fn e3_hotfix_skips_evs_upgrade_and_windows_2000_skips_iis_hotfix() {
         h.windows = Some(WindowsRelease::Windows2000);
     }
     let mut pb = e3_cluster(&fleet);
-    pb.target.kind = PackageKind::Hotfix;
+    pb.target.as_mut().unwrap().kind = PackageKind::Hotfix;
     let p = plan_ok(&fleet, &pb);
     assert!(p.step("SEACL1/SEAEVS1 Group/upgrade-evs").is_none());
     assert!(p.step("SEA-N1/iis-hotfix").is_none());

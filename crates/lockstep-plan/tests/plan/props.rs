@@ -427,9 +427,9 @@ proptest! {
         let procedure = PROCEDURES[proc_ix];
         let mut pb = standalone(procedure);
         procedure.apply(&mut pb);
-        pb.target.product = procedure.product();
+        pb.target.as_mut().unwrap().product = procedure.product();
         if hotfix {
-            pb.target.kind = PackageKind::Hotfix;
+            pb.target.as_mut().unwrap().kind = PackageKind::Hotfix;
         }
         pb.hosts = vec!["all".into()];
         let menu = menu();

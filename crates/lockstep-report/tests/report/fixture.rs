@@ -113,7 +113,7 @@ pub fn e3_steps(c: &ClusterSpec) -> Vec<PlannedStep> {
             Action::Preflight {
                 checks: vec![],
                 editions: vec![],
-                product: Product::Exchange2003,
+                product: Some(Product::Exchange2003),
             },
         ));
     }
@@ -305,7 +305,7 @@ pub fn plan(clusters: &[ClusterSpec], stages: &[&str]) -> Plan {
         procedure: "E3-CLUSTER".into(),
         shape: Default::default(),
         invariants: Default::default(),
-        target: SP2,
+        target: Some(SP2),
         stages,
         steps,
         max_parallel_per_site: 0,

@@ -33,7 +33,7 @@ pub fn plan(hash: &str, ids: &[&str]) -> Plan {
         procedure: "E3-CLUSTER".into(),
         shape: Default::default(),
         invariants: Default::default(),
-        target: Version::new(6, 5, 7638, 2),
+        target: Some(Version::new(6, 5, 7638, 2)),
         stages: vec![PlannedStage {
             name: "all".to_owned(),
             sites: vec![Name::ident("PRG").unwrap()],
