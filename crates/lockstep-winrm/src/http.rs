@@ -9,8 +9,8 @@
 //! NTLM request when `$HOSTNAME` is unset, and trusts only the built-in web PKI roots. This layer
 //! keeps the handshake and the session on one connection it owns; the NTLM handshake and
 //! Kerberos come from the `sspi` crate (Devolutions), NTLM's per-message sealing from
-//! [`crate::ntlm_seal`] (in place: `sspi`'s copies cost as much CPU as the cryptography), TLS
-//! from rustls.
+//! [`crate::ntlm_seal`] (in place, without `sspi`'s four copies per message), TLS from
+//! rustls.
 
 use std::sync::Arc;
 use std::time::Duration;
