@@ -16,23 +16,33 @@
 //!   (2 on a reused shell when no poll comes back empty), 401 refusals, requests sent again
 //!   (a `MessageID` the lab had already seen) and shells left open after the run.
 //!
-//! Measured 2026-12-06 (issue 9), 2-core machine shared with four other builders, DEV profile
-//! (the release build could not finish in the time given; run from `target/debug/deps/rollout-*`
-//! with the same arguments), `200 0.0005`, one run:
-//! - HTTP requests per Command: Basic/HTTPS 2.545, NTLM/HTTP 2.646 (Create, Delete and the NTLM
-//!   legs of each connection included); Command+Receive per Command 1.98 and 1.99 (goal 2 on a
-//!   reused shell: met); 0 refused with 401, 0 sent again, 0 shells left open, both;
-//! - NTLM (sealed, HTTP) / Basic (HTTPS): wall 47.41 s / 14.45 s = 3.28; controller CPU per step
-//!   4.408 ms / 2.627 ms = 1.68 (the lab, an unoptimised build serving 200 hosts, seals every
-//!   answer: its CPU weighs in the wall ratio; not measured in release);
-//! - wall / one cluster alone 5.86; controller peak RSS 55 MiB.
-//! - `1000 0.0005`, same conditions: HTTP requests per Command 2.555 (Basic) and 2.677 (NTLM),
-//!   Command+Receive per Command 1.99; 0 refused with 401, 0 sent again, 0 shells left open,
-//!   both; NTLM/Basic wall 253.2 s / 66.3 s = 3.82, CPU per step 4.796 / 3.038 ms = 1.58; peak
-//!   RSS 224 MiB.
-//! - faults::a_node_that_refuses_connections_halts_node_unreachable, 20 runs in a row beside two
-//!   `yes` burners: 19/20 before the lab held a down host's port (one run reached another test
-//!   lab's host on the recycled port), 20/20 after.
+//! Release (bench profile), 2026-12-06 (issue 9), `200 0.0005`, 2-core machine shared with two
+//! other builders (load average 1.4 to 7 during the runs), one line per run, ratios NTLM/Basic:
+//! - HTTP requests per Command: Basic/HTTPS 2.36, NTLM/HTTP 2.42 (Create, Delete and each
+//!   connection's two NTLM legs included); Command+Receive per Command 1.99 to 2.00 (goal 2 on a
+//!   reused shell: met); 0 refused with 401, 0 sent again, 0 shells left open, both.
+//! - before in-place sealing (`sspi`'s EncryptMessage/DecryptMessage), three runs interleaved
+//!   with the three after it, same lab binary: wall 1.25, 1.32, 1.46; controller CPU 1.37, 1.41,
+//!   1.21 (NTLM 1.52, 1.40, 1.34 ms per step); lab CPU 1.33, 1.36, 1.26.
+//! - after (`lockstep-winrm`'s `ntlm_seal`): wall 1.25, 1.10, 1.18; controller CPU 1.17, 1.27,
+//!   1.23 (NTLM 1.35, 1.33, 1.25 ms per step); lab CPU 1.15, 1.26, 1.26. Goal 1.5x: met.
+//! - where NTLM's extra CPU goes (`perf record -F 1999` of one after run, per process): the
+//!   NTLM controller took 8,464 samples, the Basic one 6,145 (+2,319). RC4 and HMAC-MD5 took
+//!   1,386 of them (60% of the extra, 23% of Basic's whole CPU): inherent to NTLM message
+//!   encryption, every SOAP message (1.6 KB on average, tens of thousands per rollout) sealed by
+//!   one side and unsealed by the other, where TLS's AES-GCM costs about 80 samples. Allocation
+//!   and copying in the sealing path: +650 samples before (profiled the same way), +110 after.
+//!   The rest: +600 in the kernel (scheduling, socket I/O), +230 spread over user space. The lab
+//!   (6,753 samples with NTLM, 5,020 with Basic) spent 1,390 on its own RC4 and HMAC-MD5, on
+//!   the same 2 cores: it weighs in the wall ratio.
+//! - wall / one cluster alone 2.7 to 5.9 (load); controller peak RSS 53 MiB.
+//!
+//! Earlier, DEV profile (before the `stage` steps and before in-place sealing; the release
+//! build did not finish then), `200 0.0005`: requests per Command Basic 2.545, NTLM 2.646;
+//! NTLM/Basic wall 3.28, controller CPU 1.68: debug builds of the controller and of the lab
+//! (which seals every answer) magnified the crypto; `1000 0.0005`: wall 3.82, CPU 1.58.
+//! faults::a_node_that_refuses_connections_halts_node_unreachable, 20 runs in a row beside two
+//! `yes` burners: 19/20 before the lab held a down host's port, 20/20 after.
 //!
 //! `cargo bench --bench rollout` (1,000 hosts, lab time scale 0.005), or
 //! `cargo bench --bench rollout -- 200 0.0005` (hosts, time scale). At small scales the fixed
