@@ -26,6 +26,8 @@
 //!   1.21 (NTLM 1.52, 1.40, 1.34 ms per step); lab CPU 1.33, 1.36, 1.26.
 //! - after (`lockstep-winrm`'s `ntlm_seal`): wall 1.25, 1.10, 1.18; controller CPU 1.17, 1.27,
 //!   1.23 (NTLM 1.35, 1.33, 1.25 ms per step); lab CPU 1.15, 1.26, 1.26. Goal 1.5x: met.
+//!   With RC4 written out (client and lab), three more runs: wall 1.29, 0.97, 0.94; controller
+//!   CPU 1.26, 1.10, 1.28; lab CPU 1.32, 1.09, 1.27 (wall under 1 is the machine's noise).
 //! - where NTLM's extra CPU goes (`perf record -F 1999` of one after run, per process): the
 //!   NTLM controller took 8,464 samples, the Basic one 6,145 (+2,319). RC4 and HMAC-MD5 took
 //!   1,386 of them (60% of the extra, 23% of Basic's whole CPU): inherent to NTLM message
@@ -37,10 +39,13 @@
 //!   the same 2 cores: it weighs in the wall ratio.
 //! - wall / one cluster alone 2.7 to 5.9 (load); controller peak RSS 53 MiB.
 //!
-//! Earlier, DEV profile (before the `stage` steps and before in-place sealing; the release
-//! build did not finish then), `200 0.0005`: requests per Command Basic 2.545, NTLM 2.646;
-//! NTLM/Basic wall 3.28, controller CPU 1.68: debug builds of the controller and of the lab
-//! (which seals every answer) magnified the crypto; `1000 0.0005`: wall 3.82, CPU 1.58.
+//!
+//! DEV profile (`cargo bench --profile dev --bench rollout -- 200 0.0005`, what every test
+//! runs): with the `rc4` crate's generic cipher (compiled unoptimised in the crate that uses it)
+//! NTLM/Basic wall 4.79, controller CPU 4.80 (16.9 ms per step), lab CPU 4.35; with RC4
+//! written out, wall 1.39, controller CPU 1.75 (5.3 ms per step), lab CPU 1.54 (load 5 to 8, a
+//! release build beside it). Earlier (before the `stage` steps, `sspi`'s sealing): wall 3.28,
+//! CPU 1.68; `1000 0.0005`: wall 3.82, CPU 1.58.
 //! faults::a_node_that_refuses_connections_halts_node_unreachable, 20 runs in a row beside two
 //! `yes` burners: 19/20 before the lab held a down host's port, 20/20 after.
 //!
