@@ -22,12 +22,7 @@ fn exec_with_a_client_certificate_over_https() {
     let server = rt
         .block_on(LabServer::start(Arc::new(TestBackend::new(1)), config))
         .unwrap();
-    let port = server.endpoints()["NODE1"]
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.split('/').next())
-        .unwrap()
-        .to_owned();
+    let port = crate::util::port_of(&server.endpoints()["NODE1"]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), server.cert_pem().unwrap()).unwrap();
     let (cert, key) = server

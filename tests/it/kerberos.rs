@@ -41,12 +41,7 @@ fn exec_over_kerberos_with_a_real_kdc() {
         .block_on(LabServer::start(Arc::new(TestBackend::new(1)), config))
         .unwrap();
     let url = server.endpoints()["NODE1"].clone();
-    let port = url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.split('/').next())
-        .unwrap()
-        .to_owned();
+    let port = crate::util::port_of(&url);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("inv.yml"),

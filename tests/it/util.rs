@@ -360,6 +360,15 @@ pub fn crash_seed(what: &str) -> u64 {
 }
 
 /// Exit code of an output.
+/// The port of a lab endpoint URL (`http://127.0.0.1:PORT/wsman`).
+pub fn port_of(url: &str) -> String {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .expect("a lab endpoint names its port")
+        .to_owned()
+}
+
 pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }

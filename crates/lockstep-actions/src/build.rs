@@ -2,8 +2,8 @@
 
 use lockstep_core::{Edition, Name, Transport, Version};
 
-use crate::error::ActionError;
 use crate::remote::Node;
+use lockstep_core::StepError;
 
 /// What the registry says is installed on a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,6 @@ pub struct NodeBuild {
 /// localised). A node without the key (or without the build values) is a
 /// [`lockstep_core::HaltClass::Precondition`] error; an unreachable node is
 /// [`lockstep_core::HaltClass::NodeUnreachable`].
-pub async fn read_build(t: &dyn Transport, host: &Name) -> Result<NodeBuild, ActionError> {
+pub async fn read_build(t: &dyn Transport, host: &Name) -> Result<NodeBuild, StepError> {
     Node::new(t, host).build().await
 }

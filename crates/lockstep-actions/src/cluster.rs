@@ -8,15 +8,15 @@
 
 use lockstep_core::{CommandOutput, Name};
 
-use crate::error::ActionError;
 use crate::parse::{self, GROUP_ONLINE, SERVICE_RUNNING, SERVICE_STOPPED};
 use crate::remote::{get_ci, joined, Node, Resource, ServiceState};
 use crate::render;
 use crate::services::{self, Change};
 use crate::{Ctx, FactOut, Outcome, Probe};
+use lockstep_core::StepError;
 
-fn cluster_failed(host: &Name, what: String, out: &CommandOutput) -> ActionError {
-    ActionError::step_failed(
+fn cluster_failed(host: &Name, what: String, out: &CommandOutput) -> StepError {
+    StepError::step_failed(
         host,
         format!(
             "{what}: cluster.exe exit {}",
@@ -38,8 +38,8 @@ fn owner_fact(host: &Name, group: &str, owner: &str) -> FactOut {
     FactOut::new(host, format!("group.{group}.owner.before"), owner)
 }
 
-fn no_group(host: &Name, group: &Name) -> ActionError {
-    ActionError::precondition(
+fn no_group(host: &Name, group: &Name) -> StepError {
+    StepError::precondition(
         host,
         format!("group `{group}` is not owned by any node of the cluster seen from `{host}` (no such group?)"),
     )
@@ -51,7 +51,7 @@ pub(crate) async fn move_group(
     ctx: &Ctx<'_>,
     group: &Name,
     to: &Name,
-) -> Result<Outcome, ActionError> {
+) -> Result<Outcome, StepError> {
     let node = ctx.node();
     let host = ctx.host();
     let owners = node.owners().await?;
@@ -84,7 +84,7 @@ pub(crate) async fn move_group(
             facts,
             message: format!("group `{group}` moved from `{before}` to `{to}`"),
         }),
-        other => Err(ActionError::step_failed(
+        other => Err(StepError::step_failed(
             host,
             format!(
                 "group `{group}` is owned by `{}` after `{line}`, not `{to}`",
@@ -100,7 +100,7 @@ pub(crate) async fn probe_owner(
     ctx: &Ctx<'_>,
     group: &Name,
     to: &Name,
-) -> Result<Probe, ActionError> {
+) -> Result<Probe, StepError> {
     let owners = ctx.node().owners().await?;
     Ok(match get_ci(&owners, group.as_str()) {
         Some(o) if to.eq_ignore_case(o) => Probe::Done,
@@ -126,10 +126,10 @@ pub(crate) async fn evacuate(
     ctx: &Ctx<'_>,
     node_name: &Name,
     to: &Name,
-) -> Result<Outcome, ActionError> {
+) -> Result<Outcome, StepError> {
     let host = ctx.host();
     if node_name.eq_ignore_case(to.as_str()) {
-        return Err(ActionError::precondition(
+        return Err(StepError::precondition(
             host,
             format!("cannot evacuate node `{node_name}` to itself"),
         ));
@@ -149,7 +149,7 @@ pub(crate) async fn evacuate(
     let mut moved = Vec::new();
     for g in &groups {
         let name = Name::object(g).map_err(|e| {
-            ActionError::step_failed(
+            StepError::step_failed(
                 host,
                 format!("group name read from the cluster is refused: {e}"),
             )
@@ -176,7 +176,7 @@ pub(crate) async fn evacuate(
     let left = owned_by(&after, node_name);
     if !left.is_empty() {
         let left: Vec<String> = left.iter().map(|g| format!("`{g}`")).collect();
-        return Err(ActionError::step_failed(
+        return Err(StepError::step_failed(
             host,
             format!(
                 "node `{node_name}` still owns {} after the moves to `{to}`",
@@ -199,7 +199,7 @@ pub(crate) async fn evacuate(
 }
 
 /// EvacuateNode probe: the node owns no group.
-pub(crate) async fn probe_evacuated(ctx: &Ctx<'_>, node_name: &Name) -> Result<Probe, ActionError> {
+pub(crate) async fn probe_evacuated(ctx: &Ctx<'_>, node_name: &Name) -> Result<Probe, StepError> {
     let owners = ctx.node().owners().await?;
     Ok(if owned_by(&owners, node_name).is_empty() {
         Probe::Done
@@ -208,7 +208,7 @@ pub(crate) async fn probe_evacuated(ctx: &Ctx<'_>, node_name: &Name) -> Result<P
     })
 }
 
-async fn clussvc(ctx: &Ctx<'_>, running: bool) -> Result<Outcome, ActionError> {
+async fn clussvc(ctx: &Ctx<'_>, running: bool) -> Result<Outcome, StepError> {
     let host = ctx.host();
     let (change, want) = if running {
         (render::NET_START_CLUSSVC, SERVICE_RUNNING)
@@ -236,7 +236,7 @@ async fn clussvc(ctx: &Ctx<'_>, running: bool) -> Result<Outcome, ActionError> {
     })?;
     let word = if running { "running" } else { "stopped" };
     match r {
-        Change::Missing => Err(ActionError::precondition(
+        Change::Missing => Err(StepError::precondition(
             host,
             format!("host `{host}` has no Cluster service (`ClusSvc` is not installed)"),
         )),
@@ -253,18 +253,18 @@ async fn clussvc(ctx: &Ctx<'_>, running: bool) -> Result<Outcome, ActionError> {
 }
 
 /// StopClusterService: `net stop clussvc` on the node itself.
-pub(crate) async fn stop_clussvc(ctx: &Ctx<'_>) -> Result<Outcome, ActionError> {
+pub(crate) async fn stop_clussvc(ctx: &Ctx<'_>) -> Result<Outcome, StepError> {
     clussvc(ctx, false).await
 }
 
 /// StartClusterService: `net start clussvc` on the node itself; not RUNNING afterwards is a
 /// StepFailed.
-pub(crate) async fn start_clussvc(ctx: &Ctx<'_>) -> Result<Outcome, ActionError> {
+pub(crate) async fn start_clussvc(ctx: &Ctx<'_>) -> Result<Outcome, StepError> {
     clussvc(ctx, true).await
 }
 
 /// Cluster service probe: `sc query clussvc` state 4 (running) or 1 (stopped).
-pub(crate) async fn probe_clussvc(ctx: &Ctx<'_>, running: bool) -> Result<Probe, ActionError> {
+pub(crate) async fn probe_clussvc(ctx: &Ctx<'_>, running: bool) -> Result<Probe, StepError> {
     let want = if running {
         SERVICE_RUNNING
     } else {
@@ -302,10 +302,10 @@ fn to_offline(resources: &[Resource]) -> Vec<Resource> {
     v
 }
 
-async fn evs_resources(node: &Node<'_>, group: &Name) -> Result<Vec<Resource>, ActionError> {
+async fn evs_resources(node: &Node<'_>, group: &Name) -> Result<Vec<Resource>, StepError> {
     let resources = node.group_resources(group).await?;
     if resources.is_empty() {
-        return Err(ActionError::precondition(
+        return Err(StepError::precondition(
             node.host,
             format!(
                 "group `{group}` has no resources on the cluster seen from `{}` (no such group?)",
@@ -318,7 +318,7 @@ async fn evs_resources(node: &Node<'_>, group: &Name) -> Result<Vec<Resource>, A
 
 /// EvsResourcesOffline (E3-CLUSTER.7): every resource of the group whose type is not IP Address,
 /// Physical Disk or Network Name, one by one, System Attendant last.
-pub(crate) async fn evs_offline(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, ActionError> {
+pub(crate) async fn evs_offline(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, StepError> {
     let host = ctx.host();
     let node = ctx.node();
     let resources = evs_resources(&node, group).await?;
@@ -329,7 +329,7 @@ pub(crate) async fn evs_offline(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, 
             continue;
         }
         let name = Name::object(&r.name).map_err(|e| {
-            ActionError::step_failed(
+            StepError::step_failed(
                 host,
                 format!("resource name read from the cluster is refused: {e}"),
             )
@@ -357,7 +357,7 @@ pub(crate) async fn evs_offline(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, 
         .map(|r| format!("`{}`", r.name))
         .collect();
     if !still.is_empty() {
-        return Err(ActionError::step_failed(
+        return Err(StepError::step_failed(
             host,
             format!(
                 "resources of group `{group}` are not offline after the commands: {}",
@@ -383,7 +383,7 @@ pub(crate) async fn evs_offline(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, 
 }
 
 /// EvsResourcesOffline probe: every non-core resource of the group is offline.
-pub(crate) async fn probe_evs_offline(ctx: &Ctx<'_>, group: &Name) -> Result<Probe, ActionError> {
+pub(crate) async fn probe_evs_offline(ctx: &Ctx<'_>, group: &Name) -> Result<Probe, StepError> {
     let resources = ctx.node().group_resources(group).await?;
     if resources.is_empty() {
         return Ok(Probe::NotDone);
@@ -402,7 +402,7 @@ pub(crate) async fn probe_evs_offline(ctx: &Ctx<'_>, group: &Name) -> Result<Pro
 }
 
 /// EvsResourcesOnline (E3-CLUSTER.12): `cluster group "G" /online`, then group state 0.
-pub(crate) async fn evs_online(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, ActionError> {
+pub(crate) async fn evs_online(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, StepError> {
     let host = ctx.host();
     let node = ctx.node();
     if node.group_state(group).await? == Some(GROUP_ONLINE) {
@@ -434,7 +434,7 @@ pub(crate) async fn evs_online(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, A
             facts: Vec::new(),
             message: format!("group `{group}` is online on `{host}`"),
         }),
-        s => Err(ActionError::step_failed(
+        s => Err(StepError::step_failed(
             host,
             format!(
                 "group `{group}` is not online after `{}` (state {})",
@@ -447,7 +447,7 @@ pub(crate) async fn evs_online(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, A
 }
 
 /// EvsResourcesOnline probe: group state 0 (online).
-pub(crate) async fn probe_group_online(ctx: &Ctx<'_>, group: &Name) -> Result<Probe, ActionError> {
+pub(crate) async fn probe_group_online(ctx: &Ctx<'_>, group: &Name) -> Result<Probe, StepError> {
     Ok(match ctx.node().group_state(group).await? {
         Some(GROUP_ONLINE) => Probe::Done,
         Some(parse::GROUP_PENDING) => Probe::InProgress,
@@ -461,10 +461,10 @@ pub(crate) async fn failover_test(
     ctx: &Ctx<'_>,
     group: &Name,
     nodes: &[Name],
-) -> Result<Outcome, ActionError> {
+) -> Result<Outcome, StepError> {
     let host = ctx.host();
     if nodes.is_empty() {
-        return Err(ActionError::precondition(
+        return Err(StepError::precondition(
             host,
             format!("failover test of group `{group}` has no node to visit"),
         ));
@@ -490,7 +490,7 @@ pub(crate) async fn failover_test(
         let state = node.group_state(group).await?;
         let owner = get_ci(&owners, group.as_str());
         if !(owner.is_some_and(|o| n.eq_ignore_case(o)) && state == Some(GROUP_ONLINE)) {
-            return Err(ActionError::step_failed(
+            return Err(StepError::step_failed(
                 host,
                 format!(
                     "group `{group}` is not online on `{n}` after failing over (owner `{}`, state {})",

@@ -17,14 +17,14 @@ use lockstep_core::{
     Version,
 };
 
-use crate::error::ActionError;
 use crate::gates::{edition_allowed, tier_order, TierOrder};
 use crate::parse::{Disk, WindowsVersion, SERVICE_RUNNING};
 use crate::remote::{get_ci, Node, ServiceState};
 use crate::render::SC_QUERY_CLUSSVC;
+use lockstep_core::StepError;
 
 type NodeRead<'a> =
-    Pin<Box<dyn Future<Output = (&'a Name, Result<NodeFacts, ActionError>)> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = (&'a Name, Result<NodeFacts, StepError>)> + Send + 'a>>;
 
 /// Hosts read at once during discovery (a run's and `lockstep facts`'), under the transport's
 /// own connection limits.
@@ -251,7 +251,7 @@ async fn read(
                 as NodeRead<'_>
         })
         .collect();
-    let results: Vec<(&Name, Result<NodeFacts, ActionError>)> = stream::iter(reads)
+    let results: Vec<(&Name, Result<NodeFacts, StepError>)> = stream::iter(reads)
         .buffered(DISCOVERY_CONCURRENCY)
         .collect()
         .await;
@@ -355,28 +355,27 @@ async fn node_facts(
     kind: NodeKind,
     probes: &[BuiltinProbe],
     strict: bool,
-) -> Result<NodeFacts, ActionError> {
+) -> Result<NodeFacts, StepError> {
     let NodeKind { is_node, exchange } = kind;
     let node = Node::new(t, host);
     let mut f = NodeFacts::default();
     // The last SOAP fault a probe got: the node answered, so it is a note unless every probe
     // got one.
-    let mut fault: Option<ActionError> = None;
-    let mut note =
-        |f: &mut NodeFacts, p: BuiltinProbe, e: ActionError| -> Result<(), ActionError> {
-            let answered = matches!(
-                e.transport.as_deref(),
-                None | Some(TransportError::Protocol { .. } | TransportError::Quota { .. })
-            );
-            if !answered || (strict && p != BuiltinProbe::BootTime) {
-                return Err(e);
-            }
-            f.unread.insert(p.name().to_owned(), e.message.clone());
-            if e.transport.is_some() {
-                fault = Some(e);
-            }
-            Ok(())
-        };
+    let mut fault: Option<StepError> = None;
+    let mut note = |f: &mut NodeFacts, p: BuiltinProbe, e: StepError| -> Result<(), StepError> {
+        let answered = matches!(
+            e.transport.as_deref(),
+            None | Some(TransportError::Protocol { .. } | TransportError::Quota { .. })
+        );
+        if !answered || (strict && p != BuiltinProbe::BootTime) {
+            return Err(e);
+        }
+        f.unread.insert(p.name().to_owned(), e.message.clone());
+        if e.transport.is_some() {
+            fault = Some(e);
+        }
+        Ok(())
+    };
     for &p in probes {
         match p {
             BuiltinProbe::Windows => match node.windows().await {

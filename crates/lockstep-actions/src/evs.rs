@@ -7,10 +7,10 @@
 
 use lockstep_core::{Name, Version};
 
-use crate::error::ActionError;
 use crate::parse;
 use crate::remote::{get_ci, joined, Node, Resource};
 use crate::{Ctx, Outcome};
+use lockstep_core::StepError;
 
 fn is_online_or_pending(r: &Resource) -> bool {
     matches!(r.state, Some(s) if s == parse::RESOURCE_ONLINE || (129..=131).contains(&s))
@@ -21,7 +21,7 @@ fn is_online_or_pending(r: &Resource) -> bool {
 /// The service pack's build is not part of the action: the reference is the newest build among
 /// the cluster's nodes that answer (the node just upgraded), so "at the target build" reads "at
 /// the newest build of the cluster".
-pub(crate) async fn t2_failures(ctx: &Ctx<'_>, group: &Name) -> Result<Vec<String>, ActionError> {
+pub(crate) async fn t2_failures(ctx: &Ctx<'_>, group: &Name) -> Result<Vec<String>, StepError> {
     let host = ctx.host();
     let node = ctx.node();
     let mut failures = Vec::new();
@@ -124,11 +124,11 @@ pub(crate) async fn upgrade(
     group: &Name,
     evs: &Name,
     command: Option<&str>,
-) -> Result<Outcome, ActionError> {
+) -> Result<Outcome, StepError> {
     let host = ctx.host();
     let failures = t2_failures(ctx, group).await?;
     if !failures.is_empty() {
-        return Err(ActionError::precondition(
+        return Err(StepError::precondition(
             host,
             format!(
                 "Exchange virtual server `{evs}` (group `{group}`) cannot be upgraded from `{host}` (T2): {}",
@@ -153,7 +153,7 @@ pub(crate) async fn upgrade(
     let text = joined(&out);
     if out.exit_code == 0 {
         if let Some(why) = not_performed(ctx, group, evs).await? {
-            return Err(ActionError::step_failed(
+            return Err(StepError::step_failed(
                 host,
                 format!("the site's command for the EVS upgrade exited 0, but {why}"),
             )
@@ -177,7 +177,7 @@ pub(crate) async fn upgrade(
     } else if let Some(event) = ctx.node().exchange_event_1025().await {
         message.push_str(&t1_halt(host, &event));
     }
-    Err(ActionError::step_failed(host, message).with_output(text, Some(out.exit_code)))
+    Err(StepError::step_failed(host, message).with_output(text, Some(out.exit_code)))
 }
 
 /// The postcondition of the EVS upgrade: `Ok(None)` when virtual server `evs` reports the
@@ -189,7 +189,7 @@ pub(crate) async fn not_performed(
     ctx: &Ctx<'_>,
     group: &Name,
     evs: &Name,
-) -> Result<Option<String>, ActionError> {
+) -> Result<Option<String>, StepError> {
     let host = ctx.host();
     let node = ctx.node();
     let build = node.build().await?.build;

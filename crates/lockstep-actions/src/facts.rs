@@ -4,11 +4,11 @@
 
 use lockstep_core::{Condition, FactDef, FactProbe, FactValue, Name, Transport};
 
-use crate::error::ActionError;
 use crate::parse;
 use crate::remote::{joined, QUERY_TIMEOUT};
 use crate::render::NS_CIMV2;
 use crate::Ctx;
+use lockstep_core::StepError;
 
 /// The script that prints a PowerShell expression's value as one line of JSON.
 pub fn json_script(expression: &str) -> String {
@@ -78,7 +78,7 @@ pub fn json_path<'v>(root: &'v serde_json::Value, path: &str) -> Option<&'v serd
 }
 
 /// Reads one fact on the step's host.
-pub(crate) async fn read(ctx: &Ctx<'_>, def: &FactDef) -> Result<FactValue, ActionError> {
+pub(crate) async fn read(ctx: &Ctx<'_>, def: &FactDef) -> Result<FactValue, StepError> {
     read_on(ctx.transport, ctx.host(), def).await
 }
 
@@ -89,11 +89,11 @@ pub async fn read_all(
     t: &dyn Transport,
     hosts: &[Name],
     defs: &[FactDef],
-) -> Vec<(Name, Vec<(String, Result<FactValue, ActionError>)>)> {
+) -> Vec<(Name, Vec<(String, Result<FactValue, StepError>)>)> {
     use futures::stream::{self, StreamExt};
     type HostRead<'a> = std::pin::Pin<
         Box<
-            dyn std::future::Future<Output = (Name, Vec<(String, Result<FactValue, ActionError>)>)>
+            dyn std::future::Future<Output = (Name, Vec<(String, Result<FactValue, StepError>)>)>
                 + Send
                 + 'a,
         >,
@@ -121,7 +121,7 @@ pub async fn read_on(
     t: &dyn Transport,
     host: &Name,
     def: &FactDef,
-) -> Result<FactValue, ActionError> {
+) -> Result<FactValue, StepError> {
     let node = crate::remote::Node::new(t, host);
     Ok(match &def.probe {
         FactProbe::Registry { key, value } => {
@@ -166,7 +166,7 @@ pub async fn read_on(
                 )
                 .await?;
             if out.exit_code != 0 {
-                return Err(ActionError::step_failed(
+                return Err(StepError::step_failed(
                     host,
                     format!(
                         "fact `{}`: the PowerShell probe exited {} on `{host}`",
@@ -182,7 +182,7 @@ pub async fn read_on(
                 match serde_json::from_str::<serde_json::Value>(text) {
                     Ok(v) => json_fact(&v),
                     Err(e) => {
-                        return Err(ActionError::step_failed(
+                        return Err(StepError::step_failed(
                             host,
                             format!(
                                 "fact `{}`: the PowerShell probe on `{host}` printed no JSON ({e})",
@@ -206,7 +206,7 @@ async fn first_prop(
     ns: &str,
     query: &str,
     property: &str,
-) -> Result<FactValue, ActionError> {
+) -> Result<FactValue, StepError> {
     let rows = node.wql(ns, query).await?;
     Ok(rows
         .first()
@@ -221,11 +221,11 @@ pub(crate) async fn check(
     ctx: &Ctx<'_>,
     cond: &Condition,
     defs: &[FactDef],
-) -> Result<(bool, Vec<(String, FactValue)>), ActionError> {
+) -> Result<(bool, Vec<(String, FactValue)>), StepError> {
     let mut values: Vec<(String, FactValue)> = Vec::new();
     for name in cond.facts() {
         let Some(def) = defs.iter().find(|d| d.name == name) else {
-            return Err(ActionError::precondition(
+            return Err(StepError::precondition(
                 ctx.host(),
                 format!("condition `{cond}` reads fact `{name}`, which no probe gives"),
             ));

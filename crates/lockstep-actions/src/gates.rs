@@ -7,12 +7,12 @@ use lockstep_core::{
     Product, Role, Transport, Version,
 };
 
-use crate::error::ActionError;
 use crate::parse::SERVICE_RUNNING;
 use crate::remote::ServiceState;
 use crate::render;
 use crate::services::state_word;
 use crate::{Ctx, FactOut, Outcome, Probe};
+use lockstep_core::StepError;
 
 /// AssertVersion: the installed build must equal `expected` (fact `build.after`), else
 /// `VersionMismatch` naming host, found and expected as Exchange System Manager shows them.
@@ -20,11 +20,11 @@ pub(crate) async fn assert_version(
     ctx: &Ctx<'_>,
     product: Product,
     expected: Version,
-) -> Result<Outcome, ActionError> {
+) -> Result<Outcome, StepError> {
     let host = ctx.host();
     let b = ctx.node().build().await?;
     if b.build != expected {
-        return Err(ActionError::version_mismatch(
+        return Err(StepError::version_mismatch(
             host,
             format!(
                 "host `{host}` runs {}, expected {}",
@@ -42,7 +42,7 @@ pub(crate) async fn assert_version(
 }
 
 /// AssertVersion probe: the build is already the expected one.
-pub(crate) async fn probe_version(ctx: &Ctx<'_>, expected: Version) -> Result<Probe, ActionError> {
+pub(crate) async fn probe_version(ctx: &Ctx<'_>, expected: Version) -> Result<Probe, StepError> {
     Ok(if ctx.node().build().await?.build == expected {
         Probe::Done
     } else {
@@ -67,7 +67,7 @@ pub(crate) async fn preflight(
     checks: &[PreflightCheck],
     editions: &[Edition],
     product: Option<Product>,
-) -> Result<Outcome, ActionError> {
+) -> Result<Outcome, StepError> {
     let host = ctx.host();
     let node = ctx.node();
     let mut failures: Vec<String> = Vec::new();
@@ -80,7 +80,7 @@ pub(crate) async fn preflight(
                 let mut ok = true;
                 for s in services {
                     let name = Name::object(s).map_err(|e| {
-                        ActionError::precondition(
+                        StepError::precondition(
                             host,
                             format!("preflight service name refused: {e}"),
                         )
@@ -198,7 +198,7 @@ pub(crate) async fn preflight(
         } else {
             HaltClass::Precondition
         };
-        return Err(ActionError::new(
+        return Err(StepError::new(
             class,
             host,
             format!("preflight failed on `{host}`: {}", failures.join("; ")),

@@ -9,10 +9,10 @@ use std::time::Duration;
 use lockstep_core::{Condition, FactDef, FactValue, HaltClass, Judge};
 use tokio::time::Instant;
 
-use crate::error::ActionError;
 use crate::facts::{self, json_fact, json_path, shown};
 use crate::remote::joined;
 use crate::{Ctx, FactOut, Outcome, Probe};
+use lockstep_core::StepError;
 
 fn fact_outs(ctx: &Ctx<'_>, values: &[(String, FactValue)]) -> Vec<FactOut> {
     values
@@ -36,7 +36,7 @@ pub(crate) async fn run(
     text: &str,
     powershell: bool,
     judge: &Judge,
-) -> Result<Outcome, ActionError> {
+) -> Result<Outcome, StepError> {
     let host = ctx.host();
     if let Some(unless) = &judge.unless {
         let (holds, values) = facts::check(ctx, unless, &judge.facts).await?;
@@ -63,7 +63,7 @@ pub(crate) async fn run(
     let code = out.exit_code;
     let restart = judge.restart_exit_codes.contains(&code);
     if !restart && !judge.ok_exit_codes.contains(&code) {
-        return Err(ActionError::step_failed(
+        return Err(StepError::step_failed(
             host,
             format!(
                 "{what} on `{host}` exited {code} ({}); success is {:?}",
@@ -82,7 +82,7 @@ pub(crate) async fn run(
         let json: serde_json::Value = match serde_json::from_str(out.stdout.trim()) {
             Ok(v) => v,
             Err(e) => {
-                return Err(ActionError::step_failed(
+                return Err(StepError::step_failed(
                     host,
                     format!("{what} on `{host}` printed no JSON for `expect: {expect}` ({e}); end it with `| ConvertTo-Json`"),
                 )
@@ -98,7 +98,7 @@ pub(crate) async fn run(
             v
         });
         if !holds {
-            return Err(ActionError::step_failed(
+            return Err(StepError::step_failed(
                 host,
                 format!(
                     "{what} on `{host}`: `{expect}` does not hold ({})",
@@ -155,7 +155,7 @@ pub(crate) async fn probe_run(
     text: &str,
     powershell: bool,
     judge: &Judge,
-) -> Result<Probe, ActionError> {
+) -> Result<Probe, StepError> {
     if let Some(c) = &judge.unless {
         if facts::check(ctx, c, &judge.facts).await?.0 {
             return Ok(Probe::Done);
@@ -178,7 +178,7 @@ pub(crate) async fn assert(
     that: &Condition,
     class: HaltClass,
     defs: &[FactDef],
-) -> Result<Outcome, ActionError> {
+) -> Result<Outcome, StepError> {
     let host = ctx.host();
     let (holds, values) = facts::check(ctx, that, defs).await?;
     if holds {
@@ -189,7 +189,7 @@ pub(crate) async fn assert(
             message: format!("`{that}` holds on `{host}` ({})", shown(&values)),
         })
     } else {
-        Err(ActionError::new(
+        Err(StepError::new(
             class,
             host,
             format!("`{that}` does not hold on `{host}` ({})", shown(&values)),
@@ -203,7 +203,7 @@ pub(crate) async fn wait_until(
     that: &Condition,
     every_secs: u64,
     defs: &[FactDef],
-) -> Result<Outcome, ActionError> {
+) -> Result<Outcome, StepError> {
     let host = ctx.host();
     let deadline = Instant::now() + ctx.timeout;
     let every =
@@ -224,7 +224,7 @@ pub(crate) async fn wait_until(
             });
         }
         if Instant::now() + every > deadline {
-            return Err(ActionError::step_failed(
+            return Err(StepError::step_failed(
                 host,
                 format!(
                     "`{that}` still does not hold on `{host}` after {} s ({polls} polls; {})",
@@ -242,7 +242,7 @@ pub(crate) async fn probe_condition(
     ctx: &Ctx<'_>,
     that: &Condition,
     defs: &[FactDef],
-) -> Result<Probe, ActionError> {
+) -> Result<Probe, StepError> {
     Ok(if facts::check(ctx, that, defs).await?.0 {
         Probe::Done
     } else {

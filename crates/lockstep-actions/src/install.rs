@@ -10,12 +10,12 @@
 
 use lockstep_core::{Action, Name, Product, RebootPolicy, Version};
 
-use crate::error::ActionError;
 use crate::parse::{self, EXIT_REBOOT_INITIATED, EXIT_REBOOT_REQUIRED, SERVICE_STOPPED};
 use crate::reboot;
 use crate::remote::{joined, Node, ServiceState};
 use crate::render;
 use crate::{Ctx, FactOut, Outcome, Probe};
+use lockstep_core::StepError;
 
 /// What an installer's exit code means under a reboot policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,10 +59,7 @@ fn installer_images(package: &Name) -> Vec<String> {
     v
 }
 
-async fn running_installers(
-    node: &Node<'_>,
-    images: &[String],
-) -> Result<Vec<String>, ActionError> {
+async fn running_installers(node: &Node<'_>, images: &[String]) -> Result<Vec<String>, StepError> {
     let procs = node.processes().await?;
     let mut found: Vec<String> = procs
         .into_iter()
@@ -115,7 +112,7 @@ async fn check_cluster_service_stopped(
     ctx: &Ctx<'_>,
     node: &Node<'_>,
     product: Product,
-) -> Result<(), ActionError> {
+) -> Result<(), StepError> {
     let host = ctx.host();
     let is_node = ctx
         .fleet
@@ -126,7 +123,7 @@ async fn check_cluster_service_stopped(
     }
     match node.service_state(render::SC_QUERY_CLUSSVC).await? {
         ServiceState::State(SERVICE_STOPPED) | ServiceState::Missing => Ok(()),
-        ServiceState::State(st) => Err(ActionError::precondition(
+        ServiceState::State(st) => Err(StepError::precondition(
             host,
             format!(
                 "the Cluster service of cluster node `{host}` is not stopped (state {st}): \
@@ -137,10 +134,10 @@ async fn check_cluster_service_stopped(
 }
 
 /// Install.
-pub(crate) async fn execute(ctx: &Ctx<'_>, action: &Action) -> Result<Outcome, ActionError> {
+pub(crate) async fn execute(ctx: &Ctx<'_>, action: &Action) -> Result<Outcome, StepError> {
     let host = ctx.host();
     let Some(s) = spec(action) else {
-        return Err(ActionError::step_failed(host, "not an install action"));
+        return Err(StepError::step_failed(host, "not an install action"));
     };
     let node = ctx.node();
     let mut facts = Vec::new();
@@ -163,7 +160,7 @@ pub(crate) async fn execute(ctx: &Ctx<'_>, action: &Action) -> Result<Outcome, A
             )));
         }
         if !s.product.owns(b.build) {
-            return Err(ActionError::precondition(
+            return Err(StepError::precondition(
                 host,
                 format!(
                     "host `{host}` runs build {}, which is not {}: package `{}` is for {}",
@@ -176,7 +173,7 @@ pub(crate) async fn execute(ctx: &Ctx<'_>, action: &Action) -> Result<Outcome, A
     }
     let running = running_installers(&node, &installer_images(s.package)).await?;
     if !running.is_empty() {
-        return Err(ActionError::precondition(
+        return Err(StepError::precondition(
             host,
             format!(
                 "{} already running on `{host}`: close every Setup, Update and Xcopy before installing (G6)",
@@ -204,7 +201,7 @@ pub(crate) async fn execute(ctx: &Ctx<'_>, action: &Action) -> Result<Outcome, A
                      stop antivirus, backup and monitoring services first (G5)",
                 );
             }
-            return Err(ActionError::step_failed(host, m).with_output(output, Some(code)));
+            return Err(StepError::step_failed(host, m).with_output(output, Some(code)));
         }
         InstallVerdict::Installed => {}
         InstallVerdict::RebootPending => {
@@ -230,7 +227,7 @@ pub(crate) async fn execute(ctx: &Ctx<'_>, action: &Action) -> Result<Outcome, A
         let after = node.build().await?;
         facts.push(FactOut::new(host, "build.after", after.build.to_string()));
         if after.build != target {
-            return Err(ActionError::version_mismatch(
+            return Err(StepError::version_mismatch(
                 host,
                 format!(
                     "host `{host}` shows {} after installing `{}`, expected {}",
@@ -256,7 +253,7 @@ pub(crate) async fn execute(ctx: &Ctx<'_>, action: &Action) -> Result<Outcome, A
 
 /// Install probe: at target (or the hotfix is listed) => Done; an installer process runs =>
 /// InProgress; else NotDone.
-pub(crate) async fn probe(ctx: &Ctx<'_>, action: &Action) -> Result<Probe, ActionError> {
+pub(crate) async fn probe(ctx: &Ctx<'_>, action: &Action) -> Result<Probe, StepError> {
     let Some(s) = spec(action) else {
         return Ok(Probe::NotDone);
     };

@@ -3,7 +3,7 @@
 //! resume, live discovery, and the version and precondition gates of KB 328839.
 //!
 //! The engine calls [`execute`] and [`probe`] with a [`Ctx`] (transport, fleet, the planned
-//! step, its timeout); they return an [`Outcome`] / [`Probe`] or an [`ActionError`] carrying the
+//! step, its timeout); they return an [`Outcome`] / [`Probe`] or an [`StepError`] carrying the
 //! [`lockstep_core::HaltClass`] the run halts with. [`render()`] lists the command lines for
 //! `--check`; [`read_build`] reads a node's Exchange build; [`discover`] reads the live fleet
 //! before a run and [`Discovery::differences`] compares it with the inventory;
@@ -47,7 +47,6 @@ use lockstep_core::{Action, Fleet, Name, PlannedStep, Transport};
 mod build;
 mod cluster;
 mod discovery;
-mod error;
 mod evs;
 pub mod facts;
 mod gates;
@@ -67,9 +66,9 @@ pub use discovery::{
     discover, discover_with, BuiltinProbe, Discovery, NodeFacts, UnreachableKind,
     DISCOVERY_CONCURRENCY,
 };
-pub use error::ActionError;
 pub use gates::{edition_allowed, tier_order, tier_order_now, Shortfall, TierOrder};
 pub use install::{install_verdict, InstallVerdict};
+pub use lockstep_core::step::{FactOut, Outcome, Probe, StepError};
 pub use render::render;
 
 /// Everything an action needs to run one planned step.
@@ -107,74 +106,10 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// How a step ended when it did not fail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The step is done.
-    Done {
-        /// The main command's output (stdout then stderr; several commands joined).
-        output: String,
-        /// The main command's exit code, when one ran.
-        exit_code: Option<i32>,
-        /// Facts learnt (owner before a move, build before/after, boot time...).
-        facts: Vec<FactOut>,
-        /// One line for a person.
-        message: String,
-    },
-    /// An operator step: the engine waits for `lockstep approve`.
-    Waiting {
-        /// What the operator must do.
-        instructions: String,
-    },
-}
-
-impl Outcome {
-    pub(crate) fn done(message: impl Into<String>) -> Self {
-        Outcome::Done {
-            output: String::new(),
-            exit_code: None,
-            facts: Vec::new(),
-            message: message.into(),
-        }
-    }
-}
-
-/// A fact learnt by a step, stored by the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FactOut {
-    /// The host it is about.
-    pub host: Name,
-    /// Key (`build.before`, `group.EVS1 Group.owner.before`, `boot.time`, `reboot.pending`).
-    pub key: String,
-    /// Value.
-    pub value: String,
-}
-
-impl FactOut {
-    pub(crate) fn new(host: &Name, key: impl Into<String>, value: impl Into<String>) -> Self {
-        FactOut {
-            host: host.clone(),
-            key: key.into(),
-            value: value.into(),
-        }
-    }
-}
-
-/// What a step's "already done?" probe found (used on resume).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Probe {
-    /// The step's effect is in place: do not run it again.
-    Done,
-    /// Not done: run it.
-    NotDone,
-    /// Still under way on the node (e.g. the installer is still running): wait and probe again.
-    InProgress,
-}
-
 /// The postcondition of a step the operator performed by hand and approved by name
 /// ([`Action::needs_named_approval`]): `Ok(None)` when its effect is in place, `Ok(Some(why))`
 /// when it is not (the run must not go on). Steps without a postcondition: `Ok(None)`.
-pub async fn verify_performed(ctx: &Ctx<'_>) -> Result<Option<String>, ActionError> {
+pub async fn verify_performed(ctx: &Ctx<'_>) -> Result<Option<String>, StepError> {
     match &ctx.step.action {
         Action::UpgradeVirtualServer { group, evs, .. } => {
             evs::not_performed(ctx, group, evs).await
@@ -184,7 +119,7 @@ pub async fn verify_performed(ctx: &Ctx<'_>) -> Result<Option<String>, ActionErr
 }
 
 /// Runs the step's action on `ctx.step.host` and judges the result.
-pub async fn execute(ctx: &Ctx<'_>) -> Result<Outcome, ActionError> {
+pub async fn execute(ctx: &Ctx<'_>) -> Result<Outcome, StepError> {
     let action = &ctx.step.action;
     tracing::info!(step = %ctx.step.id, host = %ctx.step.host, action = action.kind(), "execute");
     match action {
@@ -234,7 +169,7 @@ pub async fn execute(ctx: &Ctx<'_>) -> Result<Outcome, ActionError> {
 }
 
 /// Finds out, without changing anything, whether the step's effect is already in place.
-pub async fn probe(ctx: &Ctx<'_>) -> Result<Probe, ActionError> {
+pub async fn probe(ctx: &Ctx<'_>) -> Result<Probe, StepError> {
     let action = &ctx.step.action;
     match action {
         Action::MoveGroup { group, to } => cluster::probe_owner(ctx, group, to).await,

@@ -2,16 +2,16 @@
 //! for `lockstep approve`; with a site-supplied command, exit 0 confirms and anything else is a
 //! precondition that does not hold.
 
-use crate::error::ActionError;
 use crate::remote::joined;
 use crate::{Ctx, Outcome};
+use lockstep_core::StepError;
 
 /// Confirm.
 pub(crate) async fn confirm(
     ctx: &Ctx<'_>,
     message: &str,
     command: Option<&str>,
-) -> Result<Outcome, ActionError> {
+) -> Result<Outcome, StepError> {
     let host = ctx.host();
     let Some(command) = command else {
         return Ok(Outcome::Waiting {
@@ -27,7 +27,7 @@ pub(crate) async fn confirm(
             message: format!("confirmed by `{command}` on `{host}`: {message}"),
         })
     } else {
-        Err(ActionError::precondition(
+        Err(StepError::precondition(
             host,
             format!(
                 "not confirmed: `{command}` on `{host}` exited {} ({message})",

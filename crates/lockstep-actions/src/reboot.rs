@@ -7,10 +7,10 @@ use std::time::Duration;
 use lockstep_core::HaltClass;
 use tokio::time::Instant;
 
-use crate::error::ActionError;
 use crate::remote::joined;
 use crate::render;
 use crate::{Ctx, FactOut, Outcome, Probe};
+use lockstep_core::StepError;
 
 /// The first wait of a reboot poll is `reboot_poll / FIRST_POLL_DIVISOR`; each next wait is
 /// [`POLL_GROWTH`] times longer, up to `reboot_poll`.
@@ -33,7 +33,7 @@ pub(crate) fn poll_waits(max: Duration) -> impl Iterator<Item = Duration> {
 /// Polls (at [`poll_waits`] of `ctx.reboot_poll`, forgetting the transport's pooled shells before
 /// each poll) until the node answers with a boot time other than `before`; a node that does not
 /// within `ctx.timeout` is [`HaltClass::NodeUnreachable`]. Returns the new boot time.
-pub(crate) async fn wait_for_new_boot(ctx: &Ctx<'_>, before: &str) -> Result<String, ActionError> {
+pub(crate) async fn wait_for_new_boot(ctx: &Ctx<'_>, before: &str) -> Result<String, StepError> {
     let host = ctx.host();
     let node = ctx.node();
     let deadline = Instant::now() + ctx.timeout;
@@ -63,7 +63,7 @@ pub(crate) async fn wait_for_new_boot(ctx: &Ctx<'_>, before: &str) -> Result<Str
             } else {
                 "did not go down"
             };
-            return Err(ActionError::unreachable(
+            return Err(StepError::unreachable(
                 host,
                 format!(
                     "host `{host}` {what} within {} s of the restart (boot time before: {before})",
@@ -75,14 +75,14 @@ pub(crate) async fn wait_for_new_boot(ctx: &Ctx<'_>, before: &str) -> Result<Str
 }
 
 /// Restarts now and waits for the node: returns the shutdown output and the new boot time.
-pub(crate) async fn restart(ctx: &Ctx<'_>) -> Result<(String, String), ActionError> {
+pub(crate) async fn restart(ctx: &Ctx<'_>) -> Result<(String, String), StepError> {
     let host = ctx.host();
     let node = ctx.node();
     let before = node.boot_time().await?;
     let output = match node.run(render::SHUTDOWN_REBOOT, ctx.timeout).await {
         Ok(out) if out.exit_code == 0 => joined(&out),
         Ok(out) => {
-            return Err(ActionError::step_failed(
+            return Err(StepError::step_failed(
                 host,
                 format!(
                     "`{}` on host `{host}` failed (exit {})",
@@ -104,7 +104,7 @@ pub(crate) async fn restart(ctx: &Ctx<'_>) -> Result<(String, String), ActionErr
 }
 
 /// Reboot.
-pub(crate) async fn execute(ctx: &Ctx<'_>) -> Result<Outcome, ActionError> {
+pub(crate) async fn execute(ctx: &Ctx<'_>) -> Result<Outcome, StepError> {
     let host = ctx.host();
     let (output, after) = restart(ctx).await?;
     Ok(Outcome::Done {
@@ -116,7 +116,7 @@ pub(crate) async fn execute(ctx: &Ctx<'_>) -> Result<Outcome, ActionError> {
 }
 
 /// Reboot probe: done unless a reboot is still pending (`PendingFileRenameOperations`).
-pub(crate) async fn probe(ctx: &Ctx<'_>) -> Result<Probe, ActionError> {
+pub(crate) async fn probe(ctx: &Ctx<'_>) -> Result<Probe, StepError> {
     Ok(if ctx.node().pending_reboot().await? {
         Probe::NotDone
     } else {

@@ -1,5 +1,5 @@
 //! [`Node`]: typed reads and runs against one host through `&dyn Transport`, with transport
-//! failures mapped to [`ActionError`]s. Every read here is locale-independent.
+//! failures mapped to [`StepError`]s. Every read here is locale-independent.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,9 +7,9 @@ use std::time::Duration;
 use lockstep_core::{CommandOutput, Name, Transport, WmiObject};
 
 use crate::build::NodeBuild;
-use crate::error::ActionError;
 use crate::parse;
 use crate::render::{self, NS_CIMV2, NS_CLUSTER, NS_EXCHANGE_V2};
+use lockstep_core::StepError;
 
 /// Timeout of a read-only command (`sc query`, `reg query`).
 pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -85,30 +85,30 @@ impl<'a> Node<'a> {
     }
 
     /// Runs a command line; transport failures become errors, any exit code is returned.
-    pub async fn run(&self, line: &str, timeout: Duration) -> Result<CommandOutput, ActionError> {
+    pub async fn run(&self, line: &str, timeout: Duration) -> Result<CommandOutput, StepError> {
         tracing::debug!(host = %self.host, command = line, "run");
         self.t
             .run(self.host, line, timeout)
             .await
-            .map_err(|e| ActionError::from_transport(self.host, &format!("running `{line}`"), &e))
+            .map_err(|e| StepError::from_transport(self.host, &format!("running `{line}`"), &e))
     }
 
     /// Runs a WQL query.
-    pub async fn wql(&self, ns: &str, query: &str) -> Result<Vec<WmiObject>, ActionError> {
+    pub async fn wql(&self, ns: &str, query: &str) -> Result<Vec<WmiObject>, StepError> {
         tracing::debug!(host = %self.host, namespace = ns, query, "wql");
         self.t.wql(self.host, ns, query).await.map_err(|e| {
-            ActionError::from_transport(self.host, &format!("WQL `{query}` in `{ns}`"), &e)
+            StepError::from_transport(self.host, &format!("WQL `{query}` in `{ns}`"), &e)
         })
     }
 
     /// Owner node of every group: group name -> node name.
-    pub async fn owners(&self) -> Result<BTreeMap<String, String>, ActionError> {
+    pub async fn owners(&self) -> Result<BTreeMap<String, String>, StepError> {
         let rows = self.wql(NS_CLUSTER, render::WQL_OWNERS).await?;
         Ok(owners_from(&rows))
     }
 
     /// State of the group (0 online), `None` when the cluster has no such group.
-    pub async fn group_state(&self, group: &Name) -> Result<Option<u32>, ActionError> {
+    pub async fn group_state(&self, group: &Name) -> Result<Option<u32>, StepError> {
         let rows = self.wql(NS_CLUSTER, render::WQL_GROUPS).await?;
         Ok(rows
             .iter()
@@ -118,7 +118,7 @@ impl<'a> Node<'a> {
     }
 
     /// Every resource of the cluster.
-    pub async fn all_resources(&self) -> Result<Vec<Resource>, ActionError> {
+    pub async fn all_resources(&self) -> Result<Vec<Resource>, StepError> {
         let rows = self.wql(NS_CLUSTER, render::WQL_RESOURCES).await?;
         Ok(rows
             .iter()
@@ -134,7 +134,7 @@ impl<'a> Node<'a> {
 
     /// The resources of `group`, in the order WMI lists them. `None` when the group has no
     /// member at all (an unknown group).
-    pub async fn group_resources(&self, group: &Name) -> Result<Vec<Resource>, ActionError> {
+    pub async fn group_resources(&self, group: &Name) -> Result<Vec<Resource>, StepError> {
         let links = self.wql(NS_CLUSTER, render::WQL_GROUP_RESOURCES).await?;
         let members: Vec<String> = links
             .iter()
@@ -166,14 +166,14 @@ impl<'a> Node<'a> {
     }
 
     /// `sc query` of a service (`line` is the rendered query).
-    pub async fn service_state(&self, line: &str) -> Result<ServiceState, ActionError> {
+    pub async fn service_state(&self, line: &str) -> Result<ServiceState, StepError> {
         let out = self.run(line, QUERY_TIMEOUT).await?;
         if out.exit_code == parse::ERROR_SERVICE_DOES_NOT_EXIST {
             return Ok(ServiceState::Missing);
         }
         match (out.exit_code, parse::sc_state(&out.stdout)) {
             (0, Some(n)) => Ok(ServiceState::State(n)),
-            (code, _) => Err(ActionError::step_failed(
+            (code, _) => Err(StepError::step_failed(
                 self.host,
                 format!(
                     "`{line}` on host `{}` gave no service state (exit {})",
@@ -186,7 +186,7 @@ impl<'a> Node<'a> {
     }
 
     /// Image names of the running processes (WQL `Win32_Process`).
-    pub async fn processes(&self) -> Result<Vec<String>, ActionError> {
+    pub async fn processes(&self) -> Result<Vec<String>, StepError> {
         let rows = self.wql(NS_CIMV2, render::WQL_PROCESSES).await?;
         Ok(rows
             .iter()
@@ -195,7 +195,7 @@ impl<'a> Node<'a> {
     }
 
     /// Installed hotfix ids (WQL `Win32_QuickFixEngineering`).
-    pub async fn hotfixes(&self) -> Result<Vec<String>, ActionError> {
+    pub async fn hotfixes(&self) -> Result<Vec<String>, StepError> {
         let rows = self.wql(NS_CIMV2, render::WQL_HOTFIXES).await?;
         Ok(rows
             .iter()
@@ -205,7 +205,7 @@ impl<'a> Node<'a> {
 
     /// The `ExchangeVersion` text of Exchange server or virtual server `name` as this node's
     /// Exchange WMI provider lists it (`Exchange_Server`); `Ok(None)` when it is not listed.
-    pub async fn exchange_version_of(&self, name: &Name) -> Result<Option<String>, ActionError> {
+    pub async fn exchange_version_of(&self, name: &Name) -> Result<Option<String>, StepError> {
         let rows = self
             .wql(NS_EXCHANGE_V2, render::WQL_EXCHANGE_SERVERS)
             .await?;
@@ -231,12 +231,12 @@ impl<'a> Node<'a> {
     }
 
     /// `LastBootUpTime` (CIM datetime text).
-    pub async fn boot_time(&self) -> Result<String, ActionError> {
+    pub async fn boot_time(&self) -> Result<String, StepError> {
         let rows = self.wql(NS_CIMV2, render::WQL_OS).await?;
         rows.iter()
             .find_map(|o| prop(o, "LastBootUpTime").and_then(parse::boot_time))
             .ok_or_else(|| {
-                ActionError::step_failed(
+                StepError::step_failed(
                     self.host,
                     format!(
                         "host `{}` answered no `LastBootUpTime` from `Win32_OperatingSystem`",
@@ -247,12 +247,12 @@ impl<'a> Node<'a> {
     }
 
     /// Whether a reboot is pending (`PendingFileRenameOperations` exists).
-    pub async fn pending_reboot(&self) -> Result<bool, ActionError> {
+    pub async fn pending_reboot(&self) -> Result<bool, StepError> {
         let out = self.run(render::REG_PENDING_REBOOT, QUERY_TIMEOUT).await?;
         match out.exit_code {
             0 => Ok(true),
             1 => Ok(false),
-            code => Err(ActionError::step_failed(
+            code => Err(StepError::step_failed(
                 self.host,
                 format!(
                     "reading the pending-reboot marker on host `{}` failed (exit {code})",
@@ -264,14 +264,14 @@ impl<'a> Node<'a> {
     }
 
     /// The Windows product, version and build from the registry.
-    pub async fn windows(&self) -> Result<parse::WindowsVersion, ActionError> {
+    pub async fn windows(&self) -> Result<parse::WindowsVersion, StepError> {
         let out = self.run(render::REG_WINDOWS_VERSION, QUERY_TIMEOUT).await?;
         match (
             out.exit_code,
             parse::windows_version(&parse::reg_values(&out.stdout)),
         ) {
             (0, Some(v)) => Ok(v),
-            (code, _) => Err(ActionError::step_failed(
+            (code, _) => Err(StepError::step_failed(
                 self.host,
                 format!(
                     "host `{}` shows no Windows version: the key \
@@ -285,7 +285,7 @@ impl<'a> Node<'a> {
     }
 
     /// The local fixed disks (WQL `Win32_LogicalDisk`, `DriveType` 3), in the order listed.
-    pub async fn fixed_disks(&self) -> Result<Vec<parse::Disk>, ActionError> {
+    pub async fn fixed_disks(&self) -> Result<Vec<parse::Disk>, StepError> {
         let rows = self.wql(NS_CIMV2, render::WQL_FIXED_DISKS).await?;
         Ok(rows
             .iter()
@@ -300,7 +300,7 @@ impl<'a> Node<'a> {
     }
 
     /// The Exchange build and edition from the registry.
-    pub async fn build(&self) -> Result<NodeBuild, ActionError> {
+    pub async fn build(&self) -> Result<NodeBuild, StepError> {
         let out = self.run(render::REG_EXCHANGE_SETUP, QUERY_TIMEOUT).await?;
         let values = parse::reg_values(&out.stdout);
         match (out.exit_code, parse::exchange_build(&values)) {
@@ -308,7 +308,7 @@ impl<'a> Node<'a> {
                 build,
                 edition: parse::exchange_edition(&values),
             }),
-            (code, _) => Err(ActionError::precondition(
+            (code, _) => Err(StepError::precondition(
                 self.host,
                 format!(
                     "host `{}` shows no Exchange build: the key \

@@ -8,11 +8,11 @@ use std::time::Duration;
 use lockstep_core::Name;
 use tokio::time::Instant;
 
-use crate::error::ActionError;
 use crate::parse::{self, SERVICE_RUNNING, SERVICE_STOPPED};
 use crate::remote::{joined, Node, ServiceState};
 use crate::render;
 use crate::{Ctx, Outcome, Probe};
+use lockstep_core::StepError;
 
 /// What bringing a service to a state did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub(crate) async fn ensure(
     want: u32,
     timeout: Duration,
     poll: Duration,
-) -> Result<Change, ActionError> {
+) -> Result<Change, StepError> {
     match node.service_state(query).await? {
         ServiceState::Missing => return Ok(Change::Missing),
         ServiceState::State(s) if s == want => return Ok(Change::Already),
@@ -61,7 +61,7 @@ pub(crate) async fn ensure(
                 ServiceState::Missing => "not installed".to_owned(),
                 ServiceState::State(s) => format!("state {s} ({})", state_word(s)),
             };
-            Err(ActionError::step_failed(
+            Err(StepError::step_failed(
                 node.host,
                 format!(
                     "service `{display}` on host `{}` did not reach {} after `{change}` \
@@ -97,7 +97,7 @@ pub(crate) fn state_word(s: u32) -> &'static str {
     }
 }
 
-async fn bring(ctx: &Ctx<'_>, services: &[Name], want: u32) -> Result<Outcome, ActionError> {
+async fn bring(ctx: &Ctx<'_>, services: &[Name], want: u32) -> Result<Outcome, StepError> {
     let node = ctx.node();
     let mut notes = Vec::new();
     let mut output = String::new();
@@ -157,7 +157,7 @@ pub(crate) async fn probe(
     ctx: &Ctx<'_>,
     services: &[Name],
     running: bool,
-) -> Result<Probe, ActionError> {
+) -> Result<Probe, StepError> {
     let want = if running {
         SERVICE_RUNNING
     } else {
@@ -177,11 +177,11 @@ pub(crate) async fn probe(
 }
 
 /// StopServices (G5): `net stop "S"` for each; a service that does not exist is skipped.
-pub(crate) async fn stop(ctx: &Ctx<'_>, services: &[Name]) -> Result<Outcome, ActionError> {
+pub(crate) async fn stop(ctx: &Ctx<'_>, services: &[Name]) -> Result<Outcome, StepError> {
     bring(ctx, services, SERVICE_STOPPED).await
 }
 
 /// StartServices: `net start "S"` for each; a service that does not exist is skipped.
-pub(crate) async fn start(ctx: &Ctx<'_>, services: &[Name]) -> Result<Outcome, ActionError> {
+pub(crate) async fn start(ctx: &Ctx<'_>, services: &[Name]) -> Result<Outcome, StepError> {
     bring(ctx, services, SERVICE_RUNNING).await
 }

@@ -55,9 +55,9 @@ use lockstep_core::{Name, WindowsRelease};
 use sha1::Digest as _;
 use sha2::{Digest, Sha256};
 
-use crate::error::ActionError;
 use crate::remote::joined;
 use crate::{Ctx, Outcome, Probe};
+use lockstep_core::StepError;
 
 /// Package bytes per command: 4,608 bytes are 6,144 base64 characters, a command line of about
 /// 6,200 characters with its path (cmd.exe's limit is 8,191).
@@ -411,7 +411,7 @@ async fn remote_hash(
     ctx: &Ctx<'_>,
     tools: StageTools,
     line: &str,
-) -> Result<Option<String>, ActionError> {
+) -> Result<Option<String>, StepError> {
     let out = ctx.node().run(line, per_command(ctx)).await?;
     Ok(if out.exit_code != 0 {
         None
@@ -430,7 +430,7 @@ async fn node_has(
     l: &StageLines,
     sha256: &str,
     sha1: Option<&str>,
-) -> Result<bool, ActionError> {
+) -> Result<bool, StepError> {
     match l.tools {
         StageTools::CertutilSha256 => {
             Ok(remote_hash(ctx, l.tools, &l.hash()).await?.as_deref() == Some(sha256))
@@ -471,11 +471,7 @@ fn source_refusal(source: &str, sha256: &str, read: Result<&str, &str>) -> Optio
 }
 
 /// Reads `source` and checks it against `sha256`: nothing reaches the node otherwise.
-fn read_source(
-    ctx: &Ctx<'_>,
-    source: &str,
-    sha256: &str,
-) -> Result<(Vec<u8>, Digests), ActionError> {
+fn read_source(ctx: &Ctx<'_>, source: &str, sha256: &str) -> Result<(Vec<u8>, Digests), StepError> {
     let read = std::fs::read(source)
         .map(|b| {
             let d = Digests::of(&b);
@@ -491,7 +487,7 @@ fn read_source(
     );
     match (refusal, read) {
         (None, Ok(read)) => Ok(read),
-        (Some(why), _) => Err(ActionError::precondition(ctx.host(), why)),
+        (Some(why), _) => Err(StepError::precondition(ctx.host(), why)),
         (None, Err(_)) => unreachable!("an unreadable source is refused"),
     }
 }
@@ -522,7 +518,7 @@ pub(crate) async fn execute(
     source: &str,
     sha256: &str,
     dest: &Name,
-) -> Result<Outcome, ActionError> {
+) -> Result<Outcome, StepError> {
     let host = ctx.host();
     let (bytes, d) = read_source(ctx, source, sha256)?;
     let tools = StageTools::of(ctx);
@@ -562,7 +558,7 @@ pub(crate) async fn execute(
     for (i, line) in lines.iter().enumerate().skip(start) {
         let out = ctx.node().run(&l.append(line), t).await?;
         if out.exit_code != 0 {
-            return Err(ActionError::step_failed(
+            return Err(StepError::step_failed(
                 host,
                 format!(
                     "appending chunk {} of {n} to `{dest}.b64` on `{host}` exited {}",
@@ -588,7 +584,7 @@ pub(crate) async fn execute(
             for line in l.write_script() {
                 let out = ctx.node().run(&line, t).await?;
                 if out.exit_code != 0 {
-                    return Err(ActionError::step_failed(
+                    return Err(StepError::step_failed(
                         host,
                         format!(
                             "writing the staging script `{dest}.vbs` on `{host}` exited {}",
@@ -614,7 +610,7 @@ pub(crate) async fn execute(
                 } else {
                     "running the step again continues the copy"
                 };
-                return Err(ActionError::step_failed(
+                return Err(StepError::step_failed(
                     host,
                     format!(
                         "checking and decoding `{dest}.b64` on `{host}` (cscript) exited {}: {why}; {then}",
@@ -631,7 +627,7 @@ pub(crate) async fn execute(
         _ => {
             let out = ctx.node().run(&l.decode(), t).await?;
             if out.exit_code != 0 {
-                return Err(ActionError::step_failed(
+                return Err(StepError::step_failed(
                     host,
                     format!("decoding `{dest}.b64` on `{host}` exited {}", out.exit_code),
                 )
@@ -640,7 +636,7 @@ pub(crate) async fn execute(
             let got = remote_hash(ctx, tools, &l.hash_part()).await?;
             if got.as_deref() != Some(want) {
                 ctx.node().run(&l.clean(), t).await?;
-                return Err(ActionError::step_failed(
+                return Err(StepError::step_failed(
                     host,
                     format!(
                         "the copy of `{source}` on `{host}` has {alg} {}, expected {want}: deleted; running the step again copies it anew",
@@ -653,7 +649,7 @@ pub(crate) async fn execute(
     };
     let out = ctx.node().run(&l.install(), t).await?;
     if out.exit_code != 0 {
-        return Err(ActionError::step_failed(
+        return Err(StepError::step_failed(
             host,
             format!(
                 "moving the verified copy into `{dest}` on `{host}` exited {}",
@@ -666,7 +662,7 @@ pub(crate) async fn execute(
     if tools == StageTools::Script {
         let out = ctx.node().run(&l.write_receipt(&d), t).await?;
         if out.exit_code != 0 {
-            return Err(ActionError::step_failed(
+            return Err(StepError::step_failed(
                 host,
                 format!(
                     "writing the receipt `{dest}.sha256` on `{host}` exited {} (the copy is in place; the next run copies it again)",
@@ -700,7 +696,7 @@ pub(crate) async fn probe(
     source: &str,
     sha256: &str,
     dest: &Name,
-) -> Result<Probe, ActionError> {
+) -> Result<Probe, StepError> {
     let tools = StageTools::of(ctx);
     let sha1 = match tools {
         StageTools::CertutilSha1 => Digests::of_file(source)
@@ -718,7 +714,7 @@ async fn probe_with(
     sha256: &str,
     sha1: Option<&str>,
     dest: &Name,
-) -> Result<Probe, ActionError> {
+) -> Result<Probe, StepError> {
     let l = StageLines::with_tools(dest, tools);
     Ok(if node_has(ctx, &l, sha256, sha1).await? {
         Probe::Done

@@ -1,5 +1,6 @@
-//! `BuiltinRunner`: the engine's `StepRunner` over the built-in actions of `lockstep-actions`.
-//! The only place the engine meets the actions crate; it converts their types field by field.
+//! `BuiltinRunner`: the step-runner contract of `lockstep-core` over the built-in actions of
+//! `lockstep-actions`. The only place the engine meets the actions crate; both speak the core's
+//! types, so nothing is converted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lockstep_core::{Fleet, Plan, PlannedStep, Transport};
 
-use lockstep_engine::runner::{FactOut, Outcome, Probe, StageHalt, StepError, StepRunner};
+use lockstep_core::step::{Outcome, Probe, StageHalt, StepError, StepRunner};
 
 /// Runs plan steps with the built-in actions over a transport.
 pub struct BuiltinRunner {
@@ -44,66 +45,20 @@ impl BuiltinRunner {
     }
 }
 
-fn err(e: lockstep_actions::ActionError) -> StepError {
-    StepError {
-        class: e.class,
-        host: e.host,
-        message: e.message,
-        output: e.output,
-        exit_code: e.exit_code,
-    }
-}
-
 #[async_trait]
 impl StepRunner for BuiltinRunner {
     async fn execute(&self, step: &PlannedStep, timeout: Duration) -> Result<Outcome, StepError> {
-        match lockstep_actions::execute(&self.ctx(step, timeout))
-            .await
-            .map_err(err)?
-        {
-            lockstep_actions::Outcome::Done {
-                output,
-                exit_code,
-                facts,
-                message,
-            } => Ok(Outcome::Done {
-                output,
-                exit_code,
-                facts: facts
-                    .into_iter()
-                    .map(|f| FactOut {
-                        host: f.host,
-                        key: f.key,
-                        value: f.value,
-                    })
-                    .collect(),
-                message,
-            }),
-            lockstep_actions::Outcome::Waiting { instructions } => {
-                Ok(Outcome::Waiting { instructions })
-            }
-        }
+        lockstep_actions::execute(&self.ctx(step, timeout)).await
     }
 
     async fn probe(&self, step: &PlannedStep) -> Result<Probe, StepError> {
         let timeout = Duration::from_secs(step.timeout_secs.max(1));
-        Ok(
-            match lockstep_actions::probe(&self.ctx(step, timeout))
-                .await
-                .map_err(err)?
-            {
-                lockstep_actions::Probe::Done => Probe::Done,
-                lockstep_actions::Probe::NotDone => Probe::NotDone,
-                lockstep_actions::Probe::InProgress => Probe::InProgress,
-            },
-        )
+        lockstep_actions::probe(&self.ctx(step, timeout)).await
     }
 
     async fn verify_performed(&self, step: &PlannedStep) -> Result<Option<String>, StepError> {
         let timeout = Duration::from_secs(step.timeout_secs.max(1));
-        lockstep_actions::verify_performed(&self.ctx(step, timeout))
-            .await
-            .map_err(err)
+        lockstep_actions::verify_performed(&self.ctx(step, timeout)).await
     }
 
     async fn before_stage(&self, plan: &Plan, stage: usize) -> Result<(), StageHalt> {

@@ -109,6 +109,23 @@ pub const ACTIONS: &[ActionDescriptor] = &[
     d("assert", "Halt unless a condition over facts holds (`that`; default: the playbook's target).", &["that"], Unchanged, true, false, false, 10, 600),
 ];
 
+/// The actions that move cluster groups between nodes (a shape with `failover: false` has none).
+const MOVES_GROUPS: &[&str] = &["move-group", "evacuate-node", "failover-test"];
+
+impl ActionDescriptor {
+    /// Whether the action moves cluster groups between nodes.
+    pub fn moves_groups(&self) -> bool {
+        MOVES_GROUPS.contains(&self.kind)
+    }
+
+    /// Whether the action works through the Cluster service while the node stays in service
+    /// (moves, virtual-server resources, the failover test): the node it runs on must have
+    /// its Cluster service up.
+    pub fn needs_cluster_service(&self) -> bool {
+        self.cluster_only && self.availability == Availability::Unchanged
+    }
+}
+
 /// The descriptor of an action kind.
 pub fn descriptor(kind: &str) -> Option<&'static ActionDescriptor> {
     ACTIONS.iter().find(|a| a.kind == kind)
@@ -128,4 +145,31 @@ pub fn fields(kind: &str) -> Vec<&'static str> {
         v.extend_from_slice(GENERIC_FIELDS);
     }
     v
+}
+
+#[cfg(test)]
+mod effect_tests {
+    use super::ACTIONS;
+
+    #[test]
+    fn group_moves_and_cluster_service_needs_come_from_the_table() {
+        let pick = |f: fn(&super::ActionDescriptor) -> bool| -> Vec<&str> {
+            ACTIONS.iter().filter(|d| f(d)).map(|d| d.kind).collect()
+        };
+        assert_eq!(
+            pick(|d| d.moves_groups()),
+            ["move-group", "evacuate-node", "failover-test"]
+        );
+        assert_eq!(
+            pick(|d| d.needs_cluster_service()),
+            [
+                "move-group",
+                "evacuate-node",
+                "evs-resources-offline",
+                "evs-resources-online",
+                "upgrade-virtual-server",
+                "failover-test"
+            ]
+        );
+    }
 }

@@ -5,8 +5,9 @@
 //! data). It holds the validated [`Name`] (the only way a string reaches a remote command line),
 //! [`Version`]/[`WindowsRelease`]/[`Product`]/[`Edition`], the fleet ([`Fleet`], [`Host`] with
 //! or without [`Exchange`], [`Cluster`], [`Pool`], [`Site`], [`Locale`]), playbooks as loaded ([`Playbook`]), the
-//! plan ([`Plan`], [`PlannedStep`], [`Action`]), halt classes ([`HaltClass`]) and the three traits
-//! the engine is generic over: [`Transport`], [`StateStore`] and [`EventSink`]. It performs no
+//! plan ([`Plan`], [`PlannedStep`], [`Action`]), halt classes ([`HaltClass`]), the step-runner
+//! contract ([`StepRunner`] and its [`Outcome`], [`Probe`], [`FactOut`], [`StepError`]) and the
+//! traits the engine is generic over: [`Transport`], [`StateStore`] and [`EventSink`]. It performs no
 //! I/O and must never depend on WinRM, SQLite, tokio or the lab.
 #![deny(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod name;
 pub mod plan;
 pub mod playbook;
 pub mod probe;
+pub mod step;
 pub mod store;
 pub mod transport;
 pub mod version;
@@ -42,6 +44,7 @@ pub use playbook::{
     PreflightCheck, RebootPolicy, Rollout, Scope, Shape, Stage, StepSpec, Target, Units,
 };
 pub use probe::{FactDef, FactProbe};
+pub use step::{FactOut, Outcome, Probe, StageHalt, StepError, StepRunner};
 pub use store::{
     Approval, Fact, Fence, HostLease, RunId, RunLease, RunLock, RunMeta, RunRecord, RunStatus,
     RunSummary, StateStore, StepRecord, StepState, StoreError, StoreFuture,

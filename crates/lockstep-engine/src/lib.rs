@@ -12,8 +12,9 @@
 //! operator [`StopSignal`]) stop at a safe point: nothing new starts, running steps finish. The
 //! engine holds no rule of KB 328839: rules reach it through the plan and the runner.
 //!
-//! The engine reaches nodes only through its own [`StepRunner`] trait (the integrator adapts
-//! `lockstep-actions` to it) and must never depend on WinRM, SQLite, the lab or the actions crate.
+//! The engine reaches nodes only through the step-runner contract of `lockstep-core`
+//! ([`StepRunner`], re-exported in [`runner`]), which the actions crate implements with the
+//! same types; it must never depend on WinRM, SQLite, the lab or the actions crate.
 #![deny(missing_docs)]
 
 mod engine;

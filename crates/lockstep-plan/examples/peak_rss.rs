@@ -3,6 +3,11 @@
 //! before planning for comparison. Targets: under 1 s, under 200 MB.
 //!
 //! `cargo run --release -p lockstep-plan --example peak_rss`
+//!
+//! Last run (2026-12-06, after playbooks declare their shape and invariants and plans carry
+//! them; release, load average 2.6 on 2 cores): 114,000 steps, plan 0.51 s wall / 0.50 s CPU
+//! (best of 3), peak RSS 134.7 MB (12.3 MB before); a separate `check_rules` pass 0.14 s, peak
+//! 237 MB. Both targets are met.
 #![allow(clippy::print_stdout)]
 
 #[path = "../tests/fixtures/mod.rs"]

@@ -113,15 +113,7 @@ impl ClusterState<'_> {
             return Vec::new();
         };
         let mut errors = Vec::new();
-        let wide = matches!(
-            action,
-            Action::MoveGroup { .. }
-                | Action::EvacuateNode { .. }
-                | Action::EvsResourcesOffline { .. }
-                | Action::EvsResourcesOnline { .. }
-                | Action::UpgradeVirtualServer { .. }
-                | Action::FailoverTest { .. }
-        );
+        let wide = action.descriptor().needs_cluster_service();
         if wide && !cs.up[pos] {
             errors.push(PlanError::NodeDown {
                 step: spec.id.to_string(),
@@ -129,14 +121,7 @@ impl ClusterState<'_> {
                 node: cs.cluster.nodes[pos].to_string(),
             });
         }
-        if !shape.failover
-            && matches!(
-                action,
-                Action::MoveGroup { .. }
-                    | Action::EvacuateNode { .. }
-                    | Action::FailoverTest { .. }
-            )
-        {
+        if !shape.failover && action.descriptor().moves_groups() {
             errors.push(PlanError::MoveWithoutFailover {
                 step: spec.id.to_string(),
                 unit: label(),

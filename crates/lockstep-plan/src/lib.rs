@@ -66,6 +66,7 @@ pub use options::PlanOptions;
 pub use order::NodeOrder;
 pub use render::{render_text, render_text_with_fleet};
 pub use rules::{check_rules, check_rules_with_owners, RuleViolation};
+pub use select::pattern_matches;
 
 use lockstep_core::{Fleet, Plan, Playbook};
 

@@ -747,6 +747,89 @@ impl<'a> Planner<'a> {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The stage naming each site (`sites: [a, b]`), each site named once, and the stage that
+    /// takes what no other does (`sites: rest` or `"*"`).
+    fn named_sites(&mut self) -> (Vec<Option<usize>>, Option<usize>) {
+        let fleet = self.fleet;
+        let rollout = &self.pb.rollout;
+        let mut named: Vec<Option<usize>> = vec![None; fleet.sites.len()];
+        let mut rest_stage: Option<usize> = None;
+        for (si, st) in rollout.stages.iter().enumerate() {
+            if st.rest || st.sites.iter().any(|s| s.as_str() == "*") {
+                rest_stage.get_or_insert(si);
+            }
+            for s in st.sites.iter().filter(|s| s.as_str() != "*") {
+                let Some(i) = fleet
+                    .sites
+                    .iter()
+                    .position(|x| x.name.eq_ignore_case(s.as_str()))
+                else {
+                    self.errors.push(PlanError::UnknownStageSite {
+                        stage: st.name.to_string(),
+                        site: s.to_string(),
+                    });
+                    continue;
+                };
+                if let Some(prev) = named[i] {
+                    self.errors.push(PlanError::SiteInTwoStages {
+                        site: fleet.sites[i].name.to_string(),
+                        first: rollout.stages[prev].name.to_string(),
+                        second: st.name.to_string(),
+                    });
+                    continue;
+                }
+                named[i] = Some(si);
+            }
+        }
+        (named, rest_stage)
+    }
+
+    /// The hosts each stage takes by `groups:` and `hosts:` (`None`: the stage takes by site).
+    fn stage_members(&mut self) -> Vec<Option<Vec<bool>>> {
+        let fleet = self.fleet;
+        let rollout = &self.pb.rollout;
+        let mut takes: Vec<Option<Vec<bool>>> = Vec::new();
+        for st in &rollout.stages {
+            if st.groups.is_empty() && st.hosts.is_empty() {
+                takes.push(None);
+                continue;
+            }
+            let mut set = vec![false; fleet.hosts.len()];
+            for g in &st.groups {
+                match fleet
+                    .groups
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_case(g.as_str()))
+                {
+                    Some((_, members)) => {
+                        for m in members {
+                            if let Some(i) = self.selector.host_index(m.as_str()) {
+                                set[i] = true;
+                            }
+                        }
+                    }
+                    None => self.errors.push(PlanError::UnknownStageMember {
+                        stage: st.name.to_string(),
+                        what: "group",
+                        name: g.to_string(),
+                    }),
+                }
+            }
+            for h in &st.hosts {
+                match self.selector.host_index(h.as_str()) {
+                    Some(i) => set[i] = true,
+                    None => self.errors.push(PlanError::UnknownStageMember {
+                        stage: st.name.to_string(),
+                        what: "host",
+                        name: h.to_string(),
+                    }),
+                }
+            }
+            takes.push(Some(set));
+        }
+        takes
+    }
+
     /// The stages, in order (front-end/back-end passes split), and the stage (index in
     /// `rollout.stages`, or 0 for the implicit stage) each unit goes to. A unit goes to the first
     /// stage that takes it: by its site (named, or counted in rollout order), by a group or host
@@ -769,36 +852,8 @@ impl<'a> Planner<'a> {
             unit_stage.iter_mut().for_each(|s| *s = Some(0));
         } else {
             let n_sites = fleet.sites.len();
-            // Sites named by a stage.
-            let mut named: Vec<Option<usize>> = vec![None; n_sites];
-            let mut rest_stage: Option<usize> = None;
-            for (si, st) in rollout.stages.iter().enumerate() {
-                if st.rest || st.sites.iter().any(|s| s.as_str() == "*") {
-                    rest_stage.get_or_insert(si);
-                }
-                for s in st.sites.iter().filter(|s| s.as_str() != "*") {
-                    let Some(i) = fleet
-                        .sites
-                        .iter()
-                        .position(|x| x.name.eq_ignore_case(s.as_str()))
-                    else {
-                        self.errors.push(PlanError::UnknownStageSite {
-                            stage: st.name.to_string(),
-                            site: s.to_string(),
-                        });
-                        continue;
-                    };
-                    if let Some(prev) = named[i] {
-                        self.errors.push(PlanError::SiteInTwoStages {
-                            site: fleet.sites[i].name.to_string(),
-                            first: rollout.stages[prev].name.to_string(),
-                            second: st.name.to_string(),
-                        });
-                        continue;
-                    }
-                    named[i] = Some(si);
-                }
-            }
+            // Sites named by a stage, and the stage taking the rest.
+            let (named, rest_stage) = self.named_sites();
             // `sites: N`: the next N sites in rollout order that no stage names.
             let mut site_stage = named.clone();
             let order = fleet.sites_in_rollout_order();
@@ -811,45 +866,7 @@ impl<'a> Planner<'a> {
                 }
             }
             // `groups:` / `hosts:`: the hosts each stage takes.
-            let mut takes: Vec<Option<Vec<bool>>> = Vec::new();
-            for st in &rollout.stages {
-                if st.groups.is_empty() && st.hosts.is_empty() {
-                    takes.push(None);
-                    continue;
-                }
-                let mut set = vec![false; fleet.hosts.len()];
-                for g in &st.groups {
-                    match fleet
-                        .groups
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_case(g.as_str()))
-                    {
-                        Some((_, members)) => {
-                            for m in members {
-                                if let Some(i) = self.selector.host_index(m.as_str()) {
-                                    set[i] = true;
-                                }
-                            }
-                        }
-                        None => self.errors.push(PlanError::UnknownStageMember {
-                            stage: st.name.to_string(),
-                            what: "group",
-                            name: g.to_string(),
-                        }),
-                    }
-                }
-                for h in &st.hosts {
-                    match self.selector.host_index(h.as_str()) {
-                        Some(i) => set[i] = true,
-                        None => self.errors.push(PlanError::UnknownStageMember {
-                            stage: st.name.to_string(),
-                            what: "host",
-                            name: h.to_string(),
-                        }),
-                    }
-                }
-                takes.push(Some(set));
-            }
+            let takes = self.stage_members();
             let by_members = takes.iter().any(Option::is_some);
             let mut unstaged_sites: Vec<usize> = Vec::new();
             for (ui, u) in units.iter().enumerate() {
@@ -1171,80 +1188,13 @@ impl<'a> Planner<'a> {
                 group: self.name(NameKind::Object, group, spec, ctx, label)?,
             },
             ActionSpec::UpgradeVirtualServer { group, command } => {
-                let group = self.name(NameKind::Object, group, spec, ctx, label)?;
-                let command = match command {
-                    Some(c) => self.render_command(c, spec, ctx, label)?,
-                    None => None,
-                };
-                let evs = cs
-                    .and_then(|cs| {
-                        cs.cluster
-                            .virtual_servers
-                            .iter()
-                            .find(|v| v.group.eq_ignore_case(group.as_str()))
-                    })
-                    .map(|v| v.name.clone());
-                let Some(evs) = evs else {
-                    self.errors.push(PlanError::NotAGroup {
-                        step: spec.id.to_string(),
-                        unit: label(),
-                        group: group.to_string(),
-                        cluster: cs.map(|c| c.cluster.name.to_string()).unwrap_or_default(),
-                    });
-                    return None;
-                };
-                Action::UpgradeVirtualServer {
-                    group,
-                    evs,
-                    command,
-                }
+                self.upgrade_virtual_server(spec, group, command.as_deref(), cs, ctx, label)?
             }
             ActionSpec::Stage {
                 source,
                 sha256,
                 dest,
-            } => {
-                let source = self.render(source, spec, ctx, label);
-                let sha = self.render(sha256, spec, ctx, label);
-                let dest = self.name(NameKind::Path, dest, spec, ctx, label);
-                let (source, sha, dest) = (source?, sha?, dest?);
-                let sha = sha.trim().to_ascii_lowercase();
-                if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    self.errors.push(PlanError::Condition {
-                        step: spec.id.to_string(),
-                        message: format!(
-                            "`sha256: {sha256}` renders `{sha}` on {}: a SHA-256 is 64 hex digits",
-                            label()
-                        ),
-                    });
-                    return None;
-                }
-                let d = dest.as_str();
-                let local =
-                    d.len() > 3 && d.as_bytes()[0].is_ascii_alphabetic() && &d[1..3] == ":\\";
-                if !local {
-                    self.errors.push(PlanError::Condition {
-                        step: spec.id.to_string(),
-                        message: format!(
-                            "`dest: {d}` on {}: the destination must be a local path on the node (`C:\\...`), never a share (the double hop)",
-                            label()
-                        ),
-                    });
-                    return None;
-                }
-                if source.trim().is_empty() {
-                    self.errors.push(PlanError::Condition {
-                        step: spec.id.to_string(),
-                        message: format!("`source` renders empty on {}", label()),
-                    });
-                    return None;
-                }
-                Action::Stage {
-                    source,
-                    sha256: sha,
-                    dest,
-                }
-            }
+            } => self.stage(spec, (source, sha256, dest), ctx, label)?,
             ActionSpec::Install {
                 package,
                 args,
@@ -1318,24 +1268,7 @@ impl<'a> Planner<'a> {
                 }
             }
             ActionSpec::FailoverTest { group } => {
-                let group = self.name(NameKind::Object, group, spec, ctx, label)?;
-                let nodes = match cs {
-                    Some(cs) => {
-                        let g = cs.group_of_name(group.as_str());
-                        let owner = g.and_then(|g| cs.owner[g]).unwrap_or(cs.first());
-                        let mut v: Vec<Name> = cs
-                            .order
-                            .order
-                            .iter()
-                            .filter(|&&p| p != owner)
-                            .map(|&p| cs.cluster.nodes[p].clone())
-                            .collect();
-                        v.push(cs.cluster.nodes[owner].clone());
-                        v
-                    }
-                    None => vec![self.fleet.hosts[hi].name.clone()],
-                };
-                Action::FailoverTest { group, nodes }
+                self.failover_test(spec, group, hi, cs, ctx, label)?
             }
             ActionSpec::Confirm { message, command } => {
                 let message = self.render(message, spec, ctx, label);
@@ -1354,70 +1287,9 @@ impl<'a> Planner<'a> {
             | ActionSpec::Powershell {
                 script: command,
                 judge,
-            } => {
-                let text = self.render_command(command, spec, ctx, label)?;
-                let Some(text) = text else {
-                    self.errors.push(PlanError::Condition {
-                        step: spec.id.to_string(),
-                        message: format!("`{}` renders empty on {}", command, label()),
-                    });
-                    return None;
-                };
-                let unless = match &judge.unless {
-                    Some(u) => Some(self.condition(spec, u)?),
-                    None => None,
-                };
-                // `expect` reads the step's own JSON output, not declared facts.
-                let expect = match &judge.expect {
-                    Some(e) => Some(self.parse_condition(spec, e)?),
-                    None => None,
-                };
-                let facts = match &unless {
-                    Some(u) => self.fact_defs(spec, u)?,
-                    None => Vec::new(),
-                };
-                let judge = lockstep_core::Judge {
-                    ok_exit_codes: judge.ok_exit_codes.clone(),
-                    restart_exit_codes: judge.restart_exit_codes.clone(),
-                    unless,
-                    expect,
-                    read_only: judge.read_only,
-                    availability: judge.availability,
-                    facts,
-                };
-                if matches!(spec.action, ActionSpec::Command { .. }) {
-                    Action::Command {
-                        command: text,
-                        judge,
-                    }
-                } else {
-                    Action::Powershell {
-                        script: text,
-                        judge,
-                    }
-                }
-            }
+            } => self.generic_command(spec, command, judge, ctx, label)?,
             ActionSpec::WaitUntil { that, every } => {
-                let that = self.condition(spec, that)?;
-                let facts = self.fact_defs(spec, &that)?;
-                let every_secs = match every {
-                    None => 10,
-                    Some(e) => match lockstep_core::playbook::parse_duration(e) {
-                        Some(n) if n > 0 => n,
-                        _ => {
-                            self.errors.push(PlanError::Condition {
-                                step: spec.id.to_string(),
-                                message: format!("`every: {e}` is not a duration (`30s`, `2m`)"),
-                            });
-                            return None;
-                        }
-                    },
-                };
-                Action::WaitUntil {
-                    that,
-                    every_secs,
-                    facts,
-                }
+                self.wait_until(spec, that, every.as_deref())?
             }
             ActionSpec::Assert { that } => {
                 let (that, class) = match that {
@@ -1440,6 +1312,202 @@ impl<'a> Planner<'a> {
                 let facts = self.fact_defs(spec, &that)?;
                 Action::Assert { that, class, facts }
             }
+        })
+    }
+
+    /// Upgrade Exchange Virtual Server: the group must be one of the cluster's virtual servers.
+    fn upgrade_virtual_server(
+        &mut self,
+        spec: &StepSpec,
+        group: &str,
+        command: Option<&str>,
+        cs: Option<&ClusterState<'_>>,
+        ctx: &Arc<Ctx>,
+        label: &dyn Fn() -> String,
+    ) -> Option<Action> {
+        let group = self.name(NameKind::Object, group, spec, ctx, label)?;
+        let command = match command {
+            Some(c) => self.render_command(c, spec, ctx, label)?,
+            None => None,
+        };
+        let evs = cs
+            .and_then(|cs| {
+                cs.cluster
+                    .virtual_servers
+                    .iter()
+                    .find(|v| v.group.eq_ignore_case(group.as_str()))
+            })
+            .map(|v| v.name.clone());
+        let Some(evs) = evs else {
+            self.errors.push(PlanError::NotAGroup {
+                step: spec.id.to_string(),
+                unit: label(),
+                group: group.to_string(),
+                cluster: cs.map(|c| c.cluster.name.to_string()).unwrap_or_default(),
+            });
+            return None;
+        };
+        Some(Action::UpgradeVirtualServer {
+            group,
+            evs,
+            command,
+        })
+    }
+
+    /// The failover test: the group goes to every other node in the cluster's order, then back
+    /// to its owner.
+    fn failover_test(
+        &mut self,
+        spec: &StepSpec,
+        group: &str,
+        hi: usize,
+        cs: Option<&ClusterState<'_>>,
+        ctx: &Arc<Ctx>,
+        label: &dyn Fn() -> String,
+    ) -> Option<Action> {
+        let group = self.name(NameKind::Object, group, spec, ctx, label)?;
+        let nodes = match cs {
+            Some(cs) => {
+                let g = cs.group_of_name(group.as_str());
+                let owner = g.and_then(|g| cs.owner[g]).unwrap_or(cs.first());
+                let mut v: Vec<Name> = cs
+                    .order
+                    .order
+                    .iter()
+                    .filter(|&&p| p != owner)
+                    .map(|&p| cs.cluster.nodes[p].clone())
+                    .collect();
+                v.push(cs.cluster.nodes[owner].clone());
+                v
+            }
+            None => vec![self.fleet.hosts[hi].name.clone()],
+        };
+        Some(Action::FailoverTest { group, nodes })
+    }
+
+    /// A `stage` step: the rendered source, its SHA-256 (64 hex digits) and a local destination
+    /// on the node (never a share: the double hop).
+    fn stage(
+        &mut self,
+        spec: &StepSpec,
+        (source, sha256, dest): (&str, &str, &str),
+        ctx: &Arc<Ctx>,
+        label: &dyn Fn() -> String,
+    ) -> Option<Action> {
+        let source = self.render(source, spec, ctx, label);
+        let sha = self.render(sha256, spec, ctx, label);
+        let dest = self.name(NameKind::Path, dest, spec, ctx, label);
+        let (source, sha, dest) = (source?, sha?, dest?);
+        let sha = sha.trim().to_ascii_lowercase();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            self.errors.push(PlanError::Condition {
+                step: spec.id.to_string(),
+                message: format!(
+                    "`sha256: {sha256}` renders `{sha}` on {}: a SHA-256 is 64 hex digits",
+                    label()
+                ),
+            });
+            return None;
+        }
+        let d = dest.as_str();
+        let local = d.len() > 3 && d.as_bytes()[0].is_ascii_alphabetic() && &d[1..3] == ":\\";
+        if !local {
+            self.errors.push(PlanError::Condition {
+                step: spec.id.to_string(),
+                message: format!(
+                    "`dest: {d}` on {}: the destination must be a local path on the node (`C:\\...`), never a share (the double hop)",
+                    label()
+                ),
+            });
+            return None;
+        }
+        if source.trim().is_empty() {
+            self.errors.push(PlanError::Condition {
+                step: spec.id.to_string(),
+                message: format!("`source` renders empty on {}", label()),
+            });
+            return None;
+        }
+        Some(Action::Stage {
+            source,
+            sha256: sha,
+            dest,
+        })
+    }
+
+    /// A `command` or `powershell` step: its rendered text and how it is judged.
+    fn generic_command(
+        &mut self,
+        spec: &StepSpec,
+        command: &str,
+        judge: &lockstep_core::JudgeSpec,
+        ctx: &Arc<Ctx>,
+        label: &dyn Fn() -> String,
+    ) -> Option<Action> {
+        let text = self.render_command(command, spec, ctx, label)?;
+        let Some(text) = text else {
+            self.errors.push(PlanError::Condition {
+                step: spec.id.to_string(),
+                message: format!("`{}` renders empty on {}", command, label()),
+            });
+            return None;
+        };
+        let unless = match &judge.unless {
+            Some(u) => Some(self.condition(spec, u)?),
+            None => None,
+        };
+        // `expect` reads the step's own JSON output, not declared facts.
+        let expect = match &judge.expect {
+            Some(e) => Some(self.parse_condition(spec, e)?),
+            None => None,
+        };
+        let facts = match &unless {
+            Some(u) => self.fact_defs(spec, u)?,
+            None => Vec::new(),
+        };
+        let judge = lockstep_core::Judge {
+            ok_exit_codes: judge.ok_exit_codes.clone(),
+            restart_exit_codes: judge.restart_exit_codes.clone(),
+            unless,
+            expect,
+            read_only: judge.read_only,
+            availability: judge.availability,
+            facts,
+        };
+        Some(if matches!(spec.action, ActionSpec::Command { .. }) {
+            Action::Command {
+                command: text,
+                judge,
+            }
+        } else {
+            Action::Powershell {
+                script: text,
+                judge,
+            }
+        })
+    }
+
+    /// A `wait-until` step: its condition, the facts it reads and its poll interval.
+    fn wait_until(&mut self, spec: &StepSpec, that: &str, every: Option<&str>) -> Option<Action> {
+        let that = self.condition(spec, that)?;
+        let facts = self.fact_defs(spec, &that)?;
+        let every_secs = match every {
+            None => 10,
+            Some(e) => match lockstep_core::playbook::parse_duration(e) {
+                Some(n) if n > 0 => n,
+                _ => {
+                    self.errors.push(PlanError::Condition {
+                        step: spec.id.to_string(),
+                        message: format!("`every: {e}` is not a duration (`30s`, `2m`)"),
+                    });
+                    return None;
+                }
+            },
+        };
+        Some(Action::WaitUntil {
+            that,
+            every_secs,
+            facts,
         })
     }
 
@@ -1617,7 +1685,9 @@ impl<'a> Planner<'a> {
         cs.order.order.iter().copied().find(|&p| cs.up[p])
     }
 
-    fn expand_cluster(&mut self, stage: usize, site: usize, ci: usize) -> Vec<StepIndex> {
+    /// A cluster's state before its first step: its nodes, each group's owner (live
+    /// `--owner` overrides first, else the inventory's), the node order the shape declares.
+    fn cluster_state(&mut self, ci: usize) -> ClusterState<'a> {
         let fleet = self.fleet;
         let c = &fleet.clusters[ci];
         let nodes: Vec<usize> = c
@@ -1666,7 +1736,7 @@ impl<'a> Planner<'a> {
         });
         let n = c.nodes.len();
         let layers = ClusterLayers::new(c, &order);
-        let mut cs = ClusterState {
+        ClusterState {
             layers,
             cluster: c,
             nodes,
@@ -1677,7 +1747,13 @@ impl<'a> Planner<'a> {
             up: vec![true; n],
             upgraded: vec![false; n],
             stopped_by: vec![None; n],
-        };
+        }
+    }
+
+    fn expand_cluster(&mut self, stage: usize, site: usize, ci: usize) -> Vec<StepIndex> {
+        let fleet = self.fleet;
+        let c = &fleet.clusters[ci];
+        let mut cs = self.cluster_state(ci);
         let mut frontier: Vec<StepIndex> = Vec::new();
         let mut block = 0u32;
         let phases: &'a [Phase] = &self.pb.phases;

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use lockstep_core::{
-    invariant::cited, Action, Fleet, FrontEndScope, Invariant, NodeOrderKind, PackageKind, Plan,
-    PlannedStep, StepIndex,
+    invariant::cited, Action, Availability, Fleet, FrontEndScope, Invariant, NodeOrderKind,
+    PackageKind, Plan, PlannedStep, StepIndex,
 };
 
 /// A rule the plan breaks.
@@ -386,8 +386,8 @@ fn check_clusters(
                     None => windows.push((s.host.as_str(), i, i)),
                 }
             } else if matches!(
-                s.action,
-                Action::Install { .. } | Action::Reboot | Action::StopClusterService
+                s.action.availability(),
+                Availability::TakesOut | Availability::WhileRunning
             ) {
                 out.push(v(
                     "E3-C1",
@@ -445,90 +445,92 @@ fn check_clusters(
                 }
             }
         }
-        let install_of = |n: &str| installs.get(n).and_then(|v| v.first()).copied();
-        // The active node: owner of the most EVS groups (ties: inventory order).
-        let mut counts: Vec<usize> = vec![0; cluster.nodes.len()];
-        for vs in &cluster.virtual_servers {
-            let o = owner_of(cluster, &vs.group, &vs.owner, owners);
-            if let Some(p) = cluster.nodes.iter().position(|n| n.eq_ignore_case(o)) {
-                counts[p] += 1;
-            }
-        }
-        let active = (0..cluster.nodes.len())
-            .min_by_key(|&i| (std::cmp::Reverse(counts[i]), i))
-            .map(|i| cluster.nodes[i].as_str());
-        let node_order_rule = cited(&plan.invariants, Invariant::NodeOrder);
-        let no_failover_rule = cited(&plan.invariants, Invariant::NoFailover);
-        match plan.shape.node_order {
-            Some(NodeOrderKind::ActiveLast) => {
-                if let Some(a) = active.and_then(install_of) {
-                    for n in &cluster.nodes {
-                        if Some(n.as_str()) == active {
-                            continue;
-                        }
-                        if let Some(p) = install_of(n.as_str()) {
-                            if !reach.after(a, p) {
-                                out.push(v(
-                                    node_order_rule,
-                                    &[steps(p), steps(a)],
-                                    format!(
-                                        "cluster `{name}`: active node `{}` is not upgraded after passive node `{n}`",
-                                        active.unwrap_or_default()
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                }
-            }
-            Some(NodeOrderKind::ActiveFirst) => {
-                if let Some(a) = active.and_then(install_of) {
-                    for n in &cluster.nodes {
-                        if Some(n.as_str()) == active {
-                            continue;
-                        }
-                        if let Some(p) = install_of(n.as_str()) {
-                            if !reach.after(p, a) {
-                                out.push(v(
-                                    node_order_rule,
-                                    &[steps(a), steps(p)],
-                                    format!(
-                                        "cluster `{name}`: passive node `{n}` is not upgraded after active node `{}`",
-                                        active.unwrap_or_default()
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
+        check_node_order(plan, cluster, owners, &installs, reach, out);
         if !plan.shape.failover {
-            for &i in &idx {
-                let s = steps(i);
-                if matches!(
-                    s.action,
-                    Action::MoveGroup { .. }
-                        | Action::EvacuateNode { .. }
-                        | Action::FailoverTest { .. }
-                ) {
-                    out.push(v(
-                        no_failover_rule,
-                        &[s],
-                        format!(
-                            "cluster `{name}`: `{}` moves a group; the shape has `failover: false`",
-                            s.id
-                        ),
-                    ));
-                }
-            }
+            check_no_failover(plan, name, &idx, out);
         }
         if plan
             .invariants
             .contains_key(&Invariant::VirtualServerUpgrade)
         {
             check_virtual_server_upgrade(plan, cluster, &idx, &installs, &windows, reach, out)
+        }
+    }
+}
+
+/// The declared node order where it names the active node (owner of the most virtual-server
+/// groups; ties: inventory order): `active-last` upgrades it after every other node,
+/// `active-first` before every other.
+fn check_node_order(
+    plan: &Plan,
+    cluster: &lockstep_core::Cluster,
+    owners: &BTreeMap<String, String>,
+    installs: &BTreeMap<&str, Vec<usize>>,
+    reach: &Reach,
+    out: &mut Vec<RuleViolation>,
+) {
+    let active_first = match plan.shape.node_order {
+        Some(NodeOrderKind::ActiveFirst) => true,
+        Some(NodeOrderKind::ActiveLast) => false,
+        _ => return,
+    };
+    let name = cluster.name.as_str();
+    let rule = cited(&plan.invariants, Invariant::NodeOrder);
+    let install_of = |n: &str| installs.get(n).and_then(|v| v.first()).copied();
+    let mut counts: Vec<usize> = vec![0; cluster.nodes.len()];
+    for vs in &cluster.virtual_servers {
+        let o = owner_of(cluster, &vs.group, &vs.owner, owners);
+        if let Some(p) = cluster.nodes.iter().position(|n| n.eq_ignore_case(o)) {
+            counts[p] += 1;
+        }
+    }
+    let Some(active) = (0..cluster.nodes.len())
+        .min_by_key(|&i| (std::cmp::Reverse(counts[i]), i))
+        .map(|i| cluster.nodes[i].as_str())
+    else {
+        return;
+    };
+    let Some(a) = install_of(active) else { return };
+    for n in cluster.nodes.iter().filter(|n| n.as_str() != active) {
+        let Some(p) = install_of(n.as_str()) else {
+            continue;
+        };
+        let (first, then) = if active_first { (a, p) } else { (p, a) };
+        if !reach.after(then, first) {
+            let (first_node, then_node) = if active_first {
+                (
+                    format!("active node `{active}`"),
+                    format!("passive node `{n}`"),
+                )
+            } else {
+                (
+                    format!("passive node `{n}`"),
+                    format!("active node `{active}`"),
+                )
+            };
+            out.push(v(
+                rule,
+                &[&plan.steps[first], &plan.steps[then]],
+                format!("cluster `{name}`: {then_node} is not upgraded after {first_node}"),
+            ));
+        }
+    }
+}
+
+/// `failover: false`: no step of the cluster moves a group.
+fn check_no_failover(plan: &Plan, name: &str, idx: &[usize], out: &mut Vec<RuleViolation>) {
+    let rule = cited(&plan.invariants, Invariant::NoFailover);
+    for &i in idx {
+        let s = &plan.steps[i];
+        if s.action.descriptor().moves_groups() {
+            out.push(v(
+                rule,
+                &[s],
+                format!(
+                    "cluster `{name}`: `{}` moves a group; the shape has `failover: false`",
+                    s.id
+                ),
+            ));
         }
     }
 }

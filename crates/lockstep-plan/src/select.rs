@@ -22,28 +22,26 @@ impl Selection {
     }
 }
 
-/// Case-insensitive glob: `*` any run, `?` one character.
-fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().map(|c| c.to_ascii_lowercase()).collect();
-    let t: Vec<char> = text.chars().map(|c| c.to_ascii_lowercase()).collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
+/// Whether a host-pattern glob (`*` any run, `?` one character; every other character literal,
+/// `[` and `{` included) matches `name`, case-insensitively, as Ansible's host patterns do.
+pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    glob_matcher(pattern).is_some_and(|m| m.is_match(name))
+}
+
+fn glob_matcher(pattern: &str) -> Option<globset::GlobMatcher> {
+    let mut escaped = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        match c {
+            '*' | '?' => escaped.push(c),
+            _ => escaped.push_str(&globset::escape(c.encode_utf8(&mut [0; 4]))),
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    globset::GlobBuilder::new(&escaped)
+        .case_insensitive(true)
+        .literal_separator(false)
+        .build()
+        .ok()
+        .map(|g| g.compile_matcher())
 }
 
 /// Resolves patterns against one fleet; keeps a name index so 10,000 hosts stay cheap.
@@ -82,11 +80,18 @@ impl<'f> Selector<'f> {
             .strip_prefix('~')
             .and_then(|r| regex::Regex::new(r).ok());
         let is_glob = re.is_some() || term.contains(['*', '?']);
+        let glob = if re.is_none() && is_glob {
+            glob_matcher(term)
+        } else {
+            None
+        };
         let m = |name: &str| {
             if let Some(re) = &re {
                 re.is_match(name)
+            } else if let Some(g) = &glob {
+                g.is_match(name)
             } else if is_glob {
-                glob(term, name)
+                false
             } else {
                 name.eq_ignore_ascii_case(term)
             }
@@ -219,7 +224,7 @@ impl<'f> Selector<'f> {
 
 #[cfg(test)]
 mod tests {
-    use super::glob;
+    use super::pattern_matches as glob;
 
     #[test]
     fn globs() {
@@ -230,5 +235,9 @@ mod tests {
         assert!(!glob("a", ""));
         assert!(glob("a*b*c", "aXXbYYc"));
         assert!(!glob("a*b*c", "aXXbYY"));
+        // Only `*` and `?` are special, as in Ansible's host patterns.
+        assert!(glob("web[1]*", "WEB[1]-A"));
+        assert!(!glob("web[1]*", "web1-a"));
+        assert!(glob("{a,b}", "{A,B}"));
     }
 }

@@ -27,22 +27,12 @@ pub fn date(ms: u64) -> String {
     civil(ms).0
 }
 
-/// The date (`YYYY-MM-DD`) and the seconds into that day.
+/// The date (`YYYY-MM-DD`) and the seconds into that day (the calendar is humantime's RFC 3339
+/// form, not arithmetic of our own).
 fn civil(ms: u64) -> (String, u64) {
-    let secs = ms / 1000;
-    let days = secs / 86_400;
-    let secs_of_day = secs % 86_400;
-    // Days since 1970-01-01 to a proleptic Gregorian date (eras of 400 years = 146097 days).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (format!("{year:04}-{month:02}-{day:02}"), secs_of_day)
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ms / 1000);
+    let text = humantime::format_rfc3339_seconds(t).to_string(); // 2026-11-21T08:36:48Z
+    (text[..10].to_owned(), ms / 1000 % 86_400)
 }
 
 /// A duration, in the one style of every output ([`lockstep_core::duration_text`]).

@@ -258,31 +258,9 @@ pub(crate) fn parse_duration(s: &str) -> Option<u64> {
     lockstep_core::playbook::parse_duration(s)
 }
 
-/// Glob match with `*` and `?`, case-insensitive.
+/// Glob match with `*` and `?`, case-insensitive: the planner's host patterns.
 fn glob(pattern: &str, s: &str) -> bool {
-    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
-    let t: Vec<char> = s.to_ascii_lowercase().chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(sp) = star {
-            pi = sp + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
+    lockstep_plan::pattern_matches(pattern, s)
 }
 
 impl PlaybookLoader<'_> {
@@ -492,37 +470,19 @@ impl PlaybookLoader<'_> {
     fn invariants(&mut self, node: &Node) -> Option<Invariants> {
         let mut out = Invariants::new();
         let mut ok = true;
-        let names: Vec<&str> = Invariant::ALL.iter().map(|i| i.name()).collect();
-        let mut add = |key: &Node, rule: String, sink: &mut Sink| {
-            let Some(k) = key.as_str() else {
-                sink.error(
-                    &key.pos,
-                    format!("an invariant name, found {}", key.describe()),
-                );
-                return false;
-            };
-            match Invariant::from_name(k) {
-                Some(i) => {
-                    out.insert(i, rule);
-                    true
-                }
-                None => {
-                    sink.error(
-                        &key.pos,
-                        format!(
-                            "{} is not an invariant (expected one of {}){}",
-                            q(k),
-                            names
-                                .iter()
-                                .map(|n| format!("`{n}`"))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            hint(k, &names)
-                        ),
-                    );
-                    false
-                }
+        let choices: Vec<(&str, Invariant)> =
+            Invariant::ALL.iter().map(|i| (i.name(), *i)).collect();
+        let mut add = |key: &Node, rule: String, sink: &mut Sink| match enum_value(
+            key,
+            "invariant",
+            &choices,
+            sink,
+        ) {
+            Some(i) => {
+                out.insert(i, rule);
+                true
             }
+            None => false,
         };
         if let Some(items) = node.as_seq() {
             for item in items {
@@ -1554,6 +1514,76 @@ impl PlaybookLoader<'_> {
         ok.then_some(out)
     }
 
+    /// A step's `rule:` free text, or a KB 328839 id that must exist.
+    fn step_rule(&mut self, shown: &str, r: &Node) -> Option<String> {
+        let s = scalar(r, "rule", self.sink)?;
+        match rules::check_rule(s) {
+            None => Some(s.to_owned()),
+            Some(why) => {
+                self.sink.error(
+                    &r.pos,
+                    format!(
+                        "step {}: rule {} is unknown: {why}{}",
+                        q(shown),
+                        q(s),
+                        hint(s, &rules::known_ids())
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A step's `when:` expression: it parses and names only known variables.
+    fn step_when(&mut self, shown: &str, w: &Node) -> Option<Option<String>> {
+        match scalar(w, "when", self.sink) {
+            Some(s) => {
+                let env = minijinja::Environment::new();
+                match env.compile_expression(s) {
+                    Ok(expr) => {
+                        let used = expr.undeclared_variables(false);
+                        self.names_known(w, s, used, &env)
+                            .then(|| Some(s.to_owned()))
+                    }
+                    Err(e) => {
+                        self.sink.error(
+                            &w.pos,
+                            format!(
+                                "step {}: `when` expression {} does not parse: {}",
+                                q(shown),
+                                q(s),
+                                e.detail().unwrap_or(&e.to_string())
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+            None => None,
+        }
+    }
+
+    /// A step's `timeout_secs:` a positive number of seconds up to 7 days.
+    fn step_timeout(&mut self, t: &Node) -> Option<Option<u64>> {
+        match t
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|n| *n > 0 && *n <= MAX_DURATION_SECS)
+        {
+            Some(n) => Some(Some(n)),
+            None => {
+                self.sink.error(
+                &t.pos,
+                format!(
+                    "`timeout_secs` must be a positive number of seconds up to 604800 (7 days), found {}",
+                    q(&t.to_text())
+                ),
+            );
+                None
+            }
+        }
+    }
+
     fn step(&mut self, node: &Node) -> Option<StepSpec> {
         let Some(entries) = node.as_map() else {
             self.sink.error(
@@ -1574,70 +1604,15 @@ impl PlaybookLoader<'_> {
             let s = scalar(n, "name", self.sink)?;
             self.template(n, s).then(|| s.to_owned())
         });
-        let rule = self.required(node, "rule").and_then(|r| {
-            let s = scalar(r, "rule", self.sink)?;
-            match rules::check_rule(s) {
-                None => Some(s.to_owned()),
-                Some(why) => {
-                    self.sink.error(
-                        &r.pos,
-                        format!(
-                            "step {}: rule {} is unknown: {why}{}",
-                            q(&shown),
-                            q(s),
-                            hint(s, &rules::known_ids())
-                        ),
-                    );
-                    None
-                }
-            }
-        });
+        let rule = self
+            .required(node, "rule")
+            .and_then(|r| self.step_rule(&shown, r));
         let when = match node.get("when") {
-            Some(w) => match scalar(w, "when", self.sink) {
-                Some(s) => {
-                    let env = minijinja::Environment::new();
-                    match env.compile_expression(s) {
-                        Ok(expr) => {
-                            let used = expr.undeclared_variables(false);
-                            self.names_known(w, s, used, &env)
-                                .then(|| Some(s.to_owned()))
-                        }
-                        Err(e) => {
-                            self.sink.error(
-                                &w.pos,
-                                format!(
-                                    "step {}: `when` expression {} does not parse: {}",
-                                    q(&shown),
-                                    q(s),
-                                    e.detail().unwrap_or(&e.to_string())
-                                ),
-                            );
-                            None
-                        }
-                    }
-                }
-                None => None,
-            },
+            Some(w) => self.step_when(&shown, w),
             None => Some(None),
         };
         let timeout_secs = match node.get("timeout_secs") {
-            Some(t) => match t
-                .as_str()
-                .and_then(|s| s.parse::<u64>().ok())
-                .filter(|n| *n > 0 && *n <= MAX_DURATION_SECS)
-            {
-                Some(n) => Some(Some(n)),
-                None => {
-                    self.sink.error(
-                        &t.pos,
-                        format!(
-                            "`timeout_secs` must be a positive number of seconds up to 604800 (7 days), found {}",
-                            q(&t.to_text())
-                        ),
-                    );
-                    None
-                }
-            },
+            Some(t) => self.step_timeout(t),
             None => Some(None),
         };
         // The action: `action:` plus the variant's fields, read by serde_yaml into the core type.

@@ -380,7 +380,7 @@ fn shape_and_invariants_are_checked() {
         10,
         15,
         &[
-            "`tier-ordr` is not an invariant",
+            "`tier-ordr` is not a valid `invariant`",
             "did you mean `tier-order`?",
         ],
     );

@@ -52,20 +52,25 @@ fn limits() -> Limits {
     }
 }
 
-#[tokio::test]
-async fn kerberos_with_a_real_kdc_seals_many_commands_on_one_connection() {
-    if !LabKdc::require() {
-        return;
-    }
-    let kdc = LabKdc::start(
+/// A throwaway realm with the test account, and a service principal per host.
+fn kdc(hosts: &[&str]) -> LabKdc {
+    LabKdc::start(
         REALM,
         &[KdcUser {
             name: USER.into(),
             password: PASSWORD.into(),
         }],
-        &["node1.lab.test".to_owned(), "node2.lab.test".to_owned()],
+        &hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn kerberos_with_a_real_kdc_seals_many_commands_on_one_connection() {
+    if !LabKdc::require() {
+        return;
+    }
+    let kdc = kdc(&["node1.lab.test", "node2.lab.test"]);
     let mut config = ServerConfig::with_credentials(USER, "not-the-kerberos-password");
     config.kerberos = Some(KerberosConfig {
         keytab: kdc.keytab(),
@@ -152,15 +157,7 @@ async fn negotiate_prefers_kerberos_and_falls_back_to_ntlm_without_a_kdc() {
     if !LabKdc::require() {
         return;
     }
-    let kdc = LabKdc::start(
-        REALM,
-        &[KdcUser {
-            name: USER.into(),
-            password: PASSWORD.into(),
-        }],
-        &["node1.lab.test".to_owned()],
-    )
-    .unwrap();
+    let kdc = kdc(&["node1.lab.test"]);
     // The same account for NTLM (the computer's view of the domain account) and Kerberos.
     let mut config = ServerConfig::with_credentials(USER, PASSWORD);
     config.kerberos = Some(KerberosConfig {

@@ -485,6 +485,7 @@ impl StepRunner for FakeRunner {
                     message: format!("scripted failure of `{}`", step.id),
                     output: format!("output of `{}`\nexit 1603", step.id),
                     exit_code: Some(1603),
+                    transport: None,
                 });
             }
             Some(Script::Wait) => {

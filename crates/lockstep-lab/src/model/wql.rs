@@ -120,28 +120,13 @@ fn obj(pairs: &[(&str, String)]) -> WmiObject {
         .collect()
 }
 
-/// CIM datetime of a Unix time in ms: `20261121081131.123000+000`.
+/// CIM datetime of a Unix time in ms: `20261121081131.123000+000` (the calendar from
+/// humantime's RFC 3339 form).
 pub(crate) fn cim_datetime(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}.{:06}+000",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        (ms % 1000) * 1000
-    )
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ms / 1000);
+    let rfc = humantime::format_rfc3339_seconds(t).to_string(); // 2026-11-21T08:11:31Z
+    let digits: String = rfc[..19].chars().filter(char::is_ascii_digit).collect();
+    format!("{digits}.{:06}+000", (ms % 1000) * 1000)
 }
 
 /// `Exchange_Server.ExchangeVersion` as Exchange 2003 writes it: `Version 6.5 (Build 7638.2:
@@ -405,6 +390,14 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cim_datetimes_read_as_wmi_writes_them() {
+        assert_eq!(cim_datetime(0), "19700101000000.000000+000");
+        assert_eq!(cim_datetime(1_795_248_691_123), "20261121081131.123000+000");
+        // A leap day.
+        assert_eq!(cim_datetime(951_827_696_000), "20000229123456.000000+000");
+    }
 
     #[test]
     fn exchange_version_is_written_as_exchange_2003_writes_it() {

@@ -397,18 +397,6 @@ fn menu() -> Vec<Phase> {
     ]
 }
 
-const PROCEDURES: [Kb; 9] = [
-    Kb::E3Cluster,
-    Kb::E3FrontBack,
-    Kb::E3Standalone,
-    Kb::E2ActivePassive,
-    Kb::E2ActiveActive,
-    Kb::E2FrontBack,
-    Kb::E2Standalone,
-    Kb::E5Cluster,
-    Kb::E5Standalone,
-];
-
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
@@ -423,10 +411,32 @@ proptest! {
         proc_ix in 0usize..9,
         picks in prop::collection::vec(0usize..12, 1..7),
         hotfix in any::<bool>(),
+        order_ix in 0usize..7,
+        failover in any::<bool>(),
+        declare in any::<bool>(),
     ) {
-        let procedure = PROCEDURES[proc_ix];
+        let procedure = Kb::ALL[proc_ix];
         let mut pb = standalone(procedure);
         procedure.apply(&mut pb);
+        // Any declared shape of a cluster: every node order, with or without failover, and
+        // the invariants declared or not: what the plan keeps is proven by the checkers.
+        if pb.shape.is_cluster() {
+            pb.shape.node_order = [
+                None,
+                Some(NodeOrderKind::PassiveFirst),
+                Some(NodeOrderKind::ActiveFirst),
+                Some(NodeOrderKind::ActiveLast),
+                Some(NodeOrderKind::OwnersFirst),
+                Some(NodeOrderKind::ByName),
+                Some(NodeOrderKind::FewestGroupsFirst),
+            ][order_ix];
+            pb.shape.failover = failover;
+            if declare {
+                for i in [Invariant::NodeOrder, Invariant::NoFailover, Invariant::VirtualServerUpgrade] {
+                    pb.invariants.insert(i, format!("P-{i}"));
+                }
+            }
+        }
         pb.target.as_mut().unwrap().product = procedure.product();
         if hotfix {
             pb.target.as_mut().unwrap().kind = PackageKind::Hotfix;
