@@ -16,23 +16,38 @@
 //!   (2 on a reused shell when no poll comes back empty), 401 refusals, requests sent again
 //!   (a `MessageID` the lab had already seen) and shells left open after the run.
 //!
-//! Measured 2026-12-06 (issue 9), 2-core machine shared with four other builders, DEV profile
-//! (the release build could not finish in the time given; run from `target/debug/deps/rollout-*`
-//! with the same arguments), `200 0.0005`, one run:
-//! - HTTP requests per Command: Basic/HTTPS 2.545, NTLM/HTTP 2.646 (Create, Delete and the NTLM
-//!   legs of each connection included); Command+Receive per Command 1.98 and 1.99 (goal 2 on a
-//!   reused shell: met); 0 refused with 401, 0 sent again, 0 shells left open, both;
-//! - NTLM (sealed, HTTP) / Basic (HTTPS): wall 47.41 s / 14.45 s = 3.28; controller CPU per step
-//!   4.408 ms / 2.627 ms = 1.68 (the lab, an unoptimised build serving 200 hosts, seals every
-//!   answer: its CPU weighs in the wall ratio; not measured in release);
-//! - wall / one cluster alone 5.86; controller peak RSS 55 MiB.
-//! - `1000 0.0005`, same conditions: HTTP requests per Command 2.555 (Basic) and 2.677 (NTLM),
-//!   Command+Receive per Command 1.99; 0 refused with 401, 0 sent again, 0 shells left open,
-//!   both; NTLM/Basic wall 253.2 s / 66.3 s = 3.82, CPU per step 4.796 / 3.038 ms = 1.58; peak
-//!   RSS 224 MiB.
-//! - faults::a_node_that_refuses_connections_halts_node_unreachable, 20 runs in a row beside two
-//!   `yes` burners: 19/20 before the lab held a down host's port (one run reached another test
-//!   lab's host on the recycled port), 20/20 after.
+//! Release (bench profile), 2026-12-06 (issue 9), `200 0.0005`, 2-core machine shared with two
+//! other builders (load average 1.4 to 7 during the runs), one line per run, ratios NTLM/Basic:
+//! - HTTP requests per Command: Basic/HTTPS 2.36, NTLM/HTTP 2.42 (Create, Delete and each
+//!   connection's two NTLM legs included); Command+Receive per Command 1.99 to 2.00 (goal 2 on a
+//!   reused shell: met); 0 refused with 401, 0 sent again, 0 shells left open, both.
+//! - before in-place sealing (`sspi`'s EncryptMessage/DecryptMessage), three runs interleaved
+//!   with the three after it, same lab binary: wall 1.25, 1.32, 1.46; controller CPU 1.37, 1.41,
+//!   1.21 (NTLM 1.52, 1.40, 1.34 ms per step); lab CPU 1.33, 1.36, 1.26.
+//! - after (`lockstep-winrm`'s `ntlm_seal`): wall 1.25, 1.10, 1.18; controller CPU 1.17, 1.27,
+//!   1.23 (NTLM 1.35, 1.33, 1.25 ms per step); lab CPU 1.15, 1.26, 1.26. Goal 1.5x: met.
+//!   With RC4 written out (client and lab), three more runs: wall 1.29, 0.97, 0.94; controller
+//!   CPU 1.26, 1.10, 1.28; lab CPU 1.32, 1.09, 1.27 (wall under 1 is the machine's noise).
+//! - where NTLM's extra CPU goes (`perf record -F 1999` of one after run, per process): the
+//!   NTLM controller took 8,464 samples, the Basic one 6,145 (+2,319). RC4 and HMAC-MD5 took
+//!   1,386 of them (60% of the extra, 23% of Basic's whole CPU): inherent to NTLM message
+//!   encryption, every SOAP message (1.6 KB on average, tens of thousands per rollout) sealed by
+//!   one side and unsealed by the other, where TLS's AES-GCM costs about 80 samples. Allocation
+//!   and copying in the sealing path: +650 samples before (profiled the same way), +110 after.
+//!   The rest: +600 in the kernel (scheduling, socket I/O), +230 spread over user space. The lab
+//!   (6,753 samples with NTLM, 5,020 with Basic) spent 1,390 on its own RC4 and HMAC-MD5, on
+//!   the same 2 cores: it weighs in the wall ratio.
+//! - wall / one cluster alone 2.7 to 5.9 (load); controller peak RSS 53 MiB.
+//!
+//!
+//! DEV profile (`cargo bench --profile dev --bench rollout -- 200 0.0005`, what every test
+//! runs): with the `rc4` crate's generic cipher (compiled unoptimised in the crate that uses it)
+//! NTLM/Basic wall 4.79, controller CPU 4.80 (16.9 ms per step), lab CPU 4.35; with RC4
+//! written out, wall 1.39, controller CPU 1.75 (5.3 ms per step), lab CPU 1.54 (load 5 to 8, a
+//! release build beside it). Earlier (before the `stage` steps, `sspi`'s sealing): wall 3.28,
+//! CPU 1.68; `1000 0.0005`: wall 3.82, CPU 1.58.
+//! faults::a_node_that_refuses_connections_halts_node_unreachable, 20 runs in a row beside two
+//! `yes` burners: 19/20 before the lab held a down host's port, 20/20 after.
 //!
 //! `cargo bench --bench rollout` (1,000 hosts, lab time scale 0.005), or
 //! `cargo bench --bench rollout -- 200 0.0005` (hosts, time scale). At small scales the fixed
@@ -161,6 +176,8 @@ fn critical_path(dir: &Path) -> (u64, usize) {
             "plan",
             "-i",
             "inventory.yml",
+            "-i",
+            "overlay.yml",
             "bench.yml",
             "--format",
             "json",
@@ -231,6 +248,8 @@ fn start_lab(dir: &Path, scale: f64, hosts: usize, https: bool) -> std::process:
 /// What the lab served, from the line `lockstep lab` prints when interrupted.
 #[derive(Debug, Default, Clone, Copy)]
 struct Served {
+    /// CPU seconds (user + system) the lab process used, read just before it was stopped.
+    cpu: f64,
     http: f64,
     commands: f64,
     receives: f64,
@@ -241,6 +260,7 @@ struct Served {
 
 /// Stops the lab with Ctrl-C (SIGINT) and reads what it served.
 fn stop_lab(dir: &Path, mut lab: std::process::Child) -> Served {
+    let cpu = cpu_secs(lab.id()).unwrap_or(0.0);
     let _ = Command::new("kill")
         .args(["-INT", &lab.id().to_string()])
         .status();
@@ -264,6 +284,7 @@ fn stop_lab(dir: &Path, mut lab: std::process::Child) -> Served {
             .unwrap_or_else(|| panic!("no number before `{word}` in {line}"))
     };
     Served {
+        cpu,
         http: number_before(" HTTP requests"),
         commands: number_before(" Command,"),
         receives: number_before(" Receive,"),
@@ -290,18 +311,24 @@ fn main() {
     .unwrap();
     std::fs::write(dir.path().join("ntlm.yml"), inventory(clusters, "ntlm")).unwrap();
     std::fs::write(dir.path().join("bench.yml"), playbook(repo)).unwrap();
-    let (critical, steps) = critical_path(dir.path());
 
     // Basic over HTTPS (lab CA trusted through the overlay).
     let lab = start_lab(dir.path(), scale, hosts, true);
+    // The plan needs the lab's overlay: `package_root` (the stand-in packages the `stage` steps
+    // copy) is in it.
+    let (critical, steps) = critical_path(dir.path());
     let (one, _, _) = rollout(dir.path(), "inventory.yml", "one.db", Some("CL0000"));
+    let lab_before = cpu_secs(lab.id()).unwrap_or(0.0);
     let (all, peak_kib, cpu_basic) = rollout(dir.path(), "inventory.yml", "all.db", None);
     let basic = stop_lab(dir.path(), lab);
+    let lab_basic = basic.cpu - lab_before;
     // The lab's nodes are at SP2 now: the NTLM rollout gets a fresh lab (same fleet), plain HTTP
     // with Windows' defaults (message encryption required).
     let lab = start_lab(dir.path(), scale, hosts, false);
+    let lab_before = cpu_secs(lab.id()).unwrap_or(0.0);
     let (all_ntlm, _, cpu_ntlm) = rollout(dir.path(), "ntlm.yml", "ntlm.db", None);
     let ntlm = stop_lab(dir.path(), lab);
+    let lab_ntlm = ntlm.cpu - lab_before;
 
     let bound = critical as f64 * scale;
     println!("rollout bench: {hosts} hosts ({clusters} two-node clusters, 10 sites), {steps} steps, lab time scale {scale}");
@@ -342,5 +369,13 @@ fn main() {
         per_step(cpu_basic),
         per_step(cpu_ntlm),
         cpu_ntlm / cpu_basic.max(1e-9)
+    );
+    // The lab serves both rollouts on the same machine: its CPU (sealing every answer with NTLM,
+    // TLS with Basic) competes with the controller's and weighs in the wall ratio.
+    println!(
+        "    lab CPU     basic {:8.2} s   ntlm {:8.2} s   ratio {:6.3}",
+        lab_basic,
+        lab_ntlm,
+        lab_ntlm / lab_basic.max(1e-9)
     );
 }

@@ -7,8 +7,10 @@
 //! message (3 HTTP requests per message), leaves the two legs to reqwest's pool (so they can
 //! travel on different connections and get a spurious 401), starts a `hostname` process per
 //! NTLM request when `$HOSTNAME` is unset, and trusts only the built-in web PKI roots. This layer
-//! keeps the handshake and the session on one connection it owns; the NTLM protocol and its
-//! session security come from the `sspi` crate (Devolutions), TLS from rustls.
+//! keeps the handshake and the session on one connection it owns; the NTLM handshake and
+//! Kerberos come from the `sspi` crate (Devolutions), NTLM's per-message sealing from
+//! [`crate::ntlm_seal`] (in place, without `sspi`'s four copies per message), TLS from
+//! rustls.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +32,7 @@ use sspi::{
 };
 
 use crate::failure::Failure;
+use crate::ntlm_seal::{NtlmSeal, SIGNATURE_LEN};
 use crate::target::Secret;
 
 /// How a connection authenticates.
@@ -140,18 +143,50 @@ pub struct Traffic {
 
 /// The security context of a sealed connection.
 enum Session {
-    Ntlm(Box<Ntlm>),
+    /// NTLM session security of our own ([`NtlmSeal`]: in place, one copy per message); the
+    /// handshake was `sspi`'s.
+    Ntlm(Box<NtlmSeal>),
     Kerberos(Box<Kerberos>),
     Negotiate(Box<Negotiate>),
 }
 
 impl Session {
-    fn sspi(&mut self) -> &mut dyn SealContext {
-        match self {
-            Session::Ntlm(n) => n.as_mut(),
+    /// Seals `plain` and frames it as MS-WSMV 2.2.9.1 says.
+    fn seal(&mut self, plain: &[u8]) -> Result<Vec<u8>, Failure> {
+        let context: &mut dyn SealContext = match self {
+            Session::Ntlm(ntlm) => {
+                let mut out = frame_start(plain.len(), SIGNATURE_LEN);
+                let sig_at = out.len();
+                out.extend_from_slice(&[0u8; SIGNATURE_LEN]);
+                out.extend_from_slice(plain);
+                let signature = ntlm.seal_in_place(&mut out[sig_at + SIGNATURE_LEN..]);
+                out[sig_at..sig_at + SIGNATURE_LEN].copy_from_slice(&signature);
+                out.extend_from_slice(FRAME_END.as_bytes());
+                return Ok(out);
+            }
             Session::Kerberos(k) => k.as_mut(),
             Session::Negotiate(n) => n.as_mut(),
-        }
+        };
+        seal(context, plain)
+    }
+
+    /// Reads a sealed answer: checks the framing, unseals and verifies the signature.
+    fn unseal(&mut self, body: &[u8]) -> Result<Vec<u8>, Failure> {
+        let (signature, sealed) = split_sealed(body)?;
+        let context: &mut dyn SealContext = match self {
+            Session::Ntlm(ntlm) => {
+                let mut plain = sealed.to_vec();
+                return match ntlm.unseal_in_place(signature, &mut plain) {
+                    Ok(()) => Ok(plain),
+                    Err(e) => Err(Failure::Protocol(format!(
+                        "sealed answer does not verify: {e}"
+                    ))),
+                };
+            }
+            Session::Kerberos(k) => k.as_mut(),
+            Session::Negotiate(n) => n.as_mut(),
+        };
+        unseal(context, signature, sealed)
     }
 }
 
@@ -278,6 +313,8 @@ impl Connection {
             | ClientRequestFlags::REPLAY_DETECT
             | ClientRequestFlags::ALLOCATE_MEMORY;
         let mut input: Option<Vec<u8>> = None;
+        // The last token sent: the AUTHENTICATE_MESSAGE once the loop ends.
+        let mut authenticate: Vec<u8>;
         loop {
             let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
             let mut input_buffers = input
@@ -310,6 +347,7 @@ impl Connection {
                 "Negotiate {}",
                 base64::engine::general_purpose::STANDARD.encode(&token)
             );
+            authenticate = token;
             let request = self.request(endpoint, Some(header), None, Bytes::new());
             let response = self.round_trip(request, traffic).await?;
             let status = response.status();
@@ -346,7 +384,29 @@ impl Connection {
             }
         }
         if endpoint.seals() {
-            self.session = Some(Session::Ntlm(Box::new(ntlm)));
+            // Per-message security from the exported session key and the flags the
+            // AUTHENTICATE_MESSAGE carried (what was negotiated), derived once here.
+            let key = ntlm
+                .query_context_session_key()
+                .map_err(|e| sspi_failure("NTLM session key", e))?;
+            let key: [u8; 16] = key
+                .session_key
+                .as_ref()
+                .as_slice()
+                .try_into()
+                .map_err(|_| {
+                    Failure::Protocol("the NTLM session key is not 16 bytes".to_owned())
+                })?;
+            let security = NtlmSeal::authenticate_flags(&authenticate)
+                .and_then(|flags| NtlmSeal::new(&key, flags))
+                .ok_or_else(|| {
+                    Failure::Protocol(
+                        "the NTLM handshake negotiated no message encryption (sealing with \
+                         extended session security)"
+                            .to_owned(),
+                    )
+                })?;
+            self.session = Some(Session::Ntlm(Box::new(security)));
         }
         Ok(())
     }
@@ -742,7 +802,7 @@ impl Connection {
         };
         let request = match self.session.as_mut() {
             Some(session) => {
-                let body = seal(session.sspi(), soap.as_bytes())?;
+                let body = session.seal(soap.as_bytes())?;
                 self.request(
                     endpoint,
                     authorization,
@@ -776,7 +836,7 @@ impl Connection {
                     "the node sealed an answer on a connection without a session".to_owned(),
                 ));
             };
-            unseal(session.sspi(), &body)?
+            session.unseal(&body)?
         } else if self.session.is_some() && !body.is_empty() {
             return Err(Failure::Protocol(format!(
                 "the node answered HTTP {status} unsealed on a sealed connection"
@@ -824,8 +884,23 @@ where
 const BOUNDARY: &str = "--Encrypted Boundary";
 const PROTOCOL: &str = "application/HTTP-SPNEGO-session-encrypted";
 
-/// Seals `plain` and frames it as MS-WSMV 2.2.9.1 says: the signature (NTLM, 16 bytes) or the
-/// GSS_WrapEx header (Kerberos: token header and rotated trailer), then the ciphertext.
+const FRAME_END: &str = "--Encrypted Boundary--\r\n";
+
+/// The MS-WSMV 2.2.9.1 frame up to the signature's length (included), with room for the rest.
+fn frame_start(plain_len: usize, signature_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plain_len + signature_len + 256);
+    out.extend_from_slice(
+        format!(
+            "{BOUNDARY}\r\n\tContent-Type: {PROTOCOL}\r\n\tOriginalContent: type={SOAP_CONTENT_TYPE};Length={plain_len}\r\n{BOUNDARY}\r\n\tContent-Type: application/octet-stream\r\n"
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&(signature_len as u32).to_le_bytes());
+    out
+}
+
+/// Seals `plain` with an `sspi` context and frames it: the GSS_WrapEx header (Kerberos: token
+/// header and rotated trailer), then the ciphertext.
 fn seal(context: &mut dyn SealContext, plain: &[u8]) -> Result<Vec<u8>, Failure> {
     let trailer = context
         .trailer_len()
@@ -843,18 +918,10 @@ fn seal(context: &mut dyn SealContext, plain: &[u8]) -> Result<Vec<u8>, Failure>
         let written = buffers[0].data().len();
         signature.truncate(written);
     }
-    let mut out = Vec::with_capacity(data.len() + 256);
-    out.extend_from_slice(
-        format!(
-            "{BOUNDARY}\r\n\tContent-Type: {PROTOCOL}\r\n\tOriginalContent: type={SOAP_CONTENT_TYPE};Length={}\r\n{BOUNDARY}\r\n\tContent-Type: application/octet-stream\r\n",
-            plain.len()
-        )
-        .as_bytes(),
-    );
-    out.extend_from_slice(&(signature.len() as u32).to_le_bytes());
+    let mut out = frame_start(plain.len(), signature.len());
     out.extend_from_slice(&signature);
     out.extend_from_slice(&data);
-    out.extend_from_slice(format!("{BOUNDARY}--\r\n").as_bytes());
+    out.extend_from_slice(FRAME_END.as_bytes());
     Ok(out)
 }
 
@@ -862,12 +929,13 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     haystack
         .get(from..)?
         .windows(needle.len())
-        .position(|w| w == needle)
+        // First byte before the whole comparison: one `memcmp` call per position was measurable.
+        .position(|w| w[0] == needle[0] && w == needle)
         .map(|p| p + from)
 }
 
-/// Reads a sealed answer: checks the framing, unseals and verifies the signature.
-fn unseal(context: &mut dyn SealContext, body: &[u8]) -> Result<Vec<u8>, Failure> {
+/// The signature (or wrap header) and the ciphertext of a sealed answer, framing checked.
+fn split_sealed(body: &[u8]) -> Result<(&[u8], &[u8]), Failure> {
     let bad = |what: &str| Failure::Protocol(format!("sealed answer: {what}"));
     let octets = b"\tContent-Type: application/octet-stream\r\n";
     let headers_end = find(body, octets, 0).ok_or_else(|| bad("no octet-stream part"))?;
@@ -886,8 +954,18 @@ fn unseal(context: &mut dyn SealContext, body: &[u8]) -> Result<Vec<u8>, Failure
     if sig_len > 1024 || rest.len() < sig_len + length {
         return Err(bad("lengths do not match"));
     }
-    let mut signature = rest[..sig_len].to_vec();
-    let mut sealed = rest[sig_len..sig_len + length].to_vec();
+    Ok((&rest[..sig_len], &rest[sig_len..sig_len + length]))
+}
+
+/// Unseals an answer with an `sspi` context and verifies its signature.
+fn unseal(
+    context: &mut dyn SealContext,
+    signature: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<u8>, Failure> {
+    let length = sealed.len();
+    let mut signature = signature.to_vec();
+    let mut sealed = sealed.to_vec();
     {
         let mut buffers = [
             SecurityBufferRef::token_buf(&mut signature),
@@ -900,7 +978,9 @@ fn unseal(context: &mut dyn SealContext, body: &[u8]) -> Result<Vec<u8>, Failure
         sealed.truncate(plain_len);
     }
     if sealed.len() != length {
-        return Err(bad("the plaintext length differs from Length"));
+        return Err(Failure::Protocol(
+            "sealed answer: the plaintext length differs from Length".to_owned(),
+        ));
     }
     Ok(sealed)
 }

@@ -44,6 +44,7 @@
 pub mod codepage;
 mod failure;
 mod http;
+mod ntlm_seal;
 mod soap;
 mod target;
 mod tls;
