@@ -62,6 +62,8 @@ use lockstep_core::StepError;
 /// Package bytes per command: 4,608 bytes are 6,144 base64 characters, a command line of about
 /// 6,200 characters with its path (cmd.exe's limit is 8,191).
 pub const CHUNK_BYTES: usize = 4608;
+/// Base64 characters of a full line.
+#[cfg(test)]
 const LINE: usize = CHUNK_BYTES / 3 * 4;
 /// Progress is logged about every tenth of a copy of at least this many chunks.
 const PROGRESS_FROM_CHUNKS: usize = 20;
@@ -268,16 +270,29 @@ impl StageLines {
 
     /// The lines of `bytes` as they are appended.
     pub fn lines(&self, bytes: &[u8], d: &Digests) -> Vec<String> {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-        b64.as_bytes()
-            .chunks(LINE)
-            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        bytes
+            .chunks(CHUNK_BYTES)
             .enumerate()
-            .map(|(i, c)| match self.tools {
-                StageTools::Script => format!("{} {i} {c}", d.tag()),
-                _ => c.to_owned(),
-            })
+            .map(|(i, c)| self.line(i, c, d))
             .collect()
+    }
+
+    /// Line `i`, of the package's bytes `chunk` (at most [`CHUNK_BYTES`]).
+    pub fn line(&self, i: usize, chunk: &[u8], d: &Digests) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(chunk);
+        match self.tools {
+            StageTools::Script => format!("{} {i} {b64}", d.tag()),
+            _ => b64,
+        }
+    }
+
+    /// The length of line `i` of a chunk of `chunk_len` bytes, without encoding it.
+    fn line_len(&self, i: usize, chunk_len: usize, d: &Digests) -> usize {
+        let b64 = chunk_len.div_ceil(3) * 4;
+        match self.tools {
+            StageTools::Script => d.tag().len() + 1 + i.to_string().len() + 1 + b64,
+            _ => b64,
+        }
     }
 
     /// Decodes the base64 file into `DEST.part` (certutil).
@@ -384,14 +399,26 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// The line to continue at, from the `.b64` file's length: `Some(n)` when it holds exactly the
 /// first `n` lines' length (all of them: complete), `None` when it must be started over.
 pub fn resume_at<S: AsRef<str>>(len_on_node: u64, lines: &[S]) -> Option<usize> {
+    resume_at_lens(len_on_node, lines.iter().map(|l| l.as_ref().len()))
+}
+
+/// [`resume_at`] from the lines' lengths (each line is followed by CRLF on the node).
+fn resume_at_lens(len_on_node: u64, lens: impl IntoIterator<Item = usize>) -> Option<usize> {
     let mut at = 0u64;
-    for (i, l) in lines.iter().enumerate() {
+    let mut n = 0;
+    for (i, len) in lens.into_iter().enumerate() {
         if at == len_on_node {
             return Some(i);
         }
-        at += l.as_ref().len() as u64 + 2;
+        at += len as u64 + 2;
+        n = i + 1;
     }
-    (at == len_on_node).then_some(lines.len())
+    (at == len_on_node).then_some(n)
+}
+
+/// The byte length of chunk `i` of a package of `total` bytes.
+fn chunk_len(i: usize, total: u64) -> usize {
+    (total - (i * CHUNK_BYTES) as u64).min(CHUNK_BYTES as u64) as usize
 }
 
 fn per_command(ctx: &Ctx<'_>) -> Duration {
@@ -470,23 +497,23 @@ fn source_refusal(source: &str, sha256: &str, read: Result<&str, &str>) -> Optio
     }
 }
 
-/// Reads `source` and checks it against `sha256`: nothing reaches the node otherwise.
-fn read_source(ctx: &Ctx<'_>, source: &str, sha256: &str) -> Result<(Vec<u8>, Digests), StepError> {
-    let read = std::fs::read(source)
-        .map(|b| {
-            let d = Digests::of(&b);
-            (b, d)
-        })
-        .map_err(|e| e.to_string());
+/// Hashes `source` (streamed, off the async runtime: a package is hundreds of MB) and checks it
+/// against `sha256`: nothing reaches the node otherwise.
+async fn verify_source(ctx: &Ctx<'_>, source: &str, sha256: &str) -> Result<Digests, StepError> {
+    let path = source.to_owned();
+    let read = tokio::task::spawn_blocking(move || Digests::of_file(&path))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
     let refusal = source_refusal(
         source,
         sha256,
         read.as_ref()
-            .map(|(_, d)| d.sha256.as_str())
+            .map(|d| d.sha256.as_str())
             .map_err(|e| e.as_str()),
     );
     match (refusal, read) {
-        (None, Ok(read)) => Ok(read),
+        (None, Ok(d)) => Ok(d),
         (Some(why), _) => Err(StepError::precondition(ctx.host(), why)),
         (None, Err(_)) => unreachable!("an unreadable source is refused"),
     }
@@ -520,7 +547,7 @@ pub(crate) async fn execute(
     dest: &Name,
 ) -> Result<Outcome, StepError> {
     let host = ctx.host();
-    let (bytes, d) = read_source(ctx, source, sha256)?;
+    let d = verify_source(ctx, source, sha256).await?;
     let tools = StageTools::of(ctx);
     let l = StageLines::with_tools(dest, tools);
     let t = per_command(ctx);
@@ -543,18 +570,18 @@ pub(crate) async fn execute(
     if let Some(mkdir) = l.mkdir() {
         ctx.node().run(&mkdir, t).await?;
     }
-    let lines = l.lines(&bytes, &d);
+    let n = (d.len as usize).div_ceil(CHUNK_BYTES);
     let size = ctx.node().run(&l.size(), t).await?;
     let len_on_node: u64 = size.stdout.trim().parse().unwrap_or(0);
-    let start = match resume_at(len_on_node, &lines) {
+    let lens = (0..n).map(|i| l.line_len(i, chunk_len(i, d.len), &d));
+    let start = match resume_at_lens(len_on_node, lens) {
         Some(n) => n,
         None => {
             ctx.node().run(&l.clean(), t).await?;
             0
         }
     };
-    let n = lines.len();
-    append_chunks(ctx, &l, &lines, start, bytes.len(), dest).await?;
+    append_chunks(ctx, &l, source, &d, start, dest).await?;
     let checked = match tools {
         StageTools::Script => check_by_script(ctx, &l, &d, n, dest).await?,
         _ => check_by_hash(ctx, tools, &l, source, dest, alg, want).await?,
@@ -571,26 +598,46 @@ pub(crate) async fn execute(
         facts: Vec::new(),
         message: format!(
             "staged `{source}` to `{dest}` on `{host}`: {} bytes in {n} chunk(s){resumed}, SHA-256 {sha256} verified on the controller, {checked}",
-            bytes.len()
+            d.len
         ),
     })
 }
 
-/// Appends the base64 lines from `start` on, logging progress on long copies.
+/// Appends the base64 lines from `start` on, reading the package a chunk at a time (memory
+/// stays one chunk per copy, whatever the package's size and however many nodes are staged at
+/// once) and logging progress on long copies. Every chunk, sent or skipped by a resume, is
+/// hashed again: a package that changed on the controller since it was verified is caught
+/// here, before anything is decoded (the 2000/NT 4.0 script checks no hash on the node).
 async fn append_chunks(
     ctx: &Ctx<'_>,
     l: &StageLines,
-    lines: &[String],
+    source: &str,
+    d: &Digests,
     start: usize,
-    total_bytes: usize,
     dest: &Name,
 ) -> Result<(), StepError> {
+    use tokio::io::AsyncReadExt as _;
     let host = ctx.host();
     let t = per_command(ctx);
-    let n = lines.len();
+    let n = (d.len as usize).div_ceil(CHUNK_BYTES);
     let every = (n / 10).max(1);
-    for (i, line) in lines.iter().enumerate().skip(start) {
-        let out = ctx.node().run(&l.append(line), t).await?;
+    let unreadable = |e: std::io::Error| {
+        StepError::step_failed(
+            host,
+            format!("reading package `{source}` on the controller while copying it: {e}"),
+        )
+    };
+    let mut file = tokio::fs::File::open(source).await.map_err(unreadable)?;
+    let mut sha = Sha256::new();
+    let mut chunk = vec![0u8; CHUNK_BYTES];
+    for i in 0..n {
+        let c = &mut chunk[..chunk_len(i, d.len)];
+        file.read_exact(c).await.map_err(unreadable)?;
+        Digest::update(&mut sha, &*c);
+        if i < start {
+            continue;
+        }
+        let out = ctx.node().run(&l.append(&l.line(i, c, d)), t).await?;
         if out.exit_code != 0 {
             return Err(StepError::step_failed(
                 host,
@@ -607,11 +654,22 @@ async fn append_chunks(
                 step = %ctx.step.id,
                 host = %host,
                 "staging `{dest}`: {} of {} bytes ({}%)",
-                ((i + 1) * CHUNK_BYTES).min(total_bytes),
-                total_bytes,
+                ((i + 1) * CHUNK_BYTES).min(d.len as usize),
+                d.len,
                 (i + 1) * 100 / n
             );
         }
+    }
+    let sent = hex(&sha.finalize());
+    if sent != d.sha256 {
+        ctx.node().run(&l.clean(), t).await?;
+        return Err(StepError::step_failed(
+            host,
+            format!(
+                "package `{source}` changed on the controller while it was copied to `{host}` (SHA-256 {sent}, verified as {}): the partial copy was deleted; nothing was installed",
+                d.sha256
+            ),
+        ));
     }
     Ok(())
 }
@@ -1064,6 +1122,31 @@ mod tests {
         assert_eq!(resume_at(2 * LINE_ON_DISK + 12, &lines), Some(3));
         assert_eq!(resume_at(LINE_ON_DISK + 7, &lines), None);
         assert_eq!(resume_at(3 * LINE_ON_DISK, &lines), None);
+    }
+
+    /// The resume point is computed from line lengths without encoding the package: they must
+    /// be the lengths of the lines sent.
+    #[test]
+    fn line_lengths_are_the_lengths_of_the_lines_sent() {
+        let bytes: Vec<u8> = (0..3 * CHUNK_BYTES as u32 + 5).map(|i| i as u8).collect();
+        let d = Digests::of(&bytes);
+        let dest = Name::new(lockstep_core::NameKind::Path, r"C:\p\update.exe").unwrap();
+        for tools in [
+            StageTools::CertutilSha256,
+            StageTools::CertutilSha1,
+            StageTools::Script,
+        ] {
+            let l = StageLines::with_tools(&dest, tools);
+            let lines = l.lines(&bytes, &d);
+            assert_eq!(lines.len(), 4);
+            for (i, line) in lines.iter().enumerate() {
+                assert_eq!(
+                    l.line_len(i, chunk_len(i, d.len), &d),
+                    line.len(),
+                    "{tools:?} {i}"
+                );
+            }
+        }
     }
 
     #[test]
