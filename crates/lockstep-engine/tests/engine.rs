@@ -435,31 +435,34 @@ async fn failure_budget_tolerates_then_halts() {
     assert_eq!(class, HaltClass::BudgetExceeded, "{reason}");
 }
 
+/// A canary stage (site 0) with budget `stage_budget` and a rest stage, overall budget 5, and
+/// both canary hosts failing their install: the plan and how the run ends.
+async fn two_canary_failures(r: &Rig, stage_budget: u32) -> (lockstep_core::Plan, RunOutcome) {
+    let mut plan = fleet_plan(
+        &[
+            ("canary", vec![0], Gate::None, 1),
+            ("rest", vec![1], Gate::None, 1),
+        ],
+        3,
+    );
+    plan.failure_budget.max_failed_hosts = 5;
+    plan.stages[0].failure_budget = Some(FailureBudget {
+        max_failed_hosts: stage_budget,
+    });
+    rehash(&mut plan);
+    for id in ["S0-H0/install", "S0-H1/install"] {
+        r.runner.script(id, Script::Fail(HaltClass::StepFailed));
+    }
+    let out = start(r, &plan).await;
+    (plan, out)
+}
+
 #[tokio::test]
 async fn a_stage_budget_halts_inside_the_overall_budget() {
     // Overall budget 5; the canary stage allows 1 failed host: two fail there, the run halts
     // with BudgetExceeded naming the stage, and the next stage never starts.
     let r = rig();
-    let plan = {
-        let mut p = fleet_plan(
-            &[
-                ("canary", vec![0], Gate::None, 1),
-                ("rest", vec![1], Gate::None, 1),
-            ],
-            3,
-        );
-        p.failure_budget.max_failed_hosts = 5;
-        p.stages[0].failure_budget = Some(FailureBudget {
-            max_failed_hosts: 1,
-        });
-        rehash(&mut p);
-        p
-    };
-    r.runner
-        .script("S0-H0/install", Script::Fail(HaltClass::StepFailed));
-    r.runner
-        .script("S0-H1/install", Script::Fail(HaltClass::StepFailed));
-    let out = start(&r, &plan).await;
+    let (plan, out) = two_canary_failures(&r, 1).await;
     let RunOutcome::Halted { class, reason, .. } = out else {
         panic!("{out:?}")
     };
@@ -475,26 +478,7 @@ async fn a_stage_budget_halts_inside_the_overall_budget() {
     // The same failures with a stage budget of 2: the whole fleet runs on, and the run ends
     // halted only for the two failed hosts (within both budgets).
     let r = rig();
-    let plan = {
-        let mut p = fleet_plan(
-            &[
-                ("canary", vec![0], Gate::None, 1),
-                ("rest", vec![1], Gate::None, 1),
-            ],
-            3,
-        );
-        p.failure_budget.max_failed_hosts = 5;
-        p.stages[0].failure_budget = Some(FailureBudget {
-            max_failed_hosts: 2,
-        });
-        rehash(&mut p);
-        p
-    };
-    r.runner
-        .script("S0-H0/install", Script::Fail(HaltClass::StepFailed));
-    r.runner
-        .script("S0-H1/install", Script::Fail(HaltClass::StepFailed));
-    let out = start(&r, &plan).await;
+    let (plan, out) = two_canary_failures(&r, 2).await;
     let RunOutcome::Halted { class, reason, .. } = out else {
         panic!("{out:?}")
     };
