@@ -65,20 +65,26 @@ fn kdc(hosts: &[&str]) -> LabKdc {
     .unwrap()
 }
 
+/// A lab of `nodes` nodes accepting Kerberos with `kdc`'s keytab, and NTLM for the test account
+/// with `ntlm_password`.
+async fn kerberos_lab(kdc: &LabKdc, ntlm_password: &str, nodes: usize) -> LabServer {
+    let mut config = ServerConfig::with_credentials(USER, ntlm_password);
+    config.kerberos = Some(KerberosConfig {
+        keytab: kdc.keytab(),
+        realm: REALM.into(),
+    });
+    LabServer::start(Arc::new(TestBackend::new(nodes)), config)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn kerberos_with_a_real_kdc_seals_many_commands_on_one_connection() {
     if !LabKdc::require() {
         return;
     }
     let kdc = kdc(&["node1.lab.test", "node2.lab.test"]);
-    let mut config = ServerConfig::with_credentials(USER, "not-the-kerberos-password");
-    config.kerberos = Some(KerberosConfig {
-        keytab: kdc.keytab(),
-        realm: REALM.into(),
-    });
-    let server = LabServer::start(Arc::new(TestBackend::new(2)), config)
-        .await
-        .unwrap();
+    let server = kerberos_lab(&kdc, "not-the-kerberos-password", 2).await;
     let endpoints = server.endpoints();
     let node1 = Name::host("NODE1").unwrap();
 
@@ -159,14 +165,7 @@ async fn negotiate_prefers_kerberos_and_falls_back_to_ntlm_without_a_kdc() {
     }
     let kdc = kdc(&["node1.lab.test"]);
     // The same account for NTLM (the computer's view of the domain account) and Kerberos.
-    let mut config = ServerConfig::with_credentials(USER, PASSWORD);
-    config.kerberos = Some(KerberosConfig {
-        keytab: kdc.keytab(),
-        realm: REALM.into(),
-    });
-    let server = LabServer::start(Arc::new(TestBackend::new(1)), config)
-        .await
-        .unwrap();
+    let server = kerberos_lab(&kdc, PASSWORD, 1).await;
     let endpoints = server.endpoints();
     let node1 = Name::host("NODE1").unwrap();
     let negotiate = |kdc_addr: String, spn_host: &str| {
