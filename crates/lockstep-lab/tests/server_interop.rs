@@ -10,6 +10,8 @@
 
 #![allow(clippy::print_stderr)] // says why the interoperability check did not run, or what it got
 
+mod common;
+
 mod model_support;
 
 use std::sync::Arc;
@@ -77,17 +79,7 @@ print(json.dumps(out))
 "#;
 
 fn python() -> Option<String> {
-    match std::env::var("LOCKSTEP_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but LOCKSTEP_PYTHON is not set: .ci/run must provide pywinrm and pypsrp"
-            );
-            eprintln!("LOCKSTEP_PYTHON is not set: pywinrm/pypsrp interoperability NOT checked");
-            None
-        }
-    }
+    common::python("pywinrm/pypsrp interoperability")
 }
 
 async fn run(python: &str, url: &str, ca: &str) -> serde_json::Value {

@@ -18,6 +18,8 @@
 #![cfg(feature = "kerberos")]
 #![allow(clippy::print_stderr)] // says why the check did not run, or what it got
 
+mod common;
+
 use std::sync::Arc;
 
 use lockstep_lab::kdc::{KdcUser, LabKdc};
@@ -80,17 +82,7 @@ print(json.dumps(out))
 "#;
 
 fn python() -> Option<String> {
-    match std::env::var("LOCKSTEP_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but LOCKSTEP_PYTHON is not set: .ci/run must provide pywinrm and pypsrp"
-            );
-            eprintln!("LOCKSTEP_PYTHON is not set: Kerberos interoperability NOT checked");
-            None
-        }
-    }
+    common::python("Kerberos interoperability")
 }
 
 #[tokio::test]

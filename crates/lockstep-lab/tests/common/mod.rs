@@ -231,3 +231,20 @@ pub fn port_of(url: &str) -> u16 {
         .and_then(|p| p.parse().ok())
         .expect("endpoint URL has a port")
 }
+
+/// The Python of `LOCKSTEP_PYTHON` (with pywinrm and pypsrp), or `None` outside CI, saying that
+/// `what` is not checked; under `CI=true` a missing one fails the test.
+#[allow(clippy::print_stderr)] // says why the check did not run
+pub fn python(what: &str) -> Option<String> {
+    match std::env::var("LOCKSTEP_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but LOCKSTEP_PYTHON is not set: .ci/run must provide pywinrm and pypsrp"
+            );
+            eprintln!("LOCKSTEP_PYTHON is not set: {what} NOT checked");
+            None
+        }
+    }
+}
