@@ -33,19 +33,8 @@ fn appends(lab: &Lab) -> usize {
 
 /// `certutil -hashfile` of the staged file, through `lockstep exec`.
 fn hash_on_node(lab: &Lab) -> String {
-    let inv = windows_lab_inventory();
     let line = format!(r#"certutil -hashfile "{DEST}" SHA256"#);
-    let o = lab.run(&[
-        "exec",
-        "-i",
-        inv.to_str().unwrap(),
-        "-i",
-        "overlay.yml",
-        "--limit",
-        HOST,
-        "--",
-        &line,
-    ]);
+    let o = exec_with(lab, &windows_lab_inventory(), HOST, &line);
     assert_eq!(code(&o), 0, "{}", text(&o));
     text(&o)
 }
@@ -177,7 +166,11 @@ fn a_copy_killed_midway_resumes_where_the_file_ends() {
 
 /// `lockstep exec -i lab.yml -i overlay.yml --limit HOST -- LINE` (the built-in lab inventory).
 fn exec_on(lab: &Lab, host: &str, line: &str) -> std::process::Output {
-    let inv = lab_inventory();
+    exec_with(lab, &lab_inventory(), host, line)
+}
+
+/// `lockstep exec -i INVENTORY -i overlay.yml --limit HOST -- LINE`.
+fn exec_with(lab: &Lab, inv: &std::path::Path, host: &str, line: &str) -> std::process::Output {
     lab.run(&[
         "exec",
         "-i",
