@@ -159,3 +159,77 @@ fn ctrl_c_stops_at_a_safe_point_and_resume_completes() {
     lab.assert_invariants();
     lab.assert_each_installer_once("ctrl-c");
 }
+
+/// `lab verify --playbook` checks the invariants that playbook declares, citing its rule ids: a
+/// back-end Exchange 2003 SP2 installer run by hand while the front-ends are at SP1 breaks
+/// `tier-order` (E3-FB) on the real lab's record; `e5-cluster`, which does not declare it, passes;
+/// a playbook declaring `tier-order: SITE-FB` fails citing SITE-FB; without a playbook every
+/// invariant is checked (the KB's E3-FB). A bad playbook is bad input (exit 2, file and line).
+#[test]
+fn lab_verify_checks_the_invariants_the_playbook_declares() {
+    // Run from the share, as an operator by hand would: the point is the order, not staging.
+    let lab = Lab::start(Some("double_hop: allow\n"));
+    let inv = crate::util::lab_inventory();
+    let inv = inv.to_str().unwrap();
+    let o = lab.run(&[
+        "exec",
+        "-i",
+        inv,
+        "-i",
+        "overlay.yml",
+        "--limit",
+        "AMS-BE01",
+        "--yes",
+        "--",
+        r#""\\fs01\install$\E2K3SP2\setup\i386\update.exe" /q"#,
+    ]);
+    assert!(
+        lab.records()
+            .iter()
+            .any(|r| r["event"] == "install-started" && r["host"] == "AMS-BE01"),
+        "the installer started: {}",
+        text(&o)
+    );
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["lab", "verify", "record.jsonl"];
+        args.extend_from_slice(extra);
+        let o = lab.run(&args);
+        (
+            code(&o),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            text(&o),
+        )
+    };
+    let (c, out, t) = verify(&["--playbook", "e5-cluster", "-i", inv]);
+    assert_eq!(c, 0, "{t}");
+    assert!(
+        out.contains("0 violation(s) of the invariants `e5-cluster` declares"),
+        "{t}"
+    );
+    let site = std::fs::read_to_string(crate::util::repo("playbooks/e3-fb.yml"))
+        .unwrap()
+        .replace("tier-order: E3-FB", "tier-order: SITE-FB");
+    assert!(site.contains("SITE-FB"));
+    std::fs::write(lab.path().join("site-fb.yml"), site).unwrap();
+    let (c, out, t) = verify(&["--playbook", "site-fb.yml", "-i", inv]);
+    assert_eq!(c, 1, "{t}");
+    assert!(
+        out.contains("[SITE-FB: tier-order]") && out.contains("AMS-BE01"),
+        "{t}"
+    );
+    assert!(!out.contains("E3-FB"), "{t}");
+    let (c, out, t) = verify(&[]);
+    assert_eq!(c, 1, "{t}");
+    assert!(out.contains("[E3-FB: tier-order]"), "{t}");
+    std::fs::write(
+        lab.path().join("bad.yml"),
+        "name: bad\ninvariants: [tier-order, no-such-invariant]\nhosts: [all]\n",
+    )
+    .unwrap();
+    let (c, _, t) = verify(&["--playbook", "bad.yml", "-i", inv]);
+    assert_eq!(c, 2, "{t}");
+    assert!(
+        t.contains("bad.yml:2") && t.contains("no-such-invariant"),
+        "{t}"
+    );
+}

@@ -515,10 +515,24 @@ pub struct LabArgs {
 /// `lockstep lab` sub-actions.
 #[derive(Debug, Subcommand)]
 pub enum LabAction {
-    /// Check a lab record against the invariants (exit 1 on any violation).
+    /// Check a lab record against invariants (exit 1 on any violation): with `--playbook`, the
+    /// invariants that playbook declares, each violation citing the playbook's rule id; without,
+    /// every invariant the lab checks (one-node-out-per-cluster, quorum, tier-order,
+    /// group-on-upgraded-node, cluster-service-stopped-for-install, exactly-once), citing KB
+    /// 328839's rules.
     Verify {
-        /// The record file.
+        /// The record file (`lockstep lab --record FILE`).
         file: PathBuf,
+
+        /// Check only the invariants this playbook declares (`invariants:`), citing its rule ids
+        /// (a file, or the name of a built-in playbook such as `e3-cluster`).
+        #[arg(long, add = ArgValueCandidates::new(crate::complete::playbooks))]
+        playbook: Option<String>,
+
+        /// Inventory sources the playbook is read against (as for `lockstep plan`). Default: the
+        /// built-in lab inventory.
+        #[arg(short, long = "inventory", value_name = "PATH", requires = "playbook")]
+        inventories: Vec<PathBuf>,
     },
     /// Inject a fault into a running lab (or clear a host's faults), through its own WinRM.
     Fault(FaultArgs),

@@ -23,4 +23,4 @@ pub use lab::Lab;
 pub use model::{Fault, LabConfig, World};
 pub use record::Recorder;
 pub use server::{LabServer, ServerConfig, DEFAULT_LAB_PASSWORD, DEFAULT_LAB_USER};
-pub use verify::{verify, verify_file, Violation};
+pub use verify::{verify, verify_declared, verify_file, Violation};

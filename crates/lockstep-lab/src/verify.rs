@@ -1,38 +1,48 @@
 //! The invariant checker: reads the lab's records ([`crate::record`]) and reports every moment
-//! the fleet was driven against KB 328839.
+//! the fleet was driven against an invariant ([`Invariant`], the names playbooks declare).
 //!
-//! Rules checked, each [`Violation`] naming its rule id, the hosts and `t_ms`:
-//! - `E3-C1`: never two nodes of one cluster out of service at once (Cluster service down,
-//!   restarting, or running an installer);
-//! - `E3-C`: no Exchange 2000/2003 installer on a cluster node whose Cluster service runs
-//!   (Exchange 5.5, E5-CLUSTER, installs on the active node with its group online: allowed);
-//! - `E3-CLUSTER.12`: an EVS's Exchange resources online only on a node at or above the EVS's
-//!   version;
-//! - `E3-FB` / `E2-FB`: no back-end installer before every front-end of the same product
+//! Invariants checked on a record ([`CHECKED`]), each [`Violation`] naming its invariant, the
+//! rule id it cites, the hosts and `t_ms`:
+//! - `one-node-out-per-cluster`: never two nodes of one cluster out of service at once (Cluster
+//!   service down, restarting, running an installer, or suspended);
+//! - `cluster-service-stopped-for-install`: no Exchange 2000/2003 installer on a cluster node
+//!   whose Cluster service runs (Exchange 5.5, E5-CLUSTER, installs on the active node with its
+//!   group online: allowed);
+//! - `group-on-upgraded-node`: an EVS's Exchange resources online only on a node at or above the
+//!   EVS's version;
+//! - `tier-order`: no back-end installer before every front-end of the same product
 //!   (organisation-wide) is at the build that installer brings;
-//! - `ALREADY-AT-TARGET`: no installer run on a node already at its target (build or hotfix);
+//! - `exactly-once`: no installer run on a node already at its target (build or hotfix);
 //! - `quorum`: a cluster keeps a majority of its nodes in service (a two-node cluster counts its
 //!   witness: one node of two may be out).
 //!
+//! The planner proves `node-order`, `no-failover` and `virtual-server-upgrade` on the plan; the
+//! record does not show them and they are not checked here.
+//!
+//! [`verify_declared`] checks only the invariants a playbook declares, each violation citing
+//! the rule id the playbook gives it (its name when it gives none). [`verify`] checks them all;
+//! as the lab models a KB 328839 fleet, a violation then cites the KB rule the invariant stands
+//! for there (`E3-C1`, `E3-C`, `E3-CLUSTER.12`, `E3-FB` or `E2-FB` by product), else its name.
+//!
 //! A node is out of service while its Cluster service is stopped, it restarts, it runs an
 //! installer, or it is suspended (`Suspend-ClusterNode`, `cluster node /pause`).
-//!
-//! The rules belong to the invariants a playbook declares ([`Invariant`], named as in the docs:
-//! `one-node-out-per-cluster`, `quorum`, `tier-order`, `group-on-upgraded-node`, ...);
-//! [`verify_declared`] checks only the declared ones.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use lockstep_core::{Product, Role, Version};
+use lockstep_core::invariant::cited;
+use lockstep_core::{Invariants, Product, Role, Version};
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Record, RecordEvent};
+use crate::record::{GroupHeader, HostHeader, Record, RecordEvent};
 
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
-    /// Rule id (`E3-C1`).
+    /// The invariant broken.
+    pub invariant: Invariant,
+    /// The rule id the violation cites: the playbook's for its invariant, else the lab's
+    /// default ([`verify`]).
     pub rule: String,
     /// Hosts involved.
     pub hosts: Vec<String>,
@@ -44,10 +54,14 @@ pub struct Violation {
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.rule != self.invariant.name() {
+            write!(f, "[{}: {}]", self.rule, self.invariant)?;
+        } else {
+            write!(f, "[{}]", self.rule)?;
+        }
         write!(
             f,
-            "[{}] t={} ms {}: {}",
-            self.rule,
+            " t={} ms {}: {}",
             self.t_ms,
             self.hosts.join(", "),
             self.message
@@ -80,30 +94,62 @@ pub enum VerifyError {
 
 pub use lockstep_core::Invariant;
 
-/// The invariant a rule id the checker reports belongs to.
-pub fn invariant_of_rule(rule: &str) -> Option<Invariant> {
-    Some(match rule {
-        "E3-C1" => Invariant::OneNodeOutPerCluster,
-        "quorum" => Invariant::Quorum,
-        "E3-FB" | "E2-FB" => Invariant::TierOrder,
-        "E3-CLUSTER.12" => Invariant::GroupOnUpgradedNode,
-        "E3-C" => Invariant::ClusterServiceStoppedForInstall,
-        "ALREADY-AT-TARGET" => Invariant::ExactlyOnce,
-        _ => return None,
-    })
+/// The invariants the checker can see on a record.
+pub const CHECKED: [Invariant; 6] = [
+    Invariant::OneNodeOutPerCluster,
+    Invariant::Quorum,
+    Invariant::TierOrder,
+    Invariant::GroupOnUpgradedNode,
+    Invariant::ClusterServiceStoppedForInstall,
+    Invariant::ExactlyOnce,
+];
+
+/// The KB 328839 rule the lab cites for `inv` when no playbook names one: the lab's fleet is a
+/// KB 328839 fleet (`product`: the installer's, for `tier-order`). `None`: the invariant's name.
+fn kb_rule(inv: Invariant, product: Option<Product>) -> Option<&'static str> {
+    match inv {
+        Invariant::OneNodeOutPerCluster => Some("E3-C1"),
+        Invariant::ClusterServiceStoppedForInstall => Some("E3-C"),
+        Invariant::GroupOnUpgradedNode => Some("E3-CLUSTER.12"),
+        Invariant::TierOrder => match product {
+            Some(Product::Exchange2003) => Some("E3-FB"),
+            Some(Product::Exchange2000) => Some("E2-FB"),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
-/// Checks `records` against the declared invariants only.
-pub fn verify_declared(records: &[Record], declared: &[Invariant]) -> Vec<Violation> {
-    verify(records)
-        .into_iter()
-        .filter(|v| invariant_of_rule(&v.rule).is_some_and(|i| declared.contains(&i)))
-        .collect()
+/// Checks `records` in order against every invariant in [`CHECKED`], citing the lab's KB 328839
+/// rules; returns every violation found.
+pub fn verify(records: &[Record]) -> Vec<Violation> {
+    check(records, None)
 }
 
-/// Reads a JSONL record file and checks it.
-pub fn verify_file(path: &Path) -> Result<Vec<Violation>, VerifyError> {
-    Ok(verify(&crate::record::read_records(path)?))
+/// Checks `records` against the invariants a playbook declares only, each violation citing the
+/// rule id the playbook gives its invariant ([`cited`]).
+pub fn verify_declared(records: &[Record], declared: &Invariants) -> Vec<Violation> {
+    check(records, Some(declared))
+}
+
+/// Reads a JSONL record file and checks it: against `declared` ([`verify_declared`]), or every
+/// invariant ([`verify`]).
+pub fn verify_file(
+    path: &Path,
+    declared: Option<&Invariants>,
+) -> Result<Vec<Violation>, VerifyError> {
+    Ok(check(&crate::record::read_records(path)?, declared))
+}
+
+fn check(records: &[Record], declared: Option<&Invariants>) -> Vec<Violation> {
+    let mut c = Checker {
+        declared,
+        ..Checker::default()
+    };
+    for r in records {
+        c.step(r);
+    }
+    c.out
 }
 
 #[derive(Debug, Clone)]
@@ -138,7 +184,9 @@ struct GroupState {
 }
 
 #[derive(Default)]
-struct Checker {
+struct Checker<'d> {
+    /// The playbook's invariants, if one is given.
+    declared: Option<&'d Invariants>,
     hosts: HashMap<String, HostState>,
     /// Cluster name to its nodes' keys.
     members: HashMap<String, Vec<String>>,
@@ -150,9 +198,31 @@ fn key(s: &str) -> String {
     s.to_ascii_lowercase()
 }
 
-impl Checker {
-    fn violation(&mut self, rule: &str, hosts: Vec<String>, t_ms: u64, message: String) {
+impl Checker<'_> {
+    /// Whether `inv` is to be checked.
+    fn checks(&self, inv: Invariant) -> bool {
+        self.declared.is_none_or(|d| d.contains_key(&inv))
+    }
+
+    /// Records a violation of `inv` (`product`: the installer's, for the lab's default rule),
+    /// if `inv` is checked.
+    fn violation(
+        &mut self,
+        inv: Invariant,
+        product: Option<Product>,
+        hosts: Vec<String>,
+        t_ms: u64,
+        message: String,
+    ) {
+        if !self.checks(inv) {
+            return;
+        }
+        let rule = match self.declared {
+            Some(d) => cited(d, inv),
+            None => kb_rule(inv, product).unwrap_or(inv.name()),
+        };
         self.out.push(Violation {
+            invariant: inv,
             rule: rule.to_owned(),
             hosts,
             t_ms,
@@ -196,7 +266,7 @@ impl Checker {
         );
         let mut hosts = vec![me];
         hosts.extend(others);
-        self.violation("E3-C1", hosts, t_ms, msg);
+        self.violation(Invariant::OneNodeOutPerCluster, None, hosts, t_ms, msg);
     }
 
     /// A cluster keeps a majority of its nodes in service; with two nodes, the witness is the
@@ -223,7 +293,7 @@ impl Checker {
             "cluster `{cluster}` lost its quorum: {up} of {votes} votes in service (out: `{}`)",
             out.join("`, `")
         );
-        self.violation("quorum", out, t_ms, msg);
+        self.violation(Invariant::Quorum, None, out, t_ms, msg);
     }
 
     fn check_group(&mut self, cluster: &str, group: &str, t_ms: u64) {
@@ -242,7 +312,7 @@ impl Checker {
                 owner.name, owner.build
             );
             let hosts = vec![owner.name.clone()];
-            self.violation("E3-CLUSTER.12", hosts, t_ms, msg);
+            self.violation(Invariant::GroupOnUpgradedNode, None, hosts, t_ms, msg);
         }
     }
 
@@ -263,47 +333,7 @@ impl Checker {
             .get(&key(&host))
             .is_some_and(HostState::out_of_service);
         match &r.event {
-            RecordEvent::LabStarted { hosts, groups } => {
-                for h in hosts {
-                    if let Some(c) = &h.cluster {
-                        self.members
-                            .entry(c.clone())
-                            .or_default()
-                            .push(key(&h.name));
-                    }
-                    self.hosts.insert(
-                        key(&h.name),
-                        HostState {
-                            name: h.name.clone(),
-                            role: h.role,
-                            product: h.product,
-                            cluster: h.cluster.clone(),
-                            build: h.build,
-                            clussvc: h.cluster_service,
-                            rebooting: false,
-                            paused: false,
-                            installing: 0,
-                            hotfixes: h.hotfixes.iter().map(|s| s.to_ascii_uppercase()).collect(),
-                            pending: Vec::new(),
-                        },
-                    );
-                }
-                for g in groups {
-                    let online = if g.exchange_online {
-                        BTreeSet::from(["*".to_owned()])
-                    } else {
-                        BTreeSet::new()
-                    };
-                    self.groups.insert(
-                        (key(&g.cluster), key(&g.group)),
-                        GroupState {
-                            version: g.version,
-                            owner: g.owner.clone(),
-                            online,
-                        },
-                    );
-                }
-            }
+            RecordEvent::LabStarted { hosts, groups } => self.lab_started(hosts, groups),
             RecordEvent::ClusterService { state } => {
                 if let Some(h) = self.hosts.get_mut(&key(&host)) {
                     h.clussvc = state == "up";
@@ -330,102 +360,15 @@ impl Checker {
                 target_build,
                 ..
             } => {
-                let Some(h) = self.hosts.get_mut(&key(&host)) else {
-                    return;
-                };
-                let hotfix = target_build.is_none().then(|| target.to_ascii_uppercase());
-                h.installing += 1;
-                h.pending.push((hotfix.clone(), *target_build));
-                let h = h.clone();
-                // ALREADY-AT-TARGET
-                let already = match (&hotfix, target_build) {
-                    (_, Some(b)) => h.build >= *b,
-                    (Some(id), None) => h.hotfixes.contains(id),
-                    _ => false,
-                };
-                if already {
-                    self.violation(
-                        "ALREADY-AT-TARGET",
-                        vec![h.name.clone()],
-                        t,
-                        format!(
-                            "`{package}` ran on `{}`, already at its target {target}",
-                            h.name
-                        ),
-                    );
+                if self.install_started(&host, package, *product, target, *target_build, t) {
+                    self.check_one_at_a_time(&host, was, t);
                 }
-                // E3-C
-                let exchange_clustered = matches!(
-                    product,
-                    Some(Product::Exchange2000) | Some(Product::Exchange2003)
-                ) && h.cluster.is_some();
-                if exchange_clustered && h.clussvc {
-                    self.violation(
-                        "E3-C",
-                        vec![h.name.clone()],
-                        t,
-                        format!(
-                            "`{package}` started on cluster node `{}` while its Cluster service was running",
-                            h.name
-                        ),
-                    );
-                }
-                // E3-FB / E2-FB
-                if let (Some(Role::BackEnd), Some(p), Some(b)) = (h.role, product, target_build) {
-                    let rule = match p {
-                        Product::Exchange2003 => Some("E3-FB"),
-                        Product::Exchange2000 => Some("E2-FB"),
-                        Product::Exchange55 => None,
-                    };
-                    if let Some(rule) = rule {
-                        let mut behind: Vec<String> = self
-                            .hosts
-                            .values()
-                            .filter(|f| {
-                                f.role == Some(Role::FrontEnd)
-                                    && f.product == Some(*p)
-                                    && f.build < *b
-                            })
-                            .map(|f| f.name.clone())
-                            .collect();
-                        if !behind.is_empty() {
-                            behind.sort();
-                            let msg = format!(
-                                "back-end `{}` started `{package}` ({b}) while front-end(s) `{}` were not at {b}",
-                                h.name,
-                                behind.join("`, `")
-                            );
-                            let mut hosts = vec![h.name.clone()];
-                            hosts.extend(behind);
-                            self.violation(rule, hosts, t, msg);
-                        }
-                    }
-                }
-                self.check_one_at_a_time(&host, was, t);
             }
             RecordEvent::InstallFinished {
                 exit_code,
                 version_after,
                 ..
-            } => {
-                if let Some(h) = self.hosts.get_mut(&key(&host)) {
-                    h.installing = h.installing.saturating_sub(1);
-                    let pending = if h.pending.is_empty() {
-                        None
-                    } else {
-                        Some(h.pending.remove(0))
-                    };
-                    if matches!(exit_code, 0 | 3010 | 1641) {
-                        if let Some((Some(id), _)) = pending {
-                            h.hotfixes.insert(id);
-                        }
-                    }
-                    h.build = *version_after;
-                }
-                for (c, g) in self.groups_owned_by(&host) {
-                    self.check_group(&c, &g, t);
-                }
-            }
+            } => self.install_finished(&host, *exit_code, *version_after, t),
             RecordEvent::GroupMoved { group, to, .. } => {
                 if let Some(g) = self.groups.get_mut(&(key(&cluster), key(group))) {
                     g.owner = to.clone();
@@ -476,13 +419,150 @@ impl Checker {
             }
         }
     }
-}
 
-/// Checks records in order; returns every violation found.
-pub fn verify(records: &[Record]) -> Vec<Violation> {
-    let mut c = Checker::default();
-    for r in records {
-        c.step(r);
+    /// The lab's header: every host and cluster group as the lab started.
+    fn lab_started(&mut self, hosts: &[HostHeader], groups: &[GroupHeader]) {
+        for h in hosts {
+            if let Some(c) = &h.cluster {
+                self.members
+                    .entry(c.clone())
+                    .or_default()
+                    .push(key(&h.name));
+            }
+            self.hosts.insert(
+                key(&h.name),
+                HostState {
+                    name: h.name.clone(),
+                    role: h.role,
+                    product: h.product,
+                    cluster: h.cluster.clone(),
+                    build: h.build,
+                    clussvc: h.cluster_service,
+                    rebooting: false,
+                    paused: false,
+                    installing: 0,
+                    hotfixes: h.hotfixes.iter().map(|s| s.to_ascii_uppercase()).collect(),
+                    pending: Vec::new(),
+                },
+            );
+        }
+        for g in groups {
+            let online = if g.exchange_online {
+                BTreeSet::from(["*".to_owned()])
+            } else {
+                BTreeSet::new()
+            };
+            self.groups.insert(
+                (key(&g.cluster), key(&g.group)),
+                GroupState {
+                    version: g.version,
+                    owner: g.owner.clone(),
+                    online,
+                },
+            );
+        }
     }
-    c.out
+
+    /// An installer started on `host`: `exactly-once`, `cluster-service-stopped-for-install`
+    /// and `tier-order`. False when the host is unknown.
+    fn install_started(
+        &mut self,
+        host: &str,
+        package: &str,
+        product: Option<Product>,
+        target: &str,
+        target_build: Option<Version>,
+        t: u64,
+    ) -> bool {
+        let Some(h) = self.hosts.get_mut(&key(host)) else {
+            return false;
+        };
+        let hotfix = target_build.is_none().then(|| target.to_ascii_uppercase());
+        h.installing += 1;
+        h.pending.push((hotfix.clone(), target_build));
+        let h = h.clone();
+        // exactly-once
+        let already = match (&hotfix, target_build) {
+            (_, Some(b)) => h.build >= b,
+            (Some(id), None) => h.hotfixes.contains(id),
+            _ => false,
+        };
+        if already {
+            self.violation(
+                Invariant::ExactlyOnce,
+                product,
+                vec![h.name.clone()],
+                t,
+                format!(
+                    "`{package}` ran on `{}`, already at its target {target}",
+                    h.name
+                ),
+            );
+        }
+        // cluster-service-stopped-for-install
+        let exchange_clustered = matches!(
+            product,
+            Some(Product::Exchange2000) | Some(Product::Exchange2003)
+        ) && h.cluster.is_some();
+        if exchange_clustered && h.clussvc {
+            self.violation(
+                Invariant::ClusterServiceStoppedForInstall,
+                product,
+                vec![h.name.clone()],
+                t,
+                format!(
+                    "`{package}` started on cluster node `{}` while its Cluster service was running",
+                    h.name
+                ),
+            );
+        }
+        // tier-order
+        if let (Some(Role::BackEnd), Some(p), Some(b)) = (h.role, product, target_build) {
+            // Exchange 5.5 has no front-end servers.
+            if p != Product::Exchange55 {
+                let mut behind: Vec<String> = self
+                    .hosts
+                    .values()
+                    .filter(|f| {
+                        f.role == Some(Role::FrontEnd) && f.product == Some(p) && f.build < b
+                    })
+                    .map(|f| f.name.clone())
+                    .collect();
+                if !behind.is_empty() {
+                    behind.sort();
+                    let msg = format!(
+                        "back-end `{}` started `{package}` ({b}) while front-end(s) `{}` were not at {b}",
+                        h.name,
+                        behind.join("`, `")
+                    );
+                    let mut hosts = vec![h.name.clone()];
+                    hosts.extend(behind);
+                    self.violation(Invariant::TierOrder, Some(p), hosts, t, msg);
+                }
+            }
+        }
+        true
+    }
+
+    /// An installer finished on `host`: its build (and hotfix, on success), and the groups it
+    /// owns checked against their version.
+    fn install_finished(&mut self, host: &str, exit_code: i32, version_after: Version, t: u64) {
+        if let Some(h) = self.hosts.get_mut(&key(host)) {
+            h.installing = h.installing.saturating_sub(1);
+            let pending = if h.pending.is_empty() {
+                None
+            } else {
+                Some(h.pending.remove(0))
+            };
+            if matches!(exit_code, 0 | 3010 | 1641) {
+                if let Some((Some(id), _)) = pending {
+                    h.hotfixes.insert(id);
+                }
+            }
+            h.build = version_after;
+        }
+        for (c, g) in self.groups_owned_by(host) {
+            self.check_group(&c, &g, t);
+        }
+    }
 }

@@ -393,7 +393,7 @@ async fn the_verifier_sees_suspended_nodes_and_lost_quorum() {
     let records = w.recorder().records();
     let rules: Vec<String> = verify(&records).into_iter().map(|v| v.rule).collect();
     assert_eq!(rules, ["quorum", "E3-C1"]);
-    let only_quorum = verify_declared(&records, &[Invariant::Quorum]);
+    let only_quorum = verify_declared(&records, &[(Invariant::Quorum, String::new())].into());
     assert_eq!(only_quorum.len(), 1);
     assert!(
         only_quorum[0].message.contains("lost its quorum"),

@@ -4,9 +4,10 @@
 mod model_support;
 
 use lockstep_core::{Edition, Locale, Product, Role, Version, WindowsRelease};
+use lockstep_core::{Invariant, Invariants};
 use lockstep_lab::model::World;
 use lockstep_lab::record::{GroupHeader, HostHeader, Record, RecordEvent, Recorder};
-use lockstep_lab::verify::{verify, verify_file, Violation};
+use lockstep_lab::verify::{verify, verify_declared, verify_file, Violation};
 use model_support::*;
 
 const SP4_55: Version = Version::new(5, 5, 2653, 0);
@@ -263,6 +264,7 @@ fn back_end_before_front_end() {
         .install("BE1", Some(Product::Exchange2003), SP2, SP1)
         .check();
     assert_eq!(rules(&v), ["E3-FB"]);
+    assert_eq!(v[0].invariant, Invariant::TierOrder);
     assert_eq!(v[0].hosts, ["BE1", "FE2"]);
     let e2sp3 = Version::new(6, 0, 6249, 0);
     let v = fe_be(Product::Exchange2000, Product::Exchange2000.rtm())
@@ -298,7 +300,8 @@ fn installer_on_a_node_already_at_target() {
     .install("S1", Some(Product::Exchange2003), SP2, SP2)
     .finish("S1", SP2);
     let v = s.check();
-    assert_eq!(rules(&v), ["ALREADY-AT-TARGET"]);
+    assert_eq!(rules(&v), ["exactly-once"]);
+    assert_eq!(v[0].invariant, Invariant::ExactlyOnce);
     assert_eq!(v[0].t_ms, 3);
     // A hotfix installed twice.
     let hotfix = |s: Seq| {
@@ -326,7 +329,58 @@ fn installer_on_a_node_already_at_target() {
         vec![hh("S1", Role::Standalone, Product::Exchange2003, SP1, None)],
         vec![],
     )));
-    assert_eq!(rules(&s.check()), ["ALREADY-AT-TARGET"]);
+    assert_eq!(rules(&s.check()), ["exactly-once"]);
+}
+
+/// A back-end of Exchange 2003 upgraded while a front-end is behind: a `tier-order` violation,
+/// nothing else.
+fn back_end_first() -> Seq {
+    Seq::new(
+        vec![
+            hh("FE1", Role::FrontEnd, Product::Exchange2003, SP1, None),
+            hh("BE1", Role::BackEnd, Product::Exchange2003, SP1, None),
+        ],
+        vec![],
+    )
+    .install("BE1", Some(Product::Exchange2003), SP2, SP1)
+    .finish("BE1", SP2)
+}
+
+fn declared(pairs: &[(Invariant, &str)]) -> Invariants {
+    pairs.iter().map(|(i, r)| (*i, (*r).to_owned())).collect()
+}
+
+#[test]
+fn only_the_declared_invariants_are_checked_citing_the_playbooks_rule() {
+    let s = back_end_first();
+    // Every invariant: the lab's KB 328839 rule.
+    assert_eq!(rules(&s.check()), ["E3-FB"]);
+    // A playbook that does not declare tier-order: the record keeps what it declares.
+    let cluster_only = declared(&[
+        (Invariant::OneNodeOutPerCluster, "E3-C1"),
+        (Invariant::ExactlyOnce, ""),
+    ]);
+    assert_eq!(verify_declared(&s.recs, &cluster_only), vec![]);
+    assert_eq!(verify_declared(&s.recs, &Invariants::new()), vec![]);
+    // A playbook that declares it: its own rule id, whatever the KB's.
+    let v = verify_declared(&s.recs, &declared(&[(Invariant::TierOrder, "SITE-7")]));
+    assert_eq!(rules(&v), ["SITE-7"]);
+    assert_eq!(v[0].invariant, Invariant::TierOrder);
+    assert_eq!(v[0].hosts, ["BE1", "FE1"]);
+    assert!(
+        v[0].to_string()
+            .starts_with("[SITE-7: tier-order] t=1 ms BE1, FE1:"),
+        "{}",
+        v[0]
+    );
+    // Declared by name only (`invariants: [tier-order]`): the name, not a KB id.
+    let v = verify_declared(&s.recs, &declared(&[(Invariant::TierOrder, "")]));
+    assert_eq!(rules(&v), ["tier-order"]);
+    assert!(
+        v[0].to_string().starts_with("[tier-order] t=1 ms"),
+        "{}",
+        v[0]
+    );
 }
 
 async fn stop_both(w: &World) {
@@ -343,9 +397,12 @@ async fn the_models_own_records_catch_what_it_allows() {
     stop_both(&w).await;
     // The last node stopping leaves the groups where they are.
     assert_eq!(w.snapshot().group("EVS1 Group").unwrap().owner, "N2");
-    let v = verify_file(&path).unwrap();
+    let v = verify_file(&path, None).unwrap();
     assert_eq!(rules(&v), ["quorum", "E3-C1"]);
     assert_eq!(verify(&w.recorder().records()), v);
+    let quorum = declared(&[(Invariant::Quorum, "Q-1")]);
+    let only_quorum = verify_file(&path, Some(&quorum)).unwrap();
+    assert_eq!(rules(&only_quorum), ["Q-1"]);
     assert_eq!(v[1].hosts, ["N2", "N1"]);
     // The file holds the documented fields.
     let text = std::fs::read_to_string(&path).unwrap();
@@ -360,7 +417,7 @@ async fn the_models_own_records_catch_what_it_allows() {
     assert!(cmd["t_ms"].is_u64());
     // A broken line is reported with its number.
     std::fs::write(&path, format!("{text}not json\n")).unwrap();
-    let err = verify_file(&path).unwrap_err().to_string();
+    let err = verify_file(&path, None).unwrap_err().to_string();
     assert!(
         err.contains(&format!("line {}", text.lines().count() + 1)),
         "{err}"

@@ -109,8 +109,11 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         args.playbooks.clone()
     };
     let mut status = ExitStatus::Success;
+    // The invariants each playbook played declares, checked on the record at the end.
+    let mut declared: Vec<(String, lockstep_core::Invariants)> = Vec::new();
     for name in &order {
         let (playbook, shown) = inputs::load_playbook(name, &fleet)?;
+        declared.push((name.clone(), playbook.invariants.clone()));
         let _ = writeln!(std::io::stderr(), "\n### {} ({})", playbook.title, shown);
         let opts = demo_plan_options(&package_root);
         let extra_vars = opts.extra_vars.clone();
@@ -145,9 +148,17 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let after = read_builds().await;
     transport.close().await;
     lab.shutdown().await;
-    let violations = lockstep_lab::verify_file(&args.record)
+    let records = lockstep_lab::record::read_records(&args.record)
         .with_context(|| format!("cannot check lab record `{}`", args.record.display()))?;
-    print_summary(args, global, &before, &after, &violations)?;
+    let mut violations = Vec::new();
+    for (_, d) in &declared {
+        for v in lockstep_lab::verify_declared(&records, d) {
+            if !violations.contains(&v) {
+                violations.push(v);
+            }
+        }
+    }
+    print_summary(args, global, &before, &after, &declared, &violations)?;
     if status == ExitStatus::Success && !violations.is_empty() {
         status = ExitStatus::Failure;
     }
@@ -189,13 +200,14 @@ fn demo_plan_options(package_root: &std::path::Path) -> lockstep_plan::PlanOptio
     }
 }
 
-/// What the demo did: where its state and record are, the builds that moved, and the KB 328839
-/// rules the lab record breaks.
+/// What the demo did: where its state and record are, the builds that moved, and the
+/// invariants the playbooks declare that the lab record breaks.
 fn print_summary<K: Ord, V: PartialEq + std::fmt::Display>(
     args: &DemoArgs,
     global: &GlobalArgs,
     before: &std::collections::BTreeMap<K, V>,
     after: &std::collections::BTreeMap<K, V>,
+    declared: &[(String, lockstep_core::Invariants)],
     violations: &[impl std::fmt::Display],
 ) -> Result<()> {
     let mut out = std::io::stdout().lock();
@@ -206,7 +218,7 @@ fn print_summary<K: Ord, V: PartialEq + std::fmt::Display>(
     )?;
     writeln!(
         out,
-        "record: {}   (lockstep lab verify {})",
+        "record: {}   (lockstep lab verify {} --playbook PLAYBOOK)",
         args.record.display(),
         args.record.display()
     )?;
@@ -227,9 +239,12 @@ fn print_summary<K: Ord, V: PartialEq + std::fmt::Display>(
     }
     writeln!(
         out,
-        "invariants: {} violation(s) of the KB 328839 rules in the lab record",
+        "invariants: {} violation(s) in the lab record of the invariants the playbooks declare",
         violations.len()
     )?;
+    for (name, d) in declared {
+        writeln!(out, "  checked {}", super::lab::declared_summary(name, d))?;
+    }
     for v in violations {
         writeln!(out, "  {v}")?;
     }

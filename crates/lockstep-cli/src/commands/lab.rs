@@ -1,12 +1,14 @@
-//! `lockstep lab`: serve the simulated fleet; `lockstep lab verify FILE`: check a record.
+//! `lockstep lab`: serve the simulated fleet; `lockstep lab verify FILE [--playbook P]`: check a
+//! record against the invariants a playbook declares (or all of them).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use lockstep_core::Fleet;
+use lockstep_core::invariant::cited;
+use lockstep_core::{Fleet, Invariant, Invariants};
 use lockstep_lab::{Lab, LabConfig, Recorder, ServerConfig};
 
 use crate::args::{FaultArgs, GlobalArgs, LabAction, LabArgs};
@@ -29,17 +31,29 @@ pub fn lab_server_config(
     config
 }
 
-/// `lockstep lab verify FILE`: prints every violation; exit 1 if there is one.
-pub fn verify(file: &Path) -> Result<ExitStatus> {
-    let violations = lockstep_lab::verify_file(file)
+/// `lockstep lab verify FILE [--playbook PLAYBOOK [-i INVENTORY]...]`: prints every violation
+/// of the invariants the playbook declares (every invariant without one); exit 1 if there is one.
+pub fn verify(file: &Path, playbook: Option<&str>, inventories: &[PathBuf]) -> Result<ExitStatus> {
+    let declared = match playbook {
+        Some(pb) => {
+            let (fleet, _) = inputs::load_fleet_for(inventories, Some(pb))?;
+            Some((pb, inputs::load_playbook(pb, &fleet)?.0.invariants))
+        }
+        None => None,
+    };
+    let violations = lockstep_lab::verify_file(file, declared.as_ref().map(|(_, d)| d))
         .with_context(|| format!("cannot check lab record `{}`", file.display()))?;
     let mut out = std::io::stdout().lock();
     for v in &violations {
         writeln!(out, "{v}")?;
     }
+    let checked = match &declared {
+        None => "every invariant (KB 328839 rules)".to_owned(),
+        Some((pb, d)) => declared_summary(pb, d),
+    };
     writeln!(
         out,
-        "{}: {} violation(s) of the KB 328839 invariants",
+        "{}: {} violation(s) of {checked}",
         file.display(),
         violations.len()
     )?;
@@ -48,6 +62,38 @@ pub fn verify(file: &Path) -> Result<ExitStatus> {
     } else {
         ExitStatus::Failure
     })
+}
+
+/// What `lab verify --playbook` checked: the playbook's invariants with the rules they cite, and
+/// those a record cannot show (the planner proves them on the plan).
+pub fn declared_summary(playbook: &str, declared: &Invariants) -> String {
+    let (seen, unseen): (Vec<Invariant>, Vec<Invariant>) = declared
+        .keys()
+        .partition(|i| lockstep_lab::verify::CHECKED.contains(i));
+    let seen: Vec<String> = seen
+        .iter()
+        .map(|i| match cited(declared, *i) {
+            r if r == i.name() => r.to_owned(),
+            r => format!("{i} ({r})"),
+        })
+        .collect();
+    let mut s = format!(
+        "the invariants `{playbook}` declares: {}",
+        if seen.is_empty() {
+            "no invariant a record shows".to_owned()
+        } else {
+            seen.join(", ")
+        }
+    );
+    if !unseen.is_empty() {
+        let unseen: Vec<&str> = unseen.iter().map(|i| i.name()).collect();
+        let _ = write!(
+            s,
+            "; not on a record (the plan proves them): {}",
+            unseen.join(", ")
+        );
+    }
+    s
 }
 
 /// The user the lab accepts: the inventory's first connection user (without its domain).
@@ -203,7 +249,11 @@ fn load_config(path: Option<&Path>, time_scale: Option<f64>) -> Result<LabConfig
 /// `lockstep lab`.
 pub async fn run(args: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     match &args.action {
-        Some(LabAction::Verify { file }) => return verify(file),
+        Some(LabAction::Verify {
+            file,
+            playbook,
+            inventories,
+        }) => return verify(file, playbook.as_deref(), inventories),
         Some(LabAction::Fault(f)) => return fault(f, args, global).await,
         None => {}
     }
