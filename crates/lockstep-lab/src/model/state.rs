@@ -294,184 +294,212 @@ impl State {
             delegable: true,
         };
         for h in &fleet.hosts {
-            let locale = fleet
-                .site(h.site.as_str())
-                .map(|s| s.locale)
-                .unwrap_or(Locale::EN_US);
-            let hc = st.config.host(h.name.as_str()).cloned().unwrap_or_default();
-            // A host whose release the inventory does not give runs the newest the lab models.
-            let windows = h.windows.unwrap_or(WindowsRelease::Windows2022);
-            let mut services: Vec<Service> = st
-                .config
-                .default_services(h.role())
-                .into_iter()
-                .map(|s| {
-                    let display = s.display.clone().unwrap_or_else(|| s.name.clone());
-                    svc(&s.name, &display, s.start)
-                })
-                .collect();
-            if h.cluster.is_some() {
-                services.insert(0, svc("ClusSvc", "Cluster Service", StartType::Auto));
-                for s in &mut services {
-                    let kind = match s.name.as_str() {
-                        "MSExchangeSA" => Some(ResKind::Sa),
-                        "MSExchangeIS" => Some(ResKind::Is),
-                        "MSExchangeMTA" => Some(ResKind::Mta),
-                        _ => None,
-                    };
-                    if kind.is_some() {
-                        s.clustered = kind;
-                        s.start = StartType::Manual;
-                        s.running = false;
-                    }
-                }
-            }
-            for stopped in &hc.stopped_services {
-                if let Some(s) = services
-                    .iter_mut()
-                    .find(|s| s.name.eq_ignore_ascii_case(stopped))
-                {
-                    s.running = false;
-                }
-            }
-            let mut node = Node {
-                name: h.name.as_str().to_owned(),
-                site: h.site.as_str().to_owned(),
-                locale,
-                role: h.role(),
-                product: h.product(),
-                edition: h.edition(),
-                windows,
-                os_build: h.os_build.unwrap_or_else(|| windows.rtm_build()),
-                cluster: None,
-                pool: h.pool.as_ref().map(|p| p.as_str().to_owned()),
-                build: hc
-                    .build
-                    .or(h.exchange_build())
-                    .or_else(|| h.product().map(|p| p.rtm()))
-                    .unwrap_or_default(),
-                services,
-                processes: Vec::new(),
-                next_pid: 1000,
-                hotfixes: hc.hotfixes.iter().map(|s| s.to_ascii_uppercase()).collect(),
-                boot_epoch: 1,
-                boot_ms: wall0_ms.saturating_sub(86_400_000),
-                pending_reboot: hc.pending_reboot,
-                free_disk: hc.free_disk_bytes.unwrap_or(21_474_836_480),
-                power: Power::Up,
-                installing: 0,
-                paused: false,
-                drained: Vec::new(),
-                pending_ubr: None,
-                nlb: h.pool.as_ref().map(|_| true),
-                faults: hc.faults.clone(),
-                app_log: Vec::new(),
-                files: Default::default(),
-                dirs: Default::default(),
-            };
-            for p in &hc.processes {
-                node.spawn_process(p);
-            }
+            let node = st.node_of(fleet, h);
             st.index
                 .insert(h.name.as_str().to_ascii_lowercase(), st.hosts.len());
             st.hosts.push(node);
         }
         for c in &fleet.clusters {
-            let ci = st.clusters.len();
-            let nodes: Vec<usize> = c.nodes.iter().filter_map(|n| st.find(n.as_str())).collect();
-            for &n in &nodes {
-                st.hosts[n].cluster = Some(ci);
-            }
-            let product = nodes
-                .first()
-                .and_then(|&n| st.hosts[n].product)
-                .unwrap_or(Product::Exchange2003);
-            let first = nodes.first().copied().unwrap_or(0);
-            let owner_of = |st: &State, name: &str| {
-                st.find(name).filter(|i| nodes.contains(i)).unwrap_or(first)
-            };
-            let mut groups = vec![Group {
-                name: c.cluster_group.as_str().to_owned(),
-                owner: owner_of(&st, c.cluster_group_owner.as_str()),
-                evs: None,
-                kind: None,
-                resources: vec![
-                    res("Cluster IP Address", ResKind::Ip),
-                    res("Cluster Name", ResKind::NetName),
-                    res("Disk Q:", ResKind::Disk),
-                    res("MSDTC", ResKind::Dtc),
-                ],
-            }];
-            for (i, v) in c.virtual_servers.iter().enumerate() {
-                let evs = v.name.as_str();
-                let owner = owner_of(&st, v.owner.as_str());
-                let disk = char::from(b'F' + (i as u8 % 10));
-                let mut resources = vec![
-                    res(&format!("{evs} IP Address"), ResKind::Ip),
-                    res(&format!("{evs} Network Name"), ResKind::NetName),
-                    res(&format!("Disk {disk}:"), ResKind::Disk),
-                    res(&format!("{evs} System Attendant"), ResKind::Sa),
-                    res(&format!("{evs} Information Store"), ResKind::Is),
-                    res(&format!("{evs} MTA"), ResKind::Mta),
-                ];
-                if product != Product::Exchange55 {
-                    resources.push(res(&format!("{evs} Routing"), ResKind::Routing));
-                    resources.push(res(&format!("{evs} SMTP"), ResKind::Smtp));
-                    resources.push(res(&format!("{evs} HTTP"), ResKind::Http));
-                }
-                groups.push(Group {
-                    name: v.group.as_str().to_owned(),
-                    owner,
-                    evs: Some(Evs {
-                        name: evs.to_owned(),
-                        version: v.build.unwrap_or(st.hosts[owner].build),
-                    }),
-                    kind: Some(lockstep_core::GroupKind::ExchangeVirtualServer),
-                    resources,
-                });
-            }
-            for (i, grp) in c.groups.iter().enumerate() {
-                let name = grp.name.as_str();
-                let owner = owner_of(&st, grp.owner.as_str());
-                let app = ResKind::App(grp.kind);
-                groups.push(Group {
-                    name: name.to_owned(),
-                    owner,
-                    evs: None,
-                    kind: Some(grp.kind),
-                    resources: vec![
-                        res(&format!("{name} IP Address"), ResKind::Ip),
-                        res(&format!("{name} Network Name"), ResKind::NetName),
-                        res(&format!("Cluster Disk {}", i + 1), ResKind::Disk),
-                        res(&format!("{name} {}", app.type_name()), app),
-                    ],
-                });
-            }
-            st.clusters.push(ClusterSt {
-                name: c.name.as_str().to_owned(),
-                nodes,
-                groups,
-                product,
-            });
+            let cluster = st.cluster_of(c);
+            st.clusters.push(cluster);
         }
-        // Cluster-service stops from the config take effect now (groups fail over).
         let header = st.header();
         st.record(None, header);
-        for h in 0..st.hosts.len() {
-            let stopped = st.hosts[h].cluster.is_some()
-                && st.config.host(&st.hosts[h].name).is_some_and(|c| {
+        // Cluster-service stops from the config take effect now (groups fail over).
+        st.stop_configured_clussvc();
+        st
+    }
+
+    /// The lab's node for inventory host `h`: its services (the Exchange ones clustered on a
+    /// cluster node), build, hotfixes and processes from the inventory and the lab config.
+    fn node_of(&self, fleet: &Fleet, h: &lockstep_core::Host) -> Node {
+        let locale = fleet
+            .site(h.site.as_str())
+            .map(|s| s.locale)
+            .unwrap_or(Locale::EN_US);
+        let hc = self
+            .config
+            .host(h.name.as_str())
+            .cloned()
+            .unwrap_or_default();
+        // A host whose release the inventory does not give runs the newest the lab models.
+        let windows = h.windows.unwrap_or(WindowsRelease::Windows2022);
+        let mut services: Vec<Service> = self
+            .config
+            .default_services(h.role())
+            .into_iter()
+            .map(|s| {
+                let display = s.display.clone().unwrap_or_else(|| s.name.clone());
+                svc(&s.name, &display, s.start)
+            })
+            .collect();
+        if h.cluster.is_some() {
+            services.insert(0, svc("ClusSvc", "Cluster Service", StartType::Auto));
+            for s in &mut services {
+                let kind = match s.name.as_str() {
+                    "MSExchangeSA" => Some(ResKind::Sa),
+                    "MSExchangeIS" => Some(ResKind::Is),
+                    "MSExchangeMTA" => Some(ResKind::Mta),
+                    _ => None,
+                };
+                if kind.is_some() {
+                    s.clustered = kind;
+                    s.start = StartType::Manual;
+                    s.running = false;
+                }
+            }
+        }
+        for stopped in &hc.stopped_services {
+            if let Some(s) = services
+                .iter_mut()
+                .find(|s| s.name.eq_ignore_ascii_case(stopped))
+            {
+                s.running = false;
+            }
+        }
+        let mut node = Node {
+            name: h.name.as_str().to_owned(),
+            site: h.site.as_str().to_owned(),
+            locale,
+            role: h.role(),
+            product: h.product(),
+            edition: h.edition(),
+            windows,
+            os_build: h.os_build.unwrap_or_else(|| windows.rtm_build()),
+            cluster: None,
+            pool: h.pool.as_ref().map(|p| p.as_str().to_owned()),
+            build: hc
+                .build
+                .or(h.exchange_build())
+                .or_else(|| h.product().map(|p| p.rtm()))
+                .unwrap_or_default(),
+            services,
+            processes: Vec::new(),
+            next_pid: 1000,
+            hotfixes: hc.hotfixes.iter().map(|s| s.to_ascii_uppercase()).collect(),
+            boot_epoch: 1,
+            boot_ms: self.wall0_ms.saturating_sub(86_400_000),
+            pending_reboot: hc.pending_reboot,
+            free_disk: hc.free_disk_bytes.unwrap_or(21_474_836_480),
+            power: Power::Up,
+            installing: 0,
+            paused: false,
+            drained: Vec::new(),
+            pending_ubr: None,
+            nlb: h.pool.as_ref().map(|_| true),
+            faults: hc.faults.clone(),
+            app_log: Vec::new(),
+            files: Default::default(),
+            dirs: Default::default(),
+        };
+        for p in &hc.processes {
+            node.spawn_process(p);
+        }
+        node
+    }
+
+    /// The lab's cluster for inventory cluster `c` (its nodes already in `self.hosts`, which
+    /// this marks as its members): the cluster group, one group per virtual server with its
+    /// Exchange resources, and the application groups.
+    fn cluster_of(&mut self, c: &lockstep_core::Cluster) -> ClusterSt {
+        let ci = self.clusters.len();
+        let nodes: Vec<usize> = c
+            .nodes
+            .iter()
+            .filter_map(|n| self.find(n.as_str()))
+            .collect();
+        for &n in &nodes {
+            self.hosts[n].cluster = Some(ci);
+        }
+        let product = nodes
+            .first()
+            .and_then(|&n| self.hosts[n].product)
+            .unwrap_or(Product::Exchange2003);
+        let first = nodes.first().copied().unwrap_or(0);
+        let owner_of =
+            |st: &State, name: &str| st.find(name).filter(|i| nodes.contains(i)).unwrap_or(first);
+        let mut groups = vec![Group {
+            name: c.cluster_group.as_str().to_owned(),
+            owner: owner_of(self, c.cluster_group_owner.as_str()),
+            evs: None,
+            kind: None,
+            resources: vec![
+                res("Cluster IP Address", ResKind::Ip),
+                res("Cluster Name", ResKind::NetName),
+                res("Disk Q:", ResKind::Disk),
+                res("MSDTC", ResKind::Dtc),
+            ],
+        }];
+        for (i, v) in c.virtual_servers.iter().enumerate() {
+            let evs = v.name.as_str();
+            let owner = owner_of(self, v.owner.as_str());
+            let disk = char::from(b'F' + (i as u8 % 10));
+            let mut resources = vec![
+                res(&format!("{evs} IP Address"), ResKind::Ip),
+                res(&format!("{evs} Network Name"), ResKind::NetName),
+                res(&format!("Disk {disk}:"), ResKind::Disk),
+                res(&format!("{evs} System Attendant"), ResKind::Sa),
+                res(&format!("{evs} Information Store"), ResKind::Is),
+                res(&format!("{evs} MTA"), ResKind::Mta),
+            ];
+            if product != Product::Exchange55 {
+                resources.push(res(&format!("{evs} Routing"), ResKind::Routing));
+                resources.push(res(&format!("{evs} SMTP"), ResKind::Smtp));
+                resources.push(res(&format!("{evs} HTTP"), ResKind::Http));
+            }
+            groups.push(Group {
+                name: v.group.as_str().to_owned(),
+                owner,
+                evs: Some(Evs {
+                    name: evs.to_owned(),
+                    version: v.build.unwrap_or(self.hosts[owner].build),
+                }),
+                kind: Some(lockstep_core::GroupKind::ExchangeVirtualServer),
+                resources,
+            });
+        }
+        for (i, grp) in c.groups.iter().enumerate() {
+            let name = grp.name.as_str();
+            let owner = owner_of(self, grp.owner.as_str());
+            let app = ResKind::App(grp.kind);
+            groups.push(Group {
+                name: name.to_owned(),
+                owner,
+                evs: None,
+                kind: Some(grp.kind),
+                resources: vec![
+                    res(&format!("{name} IP Address"), ResKind::Ip),
+                    res(&format!("{name} Network Name"), ResKind::NetName),
+                    res(&format!("Cluster Disk {}", i + 1), ResKind::Disk),
+                    res(&format!("{name} {}", app.type_name()), app),
+                ],
+            });
+        }
+        ClusterSt {
+            name: c.name.as_str().to_owned(),
+            nodes,
+            groups,
+            product,
+        }
+    }
+
+    /// Stops the Cluster service the lab config lists as stopped on a cluster node (its groups
+    /// fail over), as an operator's stop would.
+    fn stop_configured_clussvc(&mut self) {
+        for h in 0..self.hosts.len() {
+            let stopped = self.hosts[h].cluster.is_some()
+                && self.config.host(&self.hosts[h].name).is_some_and(|c| {
                     c.stopped_services
                         .iter()
                         .any(|s| s.eq_ignore_ascii_case("clussvc"))
                 });
             if stopped {
-                if let Some(s) = st.service_mut(h, "ClusSvc") {
+                if let Some(s) = self.service_mut(h, "ClusSvc") {
                     s.running = true;
                 }
-                st.stop_clussvc(h);
+                self.stop_clussvc(h);
             }
         }
-        st
     }
 
     fn header(&self) -> RecordEvent {
