@@ -321,10 +321,75 @@ async fn serve_request(
         Ok(collected) => collected.to_bytes(),
         Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE)),
     };
-    let certificate_profile = authorization
-        .as_deref()
-        .is_some_and(|a| a.trim().eq_ignore_ascii_case(CERTIFICATE_PROFILE));
-    let decision = if certificate_profile {
+    let decision = authenticate(
+        shared,
+        name,
+        conn_auth,
+        certificate,
+        authorization.as_deref(),
+    );
+    let final_token = match decision {
+        Decision::Allow(token) => token,
+        Decision::Challenge(token) => {
+            bump(&counters.challenges);
+            return Ok(unauthorized(shared, Some(token)));
+        }
+        Decision::Reject => {
+            bump(&counters.rejections);
+            return Ok(unauthorized(shared, None));
+        }
+    };
+    if method != Method::POST {
+        return Ok(plain(StatusCode::METHOD_NOT_ALLOWED));
+    }
+    if !path_ok {
+        return Ok(plain(StatusCode::NOT_FOUND));
+    }
+    let mut protocol = seal::SPNEGO_PROTOCOL;
+    let body = match open_body(
+        shared,
+        name,
+        conn_auth,
+        encrypted,
+        body,
+        &final_token,
+        &mut protocol,
+    ) {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    if faults.http_500 {
+        return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR));
+    }
+    // The double hop: Basic, NTLM and Negotiate-NTLM leave the session no credentials to pass
+    // on to a second server; a Kerberos session would with a forwarded ticket (the connection
+    // says which).
+    let delegable = conn_auth.lock().unwrap().delegable_credentials();
+    match shared
+        .handler
+        .handle(host, &body, client_ip, &faults, delegable)
+        .await
+    {
+        Outcome::DropConnection => Err(CloseConnection),
+        Outcome::Reply { status, body } => {
+            reply(conn_auth, encrypted, protocol, status, body, final_token)
+        }
+    }
+}
+
+/// Whom the request authenticates as: a mapped client certificate, or the connection's
+/// Basic/NTLM/Negotiate exchange (counting each new logon by its mechanism).
+fn authenticate(
+    shared: &Shared,
+    name: &str,
+    conn_auth: &Mutex<ConnAuth>,
+    certificate: &ClientCertificate,
+    authorization: Option<&str>,
+) -> Decision {
+    let counters = shared.handler.counters();
+    let certificate_profile =
+        authorization.is_some_and(|a| a.trim().eq_ignore_ascii_case(CERTIFICATE_PROFILE));
+    if certificate_profile {
         // Certificate mapping: only over HTTPS with certificate authentication on, and only a
         // certificate that names the mapped UPN (the handshake checked it was the lab CA's).
         let mapped = match (&shared.certificate_upn, &certificate.identity) {
@@ -346,9 +411,7 @@ async fn serve_request(
     } else {
         let mut state = conn_auth.lock().unwrap();
         let was_authenticated = matches!(*state, ConnAuth::Authenticated { .. });
-        let decision = shared
-            .auth
-            .decide(authorization.as_deref(), &mut state, name);
+        let decision = shared.auth.decide(authorization, &mut state, name);
         if !was_authenticated && matches!(*state, ConnAuth::Authenticated { .. }) {
             // A new logon of this connection: which mechanism (tests and benchmarks ask).
             bump(if state.is_kerberos() {
@@ -366,107 +429,102 @@ async fn serve_request(
             );
         }
         decision
-    };
-    let final_token = match decision {
-        Decision::Allow(token) => token,
-        Decision::Challenge(token) => {
-            bump(&counters.challenges);
-            return Ok(unauthorized(shared, Some(token)));
-        }
-        Decision::Reject => {
-            bump(&counters.rejections);
-            return Ok(unauthorized(shared, None));
-        }
-    };
-    if method != Method::POST {
-        return Ok(plain(StatusCode::METHOD_NOT_ALLOWED));
     }
-    if !path_ok {
-        return Ok(plain(StatusCode::NOT_FOUND));
-    }
-    // Message encryption (MS-WSMV 2.2.9.1): a sealed body is unsealed with the connection's
-    // NTLM or Kerberos session (answers go back in the request's protocol); a plain body is refused on a listener that requires encryption, except the
-    // empty POST clients send to authenticate before sealing anything.
-    let mut protocol = seal::SPNEGO_PROTOCOL;
-    let body: Bytes = if encrypted {
+}
+
+/// Message encryption (MS-WSMV 2.2.9.1): a sealed body is unsealed with the connection's
+/// NTLM or Kerberos session (`protocol` becomes the request's, which answers go back in); a
+/// plain body is refused on a listener that requires encryption, except the empty POST clients
+/// send to authenticate before sealing anything. `Err`: the answer to send instead.
+#[allow(clippy::result_large_err)]
+fn open_body(
+    shared: &Shared,
+    name: &str,
+    conn_auth: &Mutex<ConnAuth>,
+    encrypted: bool,
+    body: Bytes,
+    final_token: &Option<String>,
+    protocol: &mut &'static str,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    let counters = shared.handler.counters();
+    if encrypted {
         let mut state = conn_auth.lock().unwrap();
         let unsealed = match state.security() {
             None => Err(seal::SealError::NotSealed),
             Some(security) => seal::parse(&body).and_then(|parsed| {
-                protocol = parsed.protocol;
+                *protocol = parsed.protocol;
                 security.unseal(parsed.header, parsed.payload, parsed.length)
             }),
         };
         match unsealed {
-            Ok(plain_body) => Bytes::from(plain_body),
+            Ok(plain_body) => Ok(Bytes::from(plain_body)),
             Err(e) => {
                 tracing::debug!(host = %name, error = %e, "encrypted body refused");
                 *state = ConnAuth::Fresh;
-                return Ok(plain(StatusCode::BAD_REQUEST));
+                Err(plain(StatusCode::BAD_REQUEST))
             }
         }
     } else if body.is_empty() {
         let mut response = plain(StatusCode::OK);
-        if let Some(token) = final_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        if let Some(token) = final_token
+            .as_deref()
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
             response.headers_mut().insert(WWW_AUTHENTICATE, token);
         }
-        return Ok(response);
+        Err(response)
     } else {
         if shared.require_encryption {
             // (Basic never gets here: it is refused outright on such a listener.)
             tracing::debug!(host = %name, "unencrypted body refused (AllowUnencrypted=false)");
             bump(&counters.rejections);
             *conn_auth.lock().unwrap() = ConnAuth::Fresh;
-            return Ok(unauthorized(shared, None));
+            return Err(unauthorized(shared, None));
         }
-        body
+        Ok(body)
+    }
+}
+
+/// The SOAP answer as an HTTP response: sealed with the connection's session when the request
+/// was (in its protocol), with the final SPNEGO token if any.
+fn reply(
+    conn_auth: &Mutex<ConnAuth>,
+    encrypted: bool,
+    protocol: &str,
+    status: u16,
+    body: String,
+    final_token: Option<String>,
+) -> Result<Response<Full<Bytes>>, CloseConnection> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = if encrypted {
+        let mut state = conn_auth.lock().unwrap();
+        let Some(security) = state.security() else {
+            return Err(CloseConnection);
+        };
+        let Ok((sig, sealed)) = security.seal(body.as_bytes()) else {
+            return Err(CloseConnection);
+        };
+        let mut response = Response::new(Full::new(Bytes::from(seal::frame(
+            protocol,
+            &sig,
+            &sealed,
+            body.len(),
+        ))));
+        if let Ok(value) = HeaderValue::from_str(&seal::content_type(protocol)) {
+            response.headers_mut().insert(CONTENT_TYPE, value);
+        }
+        response
+    } else {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/soap+xml;charset=UTF-8"),
+        );
+        response
     };
-    if faults.http_500 {
-        return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR));
+    *response.status_mut() = status;
+    if let Some(token) = final_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, token);
     }
-    // The double hop: Basic, NTLM and Negotiate-NTLM leave the session no credentials to pass
-    // on to a second server; a Kerberos session would with a forwarded ticket (the connection
-    // says which).
-    let delegable = conn_auth.lock().unwrap().delegable_credentials();
-    match shared
-        .handler
-        .handle(host, &body, client_ip, &faults, delegable)
-        .await
-    {
-        Outcome::DropConnection => Err(CloseConnection),
-        Outcome::Reply { status, body } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut response = if encrypted {
-                let mut state = conn_auth.lock().unwrap();
-                let Some(security) = state.security() else {
-                    return Err(CloseConnection);
-                };
-                let Ok((sig, sealed)) = security.seal(body.as_bytes()) else {
-                    return Err(CloseConnection);
-                };
-                let mut response = Response::new(Full::new(Bytes::from(seal::frame(
-                    protocol,
-                    &sig,
-                    &sealed,
-                    body.len(),
-                ))));
-                if let Ok(value) = HeaderValue::from_str(&seal::content_type(protocol)) {
-                    response.headers_mut().insert(CONTENT_TYPE, value);
-                }
-                response
-            } else {
-                let mut response = Response::new(Full::new(Bytes::from(body)));
-                response.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/soap+xml;charset=UTF-8"),
-                );
-                response
-            };
-            *response.status_mut() = status;
-            if let Some(token) = final_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
-                response.headers_mut().insert(WWW_AUTHENTICATE, token);
-            }
-            Ok(response)
-        }
-    }
+    Ok(response)
 }
