@@ -169,84 +169,19 @@ fn attr(start: &BytesStart<'_>, local: &[u8]) -> Option<String> {
         .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
 }
 
-/// Parses `PT20S`, `PT0.5S`, `PT1M30S`, `P0DT0H0M20S`.
+/// Parses an ISO 8601 duration as WS-Management sends one (`xs:duration`: `PT20S`, `PT0.5S`,
+/// `PT1M30S`, `P0DT0H0M20S`); `None` for anything else, a negative one, or one with days or
+/// longer units that are not zero.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let rest = text.trim().strip_prefix('P')?;
-    let (date, time) = match rest.split_once('T') {
-        Some((d, t)) => (d, t),
-        None => (rest, ""),
-    };
-    let mut secs = 0f64;
-    let mut number = String::new();
-    for c in date.chars() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-        } else {
-            let n: f64 = number.parse().ok()?;
-            number.clear();
-            secs += n * match c {
-                'D' => 86_400.0,
-                'Y' => 31_536_000.0,
-                'M' => 2_592_000.0,
-                _ => return None,
-            };
-        }
-    }
-    for c in time.chars() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-        } else {
-            let n: f64 = number.parse().ok()?;
-            number.clear();
-            secs += n * match c {
-                'H' => 3600.0,
-                'M' => 60.0,
-                'S' => 1.0,
-                _ => return None,
-            };
-        }
-    }
-    if !number.is_empty() || !secs.is_finite() || secs < 0.0 {
-        return None;
-    }
-    Some(Duration::from_secs_f64(secs))
+    static PARSER: jiff::fmt::temporal::SpanParser = jiff::fmt::temporal::SpanParser::new();
+    PARSER.parse_unsigned_duration(text.trim()).ok()
 }
 
 /// Parses one request envelope.
 pub fn parse(xml: &[u8]) -> Result<SoapRequest, RequestError> {
     let mut reader = NsReader::from_reader(xml);
     reader.config_mut().trim_text(false);
-    let mut stack: Vec<(Ns, String)> = Vec::with_capacity(8);
-    let mut text = String::new();
-    let mut req = SoapRequest {
-        action: String::new(),
-        message_id: String::new(),
-        to: String::new(),
-        resource_uri: String::new(),
-        operation_timeout: None,
-        max_envelope_size: None,
-        shell_id: None,
-        options: Vec::new(),
-        locale: None,
-        body: Body::Empty,
-    };
-    // Attributes of the element whose text is being collected.
-    let mut pending_name_attr: Option<String> = None;
-    let mut send_stream: Option<SendStream> = None;
-    let mut send_streams: Vec<SendStream> = Vec::new();
-    let mut arguments: Vec<String> = Vec::new();
-    let mut command = String::new();
-    let mut input_streams = String::new();
-    let mut output_streams = String::new();
-    let mut signal_code = String::new();
-    let mut enum_ctx = String::new();
-    let mut dialect = None;
-    let mut filter = None;
-    let mut optimize = false;
-    let mut max_elements = None;
-    let mut body_root: Option<(Ns, String)> = None;
-    let mut root_checked = false;
-
+    let mut p = Parser::default();
     loop {
         let (resolved, event) = reader
             .read_resolved_event()
@@ -254,159 +189,247 @@ pub fn parse(xml: &[u8]) -> Result<SoapRequest, RequestError> {
         match event {
             Event::Start(ref start) | Event::Empty(ref start) => {
                 let is_empty = matches!(event, Event::Empty(_));
-                let ns = classify(&resolved);
-                let local = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
-                if !root_checked {
-                    root_checked = true;
-                    if ns != Ns::Soap || local != "Envelope" {
-                        return Err(RequestError::NotSoap(local));
-                    }
-                }
-                let depth = stack.len();
-                let in_body = depth >= 2 && stack[1].0 == Ns::Soap && stack[1].1 == "Body";
-                if in_body && depth == 2 {
-                    body_root = Some((ns, local.clone()));
-                    match (ns, local.as_str()) {
-                        (Ns::Shell, "Receive") => {}
-                        (Ns::Shell, "Signal") => {
-                            req.body = Body::Signal {
-                                command_id: attr(start, b"CommandId"),
-                                code: String::new(),
-                            };
-                        }
-                        _ => {}
-                    }
-                }
-                match (ns, local.as_str()) {
-                    (Ns::Wsman, "Selector") | (Ns::Wsman, "Option") => {
-                        pending_name_attr = attr(start, b"Name");
-                    }
-                    (Ns::Shell, "DesiredStream") if in_body => {
-                        req.body = Body::Receive {
-                            command_id: attr(start, b"CommandId"),
-                        };
-                    }
-                    (Ns::Shell, "Stream") if in_body => {
-                        let end = attr(start, b"End")
-                            .map(|v| v.eq_ignore_ascii_case("true"))
-                            .unwrap_or(false);
-                        send_stream = Some(SendStream {
-                            name: attr(start, b"Name").unwrap_or_default(),
-                            command_id: attr(start, b"CommandId"),
-                            end,
-                            data: Vec::new(),
-                        });
-                    }
-                    (Ns::Wsman, "Filter") if in_body => {
-                        dialect = attr(start, b"Dialect");
-                    }
-                    (Ns::Wsman, "OptimizeEnumeration") if in_body => optimize = true,
-                    (Ns::Wsman, "Locale") if !in_body => {
-                        req.locale = attr(start, b"lang").filter(|l| !l.trim().is_empty());
-                    }
-                    _ => {}
-                }
-                text.clear();
-                if is_empty {
-                    // An empty element ends here: treat it like Start+End with no text.
-                    stack.push((ns, local));
-                    close_element(
-                        &mut stack,
-                        &text,
-                        &mut req,
-                        &mut pending_name_attr,
-                        &mut send_stream,
-                        &mut send_streams,
-                        &mut arguments,
-                        &mut command,
-                        &mut input_streams,
-                        &mut output_streams,
-                        &mut signal_code,
-                        &mut enum_ctx,
-                        &mut filter,
-                        &mut max_elements,
-                    )?;
-                } else {
-                    stack.push((ns, local));
-                }
+                p.open(&resolved, start, is_empty)?;
             }
             Event::Text(t) => {
                 let s = t.unescape().map_err(|e| RequestError::Xml(e.to_string()))?;
-                text.push_str(&s);
+                p.text.push_str(&s);
             }
             Event::CData(c) => {
-                text.push_str(&String::from_utf8_lossy(&c.into_inner()));
+                p.text.push_str(&String::from_utf8_lossy(&c.into_inner()));
             }
             Event::End(_) => {
-                close_element(
-                    &mut stack,
-                    &text,
-                    &mut req,
-                    &mut pending_name_attr,
-                    &mut send_stream,
-                    &mut send_streams,
-                    &mut arguments,
-                    &mut command,
-                    &mut input_streams,
-                    &mut output_streams,
-                    &mut signal_code,
-                    &mut enum_ctx,
-                    &mut filter,
-                    &mut max_elements,
-                )?;
-                text.clear();
+                p.close()?;
+                p.text.clear();
             }
             Event::Eof => break,
             _ => {}
         }
     }
-    if !root_checked {
-        return Err(RequestError::NotSoap(String::new()));
+    p.finish()
+}
+
+/// What [`parse`] has read so far of an envelope.
+struct Parser {
+    /// Open elements.
+    stack: Vec<(Ns, String)>,
+    /// Text of the element being read.
+    text: String,
+    req: SoapRequest,
+    /// Attributes of the element whose text is being collected.
+    pending_name_attr: Option<String>,
+    send_stream: Option<SendStream>,
+    send_streams: Vec<SendStream>,
+    arguments: Vec<String>,
+    command: String,
+    input_streams: String,
+    output_streams: String,
+    signal_code: String,
+    enum_ctx: String,
+    dialect: Option<String>,
+    filter: Option<String>,
+    optimize: bool,
+    max_elements: Option<u32>,
+    /// The first element of the SOAP body.
+    body_root: Option<(Ns, String)>,
+    /// Whether the root element was seen (and is a SOAP envelope).
+    root_checked: bool,
+}
+
+impl Default for Parser {
+    fn default() -> Parser {
+        Parser {
+            stack: Vec::with_capacity(8),
+            text: String::new(),
+            req: SoapRequest {
+                action: String::new(),
+                message_id: String::new(),
+                to: String::new(),
+                resource_uri: String::new(),
+                operation_timeout: None,
+                max_envelope_size: None,
+                shell_id: None,
+                options: Vec::new(),
+                locale: None,
+                body: Body::Empty,
+            },
+            pending_name_attr: None,
+            send_stream: None,
+            send_streams: Vec::new(),
+            arguments: Vec::new(),
+            command: String::new(),
+            input_streams: String::new(),
+            output_streams: String::new(),
+            signal_code: String::new(),
+            enum_ctx: String::new(),
+            dialect: None,
+            filter: None,
+            optimize: false,
+            max_elements: None,
+            body_root: None,
+            root_checked: false,
+        }
     }
-    req.body = match body_root {
-        None => Body::Empty,
-        Some((Ns::Shell, root)) => match root.as_str() {
-            "Shell" => Body::Shell {
-                input_streams,
-                output_streams,
-            },
-            "CommandLine" => Body::CommandLine { command, arguments },
-            "Receive" => match req.body {
-                Body::Receive { .. } => req.body,
-                _ => Body::Receive { command_id: None },
-            },
-            "Send" => Body::Send {
-                streams: send_streams,
-            },
-            "Signal" => match req.body {
-                Body::Signal { command_id, .. } => Body::Signal {
-                    command_id,
-                    code: signal_code,
+}
+
+impl Parser {
+    /// An element opens (`is_empty`: and closes at once).
+    fn open(
+        &mut self,
+        resolved: &ResolveResult<'_>,
+        start: &BytesStart<'_>,
+        is_empty: bool,
+    ) -> Result<(), RequestError> {
+        let ns = classify(resolved);
+        let local = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+        if !self.root_checked {
+            self.root_checked = true;
+            if ns != Ns::Soap || local != "Envelope" {
+                return Err(RequestError::NotSoap(local));
+            }
+        }
+        let depth = self.stack.len();
+        let in_body = depth >= 2 && self.stack[1].0 == Ns::Soap && self.stack[1].1 == "Body";
+        if in_body && depth == 2 {
+            self.body_root = Some((ns, local.clone()));
+            match (ns, local.as_str()) {
+                (Ns::Shell, "Receive") => {}
+                (Ns::Shell, "Signal") => {
+                    self.req.body = Body::Signal {
+                        command_id: attr(start, b"CommandId"),
+                        code: String::new(),
+                    };
+                }
+                _ => {}
+            }
+        }
+        match (ns, local.as_str()) {
+            (Ns::Wsman, "Selector") | (Ns::Wsman, "Option") => {
+                self.pending_name_attr = attr(start, b"Name");
+            }
+            (Ns::Shell, "DesiredStream") if in_body => {
+                self.req.body = Body::Receive {
+                    command_id: attr(start, b"CommandId"),
+                };
+            }
+            (Ns::Shell, "Stream") if in_body => {
+                let end = attr(start, b"End")
+                    .map(|v| v.eq_ignore_ascii_case("true"))
+                    .unwrap_or(false);
+                self.send_stream = Some(SendStream {
+                    name: attr(start, b"Name").unwrap_or_default(),
+                    command_id: attr(start, b"CommandId"),
+                    end,
+                    data: Vec::new(),
+                });
+            }
+            (Ns::Wsman, "Filter") if in_body => {
+                self.dialect = attr(start, b"Dialect");
+            }
+            (Ns::Wsman, "OptimizeEnumeration") if in_body => self.optimize = true,
+            (Ns::Wsman, "Locale") if !in_body => {
+                self.req.locale = attr(start, b"lang").filter(|l| !l.trim().is_empty());
+            }
+            _ => {}
+        }
+        self.text.clear();
+        if is_empty {
+            // An empty element ends here: treat it like Start+End with no text.
+            self.stack.push((ns, local));
+            self.close()?;
+        } else {
+            self.stack.push((ns, local));
+        }
+        Ok(())
+    }
+
+    /// The innermost open element closes.
+    fn close(&mut self) -> Result<(), RequestError> {
+        close_element(
+            &mut self.stack,
+            &self.text,
+            &mut self.req,
+            &mut self.pending_name_attr,
+            &mut self.send_stream,
+            &mut self.send_streams,
+            &mut self.arguments,
+            &mut self.command,
+            &mut self.input_streams,
+            &mut self.output_streams,
+            &mut self.signal_code,
+            &mut self.enum_ctx,
+            &mut self.filter,
+            &mut self.max_elements,
+        )
+    }
+
+    /// The request, once the envelope is read: its body from the body's root element.
+    fn finish(self) -> Result<SoapRequest, RequestError> {
+        let Parser {
+            mut req,
+            body_root,
+            root_checked,
+            input_streams,
+            output_streams,
+            command,
+            arguments,
+            send_streams,
+            signal_code,
+            dialect,
+            filter,
+            optimize,
+            max_elements,
+            enum_ctx,
+            ..
+        } = self;
+        if !root_checked {
+            return Err(RequestError::NotSoap(String::new()));
+        }
+        req.body = match body_root {
+            None => Body::Empty,
+            Some((Ns::Shell, root)) => match root.as_str() {
+                "Shell" => Body::Shell {
+                    input_streams,
+                    output_streams,
                 },
-                _ => Body::Signal {
-                    command_id: None,
-                    code: signal_code,
+                "CommandLine" => Body::CommandLine { command, arguments },
+                "Receive" => match req.body {
+                    Body::Receive { .. } => req.body,
+                    _ => Body::Receive { command_id: None },
                 },
+                "Send" => Body::Send {
+                    streams: send_streams,
+                },
+                "Signal" => match req.body {
+                    Body::Signal { command_id, .. } => Body::Signal {
+                        command_id,
+                        code: signal_code,
+                    },
+                    _ => Body::Signal {
+                        command_id: None,
+                        code: signal_code,
+                    },
+                },
+                _ => Body::Other(root),
             },
-            _ => Body::Other(root),
-        },
-        Some((Ns::Enumeration, root)) => match root.as_str() {
-            "Enumerate" => Body::Enumerate {
-                dialect,
-                filter,
-                optimize,
-                max_elements,
+            Some((Ns::Enumeration, root)) => match root.as_str() {
+                "Enumerate" => Body::Enumerate {
+                    dialect,
+                    filter,
+                    optimize,
+                    max_elements,
+                },
+                "Pull" => Body::Pull {
+                    context: enum_ctx,
+                    max_elements,
+                },
+                "Release" => Body::Release { context: enum_ctx },
+                _ => Body::Other(root),
             },
-            "Pull" => Body::Pull {
-                context: enum_ctx,
-                max_elements,
-            },
-            "Release" => Body::Release { context: enum_ctx },
-            _ => Body::Other(root),
-        },
-        Some((_, root)) => Body::Other(root),
-    };
-    Ok(req)
+            Some((_, root)) => Body::Other(root),
+        };
+        Ok(req)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -570,5 +593,7 @@ mod tests {
         assert_eq!(parse_duration("P0DT0H0M20S"), Some(Duration::from_secs(20)));
         assert_eq!(parse_duration("20"), None);
         assert_eq!(parse_duration("PT5"), None);
+        assert_eq!(parse_duration("-PT5S"), None);
+        assert_eq!(parse_duration("20s"), None);
     }
 }
