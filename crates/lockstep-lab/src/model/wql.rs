@@ -120,13 +120,24 @@ fn obj(pairs: &[(&str, String)]) -> WmiObject {
         .collect()
 }
 
-/// CIM datetime of a Unix time in ms: `20261121081131.123000+000` (the calendar from
-/// humantime's RFC 3339 form).
+/// CIM datetime of a Unix time in ms: `20261121081131.123000+000` (the civil date and time in
+/// UTC).
 pub(crate) fn cim_datetime(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ms / 1000);
-    let rfc = humantime::format_rfc3339_seconds(t).to_string(); // 2026-11-21T08:11:31Z
-    let digits: String = rfc[..19].chars().filter(char::is_ascii_digit).collect();
-    format!("{digits}.{:06}+000", (ms % 1000) * 1000)
+    let t = i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .unwrap_or(jiff::Timestamp::MAX);
+    let d = jiff::tz::Offset::UTC.to_datetime(t);
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}.{:06}+000",
+        d.year(),
+        d.month(),
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second(),
+        d.subsec_nanosecond() / 1000
+    )
 }
 
 /// `Exchange_Server.ExchangeVersion` as Exchange 2003 writes it: `Version 6.5 (Build 7638.2:
@@ -161,230 +172,249 @@ impl State {
                 let Some(c) = node.cluster.filter(|_| self.clussvc_running(h)) else {
                     return Err(WqlError::NamespaceUnavailable(namespace.to_owned()));
                 };
-                let cl = &self.clusters[c];
-                match class.as_str() {
-                    "mscluster_node" => cl
-                        .nodes
-                        .iter()
-                        .map(|&n| {
-                            obj(&[
-                                ("Name", self.hosts[n].name.clone()),
-                                ("State", (self.node_state(n) as u32).to_string()),
-                            ])
-                        })
-                        .collect(),
-                    "mscluster_resourcegroup" => cl
-                        .groups
-                        .iter()
-                        .map(|g| {
-                            obj(&[
-                                ("Name", g.name.clone()),
-                                ("State", (g.state() as u32).to_string()),
-                            ])
-                        })
-                        .collect(),
-                    "mscluster_nodetoactivegroup" => cl
-                        .groups
-                        .iter()
-                        .map(|g| {
-                            obj(&[
-                                (
-                                    "GroupComponent",
-                                    format!("MSCluster_Node.Name=\"{}\"", self.hosts[g.owner].name),
-                                ),
-                                (
-                                    "PartComponent",
-                                    format!("MSCluster_ResourceGroup.Name=\"{}\"", g.name),
-                                ),
-                            ])
-                        })
-                        .collect(),
-                    "mscluster_resource" => cl
-                        .groups
-                        .iter()
-                        .flat_map(|g| g.resources.iter())
-                        .map(|r| {
-                            obj(&[
-                                ("Name", r.name.clone()),
-                                ("Type", r.kind.type_name().to_owned()),
-                                ("State", r.state.wmi().to_string()),
-                            ])
-                        })
-                        .collect(),
-                    "mscluster_resourcegrouptoresource" => cl
-                        .groups
-                        .iter()
-                        .flat_map(|g| {
-                            g.resources.iter().map(move |r| {
-                                obj(&[
-                                    (
-                                        "GroupComponent",
-                                        format!("MSCluster_ResourceGroup.Name=\"{}\"", g.name),
-                                    ),
-                                    (
-                                        "PartComponent",
-                                        format!("MSCluster_Resource.Name=\"{}\"", r.name),
-                                    ),
-                                ])
-                            })
-                        })
-                        .collect(),
-                    _ => return Err(bad(query, "unknown class")),
-                }
+                self.mscluster(c, &class, query)?
             }
-            "root/cimv2" => match class.as_str() {
-                "win32_service" => node
-                    .services
-                    .iter()
-                    .map(|s| {
-                        let running = self.service_running(h, s);
-                        obj(&[
-                            ("Name", s.name.clone()),
-                            ("DisplayName", s.display.clone()),
-                            (
-                                "State",
-                                if running { "Running" } else { "Stopped" }.to_owned(),
-                            ),
-                            ("StartMode", s.start.wmi().to_owned()),
-                            ("Started", if running { "true" } else { "false" }.to_owned()),
-                        ])
-                    })
-                    .collect(),
-                "win32_process" => super::commands::SYSTEM_PROCESSES
-                    .iter()
-                    .map(|(pid, name)| (*pid, (*name).to_owned()))
-                    .chain(node.processes.iter().cloned())
-                    .map(|(pid, name)| {
-                        obj(&[("Name", name.clone()), ("ProcessId", pid.to_string())])
-                    })
-                    .collect(),
-                "win32_operatingsystem" => {
-                    let caption = super::commands::os_caption(node.windows);
-                    let b = node.os_build;
-                    let version = format!("{}.{}.{}", b.major, b.minor, b.build);
-                    vec![obj(&[
-                        ("Caption", caption.to_owned()),
-                        ("CSName", node.name.clone()),
-                        ("LastBootUpTime", cim_datetime(node.boot_ms)),
-                        ("LocalDateTime", cim_datetime(self.sim_now_ms())),
-                        ("OSLanguage", node.locale.lcid().to_string()),
-                        ("Version", version),
-                    ])]
-                }
-                "win32_quickfixengineering" => node
-                    .hotfixes
-                    .iter()
-                    .map(|id| obj(&[("HotFixID", id.clone()), ("CSName", node.name.clone())]))
-                    .collect(),
-                // One fixed disk per node: a 2003-era 72 GB system disk (20 GiB free unless the
-                // lab config says otherwise) whose free space shrinks by 512 MiB for every
-                // installed hotfix (their uninstall folders), so it moves as packages land.
-                "win32_logicaldisk" => {
-                    const SIZE: u64 = 73_372_631_040;
-                    let used = 536_870_912 * node.hotfixes.len() as u64;
-                    vec![obj(&[
-                        ("DeviceID", "C:".to_owned()),
-                        ("DriveType", "3".to_owned()),
-                        ("FileSystem", "NTFS".to_owned()),
-                        ("FreeSpace", node.free_disk.saturating_sub(used).to_string()),
-                        ("Size", SIZE.to_string()),
-                    ])]
-                }
-                // The Application log only (`WHERE Logfile='Application'` selects it; the lab
-                // keeps no other log), newest first as Windows returns it.
-                "win32_ntlogevent" => node
-                    .app_log
-                    .iter()
-                    .rev()
-                    .map(|e| {
-                        obj(&[
-                            ("Logfile", "Application".to_owned()),
-                            ("RecordNumber", e.record_number.to_string()),
-                            ("EventCode", e.event_code.to_string()),
-                            ("EventIdentifier", e.event_code.to_string()),
-                            ("SourceName", e.source.clone()),
-                            ("Type", "Error".to_owned()),
-                            ("ComputerName", node.name.clone()),
-                            ("TimeGenerated", cim_datetime(e.time_ms)),
-                            ("Message", e.message.clone()),
-                        ])
-                    })
-                    .collect(),
-                "win32_computersystem" => vec![obj(&[
-                    ("Name", node.name.clone()),
-                    ("Domain", "lab.local".to_owned()),
-                ])],
-                _ => return Err(bad(query, "unknown class")),
-            },
+            "root/cimv2" => self.cimv2(h, &class, query)?,
             // Exchange 2003's WMI provider: every Exchange 2003 server of the organisation and
             // every virtual server, with `ExchangeVersion` as Exchange writes it.
             "root/microsoftexchangev2" if node.product == Some(Product::Exchange2003) => {
-                match class.as_str() {
-                    "exchange_server" => {
-                        let mut v: Vec<WmiObject> = self
-                            .hosts
-                            .iter()
-                            .filter(|n| n.product == Some(Product::Exchange2003))
-                            .map(|n| {
-                                obj(&[
-                                    ("Name", n.name.clone()),
-                                    ("ExchangeVersion", exchange_version(n.build)),
-                                ])
-                            })
-                            .collect();
-                        for c in self
-                            .clusters
-                            .iter()
-                            .filter(|c| c.product == Product::Exchange2003)
-                        {
-                            for e in c.groups.iter().filter_map(|g| g.evs.as_ref()) {
-                                v.push(obj(&[
-                                    ("Name", e.name.clone()),
-                                    ("ExchangeVersion", exchange_version(e.version)),
-                                ]));
-                            }
-                        }
-                        v
-                    }
-                    _ => return Err(bad(query, "unknown class")),
-                }
+                self.exchange_v2(&class, query)?
             }
             _ => return Err(WqlError::NamespaceUnavailable(namespace.to_owned())),
         };
-        let mut out = Vec::new();
-        for o in all {
-            let get = |k: &str| {
-                o.iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(k))
-                    .map(|(_, v)| v)
-            };
-            let mut keep = true;
-            for (k, v) in &q.conditions {
-                match get(k) {
-                    Some(actual) => keep &= actual.eq_ignore_ascii_case(v),
-                    None => return Err(bad(query, &format!("unknown property `{k}`"))),
-                }
-            }
-            if !keep {
-                continue;
-            }
-            if q.props.is_empty() {
-                out.push(o);
-                continue;
-            }
-            let mut sel = WmiObject::new();
-            for p in &q.props {
-                match o.iter().find(|(n, _)| n.eq_ignore_ascii_case(p)) {
-                    Some((n, v)) => {
-                        sel.insert(n.clone(), v.clone());
-                    }
-                    None => return Err(bad(query, &format!("unknown property `{p}`"))),
-                }
-            }
-            out.push(sel);
-        }
-        Ok(out)
+        select(all, &q, query)
     }
+
+    /// `root/MSCluster` on a node of cluster `c` (its Cluster service running).
+    fn mscluster(&self, c: usize, class: &str, query: &str) -> Result<Vec<WmiObject>, WqlError> {
+        let cl = &self.clusters[c];
+        Ok(match class {
+            "mscluster_node" => cl
+                .nodes
+                .iter()
+                .map(|&n| {
+                    obj(&[
+                        ("Name", self.hosts[n].name.clone()),
+                        ("State", (self.node_state(n) as u32).to_string()),
+                    ])
+                })
+                .collect(),
+            "mscluster_resourcegroup" => cl
+                .groups
+                .iter()
+                .map(|g| {
+                    obj(&[
+                        ("Name", g.name.clone()),
+                        ("State", (g.state() as u32).to_string()),
+                    ])
+                })
+                .collect(),
+            "mscluster_nodetoactivegroup" => cl
+                .groups
+                .iter()
+                .map(|g| {
+                    obj(&[
+                        (
+                            "GroupComponent",
+                            format!("MSCluster_Node.Name=\"{}\"", self.hosts[g.owner].name),
+                        ),
+                        (
+                            "PartComponent",
+                            format!("MSCluster_ResourceGroup.Name=\"{}\"", g.name),
+                        ),
+                    ])
+                })
+                .collect(),
+            "mscluster_resource" => cl
+                .groups
+                .iter()
+                .flat_map(|g| g.resources.iter())
+                .map(|r| {
+                    obj(&[
+                        ("Name", r.name.clone()),
+                        ("Type", r.kind.type_name().to_owned()),
+                        ("State", r.state.wmi().to_string()),
+                    ])
+                })
+                .collect(),
+            "mscluster_resourcegrouptoresource" => cl
+                .groups
+                .iter()
+                .flat_map(|g| {
+                    g.resources.iter().map(move |r| {
+                        obj(&[
+                            (
+                                "GroupComponent",
+                                format!("MSCluster_ResourceGroup.Name=\"{}\"", g.name),
+                            ),
+                            (
+                                "PartComponent",
+                                format!("MSCluster_Resource.Name=\"{}\"", r.name),
+                            ),
+                        ])
+                    })
+                })
+                .collect(),
+            _ => return Err(bad(query, "unknown class")),
+        })
+    }
+
+    /// `root/cimv2` on host `h`.
+    fn cimv2(&self, h: usize, class: &str, query: &str) -> Result<Vec<WmiObject>, WqlError> {
+        let node = &self.hosts[h];
+        Ok(match class {
+            "win32_service" => node
+                .services
+                .iter()
+                .map(|s| {
+                    let running = self.service_running(h, s);
+                    obj(&[
+                        ("Name", s.name.clone()),
+                        ("DisplayName", s.display.clone()),
+                        (
+                            "State",
+                            if running { "Running" } else { "Stopped" }.to_owned(),
+                        ),
+                        ("StartMode", s.start.wmi().to_owned()),
+                        ("Started", if running { "true" } else { "false" }.to_owned()),
+                    ])
+                })
+                .collect(),
+            "win32_process" => super::commands::SYSTEM_PROCESSES
+                .iter()
+                .map(|(pid, name)| (*pid, (*name).to_owned()))
+                .chain(node.processes.iter().cloned())
+                .map(|(pid, name)| obj(&[("Name", name.clone()), ("ProcessId", pid.to_string())]))
+                .collect(),
+            "win32_operatingsystem" => {
+                let caption = super::commands::os_caption(node.windows);
+                let b = node.os_build;
+                let version = format!("{}.{}.{}", b.major, b.minor, b.build);
+                vec![obj(&[
+                    ("Caption", caption.to_owned()),
+                    ("CSName", node.name.clone()),
+                    ("LastBootUpTime", cim_datetime(node.boot_ms)),
+                    ("LocalDateTime", cim_datetime(self.sim_now_ms())),
+                    ("OSLanguage", node.locale.lcid().to_string()),
+                    ("Version", version),
+                ])]
+            }
+            "win32_quickfixengineering" => node
+                .hotfixes
+                .iter()
+                .map(|id| obj(&[("HotFixID", id.clone()), ("CSName", node.name.clone())]))
+                .collect(),
+            // One fixed disk per node: a 2003-era 72 GB system disk (20 GiB free unless the
+            // lab config says otherwise) whose free space shrinks by 512 MiB for every
+            // installed hotfix (their uninstall folders), so it moves as packages land.
+            "win32_logicaldisk" => {
+                const SIZE: u64 = 73_372_631_040;
+                let used = 536_870_912 * node.hotfixes.len() as u64;
+                vec![obj(&[
+                    ("DeviceID", "C:".to_owned()),
+                    ("DriveType", "3".to_owned()),
+                    ("FileSystem", "NTFS".to_owned()),
+                    ("FreeSpace", node.free_disk.saturating_sub(used).to_string()),
+                    ("Size", SIZE.to_string()),
+                ])]
+            }
+            // The Application log only (`WHERE Logfile='Application'` selects it; the lab
+            // keeps no other log), newest first as Windows returns it.
+            "win32_ntlogevent" => node
+                .app_log
+                .iter()
+                .rev()
+                .map(|e| {
+                    obj(&[
+                        ("Logfile", "Application".to_owned()),
+                        ("RecordNumber", e.record_number.to_string()),
+                        ("EventCode", e.event_code.to_string()),
+                        ("EventIdentifier", e.event_code.to_string()),
+                        ("SourceName", e.source.clone()),
+                        ("Type", "Error".to_owned()),
+                        ("ComputerName", node.name.clone()),
+                        ("TimeGenerated", cim_datetime(e.time_ms)),
+                        ("Message", e.message.clone()),
+                    ])
+                })
+                .collect(),
+            "win32_computersystem" => vec![obj(&[
+                ("Name", node.name.clone()),
+                ("Domain", "lab.local".to_owned()),
+            ])],
+            _ => return Err(bad(query, "unknown class")),
+        })
+    }
+
+    /// `root/MicrosoftExchangeV2` (on an Exchange 2003 server).
+    fn exchange_v2(&self, class: &str, query: &str) -> Result<Vec<WmiObject>, WqlError> {
+        Ok(match class {
+            "exchange_server" => {
+                let mut v: Vec<WmiObject> = self
+                    .hosts
+                    .iter()
+                    .filter(|n| n.product == Some(Product::Exchange2003))
+                    .map(|n| {
+                        obj(&[
+                            ("Name", n.name.clone()),
+                            ("ExchangeVersion", exchange_version(n.build)),
+                        ])
+                    })
+                    .collect();
+                for c in self
+                    .clusters
+                    .iter()
+                    .filter(|c| c.product == Product::Exchange2003)
+                {
+                    for e in c.groups.iter().filter_map(|g| g.evs.as_ref()) {
+                        v.push(obj(&[
+                            ("Name", e.name.clone()),
+                            ("ExchangeVersion", exchange_version(e.version)),
+                        ]));
+                    }
+                }
+                v
+            }
+            _ => return Err(bad(query, "unknown class")),
+        })
+    }
+}
+
+/// The objects of `all` that meet `q`'s conditions, with the properties it selects.
+fn select(all: Vec<WmiObject>, q: &WqlQuery, query: &str) -> Result<Vec<WmiObject>, WqlError> {
+    let mut out = Vec::new();
+    for o in all {
+        let get = |k: &str| {
+            o.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v)
+        };
+        let mut keep = true;
+        for (k, v) in &q.conditions {
+            match get(k) {
+                Some(actual) => keep &= actual.eq_ignore_ascii_case(v),
+                None => return Err(bad(query, &format!("unknown property `{k}`"))),
+            }
+        }
+        if !keep {
+            continue;
+        }
+        if q.props.is_empty() {
+            out.push(o);
+            continue;
+        }
+        let mut sel = WmiObject::new();
+        for p in &q.props {
+            match o.iter().find(|(n, _)| n.eq_ignore_ascii_case(p)) {
+                Some((n, v)) => {
+                    sel.insert(n.clone(), v.clone());
+                }
+                None => return Err(bad(query, &format!("unknown property `{p}`"))),
+            }
+        }
+        out.push(sel);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
