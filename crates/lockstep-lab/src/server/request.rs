@@ -170,11 +170,15 @@ fn attr(start: &BytesStart<'_>, local: &[u8]) -> Option<String> {
 }
 
 /// Parses an ISO 8601 duration as WS-Management sends one (`xs:duration`: `PT20S`, `PT0.5S`,
-/// `PT1M30S`, `P0DT0H0M20S`); `None` for anything else, a negative one, or one with days or
-/// longer units that are not zero.
+/// `PT1M30S`, `P0DT0H0M20S`, days of 24 hours); `None` for anything else, a negative one, or
+/// one in months or years (of no fixed length).
 pub fn parse_duration(text: &str) -> Option<Duration> {
     static PARSER: jiff::fmt::temporal::SpanParser = jiff::fmt::temporal::SpanParser::new();
-    PARSER.parse_unsigned_duration(text.trim()).ok()
+    let span = PARSER.parse_span(text.trim()).ok()?;
+    let d = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .ok()?;
+    Duration::try_from(d).ok()
 }
 
 /// Parses one request envelope.
@@ -595,5 +599,7 @@ mod tests {
         assert_eq!(parse_duration("PT5"), None);
         assert_eq!(parse_duration("-PT5S"), None);
         assert_eq!(parse_duration("20s"), None);
+        assert_eq!(parse_duration("P1D"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("P1M"), None);
     }
 }
