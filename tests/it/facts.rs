@@ -76,7 +76,7 @@ fn builds_before_and_after_every_rollout_match_the_lab_record() {
     assert_eq!(before, recorded_builds(&lab), "before any rollout");
     assert!(before.len() > 50, "every lab host is read: {before:?}");
 
-    for pb in lockstep::commands::demo::DEMO_ORDER {
+    for pb in lockstep::lab_support::DEMO_ORDER {
         let o = lab.rollout(pb, &["-e", "evs_upgrade_tool=labctl evs upgrade"]);
         assert_eq!(code(&o), 0, "{pb}: {}", text(&o));
     }

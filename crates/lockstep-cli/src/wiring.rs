@@ -2,7 +2,6 @@
 //! their sources), the SQLite store, the engine with the built-in actions.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -12,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::exit::BadInput;
 use crate::secrets::SecretResolver;
+use crate::settings::StateLocation;
 
 /// Where to reach a host instead of its inventory address (the lab's endpoint map).
 #[derive(Debug, Clone)]
@@ -56,10 +56,10 @@ pub fn transport(
     hosts: &[Name],
     endpoints: Option<&BTreeMap<String, String>>,
     direct: Option<&DirectCredentials>,
-    global: &crate::args::GlobalArgs,
+    settings: &crate::settings::Settings,
 ) -> Result<Arc<WinrmTransport>> {
-    let max_connections = global.max_connections;
-    let mut resolver = if global.ask_pass {
+    let max_connections = settings.max_connections;
+    let mut resolver = if settings.ask_pass {
         SecretResolver::asking()
     } else {
         SecretResolver::default()
@@ -203,19 +203,20 @@ impl Transport for FencedTransport {
 
 /// The state store `--state` names: a PostgreSQL database (`postgres://...`, shared by several
 /// controllers) or a SQLite file (created with its folder if needed).
-pub fn store(global: &crate::args::GlobalArgs) -> Result<Arc<dyn StateStore>> {
-    let ttl = std::time::Duration::from_secs(global.lease_secs);
-    let state = global.state.to_string_lossy();
-    if lockstep_store::is_postgres_url(&state) {
-        let s = lockstep_store::PgStore::connect(&state, ttl).with_context(|| {
-            format!(
-                "cannot open the state database `{}`",
-                lockstep_store::redact_url(&state)
-            )
-        })?;
-        return Ok(Arc::new(s));
-    }
-    let path = global.state.as_path();
+pub(crate) fn store(settings: &crate::settings::Settings) -> Result<Arc<dyn StateStore>> {
+    let ttl = settings.lease;
+    let path = match &settings.state {
+        StateLocation::Postgres(url) => {
+            let s = lockstep_store::PgStore::connect(url, ttl).with_context(|| {
+                format!(
+                    "cannot open the state database `{}`",
+                    lockstep_store::redact_url(url)
+                )
+            })?;
+            return Ok(Arc::new(s));
+        }
+        StateLocation::Sqlite(path) => path.as_path(),
+    };
     // Every checkpoint is synced (survives a power loss): with group commit it costs about
     // what `synchronous=NORMAL` did (crates/lockstep-store/benches/group_commit.rs).
     let durability = lockstep_store::Durability::Full;
@@ -230,26 +231,6 @@ pub fn store(global: &crate::args::GlobalArgs) -> Result<Arc<dyn StateStore>> {
     let s = lockstep_store::SqliteStore::open_leased(path, durability, ttl)
         .with_context(|| format!("cannot open state file `{}`", path.display()))?;
     Ok(Arc::new(s))
-}
-
-/// The state store as it may be shown: a SQLite path, or a PostgreSQL URL without its password.
-pub fn state_shown(global: &crate::args::GlobalArgs) -> PathBuf {
-    let state = global.state.to_string_lossy();
-    if lockstep_store::is_postgres_url(&state) {
-        PathBuf::from(lockstep_store::redact_url(&state))
-    } else {
-        global.state.clone()
-    }
-}
-
-/// Where run logs go (`<this>/../logs/`): beside a SQLite state file, or `.lockstep/logs`
-/// when the state is in PostgreSQL.
-pub fn log_anchor(global: &crate::args::GlobalArgs) -> PathBuf {
-    if lockstep_store::is_postgres_url(&global.state.to_string_lossy()) {
-        PathBuf::from(".lockstep/postgres")
-    } else {
-        global.state.clone()
-    }
 }
 
 /// Every host a run of `plan` talks to: the hosts its steps run on, in plan order, then every

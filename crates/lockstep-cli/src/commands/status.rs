@@ -7,9 +7,10 @@ use std::io::Write as _;
 use anyhow::Result;
 use lockstep_core::{RunRecord, RunStatus, StateStore, StepState};
 
-use crate::args::{Format, GlobalArgs, StatusArgs};
+use crate::args::{Format, StatusArgs};
 use crate::commands::run::pick_run;
 use crate::exit::ExitStatus;
+use crate::settings::Settings;
 use crate::wiring;
 
 fn status_word(s: &RunStatus) -> String {
@@ -159,8 +160,8 @@ fn started_of(ms: u64) -> String {
 }
 
 /// `lockstep status`.
-pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let store = wiring::store(global)?;
+pub fn status(args: &StatusArgs, settings: &Settings) -> Result<ExitStatus> {
+    let store = wiring::store(settings)?;
     let mut out = std::io::stdout().lock();
     match &args.run {
         None => {
@@ -211,7 +212,7 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                 }
                 Format::Text => {
                     if rows.is_empty() {
-                        writeln!(out, "no runs in {}", wiring::state_shown(global).display())?;
+                        writeln!(out, "no runs in {}", settings.state.shown().display())?;
                     } else {
                         writeln!(
                             out,
@@ -255,7 +256,7 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                             crate::commands::run::standing(&record).describe()
                         )?;
                     }
-                    let log = crate::logging::run_log_path(&wiring::log_anchor(global), &run.0);
+                    let log = crate::logging::run_log_path(&settings.state.log_anchor(), &run.0);
                     if log.exists() {
                         writeln!(out, "log: {}", log.display())?;
                     }
