@@ -248,10 +248,7 @@ fn has_template(s: &str) -> bool {
 /// every duration the engine adds to stays far from overflow).
 pub const MAX_DURATION_SECS: u64 = 7 * 86_400;
 
-/// Parses `30m`, `90s`, `2h`, `1h30m`, `1d` into seconds (one home: core).
-pub(crate) fn parse_duration(s: &str) -> Option<u64> {
-    lockstep_core::playbook::parse_duration(s)
-}
+use lockstep_core::playbook::parse_duration;
 
 /// Glob match with `*` and `?`, case-insensitive: the planner's host patterns.
 fn glob(pattern: &str, s: &str) -> bool {
@@ -1974,17 +1971,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30m"), Some(1800));
-        assert_eq!(parse_duration("90s"), Some(90));
-        assert_eq!(parse_duration("2h"), Some(7200));
-        assert_eq!(parse_duration("1h30m"), Some(5400));
-        assert_eq!(parse_duration("30"), None);
-        assert_eq!(parse_duration("m"), None);
-        assert_eq!(parse_duration("3x"), None);
     }
 
     #[test]

@@ -154,9 +154,14 @@ fn shorten(s: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
+/// A run's start, RFC 3339 in UTC to the second (`2026-11-21T08:18:54Z`).
 fn started_of(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t).to_string()
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .unwrap_or(jiff::Timestamp::MAX)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// `lockstep status`.
