@@ -87,8 +87,8 @@ pub enum PlanError {
         /// `clusters` or `hosts`.
         units: &'static str,
     },
-    /// A load-balanced pool is selected but no phase expands over pools (E3-LB).
-    #[error("pool `{pool}` is selected but the playbook has no `pool` phase: its front-ends must be upgraded together (E3-LB)")]
+    /// A load-balanced pool is selected but no phase expands over pools (`pool-together`).
+    #[error("pool `{pool}` is selected but the playbook has no `pool` phase: its members must be upgraded together (pool-together)")]
     PoolWithoutPoolPhase {
         /// Pool name.
         pool: String,
