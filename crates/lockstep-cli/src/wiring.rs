@@ -233,21 +233,19 @@ pub(crate) fn store(settings: &crate::settings::Settings) -> Result<Arc<dyn Stat
     Ok(Arc::new(s))
 }
 
-/// Every host a run of `plan` talks to: the hosts its steps run on, in plan order, then every
-/// front-end of the plan's product (the engine reads their builds before any back-end install:
-/// E3-FB, E2-FB).
-pub fn plan_hosts(plan: &lockstep_core::Plan, fleet: &Fleet) -> Vec<Name> {
+/// Every host a run of `plan` talks to: the hosts its steps run on, in plan order, then the
+/// front-ends its tier order covers ([`lockstep_actions::tier_order`], the requirements the
+/// engine checks live before a back-end install, whichever playbook upgrades those front-ends).
+pub(crate) fn plan_hosts(plan: &lockstep_core::Plan, fleet: &Fleet) -> Vec<Name> {
     let mut seen = std::collections::BTreeSet::new();
-    let product = plan.product();
-    let front_ends = fleet
-        .hosts
-        .iter()
-        .filter(|h| h.has_role(lockstep_core::Role::FrontEnd) && product.is_some_and(|p| h.runs(p)))
-        .map(|h| &h.name);
+    let front_ends: Vec<Name> = lockstep_actions::tier_order(fleet, plan)
+        .into_iter()
+        .flat_map(|req| req.front_ends)
+        .collect();
     plan.steps
         .iter()
         .map(|s| &s.host)
-        .chain(front_ends)
+        .chain(&front_ends)
         .filter(|h| seen.insert((*h).clone()))
         .cloned()
         .collect()

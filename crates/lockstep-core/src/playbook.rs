@@ -108,7 +108,7 @@ pub enum NodeOrderKind {
     OwnersFirst,
 }
 
-/// Service pack or hotfix: decides whether the EVS upgrade runs (E3-CLUSTER step 11).
+/// Service pack or hotfix: decides whether the EVS upgrade runs (`virtual-server-upgrade`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PackageKind {
@@ -230,7 +230,7 @@ pub enum ActionSpec {
         /// Group name template.
         group: String,
     },
-    /// Upgrade Exchange Virtual Server (E3-CLUSTER step 11): an operator step unless `command` is
+    /// Upgrade Exchange Virtual Server: an operator step unless `command` is
     /// given; guarded by the T2 preconditions.
     UpgradeVirtualServer {
         /// Group name template.
@@ -424,7 +424,7 @@ pub struct StepSpec {
     pub id: Name,
     /// What a person reads.
     pub name: String,
-    /// The KB 328839 rule it implements (`E3-CLUSTER.4`, `G5`).
+    /// The rule it implements (free text the playbook chooses: `PATCH-1`, a KB rule id).
     pub rule: String,
     /// The action.
     pub action: ActionSpec,
@@ -621,7 +621,7 @@ pub struct Playbook {
     pub name: Name,
     /// Title a person reads.
     pub title: String,
-    /// What the playbook calls its procedure (free text: `E3-CLUSTER`, `CAU`); reports cite it.
+    /// What the playbook calls its procedure (free text, such as `CAU`); reports cite it.
     pub procedure: String,
     /// What it works on and in what order.
     #[serde(default)]

@@ -948,7 +948,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Emits one site's units of one stage. With the front-end rule scoped per site, the site's
-    /// back-ends start after all of its front-ends (E3-FB, E2-FB).
+    /// back-ends start after all of its front-ends (`tier-order`).
     fn emit_site(&mut self, stage: usize, units: &[&Unit]) {
         let per_site_fb =
             self.pb.shape.is_tiered() && self.fleet.front_end_scope == FrontEndScope::Site;
@@ -1934,7 +1934,7 @@ impl<'a> Planner<'a> {
         frontier
     }
 
-    /// A load-balanced pool in lockstep (E3-LB): every member does step N before any member
+    /// A load-balanced pool in lockstep (`pool-together`): every member does step N before any member
     /// does step N+1.
     fn expand_pool(
         &mut self,
@@ -1989,7 +1989,7 @@ impl<'a> Planner<'a> {
 
     /// Sets `out_of_service` on the unit's steps from `start`: per host, from its Cluster service
     /// stop (or its first install or reboot) to the matching start of its Cluster service, from
-    /// an NLB drain to the NLB start (E3-LB pools), or to the end of the phase block for a
+    /// an NLB drain to the NLB start (load-balanced pools), or to the end of the phase block for a
     /// window opened by an install or reboot.
     fn mark_out_of_service(&mut self, start: usize) {
         #[derive(Clone, Copy, PartialEq, Eq)]

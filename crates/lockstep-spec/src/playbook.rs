@@ -299,7 +299,7 @@ impl PlaybookLoader<'_> {
             Some(t) => scalar(t, "title", self.sink).map(str::to_owned),
             None => None,
         };
-        // Free text (`E3-CLUSTER`, `CAU`): what the playbook calls its procedure.
+        // Free text (`CAU`): what the playbook calls its procedure.
         let procedure = match root.get("procedure") {
             None => Some(stem.clone()),
             Some(p) => scalar(p, "procedure", self.sink).and_then(|t| {

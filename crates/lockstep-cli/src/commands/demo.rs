@@ -17,7 +17,7 @@ use crate::settings::Settings;
 use crate::wiring::DirectCredentials;
 use crate::{inputs, wiring};
 
-/// The order the demo rolls the procedures in: front-ends before back-ends (E3-FB, E2-FB) come
+/// The order the demo rolls the procedures in: front-ends before back-ends (`tier-order`) come
 /// first for each product, so the organisation-wide front-end rule holds for the clusters after.
 pub const DEMO_ORDER: [&str; 9] = [
     "e3-fb",

@@ -123,7 +123,7 @@ impl Discovered {
 
 /// Live discovery of every host of the run (and the front-ends the tier order covers), then
 /// everything it makes knowable before the first change: the inventory's agreement with the
-/// fleet, reachability and credentials of every host, the tier order (E3-FB/E2-FB) against the
+/// fleet, reachability and credentials of every host, the tier order (`tier-order`) against the
 /// live builds, the package's editions (E2-ED), the packages readable on the controller and the
 /// disk space to stage them. `run` and `run --check` judge it identically.
 pub async fn discover_and_plan(
