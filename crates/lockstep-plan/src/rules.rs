@@ -354,7 +354,8 @@ fn check_pool_lockstep(plan: &Plan, reach: &Reach, out: &mut Vec<RuleViolation>)
 }
 
 /// Per cluster: `one-node-out-per-cluster` (one node out of service at a time, every change
-/// inside a window; always checked, citing the playbook's rule for it); the
+/// inside a window; always checked, citing the playbook's rule for it); `exactly-once` (every
+/// node of a cluster that installs gets the target once); the
 /// declared node order where it names the active node (`active-last`, `active-first`); no
 /// group moves with `failover: false`; and, when declared, the virtual-server upgrade (each
 /// upgraded after the first node's install, before any other node goes out of service, on the
@@ -441,7 +442,7 @@ fn check_clusters(
                 let k = installs.get(n.as_str()).map_or(0, Vec::len);
                 if k != 1 {
                     out.push(v(
-                        one_out,
+                        cited(&plan.invariants, Invariant::ExactlyOnce),
                         &[],
                         format!(
                             "cluster `{name}`: node `{n}` installs the target {k} times, not once"
