@@ -229,9 +229,9 @@ proptest! {
         for pb in playbooks(&fleet) {
             let opts = PlanOptions::default();
             match plan(&fleet, &pb, &opts) {
+                // `plan()` refuses a plan its checkers reject; the refusals allowed below do not
+                // include that (`RuleBroken`).
                 Ok(p) => {
-                    let v = check_rules(&p, &fleet);
-                    prop_assert!(v.is_empty(), "{}: {:#?}", pb.procedure, v);
                     let again = plan(&fleet, &pb, &opts).unwrap();
                     prop_assert_eq!(&again, &p);
                     prop_assert_eq!(plan_hash(&p), p.hash.clone());
@@ -241,7 +241,8 @@ proptest! {
                     // The checker can fail: cut the second node's window loose from the first's.
                     if let Some(broken) = cut_second_window(&p) {
                         let v = check_rules(&broken, &fleet);
-                        prop_assert!(v.iter().any(|x| x.rule == "E3-C1"), "{}: not caught", pb.procedure);
+                        let rule = lockstep_core::invariant::cited(&p.invariants, lockstep_core::Invariant::OneNodeOutPerCluster);
+                        prop_assert!(v.iter().any(|x| x.rule == rule), "{}: not caught", pb.procedure);
                     }
                 }
                 Err(e) => {
@@ -276,8 +277,6 @@ proptest! {
         for pb in playbooks(&fleet) {
             match plan(&fleet, &pb, &opts) {
                 Ok(p) => {
-                    let v = check_rules(&p, &fleet);
-                    prop_assert!(v.is_empty(), "{} --limit {}: {:#?}", pb.procedure, limit, v);
                     for s in &p.steps {
                         let in_limit = s.site.as_str() == limit
                             || s.cluster.as_ref().is_some_and(|c| c.as_str() == limit);
@@ -444,10 +443,15 @@ proptest! {
         pb.hosts = vec!["all".into()];
         let menu = menu();
         pb.phases = picks.iter().map(|&i| menu[i].clone()).collect();
-        if let Ok(p) = plan(&fleet, &pb, &PlanOptions::default()) {
-            let v = check_rules(&p, &fleet);
-            prop_assert!(v.is_empty(), "{:#?}", v);
-            prop_assert!(!p.steps.is_empty() || p.stages.is_empty());
+        // `plan()` runs the checkers itself and refuses a plan they reject (`RuleBroken`), so
+        // an accepted plan keeps every rule by construction; what is left to hold is that it
+        // never panics, an empty plan has no stages, and every refusal says what is wrong.
+        match plan(&fleet, &pb, &PlanOptions::default()) {
+            Ok(p) => prop_assert!(!p.steps.is_empty() || p.stages.is_empty()),
+            Err(e) => {
+                prop_assert!(!e.0.is_empty());
+                prop_assert!(e.0.iter().all(|x| !x.to_string().trim().is_empty()));
+            }
         }
     }
 }
