@@ -54,8 +54,6 @@ pub fn text(o: &Output) -> String {
 /// A `lockstep lab` process serving the built-in inventory, with an overlay for `-i`.
 pub struct Lab {
     child: Child,
-    /// The inventory the lab serves.
-    inventory: PathBuf,
     /// The test's folder (state file, overlay, record).
     pub dir: tempfile::TempDir,
 }
@@ -63,27 +61,23 @@ pub struct Lab {
 impl Lab {
     /// Starts a lab (optionally with a config file's YAML) and waits for its endpoints.
     pub fn start(config_yaml: Option<&str>) -> Lab {
-        Self::launch(&[], config_yaml, lab_inventory())
+        Self::launch(&[], config_yaml)
     }
 
     /// A lab serving `inventory` (`lockstep lab -i INVENTORY`) instead of the built-in one; drive
     /// it with [`Lab::rollout_on`].
     pub fn start_inventory(inventory: &Path, config_yaml: Option<&str>) -> Lab {
         let inv = inventory.to_str().unwrap().to_owned();
-        Self::launch(
-            &["-i".to_owned(), inv],
-            config_yaml,
-            inventory.to_path_buf(),
-        )
+        Self::launch(&["-i".to_owned(), inv], config_yaml)
     }
 
     /// A lab of the built-in inventory started with extra `lockstep lab` options (`--kerberos`).
     pub fn start_with_options(options: &[&str]) -> Lab {
         let extra: Vec<String> = options.iter().map(|o| (*o).to_owned()).collect();
-        Self::launch(&extra, None, lab_inventory())
+        Self::launch(&extra, None)
     }
 
-    fn launch(extra: &[String], config_yaml: Option<&str>, inventory: PathBuf) -> Lab {
+    fn launch(extra: &[String], config_yaml: Option<&str>) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let mut c = lockstep(dir.path());
         c.args([
@@ -126,11 +120,7 @@ impl Lab {
             assert!(Instant::now() < deadline, "lab did not come up within 60 s");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Lab {
-            child,
-            inventory,
-            dir,
-        }
+        Lab { child, dir }
     }
 
     /// The test folder.
@@ -199,28 +189,43 @@ impl Lab {
         assert!(o.status.success(), "fault not cleared: {}", text(&o));
     }
 
-    /// `lockstep lab verify record.jsonl --playbook PLAYBOOK -i INVENTORY` for every playbook
-    /// run on this lab (the runs of the test's state file): asserts the invariants each declares
-    /// held. Where no run is in the state file, or a playbook declares no invariant a record
-    /// shows (`e3-nc`), `lockstep lab verify record.jsonl` asserts every invariant the lab checks.
+    /// `lockstep lab verify record.jsonl --playbook PLAYBOOK -i INVENTORY...` for the playbook
+    /// and inventories of every run of the test's state file, as the run recorded them: asserts
+    /// the invariants each playbook declares held. Where no run is in the state file, or a
+    /// playbook declares no invariant a record shows (`e3-nc`), `lockstep lab verify
+    /// record.jsonl` asserts every invariant the lab checks.
     pub fn assert_invariants(&self) {
         let status = self.run(&["status", "--format", "json"]);
         let runs: Vec<serde_json::Value> =
             serde_json::from_slice(&status.stdout).unwrap_or_default();
-        let mut playbooks: Vec<String> = runs
-            .iter()
-            .filter_map(|r| r["playbook"].as_str().map(str::to_owned))
-            .collect();
-        playbooks.sort();
-        playbooks.dedup();
-        let inv = self.inventory.to_str().unwrap();
-        let mut every = playbooks.is_empty();
-        for pb in &playbooks {
-            let o = self.run(&["lab", "verify", "record.jsonl", "--playbook", pb, "-i", inv]);
+        let mut played: Vec<Vec<String>> = Vec::new();
+        for id in runs.iter().filter_map(|r| r["run"].as_str()) {
+            let o = self.run(&["status", id, "--format", "json"]);
+            assert_eq!(code(&o), 0, "{}", text(&o));
+            let run: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            let meta = &run["meta"];
+            let mut args = vec!["--playbook".to_owned()];
+            args.push(meta["playbook"].as_str().unwrap().to_owned());
+            for inv in meta["inventory"].as_str().unwrap_or_default().lines() {
+                // The built-in inventory is `lab verify`'s default.
+                if !inv.starts_with("builtin:") {
+                    args.extend(["-i".to_owned(), inv.to_owned()]);
+                }
+            }
+            if !played.contains(&args) {
+                played.push(args);
+            }
+        }
+        let mut every = played.is_empty();
+        for args in &played {
+            let mut all = vec!["lab", "verify", "record.jsonl"];
+            all.extend(args.iter().map(String::as_str));
+            let o = self.run(&all);
             let out = String::from_utf8_lossy(&o.stdout);
             assert!(
                 o.status.success() && out.contains("0 violation"),
-                "invariants `{pb}` declares broken: {}",
+                "invariants `{}` declares broken: {}",
+                args[1],
                 text(&o)
             );
             every |= out.contains("no invariant a record shows");
