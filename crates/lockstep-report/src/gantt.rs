@@ -37,6 +37,9 @@ fn bar_label(step: &str, width: f64, sc: Scale) -> Option<&str> {
     (width >= needed).then_some(label)
 }
 
+/// Colour of the stage-start lines (also the legend's).
+pub const STAGE_COLOUR: &str = "#7986cb";
+
 /// Colour of the halt marker.
 pub const HALT_COLOUR: &str = "#d50000";
 
@@ -255,7 +258,7 @@ impl<'v, 'a> Gantt<'v, 'a> {
             let ly = if lane % 2 == 0 { 14.0 } else { 28.0 };
             let _ = write!(
                 s,
-                r##"<g class="stage"><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{plot_bottom:.1}" stroke="#7986cb" stroke-dasharray="4 3" stroke-opacity="0.8"/><text x="{:.1}" y="{ly}" fill="#3949ab" font-size="11" font-weight="600">▸ {}</text></g>"##,
+                r##"<g class="stage"><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{plot_bottom:.1}" stroke="{STAGE_COLOUR}" stroke-dasharray="4 3" stroke-opacity="0.8"/><text x="{:.1}" y="{ly}" fill="#3949ab" font-size="11" font-weight="600">▸ {}</text></g>"##,
                 ly + 4.0,
                 x + 2.0,
                 esc(&v.stage_name(stage))
