@@ -35,13 +35,6 @@ pub fn formatter(out: &mut Output<'_>, state: &State<'_, '_>, value: &Value) -> 
     .map_err(Error::from)
 }
 
-/// [`write_html`] into a new string (for the SVG timeline, which is still written by hand).
-pub fn html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    let _ = write_html(&mut out, s);
-    out
-}
-
 /// Writes `s` escaped for HTML or SVG text and for a double- or single-quoted attribute value.
 ///
 /// Characters that XML forbids (C0 controls other than tab, newline and carriage return, DEL,

@@ -1,11 +1,11 @@
 //! [`HtmlReport`]: one self-contained HTML file: inline CSS, an inline SVG timeline, no script,
 //! no external resource (a Content-Security-Policy forbids loading any).
 //!
-//! The document is the minijinja template `templates/report.html` (compiled into the binary)
-//! over a [`Page`]: plain serializable data built here from the [`RunView`]; the template only
-//! lays it out. Autoescape is on for the template, so every value from the run is HTML-escaped
-//! by the engine; only the stylesheet and the SVG timeline (rendered by this crate) are marked
-//! safe.
+//! The document is the minijinja template `templates/report.html`, which includes
+//! `templates/timeline.svg` (both compiled into the binary), over a [`Page`]: plain
+//! serializable data built here from the [`RunView`] (the timeline's geometry by [`Gantt`]);
+//! the templates only lay it out. Both autoescape, so every value from the run is HTML-escaped
+//! by the engine; only the stylesheet, a constant, is marked safe.
 
 use std::sync::OnceLock;
 
@@ -13,7 +13,7 @@ use lockstep_core::{Fact, RunStatus, StepState};
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::gantt::{state_colour, Gantt, HALT_COLOUR, OOS_COLOUR, STAGE_COLOUR};
+use crate::gantt::{state_colour, Gantt, Timeline, HALT_COLOUR, OOS_COLOUR, STAGE_COLOUR};
 use crate::time;
 use crate::view::{release_label, AtTarget, RunView, StepRow, STATE_ORDER};
 
@@ -36,6 +36,8 @@ fn env() -> &'static Environment<'static> {
         env.set_keep_trailing_newline(true);
         env.add_template(TEMPLATE, include_str!("../templates/report.html"))
             .expect("templates/report.html parses");
+        env.add_template("timeline.svg", include_str!("../templates/timeline.svg"))
+            .expect("templates/timeline.svg parses");
         env
     })
 }
@@ -73,8 +75,8 @@ pub struct Page<'a> {
     waiting: Option<Waiting<'a>>,
     summary: Summary<'a>,
     legend: Legend,
-    /// The SVG timeline, rendered (and escaped) by [`Gantt`].
-    timeline_svg: String,
+    /// The SVG timeline's geometry, for `templates/timeline.svg`.
+    timeline: Timeline<'a>,
     versions: Vec<VersionRow<'a>>,
     steps: Vec<StepItem<'a>>,
 }
@@ -351,7 +353,7 @@ impl<'a> Page<'a> {
             waiting,
             summary,
             legend,
-            timeline_svg: Gantt::new(v).svg(),
+            timeline: Gantt::new(v).timeline(),
             versions,
             steps,
         }
@@ -425,18 +427,27 @@ mod tests {
     }
 
     #[test]
-    fn template_marks_only_the_stylesheet_and_the_timeline_safe() {
-        let t = include_str!("../templates/report.html");
-        let safe: Vec<&str> = t
-            .match_indices("|safe")
-            .map(|(i, _)| {
-                t[..i]
-                    .rsplit(|c: char| c.is_whitespace() || c == '{')
-                    .next()
-                    .unwrap()
-            })
-            .collect();
-        assert_eq!(safe, ["css", "timeline_svg"]);
-        assert!(!t.contains("autoescape"), "autoescape must stay on");
+    fn templates_mark_only_the_stylesheet_safe() {
+        let mut safe: Vec<&str> = Vec::new();
+        for t in [
+            include_str!("../templates/report.html"),
+            include_str!("../templates/timeline.svg"),
+        ] {
+            for (i, _) in t.match_indices('|') {
+                if t[i + 1..].trim_start().starts_with("safe") {
+                    let value = t[..i].trim_end().rsplit([' ', '{']).next().unwrap();
+                    safe.push(value);
+                }
+            }
+            assert!(!t.contains("autoescape"), "autoescape must stay on");
+        }
+        assert_eq!(safe, ["css"]);
+        // Both templates autoescape, by name.
+        for name in [TEMPLATE, "timeline.svg"] {
+            assert_eq!(
+                crate::escape::auto_escape(name),
+                minijinja::AutoEscape::Html
+            );
+        }
     }
 }
