@@ -12,7 +12,7 @@
 //! every value through [`escape::formatter`]; the Markdown calls [`escape`]'s `md_*` functions.
 //! Dates are jiff's UTC calendar ([`time`]).
 //!
-//! This crate depends on `lockstep-core` only: never on the store, the engine, WinRM or the lab
+//! Of the workspace this crate depends on `lockstep-core` only: never on the store, the engine, WinRM or the lab
 //! (the CLI loads the run and writes the file).
 //!
 //! Tests (`cargo test -p lockstep-report`) include a real headless-browser check: the HTML of a
