@@ -55,6 +55,9 @@ impl<'v, 'a> HtmlReport<'v, 'a> {
     }
 
     /// Renders the whole document.
+    ///
+    /// Panics if the templates do not fit the page (a name either side misspelt): a bug of this
+    /// crate that the tests reach, never something a run can cause.
     pub fn render(&self) -> String {
         let page = Page::new(self.view);
         env()

@@ -416,3 +416,36 @@ fn approvals_name_who_and_when() {
         );
     }
 }
+
+/// The branches the fixtures above never reach still render (the templates fail on a name they
+/// do not know): a run before its first step, and a record whose step a replan dropped.
+#[test]
+fn a_run_before_its_first_step_and_a_dropped_step_render() {
+    let mut run = fixture::finished_two_node();
+    run.status = RunStatus::Running;
+    run.facts.clear();
+    run.approvals.clear();
+    for s in &mut run.steps {
+        *s = lockstep_core::StepRecord::pending(&s.step);
+    }
+    let doc = lockstep_report::html(&run);
+    check_balanced(&doc).unwrap();
+    let svg = svg(&doc);
+    assert!(svg.contains(">no step has started</text>"));
+    assert_eq!(svg.matches("<rect class=\"bar").count(), 0);
+    assert!(doc.contains("<dt>Last activity</dt>"));
+    assert!(doc.contains("<span class=\"unknown\">? not verified</span>"));
+
+    let mut run = fixture::halted_two_node();
+    run.steps[0].step = "PRG-N1/dropped-by-a-replan".into();
+    let doc = lockstep_report::html(&run);
+    check_balanced(&doc).unwrap();
+    let details = &doc[doc
+        .find("<details class=\"step st-done\" id=\"s-0\"")
+        .unwrap()..];
+    let details = &details[..details.find("</details>").unwrap()];
+    assert!(details.contains(
+        "<code class=\"id\">PRG-N1/dropped-by-a-replan</code><span></span><code>?</code>"
+    ));
+    assert!(!details.contains("<dt>Action</dt>"));
+}
