@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use minijinja::value::Value;
+use minijinja::value::{Value, ValueKind};
 use minijinja::{AutoEscape, Error, Output, State};
 
 /// Which templates autoescape: HTML and SVG ones (`report.html`, `timeline.svg`).
@@ -30,6 +30,8 @@ pub fn formatter(out: &mut Output<'_>, state: &State<'_, '_>, value: &Value) -> 
     }
     match value.as_str() {
         Some(s) => write_html(out, s),
+        // A number's text has nothing to escape.
+        None if value.kind() == ValueKind::Number => write!(out, "{value}"),
         None => write_html(out, &value.to_string()),
     }
     .map_err(Error::from)
