@@ -369,8 +369,8 @@ impl<'a> StepItem<'a> {
         StepItem {
             index: r.index,
             step: &r.rec.step,
-            rule: r.plan.map_or("", |p| p.rule.as_str()),
-            host: r.plan.map_or("?", |p| p.host.as_str()),
+            rule: r.rule(),
+            host: r.host(),
             state: state.as_str(),
             colour: state_colour(state),
             open: matches!(state, StepState::Failed | StepState::Waiting),
