@@ -169,3 +169,38 @@ fn completions_and_man_page_come_from_the_clap_definitions() {
             || String::from_utf8_lossy(&m.stdout).contains(".TH")
     );
 }
+
+/// The settings stage refuses what clap's types let through (a negative or infinite factor, a
+/// malformed `--vault-id`), all at once, before any state, lab or host is touched.
+#[test]
+fn bad_factors_are_refused_together_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        dir.path(),
+        &[
+            "--vault-id",
+            "@nothing",
+            "run",
+            "e3-cluster",
+            "--soak-scale=-1",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("`--soak-scale -1`"), "{err}");
+    assert!(err.contains("`--vault-id @nothing`"), "all at once: {err}");
+    assert!(!dir.path().join("state.db").exists(), "no state written");
+    for args in [
+        &["demo", "--time-scale=0"][..],
+        &["lab", "--time-scale=inf"][..],
+        &["resume", "--soak-scale=NaN"][..],
+    ] {
+        let o = run(dir.path(), args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("-scale"),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+}

@@ -22,13 +22,13 @@ impl InProcess {
             .enable_all()
             .build()
             .unwrap();
-        let (fleet, _) = lockstep::inputs::load_fleet(&[lab_inventory()]).unwrap();
-        let user = lockstep::commands::lab::lab_user(&fleet);
+        let (fleet, _) = lockstep::lab_support::load_fleet(&[lab_inventory()]).unwrap();
+        let user = lockstep::lab_support::lab_user(&fleet);
         let lab = runtime
             .block_on(Lab::start(
                 &fleet,
                 LabConfig::default(),
-                lockstep::commands::lab::lab_server_config(&user, LAB_PASSWORD, false, false),
+                lockstep::lab_support::lab_server_config(&user, LAB_PASSWORD, false, false),
                 Recorder::null(),
             ))
             .unwrap();
@@ -36,7 +36,7 @@ impl InProcess {
         // The stand-in packages the playbooks' `stage` steps copy, as `lockstep lab` writes them.
         let packages = dir.path().join("overlay.packages");
         LabConfig::default().write_packages(&packages).unwrap();
-        let overlay = lockstep::commands::lab::overlay(
+        let overlay = lockstep::lab_support::overlay(
             &lab.endpoints(),
             &user,
             "LOCKSTEP_LAB_PASSWORD",

@@ -1,7 +1,7 @@
-//! Cluster actions: move a group (E3-CLUSTER.2, .9), evacuate a node (E3-CLUSTER.2, .16,
-//! E3-C), stop/start the node's Cluster service (E3-CLUSTER.3, .8, .13, .15), take an EVS's
-//! resources offline except IP Address / Physical Disk / Network Name, bring
-//! the group online (E3-CLUSTER.12) and the failover test (E3-CLUSTER.17).
+//! Cluster actions: move a group, evacuate a node (no group may stay on a node that is stopped
+//! or updated), stop/start the node's Cluster service, take an EVS's resources offline except
+//! IP Address / Physical Disk / Network Name, bring the group online and the failover test.
+//! Which procedure step each serves is the playbook's `rule:`.
 //!
 //! cluster.exe is judged by its exit code (the Win32 code) and every state is read back through
 //! WQL (`root/MSCluster`): cluster.exe's listings are localised and never parsed.
@@ -119,7 +119,7 @@ fn owned_by<'m>(
         .collect()
 }
 
-/// EvacuateNode (E3-CLUSTER.2: no EVS and not the cluster group may run on the node being
+/// EvacuateNode (no EVS and not the cluster group may run on the node being
 /// upgraded): every group `node` owns, read live, is moved to `to` one by one; the cluster
 /// group goes last.
 pub(crate) async fn evacuate(
@@ -316,7 +316,7 @@ async fn evs_resources(node: &Node<'_>, group: &Name) -> Result<Vec<Resource>, S
     Ok(resources)
 }
 
-/// EvsResourcesOffline (E3-CLUSTER.7): every resource of the group whose type is not IP Address,
+/// EvsResourcesOffline: every resource of the group whose type is not IP Address,
 /// Physical Disk or Network Name, one by one, System Attendant last.
 pub(crate) async fn evs_offline(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, StepError> {
     let host = ctx.host();
@@ -401,7 +401,7 @@ pub(crate) async fn probe_evs_offline(ctx: &Ctx<'_>, group: &Name) -> Result<Pro
     })
 }
 
-/// EvsResourcesOnline (E3-CLUSTER.12): `cluster group "G" /online`, then group state 0.
+/// EvsResourcesOnline: `cluster group "G" /online`, then group state 0.
 pub(crate) async fn evs_online(ctx: &Ctx<'_>, group: &Name) -> Result<Outcome, StepError> {
     let host = ctx.host();
     let node = ctx.node();
@@ -455,7 +455,7 @@ pub(crate) async fn probe_group_online(ctx: &Ctx<'_>, group: &Name) -> Result<Pr
     })
 }
 
-/// FailoverTest (E3-CLUSTER.17): move the group to each node in order and check it is online
+/// FailoverTest: move the group to each node in order and check it is online
 /// there (WQL group state 0, owner = that node); ends on the last node.
 pub(crate) async fn failover_test(
     ctx: &Ctx<'_>,

@@ -452,7 +452,7 @@ fn runs_release(w: &crate::parse::WindowsVersion, r: lockstep_core::WindowsRelea
 impl Discovery {
     /// Every halt of `plan` that this discovery already makes certain, one sentence each with
     /// its class, so that a run halts before its first change rather than after: the tier order
-    /// (E3-FB / E2-FB: a front-end below the target that the plan does not upgrade in an earlier
+    /// (`tier-order`: a front-end below the target that the plan does not upgrade in an earlier
     /// stage) and the package's editions (E2-ED, for every host whose preflight checks it).
     /// Empty = nothing known stops the run. Hosts not read are in `unreachable`, not here.
     pub fn halts(&self, fleet: &Fleet, plan: &Plan) -> Vec<(HaltClass, String)> {

@@ -1,4 +1,4 @@
-//! UpgradeVirtualServer (E3-CLUSTER.11), guarded by the preconditions of T2: the EVS group is
+//! UpgradeVirtualServer, guarded by the preconditions of T2: the EVS group is
 //! on a node at the service pack's build, the upgrade is started from a node at that build, the
 //! System Attendant resource is offline, only IP Address / Network Name / Physical Disk
 //! resources of the group are online, and a Distributed Transaction Coordinator resource is

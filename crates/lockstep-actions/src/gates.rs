@@ -1,5 +1,5 @@
 //! Version and precondition gates: AssertVersion, Preflight (G5, G6, E2-ED,
-//! product line, pending reboot, Cluster service running) and the tier order (E3-FB, E2-FB),
+//! product line, pending reboot, Cluster service running) and the tier order (`tier-order`),
 //! judged before the first change from discovery and again, live, before each stage starts.
 
 use lockstep_core::{

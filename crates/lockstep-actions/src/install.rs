@@ -107,7 +107,7 @@ fn spec(action: &Action) -> Option<InstallSpec<'_>> {
 
 /// E3-C (and E2 procedures): on an Exchange 2000/2003 cluster node, the Cluster service must be
 /// stopped before the service pack runs (setup refuses otherwise). Exchange 5.5 clusters install
-/// on the active node with the group online (E5-CLUSTER), so they are not checked.
+/// on the active node with the group online, so they are not checked.
 async fn check_cluster_service_stopped(
     ctx: &Ctx<'_>,
     node: &Node<'_>,

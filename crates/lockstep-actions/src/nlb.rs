@@ -1,4 +1,4 @@
-//! Network Load Balancing for load-balanced front-ends (E3-LB): `wlbs drainstop` / `wlbs start`,
+//! Network Load Balancing for load-balanced pools (`pool-together`): `wlbs drainstop` / `wlbs start`,
 //! judged by the exit code of `wlbs query` (1005 converged, 1007 stopped, 1009 draining); its
 //! text is localised and never read.
 

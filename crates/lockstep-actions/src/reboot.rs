@@ -1,6 +1,5 @@
-//! Reboot (E3-CLUSTER.5, E3-NC, the IIS hotfix of E3-CLUSTER.1): read `LastBootUpTime`,
-//! `shutdown /r /t 0 /f`, then poll until the node stops answering and answers again with a
-//! different boot time, within the step timeout.
+//! Reboot: read `LastBootUpTime`, `shutdown /r /t 0 /f`, then poll until the node stops
+//! answering and answers again with a different boot time, within the step timeout.
 
 use std::time::Duration;
 

@@ -23,7 +23,7 @@ pub(crate) struct Resource {
 }
 
 impl Resource {
-    /// IP Address, Physical Disk or Network Name: the types that stay online (E3-CLUSTER.7, T2).
+    /// IP Address, Physical Disk or Network Name: the types that stay online while an EVS is upgraded.
     pub fn is_core(&self) -> bool {
         ["IP Address", "Physical Disk", "Network Name"]
             .iter()

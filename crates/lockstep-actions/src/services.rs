@@ -1,7 +1,7 @@
 //! Windows services: `net stop "S"` / `net start "S"`, judged by the `sc query` state number
 //! (the exit codes of `net` and its localised messages are not trusted: it exits 2 both when it
 //! fails and when the service is already in the wanted state). Used by Stop/StartServices (G5)
-//! and by the Cluster service actions (E3-CLUSTER.3, .8, .13, .15).
+//! and by the Cluster service actions.
 
 use std::time::Duration;
 

@@ -1,13 +1,15 @@
 //! Command-line arguments as clap parses them (the "low" arguments): no validation beyond
-//! types. `inputs` (inventories, playbooks, variables) and `wiring` (store, transport) turn them into
-//! checked inputs; every refusal there exits 2 (`exit::BadInput`).
+//! types. [`crate::settings`] checks the rest and derives what commands read; then `inputs`
+//! (inventories, playbooks, variables) and `wiring` (store, transport) load and build from them.
+//! Every refusal on the way exits 2 (`exit::BadInput`).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::engine::ArgValueCandidates;
 
-/// Lockstep: staged, resumable Exchange service-pack rollouts over WinRM (KB 328839).
+/// Lockstep: staged, resumable changes to Windows fleets over WinRM (service packs, hotfixes,
+/// cluster patching), one cluster node out of service at a time.
 #[derive(Debug, Parser)]
 #[command(name = "lockstep", version, about, long_about = None, max_term_width = 100)]
 pub struct Cli {

@@ -9,6 +9,7 @@ use lockstep_core::{Fleet, Playbook};
 use lockstep_spec::{Diagnostics, SourceFile, VaultSecrets};
 
 use crate::exit::BadInput;
+use crate::settings::VaultSource;
 
 /// The name under which the built-in inventory is recorded in run metadata.
 pub const EMBEDDED_INVENTORY: &str = "builtin:inventory/lab.yml";
@@ -56,50 +57,33 @@ pub fn vault_secrets() -> &'static VaultSecrets {
 
 /// Reads the vault passwords the options name. A password file is read as text (never run);
 /// its trailing line end is dropped. Nothing read is ever printed.
-pub fn init_vault(args: &crate::args::VaultArgs) -> Result<()> {
+pub(crate) fn init_vault(sources: &[(String, VaultSource)]) -> Result<()> {
     let mut secrets = VaultSecrets::new();
     let mut errors = Vec::new();
-    let mut sources: Vec<(String, String)> = Vec::new();
-    if let Some(f) = &args.vault_password_file {
-        sources.push(("default".into(), f.display().to_string()));
-    }
-    if args.ask_vault_pass {
-        sources.push(("default".into(), "prompt".into()));
-    }
-    for id in &args.vault_ids {
-        match id.split_once('@') {
-            Some((label, src)) if !label.is_empty() && !src.is_empty() => {
-                sources.push((label.to_owned(), src.to_owned()))
-            }
-            _ if !id.is_empty() && !id.contains('@') => {
-                sources.push(("default".into(), id.clone()))
-            }
-            _ => errors.push(format!(
-                "error: `--vault-id {id}` is not LABEL@FILE, LABEL@prompt or FILE"
-            )),
-        }
-    }
-    for (label, src) in sources {
-        if src == "prompt" {
-            if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                errors.push(format!(
-                    "error: the vault password for `{label}` must be typed on a terminal; use \
-                     `--vault-password-file`"
-                ));
+    for (label, source) in sources {
+        let path = match source {
+            VaultSource::File(path) => path,
+            VaultSource::Prompt => {
+                if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                    errors.push(format!(
+                        "error: the vault password for `{label}` must be typed on a terminal; use \
+                         `--vault-password-file`"
+                    ));
+                    continue;
+                }
+                match rpassword::prompt_password(format!("Vault password ({label}): ")) {
+                    Ok(p) => secrets.add(label, p.as_bytes()),
+                    Err(e) => errors.push(format!("error: cannot read the vault password: {e}")),
+                }
                 continue;
             }
-            match rpassword::prompt_password(format!("Vault password ({label}): ")) {
-                Ok(p) => secrets.add(&label, p.as_bytes()),
-                Err(e) => errors.push(format!("error: cannot read the vault password: {e}")),
-            }
-            continue;
-        }
-        let path = Path::new(&src);
+        };
+        let src = path.display();
         match std::fs::metadata(path) {
             Ok(m) if m.is_file() && m.len() <= 64 * 1024 => match std::fs::read(path) {
                 Ok(bytes) => {
                     let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-                    secrets.add(&label, first);
+                    secrets.add(label, first);
                 }
                 Err(e) => errors.push(format!(
                     "error: cannot read vault password file `{src}`: {e}"

@@ -1,6 +1,6 @@
 //! The `lockstep` command line: the only crate that prints and the only glue between the others.
 //!
-//! clap parses ([`args`]), settings are validated, then the command wires the spec loader, the
+//! clap parses ([`args`]), [`settings`] checks what clap cannot (all problems at once, exit 2), then the command wires the spec loader, the
 //! planner, the engine, the SQLite store, the WinRM transport and (for `demo` and `lab`) the lab
 //! together. Data goes to standard output, everything else to standard error; exit codes come
 //! from [`exit::ExitStatus`] only. Library crates below it never print. It may depend on every
@@ -8,24 +8,34 @@
 //! the engine meets the built-in actions.
 #![deny(missing_docs)]
 
-pub mod args;
-pub mod commands;
-pub mod complete;
-pub mod exit;
-pub mod inputs;
-pub mod live;
-pub mod logging;
-pub mod progress;
-pub mod runner;
-pub mod secrets;
-pub mod wiring;
+pub(crate) mod args;
+pub(crate) mod commands;
+pub(crate) mod complete;
+pub(crate) mod exit;
+pub(crate) mod inputs;
+pub(crate) mod live;
+pub(crate) mod logging;
+pub(crate) mod progress;
+pub(crate) mod runner;
+pub(crate) mod secrets;
+pub(crate) mod settings;
+pub(crate) mod wiring;
+
+pub use exit::ExitStatus;
+
+/// What the end-to-end tests (`tests/it`) start the in-process lab with, as `lockstep lab` and
+/// `lockstep demo` do: everything else in this crate is private to the command line.
+pub mod lab_support {
+    pub use crate::commands::demo::DEMO_ORDER;
+    pub use crate::commands::lab::{lab_server_config, lab_user, overlay};
+    pub use crate::inputs::load_fleet;
+}
 
 use std::io::Write as _;
 
 use clap::{CommandFactory, Parser};
 
 use crate::args::{Cli, Command};
-use crate::exit::ExitStatus;
 
 /// Runs the command line and returns the exit status.
 pub fn run_cli() -> ExitStatus {
@@ -34,8 +44,15 @@ pub fn run_cli() -> ExitStatus {
         .var(complete::VAR)
         .complete();
     let cli = Cli::parse();
-    logging::init(&cli.global);
-    match dispatch(cli) {
+    let settings = match settings::Settings::new(&cli) {
+        Ok(s) => s,
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "{}", exit::render(&err));
+            return exit::status_of(&err);
+        }
+    };
+    logging::init(&settings.log);
+    match dispatch(&cli, &settings) {
         Ok(status) => status,
         Err(err) if exit::is_broken_pipe(&err) => {
             // `lockstep report | head`: the reader left; nothing to say about it.
@@ -98,23 +115,22 @@ Runs, checkpoints, approvals and facts (SQLite, WAL); one OS lock per run being 
 The log of each run, beside the state file.
 "#;
 
-fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
-    let global = &cli.global;
-    inputs::init_vault(&global.vault)?;
+fn dispatch(cli: &Cli, settings: &settings::Settings) -> anyhow::Result<ExitStatus> {
+    inputs::init_vault(&settings.vault)?;
     match &cli.command {
         Command::Check(a) => commands::check::run(a),
         Command::Inventory(a) => commands::inventory::run(a),
-        Command::Plan(a) => commands::plan::run(a, global),
-        Command::Status(a) => commands::status::status(a, global),
-        Command::Approve(a) => commands::approve::approve(a, global),
-        Command::Report(a) => commands::report::report(a, global),
-        Command::Run(a) => runtime()?.block_on(commands::run::run(a, global)),
-        Command::Resume(a) => runtime()?.block_on(commands::run::resume(a, global)),
-        Command::Controller(a) => runtime()?.block_on(commands::controller::run(a, global)),
-        Command::Demo(a) => runtime()?.block_on(commands::demo::run(a, global)),
-        Command::Lab(a) => runtime()?.block_on(commands::lab::run(a, global)),
-        Command::Facts(a) => runtime()?.block_on(commands::facts::run(a, global)),
-        Command::Exec(a) => runtime()?.block_on(commands::exec::run(a, global)),
+        Command::Plan(a) => commands::plan::run(a, settings),
+        Command::Status(a) => commands::status::status(a, settings),
+        Command::Approve(a) => commands::approve::approve(a, settings),
+        Command::Report(a) => commands::report::report(a, settings),
+        Command::Run(a) => runtime()?.block_on(commands::run::run(a, settings)),
+        Command::Resume(a) => runtime()?.block_on(commands::run::resume(a, settings)),
+        Command::Controller(a) => runtime()?.block_on(commands::controller::run(a, settings)),
+        Command::Demo(a) => runtime()?.block_on(commands::demo::run(a, settings)),
+        Command::Lab(a) => runtime()?.block_on(commands::lab::run(a, settings)),
+        Command::Facts(a) => runtime()?.block_on(commands::facts::run(a, settings)),
+        Command::Exec(a) => runtime()?.block_on(commands::exec::run(a, settings)),
         Command::Completions { shell } => {
             complete::registration(*shell, &mut std::io::stdout().lock())?;
             Ok(ExitStatus::Success)

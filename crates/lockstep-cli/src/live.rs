@@ -199,6 +199,7 @@ impl LiveSink {
     }
 
     /// The site/cluster lines drawn now: (label, busy nodes and their steps).
+    #[cfg(test)]
     pub fn lines(&self) -> Vec<(String, String)> {
         let st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
         st.groups
@@ -208,6 +209,7 @@ impl LiveSink {
     }
 
     /// The estimated seconds left, by the plan (see the README's "Progress").
+    #[cfg(test)]
     pub fn eta_secs(&self) -> u64 {
         let st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
         self.0.eta_secs(&st, Instant::now())

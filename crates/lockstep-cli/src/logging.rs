@@ -18,7 +18,8 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::args::{GlobalArgs, LogFormat};
+use crate::args::LogFormat;
+use crate::settings::LogSettings;
 
 /// The `tracing` target of the run's own event lines (file only).
 pub const RUN_TARGET: &str = "lockstep_run";
@@ -110,8 +111,8 @@ impl Write for StderrWriter {
 
 /// Installs the global subscriber. Data goes to stdout; logs always go to stderr, and to the
 /// run's log file while a run is driven.
-pub fn init(global: &GlobalArgs) {
-    let default = match (global.quiet, global.verbose) {
+pub(crate) fn init(settings: &LogSettings) {
+    let default = match (settings.quiet, settings.verbose) {
         (true, _) => "error",
         // The run's events already reach stderr one line each (progress); the engine's own
         // info lines would repeat them. They stay in the run's log file.
@@ -124,7 +125,7 @@ pub fn init(global: &GlobalArgs) {
         .unwrap_or_else(|_| EnvFilter::new(default))
         .add_directive(off.parse().expect("valid directive"));
     // The file keeps at least the run's info lines, whatever -q says; -v adds debug.
-    let file_default = match global.verbose {
+    let file_default = match settings.verbose {
         0 => "warn,lockstep=info",
         1 => "debug,hyper=info,reqwest=info,rustls=info",
         _ => "trace",
@@ -137,11 +138,11 @@ pub fn init(global: &GlobalArgs) {
     let ansi = crate::live::color_enabled();
     let make_stderr = || StderrWriter;
     let make_file = || RunLogWriter;
-    let (stderr_layer, file_layer) = match global.log_format {
+    let (stderr_layer, file_layer) = match settings.format {
         LogFormat::Human => (
             tracing_subscriber::fmt::layer()
                 .with_writer(make_stderr)
-                .with_target(global.verbose > 0)
+                .with_target(settings.verbose > 0)
                 .with_ansi(ansi)
                 .without_time()
                 .boxed(),
@@ -154,7 +155,7 @@ pub fn init(global: &GlobalArgs) {
         LogFormat::Json => (
             tracing_subscriber::fmt::layer()
                 .with_writer(make_stderr)
-                .with_target(global.verbose > 0)
+                .with_target(settings.verbose > 0)
                 .json()
                 .boxed(),
             tracing_subscriber::fmt::layer()
@@ -164,7 +165,7 @@ pub fn init(global: &GlobalArgs) {
         ),
     };
     // While bars are drawn, info lines would only push them around: the bars say the same.
-    let verbose = global.verbose > 0;
+    let verbose = settings.verbose > 0;
     let calm = tracing_subscriber::filter::dynamic_filter_fn(move |meta, _| {
         verbose || !meta.is_event() || *meta.level() <= Level::WARN || !crate::live::drawing()
     });

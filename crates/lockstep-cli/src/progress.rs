@@ -117,7 +117,9 @@ impl EventSink for JsonSink {
             Err(_) => return,
         };
         if let Some(map) = value.as_object_mut() {
-            let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+            let at = jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string();
             map.insert("at".to_owned(), serde_json::Value::String(at));
         }
         let _g = self.lock.lock();

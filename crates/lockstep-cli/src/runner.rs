@@ -27,13 +27,6 @@ impl BuiltinRunner {
         }
     }
 
-    /// The longest wait between two polls of a rebooting node (default 500 ms; the first polls
-    /// come sooner and back off to it).
-    pub fn with_reboot_poll(mut self, every: Duration) -> Self {
-        self.reboot_poll = every;
-        self
-    }
-
     fn ctx<'a>(&'a self, step: &'a PlannedStep, timeout: Duration) -> lockstep_actions::Ctx<'a> {
         lockstep_actions::Ctx {
             transport: self.transport.as_ref(),

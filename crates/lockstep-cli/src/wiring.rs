@@ -2,7 +2,6 @@
 //! their sources), the SQLite store, the engine with the built-in actions.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -12,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::exit::BadInput;
 use crate::secrets::SecretResolver;
+use crate::settings::StateLocation;
 
 /// Where to reach a host instead of its inventory address (the lab's endpoint map).
 #[derive(Debug, Clone)]
@@ -56,10 +56,10 @@ pub fn transport(
     hosts: &[Name],
     endpoints: Option<&BTreeMap<String, String>>,
     direct: Option<&DirectCredentials>,
-    global: &crate::args::GlobalArgs,
+    settings: &crate::settings::Settings,
 ) -> Result<Arc<WinrmTransport>> {
-    let max_connections = global.max_connections;
-    let mut resolver = if global.ask_pass {
+    let max_connections = settings.max_connections;
+    let mut resolver = if settings.ask_pass {
         SecretResolver::asking()
     } else {
         SecretResolver::default()
@@ -203,19 +203,20 @@ impl Transport for FencedTransport {
 
 /// The state store `--state` names: a PostgreSQL database (`postgres://...`, shared by several
 /// controllers) or a SQLite file (created with its folder if needed).
-pub fn store(global: &crate::args::GlobalArgs) -> Result<Arc<dyn StateStore>> {
-    let ttl = std::time::Duration::from_secs(global.lease_secs);
-    let state = global.state.to_string_lossy();
-    if lockstep_store::is_postgres_url(&state) {
-        let s = lockstep_store::PgStore::connect(&state, ttl).with_context(|| {
-            format!(
-                "cannot open the state database `{}`",
-                lockstep_store::redact_url(&state)
-            )
-        })?;
-        return Ok(Arc::new(s));
-    }
-    let path = global.state.as_path();
+pub(crate) fn store(settings: &crate::settings::Settings) -> Result<Arc<dyn StateStore>> {
+    let ttl = settings.lease;
+    let path = match &settings.state {
+        StateLocation::Postgres(url) => {
+            let s = lockstep_store::PgStore::connect(url, ttl).with_context(|| {
+                format!(
+                    "cannot open the state database `{}`",
+                    lockstep_store::redact_url(url)
+                )
+            })?;
+            return Ok(Arc::new(s));
+        }
+        StateLocation::Sqlite(path) => path.as_path(),
+    };
     // Every checkpoint is synced (survives a power loss): with group commit it costs about
     // what `synchronous=NORMAL` did (crates/lockstep-store/benches/group_commit.rs).
     let durability = lockstep_store::Durability::Full;
@@ -232,41 +233,19 @@ pub fn store(global: &crate::args::GlobalArgs) -> Result<Arc<dyn StateStore>> {
     Ok(Arc::new(s))
 }
 
-/// The state store as it may be shown: a SQLite path, or a PostgreSQL URL without its password.
-pub fn state_shown(global: &crate::args::GlobalArgs) -> PathBuf {
-    let state = global.state.to_string_lossy();
-    if lockstep_store::is_postgres_url(&state) {
-        PathBuf::from(lockstep_store::redact_url(&state))
-    } else {
-        global.state.clone()
-    }
-}
-
-/// Where run logs go (`<this>/../logs/`): beside a SQLite state file, or `.lockstep/logs`
-/// when the state is in PostgreSQL.
-pub fn log_anchor(global: &crate::args::GlobalArgs) -> PathBuf {
-    if lockstep_store::is_postgres_url(&global.state.to_string_lossy()) {
-        PathBuf::from(".lockstep/postgres")
-    } else {
-        global.state.clone()
-    }
-}
-
-/// Every host a run of `plan` talks to: the hosts its steps run on, in plan order, then every
-/// front-end of the plan's product (the engine reads their builds before any back-end install:
-/// E3-FB, E2-FB).
-pub fn plan_hosts(plan: &lockstep_core::Plan, fleet: &Fleet) -> Vec<Name> {
+/// Every host a run of `plan` talks to: the hosts its steps run on, in plan order, then the
+/// front-ends its tier order covers ([`lockstep_actions::tier_order`], the requirements the
+/// engine checks live before a back-end install, whichever playbook upgrades those front-ends).
+pub(crate) fn plan_hosts(plan: &lockstep_core::Plan, fleet: &Fleet) -> Vec<Name> {
     let mut seen = std::collections::BTreeSet::new();
-    let product = plan.product();
-    let front_ends = fleet
-        .hosts
-        .iter()
-        .filter(|h| h.has_role(lockstep_core::Role::FrontEnd) && product.is_some_and(|p| h.runs(p)))
-        .map(|h| &h.name);
+    let front_ends: Vec<Name> = lockstep_actions::tier_order(fleet, plan)
+        .into_iter()
+        .flat_map(|req| req.front_ends)
+        .collect();
     plan.steps
         .iter()
         .map(|s| &s.host)
-        .chain(front_ends)
+        .chain(&front_ends)
         .filter(|h| seen.insert((*h).clone()))
         .cloned()
         .collect()

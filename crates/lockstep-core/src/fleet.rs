@@ -223,7 +223,7 @@ pub struct Site {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
-    /// A front-end server (E3-FB, E2-FB): upgraded before every back-end.
+    /// A front-end server: upgraded before every back-end where a playbook declares `tier-order`.
     FrontEnd,
     /// A back-end (mailbox) server.
     BackEnd,
@@ -497,7 +497,7 @@ impl Cluster {
     }
 }
 
-/// A load-balanced pool of front-ends, taken out and brought back together (E3-LB).
+/// A load-balanced pool of front-ends, taken out and brought back together (`pool-together`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pool {
     /// Pool name.
@@ -508,7 +508,7 @@ pub struct Pool {
     pub members: Vec<Name>,
 }
 
-/// Scope of the front-end-before-back-end rule (E3-FB, E2-FB).
+/// Scope of the front-end-before-back-end rule (`tier-order`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum FrontEndScope {

@@ -28,11 +28,14 @@ pub enum Invariant {
     /// A virtual server is upgraded once, on the first node, after its install and before any
     /// other node goes out of service; never for a hotfix.
     VirtualServerUpgrade,
+    /// The members of a load-balanced pool go through their steps together: every member does
+    /// step N before any member does step N+1.
+    PoolTogether,
 }
 
 impl Invariant {
     /// Every invariant.
-    pub const ALL: [Invariant; 9] = [
+    pub const ALL: [Invariant; 10] = [
         Invariant::OneNodeOutPerCluster,
         Invariant::Quorum,
         Invariant::TierOrder,
@@ -42,6 +45,7 @@ impl Invariant {
         Invariant::NodeOrder,
         Invariant::NoFailover,
         Invariant::VirtualServerUpgrade,
+        Invariant::PoolTogether,
     ];
 
     /// The name a playbook declares it by.
@@ -56,6 +60,7 @@ impl Invariant {
             Invariant::NodeOrder => "node-order",
             Invariant::NoFailover => "no-failover",
             Invariant::VirtualServerUpgrade => "virtual-server-upgrade",
+            Invariant::PoolTogether => "pool-together",
         }
     }
 

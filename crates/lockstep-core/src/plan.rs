@@ -252,7 +252,7 @@ pub struct PlannedStep {
     pub spec: Name,
     /// What a person reads (rendered).
     pub name: String,
-    /// Rule id (`E3-CLUSTER.4`).
+    /// The rule id the playbook gives the step (free text).
     pub rule: String,
     /// Stage index in [`Plan::stages`].
     pub stage: usize,

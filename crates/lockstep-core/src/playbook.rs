@@ -108,7 +108,7 @@ pub enum NodeOrderKind {
     OwnersFirst,
 }
 
-/// Service pack or hotfix: decides whether the EVS upgrade runs (E3-CLUSTER step 11).
+/// Service pack or hotfix: decides whether the EVS upgrade runs (`virtual-server-upgrade`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PackageKind {
@@ -230,7 +230,7 @@ pub enum ActionSpec {
         /// Group name template.
         group: String,
     },
-    /// Upgrade Exchange Virtual Server (E3-CLUSTER step 11): an operator step unless `command` is
+    /// Upgrade Exchange Virtual Server: an operator step unless `command` is
     /// given; guarded by the T2 preconditions.
     UpgradeVirtualServer {
         /// Group name template.
@@ -424,7 +424,7 @@ pub struct StepSpec {
     pub id: Name,
     /// What a person reads.
     pub name: String,
-    /// The KB 328839 rule it implements (`E3-CLUSTER.4`, `G5`).
+    /// The rule it implements (free text the playbook chooses: `PATCH-1`, a KB rule id).
     pub rule: String,
     /// The action.
     pub action: ActionSpec,
@@ -621,7 +621,7 @@ pub struct Playbook {
     pub name: Name,
     /// Title a person reads.
     pub title: String,
-    /// What the playbook calls its procedure (free text: `E3-CLUSTER`, `CAU`); reports cite it.
+    /// What the playbook calls its procedure (free text, such as `CAU`); reports cite it.
     pub procedure: String,
     /// What it works on and in what order.
     #[serde(default)]
@@ -658,32 +658,39 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
-/// Parses `30m`, `90s`, `2h`, `1h30m`, `1d` into seconds.
+/// Parses a playbook's duration into whole seconds: `30m`, `90s`, `2h`, `1h30m`, `1d`, also
+/// spelled out (`1 hour 30 minutes`) or in ISO 8601 (`PT1H30M`), by jiff. A day is 24 hours
+/// here; a negative, fractional-second, month or year duration is refused.
 pub fn parse_duration(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if s.is_empty() {
+    let span: jiff::Span = s.trim().parse().ok()?;
+    if span.is_negative() || span.get_months() != 0 || span.get_years() != 0 {
         return None;
     }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-        } else {
-            let n: u64 = num.parse().ok()?;
-            num.clear();
-            let mult = match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86400,
-                _ => return None,
-            };
-            total = total.checked_add(n.checked_mul(mult)?)?;
+    let secs = span
+        .total((
+            jiff::Unit::Second,
+            jiff::SpanRelativeTo::days_are_24_hours(),
+        ))
+        .ok()?;
+    (secs.fract() == 0.0 && secs < u64::MAX as f64).then_some(secs as u64)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_read_as_a_person_writes_them() {
+        assert_eq!(parse_duration("30m"), Some(1800));
+        assert_eq!(parse_duration("90s"), Some(90));
+        assert_eq!(parse_duration("2h"), Some(7200));
+        assert_eq!(parse_duration("1h30m"), Some(5400));
+        assert_eq!(parse_duration("1d"), Some(86_400));
+        assert_eq!(parse_duration(" 1 hour 30 minutes "), Some(5400));
+        assert_eq!(parse_duration("PT1H30M"), Some(5400));
+        assert_eq!(parse_duration("0s"), Some(0));
+        for bad in ["30", "m", "3x", "", "-5m", "1.5s", "1mo", "1y", "1h30"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
     }
-    if !num.is_empty() {
-        return None;
-    }
-    Some(total)
 }

@@ -1,6 +1,7 @@
 //! A cluster's live state while its steps are expanded: group owners, Cluster service up or
-//! down, upgraded nodes and EVSs, and the checks of each step against it (E3-C, E3-C1, T2,
-//! E3-CLUSTER.12, E5-CLUSTER).
+//! down, upgraded nodes and EVSs, and the checks of each step against it (no node stopped or
+//! updated while it owns a group, one node out of service, a group online only on an upgraded
+//! node; groups stay where they are with `failover: false`).
 
 use std::sync::Arc;
 

@@ -87,8 +87,8 @@ pub enum PlanError {
         /// `clusters` or `hosts`.
         units: &'static str,
     },
-    /// A load-balanced pool is selected but no phase expands over pools (E3-LB).
-    #[error("pool `{pool}` is selected but the playbook has no `pool` phase: its front-ends must be upgraded together (E3-LB)")]
+    /// A load-balanced pool is selected but no phase expands over pools (`pool-together`).
+    #[error("pool `{pool}` is selected but the playbook has no `pool` phase: its members must be upgraded together (pool-together)")]
     PoolWithoutPoolPhase {
         /// Pool name.
         pool: String,
@@ -122,7 +122,7 @@ pub enum PlanError {
         action: &'static str,
     },
     /// A back-end is planned while a front-end it must follow is neither planned nor, by the
-    /// inventory, at the target build (E3-FB, E2-FB).
+    /// inventory, at the target build (`tier-order`).
     #[error("back-end `{back_end}` is selected but front-end `{front_end}` is not, and the inventory does not show it at the target build: every front-end goes first ({rule})")]
     FrontEndLeftBehind {
         /// A selected back-end.
@@ -248,7 +248,7 @@ pub enum PlanError {
         /// The node.
         node: String,
     },
-    /// An EVS would be upgraded or brought online on a node not at the target (T2, E3-CLUSTER.12).
+    /// An EVS would be upgraded or brought online on a node not at the target (`group-on-upgraded-node`).
     #[error("step `{step}` of `{unit}`: group `{group}` would be on `{node}`, which is not upgraded yet: a group comes online only on a node at or above its build (T2)")]
     NotUpgraded {
         /// Step id (playbook).

@@ -37,7 +37,7 @@
 //!   all errors.
 //! - **Out of service.** A node's window runs from its Cluster service stop (or an NLB drain, or
 //!   its first install/reboot) to its Cluster service start (or NLB start, or the end of that
-//!   phase block); a cluster's units are one chain, so windows never overlap (E3-C1).
+//!   phase block); a cluster's units are one chain, so windows never overlap (`one-node-out-per-cluster`).
 //! - **Order and ids.** Steps in topological order; `after` edges only inside a stage; ids
 //!   `HOST/spec`, `CLUSTER/spec`, `CLUSTER/GROUP/spec`, with `#2`... on repeats. Stages from
 //!   the rollout (tiered shapes with organisation scope: `front-ends/<stage>` then

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use lockstep_core::{
     probe::EXCHANGE_BUILD, Action, ActionSpec, Availability, Batch, Cluster, Condition, FactDef,
     FactProbe, Fleet, FrontEndScope, Gate, HaltClass, Host, Name, NameKind, PackageKind, Phase,
-    Plan, PlanHash, PlannedStage, PlannedStep, Playbook, PreflightCheck, Product, Role, Scope,
-    StepIndex, StepSpec, Target,
+    Plan, PlanHash, PlannedStage, PlannedStep, Playbook, PreflightCheck, Product, RebootPolicy,
+    Role, Scope, StepIndex, StepSpec, Target,
 };
 use minijinja::value::Value;
 
@@ -948,7 +948,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Emits one site's units of one stage. With the front-end rule scoped per site, the site's
-    /// back-ends start after all of its front-ends (E3-FB, E2-FB).
+    /// back-ends start after all of its front-ends (`tier-order`).
     fn emit_site(&mut self, stage: usize, units: &[&Unit]) {
         let per_site_fb =
             self.pb.shape.is_tiered() && self.fleet.front_end_scope == FrontEndScope::Site;
@@ -1191,48 +1191,14 @@ impl<'a> Planner<'a> {
                 args,
                 prerequisite,
                 reboot,
-            } => {
-                // An Exchange installer (the target's package or a prerequisite of it).
-                let target = self.target_of(spec)?;
-                let package = self.name(NameKind::Path, package, spec, ctx, label);
-                let args = self.name(NameKind::Args, args, spec, ctx, label);
-                Action::Install {
-                    package: package?,
-                    args: args?,
-                    kind: if prerequisite.is_some() {
-                        PackageKind::Hotfix
-                    } else {
-                        target.kind
-                    },
-                    prerequisite: prerequisite.clone(),
-                    product: target.product,
-                    target: if prerequisite.is_some() {
-                        None
-                    } else {
-                        Some(target.build)
-                    },
-                    reboot: *reboot,
-                }
-            }
+            } => self.install(spec, (package, args, prerequisite, *reboot), ctx, label)?,
             ActionSpec::Reboot => Action::Reboot,
-            ActionSpec::StopServices { services } | ActionSpec::StartServices { services } => {
-                let mut out = Vec::with_capacity(services.len());
-                let mut ok = true;
-                for s in services {
-                    match self.name(NameKind::Object, s, spec, ctx, label) {
-                        Some(n) => out.push(n),
-                        None => ok = false,
-                    }
-                }
-                if !ok {
-                    return None;
-                }
-                if matches!(spec.action, ActionSpec::StopServices { .. }) {
-                    Action::StopServices { services: out }
-                } else {
-                    Action::StartServices { services: out }
-                }
-            }
+            ActionSpec::StopServices { services } => Action::StopServices {
+                services: self.services(services, spec, ctx, label)?,
+            },
+            ActionSpec::StartServices { services } => Action::StartServices {
+                services: self.services(services, spec, ctx, label)?,
+            },
             ActionSpec::AssertVersion => {
                 let t = self.target_of(spec)?;
                 Action::AssertVersion {
@@ -1277,31 +1243,84 @@ impl<'a> Planner<'a> {
             ActionSpec::WaitUntil { that, every } => {
                 self.wait_until(spec, that, every.as_deref())?
             }
-            ActionSpec::Assert { that } => {
-                let (that, class) = match that {
-                    Some(t) => {
-                        let c = self.condition(spec, t)?;
-                        let on_target = Condition::parse(t)
-                            .map(|p| p.facts().contains(TARGET))
-                            .unwrap_or(false);
-                        (
-                            c,
-                            if on_target {
-                                HaltClass::VersionMismatch
-                            } else {
-                                HaltClass::Precondition
-                            },
-                        )
-                    }
-                    None => (
-                        self.target_of(spec)?.condition(),
-                        HaltClass::VersionMismatch,
-                    ),
-                };
-                let facts = self.fact_defs(spec, &that)?;
-                Action::Assert { that, class, facts }
-            }
+            ActionSpec::Assert { that } => self.assert(spec, that.as_deref())?,
         })
+    }
+
+    /// An installer of the target's product: the target's package, or a prerequisite of it.
+    fn install(
+        &mut self,
+        spec: &StepSpec,
+        (package, args, prerequisite, reboot): (&str, &str, &Option<String>, RebootPolicy),
+        ctx: &Arc<Ctx>,
+        label: &dyn Fn() -> String,
+    ) -> Option<Action> {
+        let target = self.target_of(spec)?;
+        let package = self.name(NameKind::Path, package, spec, ctx, label);
+        let args = self.name(NameKind::Args, args, spec, ctx, label);
+        Some(Action::Install {
+            package: package?,
+            args: args?,
+            kind: if prerequisite.is_some() {
+                PackageKind::Hotfix
+            } else {
+                target.kind
+            },
+            prerequisite: prerequisite.clone(),
+            product: target.product,
+            target: if prerequisite.is_some() {
+                None
+            } else {
+                Some(target.build)
+            },
+            reboot,
+        })
+    }
+
+    /// The services of a stop- or start-services step, each a validated name (all reported).
+    fn services(
+        &mut self,
+        services: &[String],
+        spec: &StepSpec,
+        ctx: &Arc<Ctx>,
+        label: &dyn Fn() -> String,
+    ) -> Option<Vec<Name>> {
+        let mut out = Vec::with_capacity(services.len());
+        let mut ok = true;
+        for s in services {
+            match self.name(NameKind::Object, s, spec, ctx, label) {
+                Some(n) => out.push(n),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// An assertion: its condition (the target's when none is given) and the halt class of a
+    /// failure (a version mismatch when it reads the target).
+    fn assert(&mut self, spec: &StepSpec, that: Option<&str>) -> Option<Action> {
+        let (that, class) = match that {
+            Some(t) => {
+                let c = self.condition(spec, t)?;
+                let on_target = Condition::parse(t)
+                    .map(|p| p.facts().contains(TARGET))
+                    .unwrap_or(false);
+                (
+                    c,
+                    if on_target {
+                        HaltClass::VersionMismatch
+                    } else {
+                        HaltClass::Precondition
+                    },
+                )
+            }
+            None => (
+                self.target_of(spec)?.condition(),
+                HaltClass::VersionMismatch,
+            ),
+        };
+        let facts = self.fact_defs(spec, &that)?;
+        Some(Action::Assert { that, class, facts })
     }
 
     /// Upgrade Exchange Virtual Server: the group must be one of the cluster's virtual servers.
@@ -1915,7 +1934,7 @@ impl<'a> Planner<'a> {
         frontier
     }
 
-    /// A load-balanced pool in lockstep (E3-LB): every member does step N before any member
+    /// A load-balanced pool in lockstep (`pool-together`): every member does step N before any member
     /// does step N+1.
     fn expand_pool(
         &mut self,
@@ -1970,7 +1989,7 @@ impl<'a> Planner<'a> {
 
     /// Sets `out_of_service` on the unit's steps from `start`: per host, from its Cluster service
     /// stop (or its first install or reboot) to the matching start of its Cluster service, from
-    /// an NLB drain to the NLB start (E3-LB pools), or to the end of the phase block for a
+    /// an NLB drain to the NLB start (load-balanced pools), or to the end of the phase block for a
     /// window opened by an install or reboot.
     fn mark_out_of_service(&mut self, start: usize) {
         #[derive(Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,8 @@ use lockstep_core::{
 /// A rule the plan breaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleViolation {
-    /// Rule id (`E3-C1`, `PLAN-DAG`, or the rule the playbook cites for a declared invariant).
+    /// Rule id: `PLAN-DAG` and the like, or the rule the playbook cites for an invariant (its
+    /// name when it cites none).
     pub rule: String,
     /// Ids of the steps involved.
     pub steps: Vec<String>,
@@ -309,8 +310,10 @@ fn check_front_ends_first(plan: &Plan, fleet: &Fleet, reach: &Reach, out: &mut V
     }
 }
 
-/// E3-LB: in a load-balanced pool, every member does step N before any member does step N+1.
+/// `pool-together`: in a load-balanced pool, every member does step N before any member does
+/// step N+1 (always checked; a violation cites the playbook's rule for it).
 fn check_pool_lockstep(plan: &Plan, reach: &Reach, out: &mut Vec<RuleViolation>) {
+    let rule = cited(&plan.invariants, Invariant::PoolTogether);
     let mut pools: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, s) in plan.steps.iter().enumerate() {
         if let Some(p) = &s.pool {
@@ -336,7 +339,7 @@ fn check_pool_lockstep(plan: &Plan, reach: &Reach, out: &mut Vec<RuleViolation>)
                 if rank[x] < rank[y] && !reach.after(b, a) {
                     let (sa, sb) = (&plan.steps[a], &plan.steps[b]);
                     out.push(v(
-                        "E3-LB",
+                        rule,
                         &[sa, sb],
                         format!(
                             "pool `{pool}`: `{}` may start before `{}` is done on every member",
@@ -350,7 +353,8 @@ fn check_pool_lockstep(plan: &Plan, reach: &Reach, out: &mut Vec<RuleViolation>)
     }
 }
 
-/// Per cluster: E3-C1 (one node out of service at a time, every change inside a window); the
+/// Per cluster: `one-node-out-per-cluster` (one node out of service at a time, every change
+/// inside a window; always checked, citing the playbook's rule for it); the
 /// declared node order where it names the active node (`active-last`, `active-first`); no
 /// group moves with `failover: false`; and, when declared, the virtual-server upgrade (each
 /// upgraded after the first node's install, before any other node goes out of service, on the
@@ -368,6 +372,7 @@ fn check_clusters(
             clusters.entry(c.as_str()).or_default().push(i);
         }
     }
+    let one_out = cited(&plan.invariants, Invariant::OneNodeOutPerCluster);
     let by_name: HashMap<String, &lockstep_core::Cluster> = fleet
         .clusters
         .iter()
@@ -390,7 +395,7 @@ fn check_clusters(
                 Availability::TakesOut | Availability::WhileRunning
             ) {
                 out.push(v(
-                    "E3-C1",
+                    one_out,
                     &[s],
                     format!(
                         "`{}` ({}) changes node `{}` but is not inside its out-of-service window",
@@ -417,7 +422,7 @@ fn check_clusters(
             for b in &windows[x + 1..] {
                 if !(reach.after(b.1, a.2) || reach.after(a.1, b.2)) {
                     out.push(v(
-                        "E3-C1",
+                        one_out,
                         &[steps(a.1), steps(b.1)],
                         format!(
                             "cluster `{name}`: nodes `{}` and `{}` may be out of service at the same time",
@@ -436,7 +441,7 @@ fn check_clusters(
                 let k = installs.get(n.as_str()).map_or(0, Vec::len);
                 if k != 1 {
                     out.push(v(
-                        "E3-C1",
+                        one_out,
                         &[],
                         format!(
                             "cluster `{name}`: node `{n}` installs the target {k} times, not once"

@@ -16,7 +16,7 @@
 //! (the CLI loads the run and writes the file).
 //!
 //! Tests (`cargo test -p lockstep-report`) include a real headless-browser check: the HTML of a
-//! halted two-node Exchange cluster run is screenshot by `/usr/bin/chromium` and the PNG must show
+//! halted two-node cluster run is screenshot by `/usr/bin/chromium` and the PNG must show
 //! done- and failed-coloured bars. Without Chromium that test is skipped with a notice, unless
 //! `LOCKSTEP_REQUIRE_BROWSER=1` (CI) makes it fail. `LOCKSTEP_KEEP_SCREENSHOT=FILE` keeps its PNG;
 //! `LOCKSTEP_REPORT_DEMO_DIR=DIR` writes the reports and screenshots of a 2-node, a 50-host, a

@@ -307,6 +307,8 @@ fn windows_of(
 /// computer is its first label; an address is refused.
 fn computer_name(name: &str, pos: &Pos, sink: &mut Sink) -> Option<Name> {
     let computer = name.split('.').next().unwrap_or(name);
+    // Every label of a DNS name is a host label (the domain may reach a URL, never a shell).
+    let domain_label_error = name.split('.').skip(1).find_map(|l| Name::host(l).err());
     match Name::host(computer) {
         _ if name.parse::<std::net::IpAddr>().is_ok() => {
             sink.error(
@@ -315,6 +317,14 @@ fn computer_name(name: &str, pos: &Pos, sink: &mut Sink) -> Option<Name> {
                     "host {} is named by its address; name it by its computer name and put the address in `ansible_host`",
                     q(name)
                 ),
+            );
+            None
+        }
+        Ok(_) if domain_label_error.is_some() => {
+            let e = domain_label_error.expect("checked");
+            sink.error(
+                pos,
+                format!("host {}: a label of its DNS name: {e}", q(name)),
             );
             None
         }

@@ -248,14 +248,30 @@ fn has_template(s: &str) -> bool {
 /// every duration the engine adds to stays far from overflow).
 pub const MAX_DURATION_SECS: u64 = 7 * 86_400;
 
-/// Parses `30m`, `90s`, `2h`, `1h30m`, `1d` into seconds (one home: core).
-pub(crate) fn parse_duration(s: &str) -> Option<u64> {
-    lockstep_core::playbook::parse_duration(s)
-}
+use lockstep_core::playbook::parse_duration;
 
 /// Glob match with `*` and `?`, case-insensitive: the planner's host patterns.
 fn glob(pattern: &str, s: &str) -> bool {
     lockstep_plan::pattern_matches(pattern, s)
+}
+
+/// The keys a stage may have.
+const STAGE_KEYS: &[&str] = &[
+    "name",
+    "sites",
+    "groups",
+    "hosts",
+    "gate",
+    "max_parallel_sites",
+    "failure_budget",
+];
+
+/// What the stages read so far took: their names, each named site's stage, and `rest`.
+#[derive(Default)]
+struct StagesSeen {
+    names: BTreeSet<String>,
+    sites: BTreeMap<String, String>,
+    rest: bool,
 }
 
 impl PlaybookLoader<'_> {
@@ -283,7 +299,7 @@ impl PlaybookLoader<'_> {
             Some(t) => scalar(t, "title", self.sink).map(str::to_owned),
             None => None,
         };
-        // Free text (`E3-CLUSTER`, `CAU`): what the playbook calls its procedure.
+        // Free text (`CAU`): what the playbook calls its procedure.
         let procedure = match root.get("procedure") {
             None => Some(stem.clone()),
             Some(p) => scalar(p, "procedure", self.sink).and_then(|t| {
@@ -1161,182 +1177,181 @@ impl PlaybookLoader<'_> {
             );
             return None;
         };
-        let fleet = self.fleet;
-        let site_names: Vec<&str> = fleet.sites.iter().map(|s| s.name.as_str()).collect();
-        let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        let mut rest_seen = false;
+        let mut seen = StagesSeen::default();
         let mut out = Vec::new();
         let mut ok = true;
-        let mut stage_names: BTreeSet<String> = BTreeSet::new();
         for item in items {
-            if !check_keys(
-                item,
-                "a stage",
-                &[
-                    "name",
-                    "sites",
-                    "groups",
-                    "hosts",
-                    "gate",
-                    "max_parallel_sites",
-                    "failure_budget",
-                ],
-                self.sink,
-            ) {
-                ok = false;
-                continue;
+            match self.stage(item, &mut seen) {
+                Some(stage) => out.push(stage),
+                None => ok = false,
             }
-            let name = self
-                .required(item, "name")
-                .and_then(|n| name_at(NameKind::Ident, n, "stage name", self.sink));
-            if let Some(n) = &name {
-                if !stage_names.insert(n.as_str().to_ascii_lowercase()) {
-                    self.sink.error(
-                        &item
-                            .get("name")
-                            .map(|n| n.pos.clone())
-                            .unwrap_or(item.pos.clone()),
-                        format!("two stages are called {}", q(n.as_str())),
-                    );
-                    ok = false;
-                }
-            }
-            let stage_label = name
-                .as_ref()
-                .map(|n| n.as_str().to_owned())
-                .unwrap_or_default();
-            let selectors: Vec<&str> = ["sites", "groups", "hosts"]
-                .into_iter()
-                .filter(|k| item.get(k).is_some())
-                .collect();
-            if selectors.len() != 1 {
+        }
+        ok.then_some(out)
+    }
+
+    /// One stage of `stages:` (every problem reported; `None` if there was one).
+    fn stage(&mut self, item: &Node, seen: &mut StagesSeen) -> Option<Stage> {
+        if !check_keys(item, "a stage", STAGE_KEYS, self.sink) {
+            return None;
+        }
+        let mut ok = true;
+        let name = self
+            .required(item, "name")
+            .and_then(|n| name_at(NameKind::Ident, n, "stage name", self.sink));
+        if let Some(n) = &name {
+            if !seen.names.insert(n.as_str().to_ascii_lowercase()) {
                 self.sink.error(
-                    &item.pos,
-                    format!(
-                        "stage {} must take its hosts with exactly one of `sites` (names, a count such as `1`, or `rest`), `groups` or `hosts`{}",
-                        q(&stage_label),
-                        if selectors.is_empty() {
-                            String::new()
-                        } else {
-                            format!(", found {}", selectors.join(" and "))
-                        }
-                    ),
+                    &item
+                        .get("name")
+                        .map(|n| n.pos.clone())
+                        .unwrap_or(item.pos.clone()),
+                    format!("two stages are called {}", q(n.as_str())),
                 );
                 ok = false;
             }
-            let mut stage = Stage::of_sites(
-                name.clone()
-                    .unwrap_or_else(|| Name::ident("stage").expect("a valid id")),
-                Vec::new(),
-                Gate::None,
+        }
+        let stage_label = name
+            .as_ref()
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default();
+        let selectors: Vec<&str> = ["sites", "groups", "hosts"]
+            .into_iter()
+            .filter(|k| item.get(k).is_some())
+            .collect();
+        if selectors.len() != 1 {
+            self.sink.error(
+                &item.pos,
+                format!(
+                    "stage {} must take its hosts with exactly one of `sites` (names, a count such as `1`, or `rest`), `groups` or `hosts`{}",
+                    q(&stage_label),
+                    if selectors.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", found {}", selectors.join(" and "))
+                    }
+                ),
             );
-            if let Some(s) = item.get("sites") {
-                let scalar_text = match &s.kind {
-                    Kind::Scalar { .. } if !s.is_null() => s.as_str().map(str::trim),
-                    _ => None,
-                };
-                let is_rest = |t: &str| t == "*" || t.eq_ignore_ascii_case("rest");
-                let count = scalar_text.and_then(|t| t.parse::<u32>().ok());
-                let rest = scalar_text.is_some_and(is_rest)
-                    || matches!(&s.kind, Kind::Seq(v) if v.len() == 1 && v[0].as_str().is_some_and(|t| is_rest(t.trim())));
-                if rest || count.is_some() {
-                    if rest && rest_seen {
-                        self.sink
-                            .error(&s.pos, "`rest` (or `*`) may appear in one stage only");
-                        ok = false;
-                    }
-                    rest_seen |= rest;
-                    stage.rest = rest;
-                    if let Some(n) = count {
-                        if n == 0 {
-                            self.sink
-                                .error(&s.pos, "a count of sites must be at least 1");
-                            ok = false;
-                        }
-                        stage.site_count = Some(n);
-                    }
-                } else {
-                    for site in self.strings(s, "`sites`").unwrap_or_default() {
-                        let sname = site.as_str().unwrap_or_default();
-                        if is_rest(sname) {
-                            if rest_seen {
-                                self.sink.error(
-                                    &site.pos,
-                                    "`rest` (or `*`) may appear in one stage only",
-                                );
-                                ok = false;
-                            }
-                            rest_seen = true;
-                            stage.rest = true;
-                            continue;
-                        }
-                        match fleet.site(sname) {
-                            None => {
-                                self.sink.error(
-                                    &site.pos,
-                                    format!(
-                                        "stage names site {}, which is not in the inventory{}",
-                                        q(sname),
-                                        hint(sname, &site_names)
-                                    ),
-                                );
-                                ok = false;
-                            }
-                            Some(found) => {
-                                let key = found.name.as_str().to_owned();
-                                if let Some(prev) = seen.get(&key) {
-                                    self.sink.error(
-                                        &site.pos,
-                                        format!(
-                                            "site {} is in two stages, {} and {}",
-                                            q(sname),
-                                            q(prev),
-                                            q(&stage_label)
-                                        ),
-                                    );
-                                    ok = false;
-                                } else {
-                                    seen.insert(key, stage_label.clone());
-                                    stage.sites.push(found.name.clone());
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            for key in ["groups", "hosts"] {
-                if let Some(g) = item.get(key) {
-                    match self.stage_members(g, key) {
-                        Some(v) if key == "groups" => stage.groups = v,
-                        Some(v) => stage.hosts = v,
-                        None => ok = false,
-                    }
-                }
-            }
-            if let Some(g) = item.get("gate") {
-                match self.gate(g) {
-                    Some(g) => stage.gate = g,
+            ok = false;
+        }
+        let mut stage = Stage::of_sites(
+            name.clone()
+                .unwrap_or_else(|| Name::ident("stage").expect("a valid id")),
+            Vec::new(),
+            Gate::None,
+        );
+        if let Some(s) = item.get("sites") {
+            ok &= self.stage_sites(s, &mut stage, &stage_label, seen);
+        }
+        for key in ["groups", "hosts"] {
+            if let Some(g) = item.get(key) {
+                match self.stage_members(g, key) {
+                    Some(v) if key == "groups" => stage.groups = v,
+                    Some(v) => stage.hosts = v,
                     None => ok = false,
                 }
             }
-            if let Some(n) = item.get("max_parallel_sites") {
-                match self.count(n, "`max_parallel_sites`") {
-                    Some(v) => stage.max_parallel_sites = Some(v),
-                    None => ok = false,
-                }
+        }
+        if let Some(g) = item.get("gate") {
+            match self.gate(g) {
+                Some(g) => stage.gate = g,
+                None => ok = false,
             }
-            if let Some(fb) = item.get("failure_budget") {
-                match self.failure_budget(fb) {
-                    Some(b) => stage.failure_budget = Some(b),
-                    None => ok = false,
-                }
+        }
+        if let Some(n) = item.get("max_parallel_sites") {
+            match self.count(n, "`max_parallel_sites`") {
+                Some(v) => stage.max_parallel_sites = Some(v),
+                None => ok = false,
             }
-            if name.is_none() {
+        }
+        if let Some(fb) = item.get("failure_budget") {
+            match self.failure_budget(fb) {
+                Some(b) => stage.failure_budget = Some(b),
+                None => ok = false,
+            }
+        }
+        (ok && name.is_some()).then_some(stage)
+    }
+
+    /// A stage's `sites:`: site names (each in one stage only), a count of sites, or `rest`
+    /// (`*`, in one stage only). False if anything was reported.
+    fn stage_sites(
+        &mut self,
+        s: &Node,
+        stage: &mut Stage,
+        stage_label: &str,
+        seen: &mut StagesSeen,
+    ) -> bool {
+        let mut ok = true;
+        let scalar_text = match &s.kind {
+            Kind::Scalar { .. } if !s.is_null() => s.as_str().map(str::trim),
+            _ => None,
+        };
+        let is_rest = |t: &str| t == "*" || t.eq_ignore_ascii_case("rest");
+        let count = scalar_text.and_then(|t| t.parse::<u32>().ok());
+        let rest = scalar_text.is_some_and(is_rest)
+            || matches!(&s.kind, Kind::Seq(v) if v.len() == 1 && v[0].as_str().is_some_and(|t| is_rest(t.trim())));
+        if rest || count.is_some() {
+            if rest && seen.rest {
+                self.sink
+                    .error(&s.pos, "`rest` (or `*`) may appear in one stage only");
                 ok = false;
             }
-            out.push(stage);
+            seen.rest |= rest;
+            stage.rest = rest;
+            if let Some(n) = count {
+                if n == 0 {
+                    self.sink
+                        .error(&s.pos, "a count of sites must be at least 1");
+                    ok = false;
+                }
+                stage.site_count = Some(n);
+            }
+            return ok;
         }
-        ok.then_some(out)
+        let fleet = self.fleet;
+        let site_names: Vec<&str> = fleet.sites.iter().map(|s| s.name.as_str()).collect();
+        for site in self.strings(s, "`sites`").unwrap_or_default() {
+            let sname = site.as_str().unwrap_or_default();
+            if is_rest(sname) {
+                if seen.rest {
+                    self.sink
+                        .error(&site.pos, "`rest` (or `*`) may appear in one stage only");
+                    ok = false;
+                }
+                seen.rest = true;
+                stage.rest = true;
+                continue;
+            }
+            let Some(found) = fleet.site(sname) else {
+                self.sink.error(
+                    &site.pos,
+                    format!(
+                        "stage names site {}, which is not in the inventory{}",
+                        q(sname),
+                        hint(sname, &site_names)
+                    ),
+                );
+                ok = false;
+                continue;
+            };
+            let key = found.name.as_str().to_owned();
+            if let Some(prev) = seen.sites.get(&key) {
+                self.sink.error(
+                    &site.pos,
+                    format!(
+                        "site {} is in two stages, {} and {}",
+                        q(sname),
+                        q(prev),
+                        q(stage_label)
+                    ),
+                );
+                ok = false;
+            } else {
+                seen.sites.insert(key, stage_label.to_owned());
+                stage.sites.push(found.name.clone());
+            }
+        }
+        ok
     }
 
     fn gate(&mut self, node: &Node) -> Option<Gate> {
@@ -1974,17 +1989,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30m"), Some(1800));
-        assert_eq!(parse_duration("90s"), Some(90));
-        assert_eq!(parse_duration("2h"), Some(7200));
-        assert_eq!(parse_duration("1h30m"), Some(5400));
-        assert_eq!(parse_duration("30"), None);
-        assert_eq!(parse_duration("m"), None);
-        assert_eq!(parse_duration("3x"), None);
     }
 
     #[test]

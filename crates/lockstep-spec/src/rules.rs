@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-/// Every id of the KB, in the file's order (`G1`, `E3-CLUSTER`, `E3-CLUSTER.1`...).
+/// Every id of the KB, in the file's order (`G1`, then each procedure's and its steps').
 fn ids() -> &'static [&'static str] {
     static IDS: OnceLock<Vec<&'static str>> = OnceLock::new();
     IDS.get_or_init(|| {

@@ -6,17 +6,13 @@ use std::hash::{BuildHasher, Hasher};
 use lockstep_core::RunId;
 
 /// The run id for a creation time (ms since the Unix epoch) and a 16-bit suffix (the calendar
-/// is humantime's RFC 3339 rendering, not arithmetic of our own).
+/// is jiff's, not arithmetic of our own; a time past year 9999 reads as its last second).
 pub fn run_id_at(created_ms: u64, suffix: u16) -> RunId {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(created_ms / 1000);
-    // `2026-11-21T08:18:54Z`
-    let t = humantime::format_rfc3339_seconds(at).to_string();
-    let digits = |r: std::ops::Range<usize>| t[r].replace(['-', ':'], "");
-    RunId(format!(
-        "r{}-{}-{suffix:04x}",
-        digits(0..10),
-        digits(11..19)
-    ))
+    let at = i64::try_from(created_ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .unwrap_or(jiff::Timestamp::MAX);
+    RunId(format!("r{}-{suffix:04x}", at.strftime("%Y%m%d-%H%M%S")))
 }
 
 /// A fresh run id for a creation time, with a random suffix.

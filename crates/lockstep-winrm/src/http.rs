@@ -343,22 +343,10 @@ impl Connection {
                     .map_err(|e| sspi_failure("NTLM", e))?;
             }
             let token = std::mem::take(&mut output[0].buffer);
-            let header = format!(
-                "Negotiate {}",
-                base64::engine::general_purpose::STANDARD.encode(&token)
-            );
+            let (status, challenge) = self
+                .send_token(endpoint, traffic, &token, &["Negotiate "])
+                .await?;
             authenticate = token;
-            let request = self.request(endpoint, Some(header), None, Bytes::new());
-            let response = self.round_trip(request, traffic).await?;
-            let status = response.status();
-            let challenge = response
-                .headers()
-                .get_all(WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(|v| v.strip_prefix("Negotiate ").map(str::to_owned));
-            // Read the (empty) body so the connection can carry the next request.
-            let _ = response.into_body().collect().await;
             let continues = matches!(
                 result.status,
                 SecurityStatus::ContinueNeeded | SecurityStatus::CompleteAndContinue
@@ -456,68 +444,26 @@ impl Connection {
             .execute(&mut kerberos)
             .map_err(|e| sspi_failure("Kerberos credentials", e))?;
         let target = format!("HTTP/{}", endpoint.spn_host);
-        let flags = ClientRequestFlags::MUTUAL_AUTH
-            | ClientRequestFlags::CONFIDENTIALITY
-            | ClientRequestFlags::INTEGRITY
-            | ClientRequestFlags::SEQUENCE_DETECT
-            | ClientRequestFlags::REPLAY_DETECT;
         let mut input: Option<Vec<u8>> = None;
         let mut complete = false;
         for _leg in 0..4 {
-            let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
-            // sspi's Kerberos client wants input buffers from the first call on (empty then).
-            let mut input_buffers = vec![SecurityBuffer::new(
+            let (status, mut output) = security_step(
+                &mut kerberos,
+                &mut credentials.credentials_handle,
+                &target,
                 input.take().unwrap_or_default(),
-                BufferType::Token,
-            )];
-            let status = {
-                let mut builder = kerberos
-                    .initialize_security_context()
-                    .with_credentials_handle(&mut credentials.credentials_handle)
-                    .with_context_requirements(flags)
-                    .with_target_data_representation(DataRepresentation::Native)
-                    .with_target_name(&target)
-                    .with_output(&mut output)
-                    .with_input(&mut input_buffers);
-                let mut generator = kerberos
-                    .initialize_security_context_impl(&mut builder)
-                    .map_err(|e| sspi_failure("Kerberos", e))?;
-                let mut state = generator.start();
-                loop {
-                    match state {
-                        GeneratorState::Suspended(request) => {
-                            let answer = kdc_exchange(&request, endpoint.connect_timeout).await;
-                            state = generator.resume(answer);
-                        }
-                        GeneratorState::Completed(result) => {
-                            break result.map_err(|e| kerberos_failure(&target, e))?.status
-                        }
-                    }
-                }
-            };
+                endpoint.connect_timeout,
+                "Kerberos",
+            )
+            .await?;
             let token = std::mem::take(&mut output[0].buffer);
             if status == SecurityStatus::Ok && token.is_empty() {
                 complete = true;
                 break;
             }
-            let header = format!(
-                "Negotiate {}",
-                base64::engine::general_purpose::STANDARD.encode(&token)
-            );
-            let request = self.request(endpoint, Some(header), None, Bytes::new());
-            let response = self.round_trip(request, traffic).await?;
-            let http_status = response.status();
-            let answer = response
-                .headers()
-                .get_all(WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(|v| {
-                    v.strip_prefix("Negotiate ")
-                        .or_else(|| v.strip_prefix("Kerberos "))
-                        .map(str::to_owned)
-                });
-            let _ = response.into_body().collect().await;
+            let (http_status, answer) = self
+                .send_token(endpoint, traffic, &token, &["Negotiate ", "Kerberos "])
+                .await?;
             match (http_status, answer) {
                 (StatusCode::UNAUTHORIZED, None) => {
                     return Err(Failure::AuthRejected(format!(
@@ -623,47 +569,20 @@ impl Connection {
             .execute(&mut negotiate)
             .map_err(|e| sspi_failure("Negotiate credentials", e))?;
         let target = format!("HTTP/{}", endpoint.spn_host);
-        let flags = ClientRequestFlags::MUTUAL_AUTH
-            | ClientRequestFlags::CONFIDENTIALITY
-            | ClientRequestFlags::INTEGRITY
-            | ClientRequestFlags::SEQUENCE_DETECT
-            | ClientRequestFlags::REPLAY_DETECT;
         let mut input: Option<Vec<u8>> = None;
         let mut complete = false;
         // NTLM: NegTokenInit, AUTHENTICATE (+ mechListMIC), the server's final token;
         // Kerberos: the AP-REQ, then the AP-REP.
         for _leg in 0..5 {
-            let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
-            let mut input_buffers = vec![SecurityBuffer::new(
+            let (status, mut output) = security_step(
+                &mut negotiate,
+                &mut credentials.credentials_handle,
+                &target,
                 input.take().unwrap_or_default(),
-                BufferType::Token,
-            )];
-            let status = {
-                let mut builder = negotiate
-                    .initialize_security_context()
-                    .with_credentials_handle(&mut credentials.credentials_handle)
-                    .with_context_requirements(flags)
-                    .with_target_data_representation(DataRepresentation::Native)
-                    .with_target_name(&target)
-                    .with_output(&mut output)
-                    // sspi's Kerberos wants input buffers from the first call on (empty then).
-                    .with_input(&mut input_buffers);
-                let mut generator = negotiate
-                    .initialize_security_context_impl(&mut builder)
-                    .map_err(|e| sspi_failure("Negotiate", e))?;
-                let mut state = generator.start();
-                loop {
-                    match state {
-                        GeneratorState::Suspended(request) => {
-                            let answer = kdc_exchange(&request, endpoint.connect_timeout).await;
-                            state = generator.resume(answer);
-                        }
-                        GeneratorState::Completed(result) => {
-                            break result.map_err(|e| kerberos_failure(&target, e))?.status
-                        }
-                    }
-                }
-            };
+                endpoint.connect_timeout,
+                "Negotiate",
+            )
+            .await?;
             if matches!(
                 status,
                 SecurityStatus::CompleteNeeded | SecurityStatus::CompleteAndContinue
@@ -679,20 +598,9 @@ impl Connection {
                 }
                 break;
             }
-            let header = format!(
-                "Negotiate {}",
-                base64::engine::general_purpose::STANDARD.encode(&token)
-            );
-            let request = self.request(endpoint, Some(header), None, Bytes::new());
-            let response = self.round_trip(request, traffic).await?;
-            let http_status = response.status();
-            let answer = response
-                .headers()
-                .get_all(WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(|v| v.strip_prefix("Negotiate ").map(str::to_owned));
-            let _ = response.into_body().collect().await;
+            let (http_status, answer) = self
+                .send_token(endpoint, traffic, &token, &["Negotiate "])
+                .await?;
             let mechanism = negotiated_name(&negotiate);
             match (http_status, answer) {
                 (StatusCode::UNAUTHORIZED, None) => {
@@ -742,6 +650,38 @@ impl Connection {
             self.session = Some(Session::Negotiate(Box::new(negotiate)));
         }
         Ok(())
+    }
+
+    /// Sends one security token (`Authorization: Negotiate <base64>`) on this connection and
+    /// reads the node's answer: its HTTP status and the token of its `WWW-Authenticate` header
+    /// under one of `schemes` (`"Negotiate "`), if any.
+    async fn send_token(
+        &mut self,
+        endpoint: &Endpoint,
+        traffic: &Traffic,
+        token: &[u8],
+        schemes: &[&str],
+    ) -> Result<(StatusCode, Option<String>), Failure> {
+        let header = format!(
+            "Negotiate {}",
+            base64::engine::general_purpose::STANDARD.encode(token)
+        );
+        let request = self.request(endpoint, Some(header), None, Bytes::new());
+        let response = self.round_trip(request, traffic).await?;
+        let status = response.status();
+        let answer = response
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| {
+                schemes
+                    .iter()
+                    .find_map(|scheme| v.strip_prefix(scheme))
+                    .map(str::to_owned)
+            });
+        let _ = response.into_body().collect().await;
+        Ok((status, answer))
     }
 
     fn request(
@@ -983,6 +923,53 @@ fn unseal(
         ));
     }
     Ok(sealed)
+}
+
+/// One step of a client security context (Kerberos, or SPNEGO with sspi's Negotiate): feeds the
+/// node's last token (empty at first: sspi's Kerberos wants an input buffer from the first call
+/// on), asks the realm's KDC whatever the step needs, and returns the status with the output
+/// buffers (the token to send is the first).
+async fn security_step<S: sspi::Sspi>(
+    context: &mut S,
+    credentials: &mut S::CredentialsHandle,
+    target: &str,
+    input: Vec<u8>,
+    kdc_timeout: Duration,
+    what: &str,
+) -> Result<(SecurityStatus, Vec<SecurityBuffer>), Failure> {
+    let flags = ClientRequestFlags::MUTUAL_AUTH
+        | ClientRequestFlags::CONFIDENTIALITY
+        | ClientRequestFlags::INTEGRITY
+        | ClientRequestFlags::SEQUENCE_DETECT
+        | ClientRequestFlags::REPLAY_DETECT;
+    let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
+    let mut input_buffers = vec![SecurityBuffer::new(input, BufferType::Token)];
+    let status = {
+        let mut builder = context
+            .initialize_security_context()
+            .with_credentials_handle(credentials)
+            .with_context_requirements(flags)
+            .with_target_data_representation(DataRepresentation::Native)
+            .with_target_name(target)
+            .with_output(&mut output)
+            .with_input(&mut input_buffers);
+        let mut generator = context
+            .initialize_security_context_impl(&mut builder)
+            .map_err(|e| sspi_failure(what, e))?;
+        let mut state = generator.start();
+        loop {
+            match state {
+                GeneratorState::Suspended(request) => {
+                    let answer = kdc_exchange(&request, kdc_timeout).await;
+                    state = generator.resume(answer);
+                }
+                GeneratorState::Completed(result) => {
+                    break result.map_err(|e| kerberos_failure(target, e))?.status
+                }
+            }
+        }
+    };
+    Ok((status, output))
 }
 
 fn kerberos_failure(target: &str, e: sspi::Error) -> Failure {

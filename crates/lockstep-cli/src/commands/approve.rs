@@ -5,15 +5,16 @@ use std::io::Write as _;
 
 use anyhow::Result;
 
-use crate::args::{ApproveArgs, GlobalArgs};
+use crate::args::ApproveArgs;
 use crate::commands::run::pick_run;
 use crate::exit::{BadInput, ExitStatus};
+use crate::settings::Settings;
 use crate::wiring;
 use lockstep_core::StepState;
 
 /// `lockstep approve`: records approvals; `resume` acts on them.
-pub fn approve(args: &ApproveArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let store = wiring::store(global)?;
+pub fn approve(args: &ApproveArgs, settings: &Settings) -> Result<ExitStatus> {
+    let store = wiring::store(settings)?;
     let run = pick_run(store.as_ref(), &args.run)?;
     let what = args.step.as_deref().or(args.what.as_deref());
     let approved = match lockstep_engine::approve(store.as_ref(), &run, what) {

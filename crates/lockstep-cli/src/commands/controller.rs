@@ -11,8 +11,9 @@ use std::time::Duration;
 use anyhow::Result;
 use lockstep_core::{RunId, RunStatus, StateStore};
 
-use crate::args::{ControllerArgs, GlobalArgs, ResumeArgs};
+use crate::args::{ControllerArgs, ResumeArgs};
 use crate::exit::ExitStatus;
+use crate::settings::Settings;
 use crate::wiring;
 
 /// Runs marked running whose lease lapsed, oldest first, with their last holder.
@@ -34,17 +35,17 @@ pub fn orphaned_runs(store: &dyn StateStore) -> Result<Vec<(RunId, String)>> {
 }
 
 /// `lockstep controller`.
-pub async fn run(args: &ControllerArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let store = wiring::store(global)?;
+pub async fn run(args: &ControllerArgs, settings: &Settings) -> Result<ExitStatus> {
+    let store = wiring::store(settings)?;
     // Look again every third of a lease: a lapsed run is taken over within its lease's expiry
     // plus one look.
-    let every = Duration::from_millis((global.lease_secs * 1000 / 3).max(200));
+    let every = Duration::from_millis((settings.lease.as_millis() as u64 / 3).max(200));
     let mut err = std::io::stderr();
     let _ = writeln!(
         err,
         "controller watching {} for runs whose controller stopped (lease {} s)",
-        wiring::state_shown(global).display(),
-        global.lease_secs
+        settings.state.shown().display(),
+        settings.lease.as_secs()
     );
     loop {
         for (run, holder) in orphaned_runs(store.as_ref())? {
@@ -57,9 +58,9 @@ pub async fn run(args: &ControllerArgs, global: &GlobalArgs) -> Result<ExitStatu
                 inventories: Vec::new(),
                 replan: false,
                 yes: args.yes,
-                soak_scale: args.soak_scale,
+                soak_scale: settings.soak_scale,
             };
-            match crate::commands::run::resume(&resume, global).await {
+            match crate::commands::run::resume(&resume, settings).await {
                 Ok(status) => {
                     if args.once {
                         return Ok(status);

@@ -9,14 +9,15 @@ use lockstep_core::RunMeta;
 use lockstep_lab::{Lab, LabConfig, Recorder};
 use secrecy::SecretString;
 
-use crate::args::{DemoArgs, GlobalArgs};
+use crate::args::DemoArgs;
 use crate::commands::lab::lab_user;
 use crate::commands::run::{discover_and_plan, finish, stop_on_ctrl_c, Discovered, Drive};
 use crate::exit::ExitStatus;
+use crate::settings::Settings;
 use crate::wiring::DirectCredentials;
 use crate::{inputs, wiring};
 
-/// The order the demo rolls the procedures in: front-ends before back-ends (E3-FB, E2-FB) come
+/// The order the demo rolls the procedures in: front-ends before back-ends (`tier-order`) come
 /// first for each product, so the organisation-wide front-end rule holds for the clusters after.
 pub const DEMO_ORDER: [&str; 9] = [
     "e3-fb",
@@ -40,7 +41,7 @@ fn ephemeral_password() -> String {
 }
 
 /// `lockstep demo`.
-pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
+pub async fn run(args: &DemoArgs, settings: &Settings) -> Result<ExitStatus> {
     let (fleet, inventories) = inputs::load_fleet(&[])?;
     if let Some(dir) = args.record.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -52,7 +53,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     let password = ephemeral_password();
     let user = lab_user(&fleet);
     let config = LabConfig {
-        time_scale: args.time_scale,
+        time_scale: settings.time_scale.unwrap_or(args.time_scale),
         ..LabConfig::default()
     };
     let package_root = write_lab_packages(args, &config)?;
@@ -76,8 +77,14 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         user,
         password: SecretString::from(password),
     };
-    let transport = wiring::transport(&fleet, &all_hosts, Some(&endpoints), Some(&direct), global)?;
-    let store = wiring::store(global)?;
+    let transport = wiring::transport(
+        &fleet,
+        &all_hosts,
+        Some(&endpoints),
+        Some(&direct),
+        settings,
+    )?;
+    let store = wiring::store(settings)?;
     let fleet = Arc::new(fleet);
     // The fleet's Exchange builds before and after, read as `lockstep facts` reads them.
     let read_builds = || async {
@@ -101,7 +108,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         store.clone(),
         true,
         0.0,
-        global,
+        settings,
     );
     let order: Vec<String> = if args.playbooks.is_empty() {
         DEMO_ORDER.iter().map(|s| s.to_string()).collect()
@@ -137,7 +144,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             .engine(&plan, &[])
             .start(plan, meta, stop_on_ctrl_c())
             .await?;
-        status = finish(&outcome, &wiring::state_shown(global), drive.store.as_ref());
+        status = finish(&outcome, &settings.state.shown(), drive.store.as_ref());
         if status != ExitStatus::Success {
             break;
         }
@@ -147,7 +154,7 @@ pub async fn run(args: &DemoArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     lab.shutdown().await;
     let violations = lockstep_lab::verify_file(&args.record)
         .with_context(|| format!("cannot check lab record `{}`", args.record.display()))?;
-    print_summary(args, global, &before, &after, &violations)?;
+    print_summary(args, settings, &before, &after, &violations)?;
     if status == ExitStatus::Success && !violations.is_empty() {
         status = ExitStatus::Failure;
     }
@@ -193,7 +200,7 @@ fn demo_plan_options(package_root: &std::path::Path) -> lockstep_plan::PlanOptio
 /// rules the lab record breaks.
 fn print_summary<K: Ord, V: PartialEq + std::fmt::Display>(
     args: &DemoArgs,
-    global: &GlobalArgs,
+    settings: &Settings,
     before: &std::collections::BTreeMap<K, V>,
     after: &std::collections::BTreeMap<K, V>,
     violations: &[impl std::fmt::Display],
@@ -202,7 +209,7 @@ fn print_summary<K: Ord, V: PartialEq + std::fmt::Display>(
     writeln!(
         out,
         "state:  {}   (lockstep status)",
-        wiring::state_shown(global).display()
+        settings.state.shown().display()
     )?;
     writeln!(
         out,

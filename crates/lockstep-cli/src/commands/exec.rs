@@ -11,8 +11,9 @@ use futures::stream::{self, StreamExt};
 use lockstep_core::{CommandOutput, Fleet, Name, RunStatus, StateStore, Transport};
 use serde_json::json;
 
-use crate::args::{ExecArgs, Format, GlobalArgs};
+use crate::args::{ExecArgs, Format};
 use crate::exit::{BadInput, ExitStatus};
+use crate::settings::Settings;
 use crate::{inputs, wiring};
 
 /// The longest command line cmd.exe accepts.
@@ -113,7 +114,7 @@ enum HostResult {
 }
 
 /// `lockstep exec`.
-pub async fn run(args: &ExecArgs, global: &GlobalArgs) -> Result<ExitStatus> {
+pub async fn run(args: &ExecArgs, settings: &Settings) -> Result<ExitStatus> {
     let (fleet, _) = inputs::load_fleet(&args.spec.inventories)?;
     if args
         .spec
@@ -140,7 +141,7 @@ pub async fn run(args: &ExecArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             )));
         }
     }
-    let store = wiring::store(global)?;
+    let store = wiring::store(settings)?;
     let held = held_hosts(store.as_ref(), &fleet, &hosts)?;
     if !held.is_empty() {
         return Err(bad(format!(
@@ -155,7 +156,7 @@ pub async fn run(args: &ExecArgs, global: &GlobalArgs) -> Result<ExitStatus> {
     }
     // Released when exec ends, on every path (an error below included).
     let _leases = crate::commands::run::Leases(store.clone());
-    let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
+    let transport = wiring::transport(&fleet, &hosts, None, None, settings)?;
     let timeout = Duration::from_secs(args.timeout);
     tracing::info!(hosts = hosts.len(), forks = args.forks, command = %line, "exec");
     let t: &dyn Transport = transport.as_ref();

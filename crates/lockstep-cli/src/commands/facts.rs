@@ -11,8 +11,9 @@ use lockstep_core::{FactDef, FactValue, Fleet, Host, Name, Playbook, StateStore 
 use lockstep_report::time::utc;
 use serde_json::{json, Value};
 
-use crate::args::{FactsArgs, FactsFormat, GlobalArgs};
+use crate::args::{FactsArgs, FactsFormat};
 use crate::exit::{BadInput, ExitStatus};
+use crate::settings::Settings;
 use crate::{inputs, wiring};
 
 /// The probes named by `--probe` (every one when none is named); every unknown name is
@@ -59,7 +60,7 @@ pub fn selected_hosts(
 }
 
 /// `lockstep facts`.
-pub async fn run(args: &FactsArgs, global: &GlobalArgs) -> Result<ExitStatus> {
+pub async fn run(args: &FactsArgs, settings: &Settings) -> Result<ExitStatus> {
     let (fleet, _) = inputs::load_fleet(&args.spec.inventories)?;
     let probes = probes(&args.probes)?;
     let playbook = match &args.playbook {
@@ -67,7 +68,7 @@ pub async fn run(args: &FactsArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         None => None,
     };
     let hosts = selected_hosts(&fleet, &args.spec, playbook.as_ref())?;
-    let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
+    let transport = wiring::transport(&fleet, &hosts, None, None, settings)?;
     let d = lockstep_actions::discover_with(transport.as_ref(), &fleet, &hosts, &probes).await;
     // The facts the playbook declares, on every host discovery could read.
     let defs = playbook
@@ -81,7 +82,7 @@ pub async fn run(args: &FactsArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         .collect();
     let declared = Declared::read(transport.as_ref(), &readable, defs).await;
     let at_ms = lockstep_core::now_ms();
-    let store = wiring::store(global)?;
+    let store = wiring::store(settings)?;
     let mut kept_facts = d.to_facts(&fleet, at_ms);
     kept_facts.extend(declared.to_facts(at_ms));
     let kept = store.put_fleet_facts(&kept_facts);
@@ -104,7 +105,7 @@ pub async fn run(args: &FactsArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                 "{} hosts read, {} unreachable; facts kept in {}",
                 hosts.len() - report.unreachable_hosts(),
                 report.unreachable_hosts(),
-                crate::wiring::state_shown(global).display()
+                settings.state.shown().display()
             );
         }
         Err(e) => {
@@ -120,11 +121,14 @@ pub async fn run(args: &FactsArgs, global: &GlobalArgs) -> Result<ExitStatus> {
 
 /// How old the kept facts of `hosts` are, for a preview (`lockstep plan`): `None` when the state
 /// file does not exist or holds no facts of them. Never creates the state file.
-pub fn age_note(global: &GlobalArgs, hosts: &[Name]) -> Option<String> {
-    if !global.state.exists() {
+pub fn age_note(settings: &Settings, hosts: &[Name]) -> Option<String> {
+    let crate::settings::StateLocation::Sqlite(path) = &settings.state else {
+        return None;
+    };
+    if !path.exists() {
         return None;
     }
-    let store = lockstep_store::SqliteStore::open(&global.state).ok()?;
+    let store = lockstep_store::SqliteStore::open(path).ok()?;
     let facts = store.latest_fleet_facts().ok()?;
     let mut read: BTreeMap<&str, u64> = BTreeMap::new();
     for f in &facts {

@@ -9,9 +9,10 @@ use anyhow::{Context, Result};
 use lockstep_core::Fleet;
 use lockstep_lab::{Lab, LabConfig, Recorder, ServerConfig};
 
-use crate::args::{FaultArgs, GlobalArgs, LabAction, LabArgs};
+use crate::args::{FaultArgs, LabAction, LabArgs};
 use crate::exit::{BadInput, ExitStatus};
 use crate::inputs;
+use crate::settings::Settings;
 
 /// The lab's server settings: one account, HTTP or HTTPS (a lab CA), Windows' defaults unless
 /// `allow_unencrypted`.
@@ -201,14 +202,14 @@ fn load_config(path: Option<&Path>, time_scale: Option<f64>) -> Result<LabConfig
 }
 
 /// `lockstep lab`.
-pub async fn run(args: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
+pub async fn run(args: &LabArgs, settings: &Settings) -> Result<ExitStatus> {
     match &args.action {
         Some(LabAction::Verify { file }) => return verify(file),
-        Some(LabAction::Fault(f)) => return fault(f, args, global).await,
+        Some(LabAction::Fault(f)) => return fault(f, args, settings).await,
         None => {}
     }
     let (fleet, _) = inputs::load_fleet(&args.inventories)?;
-    let config = load_config(args.config.as_deref(), args.time_scale)?;
+    let config = load_config(args.config.as_deref(), settings.time_scale)?;
     let password = std::env::var(&args.password_env)
         .unwrap_or_else(|_| lockstep_lab::DEFAULT_LAB_PASSWORD.to_owned());
     let user = lab_user(&fleet);
@@ -358,7 +359,7 @@ async fn stop_requested() {
 
 /// `lockstep lab fault`: sends `labctl fault set|clear` to another host of the running lab (the
 /// faulty host itself may refuse connections).
-pub async fn fault(f: &FaultArgs, lab: &LabArgs, global: &GlobalArgs) -> Result<ExitStatus> {
+pub async fn fault(f: &FaultArgs, lab: &LabArgs, settings: &Settings) -> Result<ExitStatus> {
     use lockstep_core::{Name, NameKind, Transport};
     let text = std::fs::read_to_string(&f.endpoints)
         .with_context(|| format!("cannot read endpoints `{}`", f.endpoints.display()))?;
@@ -402,7 +403,7 @@ pub async fn fault(f: &FaultArgs, lab: &LabArgs, global: &GlobalArgs) -> Result<
             std::slice::from_ref(&via),
             Some(&endpoints),
             Some(&direct),
-            global,
+            settings,
         )?;
         match t
             .run(&via, &command, std::time::Duration::from_secs(30))

@@ -4,12 +4,13 @@ use std::io::Write as _;
 
 use anyhow::Result;
 
-use crate::args::{Format, GlobalArgs, PlanArgs};
+use crate::args::{Format, PlanArgs};
 use crate::exit::{BadInput, ExitStatus};
 use crate::inputs;
+use crate::settings::Settings;
 
 /// Plans the playbook offline (topology from the inventory) and prints it.
-pub fn run(args: &PlanArgs, global: &GlobalArgs) -> Result<ExitStatus> {
+pub fn run(args: &PlanArgs, settings: &Settings) -> Result<ExitStatus> {
     let (fleet, _) = inputs::load_fleet_for(&args.spec.inventories, Some(&args.playbook))?;
     let (playbook, _) = inputs::load_playbook(&args.playbook, &fleet)?;
     let opts = inputs::plan_options(&args.spec)?;
@@ -24,7 +25,7 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         }
     }
     let hosts = crate::wiring::plan_hosts(&plan, &fleet);
-    if let Some(note) = crate::commands::facts::age_note(global, &hosts) {
+    if let Some(note) = crate::commands::facts::age_note(settings, &hosts) {
         let _ = writeln!(std::io::stderr(), "note: {note}");
     }
     Ok(ExitStatus::Success)

@@ -4,14 +4,15 @@ use std::io::Write as _;
 
 use anyhow::Result;
 
-use crate::args::{GlobalArgs, ReportArgs, ReportFormat};
+use crate::args::{ReportArgs, ReportFormat};
 use crate::commands::run::pick_run;
 use crate::exit::ExitStatus;
+use crate::settings::Settings;
 use crate::wiring;
 
 /// `lockstep report`: HTML (default) or Markdown, to a file or standard output.
-pub fn report(args: &ReportArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let store = wiring::store(global)?;
+pub fn report(args: &ReportArgs, settings: &Settings) -> Result<ExitStatus> {
+    let store = wiring::store(settings)?;
     let run = pick_run(store.as_ref(), &args.run)?;
     let record = store.load_run(&run)?;
     let text = match args.format {

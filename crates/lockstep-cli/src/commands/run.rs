@@ -9,11 +9,12 @@ use lockstep_core::{Fleet, Plan, Playbook, RunId, RunMeta, StateStore, Transport
 use lockstep_engine::{Engine, EngineOptions, RunOutcome, StopSignal};
 use lockstep_plan::PlanOptions;
 
-use crate::args::{GlobalArgs, ResumeArgs, RunArgs};
+use crate::args::{ResumeArgs, RunArgs};
 use crate::exit::{BadInput, ExitStatus};
 use crate::live::LiveSink;
 use crate::logging::RunLogSink;
 use crate::progress::{LineSink, Tee};
+use crate::settings::{Progress, Settings};
 use crate::{inputs, wiring};
 
 /// Everything a drive needs besides the plan.
@@ -27,7 +28,7 @@ pub struct Drive<'a> {
     /// Engine options.
     pub options: EngineOptions,
     /// Global flags.
-    pub global: &'a GlobalArgs,
+    pub settings: &'a Settings,
 }
 
 impl<'a> Drive<'a> {
@@ -39,7 +40,7 @@ impl<'a> Drive<'a> {
         store: Arc<dyn StateStore>,
         auto_approve: bool,
         soak_scale: f64,
-        global: &'a GlobalArgs,
+        settings: &'a Settings,
     ) -> Self {
         Drive {
             fleet,
@@ -50,7 +51,7 @@ impl<'a> Drive<'a> {
                 soak_scale,
                 ..EngineOptions::default()
             },
-            global,
+            settings,
         }
     }
 
@@ -63,27 +64,16 @@ impl<'a> Drive<'a> {
             self.transport.clone(),
             self.fleet.clone(),
         ));
-        let display: Arc<dyn lockstep_core::EventSink> = match self.global.output {
-            crate::args::Output::Human if self.live_progress() => {
-                Arc::new(LiveSink::new(plan, complete))
-            }
-            crate::args::Output::Human => Arc::new(LineSink::new(self.global.quiet)),
-            crate::args::Output::Json => Arc::new(crate::progress::JsonSink::default()),
+        let display: Arc<dyn lockstep_core::EventSink> = match self.settings.progress {
+            Progress::Bars => Arc::new(LiveSink::new(plan, complete)),
+            Progress::Lines { quiet } => Arc::new(LineSink::new(quiet)),
+            Progress::Json => Arc::new(crate::progress::JsonSink::default()),
         };
         let events = Arc::new(Tee(vec![
-            Arc::new(RunLogSink::new(&wiring::log_anchor(self.global))),
+            Arc::new(RunLogSink::new(&self.settings.state.log_anchor())),
             display,
         ]));
         Engine::new(runner, self.store.clone(), events, self.options.clone())
-    }
-}
-
-impl Drive<'_> {
-    /// Bars only for a person at a terminal who asked for neither quiet nor plain lines.
-    fn live_progress(&self) -> bool {
-        !self.global.no_progress
-            && !self.global.quiet
-            && std::io::IsTerminal::is_terminal(&std::io::stderr())
     }
 }
 
@@ -133,7 +123,7 @@ impl Discovered {
 
 /// Live discovery of every host of the run (and the front-ends the tier order covers), then
 /// everything it makes knowable before the first change: the inventory's agreement with the
-/// fleet, reachability and credentials of every host, the tier order (E3-FB/E2-FB) against the
+/// fleet, reachability and credentials of every host, the tier order (`tier-order`) against the
 /// live builds, the package's editions (E2-ED), the packages readable on the controller and the
 /// disk space to stage them. `run` and `run --check` judge it identically.
 pub async fn discover_and_plan(
@@ -260,14 +250,14 @@ pub fn stop_on_ctrl_c() -> StopSignal {
 }
 
 /// `lockstep run`.
-pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
+pub async fn run(args: &RunArgs, settings: &Settings) -> Result<ExitStatus> {
     let (fleet, inventories) =
         inputs::load_fleet_for(&args.spec.inventories, Some(&args.playbook))?;
     let (playbook, playbook_name) = inputs::load_playbook(&args.playbook, &fleet)?;
     let opts = inputs::plan_options(&args.spec)?;
     let offline = plan(&fleet, &playbook, &opts)?;
     let hosts = wiring::plan_hosts(&offline, &fleet);
-    let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
+    let transport = wiring::transport(&fleet, &hosts, None, None, settings)?;
     // Kept to delete the idle shells however the command ends (finished, halted, `--check`,
     // or an error): shells left open count against the node's `MaxShellsPerUser` for hours.
     let shells = transport.clone();
@@ -277,7 +267,7 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         let leased = if args.check {
             None
         } else {
-            let store = wiring::store(global)?;
+            let store = wiring::store(settings)?;
             if let Some(status) = take_hosts(store.as_ref(), &hosts, None)? {
                 return Ok(status);
             }
@@ -316,8 +306,8 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
             transport,
             store,
             args.yes,
-            args.soak_scale,
-            global,
+            settings.soak_scale,
+            settings,
         );
         let (plan, owners, halt) = match found {
             Discovered::Ready { plan, owners } => (plan, owners, None),
@@ -349,7 +339,7 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> Result<ExitStatus> {
         drop(leases);
         Ok(finish(
             &outcome,
-            &wiring::state_shown(global),
+            &settings.state.shown(),
             drive.store.as_ref(),
         ))
     }
@@ -421,8 +411,8 @@ pub fn pick_run(store: &dyn StateStore, run: &Option<String>) -> Result<RunId> {
 }
 
 /// `lockstep resume`.
-pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let store = wiring::store(global)?;
+pub async fn resume(args: &ResumeArgs, settings: &Settings) -> Result<ExitStatus> {
+    let store = wiring::store(settings)?;
     let run = pick_run(store.as_ref(), &args.run)?;
     let record = store.load_run(&run)?;
     let meta = &record.meta;
@@ -437,7 +427,7 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
     let fleet = inputs::reload_fleet(&recorded, &meta.playbook)?;
     let (playbook, _) = inputs::load_playbook(&meta.playbook, &fleet)?;
     let hosts = wiring::plan_hosts(&record.plan, &fleet);
-    let transport = wiring::transport(&fleet, &hosts, None, None, global)?;
+    let transport = wiring::transport(&fleet, &hosts, None, None, settings)?;
     // Kept to delete the idle shells however the resume ends (see `run`).
     let shells = transport.clone();
     let result = async {
@@ -481,8 +471,8 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
             transport,
             store,
             args.yes,
-            args.soak_scale,
-            global,
+            settings.soak_scale,
+            settings,
         );
         let complete = complete_steps(&record, &current);
         let engine = drive.engine(&current, &complete);
@@ -503,7 +493,7 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
                 .context("the run could not be recorded")?;
             return Ok(finish(
                 &outcome,
-                &wiring::state_shown(global),
+                &settings.state.shown(),
                 drive.store.as_ref(),
             ));
         }
@@ -523,7 +513,7 @@ pub async fn resume(args: &ResumeArgs, global: &GlobalArgs) -> Result<ExitStatus
         };
         Ok(finish(
             &outcome,
-            &wiring::state_shown(global),
+            &settings.state.shown(),
             drive.store.as_ref(),
         ))
     }

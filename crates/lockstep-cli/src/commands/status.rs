@@ -7,9 +7,10 @@ use std::io::Write as _;
 use anyhow::Result;
 use lockstep_core::{RunRecord, RunStatus, StateStore, StepState};
 
-use crate::args::{Format, GlobalArgs, StatusArgs};
+use crate::args::{Format, StatusArgs};
 use crate::commands::run::pick_run;
 use crate::exit::ExitStatus;
+use crate::settings::Settings;
 use crate::wiring;
 
 fn status_word(s: &RunStatus) -> String {
@@ -153,14 +154,19 @@ fn shorten(s: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
+/// A run's start, RFC 3339 in UTC to the second (`2026-11-21T08:18:54Z`).
 fn started_of(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t).to_string()
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .unwrap_or(jiff::Timestamp::MAX)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// `lockstep status`.
-pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
-    let store = wiring::store(global)?;
+pub fn status(args: &StatusArgs, settings: &Settings) -> Result<ExitStatus> {
+    let store = wiring::store(settings)?;
     let mut out = std::io::stdout().lock();
     match &args.run {
         None => {
@@ -211,7 +217,7 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                 }
                 Format::Text => {
                     if rows.is_empty() {
-                        writeln!(out, "no runs in {}", wiring::state_shown(global).display())?;
+                        writeln!(out, "no runs in {}", settings.state.shown().display())?;
                     } else {
                         writeln!(
                             out,
@@ -255,7 +261,7 @@ pub fn status(args: &StatusArgs, global: &GlobalArgs) -> Result<ExitStatus> {
                             crate::commands::run::standing(&record).describe()
                         )?;
                     }
-                    let log = crate::logging::run_log_path(&wiring::log_anchor(global), &run.0);
+                    let log = crate::logging::run_log_path(&settings.state.log_anchor(), &run.0);
                     if log.exists() {
                         writeln!(out, "log: {}", log.display())?;
                     }

@@ -241,7 +241,8 @@ proptest! {
                     // The checker can fail: cut the second node's window loose from the first's.
                     if let Some(broken) = cut_second_window(&p) {
                         let v = check_rules(&broken, &fleet);
-                        prop_assert!(v.iter().any(|x| x.rule == "E3-C1"), "{}: not caught", pb.procedure);
+                        let rule = lockstep_core::invariant::cited(&p.invariants, lockstep_core::Invariant::OneNodeOutPerCluster);
+                        prop_assert!(v.iter().any(|x| x.rule == rule), "{}: not caught", pb.procedure);
                     }
                 }
                 Err(e) => {
