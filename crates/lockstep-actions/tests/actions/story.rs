@@ -461,10 +461,10 @@ fn fake() -> Fake {
 fn e3_steps() -> Vec<(String, String, Action)> {
     let mut fleet = fleet();
     for h in &mut fleet.hosts {
-        h.vars.insert("package_root".into(), "/srv/packages".into());
+        h.vars
+            .insert("package_root".into(), lockstep_testkit::PACKAGE_ROOT.into());
     }
-    let file = lockstep_spec::embedded::playbook("e3-cluster").unwrap();
-    let mut pb = lockstep_spec::load_playbook(&file, &fleet).unwrap_or_else(|d| panic!("{d}"));
+    let mut pb = lockstep_testkit::shipped("e3-cluster", &fleet);
     pb.vars
         .insert("evs_upgrade_tool".into(), "labctl evs upgrade".into());
     let plan = lockstep_plan::plan(&fleet, &pb, &lockstep_plan::PlanOptions::default())
