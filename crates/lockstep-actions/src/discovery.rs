@@ -531,8 +531,8 @@ impl Discovery {
                 out.push((
                     HaltClass::VersionMismatch,
                     format!(
-                        "E2-ED: host `{}` runs the {e} edition; the package is for {wanted}. `resume` cannot fix this: the host needs its own package (a playbook whose target editions include {e}), or leave it out with --limit",
-                        step.host
+                        "{}: host `{}` runs the {e} edition; the package is for {wanted}. `resume` cannot fix this: the host needs its own package (a playbook whose target editions include {e}), or leave it out with --limit",
+                        step.rule, step.host
                     ),
                 ));
             }

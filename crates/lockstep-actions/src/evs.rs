@@ -131,7 +131,7 @@ pub(crate) async fn upgrade(
         return Err(StepError::precondition(
             host,
             format!(
-                "Exchange virtual server `{evs}` (group `{group}`) cannot be upgraded from `{host}` (T2): {}",
+                "Exchange virtual server `{evs}` (group `{group}`) cannot be upgraded from `{host}`: {}",
                 failures.join("; ")
             ),
         ));
@@ -173,7 +173,7 @@ pub(crate) async fn upgrade(
         out.exit_code
     );
     if text.to_ascii_lowercase().contains("c1037b44") {
-        message.push_str(": the Exchange versions of the nodes do not match (T2)");
+        message.push_str(": the Exchange versions of the nodes do not match");
     } else if let Some(event) = ctx.node().exchange_event_1025().await {
         message.push_str(&t1_halt(host, &event));
     }

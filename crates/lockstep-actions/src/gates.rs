@@ -91,14 +91,14 @@ pub(crate) async fn preflight(
                         ServiceState::State(st) => {
                             ok = false;
                             failures.push(format!(
-                                "service `{s}` is {} (state {st}): stop it before installing (G5)",
+                                "service `{s}` is {} (state {st}): stop it before installing",
                                 state_word(st)
                             ));
                         }
                     }
                 }
                 if ok {
-                    passed.push("services stopped (G5)");
+                    passed.push("services stopped");
                 }
             }
             PreflightCheck::NoProcesses { images } => {
@@ -114,10 +114,10 @@ pub(crate) async fn preflight(
                 found.sort();
                 found.dedup();
                 if found.is_empty() {
-                    passed.push("no setup programs running (G6)");
+                    passed.push("no setup programs running");
                 } else {
                     failures.push(format!(
-                        "{} running: close every Setup, Update and Xcopy first (G6)",
+                        "{} running: close every Setup, Update and Xcopy first",
                         found
                             .iter()
                             .map(|p| format!("`{p}`"))
@@ -133,7 +133,7 @@ pub(crate) async fn preflight(
                 let live = build.and_then(|b| b.edition);
                 let inventory = ctx.fleet.host(host.as_str()).and_then(|h| h.edition());
                 match live.or(inventory) {
-                    Some(e) if edition_allowed(e, editions) => passed.push("edition matches (E2-ED)"),
+                    Some(e) if edition_allowed(e, editions) => passed.push("edition matches"),
                     Some(e) => {
                         edition_mismatch = true;
                         let wanted = if editions.is_empty() {
@@ -142,11 +142,11 @@ pub(crate) async fn preflight(
                             editions.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
                         };
                         failures.push(format!(
-                            "host `{host}` runs the {e} edition; the package is for {wanted} (E2-ED)"
+                            "host `{host}` runs the {e} edition; the package is for {wanted}"
                         ));
                     }
                     None => failures.push(format!(
-                        "the Exchange edition of `{host}` is unknown (no `Edition` value, not in the inventory) (E2-ED)"
+                        "the Exchange edition of `{host}` is unknown (no `Edition` value, not in the inventory)"
                     )),
                 }
             }

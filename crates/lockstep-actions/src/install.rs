@@ -127,7 +127,7 @@ async fn check_cluster_service_stopped(
             host,
             format!(
                 "the Cluster service of cluster node `{host}` is not stopped (state {st}): \
-                 move its groups away and stop it before installing (E3-C)"
+                 move its groups away and stop it before installing"
             ),
         )),
     }
@@ -176,7 +176,7 @@ pub(crate) async fn execute(ctx: &Ctx<'_>, action: &Action) -> Result<Outcome, S
         return Err(StepError::precondition(
             host,
             format!(
-                "{} already running on `{host}`: close every Setup, Update and Xcopy before installing (G6)",
+                "{} already running on `{host}`: close every Setup, Update and Xcopy before installing",
                 running.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
             ),
         ));
@@ -198,7 +198,7 @@ pub(crate) async fn execute(ctx: &Ctx<'_>, action: &Action) -> Result<Outcome, S
             if parse::mentions_file_in_use(&output) {
                 m.push_str(
                     "; a file was held open (`FileInUse:: Added to Filelist:` in the setup log): \
-                     stop antivirus, backup and monitoring services first (G5)",
+                     stop antivirus, backup and monitoring services first",
                 );
             }
             return Err(StepError::step_failed(host, m).with_output(output, Some(code)));

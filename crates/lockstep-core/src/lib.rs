@@ -1,7 +1,7 @@
 //! Domain types and traits of Lockstep, the Windows/Exchange rollout engine.
 //!
 //! This crate is the bottom of the workspace: every other crate depends on it and it depends on
-//! nothing but `serde`, `thiserror`, `async-trait` and `lcid` (MS-LCID's locale catalogue, pure
+//! nothing but `serde`, `thiserror`, `async-trait`, `jiff` (playbook durations) and `lcid` (MS-LCID's locale catalogue, pure
 //! data). It holds the validated [`Name`] (the only way a string reaches a remote command line),
 //! [`Version`]/[`WindowsRelease`]/[`Product`]/[`Edition`], the fleet ([`Fleet`], [`Host`] with
 //! or without [`Exchange`], [`Cluster`], [`Pool`], [`Site`], [`Locale`]), playbooks as loaded ([`Playbook`]), the

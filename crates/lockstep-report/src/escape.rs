@@ -1,54 +1,66 @@
 //! Escaping of run data for HTML/SVG text and attributes, and for Markdown.
 //!
 //! Everything that comes from a run (names, step output, messages, meta) goes through one of
-//! these functions before it reaches the report.
+//! these functions before it reaches the report: in the HTML report the template engine calls
+//! [`formatter`] for every value (autoescape); the Markdown renderer calls the `md_*` functions.
 
-/// Escapes `s` for HTML or SVG text and for a double- or single-quoted attribute value.
+use std::fmt;
+
+use minijinja::value::{Value, ValueKind};
+use minijinja::{AutoEscape, Error, Output, State};
+
+/// Which templates autoescape: HTML and SVG ones (`report.html`, `timeline.svg`).
+pub fn auto_escape(name: &str) -> AutoEscape {
+    if name.ends_with(".html") || name.ends_with(".svg") {
+        AutoEscape::Html
+    } else {
+        AutoEscape::None
+    }
+}
+
+/// The minijinja formatter of the report's templates. Where the template autoescapes (its
+/// name ends in `.html` or `.svg`), a value not marked safe is written through [`write_html`];
+/// anything else is written as minijinja's own formatter would.
 ///
-/// Characters that XML forbids (C0 controls other than tab, newline and carriage return, and
-/// U+FFFE/U+FFFF) become U+FFFD, so the SVG stays well-formed whatever a node printed.
-pub fn html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    push_html(&mut out, s);
-    out
+/// minijinja's HTML escaping would let C0 controls through (an SVG with one is not
+/// well-formed XML) and turns every `/` of a step id into `&#x2f;`; this one does neither.
+pub fn formatter(out: &mut Output<'_>, state: &State<'_, '_>, value: &Value) -> Result<(), Error> {
+    if state.auto_escape() != AutoEscape::Html || value.is_safe() {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    match value.as_str() {
+        Some(s) => write_html(out, s),
+        // A number's text has nothing to escape.
+        None if value.kind() == ValueKind::Number => write!(out, "{value}"),
+        None => write_html(out, &value.to_string()),
+    }
+    .map_err(Error::from)
 }
 
-/// [`html`], appended to `out`.
-pub fn push_html(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\t' | '\n' | '\r' => out.push(c),
+/// Writes `s` escaped for HTML or SVG text and for a double- or single-quoted attribute value.
+///
+/// Characters that XML forbids (C0 controls other than tab, newline and carriage return, DEL,
+/// and U+FFFE/U+FFFF) become U+FFFD, so the SVG stays well-formed whatever a node printed.
+pub fn write_html<W: fmt::Write + ?Sized>(out: &mut W, s: &str) -> fmt::Result {
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let replacement = match c {
+            '&' => "&amp;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '"' => "&quot;",
+            '\'' => "&#39;",
+            '\t' | '\n' | '\r' => continue,
             c if (c as u32) < 0x20 || c == '\u{7f}' || c == '\u{fffe}' || c == '\u{ffff}' => {
-                out.push('\u{fffd}')
+                "\u{fffd}"
             }
-            c => out.push(c),
-        }
+            _ => continue,
+        };
+        out.write_str(&s[start..i])?;
+        out.write_str(replacement)?;
+        start = i + c.len_utf8();
     }
-}
-
-/// [`html`], then every pair of backticks (`` `PRG-N1` ``, as error messages name objects) turns
-/// into a `<code>` element; an unpaired backtick stays as it is.
-pub fn html_ticks(s: &str) -> String {
-    let escaped = html(s);
-    let parts: Vec<&str> = escaped.split('`').collect();
-    let mut out = String::with_capacity(escaped.len() + 16);
-    let pairs = (parts.len() - 1) / 2;
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            if i <= pairs * 2 {
-                out.push_str(if i % 2 == 1 { "<code>" } else { "</code>" });
-            } else {
-                out.push('`');
-            }
-        }
-        out.push_str(part);
-    }
-    out
+    out.write_str(&s[start..])
 }
 
 /// Escapes `s` for a Markdown table cell: one line, no `|`, no inline HTML, no emphasis.
@@ -153,22 +165,45 @@ fn longest_backtick_run(s: &str) -> usize {
 mod tests {
     use super::*;
 
-    #[test]
-    fn html_escapes_markup_quotes_and_controls() {
-        assert_eq!(
-            html("<a href=\"x\">&'\u{0}</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;\u{fffd}&lt;/a&gt;"
-        );
-        assert_eq!(html("line1\nline2\ttab"), "line1\nline2\ttab");
+    fn render(template: &str, name: &str, x: &str) -> String {
+        let mut env = minijinja::Environment::new();
+        env.set_auto_escape_callback(auto_escape);
+        env.set_formatter(formatter);
+        env.add_template(name, template).unwrap();
+        env.get_template(name)
+            .unwrap()
+            .render(minijinja::context! { x })
+            .unwrap()
     }
 
     #[test]
-    fn ticks_become_code_after_escaping() {
+    fn html_escapes_markup_quotes_and_controls() {
+        let mut s = String::new();
+        write_html(&mut s, "<a href=\"x/y\">&'\u{0}\u{1b}</a>").unwrap();
         assert_eq!(
-            html_ticks("host `PRG-N1` <b> `x"),
-            "host <code>PRG-N1</code> &lt;b&gt; `x"
+            s,
+            "&lt;a href=&quot;x/y&quot;&gt;&amp;&#39;\u{fffd}\u{fffd}&lt;/a&gt;"
         );
-        assert_eq!(html_ticks("`<i>`"), "<code>&lt;i&gt;</code>");
+        s.clear();
+        write_html(&mut s, "line1\nline2\ttab é").unwrap();
+        assert_eq!(s, "line1\nline2\ttab é");
+    }
+
+    #[test]
+    fn the_formatter_escapes_what_html_templates_print() {
+        let hostile = "<script>alert(1)</script> \"'&";
+        let escaped = "&lt;script&gt;alert(1)&lt;/script&gt; &quot;&#39;&amp;";
+        assert_eq!(
+            render("<p>{{ x }}</p>", "t.html", hostile),
+            format!("<p>{escaped}</p>")
+        );
+        assert_eq!(
+            render("<text>{{ x }}</text>", "t.svg", hostile),
+            format!("<text>{escaped}</text>")
+        );
+        // Marked safe, or in a template that does not autoescape, it is printed as it is.
+        assert_eq!(render("{{ x|safe }}", "t.html", hostile), hostile);
+        assert_eq!(render("{{ x }}", "t.txt", hostile), hostile);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! [`Gantt`]: the run's timeline as an inline SVG. One row per host under group headers (site and
 //! cluster/pool), x = UTC time, one bar per started step coloured by state, stage starts as light
 //! vertical lines, the halt as a red line at the failing step's end.
-
-use std::fmt::Write as _;
+//!
+//! [`Gantt::timeline`] computes the geometry (a serializable [`Timeline`]); the template
+//! `templates/timeline.svg`, included by the HTML report, draws it with every text escaped.
 
 use lockstep_core::{RunStatus, StepState};
+use serde::Serialize;
 
-use crate::escape::html as esc;
 use crate::time;
 use crate::view::RunView;
 
@@ -36,6 +37,9 @@ fn bar_label(step: &str, width: f64, sc: Scale) -> Option<&str> {
     let needed = label.chars().count() as f64 * (sc.font - 1.5) * 0.6 + 8.0;
     (width >= needed).then_some(label)
 }
+
+/// Colour of the stage-start lines (also the legend's).
+pub const STAGE_COLOUR: &str = "#7986cb";
 
 /// Colour of the halt marker.
 pub const HALT_COLOUR: &str = "#d50000";
@@ -96,6 +100,125 @@ impl Scale {
     }
 }
 
+/// A coordinate as drawn: rounded to a tenth of a pixel.
+fn r1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// The timeline's geometry and texts, for `templates/timeline.svg`: plain data, every string
+/// raw (the template escapes it).
+#[derive(Debug, Serialize)]
+pub struct Timeline<'a> {
+    run_id: &'a str,
+    width: u32,
+    height: u32,
+    font: f64,
+    row_h: f64,
+    /// Where the plot starts (right of the host names).
+    label_w: f64,
+    /// The top of the axis lines, and where tick labels sit.
+    plot_top: f64,
+    tick_label_y: f64,
+    plot_bottom: f64,
+    /// Tick labels are repeated below long charts, at this height.
+    bottom_label_y: Option<f64>,
+    groups: Vec<GroupRow<'a>>,
+    ticks: Vec<Tick>,
+    stages: Vec<StageLine>,
+    out_of_service: Vec<Band<'a>>,
+    bar_h: f64,
+    bar_font: f64,
+    bars: Vec<Bar<'a>>,
+    halt: Option<HaltLine<'a>>,
+    /// Where "no step has started" goes, when none has.
+    empty: Option<(f64, f64)>,
+    halt_colour: &'static str,
+    stage_colour: &'static str,
+    oos_colour: &'static str,
+}
+
+/// A group header and its host rows.
+#[derive(Debug, Serialize)]
+struct GroupRow<'a> {
+    y: f64,
+    text_y: f64,
+    site: &'a str,
+    label: &'a str,
+    hosts: Vec<HostLabel<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct HostLabel<'a> {
+    y: f64,
+    text_y: f64,
+    host: &'a str,
+    /// Every other row is shaded.
+    stripe: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Tick {
+    x: f64,
+    label: String,
+}
+
+#[derive(Debug, Serialize)]
+struct StageLine {
+    x: f64,
+    /// The line starts just below its label; labels alternate between two heights so that
+    /// close stages stay legible.
+    line_top: f64,
+    label_x: f64,
+    label_y: f64,
+    name: String,
+}
+
+/// A node's out-of-service window, drawn behind its bars.
+#[derive(Debug, Serialize)]
+struct Band<'a> {
+    x: f64,
+    y: f64,
+    width: f64,
+    host: &'a str,
+    duration: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Bar<'a> {
+    state: &'static str,
+    colour: &'static str,
+    x: f64,
+    y: f64,
+    width: f64,
+    step: &'a str,
+    rule: &'a str,
+    duration: String,
+    /// Still running: its duration is `… so far`.
+    so_far: bool,
+    /// The step's short name inside the bar, when it fits.
+    label: Option<BarLabel<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct BarLabel<'a> {
+    x: f64,
+    y: f64,
+    fill: &'static str,
+    text: &'a str,
+}
+
+/// The halt marker.
+#[derive(Debug, Serialize)]
+struct HaltLine<'a> {
+    x: f64,
+    text_x: f64,
+    text_y: f64,
+    anchor: &'static str,
+    font: f64,
+    class: &'static str,
+    step: Option<&'a str>,
+}
+
 /// The timeline of one run.
 #[derive(Debug)]
 pub struct Gantt<'v, 'a> {
@@ -121,82 +244,74 @@ impl<'v, 'a> Gantt<'v, 'a> {
         LABEL_W + (ms.saturating_sub(t0)) as f64 / (t1 - t0) as f64 * plot
     }
 
-    /// Renders the SVG element.
-    pub fn svg(&self) -> String {
+    /// The timeline's geometry, for the template.
+    pub fn timeline(&self) -> Timeline<'v> {
         let v = self.view;
         let rows = v.groups.len() + v.groups.iter().map(|g| g.hosts.len()).sum::<usize>();
         let sc = Scale::for_rows(rows);
         let plot_bottom = TOP + rows as f64 * sc.row_h;
         let bottom_axis = rows > 30;
         let height = plot_bottom + if bottom_axis { 26.0 } else { 8.0 };
-        let mut s = String::with_capacity(256 + rows * 160 + v.steps.len() * 220);
-        let _ = write!(
-            s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" class="gantt" role="img" aria-labelledby="gantt-title" width="{WIDTH}" height="{height:.0}" viewBox="0 0 {WIDTH} {height:.0}" font-family="system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif" font-size="{}">"#,
-            sc.font
-        );
-        let _ = write!(
-            s,
-            r#"<title id="gantt-title">Timeline of run {}: one row per host, one bar per step</title>"#,
-            esc(&v.run.id.0)
-        );
 
         // Row backgrounds and labels.
         let mut y = TOP;
         let mut stripe = false;
+        let mut groups = Vec::with_capacity(v.groups.len());
         for g in &v.groups {
-            let _ = write!(
-                s,
-                r##"<rect class="group" x="0" y="{y:.1}" width="{WIDTH}" height="{:.1}" fill="#e8edf3"/><text x="8" y="{:.1}" font-weight="600" fill="#1f2933">{} · {}</text>"##,
-                sc.row_h,
-                y + sc.row_h * 0.7,
-                esc(g.site),
-                esc(&g.label)
-            );
+            let header_y = y;
             y += sc.row_h;
+            let mut hosts = Vec::with_capacity(g.hosts.len());
             for h in &g.hosts {
-                if stripe {
-                    let _ = write!(
-                        s,
-                        r##"<rect x="0" y="{y:.1}" width="{WIDTH}" height="{:.1}" fill="#f7f9fb"/>"##,
-                        sc.row_h
-                    );
-                }
+                hosts.push(HostLabel {
+                    y: r1(y),
+                    text_y: r1(y + sc.row_h * 0.7),
+                    host: h.host,
+                    stripe,
+                });
                 stripe = !stripe;
-                let _ = write!(
-                    s,
-                    r##"<text x="22" y="{:.1}" fill="#334155">{}</text>"##,
-                    y + sc.row_h * 0.7,
-                    esc(h.host)
-                );
                 y += sc.row_h;
             }
+            groups.push(GroupRow {
+                y: r1(header_y),
+                text_y: r1(header_y + sc.row_h * 0.7),
+                site: g.site,
+                label: &g.label,
+                hosts,
+            });
         }
-        let _ = write!(
-            s,
-            r##"<line x1="{LABEL_W}" y1="{:.1}" x2="{LABEL_W}" y2="{plot_bottom:.1}" stroke="#b0bec5"/>"##,
-            TOP - 4.0
-        );
-
-        self.axis(&mut s, plot_bottom, bottom_axis);
-        self.stages(&mut s, plot_bottom);
-        self.bars(&mut s, sc);
-        self.halt(&mut s, plot_bottom, sc);
-
-        if v.steps.iter().all(|r| r.rec.started_ms.is_none()) {
-            let _ = write!(
-                s,
-                r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#64748b">no step has started</text>"##,
-                LABEL_W + (WIDTH - LABEL_W) / 2.0,
-                TOP + 16.0
-            );
+        let (out_of_service, bars) = self.bars(sc);
+        Timeline {
+            run_id: &v.run.id.0,
+            width: WIDTH as u32,
+            height: height.round() as u32,
+            font: sc.font,
+            row_h: sc.row_h,
+            label_w: LABEL_W,
+            plot_top: TOP - 4.0,
+            tick_label_y: TOP - 8.0,
+            plot_bottom: r1(plot_bottom),
+            bottom_label_y: bottom_axis.then(|| r1(plot_bottom + 16.0)),
+            groups,
+            ticks: self.ticks(),
+            stages: self.stages(),
+            out_of_service,
+            bar_h: r1((sc.row_h * 0.64).max(4.0)),
+            bar_font: sc.font - 1.5,
+            bars,
+            halt: self.halt(sc),
+            empty: v
+                .steps
+                .iter()
+                .all(|r| r.rec.started_ms.is_none())
+                .then(|| (r1(LABEL_W + (WIDTH - LABEL_W) / 2.0), TOP + 16.0)),
+            halt_colour: HALT_COLOUR,
+            stage_colour: STAGE_COLOUR,
+            oos_colour: OOS_COLOUR,
         }
-        s.push_str("</svg>");
-        s
     }
 
-    /// Ticks at round UTC times, with labels above the rows (and below them for long charts).
-    fn axis(&self, s: &mut String, plot_bottom: f64, bottom_axis: bool) {
+    /// Ticks at round UTC times.
+    fn ticks(&self) -> Vec<Tick> {
         let (t0, t1) = self.span();
         let step = TICKS_MS
             .iter()
@@ -205,39 +320,30 @@ impl<'v, 'a> Gantt<'v, 'a> {
             .unwrap_or(TICKS_MS[TICKS_MS.len() - 1]);
         let seconds = step < 60_000;
         let days = time::date(t0) != time::date(t1);
+        let mut ticks = Vec::new();
         let mut t = t0.div_ceil(step) * step;
         while t <= t1 {
-            let x = self.x(t);
             let label = if days {
-                format!("{} {}", &time::date(t)[5..], time::clock(t, seconds))
+                let date = time::date(t);
+                format!(
+                    "{} {}",
+                    date.get(5..).unwrap_or(&date),
+                    time::clock(t, seconds)
+                )
             } else {
                 time::clock(t, seconds)
             };
-            let _ = write!(
-                s,
-                r##"<g class="tick"><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{plot_bottom:.1}" stroke="#e2e8f0"/><text x="{x:.1}" y="{:.1}" text-anchor="middle" fill="#64748b" font-size="11">{label}</text>"##,
-                TOP - 4.0,
-                TOP - 8.0
-            );
-            if bottom_axis {
-                let _ = write!(
-                    s,
-                    r##"<text x="{x:.1}" y="{:.1}" text-anchor="middle" fill="#64748b" font-size="11">{label}</text>"##,
-                    plot_bottom + 16.0
-                );
-            }
-            s.push_str("</g>");
+            ticks.push(Tick {
+                x: r1(self.x(t)),
+                label,
+            });
             t += step;
         }
-        let _ = write!(
-            s,
-            r##"<text x="8" y="{:.1}" fill="#64748b" font-size="11">time (UTC)</text>"##,
-            TOP - 8.0
-        );
+        ticks
     }
 
-    /// A light line where each stage's first step started, with the stage's name.
-    fn stages(&self, s: &mut String, plot_bottom: f64) {
+    /// Where each stage's first step started, with the stage's name.
+    fn stages(&self) -> Vec<StageLine> {
         let v = self.view;
         let mut starts: Vec<(usize, u64)> = Vec::new();
         for r in &v.steps {
@@ -250,39 +356,43 @@ impl<'v, 'a> Gantt<'v, 'a> {
             }
         }
         starts.sort_by_key(|&(st, t)| (t, st));
-        for (lane, (stage, t)) in starts.into_iter().enumerate() {
-            let x = self.x(t);
-            let ly = if lane % 2 == 0 { 14.0 } else { 28.0 };
-            let _ = write!(
-                s,
-                r##"<g class="stage"><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{plot_bottom:.1}" stroke="#7986cb" stroke-dasharray="4 3" stroke-opacity="0.8"/><text x="{:.1}" y="{ly}" fill="#3949ab" font-size="11" font-weight="600">▸ {}</text></g>"##,
-                ly + 4.0,
-                x + 2.0,
-                esc(&v.stage_name(stage))
-            );
-        }
+        starts
+            .into_iter()
+            .enumerate()
+            .map(|(lane, (stage, t))| {
+                let x = self.x(t);
+                let label_y = if lane % 2 == 0 { 14.0 } else { 28.0 };
+                StageLine {
+                    x: r1(x),
+                    line_top: label_y + 4.0,
+                    label_x: r1(x + 2.0),
+                    label_y,
+                    name: v.stage_name(stage),
+                }
+            })
+            .collect()
     }
 
-    /// One bar per started step, on its host's row, with a tooltip.
-    fn bars(&self, s: &mut String, sc: Scale) {
+    /// Each node's out-of-service windows, and one bar per started step, on its host's row.
+    fn bars(&self, sc: Scale) -> (Vec<Band<'v>>, Vec<Bar<'v>>) {
         let v = self.view;
         let bar_h = (sc.row_h * 0.64).max(4.0);
+        let mut bands = Vec::new();
+        let mut bars = Vec::with_capacity(v.steps.len());
         let mut y = TOP;
         for g in &v.groups {
             y += sc.row_h;
             for h in &g.hosts {
                 let by = y + (sc.row_h - bar_h) / 2.0;
-                // Behind the bars: when the node was out of service.
                 for (start, end) in v.out_of_service(h) {
                     let (x0, x1) = (self.x(start), self.x(end));
-                    let _ = write!(
-                        s,
-                        r##"<rect class="oos" x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{OOS_COLOUR}"><title>{} out of service · {}</title></rect>"##,
-                        (x1 - x0).max(1.0),
-                        sc.row_h,
-                        esc(h.host),
-                        time::duration(end - start),
-                    );
+                    bands.push(Band {
+                        x: r1(x0),
+                        y: r1(y),
+                        width: r1((x1 - x0).max(1.0)),
+                        host: h.host,
+                        duration: time::duration(end - start),
+                    });
                 }
                 for &i in &h.steps {
                     let r = &v.steps[i];
@@ -294,73 +404,58 @@ impl<'v, 'a> Gantt<'v, 'a> {
                     // A very short bar grows to the left, so it still ends where the step did.
                     let x0 = x1 - w;
                     let state = r.rec.state;
-                    let label = bar_label(&r.rec.step, w, sc);
-                    let _ = write!(
-                        s,
-                        r##"<rect class="bar st-{}" x="{x0:.1}" y="{by:.1}" width="{w:.1}" height="{bar_h:.1}" rx="2" fill="{}"><title>{} · {} · {} · {}{}</title></rect>"##,
-                        state.as_str(),
-                        state_colour(state),
-                        esc(&r.rec.step),
-                        esc(r.rule()),
-                        state.as_str(),
-                        time::duration(end - start),
-                        if r.rec.finished_ms.is_none() {
-                            " so far"
-                        } else {
-                            ""
-                        }
-                    );
-                    if let Some(label) = label {
-                        let _ = write!(
-                            s,
-                            r##"<text class="bar-label" x="{:.1}" y="{:.1}" fill="{}" font-size="{:.1}" pointer-events="none">{}</text>"##,
-                            x0 + 4.0,
-                            by + bar_h * 0.5 + (sc.font - 1.5) * 0.36,
-                            if state == StepState::Waiting {
+                    bars.push(Bar {
+                        state: state.as_str(),
+                        colour: state_colour(state),
+                        x: r1(x0),
+                        y: r1(by),
+                        width: r1(w),
+                        step: &r.rec.step,
+                        rule: r.rule(),
+                        duration: time::duration(end - start),
+                        so_far: r.rec.finished_ms.is_none(),
+                        label: bar_label(&r.rec.step, w, sc).map(|text| BarLabel {
+                            x: r1(x0 + 4.0),
+                            y: r1(by + bar_h * 0.5 + (sc.font - 1.5) * 0.36),
+                            fill: if state == StepState::Waiting {
                                 "#1f2933"
                             } else {
                                 "#ffffff"
                             },
-                            sc.font - 1.5,
-                            esc(label)
-                        );
-                    }
+                            text,
+                        }),
+                    });
                 }
                 y += sc.row_h;
             }
         }
+        (bands, bars)
     }
 
     /// The halt: a red line at the failing step's end (or at the last known time) and a label.
-    fn halt(&self, s: &mut String, plot_bottom: f64, sc: Scale) {
+    fn halt(&self, sc: Scale) -> Option<HaltLine<'v>> {
         let v = self.view;
         let RunStatus::Halted { class, .. } = &v.run.status else {
-            return;
+            return None;
         };
         let at = v
             .halt_step
             .and_then(|i| v.steps[i].span(v.last_ms))
             .map_or(v.last_ms, |(_, end)| end);
         let x = self.x(at);
-        let step = v
-            .halt_step
-            .map(|i| format!(" at {}", v.steps[i].rec.step))
-            .unwrap_or_default();
-        let (anchor, tx) = if x > WIDTH / 2.0 {
+        let (anchor, text_x) = if x > WIDTH / 2.0 {
             ("end", x - 5.0)
         } else {
             ("start", x + 5.0)
         };
-        let _ = write!(
-            s,
-            r##"<g class="halt"><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{plot_bottom:.1}" stroke="{HALT_COLOUR}" stroke-width="2"/><text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}" fill="{HALT_COLOUR}" font-size="{:.1}" font-weight="700" stroke="#ffffff" stroke-width="3" paint-order="stroke">halt: {}{}</text><title>halted ({}){}</title></g>"##,
-            TOP - 4.0,
-            TOP + sc.row_h * 0.7,
-            sc.font.max(11.0),
-            class.as_str(),
-            esc(&step),
-            class.as_str(),
-            esc(&step)
-        );
+        Some(HaltLine {
+            x: r1(x),
+            text_x: r1(text_x),
+            text_y: r1(TOP + sc.row_h * 0.7),
+            anchor,
+            font: sc.font.max(11.0),
+            class: class.as_str(),
+            step: v.halt_step.map(|i| v.steps[i].rec.step.as_str()),
+        })
     }
 }

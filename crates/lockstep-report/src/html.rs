@@ -1,66 +1,46 @@
 //! [`HtmlReport`]: one self-contained HTML file: inline CSS, an inline SVG timeline, no script,
-//! no external resource (a Content-Security-Policy forbids loading any), everything from the run
-//! escaped.
+//! no external resource (a Content-Security-Policy forbids loading any).
+//!
+//! The document is the minijinja template `templates/report.html`, which includes
+//! `templates/timeline.svg` (both compiled into the binary), over a [`Page`]: plain
+//! serializable data built here from the [`RunView`] (the timeline's geometry by [`Gantt`]);
+//! the templates only lay it out. Both autoescape, so every value from the run is HTML-escaped
+//! by the engine; only the stylesheet, a constant, is marked safe.
 
-use std::fmt::Write as _;
+use std::sync::OnceLock;
 
-use lockstep_core::{RunStatus, StepState};
+use lockstep_core::{Fact, RunStatus, StepState};
+use minijinja::Environment;
+use serde::Serialize;
 
-use crate::escape::{html as esc, html_ticks};
-use crate::gantt::{state_colour, Gantt, HALT_COLOUR, OOS_COLOUR};
+use crate::gantt::{state_colour, Gantt, Timeline, HALT_COLOUR, OOS_COLOUR, STAGE_COLOUR};
 use crate::time;
-use crate::view::{release_label, AtTarget, RunView, STATE_ORDER};
+use crate::view::{release_label, AtTarget, RunView, StepRow, STATE_ORDER};
 
-const CSS: &str = r#"
-*{box-sizing:border-box}
-body{margin:0;background:#f3f5f8;color:#1f2933;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-main{max-width:1260px;margin:0 auto;padding:24px 24px 48px}
-header{display:flex;align-items:center;gap:14px;flex-wrap:wrap;margin-bottom:16px}
-h1{font-size:22px;margin:0;font-weight:650}
-h2{font-size:16px;margin:0 0 10px;font-weight:650}
-code,pre,.mono{font-family:ui-monospace,"Cascadia Mono","DejaVu Sans Mono",Consolas,monospace;font-size:.9em}
-section{background:#fff;border:1px solid #dde3ea;border-radius:8px;padding:16px 18px;margin:0 0 16px}
-.badge{display:inline-block;padding:3px 10px;border-radius:999px;font-weight:650;font-size:13px;color:#fff;text-transform:uppercase;letter-spacing:.04em}
-.status-finished{background:#2e7d32}.status-halted{background:#c62828}.status-waiting{background:#b7791f}.status-running{background:#1565c0}
-.cols{display:grid;grid-template-columns:minmax(0,1.1fr) minmax(0,1fr);gap:4px 36px}
-@media (max-width:900px){.cols{grid-template-columns:1fr}}
-dl.summary{display:grid;align-content:start;grid-template-columns:max-content 1fr;gap:4px 18px;margin:0}
-dl.summary dt{color:#64748b}dl.summary dd{margin:0;overflow-wrap:anywhere}
-.callout{border-left:5px solid;border-radius:6px;padding:10px 14px;margin:0 0 16px;background:#fff}
-.callout.halted{border-color:#c62828;background:#fdecea}.callout.waiting{border-color:#f9a825;background:#fff8e1}
-.callout p{margin:4px 0}
-.chips{display:flex;gap:8px;flex-wrap:wrap;margin-top:12px}
-.chip{display:inline-flex;align-items:center;gap:6px;padding:2px 10px;border:1px solid #dde3ea;border-radius:999px;background:#f8fafc;font-size:13px}
-.dot{display:inline-block;width:10px;height:10px;border-radius:2px}
-.scroll{overflow-x:auto}
-svg.gantt{display:block;max-width:100%;height:auto}
-table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e5e9f0;vertical-align:top}
-th{background:#f1f4f8;font-weight:600;position:sticky;top:0}
-td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.msg{overflow-wrap:anywhere;max-width:420px}
-tr.st-failed td{background:#fdecea}tr.st-waiting td{background:#fff8e1}
-.state{font-weight:600}
-.state-done{color:#2e7d32}.state-skipped{color:#607d8b}.state-failed{color:#c62828}.state-waiting{color:#a86b00}.state-running{color:#1565c0}.state-pending{color:#94a3b8}
-.ok{color:#2e7d32;font-weight:600}.bad{color:#c62828;font-weight:700}.unknown{color:#a86b00;font-weight:600}
-details.step{border:1px solid #e5e9f0;border-left:4px solid var(--c);border-radius:6px;margin:6px 0;background:#fff}
-details.step>summary{cursor:pointer;padding:6px 10px;display:flex;gap:12px;flex-wrap:wrap;align-items:baseline}
-details.step>summary .id{font-weight:600}
-details.step .body{padding:0 12px 10px}
-pre.output{background:#0f172a;color:#e2e8f0;padding:10px 12px;border-radius:6px;white-space:pre-wrap;overflow-wrap:anywhere;max-height:480px;overflow:auto;margin:6px 0 0}
-.muted{color:#64748b}
-footer{color:#94a3b8;font-size:12px;text-align:center}
-@media print{
- body{background:#fff;font-size:11px}
- main{max-width:none;padding:0}
- section,.callout{border:1px solid #ccc;break-inside:avoid-page}
- section.steps,section.outputs,section.timeline{break-inside:auto}
- th{position:static}
- details.step::details-content{content-visibility:visible;display:block}
- pre.output{max-height:none;overflow:visible;background:#f5f5f5;color:#000;border:1px solid #ddd}
- .badge,.dot,rect,tr.st-failed td{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+/// The report's template name; its `.html` suffix turns autoescape on.
+const TEMPLATE: &str = "report.html";
+
+/// The inline stylesheet.
+const CSS: &str = include_str!("../templates/report.css");
+
+/// The environment with the report template, built once.
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(crate::escape::auto_escape);
+        env.set_formatter(crate::escape::formatter);
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_keep_trailing_newline(true);
+        env.add_template(TEMPLATE, include_str!("../templates/report.html"))
+            .expect("templates/report.html parses");
+        env.add_template("timeline.svg", include_str!("../templates/timeline.svg"))
+            .expect("templates/timeline.svg parses");
+        env
+    })
 }
-"#;
 
 /// The HTML report of one run.
 #[derive(Debug)]
@@ -75,339 +55,336 @@ impl<'v, 'a> HtmlReport<'v, 'a> {
     }
 
     /// Renders the whole document.
+    ///
+    /// Panics if the templates do not fit the page (a name either side misspelt): a bug of this
+    /// crate that the tests reach, never something a run can cause.
     pub fn render(&self) -> String {
-        let v = self.view;
-        let mut s = String::with_capacity(16_384 + v.steps.len() * 900);
-        let _ = write!(
-            s,
-            r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="lockstep-report">
-<title>Lockstep run {} ({})</title>
-<style>{CSS}</style>
-</head>
-<body>
-<main>
-"#,
-            esc(&v.run.id.0),
-            v.status_word()
-        );
-        self.header(&mut s);
-        self.callout(&mut s);
-        self.summary(&mut s);
-        self.timeline(&mut s);
-        self.versions(&mut s);
-        self.steps_table(&mut s);
-        self.outputs(&mut s);
-        let _ = write!(
-            s,
-            "<footer>lockstep report · plan {} · procedure {}</footer>\n</main>\n</body>\n</html>\n",
-            esc(v.run.plan.hash.short()),
-            esc(&v.run.plan.procedure)
-        );
-        s
+        let page = Page::new(self.view);
+        env()
+            .get_template(TEMPLATE)
+            .and_then(|t| t.render(&page))
+            // The template is fixed and the page is plain data: a failure is a bug here.
+            .unwrap_or_else(|e| panic!("rendering {TEMPLATE}: {e:#}"))
     }
+}
 
-    fn header(&self, s: &mut String) {
-        let v = self.view;
-        let _ = writeln!(
-            s,
-            r#"<header><h1>Lockstep run <code>{}</code></h1><span class="badge status-{w}">{w}</span><span class="muted">{} · {}</span></header>"#,
-            esc(&v.run.id.0),
-            esc(v.run.plan.playbook.as_str()),
-            esc(&v.target_described()),
-            w = v.status_word()
-        );
-    }
+/// Everything the HTML template shows, as plain data (strings are raw run text: the template
+/// escapes them).
+#[derive(Debug, Serialize)]
+pub struct Page<'a> {
+    css: &'static str,
+    run: RunHead<'a>,
+    halted: Option<Halted<'a>>,
+    waiting: Option<Waiting<'a>>,
+    summary: Summary<'a>,
+    legend: Legend,
+    /// The SVG timeline's geometry, for `templates/timeline.svg`.
+    timeline: Timeline<'a>,
+    versions: Vec<VersionRow<'a>>,
+    steps: Vec<StepItem<'a>>,
+}
 
-    fn callout(&self, s: &mut String) {
-        let v = self.view;
-        match &v.run.status {
-            RunStatus::Halted { class, reason } => {
-                let at = v
-                    .halt_step
-                    .map(|i| {
-                        let r = &v.steps[i];
-                        format!(
-                            " at step <code>{}</code> on <code>{}</code>",
-                            esc(&r.rec.step),
-                            esc(r.host())
-                        )
-                    })
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    s,
-                    r#"<div class="callout halted" role="alert"><p><strong>Halted ({})</strong>{at}</p><p>{}</p><p><strong>Next:</strong> {}</p></div>"#,
-                    class.as_str(),
-                    html_ticks(reason),
-                    html_ticks(class.next_step())
-                );
-            }
-            RunStatus::Waiting { reason } => {
-                let _ = writeln!(
-                    s,
-                    r#"<div class="callout waiting"><p><strong>Waiting for an operator</strong></p><p>{}</p><p><strong>Next:</strong> <code>lockstep approve</code> once it is done, then the run continues</p></div>"#,
-                    html_ticks(reason)
-                );
-            }
-            RunStatus::Running | RunStatus::Finished => {}
+/// What the title, header, summary and footer say about the run.
+#[derive(Debug, Serialize)]
+struct RunHead<'a> {
+    id: &'a str,
+    status: &'static str,
+    playbook: &'a str,
+    procedure: &'a str,
+    product: String,
+    target_described: String,
+    target_text: String,
+    plan_hash: &'a str,
+    plan_hash_short: &'a str,
+}
+
+/// Text in which pairs of backticks (how messages name objects: `` host `PRG-N1` ``) mark code.
+type Ticked<'a> = Vec<Segment<'a>>;
+
+/// A piece of [`Ticked`] text.
+#[derive(Debug, Serialize)]
+struct Segment<'a> {
+    text: &'a str,
+    code: bool,
+}
+
+/// Splits `s` at backticks: text between a pair is code; an unpaired backtick stays text.
+fn ticked(s: &str) -> Ticked<'_> {
+    let parts: Vec<&str> = s.split('`').collect();
+    let pairs = (parts.len() - 1) / 2;
+    let mut out = Vec::with_capacity(parts.len());
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > pairs * 2 {
+            out.push(Segment {
+                text: "`",
+                code: false,
+            });
+        }
+        let code = i % 2 == 1 && i < pairs * 2;
+        if code || !part.is_empty() {
+            out.push(Segment { text: part, code });
         }
     }
+    out
+}
 
-    fn summary(&self, s: &mut String) {
-        let v = self.view;
+#[derive(Debug, Serialize)]
+struct Halted<'a> {
+    class: &'static str,
+    at: Option<HaltAt<'a>>,
+    reason: Ticked<'a>,
+    next: Ticked<'static>,
+}
+
+#[derive(Debug, Serialize)]
+struct HaltAt<'a> {
+    step: &'a str,
+    host: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct Waiting<'a> {
+    reason: Ticked<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    steps: String,
+    approvals: Vec<ApprovalItem<'a>>,
+    started: String,
+    ended: bool,
+    last: String,
+    took: String,
+    started_by: &'a str,
+    inventory: Vec<&'a str>,
+    playbook_file: &'a str,
+    limit: &'a [String],
+    owners: Vec<Owner<'a>>,
+    chips: Vec<Chip>,
+}
+
+#[derive(Debug, Serialize)]
+struct ApprovalItem<'a> {
+    what: &'a str,
+    by: &'a str,
+    at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Owner<'a> {
+    group: &'a str,
+    owner: &'a str,
+}
+
+/// A coloured chip: a state with its bar colour, and how many steps are in it.
+#[derive(Debug, Serialize)]
+struct Chip {
+    state: &'static str,
+    colour: &'static str,
+    n: Option<usize>,
+}
+
+/// The timeline's legend.
+#[derive(Debug, Serialize)]
+struct Legend {
+    states: Vec<Chip>,
+    halt: &'static str,
+    stage: &'static str,
+    out_of_service: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct VersionRow<'a> {
+    host: &'a str,
+    site: &'a str,
+    group: &'a str,
+    before: Option<Build<'a>>,
+    after: Option<Build<'a>>,
+    /// `yes`, `no` or `unknown`.
+    at_target: &'static str,
+}
+
+/// A build fact.
+#[derive(Debug, Serialize)]
+struct Build<'a> {
+    key: &'a str,
+    at: String,
+    value: &'a str,
+    /// `SP2`, `RTM`, or empty.
+    label: &'static str,
+}
+
+/// One step, for both the steps table and the details.
+#[derive(Debug, Serialize)]
+struct StepItem<'a> {
+    index: usize,
+    step: &'a str,
+    rule: &'a str,
+    host: &'a str,
+    state: &'static str,
+    colour: &'static str,
+    /// Failed and waiting steps show their details opened.
+    open: bool,
+    duration: String,
+    exit: Option<i32>,
+    message: Ticked<'a>,
+    name: Option<&'a str>,
+    action: Option<&'a str>,
+    stage: Option<String>,
+    started: Option<String>,
+    finished: Option<String>,
+    attempts: u32,
+    /// The output without trailing whitespace, or none when the step printed nothing.
+    output: Option<&'a str>,
+}
+
+impl<'a> Page<'a> {
+    /// The page of a view.
+    pub fn new(v: &'a RunView<'_>) -> Self {
         let run = v.run;
         let plan = &run.plan;
-        // Left: what was run and how it stands; right: when, by whom, from which files.
-        let mut what: Vec<(&str, String)> = Vec::new();
-        let mut when: Vec<(&str, String)> = Vec::new();
-        what.push(("Run", format!("<code>{}</code>", esc(&run.id.0))));
-        what.push((
-            "Playbook",
-            format!(
-                "<code>{}</code> (procedure {}, {})",
-                esc(plan.playbook.as_str()),
-                esc(&plan.procedure),
-                esc(&v.product_text())
-            ),
-        ));
-        what.push((
-            "Target build",
-            format!(
-                "{} <span class=\"muted\">({})</span>",
-                esc(&v.target_described()),
-                esc(&v.target_text())
-            ),
-        ));
-        what.push((
-            "Plan hash",
-            format!(
-                "<code title=\"{}\">{}</code>",
-                esc(&plan.hash.0),
-                esc(plan.hash.short())
-            ),
-        ));
-        let status = match &run.status {
-            RunStatus::Finished => "finished".to_owned(),
-            RunStatus::Running => "running (or its controller stopped while driving it)".to_owned(),
-            RunStatus::Waiting { reason } => format!("waiting: {}", html_ticks(reason)),
-            // The callout above carries the reason.
-            RunStatus::Halted { class, .. } => {
-                format!("halted (<strong>{}</strong>)", class.as_str())
-            }
+        let head = RunHead {
+            id: &run.id.0,
+            status: v.status_word(),
+            playbook: plan.playbook.as_str(),
+            procedure: &plan.procedure,
+            product: v.product_text(),
+            target_described: v.target_described(),
+            target_text: v.target_text(),
+            plan_hash: &plan.hash.0,
+            plan_hash_short: plan.hash.short(),
         };
-        what.push(("Status", status));
-        what.push(("Steps", esc(&v.counts_sentence())));
-        if !run.approvals.is_empty() {
-            let a: Vec<String> = run
+        let (halted, waiting) = match &run.status {
+            RunStatus::Halted { class, reason } => (
+                Some(Halted {
+                    class: class.as_str(),
+                    at: v.halt_step.map(|i| HaltAt {
+                        step: &v.steps[i].rec.step,
+                        host: v.steps[i].host(),
+                    }),
+                    reason: ticked(reason),
+                    next: ticked(class.next_step()),
+                }),
+                None,
+            ),
+            RunStatus::Waiting { reason } => (
+                None,
+                Some(Waiting {
+                    reason: ticked(reason),
+                }),
+            ),
+            RunStatus::Running | RunStatus::Finished => (None, None),
+        };
+        let summary = Summary {
+            steps: v.counts_sentence(),
+            approvals: run
                 .approvals
                 .iter()
-                .map(|a| {
-                    format!(
-                        "<code>{}</code> by {} at {}",
-                        esc(&a.what),
-                        esc(&a.by),
-                        esc(&time::utc(a.at_ms))
-                    )
+                .map(|a| ApprovalItem {
+                    what: &a.what,
+                    by: &a.by,
+                    at: time::utc(a.at_ms),
                 })
-                .collect();
-            what.push(("Approvals", a.join(", ")));
-        }
-        when.push(("Started", esc(&time::utc(run.created_ms))));
-        let took = esc(&time::duration(v.last_ms - run.created_ms));
-        if v.ended() {
-            when.push(("Ended", esc(&time::utc(v.last_ms))));
-            when.push(("Duration", took));
-        } else {
-            when.push(("Last activity", esc(&time::utc(v.last_ms))));
-            when.push(("Elapsed so far", took));
-        }
-        when.push(("Started by", esc(or_dash(&run.meta.started_by))));
-        when.push((
-            "Inventory",
-            esc(or_dash(&run.meta.inventory)).replace('\n', "<br>"),
-        ));
-        when.push(("Playbook file", esc(or_dash(&run.meta.playbook))));
-        if !run.meta.limit.is_empty() {
-            when.push(("Limit", esc(&run.meta.limit.join(", "))));
-        }
-        if !run.meta.owners.is_empty() {
-            let owners: Vec<String> = run
+                .collect(),
+            started: time::utc(run.created_ms),
+            ended: v.ended(),
+            last: time::utc(v.last_ms),
+            took: time::duration(v.last_ms - run.created_ms),
+            started_by: or_dash(&run.meta.started_by),
+            inventory: or_dash(&run.meta.inventory).split('\n').collect(),
+            playbook_file: or_dash(&run.meta.playbook),
+            limit: &run.meta.limit,
+            owners: run
                 .meta
                 .owners
                 .iter()
-                .map(|(g, n)| format!("{} → {}", esc(g), esc(n)))
-                .collect();
-            when.push(("Group owners at planning", owners.join("<br>")));
+                .map(|(group, owner)| Owner { group, owner })
+                .collect(),
+            chips: v
+                .counts()
+                .into_iter()
+                .map(|(state, n)| Chip {
+                    state: state.as_str(),
+                    colour: state_colour(state),
+                    n: Some(n),
+                })
+                .collect(),
+        };
+        let legend = Legend {
+            states: STATE_ORDER
+                .into_iter()
+                .filter(|&s| s != StepState::Pending)
+                .map(|state| Chip {
+                    state: state.as_str(),
+                    colour: state_colour(state),
+                    n: None,
+                })
+                .collect(),
+            halt: HALT_COLOUR,
+            stage: STAGE_COLOUR,
+            out_of_service: OOS_COLOUR,
+        };
+        let build = |f: Option<&'a Fact>| {
+            f.map(|f| Build {
+                key: &f.key,
+                at: time::utc(f.at_ms),
+                value: &f.value,
+                label: release_label(v.product, &f.value),
+            })
+        };
+        let versions = v
+            .versions
+            .iter()
+            .map(|n| VersionRow {
+                host: n.host,
+                site: n.site,
+                group: &n.group,
+                before: build(n.before),
+                after: build(n.after),
+                at_target: match n.at_target {
+                    AtTarget::Yes => "yes",
+                    AtTarget::No => "no",
+                    AtTarget::Unknown => "unknown",
+                },
+            })
+            .collect();
+        let steps = v.steps.iter().map(|r| StepItem::new(v, r)).collect();
+        Page {
+            css: CSS,
+            run: head,
+            halted,
+            waiting,
+            summary,
+            legend,
+            timeline: Gantt::new(v).timeline(),
+            versions,
+            steps,
         }
-        s.push_str("<section class=\"summary\"><h2>Summary</h2><div class=\"cols\">");
-        for column in [what, when] {
-            s.push_str("<dl class=\"summary\">");
-            for (k, val) in column {
-                let _ = write!(s, "<dt>{k}</dt><dd>{val}</dd>");
-            }
-            s.push_str("</dl>");
-        }
-        s.push_str("</div><div class=\"chips\">");
-        for (state, n) in v.counts() {
-            let _ = write!(
-                s,
-                r#"<span class="chip"><span class="dot" style="background:{}"></span>{n} {}</span>"#,
-                state_colour(state),
-                state.as_str()
-            );
-        }
-        s.push_str("</div></section>\n");
     }
+}
 
-    fn timeline(&self, s: &mut String) {
-        let v = self.view;
-        s.push_str("<section class=\"timeline\"><h2>Timeline</h2><div class=\"chips\" style=\"margin:0 0 10px\">");
-        for state in STATE_ORDER {
-            if state == StepState::Pending {
-                continue;
-            }
-            let _ = write!(
-                s,
-                r#"<span class="chip"><span class="dot" style="background:{}"></span>{}</span>"#,
-                state_colour(state),
-                state.as_str()
-            );
+impl<'a> StepItem<'a> {
+    fn new(v: &'a RunView<'_>, r: &'a StepRow<'_>) -> Self {
+        let state = r.rec.state;
+        StepItem {
+            index: r.index,
+            step: &r.rec.step,
+            rule: r.rule(),
+            host: r.host(),
+            state: state.as_str(),
+            colour: state_colour(state),
+            open: matches!(state, StepState::Failed | StepState::Waiting),
+            duration: duration_of(v, r),
+            exit: r.rec.exit_code,
+            message: ticked(&r.rec.message),
+            name: r.plan.map(|p| p.name.as_str()),
+            action: r.plan.map(|p| p.action.kind()),
+            stage: r.plan.map(|p| v.stage_name(p.stage)),
+            started: r.rec.started_ms.map(time::utc),
+            finished: r.rec.finished_ms.map(time::utc),
+            attempts: r.rec.attempts,
+            output: (!r.rec.output.is_empty()).then(|| r.rec.output.trim_end()),
         }
-        let _ = write!(
-            s,
-            r#"<span class="chip"><span class="dot" style="background:{HALT_COLOUR};width:3px"></span>halt</span><span class="chip"><span class="dot" style="background:#7986cb;width:3px"></span>stage start</span><span class="chip"><span class="dot" style="background:{OOS_COLOUR}"></span>node out of service</span></div><div class="scroll">"#
-        );
-        s.push_str(&Gantt::new(v).svg());
-        s.push_str("</div></section>\n");
-    }
-
-    fn versions(&self, s: &mut String) {
-        let v = self.view;
-        let target = v.target_text();
-        let _ = write!(
-            s,
-            r#"<section class="versions"><h2>Versions per node</h2><p class="muted">Target: {} ({})</p><table><thead><tr><th>Host</th><th>Site</th><th>Cluster / pool</th><th>Before</th><th>After</th><th>At target</th></tr></thead><tbody>"#,
-            esc(&target),
-            esc(&v.target_described())
-        );
-        for n in &v.versions {
-            let build = |f: Option<&lockstep_core::Fact>| match f {
-                Some(f) => {
-                    let label = release_label(v.product, &f.value);
-                    let label = if label.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" <span class=\"muted\">{label}</span>")
-                    };
-                    format!(
-                        "<span class=\"mono\" title=\"{} at {}\">{}</span>{label}",
-                        esc(&f.key),
-                        esc(&time::utc(f.at_ms)),
-                        esc(&f.value)
-                    )
-                }
-                None => "<span class=\"muted\">—</span>".to_owned(),
-            };
-            let mark = match n.at_target {
-                AtTarget::Yes => "<span class=\"ok\">✔ yes</span>",
-                AtTarget::No => "<span class=\"bad\">✘ not at target</span>",
-                AtTarget::Unknown => "<span class=\"unknown\">? not verified</span>",
-            };
-            let _ = write!(
-                s,
-                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{mark}</td></tr>",
-                esc(n.host),
-                esc(n.site),
-                esc(&n.group),
-                build(n.before),
-                build(n.after)
-            );
-        }
-        s.push_str("</tbody></table></section>\n");
-    }
-
-    fn steps_table(&self, s: &mut String) {
-        let v = self.view;
-        s.push_str(r#"<section class="steps"><h2>Steps</h2><table><thead><tr><th>#</th><th>Step</th><th>Rule</th><th>Host</th><th>State</th><th>Duration</th><th>Exit</th><th>Message</th></tr></thead><tbody>"#);
-        for r in &v.steps {
-            let st = r.rec.state.as_str();
-            let _ = write!(
-                s,
-                r##"<tr class="st-{st}"><td class="num">{}</td><td><a href="#s-{}"><code>{}</code></a></td><td>{}</td><td><code>{}</code></td><td class="state state-{st}">{st}</td><td class="num">{}</td><td class="num">{}</td><td class="msg">{}</td></tr>"##,
-                r.index + 1,
-                r.index,
-                esc(&r.rec.step),
-                esc(r.rule()),
-                esc(r.host()),
-                esc(&duration_of(v, r)),
-                r.rec.exit_code.map(|c| c.to_string()).unwrap_or_default(),
-                html_ticks(&r.rec.message)
-            );
-        }
-        s.push_str("</tbody></table></section>\n");
-    }
-
-    fn outputs(&self, s: &mut String) {
-        let v = self.view;
-        s.push_str("<section class=\"outputs\"><h2>Step details and output</h2>");
-        for r in &v.steps {
-            let state = r.rec.state;
-            let open = matches!(state, StepState::Failed | StepState::Waiting);
-            let _ = write!(
-                s,
-                r#"<details class="step st-{st}" id="s-{}" style="--c:{}"{}><summary><span class="state state-{st}">{st}</span><code class="id">{}</code><span>{}</span><code>{}</code><span class="muted">{}</span></summary><div class="body">"#,
-                r.index,
-                state_colour(state),
-                if open { " open" } else { "" },
-                esc(&r.rec.step),
-                esc(r.rule()),
-                esc(r.host()),
-                esc(&duration_of(v, r)),
-                st = state.as_str()
-            );
-            if let Some(p) = r.plan {
-                let _ = write!(s, "<p>{}</p>", esc(&p.name));
-            }
-            s.push_str("<dl class=\"summary\">");
-            if let Some(p) = r.plan {
-                let _ = write!(
-                    s,
-                    "<dt>Action</dt><dd><code>{}</code> · stage {}</dd>",
-                    esc(p.action.kind()),
-                    esc(&v.stage_name(p.stage))
-                );
-            }
-            if let Some(t) = r.rec.started_ms {
-                let _ = write!(s, "<dt>Started</dt><dd>{}</dd>", esc(&time::utc(t)));
-            }
-            if let Some(t) = r.rec.finished_ms {
-                let _ = write!(s, "<dt>Finished</dt><dd>{}</dd>", esc(&time::utc(t)));
-            }
-            let _ = write!(s, "<dt>Attempts</dt><dd>{}</dd>", r.rec.attempts);
-            if let Some(c) = r.rec.exit_code {
-                let _ = write!(s, "<dt>Exit code</dt><dd>{c}</dd>");
-            }
-            if !r.rec.message.is_empty() {
-                let _ = write!(s, "<dt>Message</dt><dd>{}</dd>", html_ticks(&r.rec.message));
-            }
-            s.push_str("</dl>");
-            if r.rec.output.is_empty() {
-                s.push_str("<p class=\"muted\">No output.</p>");
-            } else {
-                let _ = write!(
-                    s,
-                    "<pre class=\"output\">{}</pre>",
-                    esc(r.rec.output.trim_end())
-                );
-            }
-            s.push_str("</div></details>\n");
-        }
-        s.push_str("</section>\n");
     }
 }
 
@@ -420,10 +397,60 @@ fn or_dash(s: &str) -> &str {
 }
 
 /// A step's duration as shown: empty when it has not started, `… so far` while it runs.
-pub(crate) fn duration_of(v: &RunView<'_>, r: &crate::view::StepRow<'_>) -> String {
+pub(crate) fn duration_of(v: &RunView<'_>, r: &StepRow<'_>) -> String {
     match r.span(v.last_ms) {
         None => String::new(),
         Some((a, b)) if r.rec.finished_ms.is_some() => time::duration(b - a),
         Some((a, b)) => format!("{} so far", time::duration(b - a)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(s: &str) -> Vec<(bool, &str)> {
+        ticked(s).into_iter().map(|g| (g.code, g.text)).collect()
+    }
+
+    #[test]
+    fn ticks_pair_into_code() {
+        assert_eq!(
+            show("host `PRG-N1` <b> `x"),
+            [
+                (false, "host "),
+                (true, "PRG-N1"),
+                (false, " <b> "),
+                (false, "`"),
+                (false, "x")
+            ]
+        );
+        assert_eq!(show("`<i>`"), [(true, "<i>")]);
+        assert_eq!(show(""), []);
+    }
+
+    #[test]
+    fn templates_mark_only_the_stylesheet_safe() {
+        let mut safe: Vec<&str> = Vec::new();
+        for t in [
+            include_str!("../templates/report.html"),
+            include_str!("../templates/timeline.svg"),
+        ] {
+            for (i, _) in t.match_indices('|') {
+                if t[i + 1..].trim_start().starts_with("safe") {
+                    let value = t[..i].trim_end().rsplit([' ', '{']).next().unwrap();
+                    safe.push(value);
+                }
+            }
+            assert!(!t.contains("autoescape"), "autoescape must stay on");
+        }
+        assert_eq!(safe, ["css"]);
+        // Both templates autoescape, by name.
+        for name in [TEMPLATE, "timeline.svg"] {
+            assert_eq!(
+                crate::escape::auto_escape(name),
+                minijinja::AutoEscape::Html
+            );
+        }
     }
 }

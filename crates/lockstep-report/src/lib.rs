@@ -6,11 +6,13 @@
 //!
 //! The stages are types: [`view::RunView`] derives what both formats show (step records joined
 //! with their planned steps, hosts grouped by site and cluster/pool, builds before and after per
-//! node, the halt step), [`gantt::Gantt`] draws the timeline, [`html::HtmlReport`] and
-//! [`markdown::MarkdownReport`] write the documents. Everything that comes from the run goes
-//! through [`escape`].
+//! node, the halt step), [`gantt::Gantt`] lays out the timeline, [`html::HtmlReport`] and
+//! [`markdown::MarkdownReport`] write the documents. The HTML is minijinja templates
+//! (`templates/`, compiled in) over serializable data, with autoescape on: the engine escapes
+//! every value through [`escape::formatter`]; the Markdown calls [`escape`]'s `md_*` functions.
+//! Dates are jiff's UTC calendar ([`time`]).
 //!
-//! This crate depends on `lockstep-core` only: never on the store, the engine, WinRM or the lab
+//! Of the workspace this crate depends on `lockstep-core` only: never on the store, the engine, WinRM or the lab
 //! (the CLI loads the run and writes the file).
 //!
 //! Tests (`cargo test -p lockstep-report`) include a real headless-browser check: the HTML of a

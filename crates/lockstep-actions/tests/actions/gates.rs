@@ -108,10 +108,11 @@ async fn preflight_collects_every_failure_into_one_precondition() {
     let s = step(N1, preflight(all_checks(), vec![]));
     let e = execute(&ctx(&t, &f, &s)).await.unwrap_err();
     assert_eq!(e.class, HaltClass::Precondition);
+    // Each failure in words; the rule ids are the step's own (`rule:`), which progress shows.
     for part in [
-        "G6",
+        "close every Setup, Update and Xcopy",
         "`Setup.exe`",
-        "G5",
+        "stop it before installing",
         "`McShield`",
         "restart is pending",
         "Cluster service",
@@ -130,7 +131,7 @@ async fn preflight_edition_mismatch_is_version_mismatch() {
     let e = execute(&ctx(&t, &f, &s)).await.unwrap_err();
     assert_eq!(e.class, HaltClass::VersionMismatch);
     assert!(
-        e.message.contains("E2-ED") && e.message.contains("Conferencing"),
+        e.message.contains("the package is for") && e.message.contains("Conferencing"),
         "{}",
         e.message
     );

@@ -155,7 +155,8 @@ async fn g6_a_running_setup_blocks_the_install() {
     let e = execute(&ctx(&t, &f, &s)).await.unwrap_err();
     assert_eq!(e.class, HaltClass::Precondition);
     assert!(
-        e.message.contains("G6") && e.message.contains("`xcopy.exe`"),
+        e.message.contains("close every Setup, Update and Xcopy")
+            && e.message.contains("`xcopy.exe`"),
         "{}",
         e.message
     );
@@ -175,7 +176,7 @@ async fn wrong_product_line_blocks_the_install() {
 }
 
 #[tokio::test]
-async fn g5_file_in_use_failure_is_step_failed_and_names_g5() {
+async fn g5_file_in_use_failure_is_step_failed_and_names_the_services() {
     let t = node_before_install(SP1);
     script_os(&t, N2, vec![os(OLD_BOOT)]);
     t.on_run(
@@ -188,7 +189,11 @@ async fn g5_file_in_use_failure_is_step_failed_and_names_g5() {
     let e = execute(&ctx(&t, &f, &s)).await.unwrap_err();
     assert_eq!(e.class, HaltClass::StepFailed);
     assert_eq!(e.exit_code, Some(1603));
-    assert!(e.message.contains("G5"), "{}", e.message);
+    assert!(
+        e.message.contains("stop antivirus, backup"),
+        "{}",
+        e.message
+    );
     assert!(e.output.contains("FileInUse"));
 }
 
@@ -201,7 +206,7 @@ async fn other_failures_do_not_blame_g5() {
     let s = step(N2, sp(RebootPolicy::IfRequired));
     let e = execute(&ctx(&t, &f, &s)).await.unwrap_err();
     assert_eq!(e.class, HaltClass::StepFailed);
-    assert!(!e.message.contains("G5"), "{}", e.message);
+    assert!(!e.message.contains("stop antivirus"), "{}", e.message);
     assert!(e.message.contains("1618"));
 }
 
@@ -330,7 +335,11 @@ async fn e3_c_no_service_pack_on_a_cluster_node_whose_cluster_service_runs() {
     let s = step(N2, sp(RebootPolicy::IfRequired));
     let e = execute(&ctx(&t, &f, &s)).await.unwrap_err();
     assert_eq!(e.class, HaltClass::Precondition);
-    assert!(e.message.contains("E3-C"), "{}", e.message);
+    assert!(
+        e.message.contains("stop it before installing"),
+        "{}",
+        e.message
+    );
     assert!(t.changes().is_empty());
 }
 

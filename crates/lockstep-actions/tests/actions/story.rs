@@ -1,4 +1,4 @@
-//! The whole E3-CLUSTER procedure on a two-node cluster, action after action, against a small
+//! The shipped e3-cluster playbook on a two-node cluster, action after action, against a small
 //! stateful fake of the cluster (not the lab: just enough state for the actions to compose).
 //! Checks that the actions leave the state each next step needs, that only one node is ever out
 //! of service (E3-C1), that the installer runs once per node, and that every change step's
@@ -13,10 +13,11 @@ use lockstep_actions::render::{self as r, NS_CLUSTER};
 use lockstep_actions::{execute, probe, Ctx, Outcome, Probe};
 use lockstep_core::*;
 
-use crate::scripted::{fleet, n, step, CLUSTER_GROUP, EVS_GROUP, N1, N2, SP1, SP2};
+use crate::scripted::{fleet, step, CLUSTER_GROUP, EVS_GROUP, N1, N2, SP1, SP2};
 
-const SP_PKG: &str = r"\\fs01\install$\E2K3SP2\setup\i386\update.exe";
-const HF_PKG: &str = r"\\fs01\install$\KB831464\WindowsServer2003-KB831464-x86-ENU.exe";
+// Where the shipped playbook installs from: the node's copy its `stage` steps made.
+const SP_PKG: &str = r"C:\Lockstep\packages\E2K3SP2\update.exe";
+const HF_PKG: &str = r"C:\Lockstep\packages\KB831464\WindowsServer2003-KB831464-x86-ENU.exe";
 const LABCTL: &str = "labctl evs upgrade \"EVS1 Group\"";
 
 struct NodeState {
@@ -453,142 +454,26 @@ fn fake() -> Fake {
     }))
 }
 
-fn h(s: &str) -> Name {
-    Name::host(s).unwrap()
-}
-
-/// The E3-CLUSTER playbook expanded for PRG-N1 (first node) and PRG-N2, as (host, rule, action).
-fn e3_steps() -> Vec<(&'static str, &'static str, Action)> {
-    let sp = Action::Install {
-        package: Name::path(SP_PKG).unwrap(),
-        args: Name::args("/q /z").unwrap(),
-        kind: PackageKind::ServicePack,
-        prerequisite: None,
-        product: Product::Exchange2003,
-        target: Some(SP2.parse().unwrap()),
-        reboot: RebootPolicy::IfRequired,
-    };
-    let hf = Action::Install {
-        package: Name::path(HF_PKG).unwrap(),
-        args: Name::args("/quiet /norestart").unwrap(),
-        kind: PackageKind::Hotfix,
-        prerequisite: Some("KB831464".into()),
-        product: Product::Exchange2003,
-        target: None,
-        reboot: RebootPolicy::Always,
-    };
-    let svcs = vec![n("McShield"), n("BackupExecAgentAccelerator"), n("SNMP")];
-    let preflight = Action::Preflight {
-        checks: vec![
-            PreflightCheck::ProductMatches,
-            PreflightCheck::EditionMatches,
-            PreflightCheck::NoProcesses { images: vec![] },
-            PreflightCheck::NoPendingReboot,
-            PreflightCheck::ClusterServiceRunning,
-        ],
-        editions: vec![Edition::Standard, Edition::Enterprise],
-        product: Some(Product::Exchange2003),
-    };
-    let mut steps = vec![
-        (N1, "G6", preflight.clone()),
-        (N2, "G6", preflight),
-        (
-            N1,
-            "E3-CLUSTER.2",
-            Action::EvacuateNode {
-                node: h(N1),
-                to: h(N2),
-            },
-        ),
-        (N1, "E3-CLUSTER.1", hf.clone()),
-        (
-            N1,
-            "G5",
-            Action::StopServices {
-                services: svcs.clone(),
-            },
-        ),
-        (N1, "E3-CLUSTER.3", Action::StopClusterService),
-        (N1, "E3-CLUSTER.4", sp.clone()),
-        (
-            N1,
-            "G5",
-            Action::StartServices {
-                services: svcs.clone(),
-            },
-        ),
-        (
-            N2,
-            "E3-CLUSTER.7",
-            Action::EvsResourcesOffline {
-                group: n(EVS_GROUP),
-            },
-        ),
-        (N1, "E3-CLUSTER.8", Action::StartClusterService),
-        (
-            N1,
-            "E3-CLUSTER.9",
-            Action::MoveGroup {
-                group: n(EVS_GROUP),
-                to: h(N1),
-            },
-        ),
-        (
-            N1,
-            "E3-CLUSTER.11",
-            Action::UpgradeVirtualServer {
-                group: n(EVS_GROUP),
-                evs: n("EVS1"),
-                command: Some(LABCTL.into()),
-            },
-        ),
-        (
-            N1,
-            "E3-CLUSTER.12",
-            Action::EvsResourcesOnline {
-                group: n(EVS_GROUP),
-            },
-        ),
-        (
-            N2,
-            "E3-CLUSTER.16",
-            Action::EvacuateNode {
-                node: h(N2),
-                to: h(N1),
-            },
-        ),
-        (N2, "E3-CLUSTER.16", hf),
-        (
-            N2,
-            "G5",
-            Action::StopServices {
-                services: svcs.clone(),
-            },
-        ),
-        (N2, "E3-CLUSTER.13", Action::StopClusterService),
-        (N2, "E3-CLUSTER.14", sp),
-        (N2, "E3-CLUSTER.15", Action::StartClusterService),
-        (N2, "G5", Action::StartServices { services: svcs }),
-        (
-            N1,
-            "E3-CLUSTER.17",
-            Action::FailoverTest {
-                group: n(EVS_GROUP),
-                nodes: vec![h(N2), h(N1)],
-            },
-        ),
-    ];
-    for node in [N1, N2] {
-        steps.push((
-            node,
-            "E3-CLUSTER.18",
-            Action::AssertVersion {
-                product: Product::Exchange2003,
-                expected: SP2.parse().unwrap(),
-            },
-        ));
+/// The shipped `playbooks/e3-cluster.yml`, loaded and planned for the fake's two-node cluster
+/// (PRG-N1 owns every group: PRG-N2 goes first), as (host, rule, action). The operator's
+/// confirmations and the package copies (`stage`: the fake keeps no files; `tests/it/stage.rs`
+/// and the lab cover them) are left out; the lab's EVS upgrade tool is given as the README says.
+fn e3_steps() -> Vec<(String, String, Action)> {
+    let mut fleet = fleet();
+    for h in &mut fleet.hosts {
+        h.vars
+            .insert("package_root".into(), lockstep_testkit::PACKAGE_ROOT.into());
     }
-    steps
+    let mut pb = lockstep_testkit::shipped("e3-cluster", &fleet);
+    pb.vars
+        .insert("evs_upgrade_tool".into(), "labctl evs upgrade".into());
+    let plan = lockstep_plan::plan(&fleet, &pb, &lockstep_plan::PlanOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    plan.steps
+        .into_iter()
+        .filter(|s| !matches!(s.action, Action::Confirm { .. } | Action::Stage { .. }))
+        .map(|s| (s.host.to_string(), s.rule, s.action))
+        .collect()
 }
 
 fn ctx<'a>(t: &'a Fake, f: &'a Fleet, s: &'a PlannedStep) -> Ctx<'a> {
@@ -606,8 +491,8 @@ async fn e3_cluster_end_to_end_on_a_stateful_fake() {
     let t = fake();
     let f = fleet();
     for (host, rule, action) in e3_steps() {
-        let mut s = step(host, action);
-        s.rule = rule.into();
+        let mut s = step(&host, action);
+        s.rule = rule.clone();
         match execute(&ctx(&t, &f, &s)).await {
             Ok(Outcome::Done { .. }) => {}
             other => panic!("{} ({rule}) on {host}: {other:?}", s.action.kind()),
@@ -617,7 +502,9 @@ async fn e3_cluster_end_to_end_on_a_stateful_fake() {
     let sp2: Version = SP2.parse().unwrap();
     assert!(st.nodes.values().all(|n| n.build == sp2));
     assert_eq!(st.evs_version, sp2);
-    assert_eq!(st.owners[EVS_GROUP], N1);
+    // Passive first: PRG-N2 was the first node, the EVS was upgraded there and the failover
+    // test brought it back there.
+    assert_eq!(st.owners[EVS_GROUP], N2);
     assert_eq!(st.group_state(EVS_GROUP), 0);
     assert_eq!(
         st.max_out_of_service, 1,
@@ -635,12 +522,12 @@ async fn after_the_procedure_every_change_probe_says_done_and_nothing_is_resent(
     let f = fleet();
     let steps = e3_steps();
     for (host, _, action) in steps.iter().cloned() {
-        let s = step(host, action);
+        let s = step(&host, action);
         execute(&ctx(&t, &f, &s)).await.unwrap();
     }
     // Probes whose effect is still in place at the end of the run.
     for (host, rule, action) in steps.iter().cloned() {
-        let s = step(host, action);
+        let s = step(&host, action);
         let expect_done = matches!(
             s.action,
             Action::Install { .. }
@@ -663,7 +550,7 @@ async fn after_the_procedure_every_change_probe_says_done_and_nothing_is_resent(
         .into_iter()
         .filter(|(_, _, a)| matches!(a, Action::Install { .. }))
     {
-        let s = step(host, action);
+        let s = step(&host, action);
         execute(&ctx(&t, &f, &s)).await.unwrap();
     }
     assert_eq!(t.0.lock().unwrap().installs.values().sum::<u32>(), 2);

@@ -70,6 +70,8 @@ fn e3_two_nodes_passive_first_then_evs_then_active() {
             "SEACL1/release-notes",
             "SEA-N2/preflight",
             "SEA-N1/preflight",
+            "SEA-N2/stage-iis-hotfix",
+            "SEA-N2/stage-sp",
             "SEA-N2/evacuate",
             "SEA-N2/iis-hotfix",
             "SEA-N2/stop-nonessential",
@@ -81,6 +83,8 @@ fn e3_two_nodes_passive_first_then_evs_then_active() {
             "SEACL1/SEAEVS1 Group/move-to-upgraded",
             "SEACL1/SEAEVS1 Group/upgrade-evs",
             "SEACL1/SEAEVS1 Group/online",
+            "SEA-N1/stage-iis-hotfix",
+            "SEA-N1/stage-sp",
             "SEA-N1/evacuate",
             "SEA-N1/iis-hotfix",
             "SEA-N1/stop-nonessential",
@@ -91,6 +95,7 @@ fn e3_two_nodes_passive_first_then_evs_then_active() {
             "SEACL1/SEAEVS1 Group/failover-test",
             "SEA-N2/verify-version",
             "SEA-N1/verify-version",
+            "SEACL1/backup-after",
         ]
     );
     // Where each cluster-wide step runs: a node whose Cluster service is up.
@@ -150,7 +155,7 @@ fn e3_two_nodes_passive_first_then_evs_then_active() {
         } => {
             assert_eq!(
                 package.as_str(),
-                "\\\\fs01\\install$\\E2K3SP2\\setup\\i386\\update.exe"
+                "C:\\Lockstep\\packages\\E2K3SP2\\update.exe"
             );
             assert_eq!(args.as_str(), "/q /z");
             assert_eq!(*target, Some(Version::new(6, 5, 7638, 2)));
@@ -208,7 +213,7 @@ fn e3_two_nodes_passive_first_then_evs_then_active() {
     let pf1 = idx(&p, "SEA-N2/preflight");
     let pf2 = idx(&p, "SEA-N1/preflight");
     assert_eq!(p.steps[pf1].after, p.steps[pf2].after);
-    assert_eq!(step(&p, "SEA-N2/evacuate").after, vec![pf1, pf2]);
+    assert_eq!(step(&p, "SEA-N2/stage-iis-hotfix").after, vec![pf1, pf2]);
     assert_eq!(p.hash, plan_hash(&p));
 }
 
@@ -218,6 +223,8 @@ fn e3_four_nodes_two_evs() {
     let p = plan_ok(&fleet, &e3_cluster(&fleet));
     let node = |n: &str, with_clussvc_start: bool| {
         let mut v = vec![
+            format!("{n}/stage-iis-hotfix"),
+            format!("{n}/stage-sp"),
             format!("{n}/evacuate"),
             format!("{n}/iis-hotfix"),
             format!("{n}/stop-nonessential"),
@@ -255,6 +262,7 @@ fn e3_four_nodes_two_evs() {
     for n in ["PRG-N3", "PRG-N1", "PRG-N2", "PRG-N4"] {
         want.push(format!("{n}/verify-version"));
     }
+    want.push("PRGCL1/backup-after".into());
     assert_eq!(ids(&p), want);
     // First node N3 (owns nothing); its peer is N1, the owner of most groups.
     assert_eq!(
@@ -291,7 +299,7 @@ fn e3_four_nodes_two_evs() {
     );
     assert!(p.critical_path_secs() > 4 * 1200);
     let text = render_text(&p);
-    assert!(text.contains("Stage 1/1 `wave-1`"), "{text}");
+    assert!(text.contains("Stage 1/1 `canary`"), "{text}");
     assert!(text.contains(
         "      [E3-CLUSTER.4] PRG-N3/install-sp  Install Exchange 2003 SP2 on PRG-N3 (restart if setup asks)  (on PRG-N3, out of service)"
     ), "{text}");
@@ -306,7 +314,8 @@ fn e3_live_owner_changes_first_node() {
         .insert("SEACL1/Cluster Group".into(), "SEA-N2".into());
     let p = plan(&fleet, &e3_cluster(&fleet), &opts).unwrap();
     assert_eq!(p.steps[2].id, "SEA-N1/preflight");
-    assert_eq!(p.steps[4].id, "SEA-N1/evacuate");
+    assert_eq!(p.steps[4].id, "SEA-N1/stage-iis-hotfix");
+    assert_eq!(p.steps[6].id, "SEA-N1/evacuate");
     let base = plan(&fleet, &e3_cluster(&fleet), &PlanOptions::default()).unwrap();
     assert_ne!(p.hash, base.hash);
 }

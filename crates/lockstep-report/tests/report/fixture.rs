@@ -1,14 +1,14 @@
-//! Hand-built runs: E3-CLUSTER plans over clusters of N nodes, "executed" by a deterministic
-//! simulation (fixed start time, durations per action, no clock), with facts and outputs as the
-//! actions record them.
+//! Runs of the shipped e3-cluster playbook, planned by the real planner over clusters of N
+//! nodes, "executed" by a deterministic simulation (fixed start time, durations per action, no
+//! clock), with facts and outputs as the actions record them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use lockstep_core::{
-    Action, Fact, FailureBudget, Gate, HaltClass, Name, PackageKind, Plan, PlanHash, PlannedStage,
-    PlannedStep, Product, RebootPolicy, Role, RunId, RunMeta, RunRecord, RunStatus, StepRecord,
-    StepState, Version,
+    Action, ClusterMode, Fact, Gate, HaltClass, Locale, Plan, PlannedStep, Product, RunId, RunMeta,
+    RunRecord, RunStatus, Stage, StepRecord, StepState, Version,
 };
+use lockstep_testkit::{name_i, shipped, Evs, FleetBuilder};
 
 /// 2026-11-21 08:00:00 UTC.
 pub const T0: u64 = 1_795_248_000_000;
@@ -36,282 +36,54 @@ impl ClusterSpec {
     }
 }
 
-fn host(s: &str) -> Name {
-    Name::host(s).unwrap()
-}
-fn obj(s: &str) -> Name {
-    Name::object(s).unwrap()
-}
-
-fn step(
-    c: &ClusterSpec,
-    id: String,
-    on: &str,
-    rule: &str,
-    name: String,
-    action: Action,
-) -> PlannedStep {
-    let out_of_service = matches!(action, Action::StopClusterService | Action::Install { .. });
-    PlannedStep {
-        spec: Name::ident(id.rsplit('/').next().unwrap()).unwrap(),
-        id,
-        name,
-        rule: rule.into(),
-        stage: c.stage,
-        site: Name::ident(&c.site).unwrap(),
-        cluster: Some(obj(&c.cluster)),
-        pool: None,
-        host: host(on),
-        role: Role::BackEnd,
-        out_of_service,
-        action,
-        after: Vec::new(),
-        timeout_secs: 3600,
-        estimate_secs: 60,
-    }
-}
-
-fn install(prereq: Option<&str>, reboot: RebootPolicy) -> Action {
-    Action::Install {
-        package: Name::path(if prereq.is_some() {
-            r"\\fs01\install$\KB831464\WindowsServer2003-KB831464-x86-ENU.exe"
-        } else {
-            r"\\fs01\install$\E2K3SP2\setup\i386\update.exe"
-        })
-        .unwrap(),
-        args: Name::args("/q /z").unwrap(),
-        kind: PackageKind::ServicePack,
-        prerequisite: prereq.map(str::to_owned),
-        product: Product::Exchange2003,
-        target: prereq.is_none().then_some(SP2),
-        reboot,
-    }
-}
-
-/// The E3-CLUSTER steps for one cluster, in the playbook's order (E3-CLUSTER.1-18).
-pub fn e3_steps(c: &ClusterSpec) -> Vec<PlannedStep> {
-    let first = c.nodes[0].as_str();
-    let peer = c.nodes.get(1).map_or(first, |s| s.as_str());
-    let mut v = vec![step(
-        c,
-        format!("{}/backup", c.cluster),
-        first,
-        "G1",
-        format!("Full backup of {} taken", c.cluster),
-        Action::Confirm {
-            message: "Take a full backup".into(),
-            command: Some("bkcheck.cmd".into()),
-        },
-    )];
-    for n in &c.nodes {
-        v.push(step(
-            c,
-            format!("{n}/preflight"),
-            n,
-            "G6",
-            "Product, edition, running setup programs, pending reboot".into(),
-            Action::Preflight {
-                checks: vec![],
-                editions: vec![],
-                product: Some(Product::Exchange2003),
-            },
-        ));
-    }
-    let node_steps = |v: &mut Vec<PlannedStep>, n: &str, to: &str, first_node: bool| {
-        let r = |a: &str, b: &str| {
-            if first_node {
-                a.to_owned()
-            } else {
-                b.to_owned()
-            }
-        };
-        v.push(step(
-            c,
-            format!("{n}/evacuate"),
-            n,
-            &r("E3-CLUSTER.2", "E3-CLUSTER.16"),
-            format!("Move every group from {n} to {to}"),
-            Action::EvacuateNode {
-                node: host(n),
-                to: host(to),
-            },
-        ));
-        v.push(step(
-            c,
-            format!("{n}/iis-hotfix"),
-            n,
-            &r("E3-CLUSTER.1", "E3-CLUSTER.16"),
-            "IIS 6.0 hotfix KB 831464, restart".into(),
-            install(Some("KB831464"), RebootPolicy::Always),
-        ));
-        v.push(step(
-            c,
-            format!("{n}/stop-nonessential"),
-            n,
-            "G5",
-            "Stop antivirus, backup and monitoring services".into(),
-            Action::StopServices {
-                services: vec![obj("McShield"), obj("SNMP")],
-            },
-        ));
-        v.push(step(
-            c,
-            format!("{n}/stop-clussvc"),
-            n,
-            &r("E3-CLUSTER.3", "E3-CLUSTER.13"),
-            format!("Stop the Cluster service on {n}"),
-            Action::StopClusterService,
-        ));
-        v.push(step(
-            c,
-            format!("{n}/install-sp"),
-            n,
-            &r("E3-CLUSTER.4", "E3-CLUSTER.14"),
-            format!("Install Exchange 2003 SP2 on {n}"),
-            install(None, RebootPolicy::IfRequired),
-        ));
-        if !first_node {
-            v.push(step(
-                c,
-                format!("{n}/start-clussvc"),
-                n,
-                "E3-CLUSTER.15",
-                format!("Start the Cluster service on {n}"),
-                Action::StartClusterService,
-            ));
-        }
-        v.push(step(
-            c,
-            format!("{n}/start-nonessential"),
-            n,
-            "G5",
-            "Start the antivirus, backup and monitoring services again".into(),
-            Action::StartServices {
-                services: vec![obj("McShield"), obj("SNMP")],
-            },
-        ));
-    };
-    node_steps(&mut v, first, peer, true);
-    for e in &c.evs {
-        let g = format!("{e} Group");
-        v.push(step(
-            c,
-            format!("{}/{e}/offline-except", c.cluster),
-            first,
-            "E3-CLUSTER.7",
-            format!("Take {g} offline except IP Address, Physical Disk and Network Name"),
-            Action::EvsResourcesOffline { group: obj(&g) },
-        ));
-    }
-    v.push(step(
-        c,
-        format!("{first}/start-clussvc"),
-        first,
-        "E3-CLUSTER.8",
-        format!("Start the Cluster service on {first}"),
-        Action::StartClusterService,
-    ));
-    for e in &c.evs {
-        let g = format!("{e} Group");
-        v.push(step(
-            c,
-            format!("{}/{e}/move-to-upgraded", c.cluster),
-            first,
-            "E3-CLUSTER.9",
-            format!("Move {g} to the upgraded node {first}"),
-            Action::MoveGroup {
-                group: obj(&g),
-                to: host(first),
-            },
-        ));
-        v.push(step(
-            c,
-            format!("{}/{e}/upgrade-evs", c.cluster),
-            first,
-            "E3-CLUSTER.11",
-            format!("Upgrade Exchange Virtual Server {e}"),
-            Action::UpgradeVirtualServer {
-                group: obj(&g),
-                evs: obj(e),
-                command: None,
-            },
-        ));
-        v.push(step(
-            c,
-            format!("{}/{e}/online", c.cluster),
-            first,
-            "E3-CLUSTER.12",
-            format!("Bring the Exchange resources of {g} online on {first}"),
-            Action::EvsResourcesOnline { group: obj(&g) },
-        ));
-    }
-    for n in &c.nodes[1..] {
-        node_steps(&mut v, n, first, false);
-    }
-    for e in &c.evs {
-        let g = format!("{e} Group");
-        v.push(step(
-            c,
-            format!("{}/{e}/failover-test", c.cluster),
-            first,
-            "E3-CLUSTER.17",
-            format!("Fail {g} over to every node and back"),
-            Action::FailoverTest {
-                group: obj(&g),
-                nodes: c.nodes.iter().map(|n| host(n)).collect(),
-            },
-        ));
-    }
-    for n in &c.nodes {
-        v.push(step(
-            c,
-            format!("{n}/verify-version"),
-            n,
-            "E3-CLUSTER.18",
-            format!("{n} at Version 6.5 (Build 7638.2: Service Pack 2)"),
-            Action::AssertVersion {
-                product: Product::Exchange2003,
-                expected: SP2,
-            },
-        ));
-    }
-    v
-}
-
-/// A plan over the clusters, stages named in order.
+/// The shipped `playbooks/e3-cluster.yml`, planned by the real planner over these clusters
+/// (each a site's; its last node owns every group, so its first node, passive, goes first), with one stage
+/// per name: stage `i` takes the sites of the clusters whose `stage` is `i`.
 pub fn plan(clusters: &[ClusterSpec], stages: &[&str]) -> Plan {
-    let mut steps = Vec::new();
-    for c in clusters {
-        steps.extend(e3_steps(c));
+    let mut b = FleetBuilder::new();
+    let sites: BTreeSet<&str> = clusters.iter().map(|c| c.site.as_str()).collect();
+    for site in &sites {
+        b = b.site(site, Locale::CS_CZ);
     }
-    steps.sort_by_key(|s| s.stage);
-    let stages = stages
+    for c in clusters {
+        let nodes: Vec<&str> = c.nodes.iter().map(String::as_str).collect();
+        let groups: Vec<String> = c.evs.iter().map(|e| format!("{e} Group")).collect();
+        let evs: Vec<Evs<'_>> = c
+            .evs
+            .iter()
+            .zip(&groups)
+            .map(|(e, g)| (e.as_str(), g.as_str(), nodes[nodes.len() - 1]))
+            .collect();
+        b = b.cluster(
+            &c.cluster,
+            &c.site,
+            Product::Exchange2003,
+            ClusterMode::ActivePassive,
+            &nodes,
+            nodes[nodes.len() - 1],
+            &evs,
+        );
+    }
+    let fleet = b.build();
+    let mut pb = shipped("e3-cluster", &fleet);
+    pb.rollout.stages = stages
         .iter()
         .enumerate()
-        .map(|(i, name)| PlannedStage {
-            name: name.to_string(),
-            sites: clusters
+        .map(|(i, name)| {
+            let sites: BTreeSet<&str> = clusters
                 .iter()
                 .filter(|c| c.stage == i)
-                .map(|c| Name::ident(&c.site).unwrap())
-                .collect(),
-            gate: if i == 0 { Gate::None } else { Gate::Approval },
-            max_parallel_sites: 2,
-            failure_budget: None,
+                .map(|c| c.site.as_str())
+                .collect();
+            Stage::of_sites(
+                name_i(name),
+                sites.into_iter().map(name_i).collect(),
+                if i == 0 { Gate::None } else { Gate::Approval },
+            )
         })
         .collect();
-    Plan {
-        playbook: Name::ident("e3-cluster").unwrap(),
-        procedure: "E3-CLUSTER".into(),
-        shape: Default::default(),
-        invariants: Default::default(),
-        target: Some(SP2),
-        stages,
-        steps,
-        max_parallel_per_site: 0,
-        failure_budget: FailureBudget::default(),
-        hash: PlanHash("3f9a1c0be27d44a8c6f1e0d2b5a79384c1d0e6f7a8b9c0d1e2f3a4b5c6d7e8f9".into()),
-    }
+    lockstep_plan::plan(&fleet, &pb, &lockstep_plan::PlanOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// How a simulated step ends.
@@ -578,7 +350,8 @@ pub fn finished_two_node() -> RunRecord {
     simulate(plan(&two_node(), &["canary"]), |_| Outcome::Ok, None)
 }
 
-/// A fleet of `n` clusters of `per` nodes, over sites and two stages (first cluster canary).
+/// A fleet of `n` clusters of `per` nodes, over five sites and two stages (the first site's
+/// clusters are the canary).
 pub fn fleet(n: usize, per: usize) -> Vec<ClusterSpec> {
     let sites = ["prague", "milan", "seattle", "tokyo", "amsterdam"];
     (0..n)
@@ -587,7 +360,14 @@ pub fn fleet(n: usize, per: usize) -> Vec<ClusterSpec> {
             let cl = format!("{}CL{}", &site[..3].to_uppercase(), i + 1);
             let nodes: Vec<String> = (1..=per).map(|k| format!("{}-N{k}", cl)).collect();
             let nodes: Vec<&str> = nodes.iter().map(|s| s.as_str()).collect();
-            ClusterSpec::new(site, &cl, &nodes, &["EVS1", "EVS2"], usize::from(i > 0))
+            // The first site is the canary stage, every other site the second stage.
+            ClusterSpec::new(
+                site,
+                &cl,
+                &nodes,
+                &["EVS1", "EVS2"],
+                usize::from(site != sites[0]),
+            )
         })
         .collect()
 }

@@ -184,6 +184,28 @@ fn everything_from_the_run_is_escaped() {
     }
 }
 
+/// Markup in a step message, in the operator's `user@host` and in a stage name reaches the page
+/// as text: the run's `<script>` is absent, its escaped form is where the value is shown. (Host
+/// names themselves are `Name`s, which refuse `<`, quotes and `&`.)
+#[test]
+fn a_script_from_the_run_is_shown_as_text() {
+    const EVIL: &str = "<script>alert(1)</script>\"'&";
+    const SHOWN: &str = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;";
+    let mut run = fixture::halted_two_node();
+    run.steps[0].message = format!("copied to `{EVIL}` {EVIL}");
+    run.meta.started_by = format!("admin@{EVIL}");
+    run.plan.stages[0].name = EVIL.into();
+    let doc = lockstep_report::html(&run);
+    assert!(!doc.contains("<script"));
+    assert!(!doc.contains("alert(1)</script>"));
+    let message = format!("copied to <code>{SHOWN}</code> {SHOWN}");
+    assert!(doc.contains(&format!("<td class=\"msg\">{message}</td>")));
+    assert!(doc.contains(&format!("<dt>Message</dt><dd>{message}</dd>")));
+    assert!(doc.contains(&format!("<dt>Started by</dt><dd>admin@{SHOWN}</dd>")));
+    assert!(svg(&doc).contains(&format!("▸ {SHOWN}</text>")));
+    check_balanced(&doc).unwrap();
+}
+
 /// The line without its code spans (runs of N backticks closed by a run of N backticks).
 fn strip_code_spans(line: &str) -> String {
     let mut out = String::new();
@@ -393,4 +415,37 @@ fn approvals_name_who_and_when() {
             "{a:?}"
         );
     }
+}
+
+/// The branches the fixtures above never reach still render (the templates fail on a name they
+/// do not know): a run before its first step, and a record whose step a replan dropped.
+#[test]
+fn a_run_before_its_first_step_and_a_dropped_step_render() {
+    let mut run = fixture::finished_two_node();
+    run.status = RunStatus::Running;
+    run.facts.clear();
+    run.approvals.clear();
+    for s in &mut run.steps {
+        *s = lockstep_core::StepRecord::pending(&s.step);
+    }
+    let doc = lockstep_report::html(&run);
+    check_balanced(&doc).unwrap();
+    let svg = svg(&doc);
+    assert!(svg.contains(">no step has started</text>"));
+    assert_eq!(svg.matches("<rect class=\"bar").count(), 0);
+    assert!(doc.contains("<dt>Last activity</dt>"));
+    assert!(doc.contains("<span class=\"unknown\">? not verified</span>"));
+
+    let mut run = fixture::halted_two_node();
+    run.steps[0].step = "PRG-N1/dropped-by-a-replan".into();
+    let doc = lockstep_report::html(&run);
+    check_balanced(&doc).unwrap();
+    let details = &doc[doc
+        .find("<details class=\"step st-done\" id=\"s-0\"")
+        .unwrap()..];
+    let details = &details[..details.find("</details>").unwrap()];
+    assert!(details.contains(
+        "<code class=\"id\">PRG-N1/dropped-by-a-replan</code><span></span><code>?</code>"
+    ));
+    assert!(!details.contains("<dt>Action</dt>"));
 }

@@ -93,12 +93,12 @@ fn waiting_run_shows_what_is_awaited() {
     let md = lockstep_report::markdown(&run);
     assert!(md.starts_with("# Lockstep run `r20261121T080000-7k2q`: waiting\n"));
     assert!(
-        md.contains("> **Waiting for an operator:** operator step `PRGCL1/EVS1/upgrade-evs`"),
+        md.contains("> **Waiting for an operator:** operator step `PRGCL1/EVS1 Group/upgrade-evs`"),
         "{md}"
     );
     assert!(md.contains("| Elapsed so far |"));
     // The operator step has no output of its own; it is listed, not fenced.
-    assert!(md.contains("### `PRGCL1/EVS1/upgrade-evs` (waiting, E3-CLUSTER.11)\n"));
+    assert!(md.contains("### `PRGCL1/EVS1 Group/upgrade-evs` (waiting, E3-CLUSTER.11)\n"));
     assert!(md.contains("No output."));
 }
 
