@@ -461,7 +461,7 @@ pub struct ExecArgs {
 /// `lockstep lab`.
 #[derive(Debug, Args)]
 pub struct LabArgs {
-    /// `verify FILE`: check a lab record against the KB 328839 invariants.
+    /// `verify FILE [--playbook P]`: check a lab record against the invariants a playbook declares (all of them without one).
     #[command(subcommand)]
     pub action: Option<LabAction>,
 
