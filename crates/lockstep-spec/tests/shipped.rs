@@ -75,6 +75,13 @@ fn each_kb_procedure_declares_its_shape_and_invariants() {
     for id in ["E3-NC", "E2-NC"] {
         assert_eq!(by(id).shape.roles, [Role::Standalone, Role::Sbs], "{id}");
     }
+    // What the lab can check on a standalone host's record: its installer ran once.
+    for id in ["E3-NC", "E2-NC", "E5-NC"] {
+        assert!(
+            by(id).invariants.contains_key(&Invariant::ExactlyOnce),
+            "{id}"
+        );
+    }
     assert!(by("E5-NC").shape.roles.is_empty());
     // E5-CLUSTER: the active node first, never failing over.
     let e5 = &by("E5-CLUSTER").shape;
