@@ -306,40 +306,29 @@ fn windows_of(
 /// The computer name of an inventory host. An inventory may name a host by its DNS name: the
 /// computer is its first label; an address is refused.
 fn computer_name(name: &str, pos: &Pos, sink: &mut Sink) -> Option<Name> {
-    let computer = name.split('.').next().unwrap_or(name);
+    let mut labels = name.split('.');
+    let computer = labels.next().unwrap_or(name);
     // Every label of a DNS name is a host label (the domain may reach a URL, never a shell).
-    let domain_label_error = name.split('.').skip(1).find_map(|l| Name::host(l).err());
-    match Name::host(computer) {
-        _ if name.parse::<std::net::IpAddr>().is_ok() => {
-            sink.error(
-                pos,
-                format!(
-                    "host {} is named by its address; name it by its computer name and put the address in `ansible_host`",
-                    q(name)
-                ),
-            );
-            None
+    let refusal = if name.parse::<std::net::IpAddr>().is_ok() {
+        format!(
+            "host {} is named by its address; name it by its computer name and put the address in `ansible_host`",
+            q(name)
+        )
+    } else {
+        match (
+            Name::host(computer),
+            labels.find_map(|l| Name::host(l).err()),
+        ) {
+            (Ok(n), None) => return Some(n),
+            (Ok(_), Some(e)) => format!("host {}: a label of its DNS name: {e}", q(name)),
+            (Err(e), _) => format!(
+                "host {}: {e} (a computer name; put the DNS name in `ansible_host`)",
+                q(name)
+            ),
         }
-        Ok(_) if domain_label_error.is_some() => {
-            let e = domain_label_error.expect("checked");
-            sink.error(
-                pos,
-                format!("host {}: a label of its DNS name: {e}", q(name)),
-            );
-            None
-        }
-        Ok(n) => Some(n),
-        Err(e) => {
-            sink.error(
-                pos,
-                format!(
-                    "host {}: {e} (a computer name; put the DNS name in `ansible_host`)",
-                    q(name)
-                ),
-            );
-            None
-        }
-    }
+    };
+    sink.error(pos, refusal);
+    None
 }
 
 /// The one site group among the host's groups; a host without Exchange may be in none (the default

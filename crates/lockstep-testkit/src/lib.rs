@@ -21,6 +21,13 @@ pub fn shipped(name: &str, fleet: &Fleet) -> Playbook {
     lockstep_spec::load_playbook(&file, fleet).unwrap_or_else(|d| panic!("{name}: {d}"))
 }
 
+/// The built-in lab inventory (`inventory/lab.yml`), loaded by the real loader: a fleet every
+/// shipped playbook loads against.
+pub fn lab_fleet() -> Fleet {
+    lockstep_spec::load_inventory(&[lockstep_spec::embedded::lab_inventory()])
+        .unwrap_or_else(|d| panic!("inventory/lab.yml: {d}"))
+}
+
 /// Where the controller keeps packages in the fleets built here (the shipped playbooks stage
 /// `{{ package_root }}/FILE`).
 pub const PACKAGE_ROOT: &str = "/srv/packages";
